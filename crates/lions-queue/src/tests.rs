@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Unit tests of the ring handles: wrap in every width, batching, peer misbehaviour.
+
+use super::*;
+use crate::index::RingIndex;
+use crate::sync::Ordering;
+
+#[test]
+fn fifo_and_batching() {
+    let mut s = RingStorage::<u32, u32, 4>::new();
+    let (mut p, mut c, _) = s.split().unwrap();
+    assert_eq!(p.push_slice(&[1, 2, 3, 4, 5]).unwrap(), 4, "all four slots are usable");
+    assert!(matches!(p.push(9), Err(PushError::Full(9))));
+    assert_eq!(c.len().unwrap(), 0);
+    assert_eq!(p.publish(), 4);
+    assert_eq!(p.publish(), 0, "nothing new to publish");
+    let mut out = [0; 3];
+    assert_eq!(c.pop_slice(&mut out).unwrap(), 3);
+    assert_eq!(out, [1, 2, 3]);
+    assert!(p.is_full().unwrap(), "slots are not free until the consumer releases");
+    assert_eq!(c.release(), 3);
+    assert_eq!(p.free().unwrap(), 3);
+    assert_eq!(c.dequeue().unwrap(), Some(4));
+    assert_eq!(c.dequeue().unwrap(), None);
+}
+
+#[test]
+fn abort_discards_staged() {
+    let mut s = RingStorage::<u32, u8, 8>::new();
+    let (mut p, mut c, _) = s.split().unwrap();
+    p.enqueue(1).unwrap();
+    p.push(2).unwrap();
+    p.push(3).unwrap();
+    assert_eq!(p.staged(), 2);
+    p.abort();
+    p.push(4).unwrap();
+    p.publish();
+    assert_eq!(c.dequeue().unwrap(), Some(1));
+    assert_eq!(c.dequeue().unwrap(), Some(4));
+    assert_eq!(c.dequeue().unwrap(), None);
+}
+
+/// Fill and drain across the index wrap; `full` must still mean full (the sDDF u16 bug).
+fn wrap_case<I: RingIndex>(start: I) {
+    let mut s = RingStorage::<I, u64, 8>::starting_at(start);
+    let (mut p, mut c, _) = s.split().unwrap();
+    let mut next = 0u64;
+    let mut expect = 0u64;
+    for _round in 0..6 {
+        while p.push(next).is_ok() {
+            next += 1;
+        }
+        assert_eq!(p.len().unwrap(), 8, "a full ring is full across the wrap");
+        assert!(p.is_full().unwrap());
+        p.publish();
+        assert_eq!(c.len().unwrap(), 8);
+        for _ in 0..5 {
+            assert_eq!(c.pop().unwrap(), Some(expect));
+            expect += 1;
+        }
+        c.release();
+    }
+}
+
+#[test]
+fn wraps_in_every_width() {
+    wrap_case::<u16>(u16::MAX - 3);
+    wrap_case::<u32>(u32::MAX - 3);
+    wrap_case::<u64>(u64::MAX - 3);
+}
+
+#[test]
+fn non_power_of_two_never_straddles_the_wrap() {
+    // 6 slots, u16: 65536 % 6 = 4, so index 65535 and index 3 would both map to slot 3.
+    let cap = Capacity::fixed::<u16>(6, 6).unwrap();
+    let mut s = RingStorage::<u16, u64, 6>::starting_at(u16::MAX - 2);
+    let (mut p, mut c, _) = s.split_with(cap).unwrap();
+    // Only the three indices up to 65535 may be used before the consumer catches up.
+    assert_eq!(p.push_slice(&[10, 11, 12, 13]).unwrap(), 3);
+    p.publish();
+    assert_eq!(c.pop().unwrap(), Some(10));
+    c.release();
+    assert!(p.is_full().unwrap(), "window may not straddle the wrap while live entries remain");
+    assert_eq!(c.pop().unwrap(), Some(11));
+    assert_eq!(c.pop().unwrap(), Some(12));
+    c.release();
+    assert_eq!(p.push_slice(&[20, 21, 22, 23, 24, 25, 26]).unwrap(), 6, "empty at the wrap: full ring again");
+    p.publish();
+    let mut out = [0; 6];
+    assert_eq!(c.pop_slice(&mut out).unwrap(), 6);
+    assert_eq!(out, [20, 21, 22, 23, 24, 25]);
+}
+
+#[test]
+fn one_slot_held_back_when_usable_is_smaller() {
+    let cap = Capacity::fixed::<u32>(4, 3).unwrap();
+    let mut s = RingStorage::<u32, u8, 4>::new();
+    let (mut p, _c, _) = s.split_with(cap).unwrap();
+    assert_eq!(p.push_slice(&[1, 2, 3, 4]).unwrap(), 3);
+}
+
+#[test]
+fn capacity_must_fit_storage() {
+    let mut s = RingStorage::<u32, u8, 4>::new();
+    let cap = Capacity::new::<u32>(8).unwrap();
+    assert_eq!(
+        s.split_with(cap).err(),
+        Some(HandleError::Capacity(CapacityError::StorageTooSmall { needed: 8, have: 4 }))
+    );
+}
+
+#[test]
+fn consumer_rejects_impossible_tails() {
+    let mut s = RingStorage::<u32, u32, 4>::new();
+    {
+        let (mut p, mut c, _) = s.split().unwrap();
+        p.push_slice(&[1, 2]).unwrap();
+        p.publish();
+        assert_eq!(c.len().unwrap(), 2);
+    }
+    // A lying producer claims 5 entries in a 4-slot ring.
+    u32::store(&s.tail, 5, Ordering::Relaxed);
+    let err = s.split().err().unwrap();
+    assert!(matches!(err, HandleError::Peer(PeerError { field: IndexField::Tail, value: 5, .. })));
+    u32::store(&s.tail, 2, Ordering::Relaxed);
+    let tail = &s.tail as *const _;
+    let (_p, mut c, _) = s.split().unwrap();
+    assert_eq!(c.pop().unwrap(), Some(1));
+    // SAFETY: test-only: play the misbehaving producer on our own storage.
+    let tail = unsafe { &*tail };
+    u32::store(tail, 1, Ordering::Relaxed); // moved backwards
+    let e = c.len().unwrap_err();
+    assert_eq!(e.field, IndexField::Tail);
+    assert_eq!(e.value, 1);
+    u32::store(tail, 99, Ordering::Relaxed); // far past capacity
+    assert!(c.pop().is_ok(), "entry 2 was already seen and stays readable");
+    assert!(c.pop().is_err());
+    u32::store(tail, 3, Ordering::Relaxed); // the peer comes back to its senses
+    assert_eq!(c.len().unwrap(), 1);
+}
+
+#[test]
+fn producer_rejects_impossible_heads() {
+    let mut s = RingStorage::<u16, u32, 4>::new();
+    let head = &s.head as *const _;
+    let (mut p, _c, _) = s.split().unwrap();
+    p.push_slice(&[1, 2, 3]).unwrap();
+    p.publish();
+    // SAFETY: test-only: play the misbehaving consumer.
+    let head = unsafe { &*head };
+    u16::store(head, 4, Ordering::Relaxed); // past the published tail
+    assert!(matches!(p.push(7), Ok(())), "a push that needs no refresh still works");
+    assert!(matches!(p.push(8), Err(PushError::Peer(PeerError { field: IndexField::Head, value: 4, .. }, 8))));
+    u16::store(head, u16::MAX, Ordering::Relaxed); // backwards
+    assert!(p.free().is_err());
+    u16::store(head, 2, Ordering::Relaxed);
+    assert_eq!(p.free().unwrap(), 2, "tail (with staged) 4, head 2");
+}
