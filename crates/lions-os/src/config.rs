@@ -86,12 +86,24 @@ impl core::fmt::Display for ConfigError {
             }
             Self::Misaligned => write!(f, "config blob is misaligned"),
             Self::BadMagic { config } => {
-                write!(f, "{config}: bad magic (section not written, or wrong config)")
+                write!(
+                    f,
+                    "{config}: bad magic (section not written, or wrong config)"
+                )
             }
-            Self::Count { config, field, value, max } => {
+            Self::Count {
+                config,
+                field,
+                value,
+                max,
+            } => {
                 write!(f, "{config}: {field} = {value} exceeds {max}")
             }
-            Self::Invalid { config, field, value } => {
+            Self::Invalid {
+                config,
+                field,
+                value,
+            } => {
                 write!(f, "{config}: invalid {field} = {value}")
             }
         }
@@ -101,9 +113,19 @@ impl core::fmt::Display for ConfigError {
 impl core::error::Error for ConfigError {}
 
 /// Check a count field against the length of the array it counts.
-pub fn check_count(config: &'static str, field: &'static str, value: u64, max: usize) -> Result<(), ConfigError> {
+pub fn check_count(
+    config: &'static str,
+    field: &'static str,
+    value: u64,
+    max: usize,
+) -> Result<(), ConfigError> {
     if value > max as u64 {
-        return Err(ConfigError::Count { config, field, value, max: max as u64 });
+        return Err(ConfigError::Count {
+            config,
+            field,
+            value,
+            max: max as u64,
+        });
     }
     Ok(())
 }
@@ -138,7 +160,10 @@ pub trait Config: FromBytes + IntoBytes + Immutable + KnownLayout + Sized {
     {
         let (cfg, _) = Self::ref_from_prefix(bytes).map_err(|e| match e {
             zerocopy::ConvertError::Alignment(_) => ConfigError::Misaligned,
-            _ => ConfigError::TooShort { needed: size_of::<Self>(), have: bytes.len() },
+            _ => ConfigError::TooShort {
+                needed: size_of::<Self>(),
+                have: bytes.len(),
+            },
         })?;
         cfg.check()?;
         Ok(cfg)
@@ -211,7 +236,12 @@ impl Config for DeviceResources {
     const NAME: &'static str = "device_resources_t";
 
     fn validate(&self) -> Result<(), ConfigError> {
-        check_count(Self::NAME, "num_regions", self.num_regions.into(), MAX_CLIENTS)?;
+        check_count(
+            Self::NAME,
+            "num_regions",
+            self.num_regions.into(),
+            MAX_CLIENTS,
+        )?;
         check_count(Self::NAME, "num_irqs", self.num_irqs.into(), MAX_CLIENTS)
     }
 }
@@ -239,13 +269,25 @@ mod tests {
     #[test]
     fn magic_and_counts_are_checked() {
         let mut d = DeviceResources::new_zeroed();
-        assert_eq!(d.check(), Err(ConfigError::BadMagic { config: "device_resources_t" }));
+        assert_eq!(
+            d.check(),
+            Err(ConfigError::BadMagic {
+                config: "device_resources_t"
+            })
+        );
         d.magic = *b"sDDF\x01";
         d.num_regions = 2;
         assert!(d.check().is_ok());
         assert_eq!(d.regions().len(), 2);
         d.num_irqs = 65;
-        assert!(matches!(d.check(), Err(ConfigError::Count { field: "num_irqs", value: 65, .. })));
+        assert!(matches!(
+            d.check(),
+            Err(ConfigError::Count {
+                field: "num_irqs",
+                value: 65,
+                ..
+            })
+        ));
         assert_eq!(d.irqs().len(), 64, "accessors clamp even unchecked counts");
         d.magic[4] = 0x03;
         assert!(matches!(d.check(), Err(ConfigError::BadMagic { .. })));
@@ -259,8 +301,14 @@ mod tests {
         assert!(DeviceResources::from_blob(&bytes[..1608]).is_ok());
         assert_eq!(
             DeviceResources::from_blob(&bytes[..100]).err(),
-            Some(ConfigError::TooShort { needed: 1608, have: 100 })
+            Some(ConfigError::TooShort {
+                needed: 1608,
+                have: 100
+            })
         );
-        assert_eq!(DeviceResources::from_blob(&bytes[1..1609]).err(), Some(ConfigError::Misaligned));
+        assert_eq!(
+            DeviceResources::from_blob(&bytes[1..1609]).err(),
+            Some(ConfigError::Misaligned)
+        );
     }
 }

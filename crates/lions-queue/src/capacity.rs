@@ -35,11 +35,17 @@ impl core::fmt::Display for CapacityError {
             Self::Zero => write!(f, "queue capacity is zero"),
             Self::NotPowerOfTwo(n) => write!(f, "queue capacity {n} is not a power of two"),
             Self::TooLargeForIndex { slots, max } => {
-                write!(f, "queue capacity {slots} exceeds {max} for this index width")
+                write!(
+                    f,
+                    "queue capacity {slots} exceeds {max} for this index width"
+                )
             }
             Self::UsableAboveSlots => write!(f, "usable queue length exceeds the slot count"),
             Self::StorageTooSmall { needed, have } => {
-                write!(f, "queue storage holds {have} entries but capacity needs {needed}")
+                write!(
+                    f,
+                    "queue storage holds {have} entries but capacity needs {needed}"
+                )
             }
         }
     }
@@ -67,7 +73,11 @@ impl Capacity {
             return Err(CapacityError::NotPowerOfTwo(slots));
         }
         Self::check_width::<I>(slots)?;
-        Ok(Self { slots, usable: slots, mask: slots - 1 })
+        Ok(Self {
+            slots,
+            usable: slots,
+            mask: slots - 1,
+        })
     }
 
     /// A capacity fixed by a wire layout whose C peer computes `slot = index % slots` and allows at
@@ -84,8 +94,16 @@ impl Capacity {
             return Err(CapacityError::UsableAboveSlots);
         }
         Self::check_width::<I>(slots)?;
-        let mask = if slots.is_power_of_two() { slots - 1 } else { 0 };
-        Ok(Self { slots, usable, mask })
+        let mask = if slots.is_power_of_two() {
+            slots - 1
+        } else {
+            0
+        };
+        Ok(Self {
+            slots,
+            usable,
+            mask,
+        })
     }
 
     fn check_width<I: RingIndex>(slots: u64) -> Result<(), CapacityError> {
@@ -115,7 +133,11 @@ impl Capacity {
     /// Slot of a free-running index.
     #[inline]
     pub(crate) fn slot(&self, index: u64) -> usize {
-        let s = if self.is_power_of_two() { index & self.mask } else { index % self.slots };
+        let s = if self.is_power_of_two() {
+            index & self.mask
+        } else {
+            index % self.slots
+        };
         // `s < slots`, and `slots` was checked against the storage length, a `usize`.
         #[allow(clippy::cast_possible_truncation)]
         let s = s as usize;
@@ -130,13 +152,22 @@ mod tests {
     #[test]
     fn rejects_bad_capacities() {
         assert_eq!(Capacity::new::<u32>(0), Err(CapacityError::Zero));
-        assert_eq!(Capacity::new::<u32>(254), Err(CapacityError::NotPowerOfTwo(254)));
+        assert_eq!(
+            Capacity::new::<u32>(254),
+            Err(CapacityError::NotPowerOfTwo(254))
+        );
         assert!(Capacity::new::<u16>(32768).is_ok());
         assert_eq!(
             Capacity::new::<u16>(65536),
-            Err(CapacityError::TooLargeForIndex { slots: 65536, max: 32768 })
+            Err(CapacityError::TooLargeForIndex {
+                slots: 65536,
+                max: 32768
+            })
         );
-        assert_eq!(Capacity::fixed::<u32>(4, 5), Err(CapacityError::UsableAboveSlots));
+        assert_eq!(
+            Capacity::fixed::<u32>(4, 5),
+            Err(CapacityError::UsableAboveSlots)
+        );
         let i2c = Capacity::fixed::<u32>(254, 253).unwrap();
         assert!(!i2c.is_power_of_two());
         assert_eq!(i2c.slot(300), 46);

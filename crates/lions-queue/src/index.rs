@@ -11,7 +11,9 @@ mod sealed {
 }
 
 /// A free-running ring index of one fixed width, with its atomic twin.
-pub trait RingIndex: Copy + Eq + Ord + core::fmt::Debug + Send + Sync + sealed::Sealed + 'static {
+pub trait RingIndex:
+    Copy + Eq + Ord + core::fmt::Debug + Send + Sync + sealed::Sealed + 'static
+{
     /// The atomic type holding this index in shared memory.
     type Atomic: Send + Sync;
     /// Largest value of the index before it wraps to zero.

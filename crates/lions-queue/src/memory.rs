@@ -74,12 +74,22 @@ impl<'a, H: QueueHeader> QueueMemory<'a, H> {
     /// # Safety
     /// `base..base + len` is mapped readable and writable for `'a`, is shared with at most one peer,
     /// and this process makes at most one handle of each role over it.
-    pub unsafe fn inline(base: NonNull<u8>, len: usize, cap: Capacity) -> Result<Self, RegionError> {
-        let n = usize::try_from(cap.slots()).map_err(|_| RegionError::TooSmall { needed: usize::MAX, have: len })?;
+    pub unsafe fn inline(
+        base: NonNull<u8>,
+        len: usize,
+        cap: Capacity,
+    ) -> Result<Self, RegionError> {
+        let n = usize::try_from(cap.slots()).map_err(|_| RegionError::TooSmall {
+            needed: usize::MAX,
+            have: len,
+        })?;
         let needed = n
             .checked_mul(size_of::<H::Entry>())
             .and_then(|b| b.checked_add(H::ENTRIES_OFFSET))
-            .ok_or(RegionError::TooSmall { needed: usize::MAX, have: len })?;
+            .ok_or(RegionError::TooSmall {
+                needed: usize::MAX,
+                have: len,
+            })?;
         let needed = needed.max(size_of::<H>());
         if len < needed {
             return Err(RegionError::TooSmall { needed, have: len });
@@ -95,7 +105,12 @@ impl<'a, H: QueueHeader> QueueMemory<'a, H> {
         // SAFETY: `ENTRIES_OFFSET + n * size_of::<Entry>() <= len`, the offset is entry-aligned (trait
         // contract), and `Slot<T>` is `repr(transparent)` over `T`, valid for any bits (`FromBytes`).
         let slots = unsafe {
-            core::slice::from_raw_parts(base.as_ptr().add(H::ENTRIES_OFFSET).cast::<Slot<H::Entry>>(), n)
+            core::slice::from_raw_parts(
+                base.as_ptr()
+                    .add(H::ENTRIES_OFFSET)
+                    .cast::<Slot<H::Entry>>(),
+                n,
+            )
         };
         Ok(Self { header, slots, cap })
     }
@@ -111,18 +126,31 @@ impl<'a, H: QueueHeader> QueueMemory<'a, H> {
         data_len: usize,
         cap: Capacity,
     ) -> Result<Self, RegionError> {
-        let n = usize::try_from(cap.slots()).map_err(|_| RegionError::TooSmall { needed: usize::MAX, have: data_len })?;
-        let needed = n.checked_mul(size_of::<H::Entry>()).ok_or(RegionError::TooSmall { needed: usize::MAX, have: data_len })?;
+        let n = usize::try_from(cap.slots()).map_err(|_| RegionError::TooSmall {
+            needed: usize::MAX,
+            have: data_len,
+        })?;
+        let needed = n
+            .checked_mul(size_of::<H::Entry>())
+            .ok_or(RegionError::TooSmall {
+                needed: usize::MAX,
+                have: data_len,
+            })?;
         if data_len < needed {
-            return Err(RegionError::TooSmall { needed, have: data_len });
+            return Err(RegionError::TooSmall {
+                needed,
+                have: data_len,
+            });
         }
-        if !header.as_ptr().is_aligned() || data.as_ptr().align_offset(align_of::<H::Entry>()) != 0 {
+        if !header.as_ptr().is_aligned() || data.as_ptr().align_offset(align_of::<H::Entry>()) != 0
+        {
             return Err(RegionError::Misaligned);
         }
         // SAFETY: aligned, mapped per the caller's promise, any bit pattern valid.
         let header = unsafe { header.as_ref() };
         // SAFETY: `n` entries fit in the data region; `Slot<T>` is transparent over `T: FromBytes`.
-        let slots = unsafe { core::slice::from_raw_parts(data.as_ptr().cast::<Slot<H::Entry>>(), n) };
+        let slots =
+            unsafe { core::slice::from_raw_parts(data.as_ptr().cast::<Slot<H::Entry>>(), n) };
         Ok(Self { header, slots, cap })
     }
 

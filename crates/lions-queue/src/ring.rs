@@ -42,7 +42,11 @@ impl core::fmt::Display for PeerError {
             IndexField::Head => "head",
             IndexField::Tail => "tail",
         };
-        write!(f, "peer wrote {name} = {}, outside [{}, {}]", self.value, self.low, self.high)
+        write!(
+            f,
+            "peer wrote {name} = {}, outside [{}, {}]",
+            self.value, self.low, self.high
+        )
     }
 }
 
@@ -106,9 +110,17 @@ impl<'a, I: RingIndex, T> Shared<'a, I, T> {
     ) -> Result<Self, CapacityError> {
         let have = slots.len() as u64;
         if have < cap.slots() {
-            return Err(CapacityError::StorageTooSmall { needed: cap.slots(), have });
+            return Err(CapacityError::StorageTooSmall {
+                needed: cap.slots(),
+                have,
+            });
         }
-        Ok(Self { head, tail, slots, cap })
+        Ok(Self {
+            head,
+            tail,
+            slots,
+            cap,
+        })
     }
 
     /// Read both indices when a handle is made (a restarted component resumes from shared memory).
@@ -163,7 +175,12 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     ) -> Result<Self, HandleError> {
         let ring = Shared::new(head, tail, slots, cap)?;
         let (head, tail) = ring.snapshot()?;
-        Ok(Self { ring, local_tail: tail, shared_tail: tail, head })
+        Ok(Self {
+            ring,
+            local_tail: tail,
+            shared_tail: tail,
+            head,
+        })
     }
 
     /// The ring's capacity.
@@ -301,7 +318,12 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     ) -> Result<Self, HandleError> {
         let ring = Shared::new(head, tail, slots, cap)?;
         let (head, tail) = ring.snapshot()?;
-        Ok(Self { ring, local_head: head, shared_head: head, tail })
+        Ok(Self {
+            ring,
+            local_head: head,
+            shared_head: head,
+            tail,
+        })
     }
 
     /// The ring's capacity.

@@ -99,9 +99,16 @@ mod tests {
         s.request();
         assert_eq!(flag.load(Ordering::Relaxed), 0);
         assert!(!s.should_notify(false), "no work, no notification");
-        assert!(s.is_requested(), "a notifier that did no work leaves the request standing");
+        assert!(
+            s.is_requested(),
+            "a notifier that did no work leaves the request standing"
+        );
         assert!(s.should_notify(true));
-        assert_eq!(flag.load(Ordering::Relaxed), 1, "notifying cancels the request");
+        assert_eq!(
+            flag.load(Ordering::Relaxed),
+            1,
+            "notifying cancels the request"
+        );
         assert!(!s.should_notify(true), "one request, one notification");
     }
 
@@ -110,8 +117,14 @@ mod tests {
         let flag = AtomicU32::new(SIGNAL_NOT_REQUESTED);
         let s = Signal::new(&flag);
         assert!(park(s, || true));
-        assert!(!s.is_requested(), "work found on re-check cancels the request");
+        assert!(
+            !s.is_requested(),
+            "work found on re-check cancels the request"
+        );
         assert!(!park(s, || false));
-        assert!(s.is_requested(), "nothing to do: the request stays for the peer to see");
+        assert!(
+            s.is_requested(),
+            "nothing to do: the request stays for the peer to see"
+        );
     }
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Unit tests of the ring handles: wrap in every width, batching, peer misbehaviour.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use super::*;
 use crate::index::RingIndex;
@@ -9,7 +10,11 @@ use crate::sync::Ordering;
 fn fifo_and_batching() {
     let mut s = RingStorage::<u32, u32, 4>::new();
     let (mut p, mut c, _) = s.split().unwrap();
-    assert_eq!(p.push_slice(&[1, 2, 3, 4, 5]).unwrap(), 4, "all four slots are usable");
+    assert_eq!(
+        p.push_slice(&[1, 2, 3, 4, 5]).unwrap(),
+        4,
+        "all four slots are usable"
+    );
     assert!(matches!(p.push(9), Err(PushError::Full(9))));
     assert_eq!(c.len().unwrap(), 0);
     assert_eq!(p.publish(), 4);
@@ -17,7 +22,10 @@ fn fifo_and_batching() {
     let mut out = [0; 3];
     assert_eq!(c.pop_slice(&mut out).unwrap(), 3);
     assert_eq!(out, [1, 2, 3]);
-    assert!(p.is_full().unwrap(), "slots are not free until the consumer releases");
+    assert!(
+        p.is_full().unwrap(),
+        "slots are not free until the consumer releases"
+    );
     assert_eq!(c.release(), 3);
     assert_eq!(p.free().unwrap(), 3);
     assert_eq!(c.dequeue().unwrap(), Some(4));
@@ -80,11 +88,18 @@ fn non_power_of_two_never_straddles_the_wrap() {
     p.publish();
     assert_eq!(c.pop().unwrap(), Some(10));
     c.release();
-    assert!(p.is_full().unwrap(), "window may not straddle the wrap while live entries remain");
+    assert!(
+        p.is_full().unwrap(),
+        "window may not straddle the wrap while live entries remain"
+    );
     assert_eq!(c.pop().unwrap(), Some(11));
     assert_eq!(c.pop().unwrap(), Some(12));
     c.release();
-    assert_eq!(p.push_slice(&[20, 21, 22, 23, 24, 25, 26]).unwrap(), 6, "empty at the wrap: full ring again");
+    assert_eq!(
+        p.push_slice(&[20, 21, 22, 23, 24, 25, 26]).unwrap(),
+        6,
+        "empty at the wrap: full ring again"
+    );
     p.publish();
     let mut out = [0; 6];
     assert_eq!(c.pop_slice(&mut out).unwrap(), 6);
@@ -105,7 +120,10 @@ fn capacity_must_fit_storage() {
     let cap = Capacity::new::<u32>(8).unwrap();
     assert_eq!(
         s.split_with(cap).err(),
-        Some(HandleError::Capacity(CapacityError::StorageTooSmall { needed: 8, have: 4 }))
+        Some(HandleError::Capacity(CapacityError::StorageTooSmall {
+            needed: 8,
+            have: 4
+        }))
     );
 }
 
@@ -121,7 +139,14 @@ fn consumer_rejects_impossible_tails() {
     // A lying producer claims 5 entries in a 4-slot ring.
     u32::store(&s.tail, 5, Ordering::Relaxed);
     let err = s.split().err().unwrap();
-    assert!(matches!(err, HandleError::Peer(PeerError { field: IndexField::Tail, value: 5, .. })));
+    assert!(matches!(
+        err,
+        HandleError::Peer(PeerError {
+            field: IndexField::Tail,
+            value: 5,
+            ..
+        })
+    ));
     u32::store(&s.tail, 2, Ordering::Relaxed);
     let tail = &s.tail as *const _;
     let (_p, mut c, _) = s.split().unwrap();
@@ -133,7 +158,10 @@ fn consumer_rejects_impossible_tails() {
     assert_eq!(e.field, IndexField::Tail);
     assert_eq!(e.value, 1);
     u32::store(tail, 99, Ordering::Relaxed); // far past capacity
-    assert!(c.pop().is_ok(), "entry 2 was already seen and stays readable");
+    assert!(
+        c.pop().is_ok(),
+        "entry 2 was already seen and stays readable"
+    );
     assert!(c.pop().is_err());
     u32::store(tail, 3, Ordering::Relaxed); // the peer comes back to its senses
     assert_eq!(c.len().unwrap(), 1);
@@ -149,8 +177,21 @@ fn producer_rejects_impossible_heads() {
     // SAFETY: test-only: play the misbehaving consumer.
     let head = unsafe { &*head };
     u16::store(head, 4, Ordering::Relaxed); // past the published tail
-    assert!(matches!(p.push(7), Ok(())), "a push that needs no refresh still works");
-    assert!(matches!(p.push(8), Err(PushError::Peer(PeerError { field: IndexField::Head, value: 4, .. }, 8))));
+    assert!(
+        matches!(p.push(7), Ok(())),
+        "a push that needs no refresh still works"
+    );
+    assert!(matches!(
+        p.push(8),
+        Err(PushError::Peer(
+            PeerError {
+                field: IndexField::Head,
+                value: 4,
+                ..
+            },
+            8
+        ))
+    ));
     u16::store(head, u16::MAX, Ordering::Relaxed); // backwards
     assert!(p.free().is_err());
     u16::store(head, 2, Ordering::Relaxed);
