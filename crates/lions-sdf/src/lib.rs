@@ -14,6 +14,9 @@
 //!   `<irq irq id [trigger]>`, `<setvar symbol region_paddr>` and child `<protection_domain id=…>`.
 //! - `<channel>` with exactly two `<end pd id [pp] [notify]>`.
 //!
+//! [`AlignedBlob`] reads the config blobs sdfgen writes beside the description, aligned so a config
+//! struct can be viewed in place.
+//!
 //! Anything else is refused with an [`Error`] that names the element and its line: unknown
 //! elements or attributes, a map of a missing region, maps that overlap or are misaligned, a
 //! channel id used twice in one PD (by channels or IRQs), ids above 62, duplicate names.
@@ -21,7 +24,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod blob;
 mod parse;
+
+pub use blob::AlignedBlob;
 
 /// Largest channel id a PD may use (Microkit has 63 channels).
 pub const MAX_CHANNEL_ID: u8 = 62;
