@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# Create (once) the Python venv holding the pinned sdfgen and fdt packages,
+# and print the path of its python. Logs go to stderr.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${LIONS_VENV:-$REPO/target/sdfgen-venv}"
+PY="$VENV/bin/python"
+PKGS=(sdfgen==0.35.1 fdt==0.3.3)
+
+have_pkgs() {
+    "$PY" - "${PKGS[@]}" <<'PYEOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
+PYEOF
+}
+
+if [ ! -x "$PY" ]; then
+    echo "setup-venv: creating $VENV" >&2
+    "${PYTHON:-python3}" -m venv "$VENV" >&2
+fi
+if ! have_pkgs; then
+    echo "setup-venv: installing ${PKGS[*]}" >&2
+    "$PY" -m pip install --quiet --disable-pip-version-check "${PKGS[@]}" >&2
+    have_pkgs
+fi
+echo "$PY"
