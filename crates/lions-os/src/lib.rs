@@ -1,9 +1,24 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! # lions-os: the only crate that knows which OS it runs on
 //!
-//! This release holds the resource and configuration primitives every component shares with sDDF
-//! 0.7 and `sdfgen` 0.35.1; the Microkit-shaped API (channels, notify, PPC, the `Handler` trait) and
-//! its backends follow.
+//! A component is written once against this crate's Microkit-shaped API and runs under any backend:
+//!
+//! - [`Channel`] (`notify`, `irq_ack`, `pp_call`, deferred forms), [`ChannelSet`], [`MessageInfo`],
+//!   message registers ([`get_mr`], [`set_mr`]), [`pd_name`];
+//! - the [`Handler`] trait (`notified`, `protected`, `fault`) and the [`protection_domain!`] entry
+//!   macro that turns an `init` function into a PD;
+//! - typed config statics in named link sections ([`config!`], [`ConfigCell`]).
+//!
+//! A backend implements [`runtime::Backend`] and installs itself with [`runtime::with_backend`].
+//! Every operation is checked against the rights the system description gave the PD; a refused one
+//! returns an [`OsError`] naming the PD, the operation and the channel.
+//!
+//! ## Wire protocol: kernel operations
+//!
+//! As seL4 Microkit: a notification sets the channel's bit in the receiver's pending word, and bits
+//! coalesce until the receiver runs; a PPC runs the callee's `protected` at once with the caller's
+//! message registers and returns its reply registers; one deferred action (notify or IRQ ack) is
+//! held per event and a second deferral performs the first immediately.
 //!
 //! ## Wire protocol: configuration blobs
 //!
@@ -23,9 +38,30 @@
 //!   checked against the array length before any access.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod cell;
+mod channel;
 pub mod config;
+mod entry;
+mod error;
+mod handler;
+pub mod runtime;
+
+pub use cell::ConfigCell;
+pub use channel::{Channel, ChannelSet, Child, MAX_CHANNEL, MAX_MESSAGE_REGISTERS, MessageInfo};
+pub use error::{Op, OsError, OsErrorKind};
+pub use handler::{Handler, NullHandler};
+pub use runtime::{Deferred, get_mr, set_mr};
 
 pub use config::{
     Config, ConfigClass, ConfigError, DeviceIrqResource, DeviceRegionResource, DeviceResources,
     LIONSOS_MAGIC_PREFIX, MAX_CLIENTS, RegionResource, SDDF_MAGIC_PREFIX, check_count, sddf_magic,
 };
+
+/// This PD's name ("?" when not running as a PD).
+#[cfg(any(test, feature = "std"))]
+pub fn pd_name() -> std::string::String {
+    runtime::with_pd_name(|name| std::string::String::from(name))
+}
+
+#[cfg(test)]
+mod tests;

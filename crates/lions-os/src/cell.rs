@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Config statics: zero-initialised structs in named sections, filled in the ELF after the build.
+
+use crate::config::{Config, ConfigError};
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+
+/// A config struct that the build writes into the PD's ELF section. Declare one with
+/// [`config!`](crate::config!); read it with [`get`](Self::get), which checks the magic, so a
+/// section that was never written is an error rather than a silent zero config.
+#[repr(transparent)]
+pub struct ConfigCell<T>(UnsafeCell<MaybeUninit<T>>);
+
+// SAFETY: no code writes the cell after the program image is loaded (there is no API that could);
+// shared reads of immutable data are sound from any thread.
+unsafe impl<T: Sync> Sync for ConfigCell<T> {}
+
+impl<T: Config> ConfigCell<T> {
+    /// All zero: how the section looks before the build writes the blob.
+    pub const fn zeroed() -> Self {
+        Self(UnsafeCell::new(MaybeUninit::zeroed()))
+    }
+
+    /// The config, checked (magic and counts).
+    pub fn get(&'static self) -> Result<&'static T, ConfigError> {
+        // The compiler sees an all-zero initialiser and could fold reads of it; the build patches
+        // the bytes in the ELF, so hide the pointer's provenance from the optimiser.
+        let ptr = core::hint::black_box(self.0.get().cast::<T>());
+        // SAFETY: the cell is valid, aligned memory for `T` for 'static and never written at run
+        // time; `T: FromBytes` (via `Config`) makes every byte pattern, zeros included, a valid `T`.
+        let cfg = unsafe { &*ptr };
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
+
+/// Whether `section` is the section `T` belongs in (used by [`config!`](crate::config!) at
+/// compile time).
+pub const fn section_matches<T: Config>(section: &str) -> bool {
+    let (a, b) = (T::SECTION.as_bytes(), section.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Declare a config static in its named section.
+///
+/// ```
+/// lions_os::config!(static RESOURCES: lions_os::DeviceResources = ".device_resources");
+/// // Not written by a build here, so the magic check fails instead of yielding zeros:
+/// assert!(RESOURCES.get().is_err());
+/// ```
+///
+/// The section name must be the type's [`Config::SECTION`]; a mismatch fails to compile.
+#[macro_export]
+macro_rules! config {
+    ($vis:vis static $name:ident : $ty:ty = $section:literal) => {
+        #[used]
+        #[unsafe(link_section = $section)]
+        $vis static $name: $crate::ConfigCell<$ty> = $crate::ConfigCell::zeroed();
+        const _: () = ::core::assert!(
+            $crate::cell::section_matches::<$ty>($section),
+            "config section does not match the type's Config::SECTION"
+        );
+    };
+}
