@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! # lions-blk: the block storage class
+//!
+//! Wire format and configuration of the block subsystem, byte-compatible with sDDF 0.7 and the
+//! blobs `sdfgen` 0.35.1 writes. A block subsystem is a driver, a virtualiser (partitioning) and
+//! clients; each connection is a request queue, a response queue and a storage-info page.
+//!
+//! ## Wire protocol
+//!
+//! - **Units**: block numbers and counts are in [`queue::BLK_TRANSFER_SIZE`] (4096-byte) units,
+//!   never device sectors.
+//! - **Request queue** ([`queue::BlkReqQueue`]): `head` u32 at 0, `tail` u32 at 4, `plugged` (C
+//!   bool) at 8, entries ([`queue::BlkRequest`], 32 B) from offset 16. The requester (client, or
+//!   the virt toward the driver) writes entries and `tail`; the server (driver, or the virt toward a
+//!   client) writes `head`.
+//! - **Response queue** ([`queue::BlkRespQueue`]): `head` u32 at 0, `tail` u32 at 4, entries
+//!   ([`queue::BlkResponse`], 12 B) from offset 8. The server writes entries and `tail`; the
+//!   requester writes `head`.
+//! - **Indices** are free-running `u32`, wrapping in 32 bits; capacity = the connection's
+//!   `num_buffers` (a power of two), known only to each end's private handle. Peer indices are read
+//!   with Acquire, our own published with Release (sDDF itself has no acquire here); an impossible
+//!   index is a [`lions_queue::PeerError`], never a panic.
+//! - **Request**: `code` ([`queue::RequestCode`]: READ 0, WRITE 1, FLUSH 2, BARRIER 3),
+//!   `io_or_offset` (byte offset into the client's data region; an I/O address toward the driver),
+//!   `block_number`, `count` (blocks), `id` (chosen by the requester). FLUSH and BARRIER carry no
+//!   buffer; BARRIER completes every earlier request before any later one starts.
+//! - **Response**: `status` ([`queue::ResponseStatus`]: OK 0, ERR_UNSPEC 1, ERR_INVALID_PARAM 2,
+//!   ERR_IO 3, ERR_NO_DEVICE 4), `success_count` (blocks done), `id` (the request's, echoed).
+//!   Responses may come **out of order**.
+//! - Raw codes stay raw `u32` in shared memory; typed accessors return `Result`, so an unknown value
+//!   from a peer is an error to answer, not undefined behaviour.
+//! - **Notification rule**: no flags; whoever enqueued anything **always** notifies the peer
+//!   ([`queue::BlkRequester::publish`], [`queue::BlkServer::publish`]).
+//! - **Plug**: `plugged` lets a requester ask the server to hold requests back; advisory only, as
+//!   in sDDF no server is required to honour it.
+//! - **Storage info** ([`storage_info::BlkStorageInfo`], 88 B, one 4 KiB region per connection):
+//!   written by the server (driver for its own device, virt per client partition), then published
+//!   by a Release store of `ready`; readers check `ready` with an Acquire load before trusting any
+//!   other field ([`storage_info::StorageInfoPage`] reads, [`storage_info::StorageInfoWriter`]
+//!   publishes).
+//!
+//! ## Configuration (magic `"sDDF\x02"`)
+//!
+//! | struct | section | size |
+//! |---|---|---|
+//! | [`config::BlkDriverConfig`] | `.blk_driver_config` | 64 B |
+//! | [`config::BlkVirtConfig`] | `.blk_virt_config` | 5728 B |
+//! | [`config::BlkClientConfig`] | `.blk_client_config` | 80 B |
+//!
+//! Every connection is a [`config::BlkConnectionResource`] (56 B: storage-info, request-queue and
+//! response-queue regions, `num_buffers`, channel id). Each config checks its magic, its client
+//! count, that `num_buffers` is a power of two whose queues fit their regions, and that data regions
+//! are whole transfer units ([`lions_os::Config::check`]).
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+pub mod config;
+pub mod queue;
+pub mod storage_info;
+
+pub use config::{
+    BlkClientConfig, BlkConnectionResource, BlkDriverConfig, BlkVirtClient, BlkVirtConfig,
+    BlkVirtDriver,
+};
+pub use queue::{
+    BLK_TRANSFER_SIZE, BlkQueueError, BlkReqQueue, BlkRequest, BlkRequester, BlkRespQueue,
+    BlkResponse, BlkServer, RequestCode, ResponseStatus,
+};
+pub use storage_info::{BlkStorageInfo, StorageInfoPage, StorageInfoWriter};
