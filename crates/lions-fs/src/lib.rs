@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! # lions-fs: the LionsOS file-system protocol
+//!
+//! Wire format and configuration of the LionsOS FS service (client ↔ FS server such as FAT or
+//! NFS), byte-compatible with LionsOS's C components and the config blobs `sdfgen` 0.35.1 writes.
+//!
+//! ## Wire protocol
+//!
+//! One connection is a **command queue** (client → server), a **completion queue** (server →
+//! client), a **share region** for data, and one channel notified in both directions.
+//!
+//! **Queues.** Each queue ([`FsQueue`]) fills exactly one 32 KiB region (`fs_queue_t`): `head: u64`
+//! at 0 (consumer-owned), `tail: u64` at 8 (producer-owned), 48 bytes of padding, then
+//! [`FS_QUEUE_CAPACITY`] (511) 64-byte messages from offset 64. Indices are free-running `u64`;
+//! slot = index mod 511; all 511 slots are usable; the producer writes messages at `tail + i` and
+//! publishes with a Release store of `tail`, the consumer reads `tail` with Acquire and publishes
+//! consumption with a Release store of `head`. Batching is explicit (stage many, publish once).
+//! Because 511 is not a power of two our producer never lets live messages straddle the `u64` wrap
+//! (unreachable in practice, but checked).
+//!
+//! **Notification.** No suppression flag: after publishing, a peer always notifies the other.
+//!
+//! **Commands** ([`FsCmd`], 64 B): `id: u64` at 0 (chosen by the client, echoed back), `type: u64`
+//! at 8 ([`CommandType`], 0..=19), a 48-byte params union at 16 ([`Command`] is the decoded form;
+//! one `#[repr(C)]` params struct per command). **Completions** ([`FsCmpl`], 64 B): `id` at 0,
+//! `status: u64` at 8 ([`Status`], 0..=18), a 48-byte data union at 16 whose first word is the
+//! command's result ([`CompletionData`]). Completions may arrive in any order.
+//!
+//! **Buffers** ([`FsBuffer`]) are `{offset, size}` into the share region, never pointers. A server
+//! accepts one only if `offset < share_size && size <= share_size - offset && size != 0`
+//! ([`check_buffer`]). Paths are passed without a NUL terminator, at most [`FS_MAX_PATH_LENGTH`]
+//! bytes; names at most [`FS_MAX_NAME_LENGTH`]. Reads and writes are positional (explicit offset).
+//! `STAT` writes an [`FsStat`] (17 × `u64`) into its buffer.
+//!
+//! ## Configuration
+//!
+//! LionsOS magics are 8 bytes: `"LionsOS\x01"` for the FS connection configs
+//! ([`FsServerConfig`] in `.fs_server_config`, [`FsClientConfig`] in `.fs_client_config`, 64 B
+//! each, holding one [`FsConnectionResource`]) and `"LionsOS\x02"` for [`NfsConfig`] in
+//! `.nfs_config` (8200 B: NUL-terminated server address and export path).
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+pub mod config;
+pub mod queue;
+
+pub use config::{FsClientConfig, FsConnectionResource, FsServerConfig, NfsConfig, StrError};
+pub use queue::{
+    AccessMode, BufferError, Command, CommandType, CompletionData, DecodeError, FS_MAX_NAME_LENGTH,
+    FS_MAX_PATH_LENGTH, FS_QUEUE_BYTES, FS_QUEUE_CAPACITY, FsBuffer, FsClientQueues, FsCmd, FsCmpl,
+    FsMsg, FsQueue, FsServerQueues, FsStat, OpenFlags, OpenOptions, QueueError, Status,
+    check_buffer, check_path,
+};

@@ -1,0 +1,1010 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! I²C wire format: commands, responses, the request/response queue layouts, transaction commit,
+//! and the bus-claim PPC labels.
+
+use crate::config::I2cConnectionResource;
+use bitflags::bitflags;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
+use lions_os::RegionResource;
+use lions_queue::atomic::AtomicU32;
+use lions_queue::{
+    Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,
+    RegionError,
+};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Slots in every I²C queue: `(4096 - 32) / 16`, fixed by the C layout.
+pub const I2C_QUEUE_CAPACITY: usize = 254;
+
+/// Entries that may be in a queue at once (one slot stays empty: full when `tail - head + 1 == 254`).
+pub const I2C_QUEUE_USABLE: u64 = 253;
+
+/// Largest 7-bit bus address.
+pub const I2C_BUS_ADDRESS_MAX: u8 = 0x7f;
+
+/// The ring shape of every I²C queue.
+pub fn capacity() -> Result<Capacity, RegionError> {
+    Capacity::fixed::<u32>(I2C_QUEUE_CAPACITY as u64, I2C_QUEUE_USABLE)
+        .map_err(RegionError::Capacity)
+}
+
+bitflags! {
+    /// `flag_mask` of a command.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct CmdFlags: u8 {
+        /// This command is a transaction header.
+        const HEAD = 1;
+        /// Read into the buffer (otherwise write from it).
+        const READ = 2;
+        /// Write the register address in `data[0]`, then repeated-start read (implies a read).
+        const WRRD = 4;
+        /// Send a stop condition after this command.
+        const STOP = 8;
+        /// Repeated start before this command (keeps the previous direction).
+        const RSTART = 16;
+    }
+}
+
+/// A raw command: `i2c_cmd_t` (16 B). Any bit pattern may arrive from a peer; use
+/// [`decode`](Self::decode) before trusting it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct I2cCmd {
+    /// The payload union (offset 0): header `{batch_len: u16 @0, address: u8 @2}` or a data
+    /// pointer, in native byte order.
+    pub payload: u64,
+    /// Bytes of data for a body command (offset 8).
+    pub data_len: u8,
+    /// [`CmdFlags`] bits (offset 9).
+    pub flag_mask: u8,
+    /// Explicit C padding (offset 10).
+    pub _pad: [u8; 6],
+}
+
+/// A decoded command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Start of a transaction of `batch_len` body commands on the device at `address`.
+    Header {
+        /// Number of body commands that follow.
+        batch_len: u16,
+        /// 7-bit bus address.
+        address: u8,
+    },
+    /// One transfer of `len` bytes at `ptr` (client or driver virtual address).
+    Body {
+        /// Data pointer.
+        ptr: u64,
+        /// Data length.
+        len: u8,
+        /// Flags; never contains `HEAD`.
+        flags: CmdFlags,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdError {
+    /// `flag_mask` has bits no flag defines.
+    UnknownFlags(u8),
+    /// A header carries flags besides `HEAD`.
+    HeaderFlags(CmdFlags),
+    /// A header's address does not fit 7 bits.
+    AddressOutOfRange(u8),
+    /// A body command may not carry `HEAD`.
+    BodyHasHead,
+}
+
+impl core::fmt::Display for CmdError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::UnknownFlags(b) => write!(f, "unknown I2C command flags {b:#04x}"),
+            Self::HeaderFlags(fl) => write!(f, "I2C header with extra flags {fl:?}"),
+            Self::AddressOutOfRange(a) => write!(f, "I2C address {a:#x} exceeds 7 bits"),
+            Self::BodyHasHead => write!(f, "I2C body command with HEAD flag"),
+        }
+    }
+}
+
+impl core::error::Error for CmdError {}
+
+impl I2cCmd {
+    /// A transaction header.
+    pub fn header(batch_len: u16, address: u8) -> Result<Self, CmdError> {
+        if address > I2C_BUS_ADDRESS_MAX {
+            return Err(CmdError::AddressOutOfRange(address));
+        }
+        let mut p = [0u8; 8];
+        p[..2].copy_from_slice(&batch_len.to_ne_bytes());
+        p[2] = address;
+        Ok(Self {
+            payload: u64::from_ne_bytes(p),
+            data_len: 0,
+            flag_mask: CmdFlags::HEAD.bits(),
+            _pad: [0; 6],
+        })
+    }
+
+    /// A body command.
+    pub fn body(ptr: u64, len: u8, flags: CmdFlags) -> Result<Self, CmdError> {
+        if flags.contains(CmdFlags::HEAD) {
+            return Err(CmdError::BodyHasHead);
+        }
+        Ok(Self {
+            payload: ptr,
+            data_len: len,
+            flag_mask: flags.bits(),
+            _pad: [0; 6],
+        })
+    }
+
+    /// Whether the `HEAD` bit is set (no other check).
+    pub fn is_header(&self) -> bool {
+        self.flag_mask & CmdFlags::HEAD.bits() != 0
+    }
+
+    /// Decode the tagged union, rejecting unknown flag bits, headers with other flags and
+    /// addresses above 7 bits.
+    pub fn decode(&self) -> Result<Command, CmdError> {
+        let flags =
+            CmdFlags::from_bits(self.flag_mask).ok_or(CmdError::UnknownFlags(self.flag_mask))?;
+        if !flags.contains(CmdFlags::HEAD) {
+            return Ok(Command::Body {
+                ptr: self.payload,
+                len: self.data_len,
+                flags,
+            });
+        }
+        let extra = flags - CmdFlags::HEAD;
+        if !extra.is_empty() {
+            return Err(CmdError::HeaderFlags(extra));
+        }
+        let p = self.payload.to_ne_bytes();
+        let address = p[2];
+        if address > I2C_BUS_ADDRESS_MAX {
+            return Err(CmdError::AddressOutOfRange(address));
+        }
+        Ok(Command::Header {
+            batch_len: u16::from_ne_bytes([p[0], p[1]]),
+            address,
+        })
+    }
+}
+
+impl Command {
+    /// The raw command.
+    pub fn encode(&self) -> Result<I2cCmd, CmdError> {
+        match *self {
+            Self::Header { batch_len, address } => I2cCmd::header(batch_len, address),
+            Self::Body { ptr, len, flags } => I2cCmd::body(ptr, len, flags),
+        }
+    }
+}
+
+/// A raw value outside an enum's domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownValue(pub i64);
+
+impl core::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "unknown I2C protocol value {}", self.0)
+    }
+}
+
+impl core::error::Error for UnknownValue {}
+
+/// Result of a transaction: `i2c_err_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum I2cError {
+    /// The queue could not take the transaction.
+    Queue = -1,
+    /// Success.
+    Ok = 0,
+    /// The body commands do not form a valid transaction.
+    MalformedTransaction = 1,
+    /// The header is invalid.
+    MalformedHeader = 2,
+    /// The client does not own the bus address.
+    UnpermittedAddr = 3,
+    /// The bus timed out.
+    Timeout = 4,
+    /// The device did not acknowledge.
+    Nack = 5,
+    /// A read returned no data.
+    NoRead = 6,
+    /// Illegal command sequence.
+    BadSeq = 7,
+    /// Any other failure.
+    Other = 8,
+}
+
+impl TryFrom<i32> for I2cError {
+    type Error = UnknownValue;
+
+    fn try_from(v: i32) -> Result<Self, UnknownValue> {
+        Ok(match v {
+            -1 => Self::Queue,
+            0 => Self::Ok,
+            1 => Self::MalformedTransaction,
+            2 => Self::MalformedHeader,
+            3 => Self::UnpermittedAddr,
+            4 => Self::Timeout,
+            5 => Self::Nack,
+            6 => Self::NoRead,
+            7 => Self::BadSeq,
+            8 => Self::Other,
+            _ => return Err(UnknownValue(v.into())),
+        })
+    }
+}
+
+/// A raw response: `i2c_response_t` (16 B).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct I2cResponse {
+    /// Index of the failing command in the transaction (offset 0).
+    pub err_cmd: u64,
+    /// Bus address of the transaction (offset 8); responses are routed by it.
+    pub bus_address: u8,
+    /// Explicit C padding (offset 9).
+    pub _pad: [u8; 3],
+    /// Raw [`I2cError`] (offset 12).
+    pub error: i32,
+}
+
+impl I2cResponse {
+    /// A response.
+    pub fn new(err_cmd: u64, bus_address: u8, error: I2cError) -> Self {
+        Self {
+            err_cmd,
+            bus_address,
+            _pad: [0; 3],
+            error: error as i32,
+        }
+    }
+
+    /// The error code, checked.
+    pub fn error(&self) -> Result<I2cError, UnknownValue> {
+        I2cError::try_from(self.error)
+    }
+}
+
+/// Request queue header (12 B); the commands follow at offset 16.
+#[repr(C)]
+pub struct I2cRequestQueue {
+    /// Producer's staged tail, mirrored for C producers (offset 0).
+    staged_active_tail: AtomicU32,
+    /// Producer-owned index (offset 4).
+    tail: AtomicU32,
+    /// Consumer-owned index (offset 8).
+    head: AtomicU32,
+}
+
+// SAFETY: `head`/`tail` are fields of `self`; the command array starts at 16 in the C layout (12
+// header bytes rounded up to the commands' 8-byte alignment), a multiple of `align_of::<I2cCmd>()`.
+unsafe impl QueueHeader for I2cRequestQueue {
+    type Index = u32;
+    type Entry = I2cCmd;
+    const ENTRIES_OFFSET: usize = 16;
+
+    fn head(&self) -> &AtomicU32 {
+        &self.head
+    }
+
+    fn tail(&self) -> &AtomicU32 {
+        &self.tail
+    }
+}
+
+/// Response queue header (8 B); the responses follow at offset 8.
+#[repr(C)]
+pub struct I2cResponseQueue {
+    /// Producer-owned index (offset 0).
+    tail: AtomicU32,
+    /// Consumer-owned index (offset 4).
+    head: AtomicU32,
+}
+
+// SAFETY: fields of `self`; responses start at 8 in the C layout, a multiple of 8.
+unsafe impl QueueHeader for I2cResponseQueue {
+    type Index = u32;
+    type Entry = I2cResponse;
+    const ENTRIES_OFFSET: usize = 8;
+
+    fn head(&self) -> &AtomicU32 {
+        &self.head
+    }
+
+    fn tail(&self) -> &AtomicU32 {
+        &self.tail
+    }
+}
+
+impl I2cRequestQueue {
+    /// Bytes the queue occupies (4080; the region is 4096).
+    pub const BYTES: usize = 16 + I2C_QUEUE_CAPACITY * size_of::<I2cCmd>();
+}
+
+impl I2cResponseQueue {
+    /// Bytes the queue occupies (4072; the region is 4096).
+    pub const BYTES: usize = 8 + I2C_QUEUE_CAPACITY * size_of::<I2cResponse>();
+}
+
+/// Why a transaction could not be staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionError {
+    /// Not enough free slots for header plus body; nothing was staged.
+    Full {
+        /// Slots needed.
+        needed: u64,
+        /// Slots free.
+        free: u64,
+    },
+    /// The consumer wrote an impossible head; nothing was staged.
+    Peer(PeerError),
+    /// A command is invalid; nothing was staged.
+    Cmd(CmdError),
+}
+
+impl core::fmt::Display for TransactionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Full { needed, free } => {
+                write!(f, "transaction needs {needed} slots, {free} free")
+            }
+            Self::Peer(e) => e.fmt(f),
+            Self::Cmd(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for TransactionError {}
+
+/// The producing end of a request queue, with transaction commit.
+pub struct RequestProducer<'a> {
+    ring: Producer<'a, u32, I2cCmd>,
+    header: &'a I2cRequestQueue,
+}
+
+impl<'a> RequestProducer<'a> {
+    /// Mirror `published tail + staged` into `staged_active_tail`, as a C producer keeps it. We are
+    /// the only writer of both; no peer may rely on the mirror, so Relaxed suffices.
+    fn mirror(&self) {
+        let tail = u64::from(self.header.tail.load(Ordering::Relaxed));
+        // Wraps in the u32 index width, by design.
+        #[allow(clippy::cast_possible_truncation)]
+        let staged = tail.wrapping_add(self.ring.staged()) as u32;
+        self.header
+            .staged_active_tail
+            .store(staged, Ordering::Relaxed);
+    }
+
+    /// Stage one command (invisible until [`commit`](Self::commit)).
+    pub fn stage(&mut self, cmd: I2cCmd) -> Result<(), PushError<I2cCmd>> {
+        self.ring.push(cmd)?;
+        self.mirror();
+        Ok(())
+    }
+
+    /// Stage a whole transaction: a header for `address` and `body`, or nothing at all.
+    pub fn stage_transaction(
+        &mut self,
+        address: u8,
+        body: &[I2cCmd],
+    ) -> Result<(), TransactionError> {
+        let batch_len = u16::try_from(body.len()).map_err(|_| TransactionError::Full {
+            needed: u64::MAX,
+            free: 0,
+        })?;
+        let header = I2cCmd::header(batch_len, address).map_err(TransactionError::Cmd)?;
+        for c in body {
+            match c.decode().map_err(TransactionError::Cmd)? {
+                Command::Body { .. } => {}
+                Command::Header { .. } => return Err(TransactionError::Cmd(CmdError::BodyHasHead)),
+            }
+        }
+        let needed = 1 + body.len() as u64;
+        let free = self.ring.free().map_err(TransactionError::Peer)?;
+        if free < needed {
+            return Err(TransactionError::Full { needed, free });
+        }
+        // Free slots only grow until we push, so every push below succeeds.
+        for &c in core::iter::once(&header).chain(body) {
+            if let Err(e) = self.ring.push(c) {
+                self.ring.abort();
+                self.mirror();
+                return Err(match e {
+                    PushError::Peer(p, _) => TransactionError::Peer(p),
+                    PushError::Full(_) => TransactionError::Full { needed, free: 0 },
+                });
+            }
+        }
+        self.mirror();
+        Ok(())
+    }
+
+    /// Commands staged and not yet committed.
+    pub fn staged(&self) -> u64 {
+        self.ring.staged()
+    }
+
+    /// Free slots now (re-reads the head).
+    pub fn free(&mut self) -> Result<u64, PeerError> {
+        self.ring.free()
+    }
+
+    /// Publish every staged command with one Release store of `tail`. Returns how many; if
+    /// nonzero, notify the consumer (I²C always notifies).
+    pub fn commit(&mut self) -> u64 {
+        let n = self.ring.publish();
+        self.mirror();
+        n
+    }
+
+    /// Drop every staged command.
+    pub fn abort(&mut self) {
+        self.ring.abort();
+        self.mirror();
+    }
+}
+
+/// Why queues could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// A region is misaligned or too small.
+    Region(RegionError),
+    /// The indices already in shared memory are inconsistent.
+    Handle(HandleError),
+    /// A config names a region that is not mapped here (vaddr 0).
+    Unmapped,
+}
+
+impl From<RegionError> for QueueError {
+    fn from(e: RegionError) -> Self {
+        Self::Region(e)
+    }
+}
+
+impl From<HandleError> for QueueError {
+    fn from(e: HandleError) -> Self {
+        Self::Handle(e)
+    }
+}
+
+impl core::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Region(e) => e.fmt(f),
+            Self::Handle(e) => e.fmt(f),
+            Self::Unmapped => write!(f, "queue region is not mapped in this component"),
+        }
+    }
+}
+
+impl core::error::Error for QueueError {}
+
+fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
+    let addr = usize::try_from(r.vaddr).map_err(|_| QueueError::Unmapped)?;
+    let len = usize::try_from(r.size).map_err(|_| QueueError::Unmapped)?;
+    let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr))
+        .ok_or(QueueError::Unmapped)?;
+    Ok((ptr, len))
+}
+
+/// The requesting side of a connection (a client toward the virt, the virt toward the driver).
+pub struct I2cClientQueues<'a> {
+    /// Requests we produce.
+    pub requests: RequestProducer<'a>,
+    /// Responses we consume.
+    pub responses: Consumer<'a, u32, I2cResponse>,
+}
+
+/// The serving side of a connection (the virt toward a client, the driver toward the virt).
+pub struct I2cServerQueues<'a> {
+    /// Requests we consume.
+    pub requests: Consumer<'a, u32, I2cCmd>,
+    /// Responses we produce; publish, then notify if anything was published.
+    pub responses: Producer<'a, u32, I2cResponse>,
+}
+
+impl<'a> I2cClientQueues<'a> {
+    /// The requesting side over a request and a response queue region. Resets
+    /// `staged_active_tail` to the published tail (nothing is staged yet).
+    ///
+    /// # Safety
+    /// Both regions are mapped read-write for `'a`, shared with exactly one peer, and this process
+    /// makes no other requesting side over them.
+    pub unsafe fn new(
+        req: NonNull<u8>,
+        req_len: usize,
+        resp: NonNull<u8>,
+        resp_len: usize,
+    ) -> Result<Self, QueueError> {
+        let cap = capacity()?;
+        // SAFETY: forwarded from the caller.
+        let req = unsafe { QueueMemory::<I2cRequestQueue>::inline(req, req_len, cap)? };
+        // SAFETY: forwarded from the caller.
+        let resp = unsafe { QueueMemory::<I2cResponseQueue>::inline(resp, resp_len, cap)? };
+        let header = req.header();
+        let requests = RequestProducer {
+            ring: req.producer()?,
+            header,
+        };
+        requests.mirror();
+        Ok(Self {
+            requests,
+            responses: resp.consumer()?,
+        })
+    }
+
+    /// The requesting side of a connection from a config.
+    ///
+    /// # Safety
+    /// The config describes this component's real mappings; no other requesting side exists.
+    pub unsafe fn from_connection(conn: &I2cConnectionResource) -> Result<Self, QueueError> {
+        let (q, ql) = region_ptr(&conn.req_queue)?;
+        let (r, rl) = region_ptr(&conn.resp_queue)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::new(q, ql, r, rl) }
+    }
+}
+
+impl<'a> I2cServerQueues<'a> {
+    /// The serving side over a request and a response queue region.
+    ///
+    /// # Safety
+    /// As for [`I2cClientQueues::new`], with the roles swapped.
+    pub unsafe fn new(
+        req: NonNull<u8>,
+        req_len: usize,
+        resp: NonNull<u8>,
+        resp_len: usize,
+    ) -> Result<Self, QueueError> {
+        let cap = capacity()?;
+        // SAFETY: forwarded from the caller.
+        let req = unsafe { QueueMemory::<I2cRequestQueue>::inline(req, req_len, cap)? };
+        // SAFETY: forwarded from the caller.
+        let resp = unsafe { QueueMemory::<I2cResponseQueue>::inline(resp, resp_len, cap)? };
+        Ok(Self {
+            requests: req.consumer()?,
+            responses: resp.producer()?,
+        })
+    }
+
+    /// The serving side of a connection from a config.
+    ///
+    /// # Safety
+    /// As for [`I2cClientQueues::from_connection`].
+    pub unsafe fn from_connection(conn: &I2cConnectionResource) -> Result<Self, QueueError> {
+        let (q, ql) = region_ptr(&conn.req_queue)?;
+        let (r, rl) = region_ptr(&conn.resp_queue)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::new(q, ql, r, rl) }
+    }
+}
+
+/// PPC label a client sends to the virt to claim or release a bus address (MR0 = address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum BusRequest {
+    /// `I2C_BUS_CLAIM`.
+    Claim = 1,
+    /// `I2C_BUS_RELEASE`.
+    Release = 2,
+}
+
+impl TryFrom<u64> for BusRequest {
+    type Error = UnknownValue;
+
+    fn try_from(v: u64) -> Result<Self, UnknownValue> {
+        match v {
+            1 => Ok(Self::Claim),
+            2 => Ok(Self::Release),
+            _ => Err(UnknownValue(i64::try_from(v).unwrap_or(i64::MAX))),
+        }
+    }
+}
+
+/// PPC reply label of a bus claim or release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum BusReply {
+    /// `I2C_SUCCESS`.
+    Success = 0,
+    /// `I2C_FAILURE`.
+    Failure = 1,
+}
+
+impl TryFrom<u64> for BusReply {
+    type Error = UnknownValue;
+
+    fn try_from(v: u64) -> Result<Self, UnknownValue> {
+        match v {
+            0 => Ok(Self::Success),
+            1 => Ok(Self::Failure),
+            _ => Err(UnknownValue(i64::try_from(v).unwrap_or(i64::MAX))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use core::mem::offset_of;
+
+    #[test]
+    fn layouts_match_c() {
+        // i2c_cmd_t: payload @0 (8), data_len @8, flag_mask @9, size 16.
+        assert_eq!(size_of::<I2cCmd>(), 16);
+        assert_eq!(align_of::<I2cCmd>(), 8);
+        assert_eq!(offset_of!(I2cCmd, payload), 0);
+        assert_eq!(offset_of!(I2cCmd, data_len), 8);
+        assert_eq!(offset_of!(I2cCmd, flag_mask), 9);
+        assert_eq!(offset_of!(I2cCmd, _pad), 10);
+        // i2c_response_t: err_cmd @0, bus_address @8, error @12, size 16.
+        assert_eq!(size_of::<I2cResponse>(), 16);
+        assert_eq!(offset_of!(I2cResponse, err_cmd), 0);
+        assert_eq!(offset_of!(I2cResponse, bus_address), 8);
+        assert_eq!(offset_of!(I2cResponse, _pad), 9);
+        assert_eq!(offset_of!(I2cResponse, error), 12);
+        // Request queue: staged_active_tail @0, ctrl.tail @4, ctrl.head @8, cmds @16.
+        assert_eq!(size_of::<I2cRequestQueue>(), 12);
+        assert_eq!(offset_of!(I2cRequestQueue, staged_active_tail), 0);
+        assert_eq!(offset_of!(I2cRequestQueue, tail), 4);
+        assert_eq!(offset_of!(I2cRequestQueue, head), 8);
+        assert_eq!(<I2cRequestQueue as QueueHeader>::ENTRIES_OFFSET, 16);
+        assert_eq!(I2cRequestQueue::BYTES, 4080);
+        // Response queue: ctrl.tail @0, ctrl.head @4, responses @8.
+        assert_eq!(size_of::<I2cResponseQueue>(), 8);
+        assert_eq!(offset_of!(I2cResponseQueue, tail), 0);
+        assert_eq!(offset_of!(I2cResponseQueue, head), 4);
+        assert_eq!(<I2cResponseQueue as QueueHeader>::ENTRIES_OFFSET, 8);
+        assert_eq!(I2cResponseQueue::BYTES, 4072);
+        assert_eq!(I2C_QUEUE_CAPACITY, (4096 - 32) / 16);
+    }
+
+    #[test]
+    fn commands_encode_and_decode() {
+        let h = I2cCmd::header(0x0102, 0x50).unwrap();
+        assert_eq!(
+            h.as_bytes(),
+            &[0x02, 0x01, 0x50, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            h.decode(),
+            Ok(Command::Header {
+                batch_len: 0x102,
+                address: 0x50
+            })
+        );
+        assert!(h.is_header());
+        let b = I2cCmd::body(0x2000_0010, 255, CmdFlags::READ | CmdFlags::STOP).unwrap();
+        assert_eq!(b.flag_mask, 10);
+        assert_eq!(
+            b.decode(),
+            Ok(Command::Body {
+                ptr: 0x2000_0010,
+                len: 255,
+                flags: CmdFlags::READ | CmdFlags::STOP
+            })
+        );
+        for c in [
+            Command::Header {
+                batch_len: 0,
+                address: 0x7f,
+            },
+            Command::Body {
+                ptr: u64::MAX,
+                len: 0,
+                flags: CmdFlags::all() - CmdFlags::HEAD,
+            },
+        ] {
+            assert_eq!(c.encode().unwrap().decode(), Ok(c));
+        }
+        assert_eq!(
+            I2cCmd::header(1, 0x80),
+            Err(CmdError::AddressOutOfRange(0x80))
+        );
+        assert_eq!(
+            I2cCmd::body(0, 1, CmdFlags::HEAD),
+            Err(CmdError::BodyHasHead)
+        );
+        let mut raw = b;
+        raw.flag_mask = 0x20;
+        assert_eq!(raw.decode(), Err(CmdError::UnknownFlags(0x20)));
+        raw.flag_mask = 0x80 | 2;
+        assert_eq!(raw.decode(), Err(CmdError::UnknownFlags(0x82)));
+        let mut raw = h;
+        raw.flag_mask |= CmdFlags::READ.bits();
+        assert_eq!(raw.decode(), Err(CmdError::HeaderFlags(CmdFlags::READ)));
+        let mut raw = h;
+        raw.payload = u64::from_ne_bytes([1, 0, 0xff, 0, 0, 0, 0, 0]);
+        assert_eq!(raw.decode(), Err(CmdError::AddressOutOfRange(0xff)));
+        assert_eq!(CmdFlags::from_bits(0x1f), Some(CmdFlags::all()));
+        assert_eq!(
+            [
+                CmdFlags::HEAD,
+                CmdFlags::READ,
+                CmdFlags::WRRD,
+                CmdFlags::STOP,
+                CmdFlags::RSTART
+            ]
+            .map(|f| f.bits()),
+            [1, 2, 4, 8, 16]
+        );
+    }
+
+    #[test]
+    fn errors_and_labels_convert() {
+        let all = [
+            (-1, I2cError::Queue),
+            (0, I2cError::Ok),
+            (1, I2cError::MalformedTransaction),
+            (2, I2cError::MalformedHeader),
+            (3, I2cError::UnpermittedAddr),
+            (4, I2cError::Timeout),
+            (5, I2cError::Nack),
+            (6, I2cError::NoRead),
+            (7, I2cError::BadSeq),
+            (8, I2cError::Other),
+        ];
+        for (raw, e) in all {
+            assert_eq!(I2cError::try_from(raw), Ok(e));
+            assert_eq!(e as i32, raw);
+            let r = I2cResponse::new(3, 0x50, e);
+            assert_eq!(r.error(), Ok(e));
+        }
+        assert_eq!(I2cError::try_from(9), Err(UnknownValue(9)));
+        assert_eq!(I2cError::try_from(-2), Err(UnknownValue(-2)));
+        let r = I2cResponse {
+            error: 42,
+            ..I2cResponse::new(0, 0, I2cError::Ok)
+        };
+        assert_eq!(r.error(), Err(UnknownValue(42)));
+        let r = I2cResponse::new(7, 0x68, I2cError::Nack);
+        assert_eq!(
+            r.as_bytes(),
+            &[7, 0, 0, 0, 0, 0, 0, 0, 0x68, 0, 0, 0, 5, 0, 0, 0]
+        );
+
+        assert_eq!(BusRequest::try_from(1), Ok(BusRequest::Claim));
+        assert_eq!(BusRequest::try_from(2), Ok(BusRequest::Release));
+        assert!(BusRequest::try_from(0).is_err() && BusRequest::try_from(3).is_err());
+        assert_eq!(BusRequest::try_from(u64::MAX), Err(UnknownValue(i64::MAX)));
+        assert_eq!(BusReply::try_from(0), Ok(BusReply::Success));
+        assert_eq!(BusReply::try_from(1), Ok(BusReply::Failure));
+        assert!(BusReply::try_from(2).is_err());
+        assert_eq!(BusRequest::Release as u64, 2);
+        assert_eq!(BusReply::Failure as u64, 1);
+    }
+
+    /// One 4 KiB, 8-aligned region.
+    struct Page {
+        ptr: NonNull<u8>,
+        _mem: Vec<u64>,
+    }
+
+    impl Page {
+        fn new() -> Self {
+            let mut mem = vec![0u64; 512];
+            let ptr = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+            Self { ptr, _mem: mem }
+        }
+
+        fn word(&self, byte: usize) -> &AtomicU32 {
+            assert!(byte.is_multiple_of(4) && byte < 16);
+            // SAFETY: inside the page, 4-aligned, accessed only atomically by the test and the ring.
+            unsafe { self.ptr.add(byte).cast::<AtomicU32>().as_ref() }
+        }
+
+        fn bytes(&self, at: usize, n: usize) -> Vec<u8> {
+            // SAFETY: inside the page; the peers are quiescent while the test reads.
+            unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(at), n).to_vec() }
+        }
+    }
+
+    fn connect<'r>(req: &'r Page, resp: &'r Page) -> (I2cClientQueues<'r>, I2cServerQueues<'r>) {
+        // SAFETY: the pages outlive the handles; one handle per role per queue.
+        unsafe {
+            let c = I2cClientQueues::new(req.ptr, 4096, resp.ptr, 4096).unwrap();
+            let s = I2cServerQueues::new(req.ptr, 4096, resp.ptr, 4096).unwrap();
+            (c, s)
+        }
+    }
+
+    fn body(i: u64) -> I2cCmd {
+        I2cCmd::body(0x2000_0000 + i, 1, CmdFlags::READ).unwrap()
+    }
+
+    #[test]
+    fn ring_across_the_u32_wrap_with_commit_and_abort() {
+        let (req, resp) = (Page::new(), Page::new());
+        let start = u32::MAX - 9; // ten indices before the wrap
+        for w in [0, 4, 8] {
+            req.word(w).store(start, Ordering::Relaxed);
+        }
+        let (mut client, mut server) = connect(&req, &resp);
+        // Staged commands are invisible; the mirror follows the staged tail.
+        client
+            .requests
+            .stage_transaction(0x50, &[body(0), body(1)])
+            .unwrap();
+        assert_eq!(client.requests.staged(), 3);
+        assert_eq!(req.word(0).load(Ordering::Relaxed), start.wrapping_add(3));
+        assert_eq!(server.requests.pop().unwrap(), None);
+        client.requests.abort();
+        assert_eq!(
+            req.word(0).load(Ordering::Relaxed),
+            start,
+            "abort rewinds the mirror"
+        );
+        // Only the ten indices up to u32::MAX may be live: the window never straddles the wrap.
+        assert_eq!(client.requests.free().unwrap(), 10);
+        assert_eq!(
+            client.requests.stage_transaction(0x50, &[body(0); 10]),
+            Err(TransactionError::Full {
+                needed: 11,
+                free: 10
+            })
+        );
+        assert_eq!(
+            client.requests.staged(),
+            0,
+            "a refused transaction stages nothing"
+        );
+        client
+            .requests
+            .stage_transaction(0x50, &[body(0), body(1), body(2)])
+            .unwrap();
+        client
+            .requests
+            .stage_transaction(0x51, &[body(3), body(4), body(5), body(6), body(7)])
+            .unwrap();
+        assert_eq!(client.requests.commit(), 10);
+        assert_eq!(req.word(4).load(Ordering::Relaxed), 0, "the tail wrapped");
+        assert_eq!(
+            req.word(0).load(Ordering::Relaxed),
+            0,
+            "the mirror follows the commit"
+        );
+        // The last command (index u32::MAX) sits in slot u32::MAX % 254, as a C peer computes.
+        let slot = usize::try_from(u32::MAX % 254).unwrap();
+        assert_eq!(req.bytes(16 + slot * 16, 16), body(7).as_bytes());
+        assert_eq!(client.requests.free().unwrap(), 0);
+        // The server drains both transactions in order and answers.
+        let mut got = Vec::new();
+        while let Some(c) = server.requests.pop().unwrap() {
+            got.push(c.decode().unwrap());
+        }
+        server.requests.release();
+        assert_eq!(got.len(), 10);
+        assert_eq!(
+            got[0],
+            Command::Header {
+                batch_len: 3,
+                address: 0x50
+            }
+        );
+        assert_eq!(
+            got[4],
+            Command::Header {
+                batch_len: 5,
+                address: 0x51
+            }
+        );
+        server
+            .responses
+            .push(I2cResponse::new(0, 0x50, I2cError::Ok))
+            .unwrap();
+        server
+            .responses
+            .push(I2cResponse::new(2, 0x51, I2cError::Nack))
+            .unwrap();
+        assert_eq!(
+            server.responses.publish(),
+            2,
+            "nonzero: the server notifies"
+        );
+        assert_eq!(
+            client.responses.pop().unwrap().unwrap().error(),
+            Ok(I2cError::Ok)
+        );
+        let r = client.responses.pop().unwrap().unwrap();
+        assert_eq!(
+            (r.err_cmd, r.bus_address, r.error()),
+            (2, 0x51, Ok(I2cError::Nack))
+        );
+        client.responses.release();
+        // Past the wrap (empty ring at index 0) all 253 usable slots are free; 254 never are.
+        assert_eq!(client.requests.free().unwrap(), 253);
+        let full: Vec<_> = (0..252).map(body).collect();
+        client.requests.stage_transaction(0x10, &full).unwrap();
+        assert_eq!(client.requests.free().unwrap(), 0);
+        assert!(matches!(
+            client.requests.stage(body(0)),
+            Err(PushError::Full(_))
+        ));
+        assert_eq!(client.requests.commit(), 253);
+        let (t, h) = (
+            req.word(4).load(Ordering::Relaxed),
+            req.word(8).load(Ordering::Relaxed),
+        );
+        assert_eq!(
+            t.wrapping_sub(h) + 1,
+            254,
+            "C's full condition holds exactly"
+        );
+        let mut n = 0;
+        while server.requests.pop().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 253);
+    }
+
+    #[test]
+    fn bad_transactions_stage_nothing() {
+        let (req, resp) = (Page::new(), Page::new());
+        let (mut client, _server) = connect(&req, &resp);
+        let hdr = I2cCmd::header(1, 0x50).unwrap();
+        assert_eq!(
+            client.requests.stage_transaction(0x50, &[body(0), hdr]),
+            Err(TransactionError::Cmd(CmdError::BodyHasHead))
+        );
+        let mut bad = body(0);
+        bad.flag_mask = 0x40;
+        assert_eq!(
+            client.requests.stage_transaction(0x50, &[bad]),
+            Err(TransactionError::Cmd(CmdError::UnknownFlags(0x40)))
+        );
+        assert_eq!(
+            client.requests.stage_transaction(0x90, &[]),
+            Err(TransactionError::Cmd(CmdError::AddressOutOfRange(0x90)))
+        );
+        assert_eq!(client.requests.staged(), 0);
+        assert_eq!(client.requests.commit(), 0);
+    }
+
+    #[test]
+    fn corrupt_indices_are_peer_errors() {
+        let (req, resp) = (Page::new(), Page::new());
+        {
+            let (mut client, mut server) = connect(&req, &resp);
+            client.requests.stage_transaction(0x50, &[body(0)]).unwrap();
+            client.requests.commit();
+            // A lying client claims 300 requests.
+            req.word(4).store(300, Ordering::Relaxed);
+            assert!(server.requests.pop().is_err());
+            // A lying server moves the request head past the tail.
+            req.word(8).store(7, Ordering::Relaxed);
+            assert!(matches!(
+                client.requests.stage_transaction(0x50, &[body(0); 252]),
+                Err(TransactionError::Peer(_))
+            ));
+            assert!(client.requests.free().is_err());
+            // A lying server claims 254 responses in a 253-usable ring.
+            resp.word(0).store(254, Ordering::Relaxed);
+            assert!(client.responses.pop().is_err());
+        }
+        // Setting up over such memory fails without panicking.
+        // SAFETY: fresh handles over test pages; the old ones are dropped.
+        let r = unsafe { I2cServerQueues::new(req.ptr, 4096, resp.ptr, 4096) };
+        assert!(matches!(r, Err(QueueError::Handle(HandleError::Peer(_)))));
+        // SAFETY: as above; the region is too small.
+        let r = unsafe { I2cServerQueues::new(req.ptr, 4000, resp.ptr, 4096) };
+        assert!(matches!(
+            r,
+            Err(QueueError::Region(RegionError::TooSmall { .. }))
+        ));
+        let conn = <I2cConnectionResource as zerocopy::FromZeros>::new_zeroed();
+        // SAFETY: nothing is mapped; nothing is dereferenced.
+        let r = unsafe { I2cClientQueues::from_connection(&conn) };
+        assert!(matches!(r, Err(QueueError::Unmapped)));
+    }
+}

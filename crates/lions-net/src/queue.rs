@@ -1,0 +1,687 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Net wire format: buffer descriptors, the `net_queue_t` layout, and free/active queue pairs with
+//! the net notification rule (the producer notifies, only when the consumer asked).
+
+use crate::config::NetConnectionResource;
+use core::ptr::NonNull;
+use lions_os::RegionResource;
+use lions_queue::atomic::{AtomicU16, AtomicU32};
+use lions_queue::{
+    Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,
+    RegionError, Signal, signal,
+};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Size of every net buffer: the smallest power of two holding an Ethernet MTU frame. Buffer `i`
+/// of a data region starts at offset `i * NET_BUFFER_SIZE`.
+pub const NET_BUFFER_SIZE: u64 = 2048;
+
+/// Largest value of a descriptor's 6-bit `oid`.
+pub const OID_MAX: u8 = 0x3f;
+
+/// A buffer descriptor: `net_buff_desc_t` (16 B).
+///
+/// C layout (LP64): `io_or_offset` u64 at 0, `len` u16 at 8, `oid` a 6-bit bitfield that starts a
+/// new storage unit right after `len`, i.e. bits 0..=5 of byte 10 (little-endian), then padding to
+/// 16. The byte holding `oid` is kept raw here; its two high bits belong to no field and are ignored
+/// on read and preserved on write, exactly as a C bitfield access does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct NetBuffDesc {
+    /// IO address (between the virtualisers and the driver) or offset in the data region.
+    pub io_or_offset: u64,
+    /// Bytes of frame data in the buffer.
+    pub len: u16,
+    /// Storage of the 6-bit `oid` bitfield (bits 0..=5).
+    oid_bits: u8,
+    /// Explicit C padding.
+    _pad0: u8,
+    /// Explicit C padding.
+    _pad1: u32,
+}
+
+/// Why a descriptor (or an oid) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferError {
+    /// An oid above [`OID_MAX`] does not fit the 6-bit field.
+    OidTooLarge(u8),
+    /// The offset is not a multiple of [`NET_BUFFER_SIZE`].
+    Misaligned(u64),
+    /// The offset lies past the last buffer of the region.
+    OutOfRange {
+        /// The offset in the descriptor.
+        offset: u64,
+        /// Number of buffers in the region.
+        num_buffers: u64,
+    },
+    /// The length is 0 or larger than [`NET_BUFFER_SIZE`].
+    BadLength(u16),
+}
+
+impl core::fmt::Display for BufferError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OidTooLarge(o) => write!(f, "oid {o} does not fit 6 bits"),
+            Self::Misaligned(o) => write!(f, "buffer offset {o:#x} is not 2048-aligned"),
+            Self::OutOfRange {
+                offset,
+                num_buffers,
+            } => {
+                write!(f, "buffer offset {offset:#x} beyond {num_buffers} buffers")
+            }
+            Self::BadLength(l) => write!(f, "buffer length {l} outside 1..=2048"),
+        }
+    }
+}
+
+impl core::error::Error for BufferError {}
+
+impl NetBuffDesc {
+    /// A descriptor with `oid = 0` (what clients send).
+    pub const fn new(io_or_offset: u64, len: u16) -> Self {
+        Self {
+            io_or_offset,
+            len,
+            oid_bits: 0,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+
+    /// A descriptor with an explicit oid (checked to fit 6 bits).
+    pub fn with_oid(io_or_offset: u64, len: u16, oid: u8) -> Result<Self, BufferError> {
+        let mut d = Self::new(io_or_offset, len);
+        d.set_oid(oid)?;
+        Ok(d)
+    }
+
+    /// The 6-bit region/owner id (the high bits of its byte are ignored, as C reads the bitfield).
+    pub const fn oid(&self) -> u8 {
+        self.oid_bits & OID_MAX
+    }
+
+    /// Set the oid; refused if it does not fit 6 bits. The byte's two unused bits are preserved.
+    pub fn set_oid(&mut self, oid: u8) -> Result<(), BufferError> {
+        if oid > OID_MAX {
+            return Err(BufferError::OidTooLarge(oid));
+        }
+        self.oid_bits = (self.oid_bits & !OID_MAX) | oid;
+        Ok(())
+    }
+
+    /// Index of the buffer an *offset* descriptor names in a region of `num_buffers` buffers:
+    /// the offset must be 2048-aligned and inside the region.
+    pub fn buffer_index(&self, num_buffers: u64) -> Result<u64, BufferError> {
+        let offset = self.io_or_offset;
+        if !offset.is_multiple_of(NET_BUFFER_SIZE) {
+            return Err(BufferError::Misaligned(offset));
+        }
+        let index = offset / NET_BUFFER_SIZE;
+        if index >= num_buffers {
+            return Err(BufferError::OutOfRange {
+                offset,
+                num_buffers,
+            });
+        }
+        Ok(index)
+    }
+
+    /// Check a frame length for transmission: `0 < len <= NET_BUFFER_SIZE`.
+    pub fn check_len(&self) -> Result<(), BufferError> {
+        if self.len == 0 || u64::from(self.len) > NET_BUFFER_SIZE {
+            return Err(BufferError::BadLength(self.len));
+        }
+        Ok(())
+    }
+}
+
+/// The header of a `net_queue_t` (8 B); the descriptor array follows at
+/// [`NetQueue::ENTRIES_OFFSET`].
+#[repr(C)]
+pub struct NetQueue {
+    /// Producer-owned index (offset 0).
+    tail: AtomicU16,
+    /// Consumer-owned index (offset 2).
+    head: AtomicU16,
+    /// 0 = the consumer asks to be signalled, 1 = not (offset 4).
+    consumer_signalled: AtomicU32,
+}
+
+impl NetQueue {
+    /// Offset of `buffers[]` from the start of the queue region.
+    pub const ENTRIES_OFFSET: usize = 8;
+
+    /// Bytes a queue region needs for `capacity` descriptors.
+    pub const fn bytes_for(capacity: usize) -> usize {
+        Self::ENTRIES_OFFSET + capacity * size_of::<NetBuffDesc>()
+    }
+
+    /// The consumer's signal-request flag.
+    pub fn signal(&self) -> Signal<'_> {
+        Signal::new(&self.consumer_signalled)
+    }
+}
+
+// SAFETY: `head` and `tail` return fields of `self`; the descriptors start at offset 8 in the C
+// layout (the header is 8 bytes, descriptors are 8-aligned), a multiple of `align_of::<NetBuffDesc>()`.
+unsafe impl QueueHeader for NetQueue {
+    type Index = u16;
+    type Entry = NetBuffDesc;
+    const ENTRIES_OFFSET: usize = NetQueue::ENTRIES_OFFSET;
+
+    fn head(&self) -> &AtomicU16 {
+        &self.head
+    }
+
+    fn tail(&self) -> &AtomicU16 {
+        &self.tail
+    }
+}
+
+/// Why a queue pair could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// A region is missing (vaddr 0), misaligned, too small, or the capacity was refused.
+    Region(RegionError),
+    /// The indices already in shared memory are inconsistent.
+    Handle(HandleError),
+    /// A config names a region that is not mapped here (vaddr 0) or lies outside the address space.
+    Unmapped,
+}
+
+impl From<RegionError> for QueueError {
+    fn from(e: RegionError) -> Self {
+        Self::Region(e)
+    }
+}
+
+impl From<HandleError> for QueueError {
+    fn from(e: HandleError) -> Self {
+        Self::Handle(e)
+    }
+}
+
+impl core::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Region(e) => e.fmt(f),
+            Self::Handle(e) => e.fmt(f),
+            Self::Unmapped => write!(f, "queue region is not mapped in this component"),
+        }
+    }
+}
+
+impl core::error::Error for QueueError {}
+
+/// Map one queue region.
+///
+/// # Safety
+/// As for [`QueueMemory::inline`].
+unsafe fn map<'a>(
+    base: NonNull<u8>,
+    len: usize,
+    cap: Capacity,
+) -> Result<(QueueMemory<'a, NetQueue>, Signal<'a>), QueueError> {
+    // SAFETY: forwarded from the caller.
+    let mem = unsafe { QueueMemory::<NetQueue>::inline(base, len, cap)? };
+    let sig = mem.header().signal();
+    Ok((mem, sig))
+}
+
+/// The end of a queue pair that hands filled buffers on: consumes *free*, produces *active*. It is
+/// the driver toward the Rx virt, the Rx virt (or vswitch) toward a copier, a copier toward its
+/// client, a client toward the Tx virt (or vswitch), and the Tx virt toward the driver.
+pub struct NetSource<'a> {
+    /// Empty buffers handed to us.
+    pub free: Consumer<'a, u16, NetBuffDesc>,
+    /// Filled buffers we hand on.
+    pub active: Producer<'a, u16, NetBuffDesc>,
+    free_signal: Signal<'a>,
+    active_signal: Signal<'a>,
+}
+
+/// The end of a queue pair that takes filled buffers and returns them empty: consumes *active*,
+/// produces *free*. It is the peer of a [`NetSource`] on every connection.
+pub struct NetSink<'a> {
+    /// Empty buffers we hand back.
+    pub free: Producer<'a, u16, NetBuffDesc>,
+    /// Filled buffers handed to us.
+    pub active: Consumer<'a, u16, NetBuffDesc>,
+    free_signal: Signal<'a>,
+    active_signal: Signal<'a>,
+}
+
+/// `(base, len)` of a region named in a config, as a pointer into this address space.
+fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
+    let addr = usize::try_from(r.vaddr).map_err(|_| QueueError::Unmapped)?;
+    let len = usize::try_from(r.size).map_err(|_| QueueError::Unmapped)?;
+    let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr))
+        .ok_or(QueueError::Unmapped)?;
+    Ok((ptr, len))
+}
+
+fn capacity(num_buffers: u64) -> Result<Capacity, QueueError> {
+    Capacity::new::<u16>(num_buffers).map_err(|e| QueueError::Region(RegionError::Capacity(e)))
+}
+
+impl<'a> NetSource<'a> {
+    /// The source end over a free and an active queue region of `capacity` descriptors each.
+    ///
+    /// # Safety
+    /// Both regions are mapped read-write for `'a`, shared with exactly one peer (the sink), and
+    /// this process makes no other source over them.
+    pub unsafe fn new(
+        free: NonNull<u8>,
+        free_len: usize,
+        active: NonNull<u8>,
+        active_len: usize,
+        capacity_: u64,
+    ) -> Result<Self, QueueError> {
+        let cap = capacity(capacity_)?;
+        // SAFETY: forwarded from the caller.
+        let (free, free_signal) = unsafe { map(free, free_len, cap)? };
+        // SAFETY: forwarded from the caller.
+        let (active, active_signal) = unsafe { map(active, active_len, cap)? };
+        Ok(Self {
+            free: free.consumer()?,
+            active: active.producer()?,
+            free_signal,
+            active_signal,
+        })
+    }
+
+    /// The source end of a connection from a config (regions at their vaddrs in this component).
+    ///
+    /// # Safety
+    /// The config describes this component's real mappings, and this process makes no other
+    /// source over them.
+    pub unsafe fn from_connection(conn: &NetConnectionResource) -> Result<Self, QueueError> {
+        let (f, fl) = region_ptr(&conn.free_queue)?;
+        let (a, al) = region_ptr(&conn.active_queue)?;
+        // SAFETY: the caller vouches that the config names our mappings.
+        unsafe { Self::new(f, fl, a, al, u64::from(conn.num_buffers)) }
+    }
+
+    /// Phase 2 on *free*: ask the sink to signal when it returns buffers, then re-check. `Ok(true)`:
+    /// buffers arrived meanwhile (request cancelled, keep processing); `Ok(false)`: safe to sleep.
+    pub fn park_free(&mut self) -> Result<bool, PeerError> {
+        let free = &mut self.free;
+        let mut err = None;
+        let work = signal::park(self.free_signal, || match free.is_empty() {
+            Ok(empty) => !empty,
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        });
+        err.map_or(Ok(work), Err)
+    }
+
+    /// Withdraw a request for a signal on *free* (e.g. the driver's hardware ring filled up).
+    pub fn cancel_free_signal(&self) {
+        self.free_signal.cancel();
+    }
+
+    /// Phase 3 on *active*: whether to notify the sink now. True only if `did_work` and the sink
+    /// asked; the request is consumed.
+    pub fn should_notify_active(&self, did_work: bool) -> bool {
+        self.active_signal.should_notify(did_work)
+    }
+}
+
+impl<'a> NetSink<'a> {
+    /// The sink end over a free and an active queue region of `capacity` descriptors each.
+    ///
+    /// # Safety
+    /// As for [`NetSource::new`], with the roles swapped.
+    pub unsafe fn new(
+        free: NonNull<u8>,
+        free_len: usize,
+        active: NonNull<u8>,
+        active_len: usize,
+        capacity_: u64,
+    ) -> Result<Self, QueueError> {
+        let cap = capacity(capacity_)?;
+        // SAFETY: forwarded from the caller.
+        let (free, free_signal) = unsafe { map(free, free_len, cap)? };
+        // SAFETY: forwarded from the caller.
+        let (active, active_signal) = unsafe { map(active, active_len, cap)? };
+        Ok(Self {
+            free: free.producer()?,
+            active: active.consumer()?,
+            free_signal,
+            active_signal,
+        })
+    }
+
+    /// The sink end of a connection from a config.
+    ///
+    /// # Safety
+    /// As for [`NetSource::from_connection`].
+    pub unsafe fn from_connection(conn: &NetConnectionResource) -> Result<Self, QueueError> {
+        let (f, fl) = region_ptr(&conn.free_queue)?;
+        let (a, al) = region_ptr(&conn.active_queue)?;
+        // SAFETY: the caller vouches that the config names our mappings.
+        unsafe { Self::new(f, fl, a, al, u64::from(conn.num_buffers)) }
+    }
+
+    /// Hand every buffer of a data region to the source: enqueue `base + i * 2048` for each `i`
+    /// below the capacity on *free* and publish (`net_buffers_init`; `base` is 0 for offsets, the
+    /// region's IO address toward a driver). Returns how many were published.
+    pub fn fill_free(&mut self, base: u64) -> Result<u64, PushError<NetBuffDesc>> {
+        let n = self.free.capacity().slots();
+        for i in 0..n {
+            self.free
+                .push(NetBuffDesc::new(base + i * NET_BUFFER_SIZE, 0))?;
+        }
+        Ok(self.free.publish())
+    }
+
+    /// Phase 2 on *active*: ask the source to signal when it hands on buffers, then re-check.
+    /// `Ok(true)`: work arrived meanwhile; `Ok(false)`: safe to sleep.
+    pub fn park_active(&mut self) -> Result<bool, PeerError> {
+        let active = &mut self.active;
+        let mut err = None;
+        let work = signal::park(self.active_signal, || match active.is_empty() {
+            Ok(empty) => !empty,
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        });
+        err.map_or(Ok(work), Err)
+    }
+
+    /// Withdraw a request for a signal on *active*.
+    pub fn cancel_active_signal(&self) {
+        self.active_signal.cancel();
+    }
+
+    /// Phase 3 on *free*: whether to notify the source now (only if `did_work` and it asked).
+    pub fn should_notify_free(&self, did_work: bool) -> bool {
+        self.free_signal.should_notify(did_work)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use core::mem::offset_of;
+    use core::sync::atomic::Ordering;
+    use zerocopy::FromZeros;
+
+    #[test]
+    fn layouts_match_c() {
+        // net_buff_desc_t: io_or_offset @0, len @8, oid bitfield in byte 10, size 16, align 8.
+        assert_eq!(size_of::<NetBuffDesc>(), 16);
+        assert_eq!(align_of::<NetBuffDesc>(), 8);
+        assert_eq!(offset_of!(NetBuffDesc, io_or_offset), 0);
+        assert_eq!(offset_of!(NetBuffDesc, len), 8);
+        assert_eq!(offset_of!(NetBuffDesc, oid_bits), 10);
+        assert_eq!(offset_of!(NetBuffDesc, _pad0), 11);
+        assert_eq!(offset_of!(NetBuffDesc, _pad1), 12);
+        // net_queue_t: tail @0, head @2, consumer_signalled @4, buffers[] @8.
+        assert_eq!(size_of::<NetQueue>(), 8);
+        assert_eq!(offset_of!(NetQueue, tail), 0);
+        assert_eq!(offset_of!(NetQueue, head), 2);
+        assert_eq!(offset_of!(NetQueue, consumer_signalled), 4);
+        assert_eq!(
+            NetQueue::bytes_for(512),
+            8200,
+            "fits the 0x3000 regions sdfgen makes"
+        );
+    }
+
+    #[test]
+    fn oid_is_six_bits_in_byte_ten() {
+        let mut d = NetBuffDesc::with_oid(0x800, 60, 63).unwrap();
+        assert_eq!(d.as_bytes()[10], 63);
+        assert_eq!(d.oid(), 63);
+        assert_eq!(
+            NetBuffDesc::with_oid(0, 0, 64),
+            Err(BufferError::OidTooLarge(64))
+        );
+        assert_eq!(d.set_oid(200), Err(BufferError::OidTooLarge(200)));
+        assert_eq!(d.oid(), 63, "a refused set changes nothing");
+        // A C peer that left the two spare bits set: they are ignored and preserved.
+        let mut raw = [0u8; 16];
+        raw[10] = 0b1100_0101;
+        let mut d = NetBuffDesc::read_from_bytes(&raw).unwrap();
+        assert_eq!(d.oid(), 5);
+        d.set_oid(1).unwrap();
+        assert_eq!(d.as_bytes()[10], 0b1100_0001);
+        let d = NetBuffDesc::new(0x1234, 0x5678);
+        assert_eq!(
+            &d.as_bytes()[..12],
+            &[0x34, 0x12, 0, 0, 0, 0, 0, 0, 0x78, 0x56, 0, 0]
+        );
+    }
+
+    #[test]
+    fn offsets_and_lengths_are_checked() {
+        assert_eq!(NetBuffDesc::new(3 * 2048, 1).buffer_index(4), Ok(3));
+        assert_eq!(
+            NetBuffDesc::new(4 * 2048, 1).buffer_index(4),
+            Err(BufferError::OutOfRange {
+                offset: 8192,
+                num_buffers: 4
+            })
+        );
+        assert_eq!(
+            NetBuffDesc::new(100, 1).buffer_index(4),
+            Err(BufferError::Misaligned(100))
+        );
+        assert_eq!(
+            NetBuffDesc::new(u64::MAX - 2047, 1)
+                .buffer_index(u64::MAX)
+                .map(|_| ()),
+            Ok(())
+        );
+        assert!(NetBuffDesc::new(0, 2048).check_len().is_ok());
+        assert_eq!(
+            NetBuffDesc::new(0, 0).check_len(),
+            Err(BufferError::BadLength(0))
+        );
+        assert_eq!(
+            NetBuffDesc::new(0, 2049).check_len(),
+            Err(BufferError::BadLength(2049))
+        );
+    }
+
+    /// Owned, 8-aligned memory standing in for one shared queue region.
+    struct Region {
+        ptr: NonNull<u8>,
+        len: usize,
+        _mem: Vec<u64>,
+    }
+
+    impl Region {
+        fn new(capacity: usize) -> Self {
+            let len = NetQueue::bytes_for(capacity);
+            let mut mem = vec![0u64; len.div_ceil(8)];
+            let ptr = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+            Self {
+                ptr,
+                len,
+                _mem: mem,
+            }
+        }
+
+        /// Both indices at `start`, the flag at "no signal".
+        fn starting_at(capacity: usize, start: u16) -> Self {
+            let r = Self::new(capacity);
+            r.header().tail.store(start, Ordering::Relaxed);
+            r.header().head.store(start, Ordering::Relaxed);
+            r.header().consumer_signalled.store(1, Ordering::Relaxed);
+            r
+        }
+
+        fn header(&self) -> &NetQueue {
+            // SAFETY: the region is 8-aligned, at least 8 bytes, lives as long as `self`, and holds
+            // only atomics in the header.
+            unsafe { self.ptr.cast::<NetQueue>().as_ref() }
+        }
+    }
+
+    fn pair<'r>(free: &'r Region, active: &'r Region, cap: u64) -> (NetSource<'r>, NetSink<'r>) {
+        // SAFETY: the regions outlive the handles ('r); exactly one source and one sink are made.
+        unsafe {
+            let src = NetSource::new(free.ptr, free.len, active.ptr, active.len, cap).unwrap();
+            let sink = NetSink::new(free.ptr, free.len, active.ptr, active.len, cap).unwrap();
+            (src, sink)
+        }
+    }
+
+    #[test]
+    fn u16_wrap_round_trip_and_full_is_full() {
+        const CAP: usize = 8;
+        let free = Region::starting_at(CAP, u16::MAX - 3);
+        let active = Region::starting_at(CAP, u16::MAX - 3);
+        let (mut src, mut sink) = pair(&free, &active, CAP as u64);
+        assert_eq!(sink.fill_free(0x1000_0000).unwrap(), 8);
+        assert!(sink.free.is_full().unwrap(), "all 8 slots are usable");
+        let mut moved = 0u16;
+        for round in 0..5u16 {
+            // Source: take every free buffer, fill it, hand it on.
+            while let Some(d) = src.free.pop().unwrap() {
+                moved += 1;
+                src.active
+                    .push(NetBuffDesc::new(d.io_or_offset, 60 + round))
+                    .unwrap();
+            }
+            src.free.release();
+            // Full really is full, across the u16 wrap (the sDDF promoted-int bug).
+            assert!(src.active.is_full().unwrap());
+            assert!(matches!(
+                src.active.push(NetBuffDesc::new(0, 1)),
+                Err(PushError::Full(_))
+            ));
+            assert_eq!(src.active.publish(), 8);
+            let (t, h) = (
+                active.header().tail.load(Ordering::Relaxed),
+                active.header().head.load(Ordering::Relaxed),
+            );
+            assert_eq!(t.wrapping_sub(h), 8);
+            if t < h {
+                let c_promoted = i32::from(t) - i32::from(h);
+                assert_ne!(
+                    c_promoted, 8,
+                    "C's int-promoted tail - head misses full here"
+                );
+            }
+            // Sink: take them all (every buffer exactly once) and return them.
+            let mut seen = [false; CAP];
+            for _ in 0..CAP {
+                let d = sink.active.pop().unwrap().unwrap();
+                assert_eq!(d.len, 60 + round);
+                let i = NetBuffDesc::new(d.io_or_offset - 0x1000_0000, 0)
+                    .buffer_index(8)
+                    .unwrap();
+                assert!(!core::mem::replace(
+                    &mut seen[usize::try_from(i).unwrap()],
+                    true
+                ));
+                sink.free.push(NetBuffDesc::new(d.io_or_offset, 0)).unwrap();
+            }
+            assert_eq!(sink.active.pop().unwrap(), None);
+            sink.active.release();
+            sink.free.publish();
+        }
+        assert_eq!(moved, 40);
+        assert!(
+            free.header().tail.load(Ordering::Relaxed) < 100,
+            "the free index wrapped"
+        );
+    }
+
+    #[test]
+    fn producer_notifies_only_when_consumer_asked() {
+        let free = Region::starting_at(4, 0);
+        let active = Region::starting_at(4, 0);
+        let (mut src, mut sink) = pair(&free, &active, 4);
+        // The sink finds nothing and parks on active.
+        assert!(!sink.park_active().unwrap());
+        assert_eq!(
+            active.header().consumer_signalled.load(Ordering::Relaxed),
+            0
+        );
+        assert!(!src.should_notify_active(false), "no work, no notification");
+        src.active.push(NetBuffDesc::new(0, 1)).unwrap();
+        src.active.publish();
+        assert!(src.should_notify_active(true));
+        assert!(
+            !src.should_notify_active(true),
+            "one request, one notification"
+        );
+        // Work found on re-check cancels the request.
+        assert!(sink.park_active().unwrap());
+        assert_eq!(
+            active.header().consumer_signalled.load(Ordering::Relaxed),
+            1
+        );
+        // The source never asked for free buffers: the sink does not notify it.
+        sink.free.push(NetBuffDesc::new(0, 0)).unwrap();
+        sink.free.publish();
+        assert!(!sink.should_notify_free(true));
+        // The source parks on free while it is non-empty: no sleep.
+        assert!(src.park_free().unwrap());
+        src.free.pop().unwrap();
+        src.free.release();
+        assert!(!src.park_free().unwrap());
+        sink.cancel_active_signal();
+        src.cancel_free_signal();
+        assert!(!sink.should_notify_free(true));
+    }
+
+    #[test]
+    fn corrupt_indices_are_peer_errors() {
+        let free = Region::starting_at(4, 10);
+        let active = Region::starting_at(4, 10);
+        let (mut src, mut sink) = pair(&free, &active, 4);
+        // A lying source claims 5 entries in a 4-slot ring.
+        active.header().tail.store(15, Ordering::Relaxed);
+        assert!(sink.active.pop().is_err());
+        assert!(
+            sink.park_active().is_err(),
+            "the re-check reports the peer too"
+        );
+        // A lying source moves the free head backwards (it is the free queue's consumer).
+        free.header().head.store(9, Ordering::Relaxed);
+        assert_eq!(
+            src.free.pop().unwrap(),
+            None,
+            "the consumer of free does not read head"
+        );
+        assert!(
+            matches!(sink.free.push(NetBuffDesc::new(0, 0)), Ok(())),
+            "no refresh needed yet"
+        );
+        assert!(sink.free.free().is_err());
+        // Setting up over corrupt memory fails cleanly.
+        let ok = Region::starting_at(4, 0);
+        let bad = Region::starting_at(4, 0);
+        bad.header().tail.store(100, Ordering::Relaxed);
+        // SAFETY: test memory outliving the handle; one handle per role per region.
+        let r = unsafe { NetSink::new(ok.ptr, ok.len, bad.ptr, bad.len, 4) };
+        assert!(matches!(r, Err(QueueError::Handle(HandleError::Peer(_)))));
+        // SAFETY: as above.
+        let r = unsafe { NetSink::new(ok.ptr, ok.len, bad.ptr, bad.len, 6) };
+        assert!(matches!(
+            r,
+            Err(QueueError::Region(RegionError::Capacity(_)))
+        ));
+        // SAFETY: as above; the region is too small for 8 descriptors.
+        let r = unsafe { NetSink::new(ok.ptr, ok.len, bad.ptr, bad.len, 8) };
+        assert!(matches!(
+            r,
+            Err(QueueError::Region(RegionError::TooSmall { .. }))
+        ));
+        let conn = NetConnectionResource::new_zeroed();
+        // SAFETY: the connection names no mapping; nothing is dereferenced.
+        let r = unsafe { NetSource::from_connection(&conn) };
+        assert!(matches!(r, Err(QueueError::Unmapped)));
+    }
+}
