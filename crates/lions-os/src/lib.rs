@@ -44,7 +44,11 @@ pub mod config;
 mod entry;
 mod error;
 mod handler;
+#[cfg(feature = "host")]
+pub mod host;
 pub mod runtime;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use cell::ConfigCell;
 pub use channel::{Channel, ChannelSet, Child, MAX_CHANNEL, MAX_MESSAGE_REGISTERS, MessageInfo};

@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Test protection domains for lions-host's integration tests and round-trip benchmark. One image
+//! serves every role; the PD name picks it (as Microkit test systems share one ELF).
+//!
+//! Shared regions are found at fixed addresses the tests' `.system` files use: `0x2000000` for the
+//! first map of a PD, `0x3000000` for the second.
+
+// Test code: a failed operation should panic (the PD faults, the test sees it).
+#![allow(clippy::unwrap_used)]
+
+use lions_os::host::register_irq_fd;
+use lions_os::{Channel, ChannelSet, Handler, MessageInfo, NullHandler, get_mr, pd_name, set_mr};
+use std::convert::Infallible;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+lions_os::protection_domain!(role);
+
+/// Word `i` of the region mapped at `base`.
+fn word(base: usize, i: usize) -> &'static AtomicU64 {
+    // SAFETY: the test systems map a shared, writable (for the writers) region of at least one page
+    // at `base` in this PD before `init` runs; it is never unmapped, and every process touches it
+    // only through atomics.
+    unsafe { &*((base + 8 * i) as *const AtomicU64) }
+}
+
+const FIRST: usize = 0x200_0000;
+const SECOND: usize = 0x300_0000;
+
+/// Wait (bounded) until `f` holds; false on timeout.
+fn wait_until(f: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+type Boxed = Box<dyn Handler<Error = Infallible>>;
+
+/// The handler of the role this PD plays.
+struct Role(Boxed);
+
+impl Handler for Role {
+    type Error = Infallible;
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+        self.0.notified(channels)
+    }
+    fn protected(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
+        self.0.protected(ch, msg)
+    }
+}
+
+fn role() -> Role {
+    Role(init())
+}
+
+fn init() -> Boxed {
+    let name = pd_name();
+    match name.as_str() {
+        "coal_tx" => {
+            for _ in 0..50 {
+                Channel::new(1).notify().unwrap();
+            }
+            Channel::new(2).notify().unwrap();
+            word(FIRST, 0).store(1, Ordering::Release);
+            Box::new(NullHandler)
+        }
+        "coal_rx" => {
+            assert!(
+                wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1),
+                "coal_tx never finished"
+            );
+            Box::new(Printer { name, count: 0 })
+        }
+        "ppc_client" => ppc_client(),
+        "ppc_server" => Box::new(Server),
+        "dying_client" => {
+            match Channel::new(3).pp_call(MessageInfo::new(99, 0)) {
+                Ok(_) => println!("dying_client: answered?!"),
+                Err(e) => println!("dying_client: {e}"),
+            }
+            Box::new(NullHandler)
+        }
+        "def_a" => {
+            Channel::new(1).deferred_notify().unwrap();
+            Channel::new(2).deferred_notify().unwrap(); // performs the first deferral now
+            if wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1) {
+                println!("def_a: def_b was notified before init returned");
+            }
+            word(FIRST, 1).store(1, Ordering::Release);
+            Box::new(NullHandler)
+        }
+        "def_b" => Box::new(Deferred { flag: 0 }),
+        "def_c" => Box::new(Deferred { flag: 1 }),
+        "faulty" => {
+            let v = word(SECOND, 0).load(Ordering::Relaxed); // reading a read-only map is fine
+            println!("faulty: read {v}, now writing to a read-only region");
+            word(FIRST, 0).store(1, Ordering::Release);
+            word(SECOND, 0).store(1, Ordering::Relaxed); // SIGSEGV
+            unreachable!("the write to a read-only map did not fault");
+        }
+        "survivor" => {
+            assert!(wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1));
+            std::thread::sleep(Duration::from_millis(50));
+            match Channel::new(1).pp_call(MessageInfo::new(1, 0)) {
+                Ok(_) => println!("survivor: PPC into faulty was answered?!"),
+                Err(e) => println!("survivor: {e}"),
+            }
+            Channel::new(2).notify().unwrap();
+            println!("survivor: notify to the dead PD ok; alive");
+            Box::new(NullHandler)
+        }
+        "crashy" => {
+            let n = word(FIRST, 0).fetch_add(1, Ordering::AcqRel) + 1;
+            if n <= 2 {
+                panic!("crash number {n}");
+            }
+            println!("crashy: up after {} restarts", n - 1);
+            Box::new(NullHandler)
+        }
+        "doomed" => panic!("always"),
+        "irq_pd" => irq_pd(),
+        n if n.starts_with("idle") => {
+            println!("{n}: ready pid {}", std::process::id());
+            Box::new(NullHandler)
+        }
+        "bench_a" => bench_a(),
+        "bench_b" => Box::new(Echo),
+        other => panic!("no test role named {other}"),
+    }
+}
+
+/// Prints each delivery.
+struct Printer {
+    name: String,
+    count: u32,
+}
+
+impl Handler for Printer {
+    type Error = Infallible;
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+        self.count += 1;
+        println!(
+            "{}: notified {channels} (delivery {})",
+            self.name, self.count
+        );
+        Ok(())
+    }
+}
+
+fn ppc_client() -> Boxed {
+    let ch = Channel::new(3);
+    for i in 0..6 {
+        set_mr(i, 100 + i as u64);
+    }
+    let r = ch.pp_call(MessageInfo::new(42, 6)).unwrap();
+    println!(
+        "ppc_client: reply label {} count {} mrs [{}, {}, {}]",
+        r.label(),
+        r.count(),
+        get_mr(0),
+        get_mr(1),
+        get_mr(2)
+    );
+    // All 120 registers, reversed by the server.
+    for i in 0..120 {
+        set_mr(i, 1000 + i as u64);
+    }
+    let r = ch.pp_call(MessageInfo::new(7, 120)).unwrap();
+    let ok = r.count() == 120 && (0..120).all(|i| get_mr(i) == 1000 + 119 - i as u64);
+    println!("ppc_client: 120 registers reversed: {ok}");
+    for k in 0..1000u64 {
+        set_mr(0, k);
+        ch.pp_call(MessageInfo::new(1, 1)).unwrap();
+        assert_eq!(get_mr(0), k + 1);
+    }
+    println!("ppc_client: 1000 calls ok");
+    println!("ppc_client: {}", ch.notify().unwrap_err());
+    println!(
+        "ppc_client: {}",
+        Channel::new(9).pp_call(MessageInfo::default()).unwrap_err()
+    );
+    Box::new(NullHandler)
+}
+
+/// label 42: sum and echo; label 7: reverse; label 99: panic; other labels: increment mr0.
+struct Server;
+
+impl Handler for Server {
+    type Error = Infallible;
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn protected(&mut self, _ch: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
+        let n = msg.count();
+        Ok(match msg.label() {
+            42 => {
+                let sum: u64 = (0..n).map(get_mr).sum();
+                set_mr(0, sum);
+                set_mr(1, msg.label());
+                set_mr(2, n as u64);
+                MessageInfo::new(43, 3)
+            }
+            7 => {
+                let v: Vec<u64> = (0..n).map(get_mr).collect();
+                for (i, x) in v.iter().rev().enumerate() {
+                    set_mr(i, *x);
+                }
+                MessageInfo::new(8, n)
+            }
+            99 => panic!("asked to die while serving a call"),
+            _ => {
+                set_mr(0, get_mr(0) + 1);
+                MessageInfo::new(0, 1)
+            }
+        })
+    }
+}
+
+/// def_b sets word `flag` of the shared region... def_c reads word 1.
+struct Deferred {
+    flag: usize,
+}
+
+impl Handler for Deferred {
+    type Error = Infallible;
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Infallible> {
+        if self.flag == 0 {
+            word(FIRST, 0).store(1, Ordering::Release);
+            println!("def_b: notified");
+        } else {
+            println!(
+                "def_c: notified, y = {}",
+                word(FIRST, 1).load(Ordering::Acquire)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn eventfd() -> OwnedFd {
+    // SAFETY: plain system call; the result is checked before it is owned.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    assert!(fd >= 0);
+    // SAFETY: a fresh descriptor owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn timerfd(period_ms: i64) -> OwnedFd {
+    // SAFETY: plain system call; the result is checked before it is owned.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+        )
+    };
+    assert!(fd >= 0);
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: period_ms * 1_000_000,
+    };
+    let spec = libc::itimerspec {
+        it_interval: t,
+        it_value: t,
+    };
+    // SAFETY: `spec` is a live itimerspec; the old value is not requested.
+    let r = unsafe {
+        libc::timerfd_settime(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            0,
+            &spec,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(r, 0);
+    fd
+}
+
+fn read8(fd: &OwnedFd) {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into a live local (the fd is non-blocking).
+    unsafe { libc::read(std::os::fd::AsRawFd::as_raw_fd(fd), (&raw mut v).cast(), 8) };
+}
+
+fn write8(fd: &OwnedFd) {
+    let v = 1u64;
+    // SAFETY: writes 8 bytes from a live local.
+    unsafe {
+        libc::write(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            (&raw const v).cast(),
+            8,
+        )
+    };
+}
+
+/// Channel 3: an eventfd (level: stays readable until read); channel 4: a 20 ms timerfd.
+struct IrqPd {
+    event: OwnedFd,
+    timer: OwnedFd,
+    events: u32,
+    ticks: u32,
+}
+
+fn irq_pd() -> Boxed {
+    let event = eventfd();
+    let timer = timerfd(20);
+    println!(
+        "irq_pd: {}",
+        register_irq_fd(Channel::new(7), event.as_fd()).unwrap_err()
+    );
+    println!("irq_pd: {}", Channel::new(7).irq_ack().unwrap_err());
+    register_irq_fd(Channel::new(3), event.as_fd()).unwrap();
+    register_irq_fd(Channel::new(4), timer.as_fd()).unwrap();
+    write8(&event);
+    Box::new(IrqPd {
+        event,
+        timer,
+        events: 0,
+        ticks: 0,
+    })
+}
+
+impl Handler for IrqPd {
+    type Error = Infallible;
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+        if channels.contains(Channel::new(3)) {
+            // Neither read nor acknowledged yet: it must not fire again until tick 3.
+            self.events += 1;
+        }
+        if channels.contains(Channel::new(4)) {
+            read8(&self.timer);
+            self.ticks += 1;
+            Channel::new(4).irq_ack().unwrap();
+            if self.ticks == 3 {
+                println!("irq_pd: after 3 ticks, eventfd IRQs = {}", self.events);
+                read8(&self.event);
+                write8(&self.event);
+                Channel::new(3).deferred_irq_ack().unwrap();
+            }
+            if self.ticks == 6 {
+                println!("irq_pd: after 6 ticks, eventfd IRQs = {}", self.events);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn iterations() -> usize {
+    std::env::var("LIONS_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000)
+}
+
+/// Measures notify round trips (A -> B -> A) in its event loop, then PPC round trips.
+struct BenchA {
+    samples: Vec<u64>,
+    start: Instant,
+    n: usize,
+}
+
+fn bench_a() -> Boxed {
+    // Let bench_b reach its event loop first.
+    std::thread::sleep(Duration::from_millis(100));
+    let n = iterations();
+    let start = Instant::now();
+    Channel::new(1).notify().unwrap();
+    Box::new(BenchA {
+        samples: Vec::with_capacity(n),
+        start,
+        n,
+    })
+}
+
+fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+impl Handler for BenchA {
+    type Error = Infallible;
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Infallible> {
+        let now = Instant::now();
+        self.samples
+            .push(u64::try_from((now - self.start).as_nanos()).unwrap_or(u64::MAX));
+        if self.samples.len() < self.n {
+            self.start = Instant::now();
+            Channel::new(1).notify().unwrap();
+            return Ok(());
+        }
+        let notify = median(&mut self.samples);
+        let mut ppc = Vec::with_capacity(self.n);
+        for i in 0..self.n {
+            set_mr(0, i as u64);
+            let t = Instant::now();
+            Channel::new(1).pp_call(MessageInfo::new(1, 1)).unwrap();
+            ppc.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+        println!(
+            "bench: iterations={} notify_rtt_median_ns={notify} ppc_rtt_median_ns={}",
+            self.n,
+            median(&mut ppc)
+        );
+        std::process::exit(0);
+    }
+}
+
+/// Echoes notifications and answers PPCs.
+struct Echo;
+
+impl Handler for Echo {
+    type Error = Infallible;
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Infallible> {
+        Channel::new(1).notify().unwrap();
+        Ok(())
+    }
+    fn protected(&mut self, _: Channel, _msg: MessageInfo) -> Result<MessageInfo, Infallible> {
+        set_mr(0, get_mr(0) + 1);
+        Ok(MessageInfo::new(0, 1))
+    }
+}

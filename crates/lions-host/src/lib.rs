@@ -1,0 +1,654 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! # lions-host: the host board
+//!
+//! Runs a Microkit system description (`.system`, as `sdfgen` writes it) on Linux: one process per
+//! protection domain, memory regions as shared memory mapped at the SDF's addresses with the SDF's
+//! rights, notifications and protected procedure calls with seL4 semantics, fault reports and
+//! (optionally) restarts. The PD binaries are built with `lions-os`'s `host` feature; their
+//! [`protection_domain!`](lions_os::protection_domain) entry point talks to this launcher.
+//!
+//! ## Command line
+//!
+//! ```text
+//! lions-host [--restart] [--max-restarts N] [--trace] [--stats] [--no-rt]
+//!            [--search-path DIR]... <file.system>
+//! ```
+//!
+//! - `--search-path DIR` (repeatable): where `program_image` paths are looked up, in order, before
+//!   the directory of the `.system` file. An absolute path is used as it is; a name ending in
+//!   `.elf` also matches the same name without the suffix.
+//! - `--restart`: re-spawn a PD that faulted (at most `--max-restarts`, default 3, per PD). Its
+//!   memory regions persist across the restart; each restart is reported.
+//! - `--trace`: report every start, exit and scheduling decision on stderr.
+//! - `--stats`: print per-PD counters (notifications sent/received, PPCs made/served, IRQs,
+//!   restarts) on stderr at exit.
+//! - `--no-rt`: do not ask for real-time scheduling.
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops the whole system: every PD gets SIGTERM, then SIGKILL after a
+//! second, and the launcher waits for all of them. PDs ignore SIGINT themselves, so a Ctrl-C typed
+//! at the terminal reaches only the launcher.
+//!
+//! **Exit status**: 0 when stopped by a signal or when every PD exited normally, with no fault left
+//! unrestarted; 1 when a PD faulted and was not restarted (no `--restart`, or its restart limit was
+//! reached); 2 when the system description is bad or the system could not start (a missing image,
+//! a region that cannot be mapped in a PD, ...). Every problem is reported on stderr with the PD
+//! (or the description's element) named, e.g. `lions-host: client0: killed by SIGSEGV
+//! (segmentation fault)`.
+//!
+//! ## Library
+//!
+//! [`run`]`(system, images_dir, &`[`Options`]`)` does the same and returns a [`Report`] (its
+//! [`Report::exit_code`] is the status above) or a start-up [`Error`] (status 2). It installs
+//! SIGINT/SIGTERM handlers for its duration (restoring the previous ones) and may run once at a time
+//! per process.
+//!
+//! ## How a system runs
+//!
+//! 1. The description is read and checked by `lions-sdf`, then by the host board's own rules
+//!    (images found and executable, `cpu` available, channel ids at most 61, a PPC only into a
+//!    PD of higher priority as Microkit requires, no child PDs yet).
+//! 2. Every memory region becomes a memfd of its size (zero-filled; kept open for the launcher's
+//!    life, so region contents survive a PD restart). A region with `phys_addr` (a device region)
+//!    is plain shared memory here: a host driver reaches its device through a host fd instead.
+//! 3. A control block memfd holds every PD's pending-notification word, PPC request word, reply
+//!    state, message registers and counters; each PD has an eventfd as its wake-up. The layout and
+//!    the wake-up rules are documented in [`lions_os::host::control`].
+//! 4. Each PD is started with a manifest (format in [`lions_os::host::manifest`]): its name and
+//!    number, the control block, its eventfd, its maps (region fd, vaddr, size, rights), its
+//!    channels (id, peer, peer's id, peer's eventfd, notify/PPC rights) and its IRQ channels. Only
+//!    the descriptors its manifest names are inherited. The PD maps its regions
+//!    (`MAP_SHARED | MAP_FIXED_NOREPLACE`) before `init` runs.
+//! 5. `cpu` becomes the process's CPU affinity; `priority` (0..=254) becomes SCHED_FIFO priority
+//!    1..=99 where permitted (otherwise normal scheduling, noted once under `--trace`).
+//! 6. The launcher waits on the PD processes (pidfds). A PD that ends is marked gone in the control
+//!    block at once: PPCs waiting on it return `PeerGone`, notifications to it are dropped, and the
+//!    others keep running.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("lions-host runs on Linux only");
+
+mod plan;
+mod sys;
+
+use lions_os::host::control::{ControlBlock, PdState};
+use lions_os::host::manifest::{MANIFEST_ENV, Manifest, ManifestChannel, ManifestIrq, ManifestMap};
+use lions_os::host::{EXIT_HANDLER_ERROR, EXIT_PANIC, EXIT_STARTUP};
+use plan::Plan;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How to run a system.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Re-spawn a faulted PD (up to [`max_restarts`](Self::max_restarts) times per PD).
+    pub restart: bool,
+    /// Restart limit per PD (default 3).
+    pub max_restarts: u32,
+    /// Report starts, exits and scheduling decisions on stderr.
+    pub trace: bool,
+    /// Print per-PD counters on stderr at exit.
+    pub stats: bool,
+    /// Ask for SCHED_FIFO priorities (default true; silently skipped where not permitted).
+    pub realtime: bool,
+    /// More directories for program images, searched after `images_dir` and before the directory
+    /// of the `.system` file.
+    pub search_path: Vec<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            restart: false,
+            max_restarts: 3,
+            trace: false,
+            stats: false,
+            realtime: true,
+            search_path: Vec::new(),
+        }
+    }
+}
+
+/// Why the system could not start (exit status 2).
+#[derive(Debug)]
+pub enum Error {
+    /// The description is malformed (the `lions-sdf` error names the line and element).
+    System {
+        /// The `.system` file.
+        path: PathBuf,
+        /// What is wrong.
+        error: lions_sdf::Error,
+    },
+    /// The description is well formed but cannot run on the host board.
+    Element {
+        /// The element, e.g. `protection_domain "client0" > program_image path="client.elf"`.
+        element: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A host resource could not be set up.
+    Os {
+        /// What was being done.
+        what: String,
+        /// The system error.
+        error: io::Error,
+    },
+    /// Another [`run`] is in progress in this process.
+    Busy,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::System { path, error } => write!(f, "{}: {error}", path.display()),
+            Self::Element { element, message } => write!(f, "{element}: {message}"),
+            Self::Os { what, error } => write!(f, "{what}: {error}"),
+            Self::Busy => f.write_str("another system is already running in this process"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Why a PD process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// It exited with status 0 (not a fault).
+    Exited,
+    /// It panicked (the PD printed `"<pd>: panicked at ..."`).
+    Panicked,
+    /// A handler returned an error (the PD printed it).
+    HandlerError,
+    /// It could not start (the PD printed why).
+    StartupFailed,
+    /// It exited with another status.
+    ExitStatus(i32),
+    /// A signal ended it: number, name and description.
+    Signal(i32, String, &'static str),
+}
+
+impl Cause {
+    fn of(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Self::Exited,
+            (Some(c), _) if c == i32::from(EXIT_PANIC) => Self::Panicked,
+            (Some(c), _) if c == i32::from(EXIT_HANDLER_ERROR) => Self::HandlerError,
+            (Some(c), _) if c == i32::from(EXIT_STARTUP) => Self::StartupFailed,
+            (Some(c), _) => Self::ExitStatus(c),
+            (None, Some(s)) => {
+                let (name, what) = sys::signal_name(s);
+                Self::Signal(s, name, what)
+            }
+            (None, None) => Self::ExitStatus(-1),
+        }
+    }
+
+    /// Whether this ending is a fault.
+    pub fn is_fault(&self) -> bool {
+        *self != Self::Exited
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exited => f.write_str("exited"),
+            Self::Panicked => f.write_str("panicked"),
+            Self::HandlerError => f.write_str("a handler returned an error"),
+            Self::StartupFailed => f.write_str("could not start"),
+            Self::ExitStatus(c) => write!(f, "exited with status {c}"),
+            Self::Signal(_, name, what) => write!(f, "killed by {name} ({what})"),
+        }
+    }
+}
+
+/// A PD fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The PD.
+    pub pd: String,
+    /// What happened.
+    pub cause: Cause,
+    /// Whether the PD was restarted after it.
+    pub restarted: bool,
+}
+
+/// Per-PD counters, read from the control block at exit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PdStats {
+    /// The PD.
+    pub pd: String,
+    /// Notifications sent (to live peers).
+    pub notifications_sent: u64,
+    /// Notification channels delivered.
+    pub notifications_received: u64,
+    /// PPCs made and answered.
+    pub ppcs_made: u64,
+    /// PPCs served.
+    pub ppcs_served: u64,
+    /// IRQs delivered.
+    pub irqs_received: u64,
+    /// Restarts.
+    pub restarts: u32,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The stop signal, if a signal stopped the system.
+    pub signal: Option<i32>,
+    /// Every fault, in order.
+    pub faults: Vec<Fault>,
+    /// Counters per PD, in description order.
+    pub stats: Vec<PdStats>,
+}
+
+impl Report {
+    /// The launcher's exit status: 2 if a PD could not start, 1 if a fault was not restarted,
+    /// else 0.
+    pub fn exit_code(&self) -> u8 {
+        let open = self.faults.iter().filter(|f| !f.restarted);
+        let mut code = 0;
+        for f in open {
+            code = code.max(if f.cause == Cause::StartupFailed {
+                2
+            } else {
+                1
+            });
+        }
+        code
+    }
+}
+
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Run the system described by `system`; program images are looked up in `images_dir`, then
+/// `options.search_path`, then the directory of `system`. Returns when every PD has ended or a
+/// stop signal (SIGINT, SIGTERM) arrived.
+pub fn run(system: &Path, images_dir: &Path, options: &Options) -> Result<Report, Error> {
+    if RUNNING.swap(true, Ordering::SeqCst) {
+        return Err(Error::Busy);
+    }
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            RUNNING.store(false, Ordering::SeqCst);
+        }
+    }
+    let _release = Release;
+    let sys = lions_sdf::System::load(system).map_err(|error| Error::System {
+        path: system.to_path_buf(),
+        error,
+    })?;
+    let mut dirs = vec![images_dir.to_path_buf()];
+    dirs.extend(options.search_path.iter().cloned());
+    if let Some(d) = system.parent() {
+        dirs.push(if d.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            d.to_path_buf()
+        });
+    }
+    let plan = plan::plan(&sys, &dirs, &sys::allowed_cpus())?;
+    Board::new(plan, options.clone())?.run()
+}
+
+fn os(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let what = what.into();
+    move |error| Error::Os { what, error }
+}
+
+/// A PD's process state in the launcher.
+struct Proc {
+    child: Option<Child>,
+    pidfd: Option<OwnedFd>,
+    restarts: u32,
+}
+
+/// Everything the launcher holds while a system runs.
+struct Board {
+    plan: Plan,
+    options: Options,
+    cb: ControlBlock,
+    _cb_fd: OwnedFd,
+    _regions: Vec<OwnedFd>,
+    wake: Vec<OwnedFd>,
+    manifests: Vec<OwnedFd>,
+    /// Descriptors each PD inherits.
+    keep: Vec<Vec<RawFd>>,
+    procs: Vec<Proc>,
+    faults: Vec<Fault>,
+    realtime: bool,
+    signals: sys::StopSignals,
+}
+
+impl Board {
+    fn new(plan: Plan, options: Options) -> Result<Self, Error> {
+        let (cb_fd, cb) =
+            ControlBlock::create(plan.pds.len()).map_err(os("creating the control block"))?;
+        let mut regions = Vec::new();
+        for (name, size) in &plan.regions {
+            let fd = sys::memfd(&format!("lions-region:{name}"), *size).map_err(os(format!(
+                "memory_region \"{name}\": creating {size:#x} bytes of shared memory"
+            )))?;
+            regions.push(fd);
+        }
+        let wake = (0..plan.pds.len())
+            .map(|_| sys::eventfd())
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(os("creating eventfds"))?;
+        let mut manifests = Vec::new();
+        let mut keep = Vec::new();
+        for (i, pd) in plan.pds.iter().enumerate() {
+            let m = Manifest {
+                name: pd.name.clone(),
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                control_fd: cb_fd.as_raw_fd(),
+                num_pds: u32::try_from(plan.pds.len()).unwrap_or(u32::MAX),
+                wake_fd: wake[i].as_raw_fd(),
+                maps: pd
+                    .maps
+                    .iter()
+                    .map(|m| ManifestMap {
+                        fd: regions[m.region].as_raw_fd(),
+                        vaddr: m.vaddr,
+                        size: plan.regions[m.region].1,
+                        read: m.read,
+                        write: m.write,
+                        execute: m.execute,
+                        region: plan.regions[m.region].0.clone(),
+                    })
+                    .collect(),
+                channels: pd
+                    .channels
+                    .iter()
+                    .map(|c| ManifestChannel {
+                        id: c.id,
+                        peer: u32::try_from(c.peer).unwrap_or(u32::MAX),
+                        peer_id: c.peer_id,
+                        peer_wake_fd: wake[c.peer].as_raw_fd(),
+                        notify: c.notify,
+                        pp: c.pp,
+                        peer_pp: c.peer_pp,
+                    })
+                    .collect(),
+                irqs: pd
+                    .irqs
+                    .iter()
+                    .map(|&(id, irq)| ManifestIrq { id, irq })
+                    .collect(),
+            };
+            let fd = sys::memfd(&format!("lions-host-manifest:{}", pd.name), 0)
+                .map_err(os(format!("protection_domain \"{}\": manifest", pd.name)))?;
+            sys::write_all_at(&fd, m.to_text().as_bytes())
+                .map_err(os(format!("protection_domain \"{}\": manifest", pd.name)))?;
+            let mut k = vec![fd.as_raw_fd(), m.control_fd, m.wake_fd];
+            k.extend(m.maps.iter().map(|x| x.fd));
+            k.extend(m.channels.iter().map(|x| x.peer_wake_fd));
+            k.sort_unstable();
+            k.dedup();
+            keep.push(k);
+            manifests.push(fd);
+        }
+        let signals = sys::StopSignals::install().map_err(os("installing signal handlers"))?;
+        let procs = plan
+            .pds
+            .iter()
+            .map(|_| Proc {
+                child: None,
+                pidfd: None,
+                restarts: 0,
+            })
+            .collect();
+        Ok(Self {
+            realtime: options.realtime,
+            plan,
+            options,
+            cb,
+            _cb_fd: cb_fd,
+            _regions: regions,
+            wake,
+            manifests,
+            keep,
+            procs,
+            faults: Vec::new(),
+            signals,
+        })
+    }
+
+    fn trace(&self, msg: impl fmt::Display) {
+        if self.options.trace {
+            eprintln!("lions-host: {msg}");
+        }
+    }
+
+    fn spawn(&mut self, i: usize) -> io::Result<()> {
+        let pd = &self.plan.pds[i];
+        let mut cmd = Command::new(&pd.image);
+        cmd.arg0(&pd.name)
+            .env(MANIFEST_ENV, self.manifests[i].as_raw_fd().to_string());
+        let keep = self.keep[i].clone();
+        let cpu = pd.cpu;
+        let launcher = sys::getpid();
+        // SAFETY: `child_setup` runs between fork and exec and makes only async-signal-safe system
+        // calls on data moved into the closure (no allocation, no locks).
+        unsafe { cmd.pre_exec(move || sys::child_setup(&keep, cpu, launcher)) };
+        let child = cmd.spawn()?;
+        let pid = child.id();
+        self.trace(format_args!(
+            "{}: started, pid {pid} ({})",
+            pd.name,
+            pd.image.display()
+        ));
+        if self.realtime {
+            let prio = 1 + i32::from(pd.priority) * 98 / 254;
+            match sys::set_fifo(pid, prio) {
+                Ok(()) => self.trace(format_args!("{}: SCHED_FIFO priority {prio}", pd.name)),
+                Err(e) => {
+                    self.realtime = false;
+                    self.trace(format_args!(
+                        "real-time priorities not permitted ({e}); using normal scheduling"
+                    ));
+                }
+            }
+        }
+        let p = &mut self.procs[i];
+        p.pidfd = sys::pidfd_open(pid).ok();
+        p.child = Some(child);
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Report, Error> {
+        for i in 0..self.plan.pds.len() {
+            if let Err(e) = self.spawn(i) {
+                let what = format!(
+                    "protection_domain \"{}\": starting {}",
+                    self.plan.pds[i].name,
+                    self.plan.pds[i].image.display()
+                );
+                self.stop();
+                return Err(Error::Os { what, error: e });
+            }
+        }
+        let mut signal = None;
+        loop {
+            if self.procs.iter().all(|p| p.child.is_none()) {
+                self.trace("every PD has ended");
+                break;
+            }
+            if let Some(s) = self.signals.received() {
+                signal = Some(s);
+                self.trace(format_args!("stopping ({})", sys::signal_name(s).0));
+                break;
+            }
+            let mut fds = vec![libc::pollfd {
+                fd: self.signals.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let mut timeout = -1;
+            for p in self.procs.iter().filter(|p| p.child.is_some()) {
+                match &p.pidfd {
+                    Some(fd) => fds.push(libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }),
+                    None => timeout = 20,
+                }
+            }
+            sys::poll(&mut fds, timeout);
+            if fds[0].revents != 0 {
+                sys::drain(self.signals.fd());
+            }
+            self.reap();
+        }
+        self.stop();
+        let stats = self.stats();
+        if self.options.stats {
+            print_stats(&stats);
+        }
+        let report = Report {
+            signal,
+            faults: std::mem::take(&mut self.faults),
+            stats,
+        };
+        Ok(report)
+    }
+
+    /// Collect every PD process that ended; report, mark gone, restart if asked.
+    fn reap(&mut self) {
+        for i in 0..self.procs.len() {
+            let status = match self.procs[i].child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => status,
+                _ => continue,
+            };
+            self.procs[i].child = None;
+            self.procs[i].pidfd = None;
+            for caller in self.cb.mark_gone(i) {
+                sys::wake(self.wake[caller].as_raw_fd());
+            }
+            let name = self.plan.pds[i].name.clone();
+            let cause = Cause::of(status);
+            if !cause.is_fault() {
+                self.trace(format_args!("{name}: exited"));
+                continue;
+            }
+            eprintln!("lions-host: {name}: {cause}");
+            let may_restart = self.options.restart && cause != Cause::StartupFailed;
+            let restarts = self.procs[i].restarts;
+            let restarted = if !may_restart {
+                false
+            } else if restarts >= self.options.max_restarts {
+                eprintln!(
+                    "lions-host: {name}: not restarted: restart limit ({}) reached",
+                    self.options.max_restarts
+                );
+                false
+            } else {
+                self.procs[i].restarts += 1;
+                eprintln!(
+                    "lions-host: {name}: restarting ({} of {})",
+                    restarts + 1,
+                    self.options.max_restarts
+                );
+                self.cb.reset_for_restart(i);
+                match self.spawn(i) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        eprintln!("lions-host: {name}: restart failed: {e}");
+                        self.cb.mark_gone(i);
+                        false
+                    }
+                }
+            };
+            self.faults.push(Fault {
+                pd: name,
+                cause,
+                restarted,
+            });
+        }
+    }
+
+    /// Stop every PD: SIGTERM, then SIGKILL after a second; wait for all.
+    fn stop(&mut self) {
+        let live = |procs: &[Proc]| {
+            procs
+                .iter()
+                .filter_map(|p| p.child.as_ref().map(Child::id))
+                .collect::<Vec<_>>()
+        };
+        for pid in live(&self.procs) {
+            sys::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !live(&self.procs).is_empty() && Instant::now() < deadline {
+            for p in &mut self.procs {
+                if let Some(c) = &mut p.child
+                    && matches!(c.try_wait(), Ok(Some(_)))
+                {
+                    p.child = None;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for (i, p) in self.procs.iter_mut().enumerate() {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            p.pidfd = None;
+            if self.cb.slot(i).state() != PdState::Gone {
+                for caller in self.cb.mark_gone(i) {
+                    sys::wake(self.wake[caller].as_raw_fd());
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> Vec<PdStats> {
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        self.plan
+            .pds
+            .iter()
+            .enumerate()
+            .map(|(i, pd)| {
+                let s = &self.cb.slot(i).stats;
+                PdStats {
+                    pd: pd.name.clone(),
+                    notifications_sent: ld(&s.notifications_sent),
+                    notifications_received: ld(&s.notifications_received),
+                    ppcs_made: ld(&s.ppcs_made),
+                    ppcs_served: ld(&s.ppcs_served),
+                    irqs_received: ld(&s.irqs_received),
+                    restarts: self.procs[i].restarts,
+                }
+            })
+            .collect()
+    }
+}
+
+fn print_stats(stats: &[PdStats]) {
+    let w = stats.iter().map(|s| s.pd.len()).max().unwrap_or(2).max(2);
+    eprintln!(
+        "lions-host: {:<w$} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "pd", "notify-sent", "notify-recv", "ppc-made", "ppc-served", "irqs", "restarts"
+    );
+    for s in stats {
+        eprintln!(
+            "lions-host: {:<w$} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}",
+            s.pd,
+            s.notifications_sent,
+            s.notifications_received,
+            s.ppcs_made,
+            s.ppcs_served,
+            s.irqs_received,
+            s.restarts
+        );
+    }
+}

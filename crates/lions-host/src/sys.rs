@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The Linux system calls the launcher makes, each behind a safe function.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Take ownership of a descriptor a system call just returned.
+fn owned(fd: libc::c_int) -> OwnedFd {
+    // SAFETY: only called with a fresh descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A zero-filled memfd of `size` bytes, closed on exec unless a child clears that flag.
+pub(crate) fn memfd(name: &str, size: u64) -> io::Result<OwnedFd> {
+    let mut cname: Vec<u8> = name.bytes().filter(|&b| b != 0).take(200).collect();
+    cname.push(0);
+    // SAFETY: `cname` is NUL-terminated and outlives the call.
+    let fd = owned(check(unsafe {
+        libc::memfd_create(cname.as_ptr().cast(), libc::MFD_CLOEXEC)
+    })?);
+    let size = libc::off_t::try_from(size).map_err(|_| io::Error::other("size too large"))?;
+    // SAFETY: plain system call on a descriptor we own.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+    Ok(fd)
+}
+
+/// Write all of `data` to `fd` at offset 0.
+pub(crate) fn write_all_at(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        let off = libc::off_t::try_from(done).map_err(|_| io::Error::other("too large"))?;
+        let rest = &data[done..];
+        // SAFETY: reads `rest.len()` bytes from a live slice.
+        let n = unsafe { libc::pwrite(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), off) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        } else {
+            done += n.unsigned_abs();
+        }
+    }
+    Ok(())
+}
+
+/// A blocking eventfd, closed on exec unless a child clears that flag.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call.
+    Ok(owned(check(unsafe {
+        libc::eventfd(0, libc::EFD_CLOEXEC)
+    })?))
+}
+
+/// Add one to an eventfd's counter.
+pub(crate) fn wake(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local; the descriptor is a number only.
+    unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+}
+
+/// Reset a readable eventfd (non-blocking use only after `poll` said it is readable).
+pub(crate) fn drain(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reads 8 bytes into a live local.
+    unsafe { libc::read(fd, (&raw mut v).cast(), 8) };
+}
+
+/// A pollable descriptor that becomes readable when process `pid` ends (Linux 5.3+).
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    // SAFETY: plain system call with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = libc::c_int::try_from(r).map_err(|_| io::Error::other("pidfd out of range"))?;
+    Ok(owned(check(fd)?))
+}
+
+/// `poll(2)` (EINTR counts as "nothing ready").
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) {
+    let n = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `n` pollfds.
+    unsafe { libc::poll(fds.as_mut_ptr(), n, timeout_ms) };
+}
+
+/// Send `sig` to process `pid` (errors ignored: the process may just have ended).
+pub(crate) fn kill(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: plain system call.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// The CPUs this process may run on.
+pub(crate) fn allowed_cpus() -> Vec<u32> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most `size_of::<cpu_set_t>()` bytes into `set`.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Vec::new();
+    }
+    let max = u32::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+    // SAFETY: CPU_ISSET reads the set; the index is below CPU_SETSIZE.
+    (0..max)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c as usize, &set) })
+        .collect()
+}
+
+/// Put process `pid` under SCHED_FIFO at `prio` (1..=99).
+pub(crate) fn set_fifo(pid: u32, prio: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    let param = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: `param` is a live, initialised sched_param.
+    check(unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) }).map(drop)
+}
+
+/// Prepare a forked child before `exec`: keep `keep` open across it, die with the launcher, let
+/// the launcher alone handle Ctrl-C, and run on `cpu` if given. Async-signal-safe: no allocation,
+/// no locks, system calls only.
+pub(crate) fn child_setup(
+    keep: &[RawFd],
+    cpu: Option<u32>,
+    launcher: libc::pid_t,
+) -> io::Result<()> {
+    for &fd in keep {
+        // SAFETY: F_SETFD with 0 clears close-on-exec of a descriptor this process holds.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
+    }
+    // SAFETY: plain prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
+    // SAFETY: getppid cannot fail.
+    if unsafe { libc::getppid() } != launcher {
+        return Err(io::Error::other("the launcher ended during start-up"));
+    }
+    // SAFETY: ignoring SIGINT is async-signal-safe; the disposition survives exec, so a Ctrl-C
+    // typed at the terminal reaches only the launcher, which then stops every PD.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    if let Some(cpu) = cpu {
+        // SAFETY: an all-zero cpu_set_t is a valid empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the launcher checked `cpu` against CPU_SETSIZE; CPU_SET writes into `set`.
+        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+        // SAFETY: the kernel reads `size_of::<cpu_set_t>()` bytes from a live set.
+        check(unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) })?;
+    }
+    Ok(())
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// The eventfd the signal handler writes (-1 when none is installed).
+static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
+/// The last stop signal received (0 = none).
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    SIGNALLED.store(sig, Ordering::SeqCst);
+    let fd = SIGNAL_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        wake(fd);
+    }
+}
+
+/// SIGINT and SIGTERM handlers that write an eventfd, restored to the previous ones on drop.
+pub(crate) struct StopSignals {
+    fd: OwnedFd,
+    old: [libc::sigaction; 2],
+}
+
+const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+impl StopSignals {
+    /// Install the handlers (one set per process at a time).
+    pub(crate) fn install() -> io::Result<Self> {
+        let fd = eventfd()?;
+        SIGNALLED.store(0, Ordering::SeqCst);
+        SIGNAL_FD.store(fd.as_raw_fd(), Ordering::SeqCst);
+        // SAFETY: an all-zero sigaction is a valid "default, no flags, empty mask" value.
+        let mut old: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
+        for (sig, old) in STOP_SIGNALS.iter().zip(old.iter_mut()) {
+            // SAFETY: as above.
+            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+            sa.sa_sigaction = on_stop_signal as *const () as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            // SAFETY: the handler only does async-signal-safe work (atomics and write(2));
+            // `sa` and `old` are live.
+            check(unsafe { libc::sigaction(*sig, &sa, old) })?;
+        }
+        Ok(Self { fd, old })
+    }
+
+    /// The eventfd that becomes readable on a stop signal.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The stop signal received, if any.
+    pub(crate) fn received(&self) -> Option<libc::c_int> {
+        match SIGNALLED.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        for (sig, old) in STOP_SIGNALS.iter().zip(&self.old) {
+            // SAFETY: restores the disposition saved by `install`.
+            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+        }
+        SIGNAL_FD.store(-1, Ordering::SeqCst);
+    }
+}
+
+/// Name and description of a signal, e.g. `("SIGSEGV", "segmentation fault")`.
+pub(crate) fn signal_name(sig: libc::c_int) -> (String, &'static str) {
+    let known: &[(libc::c_int, &str, &str)] = &[
+        (libc::SIGSEGV, "SIGSEGV", "segmentation fault"),
+        (libc::SIGBUS, "SIGBUS", "bus error"),
+        (libc::SIGILL, "SIGILL", "illegal instruction"),
+        (libc::SIGFPE, "SIGFPE", "arithmetic exception"),
+        (libc::SIGABRT, "SIGABRT", "aborted"),
+        (libc::SIGTRAP, "SIGTRAP", "trace trap"),
+        (libc::SIGKILL, "SIGKILL", "killed"),
+        (libc::SIGTERM, "SIGTERM", "terminated"),
+        (libc::SIGINT, "SIGINT", "interrupted"),
+        (libc::SIGHUP, "SIGHUP", "hang-up"),
+        (libc::SIGPIPE, "SIGPIPE", "broken pipe"),
+        (libc::SIGSYS, "SIGSYS", "bad system call"),
+    ];
+    known
+        .iter()
+        .find(|(s, _, _)| *s == sig)
+        .map_or((format!("signal {sig}"), "unknown signal"), |(_, n, d)| {
+            ((*n).to_owned(), *d)
+        })
+}

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The host board with real processes: `lions-host` runs `.system` files written here, with the
+//! roles of `lions-host-testpd` as PDs. Every wait is bounded; a launcher left running by a failed
+//! test is killed (and its PDs die with it).
+
+// Test code: a failed operation should panic (the PD faults, the test sees it).
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_lions-host-testpd"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Write `body` (inside `<system>`) as `<name>.system` (atomically: test binaries may run
+/// concurrently).
+fn system(name: &str, body: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("host-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.system"));
+    let tmp = dir.join(format!("{name}.system.{}", std::process::id()));
+    std::fs::write(
+        &tmp,
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<system>\n{body}\n</system>\n"),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// A PD element of the test image.
+fn pd(name: &str, inner: &str) -> String {
+    format!(
+        r#"<protection_domain name="{name}" priority="100"><program_image path="lions-host-testpd"/>{inner}</protection_domain>"#
+    )
+}
+
+/// A running launcher with its stdout and stderr merged into one line stream.
+struct Launch {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn launch(sys: &Path, args: &[&str]) -> Launch {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lions-host"))
+        .args(args)
+        .arg("--search-path")
+        .arg(bin_dir())
+        .arg(sys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = channel();
+    let pipes: [Box<dyn Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for pipe in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Launch {
+        child,
+        lines: rx,
+        seen: Vec::new(),
+    }
+}
+
+impl Launch {
+    /// Wait for a line containing `needle`.
+    fn expect(&mut self, needle: &str) {
+        let end = Instant::now() + TIMEOUT;
+        if self.seen.iter().any(|l| l.contains(needle)) {
+            return;
+        }
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "no line with {needle:?}; output so far:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// Collect output for `d`, then check that no line contains `needle`.
+    fn absent(&mut self, needle: &str, d: Duration) {
+        let end = Instant::now() + d;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line);
+        }
+        assert!(
+            !self.seen.iter().any(|l| l.contains(needle)),
+            "unexpected {needle:?} in:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: plain system call on our own child's pid.
+        unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), sig) };
+    }
+
+    /// Wait (bounded) for the launcher to exit; then drain its output.
+    fn wait(&mut self) -> ExitStatus {
+        let end = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "lions-host did not exit; output:\n{}",
+                self.seen.join("\n")
+            );
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(10)) {
+                self.seen.push(line);
+            }
+        }
+    }
+
+    fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGINT);
+        self.wait()
+    }
+
+    fn output(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a launcher that is expected to refuse the system at once.
+fn refused(sys: &Path, args: &[&str]) -> String {
+    let mut l = launch(sys, args);
+    let status = l.wait();
+    assert_eq!(status.code(), Some(2), "output:\n{}", l.output());
+    l.output()
+}
+
+#[test]
+fn launcher_refuses_bad_systems_naming_the_element() {
+    let s = system(
+        "missing_image",
+        r#"<protection_domain name="ghost"><program_image path="no-such-pd.elf"/></protection_domain>"#,
+    );
+    let out = refused(&s, &[]);
+    assert!(
+        out.contains(
+            r#"protection_domain "ghost" > program_image path="no-such-pd.elf": not found"#
+        ),
+        "{out}"
+    );
+
+    let s = system(
+        "overlap",
+        &format!(
+            r#"<memory_region name="a" size="0x2000"/><memory_region name="b" size="0x1000"/>
+               {}"#,
+            pd(
+                "p",
+                r#"<map mr="a" vaddr="0x2000000" perms="rw"/><map mr="b" vaddr="0x2001000" perms="r"/>"#
+            )
+        ),
+    );
+    let out = refused(&s, &[]);
+    assert!(
+        out.contains(r#"protection_domain "p" > map mr="b""#) && out.contains("overlaps"),
+        "{out}"
+    );
+
+    let s = system(
+        "child_pd",
+        &pd(
+            "parent",
+            &pd("kid", "").replace("name=\"kid\"", "name=\"kid\" id=\"0\""),
+        ),
+    );
+    let out = refused(&s, &[]);
+    assert!(
+        out.contains(r#"protection_domain "kid": child protection domains"#),
+        "{out}"
+    );
+
+    let s = system(
+        "bad_cpu",
+        &pd("p", "").replace("priority", "cpu=\"1000\" priority"),
+    );
+    assert!(refused(&s, &[]).contains(r#"protection_domain "p": cpu 1000 is not available"#));
+
+    // The PD itself refuses a map it cannot make (in the kernel's half of the address space).
+    let s = system(
+        "unmappable",
+        &format!(
+            r#"<memory_region name="low" size="0x1000"/>{}"#,
+            pd(
+                "idle_low",
+                r#"<map mr="low" vaddr="0xffff800000000000" perms="rw"/>"#
+            )
+        ),
+    );
+    let out = refused(&s, &[]);
+    assert!(
+        out.contains(r#"idle_low: cannot start: map of memory region "low" at 0xffff800000000000"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("lions-host: idle_low: could not start"),
+        "{out}"
+    );
+}
+
+#[test]
+fn notifications_coalesce_across_processes() {
+    let s = system(
+        "coalesce",
+        &format!(
+            r#"<memory_region name="flag" size="0x1000"/>
+               {}{}
+               <channel><end pd="coal_tx" id="1"/><end pd="coal_rx" id="1"/></channel>
+               <channel><end pd="coal_tx" id="2"/><end pd="coal_rx" id="2"/></channel>"#,
+            pd(
+                "coal_tx",
+                r#"<map mr="flag" vaddr="0x2000000" perms="rw"/>"#
+            ),
+            pd("coal_rx", r#"<map mr="flag" vaddr="0x2000000" perms="r"/>"#),
+        ),
+    );
+    let mut l = launch(&s, &["--stats"]);
+    l.expect("coal_rx: notified {1, 2} (delivery 1)");
+    l.absent("delivery 2", Duration::from_millis(300));
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
+    let stats = l
+        .seen
+        .iter()
+        .find(|x| x.contains("lions-host: coal_tx"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        stats.split_whitespace().nth(2) == Some("51"),
+        "51 notifications sent: {stats}"
+    );
+}
+
+#[test]
+fn ppc_round_trips_with_registers_and_rights() {
+    let s = system(
+        "ppc",
+        &format!(
+            r#"{}{}<channel><end pd="ppc_client" id="3" pp="true" notify="false"/><end pd="ppc_server" id="5"/></channel>"#,
+            pd("ppc_client", ""),
+            pd("ppc_server", "").replace("priority=\"100\"", "priority=\"150\""),
+        ),
+    );
+    let mut l = launch(&s, &["--stats"]);
+    l.expect("ppc_client: reply label 43 count 3 mrs [615, 42, 6]");
+    l.expect("ppc_client: 120 registers reversed: true");
+    l.expect("ppc_client: 1000 calls ok");
+    l.expect(
+        "ppc_client: ppc_client: notify on channel 3: not permitted by the system description",
+    );
+    l.expect(
+        "ppc_client: ppc_client: pp_call on channel 9: not permitted by the system description",
+    );
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
+    let out = l.output();
+    assert!(
+        out.lines().any(|x| x.starts_with("lions-host: ppc_server")
+            && x.split_whitespace().nth(5) == Some("1002")),
+        "1002 PPCs served:\n{out}"
+    );
+}
+
+#[test]
+fn ppc_into_a_pd_that_dies_while_serving_returns_peer_gone() {
+    let s = system(
+        "ppc_dies",
+        &format!(
+            r#"{}{}<channel><end pd="dying_client" id="3" pp="true"/><end pd="ppc_server" id="5"/></channel>"#,
+            pd("dying_client", ""),
+            pd("ppc_server", "").replace("priority=\"100\"", "priority=\"150\""),
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("ppc_server: panicked at");
+    l.expect("asked to die while serving a call");
+    l.expect("lions-host: ppc_server: panicked");
+    l.expect("dying_client: dying_client: pp_call on channel 3: the peer is not running");
+    assert_eq!(l.stop().code(), Some(1), "{}", l.output());
+}
+
+#[test]
+fn deferred_notify_runs_after_the_event_and_one_slot_is_kept() {
+    let s = system(
+        "deferred",
+        &format!(
+            r#"<memory_region name="shared" size="0x1000"/>
+               {}{}{}
+               <channel><end pd="def_a" id="1"/><end pd="def_b" id="1"/></channel>
+               <channel><end pd="def_a" id="2"/><end pd="def_c" id="1"/></channel>"#,
+            pd(
+                "def_a",
+                r#"<map mr="shared" vaddr="0x2000000" perms="rw"/>"#
+            ),
+            pd(
+                "def_b",
+                r#"<map mr="shared" vaddr="0x2000000" perms="rw"/>"#
+            ),
+            pd("def_c", r#"<map mr="shared" vaddr="0x2000000" perms="r"/>"#),
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("def_b: notified");
+    l.expect("def_a: def_b was notified before init returned");
+    l.expect("def_c: notified, y = 1");
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
+}
+
+#[test]
+fn write_to_read_only_region_faults_and_the_others_keep_running() {
+    let s = system(
+        "fault",
+        &format!(
+            r#"<memory_region name="sync" size="0x1000"/><memory_region name="ro" size="0x1000"/>
+               {}{}
+               <channel><end pd="survivor" id="1" pp="true"/><end pd="faulty" id="1"/></channel>
+               <channel><end pd="survivor" id="2"/><end pd="faulty" id="2"/></channel>"#,
+            pd(
+                "faulty",
+                r#"<map mr="sync" vaddr="0x2000000" perms="rw"/><map mr="ro" vaddr="0x3000000" perms="r"/>"#
+            )
+            .replace("priority=\"100\"", "priority=\"150\""),
+            pd("survivor", r#"<map mr="sync" vaddr="0x2000000" perms="rw"/>"#),
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("faulty: read 0, now writing to a read-only region");
+    l.expect("lions-host: faulty: killed by SIGSEGV (segmentation fault)");
+    l.expect("survivor: survivor: pp_call on channel 1: the peer is not running");
+    l.expect("survivor: notify to the dead PD ok; alive");
+    assert_eq!(
+        l.stop().code(),
+        Some(1),
+        "a fault without --restart: {}",
+        l.output()
+    );
+}
+
+#[test]
+fn restart_respawns_a_faulted_pd_with_its_regions() {
+    let s = system(
+        "restart",
+        &format!(
+            r#"<memory_region name="state" size="0x1000"/>{}"#,
+            pd(
+                "crashy",
+                r#"<map mr="state" vaddr="0x2000000" perms="rw"/>"#
+            )
+        ),
+    );
+    let mut l = launch(&s, &["--restart"]);
+    l.expect("crashy: panicked at");
+    l.expect("crash number 1");
+    l.expect("lions-host: crashy: panicked");
+    l.expect("lions-host: crashy: restarting (1 of 3)");
+    l.expect("lions-host: crashy: restarting (2 of 3)");
+    l.expect("crashy: up after 2 restarts");
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
+
+    // A PD that always fails is restarted three times, then the launcher gives up.
+    let s = system("doomed", &pd("doomed", ""));
+    let mut l = launch(&s, &["--restart"]);
+    l.expect("lions-host: doomed: restarting (3 of 3)");
+    l.expect("lions-host: doomed: not restarted: restart limit (3) reached");
+    assert_eq!(l.wait().code(), Some(1), "{}", l.output());
+}
+
+#[test]
+fn host_fds_are_irqs_rearmed_by_irq_ack() {
+    let s = system(
+        "irq",
+        &pd(
+            "irq_pd",
+            r#"<irq irq="40" id="3"/><irq irq="41" id="4"/><irq irq="42" id="5"/>"#,
+        ),
+    );
+    let mut l = launch(&s, &["--stats"]);
+    l.expect("irq_pd: irq_pd: irq_ack on channel 7: not permitted by the system description");
+    l.expect("irq_pd: after 3 ticks, eventfd IRQs = 1");
+    l.expect("irq_pd: after 6 ticks, eventfd IRQs = 2");
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
+    // register_irq_fd on a non-IRQ channel is refused the same way.
+    assert_eq!(
+        l.seen
+            .iter()
+            .filter(|x| x.contains("irq_ack on channel 7: not permitted"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn sigint_stops_every_pd_cleanly() {
+    let s = system(
+        "sigint",
+        &format!("{}{}", pd("idle_a", ""), pd("idle_b", "")),
+    );
+    let mut l = launch(&s, &["--trace"]);
+    l.expect("idle_a: ready pid");
+    l.expect("idle_b: ready pid");
+    let pids: Vec<u32> = l
+        .seen
+        .iter()
+        .filter_map(|x| x.split("ready pid ").nth(1)?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    let t = Instant::now();
+    let status = l.stop();
+    assert_eq!(status.code(), Some(0), "{}", l.output());
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(l.output().contains("lions-host: stopping (SIGINT)"));
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "PD process {pid} is still there"
+        );
+    }
+}
+
+#[test]
+fn a_pd_binary_started_by_hand_explains_itself() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lions-host-testpd"))
+        .env_remove("LIONS_HOST_MANIFEST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(103));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LIONS_HOST_MANIFEST is not set") && err.contains("lions-host"),
+        "{err}"
+    );
+}

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The few Linux system calls a host PD makes, each behind a safe function.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Result of a libc call that returns -1 and sets errno on failure.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A new anonymous shared-memory file of `size` bytes (zero-filled), closed on exec.
+pub(crate) fn memfd(name: &str, size: u64) -> io::Result<OwnedFd> {
+    let mut cname: Vec<u8> = name.bytes().filter(|&b| b != 0).take(200).collect();
+    cname.push(0);
+    // SAFETY: `cname` is a NUL-terminated string that outlives the call.
+    let fd = check(unsafe { libc::memfd_create(cname.as_ptr().cast(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: `memfd_create` just returned this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let size =
+        libc::off_t::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain system call on a descriptor we own.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+    Ok(fd)
+}
+
+/// Protection bits for [`map_at`] and [`map_anywhere`].
+pub(crate) fn prot(read: bool, write: bool, execute: bool) -> libc::c_int {
+    let mut p = libc::PROT_NONE;
+    if read {
+        p |= libc::PROT_READ;
+    }
+    if write {
+        p |= libc::PROT_WRITE;
+    }
+    if execute {
+        p |= libc::PROT_EXEC;
+    }
+    p
+}
+
+/// Map `len` bytes of `fd` shared at exactly `vaddr` with protection `prot`, for the rest of the
+/// process's life. Refuses (never replaces) an address range that is already in use.
+pub(crate) fn map_at(
+    fd: BorrowedFd<'_>,
+    vaddr: u64,
+    len: u64,
+    prot: libc::c_int,
+) -> io::Result<()> {
+    let addr = usize::try_from(vaddr).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so no memory this process
+    // already uses (and so no Rust object) is affected; the new pages are shared memory that Rust
+    // code only reaches through raw pointers the component builds from the system description.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            prot,
+            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    if p as usize != addr {
+        // A kernel older than 4.17 takes the address as a hint only.
+        // SAFETY: `p..p+len` is the mapping just made, which nothing else refers to.
+        unsafe { libc::munmap(p, len) };
+        return Err(io::Error::other(
+            "the kernel placed the mapping elsewhere (Linux 4.17 or later is needed)",
+        ));
+    }
+    Ok(())
+}
+
+/// A shared read-write mapping of a file, unmapped on drop.
+pub(crate) struct Mapping {
+    ptr: core::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Map `len` bytes of `fd` read-write and shared, wherever the kernel chooses.
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        // SAFETY: the kernel picks a free range; nothing existing is touched.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = core::ptr::NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// Start of the mapping (page aligned).
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: this is exactly the range `new` mapped; borrows of it end with `self`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Add one to an eventfd's counter (wakes its reader). Errors are ignored: a peer's eventfd is
+/// owned by the launcher and stays valid; a full counter (2^64 - 2) already means "wake up".
+pub(crate) fn wake(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local; the descriptor is a number only.
+    unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+}
+
+/// Block until an eventfd's counter is non-zero, then reset it.
+pub(crate) fn wait(fd: RawFd) {
+    let mut v: u64 = 0;
+    loop {
+        // SAFETY: reads 8 bytes into a live local.
+        let n = unsafe { libc::read(fd, (&raw mut v).cast(), 8) };
+        if n == 8 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// `poll(2)`, retried on EINTR; returns how many entries have events.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> usize {
+    loop {
+        let n = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `n` pollfds.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), n, timeout_ms) };
+        if r >= 0 {
+            return usize::try_from(r).unwrap_or(0);
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return 0;
+        }
+    }
+}
+
+/// Read a whole file from offset 0 without moving its (possibly shared) file offset.
+pub(crate) fn read_all_at(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let off =
+            libc::off_t::try_from(out.len()).map_err(|_| io::Error::other("file too large"))?;
+        // SAFETY: reads at most `buf.len()` bytes into a live local buffer.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+        match n {
+            0 => return Ok(out),
+            n if n > 0 => out.extend_from_slice(&buf[..n.unsigned_abs()]),
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return Err(io::Error::last_os_error()),
+        }
+    }
+}
+
+/// Take ownership of an inherited descriptor named by number (from the manifest), after checking
+/// that it is open.
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: the launcher passed this open descriptor to this process for this one use, and the
+    // manifest names it once; nothing else in the process refers to it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Name this thread (as `ps`/`top` show it; Linux keeps 15 bytes).
+pub(crate) fn set_thread_name(name: &str) {
+    let mut b: Vec<u8> = name.bytes().filter(|&b| b != 0).take(15).collect();
+    b.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, b.as_ptr()) };
+}
+
+/// End the process at once with `code`, running no destructors or exit handlers (a faulted PD
+/// stops where it is, as a faulted seL4 thread does).
+pub(crate) fn exit_now(code: u8) -> ! {
+    // SAFETY: `_exit` is always safe to call; it does not return.
+    unsafe { libc::_exit(libc::c_int::from(code)) }
+}
