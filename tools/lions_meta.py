@@ -1,0 +1,314 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""lions_meta: the glue between an example's metaprogram and `cargo xtask`.
+
+A metaprogram (`examples/<ex>/meta.py`) describes its system with sdfgen 0.35.1, through an
+`Assembly`, which also records what the build must do with each PD:
+
+    from lions_meta import Assembly, parse_args
+
+    args = parse_args("hello")                  # --board B --output DIR
+    asm = Assembly("hello", args.board)
+    pong = asm.pd("pong", priority=10)          # image pong.elf, built from Cargo binary `pong`
+    ping = asm.pd("ping", priority=1)
+    shared = asm.mr("shared", 0x1000)
+    vaddr = asm.map(pong, shared, "rw")         # vaddr chosen by sdfgen unless given
+    ch = asm.channel(ping, pong)                # sdfgen picks the ids: ch.pd_a_id, ch.pd_b_id
+    asm.blob(pong, ".hello_config", "hello_pong.data", data)   # our own config blob
+    asm.write(args.output)
+
+`asm.write(DIR)` connects and serialises every sDDF subsystem, writes `<example>.system`, every
+blob, and `assembly.json`:
+
+    {"example": ..., "board": ..., "system": "<example>.system",
+     "pds": {"<pd>": {"binary": "<cargo bin>", "package": "<cargo package>" (optional),
+                      "image": "<pd>.elf",
+                      "patches": [{"section": ".serial_client_config",
+                                   "blob": "serial_client_<pd>.data"}, ...]}}}
+
+`cargo xtask build` reads it, copies each binary to its image name and writes each blob into its
+ELF section. Nobody keeps a list of images or objcopy lines by hand: the metaprogram is the one
+source, and the subsystem helpers below know sdfgen's blob names.
+
+## Subsystem helpers (the pattern)
+
+sdfgen 0.35.1 names its blobs by fixed rules (interop/README.md, "Blob names"). A helper builds the
+sdfgen subsystem object, registers it so `write` connects and serialises it, and records one patch
+per PD role, so a client is added with one call that also records its blob:
+
+    serial = asm.serial(driver, virt_tx, virt_rx=virt_rx, node="pl011@9000000")
+    serial.add_client(client0)          # records .serial_client_config <- serial_client_client0.data
+    timer = asm.timer(timer_driver, node="timer")
+    timer.add_client(client0)           # records .timer_client_config <- timer_client_client0.data
+
+To add a class (net, blk, i2c, fs), write its table of (section, blob name) per role as in
+`serial` and `timer`: the blob names are in interop/README.md's blob table. `write` refuses to
+finish if a recorded blob was not produced, which catches a wrong name at once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from sdfgen import DeviceTree, Sddf, SystemDescription
+
+REPO = Path(__file__).resolve().parent.parent
+INTEROP = REPO / "interop"
+
+__all__ = ["Assembly", "Board", "BOARDS", "Patch", "Subsystem", "SystemDescription", "Sddf", "parse_args"]
+
+
+@dataclass(frozen=True)
+class Board:
+    """What sdfgen needs to know about a board."""
+
+    name: str
+    #: sdfgen architecture (`None`: that of the machine running the metaprogram).
+    arch: Optional[SystemDescription.Arch]
+    #: Top of the physical memory sdfgen allocates regions from.
+    paddr_top: int
+    #: DTS source of the board's device tree, if it has one.
+    dts: Optional[Path] = None
+
+    def sdf_arch(self) -> SystemDescription.Arch:
+        if self.arch is not None:
+            return self.arch
+        machine = platform.machine().lower()
+        native = {
+            "x86_64": SystemDescription.Arch.X86_64,
+            "amd64": SystemDescription.Arch.X86_64,
+            "aarch64": SystemDescription.Arch.AARCH64,
+            "arm64": SystemDescription.Arch.AARCH64,
+            "riscv64": SystemDescription.Arch.RISCV64,
+        }
+        if machine not in native:
+            raise SystemExit(f"lions_meta: host board on unsupported machine '{machine}'")
+        return native[machine]
+
+
+BOARDS = {
+    # One Linux process per PD (lions-host). Physical addresses mean nothing there; sdfgen
+    # still wants a top for regions that ask for one.
+    "host": Board("host", None, 0x1_0000_0000),
+    "qemu_virt_aarch64": Board(
+        "qemu_virt_aarch64",
+        SystemDescription.Arch.AARCH64,
+        0x6000_0000,
+        INTEROP / "dts" / "qemu_virt_aarch64.dts",
+    ),
+}
+
+
+def parse_args(example: str, argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """The metaprogram command line: `--board B` (default host) and `--output DIR`."""
+    parser = argparse.ArgumentParser(description=f"metaprogram of example '{example}'")
+    parser.add_argument("--board", default="host", choices=sorted(BOARDS))
+    parser.add_argument("--output", required=True, type=Path)
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Patch:
+    """A config blob to write into an ELF section of a PD's image."""
+
+    section: str
+    blob: str
+
+
+@dataclass
+class _PdRecord:
+    binary: str
+    package: Optional[str]
+    image: str
+    patches: list[Patch] = field(default_factory=list)
+
+
+class Subsystem:
+    """An sdfgen sDDF subsystem whose clients' blobs are recorded as they are added."""
+
+    def __init__(self, asm: "Assembly", obj, client_section: str, client_blob: str):
+        self.asm = asm
+        self.obj = obj
+        self._client_section = client_section
+        self._client_blob = client_blob
+
+    def add_client(self, pd: SystemDescription.ProtectionDomain, **kw) -> None:
+        """Add `pd` as a client (sdfgen `add_client`) and record its config blob."""
+        self.obj.add_client(pd, **kw)
+        self.asm.patch(pd, self._client_section, self._client_blob.format(pd=pd.name))
+
+
+class Assembly:
+    """One system under construction: the sdfgen description plus the build's instructions."""
+
+    def __init__(self, example: str, board: str):
+        if board not in BOARDS:
+            raise SystemExit(f"lions_meta: unknown board '{board}'; known: {', '.join(BOARDS)}")
+        self.example = example
+        self.board = BOARDS[board]
+        self.sdf = SystemDescription(self.board.sdf_arch(), self.board.paddr_top)
+        self._pds: dict[str, _PdRecord] = {}
+        self._blobs: dict[str, bytes] = {}
+        self._subsystems: list = []
+        self._dtb: Optional[DeviceTree] = None
+
+    # --- PDs, regions, channels -------------------------------------------------------------
+
+    def pd(
+        self,
+        name: str,
+        binary: Optional[str] = None,
+        *,
+        package: Optional[str] = None,
+        priority: Optional[int] = None,
+        passive: Optional[bool] = None,
+        stack_size: Optional[int] = None,
+        budget: Optional[int] = None,
+        period: Optional[int] = None,
+        cpu: Optional[int] = None,
+    ) -> SystemDescription.ProtectionDomain:
+        """Create and add a PD whose image is `<name>.elf`, built from Cargo binary `binary`
+        (default: `name`) of `package` (default: the example's own package)."""
+        if name in self._pds:
+            raise SystemExit(f"lions_meta: PD '{name}' defined twice")
+        image = f"{name}.elf"
+        pd = SystemDescription.ProtectionDomain(
+            name,
+            image,
+            priority=priority,
+            passive=passive,
+            stack_size=stack_size,
+            budget=budget,
+            period=period,
+            cpu=cpu,
+        )
+        self.sdf.add_pd(pd)
+        self._pds[name] = _PdRecord(binary or name, package, image)
+        return pd
+
+    def mr(self, name: str, size: int, **kw) -> SystemDescription.MemoryRegion:
+        """Create and add a memory region."""
+        mr = SystemDescription.MemoryRegion(self.sdf, name, size, **kw)
+        self.sdf.add_mr(mr)
+        return mr
+
+    def map(
+        self,
+        pd: SystemDescription.ProtectionDomain,
+        mr: SystemDescription.MemoryRegion,
+        perms: str,
+        vaddr: Optional[int] = None,
+        **kw,
+    ) -> int:
+        """Map `mr` into `pd` with `perms` ("r", "rw", ...) at `vaddr` (default: the next free
+        address sdfgen picks); returns the vaddr."""
+        if vaddr is None:
+            vaddr = pd.get_map_vaddr(mr)
+        pd.add_map(SystemDescription.Map(mr, vaddr, perms, **kw))
+        return vaddr
+
+    def channel(self, a, b, **kw) -> SystemDescription.Channel:
+        """Create and add a channel (sdfgen keywords: a_id, b_id, pp_a, pp_b, notify_a, ...).
+        The ids sdfgen chose are `ch.pd_a_id` and `ch.pd_b_id`."""
+        ch = SystemDescription.Channel(a, b, **kw)
+        self.sdf.add_channel(ch)
+        return ch
+
+    # --- config blobs ----------------------------------------------------------------------
+
+    def patch(self, pd, section: str, blob_file: str) -> None:
+        """Record that `blob_file` (in the output dir) goes into ELF section `section` of
+        `pd`'s image."""
+        name = pd if isinstance(pd, str) else pd.name
+        if name not in self._pds:
+            raise SystemExit(f"lions_meta: patch for '{name}', which is not a PD of this assembly")
+        if not section.startswith("."):
+            raise SystemExit(f"lions_meta: section '{section}' must start with '.'")
+        patches = self._pds[name].patches
+        if any(p.section == section for p in patches):
+            raise SystemExit(f"lions_meta: PD '{name}' gets section '{section}' twice")
+        patches.append(Patch(section, blob_file))
+
+    def blob(self, pd, section: str, blob_file: str, data: bytes) -> None:
+        """Write `data` as `blob_file` (at `write` time) and record the patch."""
+        self._blobs[blob_file] = bytes(data)
+        self.patch(pd, section, blob_file)
+
+    # --- sDDF subsystems -------------------------------------------------------------------
+
+    def node(self, name: str) -> DeviceTree.Node:
+        """A node of the board's device tree (boards with one only)."""
+        if self.board.dts is None:
+            raise SystemExit(f"lions_meta: board '{self.board.name}' has no device tree")
+        if self._dtb is None:
+            import fdt  # installed with sdfgen by interop/setup-venv.sh
+
+            dtb = fdt.parse_dts(self.board.dts.read_text()).to_dtb(version=17)
+            self._dtb = DeviceTree(dtb)
+            # sdfgen scans <root>/drivers/<class>/<driver>/config.json (once per process).
+            Sddf(str(INTEROP))
+        return self._dtb.node(name)
+
+    def subsystem(self, obj) -> None:
+        """Register an sdfgen subsystem: `write` connects it, then serialises its blobs."""
+        self._subsystems.append(obj)
+
+    def _device(self, node):
+        return self.node(node) if isinstance(node, str) else node
+
+    def serial(self, driver, virt_tx, *, virt_rx=None, node=None, **kw) -> Subsystem:
+        """An sDDF serial subsystem (sdfgen `Sddf.Serial`; keywords: enable_color, baud_rate,
+        begin_str). Records the driver's and virtualisers' blobs; add clients with
+        `.add_client(pd)`."""
+        obj = Sddf.Serial(self.sdf, self._device(node), driver, virt_tx, virt_rx=virt_rx, **kw)
+        self.subsystem(obj)
+        self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
+        self.patch(driver, ".serial_driver_config", "serial_driver_config.data")
+        self.patch(virt_tx, ".serial_virt_tx_config", "serial_virt_tx.data")
+        if virt_rx is not None:
+            self.patch(virt_rx, ".serial_virt_rx_config", "serial_virt_rx.data")
+        return Subsystem(self, obj, ".serial_client_config", "serial_client_{pd}.data")
+
+    def timer(self, driver, *, node=None) -> Subsystem:
+        """An sDDF timer subsystem (sdfgen `Sddf.Timer`; clients call the driver by PPC).
+        Records the driver's device resources; add clients with `.add_client(pd)`."""
+        obj = Sddf.Timer(self.sdf, self._device(node), driver)
+        self.subsystem(obj)
+        self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
+        return Subsystem(self, obj, ".timer_client_config", "timer_client_{pd}.data")
+
+    # --- output ----------------------------------------------------------------------------
+
+    def write(self, output: Path | str) -> None:
+        """Connect and serialise the subsystems, then write the blobs, `<example>.system` and
+        `assembly.json` into `output`."""
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        for obj in self._subsystems:
+            if obj.connect() is False:
+                raise SystemExit(f"lions_meta: sdfgen connect() failed for {obj}")
+        for obj in self._subsystems:
+            if not obj.serialise_config(str(out)):
+                raise SystemExit(f"lions_meta: sdfgen serialise_config() failed for {obj}")
+        for name, data in self._blobs.items():
+            (out / name).write_bytes(data)
+        system = f"{self.example}.system"
+        (out / system).write_text(self.sdf.render())
+        pds = {}
+        for name, rec in self._pds.items():
+            for p in rec.patches:
+                if not (out / p.blob).is_file():
+                    raise SystemExit(
+                        f"lions_meta: PD '{name}': blob '{p.blob}' for section '{p.section}' "
+                        f"was not written (sdfgen's blob naming changed?)"
+                    )
+            entry = {"binary": rec.binary, "image": rec.image}
+            if rec.package is not None:
+                entry["package"] = rec.package
+            entry["patches"] = [{"section": p.section, "blob": p.blob} for p in rec.patches]
+            pds[name] = entry
+        doc = {"example": self.example, "board": self.board.name, "system": system, "pds": pds}
+        (out / "assembly.json").write_text(json.dumps(doc, indent=2) + "\n")

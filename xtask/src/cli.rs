@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Command-line parsing, by hand: three subcommands, four options.
+
+use crate::Error;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Usage text, printed by `cargo xtask help` and after a usage error.
+pub const USAGE: &str = "\
+usage: cargo xtask <command> <example> [options]
+
+commands:
+  build <example> [--board host] [--release]
+        run the example's metaprogram, build its PD binaries and write their config sections
+        (output in target/lions/<example>/<board>/)
+  run <example> [--board host] [--release] [-- <launcher args>]
+        build, then run the system on the host board with the lions-host launcher (Ctrl-C stops it)
+  graph <example> [--board host] [-o FILE.svg]
+        draw the system description as SVG (default target/lions/<example>/<example>.svg)
+  help  show this text
+
+boards: host (default); qemu_virt_aarch64 (graph only until the seL4 backend exists)";
+
+/// A target board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Board {
+    /// Linux, one process per PD (`lions-host`).
+    Host,
+    /// QEMU `virt` with an AArch64 core under seL4 Microkit.
+    QemuVirtAarch64,
+}
+
+impl Board {
+    /// Every board, in the order `--board` errors list them.
+    pub const ALL: [Self; 2] = [Self::Host, Self::QemuVirtAarch64];
+
+    /// The name used on the command line and by metaprograms.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::QemuVirtAarch64 => "qemu_virt_aarch64",
+        }
+    }
+
+    /// Parse a board name; the error lists the known boards.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = Self::ALL.iter().map(|b| b.name()).collect();
+                Error(format!(
+                    "unknown board `{name}`; known boards: {}",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// Whether PD images can be built and run for this board today; if not, why.
+    pub fn check_buildable(self) -> Result<(), Error> {
+        match self {
+            Self::Host => Ok(()),
+            Self::QemuVirtAarch64 => {
+                let sdk = match std::env::var_os("MICROKIT_SDK") {
+                    Some(p) => format!("MICROKIT_SDK is {}", PathBuf::from(p).display()),
+                    None => "MICROKIT_SDK is not set".to_owned(),
+                };
+                Err(Error(format!(
+                    "board `qemu_virt_aarch64` needs the seL4 Microkit backend of lions-os \
+                     (not written yet) and a Microkit SDK in $MICROKIT_SDK ({sdk}); \
+                     only `--board host` can be built and run today \
+                     (`cargo xtask graph <example> --board qemu_virt_aarch64` works)"
+                )))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Board {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What `build` and `run` need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildArgs {
+    /// Folder name under `examples/`.
+    pub example: String,
+    /// Target board.
+    pub board: Board,
+    /// Build with the release profile (dev otherwise).
+    pub release: bool,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `build`.
+    Build(BuildArgs),
+    /// `run`, with the arguments after `--` for the launcher.
+    Run {
+        /// What to build.
+        build: BuildArgs,
+        /// Passed to `lions-host` after the `.system` file and `--search-path`.
+        launcher_args: Vec<String>,
+    },
+    /// `graph`.
+    Graph {
+        /// Folder name under `examples/`.
+        example: String,
+        /// Board the metaprogram describes.
+        board: Board,
+        /// SVG file to write (default `target/lions/<ex>/<ex>.svg`).
+        output: Option<PathBuf>,
+    },
+    /// `help`, `-h`, `--help`.
+    Help,
+}
+
+/// Parse the arguments after the program name.
+pub fn parse<I, S>(args: I) -> Result<Command, Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut args = args.into_iter().map(Into::into);
+    let Some(cmd) = args.next() else {
+        return Err(Error("no command given".into()));
+    };
+    if matches!(cmd.as_str(), "help" | "-h" | "--help") {
+        return Ok(Command::Help);
+    }
+    if !matches!(cmd.as_str(), "build" | "run" | "graph") {
+        return Err(Error(format!(
+            "unknown command `{cmd}`; commands: build, run, graph, help"
+        )));
+    }
+
+    let mut example = None;
+    let mut board = Board::Host;
+    let mut release = false;
+    let mut output = None;
+    let mut launcher_args = Vec::new();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| Error(format!("`{flag}` needs {what}")))
+        };
+        match flag.as_str() {
+            "--board" => board = Board::parse(&value("a board name")?)?,
+            "--release" if cmd != "graph" && inline.is_none() => release = true,
+            "-o" | "--output" if cmd == "graph" => output = Some(PathBuf::from(value("a file")?)),
+            "--" if cmd == "run" => launcher_args.extend(args.by_ref()),
+            "-h" | "--help" => return Ok(Command::Help),
+            f if f.starts_with('-') => {
+                return Err(Error(format!("`{cmd}` does not take option `{arg}`")));
+            }
+            _ if example.is_none() => example = Some(arg),
+            _ => {
+                return Err(Error(format!(
+                    "`{cmd}` takes one example, got a second: `{arg}`"
+                )));
+            }
+        }
+    }
+    let Some(example) = example else {
+        return Err(Error(format!("`{cmd}` needs an example name")));
+    };
+    let build = BuildArgs {
+        example,
+        board,
+        release,
+    };
+    Ok(match cmd.as_str() {
+        "build" => Command::Build(build),
+        "run" => Command::Run {
+            build,
+            launcher_args,
+        },
+        _ => Command::Graph {
+            example: build.example,
+            board,
+            output,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, Error> {
+        parse(args.iter().copied())
+    }
+
+    fn build(example: &str, release: bool) -> BuildArgs {
+        BuildArgs {
+            example: example.into(),
+            board: Board::Host,
+            release,
+        }
+    }
+
+    #[test]
+    fn build_and_run() {
+        assert_eq!(
+            p(&["build", "hello"]),
+            Ok(Command::Build(build("hello", false)))
+        );
+        assert_eq!(
+            p(&["build", "--release", "hello", "--board", "host"]),
+            Ok(Command::Build(build("hello", true)))
+        );
+        assert_eq!(
+            p(&["run", "hello", "--board=host", "--", "--restart", "-v"]),
+            Ok(Command::Run {
+                build: build("hello", false),
+                launcher_args: vec!["--restart".into(), "-v".into()],
+            })
+        );
+        assert_eq!(
+            p(&["run", "hello"]),
+            Ok(Command::Run {
+                build: build("hello", false),
+                launcher_args: vec![],
+            })
+        );
+    }
+
+    #[test]
+    fn graph() {
+        assert_eq!(
+            p(&["graph", "hello", "-o", "x.svg"]),
+            Ok(Command::Graph {
+                example: "hello".into(),
+                board: Board::Host,
+                output: Some("x.svg".into()),
+            })
+        );
+        assert_eq!(
+            p(&["graph", "--board", "qemu_virt_aarch64", "hello"]),
+            Ok(Command::Graph {
+                example: "hello".into(),
+                board: Board::QemuVirtAarch64,
+                output: None,
+            })
+        );
+    }
+
+    #[test]
+    fn help() {
+        assert_eq!(p(&["help"]), Ok(Command::Help));
+        assert_eq!(p(&["--help"]), Ok(Command::Help));
+        assert_eq!(p(&["run", "-h"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let err = |args: &[&str]| p(args).unwrap_err().0;
+        assert_eq!(err(&[]), "no command given");
+        assert!(err(&["frobnicate"]).contains("commands: build, run, graph"));
+        assert_eq!(err(&["build"]), "`build` needs an example name");
+        assert_eq!(
+            err(&["build", "a", "b"]),
+            "`build` takes one example, got a second: `b`"
+        );
+        assert_eq!(
+            err(&["build", "hello", "--board", "pc"]),
+            "unknown board `pc`; known boards: host, qemu_virt_aarch64"
+        );
+        assert_eq!(
+            err(&["build", "hello", "--board"]),
+            "`--board` needs a board name"
+        );
+        assert_eq!(
+            err(&["build", "hello", "--", "x"]),
+            "`build` does not take option `--`"
+        );
+        assert_eq!(
+            err(&["build", "hello", "-o", "x"]),
+            "`build` does not take option `-o`"
+        );
+        assert_eq!(
+            err(&["graph", "hello", "--release"]),
+            "`graph` does not take option `--release`"
+        );
+    }
+
+    #[test]
+    fn qemu_board_is_known_but_not_buildable() {
+        assert_eq!(
+            Board::parse("qemu_virt_aarch64"),
+            Ok(Board::QemuVirtAarch64)
+        );
+        assert!(Board::Host.check_buildable().is_ok());
+        let e = Board::QemuVirtAarch64.check_buildable().unwrap_err().0;
+        assert!(e.contains("seL4") && e.contains("MICROKIT_SDK"), "{e}");
+    }
+}

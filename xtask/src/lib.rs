@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! # xtask: build, assemble, run and draw the example systems
+//!
+//! `cargo xtask <command> <example>` (the alias lives in `.cargo/config.toml`) drives the system
+//! assembly flow of `design.md` for one folder under `examples/`:
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `build <ex> [--board host] [--release]` | venv, metaprogram, `cargo build`, per-PD images with their config sections written |
+//! | `run <ex> [--board host] [--release] [-- ARGS]` | `build`, then replaces itself with the `lions-host` launcher on the `.system` file (extra `ARGS` go to the launcher) |
+//! | `graph <ex> [--board B] [-o FILE.svg]` | metaprogram only, then draws the `.system` as SVG |
+//!
+//! ## The assembly flow, step by step
+//!
+//! 1. [`meta::ensure_venv`]: `interop/setup-venv.sh` makes (once) `target/sdfgen-venv` with the
+//!    pinned `sdfgen==0.35.1`; nothing is installed by hand.
+//! 2. [`meta::run_metaprogram`]: `examples/<ex>/meta.py --board B --output target/lions/<ex>/B/`.
+//!    The metaprogram uses `tools/lions_meta.py`, which wraps sdfgen and writes, next to the
+//!    `.system` file and the `.data` blobs, an `assembly.json` ([`assembly::Assembly`]) saying which
+//!    Cargo binary each PD's image comes from and which blob goes into which ELF section. There is
+//!    no hand-kept list of images or blobs anywhere: the metaprogram is the only source.
+//! 3. `cargo build` of the binaries the assembly names (the example's package by default).
+//! 4. [`assembly::assemble`]: for each PD, copy its binary to `<output>/<pd>.elf` and overwrite
+//!    the bytes of each named section with its blob ([`patch::write_section`]: the section must be
+//!    file-backed (`SHT_PROGBITS`) and exactly the blob's size).
+//! 5. `run` only: `lions-host <output>/<ex>.system --search-path <output> ARGS...`.
+//!
+//! Errors are plain sentences naming what was being done ([`Error`]); `main` prints them and exits
+//! with status 1.
+
+pub mod assembly;
+pub mod cli;
+pub mod graph;
+pub mod json;
+pub mod meta;
+pub mod patch;
+pub mod tasks;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A failure of an xtask command, as the sentence shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl Error {
+    /// An error with this message.
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+
+    /// An I/O error on `path` while `doing` something.
+    pub fn io(doing: &str, path: &Path, e: &std::io::Error) -> Self {
+        Self(format!("{doing} {}: {e}", path.display()))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The workspace root (the parent of this crate's folder).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `<root>/target`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The Python side: the pinned sdfgen venv and the example metaprograms.
+
+use crate::Error;
+use crate::cli::Board;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The examples: folders under `<root>/examples` that hold a `meta.py`, sorted.
+pub fn examples(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("examples"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("meta.py").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The folder of example `name`; an unknown name is an error listing the known ones.
+pub fn example_dir(root: &Path, name: &str) -> Result<PathBuf, Error> {
+    let known = examples(root);
+    if known.iter().any(|k| k == name) {
+        return Ok(root.join("examples").join(name));
+    }
+    Err(Error(if known.is_empty() {
+        format!(
+            "unknown example `{name}`: no examples/<name>/meta.py under {}",
+            root.display()
+        )
+    } else {
+        format!(
+            "unknown example `{name}`; known examples: {}",
+            known.join(", ")
+        )
+    }))
+}
+
+/// Make sure the sdfgen venv exists (creating it and installing the pinned packages the first
+/// time, through `interop/setup-venv.sh`) and return its `python`.
+pub fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
+    let script = root.join("interop/setup-venv.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io("running", &script, &e))?;
+    if !out.status.success() {
+        return Err(Error(format!(
+            "{} failed ({}): the sdfgen venv needs python3 with the venv module \
+             (Debian: apt-get install python3-venv) and network access to PyPI the first time",
+            script.display(),
+            out.status
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let python = stdout.lines().last().unwrap_or("").trim();
+    if python.is_empty() {
+        return Err(Error(format!(
+            "{} printed no python path",
+            script.display()
+        )));
+    }
+    Ok(PathBuf::from(python))
+}
+
+/// Run `examples/<ex>/meta.py --board B --output OUT` with `python` (stdout passed through;
+/// sdfgen's "failed to open sDDF driver directory" notes dropped from stderr).
+pub fn run_metaprogram(
+    python: &Path,
+    root: &Path,
+    example: &str,
+    board: Board,
+    out_dir: &Path,
+) -> Result<(), Error> {
+    let meta = example_dir(root, example)?.join("meta.py");
+    let mut child = Command::new(python)
+        .arg(&meta)
+        .arg("--board")
+        .arg(board.name())
+        .arg("--output")
+        .arg(out_dir)
+        .current_dir(root)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("running", &meta, &e))?;
+    if let Some(stderr) = child.stderr.take() {
+        let mut err = std::io::stderr().lock();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !line.starts_with("info: failed to open sDDF driver directory") {
+                let _ = writeln!(err, "{line}");
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for", &meta, &e))?;
+    if !status.success() {
+        return Err(Error(format!(
+            "metaprogram {} failed ({status})",
+            meta.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_example_lists_the_known_ones() {
+        let root = crate::workspace_root();
+        assert!(examples(&root).contains(&"hello".to_owned()));
+        let e = example_dir(&root, "nope").unwrap_err().0;
+        assert!(
+            e.starts_with("unknown example `nope`; known examples: "),
+            "{e}"
+        );
+        assert!(e.contains("hello"), "{e}");
+        assert!(example_dir(&root, "hello").is_ok());
+    }
+}
