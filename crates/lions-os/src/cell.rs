@@ -54,7 +54,10 @@ pub const fn section_matches<T: Config>(section: &str) -> bool {
 /// Declare a config static in its named section.
 ///
 /// ```
-/// lions_os::config!(static RESOURCES: lions_os::DeviceResources = ".device_resources");
+/// lions_os::config!(
+///     /// This driver's registers and IRQs.
+///     pub static RESOURCES: lions_os::DeviceResources = ".device_resources"
+/// );
 /// // Not written by a build here, so the magic check fails instead of yielding zeros:
 /// assert!(RESOURCES.get().is_err());
 /// ```
@@ -62,7 +65,8 @@ pub const fn section_matches<T: Config>(section: &str) -> bool {
 /// The section name must be the type's [`Config::SECTION`]; a mismatch fails to compile.
 #[macro_export]
 macro_rules! config {
-    ($vis:vis static $name:ident : $ty:ty = $section:literal) => {
+    ($(#[$attr:meta])* $vis:vis static $name:ident : $ty:ty = $section:literal) => {
+        $(#[$attr])*
         #[used]
         #[unsafe(link_section = $section)]
         $vis static $name: $crate::ConfigCell<$ty> = $crate::ConfigCell::zeroed();
