@@ -270,11 +270,9 @@ impl core::error::Error for BlkQueueError {}
 
 /// A region given by a config entry as a pointer and length in this address space.
 pub(crate) fn region_ptr(vaddr: u64, size: u64) -> Result<(NonNull<u8>, usize), BlkQueueError> {
-    let addr = usize::try_from(vaddr).map_err(|_| BlkQueueError::Unmapped)?;
-    let len = usize::try_from(size).map_err(|_| BlkQueueError::Unmapped)?;
-    let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr))
-        .ok_or(BlkQueueError::Unmapped)?;
-    Ok((ptr, len))
+    lions_os::RegionResource { vaddr, size }
+        .as_raw_parts()
+        .ok_or(BlkQueueError::Unmapped)
 }
 
 /// Both queues of one connection, checked, not yet claimed by a role.

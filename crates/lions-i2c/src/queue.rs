@@ -490,11 +490,7 @@ impl core::fmt::Display for QueueError {
 impl core::error::Error for QueueError {}
 
 fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
-    let addr = usize::try_from(r.vaddr).map_err(|_| QueueError::Unmapped)?;
-    let len = usize::try_from(r.size).map_err(|_| QueueError::Unmapped)?;
-    let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr))
-        .ok_or(QueueError::Unmapped)?;
-    Ok((ptr, len))
+    r.as_raw_parts().ok_or(QueueError::Unmapped)
 }
 
 /// The requesting side of a connection (a client toward the virt, the virt toward the driver).

@@ -255,11 +255,7 @@ pub struct NetSink<'a> {
 
 /// `(base, len)` of a region named in a config, as a pointer into this address space.
 fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
-    let addr = usize::try_from(r.vaddr).map_err(|_| QueueError::Unmapped)?;
-    let len = usize::try_from(r.size).map_err(|_| QueueError::Unmapped)?;
-    let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr))
-        .ok_or(QueueError::Unmapped)?;
-    Ok((ptr, len))
+    r.as_raw_parts().ok_or(QueueError::Unmapped)
 }
 
 fn capacity(num_buffers: u64) -> Result<Capacity, QueueError> {

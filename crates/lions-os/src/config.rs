@@ -180,6 +180,18 @@ pub struct RegionResource {
     pub size: u64,
 }
 
+impl RegionResource {
+    /// The region as a pointer and length in this address space, or `None` when it is not mapped
+    /// here (vaddr 0) or does not fit the address space. Making the pointer is safe; using it is
+    /// the caller's business (the system description vouches that the mapping exists).
+    pub fn as_raw_parts(&self) -> Option<(core::ptr::NonNull<u8>, usize)> {
+        let addr = usize::try_from(self.vaddr).ok()?;
+        let len = usize::try_from(self.size).ok()?;
+        let ptr = core::ptr::NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr))?;
+        Some((ptr, len))
+    }
+}
+
 /// A region the device can also reach: `device_region_resource_t` (24 B).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -264,6 +276,25 @@ mod tests {
         assert_eq!(offset_of!(DeviceResources, num_irqs), 6);
         assert_eq!(offset_of!(DeviceResources, regions), 8);
         assert_eq!(offset_of!(DeviceResources, irqs), 8 + 64 * 24);
+    }
+
+    #[test]
+    fn raw_parts_refuse_unmapped_regions() {
+        assert_eq!(
+            RegionResource {
+                vaddr: 0,
+                size: 4096
+            }
+            .as_raw_parts(),
+            None
+        );
+        let (p, len) = RegionResource {
+            vaddr: 0x2000_0000,
+            size: 4096,
+        }
+        .as_raw_parts()
+        .unwrap();
+        assert_eq!((p.as_ptr() as usize, len), (0x2000_0000, 4096));
     }
 
     #[test]

@@ -99,15 +99,11 @@ unsafe fn memory<'a>(
 fn regions(
     conn: &SerialConnectionResource,
 ) -> Result<(NonNull<u8>, usize, NonNull<u8>, usize), SerialQueueError> {
-    let region = |vaddr: u64, size: u64| {
-        let addr = usize::try_from(vaddr).map_err(|_| SerialQueueError::Unmapped)?;
-        let len = usize::try_from(size).map_err(|_| SerialQueueError::Unmapped)?;
-        let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr))
-            .ok_or(SerialQueueError::Unmapped)?;
-        Ok((ptr, len))
-    };
-    let (q, ql) = region(conn.queue.vaddr, conn.queue.size)?;
-    let (d, dl) = region(conn.data.vaddr, conn.data.size)?;
+    let (q, ql) = conn
+        .queue
+        .as_raw_parts()
+        .ok_or(SerialQueueError::Unmapped)?;
+    let (d, dl) = conn.data.as_raw_parts().ok_or(SerialQueueError::Unmapped)?;
     Ok((q, ql, d, dl))
 }
 
