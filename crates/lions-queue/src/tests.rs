@@ -127,6 +127,30 @@ fn capacity_must_fit_storage() {
     );
 }
 
+/// Ring fields held only by shared reference, so a test can play the misbehaving peer through
+/// `head`/`tail` while handles exist. (Writing through a pointer taken before `RingStorage::split`
+/// aliases its `&mut self` borrow: undefined behaviour that Miri reports under both Stacked and Tree
+/// Borrows.)
+struct Raw<I: RingIndex, T, const N: usize> {
+    head: I::Atomic,
+    tail: I::Atomic,
+    slots: [Slot<T>; N],
+}
+
+impl<I: RingIndex, T: Copy + Default, const N: usize> Raw<I, T, N> {
+    fn new() -> Self {
+        Self {
+            head: I::new_atomic(I::ZERO),
+            tail: I::new_atomic(I::ZERO),
+            slots: core::array::from_fn(|_| Slot::new(T::default())),
+        }
+    }
+
+    fn cap(&self) -> Capacity {
+        Capacity::new::<I>(N as u64).unwrap()
+    }
+}
+
 #[test]
 fn consumer_rejects_impossible_tails() {
     let mut s = RingStorage::<u32, u32, 4>::new();
@@ -147,36 +171,40 @@ fn consumer_rejects_impossible_tails() {
             ..
         })
     ));
-    u32::store(&s.tail, 2, Ordering::Relaxed);
-    let tail = &s.tail as *const _;
-    let (_p, mut c, _) = s.split().unwrap();
+
+    let r = Raw::<u32, u32, 4>::new();
+    // SAFETY: one producer and one consumer over `r`, which outlives them.
+    let (mut p, mut c) = unsafe {
+        (
+            Producer::<u32, u32>::new(&r.head, &r.tail, &r.slots, r.cap()).unwrap(),
+            Consumer::<u32, u32>::new(&r.head, &r.tail, &r.slots, r.cap()).unwrap(),
+        )
+    };
+    p.push_slice(&[1, 2]).unwrap();
+    p.publish();
     assert_eq!(c.pop().unwrap(), Some(1));
-    // SAFETY: test-only: play the misbehaving producer on our own storage.
-    let tail = unsafe { &*tail };
-    u32::store(tail, 1, Ordering::Relaxed); // moved backwards
+    u32::store(&r.tail, 1, Ordering::Relaxed); // moved backwards
     let e = c.len().unwrap_err();
     assert_eq!(e.field, IndexField::Tail);
     assert_eq!(e.value, 1);
-    u32::store(tail, 99, Ordering::Relaxed); // far past capacity
+    u32::store(&r.tail, 99, Ordering::Relaxed); // far past capacity
     assert!(
         c.pop().is_ok(),
         "entry 2 was already seen and stays readable"
     );
     assert!(c.pop().is_err());
-    u32::store(tail, 3, Ordering::Relaxed); // the peer comes back to its senses
+    u32::store(&r.tail, 3, Ordering::Relaxed); // the peer comes back to its senses
     assert_eq!(c.len().unwrap(), 1);
 }
 
 #[test]
 fn producer_rejects_impossible_heads() {
-    let mut s = RingStorage::<u16, u32, 4>::new();
-    let head = &s.head as *const _;
-    let (mut p, _c, _) = s.split().unwrap();
+    let r = Raw::<u16, u32, 4>::new();
+    // SAFETY: one producer over `r`, which outlives it; the test plays the consumer.
+    let mut p = unsafe { Producer::<u16, u32>::new(&r.head, &r.tail, &r.slots, r.cap()).unwrap() };
     p.push_slice(&[1, 2, 3]).unwrap();
     p.publish();
-    // SAFETY: test-only: play the misbehaving consumer.
-    let head = unsafe { &*head };
-    u16::store(head, 4, Ordering::Relaxed); // past the published tail
+    u16::store(&r.head, 4, Ordering::Relaxed); // past the published tail
     assert!(
         matches!(p.push(7), Ok(())),
         "a push that needs no refresh still works"
@@ -192,8 +220,8 @@ fn producer_rejects_impossible_heads() {
             8
         ))
     ));
-    u16::store(head, u16::MAX, Ordering::Relaxed); // backwards
+    u16::store(&r.head, u16::MAX, Ordering::Relaxed); // backwards
     assert!(p.free().is_err());
-    u16::store(head, 2, Ordering::Relaxed);
+    u16::store(&r.head, 2, Ordering::Relaxed);
     assert_eq!(p.free().unwrap(), 2, "tail (with staged) 4, head 2");
 }
