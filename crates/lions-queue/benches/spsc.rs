@@ -4,8 +4,10 @@
 //!
 //! - `one_thread/single`: push 1024 then pop 1024, one operation (and, for us, one index store)
 //!   per item.
-//! - `one_thread/batched`: the same in batches of 64: ours pushes 64 and publishes once, pops 64 and
-//!   releases once; rtrb uses `write_chunk_uninit`/`read_chunk`.
+//! - `one_thread/batched`: the same in batches of 64: ours `push_slice`s 64 and publishes once,
+//!   `pop_slice`s 64 into a private buffer and releases once; rtrb uses
+//!   `write_chunk_uninit`/`read_chunk` (it reads in place; ours copies out, because entries in
+//!   memory shared with an untrusted peer must be copied before they are checked).
 //! - `two_threads/*`: a producer thread and a consumer thread stream 2^20 items (spinning when
 //!   full/empty), timed with `iter_custom` around scoped threads.
 //!
@@ -85,17 +87,19 @@ fn one_thread(c: &mut Criterion) {
     });
     g.bench_function("batched/lions-queue", |b| {
         b.iter(|| {
+            let mut buf = [0u64; BATCH];
             for chunk in 0..ONE_THREAD_ITEMS / BATCH as u64 {
-                for i in 0..BATCH as u64 {
-                    p.push(black_box(chunk * BATCH as u64 + i)).unwrap();
+                let base = black_box(chunk * BATCH as u64);
+                for (i, b) in buf.iter_mut().enumerate() {
+                    *b = base + i as u64;
                 }
+                assert_eq!(p.push_slice(&buf).unwrap(), BATCH);
                 p.publish();
             }
             let mut sum = 0;
             for _ in 0..ONE_THREAD_ITEMS / BATCH as u64 {
-                for _ in 0..BATCH {
-                    sum += cns.pop().unwrap().unwrap();
-                }
+                assert_eq!(cns.pop_slice(&mut buf).unwrap(), BATCH);
+                sum += buf.iter().sum::<u64>();
                 cns.release();
             }
             black_box(sum)
@@ -231,35 +235,30 @@ fn two_threads(c: &mut Criterion) {
                 std::thread::scope(|sc| {
                     sc.spawn(move || {
                         let mut i = 0;
+                        let mut buf = [0u64; BATCH];
                         while i < STREAM_ITEMS {
-                            let mut k = 0;
-                            while k < BATCH && i < STREAM_ITEMS && p.push(i).is_ok() {
-                                i += 1;
-                                k += 1;
+                            let m = BATCH.min((STREAM_ITEMS - i) as usize);
+                            for (j, b) in buf[..m].iter_mut().enumerate() {
+                                *b = i + j as u64;
                             }
+                            let k = p.push_slice(&buf[..m]).unwrap();
                             if k == 0 {
                                 spin_loop();
                             } else {
                                 p.publish();
+                                i += k as u64;
                             }
                         }
                     });
                     let mut sum = 0;
                     let mut n = 0;
+                    let mut buf = [0u64; BATCH];
                     while n < STREAM_ITEMS {
-                        let mut k = 0;
-                        while k < BATCH {
-                            match cns.pop().unwrap() {
-                                Some(v) => {
-                                    sum += v;
-                                    k += 1;
-                                }
-                                None => break,
-                            }
-                        }
+                        let k = cns.pop_slice(&mut buf).unwrap();
                         if k == 0 {
                             spin_loop();
                         } else {
+                            sum += buf[..k].iter().sum::<u64>();
                             cns.release();
                             n += k as u64;
                         }
@@ -313,35 +312,30 @@ fn two_threads(c: &mut Criterion) {
                 std::thread::scope(|sc| {
                     sc.spawn(move || {
                         let mut i = 0;
+                        let mut buf = [0u64; BATCH];
                         while i < STREAM_ITEMS {
-                            let mut k = 0;
-                            while k < BATCH && i < STREAM_ITEMS && p.push(i).is_ok() {
-                                i += 1;
-                                k += 1;
+                            let m = BATCH.min((STREAM_ITEMS - i) as usize);
+                            for (j, b) in buf[..m].iter_mut().enumerate() {
+                                *b = i + j as u64;
                             }
+                            let k = p.push_slice(&buf[..m]).unwrap();
                             if k == 0 {
                                 spin_loop();
                             } else {
                                 p.publish();
+                                i += k as u64;
                             }
                         }
                     });
                     let mut sum = 0;
                     let mut n = 0;
+                    let mut buf = [0u64; BATCH];
                     while n < STREAM_ITEMS {
-                        let mut k = 0;
-                        while k < BATCH {
-                            match cns.pop().unwrap() {
-                                Some(v) => {
-                                    sum += v;
-                                    k += 1;
-                                }
-                                None => break,
-                            }
-                        }
+                        let k = cns.pop_slice(&mut buf).unwrap();
                         if k == 0 {
                             spin_loop();
                         } else {
+                            sum += buf[..k].iter().sum::<u64>();
                             cns.release();
                             n += k as u64;
                         }

@@ -130,8 +130,15 @@ impl Capacity {
         self.mask != 0 || self.slots == 1
     }
 
+    /// Number of slots as a `usize` (it was checked against a storage length when a handle was
+    /// made, so it fits).
+    #[allow(clippy::cast_possible_truncation)]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots as usize
+    }
+
     /// Slot of a free-running index.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn slot(&self, index: u64) -> usize {
         let s = if self.is_power_of_two() {
             index & self.mask

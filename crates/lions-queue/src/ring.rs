@@ -9,7 +9,7 @@
 
 use crate::capacity::{Capacity, CapacityError};
 use crate::index::RingIndex;
-use crate::sync::{Ordering, Slot};
+use crate::sync::{Ordering, Slot, read_run, write_run};
 use zerocopy::FromBytes;
 
 /// Which index a misbehaving peer wrote.
@@ -148,6 +148,8 @@ pub struct Producer<'a, I: RingIndex, T> {
     shared_tail: I,
     /// Last validated head.
     head: I,
+    /// First index we may not write by that head: `push` is one comparison with it.
+    limit: I,
 }
 
 /// The consuming end of a ring: the only handle that reads entries and writes the head.
@@ -175,12 +177,15 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     ) -> Result<Self, HandleError> {
         let ring = Shared::new(head, tail, slots, cap)?;
         let (head, tail) = ring.snapshot()?;
-        Ok(Self {
+        let mut p = Self {
             ring,
             local_tail: tail,
             shared_tail: tail,
             head,
-        })
+            limit: tail,
+        };
+        p.limit = p.compute_limit();
+        Ok(p)
     }
 
     /// The ring's capacity.
@@ -188,20 +193,28 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
         self.ring.cap
     }
 
-    /// Entries that may still be pushed by what we last saw of the head.
-    fn free_cached(&self) -> u64 {
-        let used = self.local_tail.dist_from(self.head);
-        let free = self.ring.cap.usable() - used;
+    /// The first index we may not write, by what we last saw of the head.
+    fn compute_limit(&self) -> I {
+        let full = self.head.add(self.ring.cap.usable());
         if self.ring.cap.is_power_of_two() {
-            return free;
+            return full;
         }
         // `index % slots` jumps at the wrap: never let live entries straddle it.
         let (tail, head) = (self.local_tail.to_u64(), self.head.to_u64());
         if tail < head {
-            0
+            // Live entries sit before the wrap and we are past it: wait until they drain.
+            self.local_tail
+        } else if full.to_u64() < head {
+            // The usable window reaches past the wrap: stop at it (index MAX + 1 wraps to 0).
+            I::ZERO
         } else {
-            free.min((I::MAX - tail).saturating_add(1))
+            full
         }
+    }
+
+    /// Entries that may still be pushed by what we last saw of the head.
+    fn free_cached(&self) -> u64 {
+        self.limit.dist_from(self.local_tail)
     }
 
     /// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our
@@ -219,7 +232,15 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
             });
         }
         self.head = head;
+        self.limit = self.compute_limit();
         Ok(())
+    }
+
+    /// `refresh` out of line: the hot `push` path stays small.
+    #[cold]
+    #[inline(never)]
+    fn refresh_cold(&mut self) -> Result<(), PeerError> {
+        self.refresh()
     }
 
     /// Free entries now (re-reads the head).
@@ -245,12 +266,13 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Stage one entry; it becomes visible to the consumer at the next [`publish`](Self::publish).
+    #[inline]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.free_cached() == 0 {
-            if let Err(e) = self.refresh() {
+        if self.local_tail == self.limit {
+            if let Err(e) = self.refresh_cold() {
                 return Err(PushError::Peer(e, value));
             }
-            if self.free_cached() == 0 {
+            if self.local_tail == self.limit {
                 return Err(PushError::Full(value));
             }
         }
@@ -262,16 +284,29 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
         Ok(())
     }
 
-    /// Stage as many entries from `values` as fit; returns how many.
+    /// Stage as many entries from `values` as fit, copying contiguous runs of slots at once; returns
+    /// how many. A peer error is returned only when nothing could be staged.
     pub fn push_slice(&mut self, values: &[T]) -> Result<usize, PeerError> {
-        let mut n = 0;
-        for &v in values {
-            match self.push(v) {
-                Ok(()) => n += 1,
-                Err(PushError::Full(_)) => break,
-                Err(PushError::Peer(e, _)) => return if n > 0 { Ok(n) } else { Err(e) },
-            }
+        if self.free_cached() < values.len() as u64
+            && let Err(e) = self.refresh()
+            && self.free_cached() == 0
+        {
+            return Err(e);
         }
+        // `free_cached() <= usable <= slots`, which fits a usize (checked against the storage).
+        #[allow(clippy::cast_possible_truncation)]
+        let n = (self.free_cached() as usize).min(values.len());
+        let start = self.ring.cap.slot(self.local_tail.to_u64());
+        let first = n.min(self.ring.cap.slot_count() - start);
+        // SAFETY: the `n` slots from `local_tail` lie outside the consumer's [head, tail), so by the
+        // ring protocol it does not read them until we publish; they are the `first` slots from
+        // `start` and then the next `n - first` from slot 0 (the slot mapping never jumps inside a
+        // run the limit allows, see `compute_limit`).
+        unsafe {
+            write_run(&self.ring.slots[start..], &values[..first]);
+            write_run(&self.ring.slots[..n - first], &values[first..n]);
+        }
+        self.local_tail = self.local_tail.add(n as u64);
         Ok(n)
     }
 
@@ -283,10 +318,12 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     /// Drop every staged entry (an aborted transaction).
     pub fn abort(&mut self) {
         self.local_tail = self.shared_tail;
+        self.limit = self.compute_limit();
     }
 
     /// Make every staged entry visible with one Release store of the tail (our slot writes happen
     /// before the consumer's Acquire load sees the new tail). Returns how many were published.
+    #[inline]
     pub fn publish(&mut self) -> u64 {
         let n = self.staged();
         if n != 0 {
@@ -297,6 +334,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Push and publish one entry.
+    #[inline]
     pub fn enqueue(&mut self, value: T) -> Result<(), PushError<T>> {
         self.push(value)?;
         self.publish();
@@ -349,6 +387,13 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
         Ok(())
     }
 
+    /// `refresh` out of line: the hot `pop` path stays small.
+    #[cold]
+    #[inline(never)]
+    fn refresh_cold(&mut self) -> Result<(), PeerError> {
+        self.refresh()
+    }
+
     /// Entries available to pop now (re-reads the tail).
     pub fn len(&mut self) -> Result<u64, PeerError> {
         self.refresh()?;
@@ -361,9 +406,10 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 
     /// The next entry without consuming it.
+    #[inline]
     pub fn peek(&mut self) -> Result<Option<T>, PeerError> {
         if self.local_head == self.tail {
-            self.refresh()?;
+            self.refresh_cold()?;
             if self.local_head == self.tail {
                 return Ok(None);
             }
@@ -376,6 +422,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
 
     /// Take the next entry; its slot is handed back to the producer at the next
     /// [`release`](Self::release).
+    #[inline]
     pub fn pop(&mut self) -> Result<Option<T>, PeerError> {
         let v = self.peek()?;
         if v.is_some() {
@@ -384,17 +431,33 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
         Ok(v)
     }
 
-    /// Pop up to `out.len()` entries; returns how many.
+    /// Pop up to `out.len()` entries, copying contiguous runs of slots at once; returns how many. A
+    /// peer error is returned only when nothing could be popped.
     pub fn pop_slice(&mut self, out: &mut [T]) -> Result<usize, PeerError> {
-        let mut n = 0;
-        for o in out.iter_mut() {
-            match self.pop() {
-                Ok(Some(v)) => *o = v,
-                Ok(None) => break,
-                Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
-            }
-            n += 1;
+        if self.tail.dist_from(self.local_head) < out.len() as u64
+            && let Err(e) = self.refresh()
+            && self.local_head == self.tail
+        {
+            return Err(e);
         }
+        // At most `usable <= slots` entries are available, which fits a usize.
+        let mut avail = self.tail.dist_from(self.local_head);
+        if !self.ring.cap.is_power_of_two() {
+            // A C producer may let entries straddle the index wrap, where `index % slots` jumps:
+            // copy only up to the wrap in one go.
+            avail = avail.min((I::MAX - self.local_head.to_u64()).saturating_add(1));
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let n = (avail as usize).min(out.len());
+        let start = self.ring.cap.slot(self.local_head.to_u64());
+        let first = n.min(self.ring.cap.slot_count() - start);
+        // SAFETY: the `n` slots from `local_head` lie in [head, tail) as published by the producer
+        // and observed with Acquire; they are the `first` slots from `start`, then slots from 0.
+        unsafe {
+            read_run(&self.ring.slots[start..], &mut out[..first]);
+            read_run(&self.ring.slots[..n - first], &mut out[first..n]);
+        }
+        self.local_head = self.local_head.add(n as u64);
         Ok(n)
     }
 
@@ -405,6 +468,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
 
     /// Hand every popped slot back with one Release store of the head (our slot reads happen before
     /// the producer's Acquire load sees it). Returns how many.
+    #[inline]
     pub fn release(&mut self) -> u64 {
         let n = self.consumed();
         if n != 0 {
@@ -415,6 +479,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 
     /// Pop one entry and release its slot at once.
+    #[inline]
     pub fn dequeue(&mut self) -> Result<Option<T>, PeerError> {
         let v = self.pop()?;
         self.release();

@@ -69,3 +69,49 @@ impl<T: Copy> Slot<T> {
         self.0.with_mut(|p| unsafe { p.write(value) });
     }
 }
+
+/// Copy `src` into the first `src.len()` slots (one `memcpy` outside loom). The caller owns those
+/// slots for writing under the ring protocol, and `slots.len() >= src.len()`.
+///
+/// # Safety
+/// As for [`Slot::write`], for every slot written.
+#[inline]
+pub(crate) unsafe fn write_run<T: Copy>(slots: &[Slot<T>], src: &[T]) {
+    debug_assert!(slots.len() >= src.len());
+    #[cfg(not(loom))]
+    // SAFETY: `Slot<T>` is `repr(transparent)` over `UnsafeCell<T>`, so the slice's pointer gives
+    // write access to its `slots.len() >= src.len()` elements; `src` is private memory, so the ranges
+    // do not overlap; the caller owns the slots.
+    unsafe {
+        let dst =
+            core::cell::UnsafeCell::raw_get(slots.as_ptr().cast::<core::cell::UnsafeCell<T>>());
+        core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+    }
+    #[cfg(loom)]
+    for (slot, &v) in slots.iter().zip(src) {
+        // SAFETY: forwarded from the caller.
+        unsafe { slot.write(v) };
+    }
+}
+
+/// Copy the first `dst.len()` slots into `dst` (one `memcpy` outside loom). The copy lands in
+/// private memory, so later checks of it cannot be raced by the peer.
+///
+/// # Safety
+/// As for [`Slot::read`], for every slot read; `slots.len() >= dst.len()`.
+#[inline]
+pub(crate) unsafe fn read_run<T: Copy>(slots: &[Slot<T>], dst: &mut [T]) {
+    debug_assert!(slots.len() >= dst.len());
+    #[cfg(not(loom))]
+    // SAFETY: as in `write_run`, reading; `dst` is private memory distinct from the slots.
+    unsafe {
+        let src =
+            core::cell::UnsafeCell::raw_get(slots.as_ptr().cast::<core::cell::UnsafeCell<T>>());
+        core::ptr::copy_nonoverlapping(src.cast_const(), dst.as_mut_ptr(), dst.len());
+    }
+    #[cfg(loom)]
+    for (slot, d) in slots.iter().zip(dst) {
+        // SAFETY: forwarded from the caller.
+        *d = unsafe { slot.read() };
+    }
+}
