@@ -237,7 +237,8 @@ fn two_threads(c: &mut Criterion) {
                         let mut i = 0;
                         let mut buf = [0u64; BATCH];
                         while i < STREAM_ITEMS {
-                            let m = BATCH.min((STREAM_ITEMS - i) as usize);
+                            let m = usize::try_from(STREAM_ITEMS - i)
+                                .map_or(BATCH, |left| left.min(BATCH));
                             for (j, b) in buf[..m].iter_mut().enumerate() {
                                 *b = i + j as u64;
                             }
@@ -314,7 +315,8 @@ fn two_threads(c: &mut Criterion) {
                         let mut i = 0;
                         let mut buf = [0u64; BATCH];
                         while i < STREAM_ITEMS {
-                            let m = BATCH.min((STREAM_ITEMS - i) as usize);
+                            let m = usize::try_from(STREAM_ITEMS - i)
+                                .map_or(BATCH, |left| left.min(BATCH));
                             for (j, b) in buf[..m].iter_mut().enumerate() {
                                 *b = i + j as u64;
                             }
