@@ -8,7 +8,8 @@
 
 use crate::config::BlkConnectionResource;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::Ordering;
+use lions_queue::atomic::AtomicU8;
 use lions_queue::atomic::AtomicU32;
 use lions_queue::{
     Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,

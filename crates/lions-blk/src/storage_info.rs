@@ -12,9 +12,10 @@
 use crate::queue::{BlkQueueError, region_ptr};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::Ordering;
 use lions_os::RegionResource;
 use lions_queue::RegionError;
+use lions_queue::atomic::AtomicU8;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Length of the serial number field.

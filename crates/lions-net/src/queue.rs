@@ -304,15 +304,7 @@ impl<'a> NetSource<'a> {
     /// buffers arrived meanwhile (request cancelled, keep processing); `Ok(false)`: safe to sleep.
     pub fn park_free(&mut self) -> Result<bool, PeerError> {
         let free = &mut self.free;
-        let mut err = None;
-        let work = signal::park(self.free_signal, || match free.is_empty() {
-            Ok(empty) => !empty,
-            Err(e) => {
-                err = Some(e);
-                false
-            }
-        });
-        err.map_or(Ok(work), Err)
+        signal::park_with(self.free_signal, || free.is_empty().map(|empty| !empty))
     }
 
     /// Withdraw a request for a signal on *free* (e.g. the driver's hardware ring filled up).
@@ -379,15 +371,7 @@ impl<'a> NetSink<'a> {
     /// `Ok(true)`: work arrived meanwhile; `Ok(false)`: safe to sleep.
     pub fn park_active(&mut self) -> Result<bool, PeerError> {
         let active = &mut self.active;
-        let mut err = None;
-        let work = signal::park(self.active_signal, || match active.is_empty() {
-            Ok(empty) => !empty,
-            Err(e) => {
-                err = Some(e);
-                false
-            }
-        });
-        err.map_or(Ok(work), Err)
+        signal::park_with(self.active_signal, || active.is_empty().map(|empty| !empty))
     }
 
     /// Withdraw a request for a signal on *active*.

@@ -59,7 +59,7 @@ pub use sync::Slot;
 
 /// The atomics a [`QueueHeader`] is built from (loom's under `--cfg loom`).
 pub mod atomic {
-    pub use crate::sync::{AtomicU16, AtomicU32, AtomicU64};
+    pub use crate::sync::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 }
 
 #[cfg(all(test, not(loom)))]

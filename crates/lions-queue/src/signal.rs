@@ -87,6 +87,23 @@ pub fn park(signal: Signal<'_>, has_work: impl FnOnce() -> bool) -> bool {
     }
 }
 
+/// [`park`] with a re-check that can fail (a re-read of the peer's index that found it corrupt):
+/// `Ok(true)` = work arrived (request withdrawn), `Ok(false)` = safe to sleep, `Err` = the re-check
+/// failed (request withdrawn, error returned).
+pub fn park_with<E>(
+    signal: Signal<'_>,
+    has_work: impl FnOnce() -> Result<bool, E>,
+) -> Result<bool, E> {
+    signal.request();
+    match has_work() {
+        Ok(false) => Ok(false),
+        other => {
+            signal.cancel();
+            other
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -3,11 +3,11 @@
 //! loom models exercise the very code that runs in a protection domain.
 
 #[cfg(not(loom))]
-pub use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64};
+pub use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{Ordering, fence};
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicU16, AtomicU32, AtomicU64};
+pub use loom::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{Ordering, fence};
 

@@ -9,7 +9,7 @@
 use crate::config::SerialConnectionResource;
 use core::ptr::NonNull;
 use lions_queue::atomic::AtomicU32;
-use lions_queue::signal::park;
+use lions_queue::signal::park_with;
 use lions_queue::{
     Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,
     RegionError, Signal,
@@ -178,16 +178,8 @@ impl<'a> SerialProducer<'a> {
     /// meanwhile (the request is withdrawn), keep writing. `Ok(false)`: sleep; the consumer will
     /// notify once it frees space.
     pub fn park(&mut self) -> Result<bool, PeerError> {
-        let mut error = None;
         let ring = &mut self.ring;
-        let resume = park(self.signal, || match ring.free() {
-            Ok(n) => n > 0,
-            Err(e) => {
-                error = Some(e);
-                true
-            }
-        });
-        error.map_or(Ok(resume), Err)
+        park_with(self.signal, || ring.free().map(|n| n > 0))
     }
 
     /// The generic ring handle, for operations not wrapped here.
