@@ -18,9 +18,14 @@ sys.exit(any(version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
 PYEOF
 }
 
+# Tests run in parallel and may all call this at once: one creator at a time.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+
 if [ ! -x "$PY" ]; then
     echo "setup-venv: creating $VENV" >&2
-    "${PYTHON:-python3}" -m venv "$VENV" >&2
+    "${PYTHON:-python3}" -m venv --clear "$VENV" >&2
 fi
 if ! have_pkgs; then
     echo "setup-venv: installing ${PKGS[*]}" >&2
