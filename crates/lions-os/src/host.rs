@@ -74,8 +74,8 @@ struct HostPd {
     links: [Option<Link>; MAX_CHANNEL as usize + 1],
     /// Channels that are IRQs.
     irq_mask: u64,
-    /// Host fds registered as IRQ sources.
-    irq_fds: RefCell<Vec<(u8, RawFd)>>,
+    /// Host fds registered as IRQ sources, with the poll events that raise them.
+    irq_fds: RefCell<Vec<(u8, RawFd, i16)>>,
     /// IRQ channels acknowledged (their fd is polled).
     armed: Cell<u64>,
     /// IRQ channels whose fd fired and that await delivery.
@@ -101,11 +101,45 @@ pub fn run<H: Handler>(init: impl FnOnce() -> H) -> ExitCode {
     runtime::with_backend(pd, || pd.event_loop(init))
 }
 
+/// The fd conditions that raise a host IRQ (see [`register_irq_fd_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IrqInterest {
+    /// Raise the IRQ when the fd is readable (`POLLIN`).
+    pub readable: bool,
+    /// Raise the IRQ when the fd is writable (`POLLOUT`).
+    pub writable: bool,
+}
+
+impl IrqInterest {
+    /// Readable only: what [`register_irq_fd`] uses.
+    pub const READABLE: Self = Self {
+        readable: true,
+        writable: false,
+    };
+
+    fn events(self) -> i16 {
+        (if self.readable { libc::POLLIN } else { 0 })
+            | (if self.writable { libc::POLLOUT } else { 0 })
+    }
+}
+
 /// Deliver channel `ch` (an `<irq>` of this PD) as a notification whenever `fd` is readable, until
 /// the handler acknowledges it with `irq_ack` (then `fd` is polled again). Call it from `init` or
 /// a handler; `fd` must stay open while registered (a closed fd is unregistered with a message).
 /// Registering again replaces the channel's fd.
 pub fn register_irq_fd(ch: Channel, fd: BorrowedFd<'_>) -> Result<(), OsError> {
+    register_irq_fd_for(ch, fd, IrqInterest::READABLE)
+}
+
+/// As [`register_irq_fd`], raising the IRQ on the conditions in `interest` (a device's interrupt
+/// enable bits: a serial driver asks for writable only while it has bytes waiting). With neither
+/// condition the fd stays registered but never fires. Registering again replaces fd and interest,
+/// so a driver calls this whenever its interrupt enables change.
+pub fn register_irq_fd_for(
+    ch: Channel,
+    fd: BorrowedFd<'_>,
+    interest: IrqInterest,
+) -> Result<(), OsError> {
     let Some(pd) = HOST.with(Cell::get) else {
         return Err(OsError::new(
             "?",
@@ -118,8 +152,8 @@ pub fn register_irq_fd(ch: Channel, fd: BorrowedFd<'_>) -> Result<(), OsError> {
         return Err(pd.err(Op::IrqAck, ch, OsErrorKind::NotPermitted));
     }
     let mut fds = pd.irq_fds.borrow_mut();
-    fds.retain(|&(c, _)| c != ch.index());
-    fds.push((ch.index(), fd.as_raw_fd()));
+    fds.retain(|&(c, _, _)| c != ch.index());
+    fds.push((ch.index(), fd.as_raw_fd(), interest.events()));
     Ok(())
 }
 
@@ -303,11 +337,11 @@ impl HostPd {
             });
             chans.push(u8::MAX);
         }
-        for &(ch, fd) in self.irq_fds.borrow().iter() {
-            if armed & (1 << ch) != 0 {
+        for &(ch, fd, events) in self.irq_fds.borrow().iter() {
+            if armed & (1 << ch) != 0 && events != 0 {
                 fds.push(libc::pollfd {
                     fd,
-                    events: libc::POLLIN,
+                    events,
                     revents: 0,
                 });
                 chans.push(ch);
@@ -328,7 +362,7 @@ impl HostPd {
                     "{}: the IRQ fd {} of channel {ch} was closed; unregistered",
                     self.name, p.fd
                 );
-                self.irq_fds.borrow_mut().retain(|&(c, _)| c != ch);
+                self.irq_fds.borrow_mut().retain(|&(c, _, _)| c != ch);
             } else {
                 self.armed.set(self.armed.get() & !(1 << ch));
                 self.fired.set(self.fired.get() | (1 << ch));
