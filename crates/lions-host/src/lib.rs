@@ -26,7 +26,9 @@
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stops the whole system: every PD gets SIGTERM, then SIGKILL after a
 //! second, and the launcher waits for all of them. PDs ignore SIGINT themselves, so a Ctrl-C typed
-//! at the terminal reaches only the launcher.
+//! at the terminal reaches only the launcher. The launching terminal's mode is saved at start and
+//! restored when the system ends, so a host serial driver that made it raw and was then stopped
+//! (or faulted) never leaves the user's shell raw.
 //!
 //! **Exit status**: 0 when stopped by a signal or when every PD exited normally, with no fault left
 //! unrestarted; 1 when a PD faulted and was not restarted (no `--restart`, or its restart limit was
@@ -295,6 +297,9 @@ pub fn run(system: &Path, images_dir: &Path, options: &Options) -> Result<Report
         });
     }
     let plan = plan::plan(&sys, &dirs, &sys::allowed_cpus())?;
+    // Whatever a PD does to the terminal (a host serial driver makes it raw), the user gets the
+    // mode back when the system ends, even if that PD was killed.
+    let _terminal = sys::TerminalMode::save();
     Board::new(plan, options.clone())?.run()
 }
 

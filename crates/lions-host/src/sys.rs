@@ -250,3 +250,27 @@ pub(crate) fn signal_name(sig: libc::c_int) -> (String, &'static str) {
             ((*n).to_owned(), *d)
         })
 }
+
+/// The launching terminal's mode, saved at start and put back on drop: a host serial driver puts
+/// the terminal into raw mode and may be killed (stop, fault) before it can restore it.
+pub(crate) struct TerminalMode(Option<libc::termios>);
+
+impl TerminalMode {
+    /// Save the mode of stdin if it is a terminal.
+    pub(crate) fn save() -> Self {
+        // SAFETY: an all-zero termios is a valid value for tcgetattr to overwrite.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: isatty and tcgetattr read fd 0 and write only into the live `t`.
+        let is_tty = unsafe { libc::isatty(0) == 1 && libc::tcgetattr(0, &mut t) == 0 };
+        Self(is_tty.then_some(t))
+    }
+}
+
+impl Drop for TerminalMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            // SAFETY: restores a mode tcgetattr returned for the same fd; `t` is live.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+        }
+    }
+}

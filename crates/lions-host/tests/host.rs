@@ -52,8 +52,13 @@ struct Launch {
 }
 
 fn launch(sys: &Path, args: &[&str]) -> Launch {
+    launch_with_stdin(sys, args, Stdio::null())
+}
+
+fn launch_with_stdin(sys: &Path, args: &[&str], stdin: Stdio) -> Launch {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lions-host"))
         .args(args)
+        .stdin(stdin)
         .arg("--search-path")
         .arg(bin_dir())
         .arg(sys)
@@ -479,4 +484,46 @@ fn a_pd_binary_started_by_hand_explains_itself() {
         err.contains("LIONS_HOST_MANIFEST is not set") && err.contains("lions-host"),
         "{err}"
     );
+}
+
+/// A pty pair: (master, slave), both close-on-exec.
+fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty writes two fds into the live integers; the name and modes are unused.
+    let r = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty returned two fresh descriptors that we now own.
+    unsafe { (std::os::fd::OwnedFd::from_raw_fd(m), std::os::fd::OwnedFd::from_raw_fd(s)) }
+}
+
+fn lflag(fd: &std::os::fd::OwnedFd) -> libc::tcflag_t {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero termios is valid for tcgetattr to overwrite; fd is live.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
+    t.c_lflag
+}
+
+#[test]
+fn terminal_mode_is_restored_after_a_pd_made_it_raw() {
+    let (_master, slave) = pty();
+    let cooked = libc::ICANON | libc::ECHO;
+    assert_eq!(lflag(&slave) & cooked, cooked, "a new pty starts cooked");
+    let s = system("raw_term", &pd("raw_term", ""));
+    let mut l = launch_with_stdin(&s, &[], Stdio::from(slave.try_clone().unwrap()));
+    l.expect("raw_term: terminal raw: true");
+    assert_eq!(lflag(&slave) & cooked, 0, "the PD made the terminal raw");
+    let status = l.stop();
+    assert_eq!(status.code(), Some(0), "{}", l.output());
+    assert_eq!(lflag(&slave) & cooked, cooked, "the launcher put the mode back");
 }

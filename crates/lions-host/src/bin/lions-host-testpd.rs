@@ -125,6 +125,19 @@ fn init() -> Boxed {
         }
         "doomed" => panic!("always"),
         "irq_pd" => irq_pd(),
+        "raw_term" => {
+            // What a host serial driver does to the launching terminal; never undone here.
+            // SAFETY: termios calls on fd 0 with a live, initialised struct.
+            let ok = unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                libc::tcgetattr(0, &mut t) == 0 && {
+                    libc::cfmakeraw(&mut t);
+                    libc::tcsetattr(0, libc::TCSANOW, &t) == 0
+                }
+            };
+            println!("raw_term: terminal raw: {ok}");
+            Box::new(NullHandler)
+        }
         n if n.starts_with("idle") => {
             println!("{n}: ready pid {}", std::process::id());
             Box::new(NullHandler)
