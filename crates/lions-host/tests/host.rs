@@ -502,7 +502,12 @@ fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: openpty returned two fresh descriptors that we now own.
-    unsafe { (std::os::fd::OwnedFd::from_raw_fd(m), std::os::fd::OwnedFd::from_raw_fd(s)) }
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(m),
+            std::os::fd::OwnedFd::from_raw_fd(s),
+        )
+    }
 }
 
 fn lflag(fd: &std::os::fd::OwnedFd) -> libc::tcflag_t {
@@ -525,5 +530,9 @@ fn terminal_mode_is_restored_after_a_pd_made_it_raw() {
     assert_eq!(lflag(&slave) & cooked, 0, "the PD made the terminal raw");
     let status = l.stop();
     assert_eq!(status.code(), Some(0), "{}", l.output());
-    assert_eq!(lflag(&slave) & cooked, cooked, "the launcher put the mode back");
+    assert_eq!(
+        lflag(&slave) & cooked,
+        cooked,
+        "the launcher put the mode back"
+    );
 }
