@@ -26,6 +26,13 @@
 //!
 //! Timer drivers take only `.device_resources` (`lions_os::DeviceResources`).
 //!
+//! ## Client and driver
+//!
+//! - [`client::TimerClient`]: `time_now()` and `set_timeout(ns)` over the PPC channel.
+//! - [`driver::TimerDevice`]: the hardware part a timer driver writes (counter, frequency, one
+//!   compare interrupt); [`driver::TimerDriver`]: the generic driver (a `lions_os::Handler`) that
+//!   serves the protocol with one deadline per client channel.
+//!
 //! ## Time conversion ([`time`])
 //!
 //! [`time::period_transform`] computes `floor(value × to_freq / from_freq)` exactly in 128-bit
@@ -33,11 +40,15 @@
 //! fit a `u64`. Callers that want saturation (a deadline "never") write `.unwrap_or(u64::MAX)`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod client;
 pub mod config;
+pub mod driver;
 pub mod protocol;
 pub mod time;
 
+pub use client::TimerClient;
 pub use config::TimerClientConfig;
+pub use driver::{TimerDevice, TimerDriver};
 pub use protocol::{TimerLabel, TimerRequest, UnknownLabel};
 pub use time::{
     NS_PER_SEC, ns_to_ticks, ns_to_ticks_ceil, period_transform, period_transform_ceil, ticks_to_ns,

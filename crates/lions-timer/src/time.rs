@@ -178,6 +178,64 @@ mod tests {
         );
     }
 
+    /// The largest `v` whose floor result fits: `v × to < 2^64 × from`, i.e.
+    /// `v ≤ (2^64 × from − 1) / to`, capped at `u64::MAX`.
+    fn largest_floor_input(to: u64, from: u64) -> u64 {
+        let lim = ((u128::from(u64::MAX) + 1) * u128::from(from) - 1) / u128::from(to);
+        u64::try_from(lim).unwrap_or(u64::MAX)
+    }
+
+    /// The largest `v` whose ceiling result fits: `v × to ≤ u64::MAX × from`.
+    fn largest_ceil_input(to: u64, from: u64) -> u64 {
+        let lim = u128::from(u64::MAX) * u128::from(from) / u128::from(to);
+        u64::try_from(lim).unwrap_or(u64::MAX)
+    }
+
+    /// At the exact overflow edge `m`: `m` converts (to the exact value), `m + 1` does not.
+    fn check_overflow_edge(to: u64, from: u64) {
+        let m = largest_floor_input(to, from);
+        let got = period_transform(m, to, from);
+        assert!(got.is_some(), "to={to} from={from}: {m} must convert");
+        assert_eq!(got, reference(m, to, from));
+        if m < u64::MAX {
+            assert_eq!(
+                period_transform(m + 1, to, from),
+                None,
+                "to={to} from={from}"
+            );
+        }
+        let m = largest_ceil_input(to, from);
+        let got = period_transform_ceil(m, to, from);
+        let exact = (u128::from(m) * u128::from(to)).div_ceil(u128::from(from));
+        assert_eq!(got.map(u128::from), Some(exact), "to={to} from={from}");
+        if m < u64::MAX {
+            assert_eq!(
+                period_transform_ceil(m + 1, to, from),
+                None,
+                "to={to} from={from}"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_overflow_edge_of_every_table_frequency() {
+        for &f in &FREQS {
+            // ticks -> ns, ns -> ticks, and the extreme ratios.
+            for (to, from) in [(NS_PER_SEC, f), (f, NS_PER_SEC), (f, 1), (1, f)] {
+                check_overflow_edge(to, from);
+            }
+        }
+        // Where the edge is: 1 Hz overflows after u64::MAX / 10^9 ticks (584 years of seconds);
+        // at 1 GHz and below ns -> ticks never overflows; at 10 GHz it does past u64::MAX / 10.
+        assert_eq!(largest_floor_input(NS_PER_SEC, 1), u64::MAX / NS_PER_SEC);
+        assert_eq!(largest_floor_input(NS_PER_SEC, NS_PER_SEC), u64::MAX);
+        assert_eq!(largest_floor_input(1, NS_PER_SEC), u64::MAX);
+        assert_eq!(
+            largest_floor_input(10_000_000_000, NS_PER_SEC),
+            u64::MAX / 10
+        );
+    }
+
     #[test]
     fn exact_where_the_sddf_formula_wraps() {
         // Results that fit a u64 although sDDF's intermediate `(v % from) × to` does not.
@@ -247,6 +305,12 @@ mod tests {
                 (Some(f), None) => prop_assert!(f == u64::MAX && !exact),
                 (None, c) => prop_assert_eq!(c, None),
             }
+        }
+
+        #[test]
+        fn exact_overflow_edge_of_any_frequency(f in 1..=10_000_000_000u64) {
+            check_overflow_edge(NS_PER_SEC, f);
+            check_overflow_edge(f, NS_PER_SEC);
         }
 
         #[test]
