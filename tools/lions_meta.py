@@ -40,6 +40,14 @@ per PD role, so a client is added with one call that also records its blob:
     timer = asm.timer(timer_driver, node="timer")
     timer.add_client(client0)           # records .timer_client_config <- timer_client_client0.data
 
+On the host board the device nodes are `serial` (compatible `lions,host-serial`) and `timer`
+(`lions,host-timer`) of `tools/host.dts`; sdfgen picks the drivers whose descriptors in
+`crates/lions-drivers/config/<class>/<driver>/config.json` claim them, as it picks interop's
+descriptors for the nodes of qemu_virt_aarch64:
+
+    serial = asm.serial(driver, virt_tx, virt_rx=virt_rx, node="serial", enable_color=True)
+    timer = asm.timer(timer_driver, node="timer")
+
 To add a class (net, blk, i2c, fs), write its table of (section, blob name) per role as in
 `serial` and `timer`: the blob names are in interop/README.md's blob table. `write` refuses to
 finish if a recorded blob was not produced, which catches a wrong name at once.
@@ -47,8 +55,11 @@ finish if a recorded blob was not produced, which catches a wrong name at once.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import platform
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -57,6 +68,9 @@ from sdfgen import DeviceTree, Sddf, SystemDescription
 
 REPO = Path(__file__).resolve().parent.parent
 INTEROP = REPO / "interop"
+TOOLS = REPO / "tools"
+#: Resource descriptors of our host-board drivers (`<class>/<driver>/config.json`).
+HOST_DRIVERS = REPO / "crates" / "lions-drivers" / "config"
 
 __all__ = ["Assembly", "Board", "BOARDS", "Patch", "Subsystem", "SystemDescription", "Sddf", "parse_args"]
 
@@ -72,6 +86,9 @@ class Board:
     paddr_top: int
     #: DTS source of the board's device tree, if it has one.
     dts: Optional[Path] = None
+    #: Where sdfgen finds the board's driver descriptors: folders laid out as
+    #: `<class>/<driver>/config.json` (sdfgen's `drivers/` tree).
+    drivers: tuple[Path, ...] = ()
 
     def sdf_arch(self) -> SystemDescription.Arch:
         if self.arch is not None:
@@ -92,14 +109,48 @@ class Board:
 BOARDS = {
     # One Linux process per PD (lions-host). Physical addresses mean nothing there; sdfgen
     # still wants a top for regions that ask for one.
-    "host": Board("host", None, 0x1_0000_0000),
+    #
+    # Its devices (tools/host.dts) are host fds that host drivers turn into IRQs. sdfgen 0.35.1
+    # resolves device-tree interrupts only for ARM and RISC-V (for X86_64 it drops them, leaving a
+    # driver without its <irq> and its IRQ channel in `.device_resources`), so the host board
+    # describes itself to sdfgen as AARCH64 on every machine. Nothing else in a rendered system
+    # depends on the architecture here (no I/O ports; the same vaddrs and ids: hello's .system is
+    # byte-identical either way).
+    "host": Board(
+        "host",
+        SystemDescription.Arch.AARCH64,
+        0x1_0000_0000,
+        TOOLS / "host.dts",
+        (HOST_DRIVERS,),
+    ),
     "qemu_virt_aarch64": Board(
         "qemu_virt_aarch64",
         SystemDescription.Arch.AARCH64,
         0x6000_0000,
         INTEROP / "dts" / "qemu_virt_aarch64.dts",
+        (INTEROP / "drivers",),
     ),
 }
+
+
+def _sddf_root(drivers: tuple[Path, ...]) -> Path:
+    """The folder to give `Sddf(path)`: sdfgen reads only `<path>/drivers/<class>/<driver>/
+    config.json`. A single tree already named `drivers` is used in place (interop/); otherwise the
+    descriptors are copied into a temporary `drivers/` tree, removed when the process exits (MR
+    names hold the driver folder's name, never this path, so the output does not depend on it)."""
+    for d in drivers:
+        if not d.is_dir():
+            raise SystemExit(f"lions_meta: driver descriptors folder {d} does not exist")
+    if len(drivers) == 1 and drivers[0].name == "drivers":
+        return drivers[0].parent
+    stage = Path(tempfile.mkdtemp(prefix="lions-sddf-"))
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    for d in drivers:
+        for config in sorted(d.rglob("config.json")):
+            dest = stage / "drivers" / config.relative_to(d)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(config, dest)
+    return stage
 
 
 def parse_args(example: str, argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -249,7 +300,7 @@ class Assembly:
             dtb = fdt.parse_dts(self.board.dts.read_text()).to_dtb(version=17)
             self._dtb = DeviceTree(dtb)
             # sdfgen scans <root>/drivers/<class>/<driver>/config.json (once per process).
-            Sddf(str(INTEROP))
+            Sddf(str(_sddf_root(self.board.drivers)))
         return self._dtb.node(name)
 
     def subsystem(self, obj) -> None:
