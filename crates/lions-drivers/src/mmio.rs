@@ -106,7 +106,6 @@ mod tests {
         assert_eq!(r.read32(8), 0xdead_beef);
         assert_eq!(r.read32(12), 0);
         assert_eq!((r.len(), r.is_empty()), (16, false));
-        drop(r);
         assert_eq!(words, [0, 0, 0xdead_beef, 0]);
     }
 

@@ -1,1 +1,18 @@
-//! Host drivers.
+// SPDX-License-Identifier: BSD-2-Clause
+//! Drivers of the host board (feature `host`, Linux): a host device is a host fd that becomes an
+//! IRQ on the driver's `<irq>` channel through `lions_os::host::register_irq_fd`; the PD's event
+//! loop delivers it when the fd is readable and polls it again after `irq_ack`, which the generic
+//! class drivers do for us.
+//!
+//! - [`serial::HostSerial`] (`lions,host-serial`): the launching terminal (the PD's inherited
+//!   stdin and stdout), a pty or terminal path, or any pair of fds; raw mode handled by
+//!   [`terminal`].
+//! - [`timer::HostTimer`] (`lions,host-timer`): a `CLOCK_MONOTONIC` timerfd, ticks in ns.
+
+pub mod serial;
+mod sys;
+pub mod terminal;
+pub mod timer;
+
+pub use serial::HostSerial;
+pub use timer::{HOST_TIMER_HZ, HostTimer};
