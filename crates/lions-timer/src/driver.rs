@@ -8,9 +8,10 @@
 //!   saturates at `u64::MAX` after some centuries of uptime).
 //! - **PPC `SET_TIMEOUT`** (label 1, MR0 = relative ns, at least one message register): the
 //!   calling channel's deadline becomes `now + ns_to_ticks_ceil(ns)` in ticks, saturating at
-//!   `u64::MAX` (never early; a far-future request never wraps into the past). It **replaces** that
-//!   channel's earlier deadline; then the earliest deadline of all channels is programmed. Empty
-//!   reply, label [`REPLY_OK`].
+//!   `u64::MAX`. It is never early as `GET_TIME` measures (a reading after the expiry is at least
+//!   `ns` more than one before the call), and a far-future request never wraps into the past. It
+//!   **replaces** that channel's earlier deadline; then the earliest deadline of all channels is
+//!   programmed. Empty reply, label [`REPLY_OK`].
 //! - **Any other call** (unknown label, `SET_TIMEOUT` without MR0): reply label [`REPLY_ERROR`],
 //!   no registers, no state change.
 //! - **IRQ** on the driver's IRQ channel: [`TimerDevice::ack`], read now, clear and notify every
