@@ -8,7 +8,9 @@
 //!   shell's shared file description; where a descriptor cannot be re-opened (a socket) a
 //!   duplicate is made non-blocking and its flags are put back on drop.
 //! - **Terminal mode**: when the rx fd is a terminal it is put into raw mode for the device's life
-//!   ([`RawTerminal`]; Ctrl-C still stops the system, Ctrl-\\ arrives as a byte).
+//!   ([`RawTerminal`]; Ctrl-C still stops the system, Ctrl-\\ arrives as a byte). When it is
+//!   the controlling terminal of a background job, it is left alone and input is closed (reading
+//!   it would stop the PD with SIGTTIN).
 //! - **Interrupts**: one epoll fd is the IRQ source ([`HostSerial::attach_irq`] registers it with
 //!   `lions_os::host::register_irq_fd`). It watches the rx fd for `EPOLLIN` while the rx
 //!   interrupt is on, and the tx fd for `EPOLLOUT` while the tx interrupt is on, so it is readable
@@ -122,7 +124,7 @@ impl HostSerial {
         )
     }
 
-    /// The terminal, pty or FIFO at `path`, opened read-write (never as controlling terminal); a
+    /// The terminal or pty at `path`, opened read-write (never as controlling terminal); a
     /// terminal goes into raw mode until drop.
     pub fn open(path: &Path) -> io::Result<Self> {
         let cpath = CString::new(path.as_os_str().as_bytes())
@@ -138,11 +140,16 @@ impl HostSerial {
         Self::with_ports(Port::owned(rx)?, Port::owned(tx)?)
     }
 
-    fn with_ports(rx: Port, tx: Port) -> io::Result<Self> {
-        let raw = if sys::is_tty(rx.fd.as_fd()) {
-            Some(RawTerminal::enter(rx.fd.as_fd())?)
-        } else {
+    fn with_ports(mut rx: Port, tx: Port) -> io::Result<Self> {
+        let raw = if !sys::is_tty(rx.fd.as_fd()) {
             None
+        } else if sys::in_background(rx.fd.as_fd()) {
+            // A background job: reading the terminal or changing its mode would stop this PD
+            // (SIGTTIN, SIGTTOU) and with it the system. Output only.
+            rx.live = false;
+            None
+        } else {
+            Some(RawTerminal::enter(rx.fd.as_fd())?)
         };
         Ok(Self {
             rx,

@@ -53,6 +53,14 @@ pub(super) fn is_tty(fd: BorrowedFd<'_>) -> bool {
     unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
 }
 
+/// Whether `fd` is this process's controlling terminal and another process group is in the
+/// foreground: reading it would stop us with SIGTTIN, changing its mode with SIGTTOU.
+pub(super) fn in_background(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: tcgetpgrp and getpgrp only inspect process and terminal state.
+    let (fg, own) = unsafe { (libc::tcgetpgrp(fd.as_raw_fd()), libc::getpgrp()) };
+    fg != -1 && fg != own
+}
+
 /// `read(2)`, retried on `EINTR`.
 pub(super) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
