@@ -1,9 +1,26 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! # lions-serial: the serial (character device) class
 //!
-//! Wire format and configuration of the serial subsystem, byte-compatible with sDDF 0.7 and the
-//! blobs `sdfgen` 0.35.1 writes. A serial subsystem is a driver, a Tx virtualiser, an optional Rx
-//! virtualiser and clients, joined by byte queues.
+//! The serial subsystem: wire format and configuration byte-compatible with sDDF 0.7 and the blobs
+//! `sdfgen` 0.35.1 writes, and its components. A serial subsystem is a driver, a Tx virtualiser,
+//! an optional Rx virtualiser and clients, joined by byte queues:
+//!
+//! ```text
+//! client i --tx queue--> serial_virt_tx --tx queue--> driver --> device
+//! client i <--rx queue-- serial_virt_rx <--rx queue-- driver <-- device
+//! ```
+//!
+//! ## Components
+//!
+//! Each is a plain struct implementing [`lions_os::Handler`], so it runs under any backend; the
+//! binaries in `lions-components` only read the config and build it.
+//!
+//! | module | component | what it does |
+//! |---|---|---|
+//! | [`driver`] | `serial_driver_*` | [`SerialDevice`], the hardware trait a driver author implements, and [`SerialDriver`], the generic loop that owns the queues and the signalling |
+//! | [`virt_tx`] | `serial_virt_tx` | [`VirtTx`]: clients' batches (whole lines) to the driver, per-client colour, name legend, FIFO of clients waiting for room, faulty clients ignored |
+//! | [`virt_rx`] | `serial_virt_rx` | [`VirtRx`]: input to the current client, switched by switch char + client number + terminate char ([`SwitchMachine`]); full client queues drop |
+//! | [`client`] | (library) | [`SerialClient`]: `core::fmt::Write`, embedded-io `Read`/`Write`/`ReadReady`/`WriteReady`, [`serial_print!`]/[`serial_println!`]; `\n` as `\r\n`, output published per line |
 //!
 //! ## Wire protocol
 //!
@@ -25,6 +42,10 @@
 //!   cancels it (stores 1) and notifies ([`queue::SerialConsumer::should_notify`]). The request
 //!   store and the notifier's load are each separated from the index access by a SeqCst fence
 //!   (the store-buffering argument in `lions_queue::signal`).
+//! - **Who notifies whom**: client → Tx virt after publishing output; Tx virt → driver after every
+//!   transfer, → client only when it waits for space; driver → Tx virt only when the virt waits for
+//!   space, → Rx virt after enqueuing input; Rx virt → client after delivering input, → driver only
+//!   when it waits for space (its Rx queue was full).
 //! - **Peer misbehaviour**: an impossible index (length above capacity, an index moving backwards)
 //!   is reported as a [`lions_queue::PeerError`]; nothing panics, nothing is indexed out of bounds.
 //!
@@ -42,11 +63,52 @@
 //! every connected data region's size (a power of two) before use ([`lions_os::Config::check`]).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod client;
 pub mod config;
+pub mod driver;
 pub mod queue;
+pub mod virt_rx;
+pub mod virt_tx;
 
+pub use client::{OnFull, SerialClient};
 pub use config::{
     SerialClientConfig, SerialConnectionResource, SerialDriverConfig, SerialVirtRxConfig,
     SerialVirtTxClient, SerialVirtTxConfig,
 };
+pub use driver::{SerialDevice, SerialDriver};
 pub use queue::{SerialConsumer, SerialProducer, SerialQueue, SerialQueueError};
+pub use virt_rx::{SwitchMachine, VirtRx};
+pub use virt_tx::VirtTx;
+
+/// Why a serial component's event handler failed (the component then faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A kernel operation (notify, IRQ acknowledgement) was refused.
+    Os(lions_os::OsError),
+    /// A peer wrote an impossible queue index. The virtualisers report only their trusted peer
+    /// (the driver) this way; a misbehaving client is marked faulty instead.
+    Peer(lions_queue::PeerError),
+}
+
+impl From<lions_os::OsError> for Error {
+    fn from(e: lions_os::OsError) -> Self {
+        Self::Os(e)
+    }
+}
+
+impl From<lions_queue::PeerError> for Error {
+    fn from(e: lions_queue::PeerError) -> Self {
+        Self::Peer(e)
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Os(e) => e.fmt(f),
+            Self::Peer(e) => write!(f, "serial queue: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -8,6 +8,7 @@
 
 use crate::config::SerialConnectionResource;
 use core::ptr::NonNull;
+use lions_os::{Channel, MAX_CLIENTS};
 use lions_queue::atomic::AtomicU32;
 use lions_queue::signal::park_with;
 use lions_queue::{
@@ -24,7 +25,7 @@ pub struct SerialQueue {
     /// Consumer-owned index: the next byte to read (offset 4).
     pub head: AtomicU32,
     /// Signal flag (offset 8): 0 = "the producer waits for space, signal it", 1 = no signal needed.
-    /// A zero-filled region starts as "requested", which costs at most one spurious notification.
+    /// A zero-filled region starts as "requested"; [`SerialProducer::new`] withdraws that.
     pub producer_signalled: AtomicU32,
 }
 
@@ -55,6 +56,8 @@ pub enum SerialQueueError {
     Region(RegionError),
     /// The indices already in the header are inconsistent.
     Handle(HandleError),
+    /// The connection's channel id is not a Microkit channel (above 61).
+    Channel(u8),
 }
 
 impl core::fmt::Display for SerialQueueError {
@@ -63,6 +66,7 @@ impl core::fmt::Display for SerialQueueError {
             Self::Unmapped => write!(f, "serial queue region is not mapped"),
             Self::Region(e) => e.fmt(f),
             Self::Handle(e) => e.fmt(f),
+            Self::Channel(id) => write!(f, "serial connection channel id {id} is above 61"),
         }
     }
 }
@@ -107,6 +111,39 @@ fn regions(
     Ok((q, ql, d, dl))
 }
 
+impl SerialConnectionResource {
+    /// The channel to the peer at the other end of this connection.
+    pub fn channel(&self) -> Result<Channel, SerialQueueError> {
+        Channel::try_new(self.id).ok_or(SerialQueueError::Channel(self.id))
+    }
+}
+
+/// A virtualiser's client queue handles with their channels, `None` where there is none.
+pub(crate) type ClientQueues<T> = [Option<(T, Channel)>; MAX_CLIENTS];
+
+/// One queue handle per client connection of a virtualiser, with its channel. A client whose queue
+/// already holds inconsistent indices gets no handle and its bit (bit i = client i) in the
+/// returned mask, to be treated as faulty; any other bad connection is an error.
+///
+/// # Safety
+/// `make` is called on each connection: its safety conditions must hold for all of them.
+pub(crate) unsafe fn client_queues<'c, T>(
+    conns: impl Iterator<Item = &'c SerialConnectionResource>,
+    make: unsafe fn(&SerialConnectionResource) -> Result<T, SerialQueueError>,
+) -> Result<(ClientQueues<T>, u64), SerialQueueError> {
+    let mut queues = [const { None }; MAX_CLIENTS];
+    let mut faulty = 0;
+    for ((slot, conn), i) in queues.iter_mut().zip(conns).zip(0..) {
+        // SAFETY: forwarded from the caller.
+        match unsafe { make(conn) } {
+            Ok(q) => *slot = Some((q, conn.channel()?)),
+            Err(SerialQueueError::Handle(_)) => faulty |= 1 << i,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((queues, faulty))
+}
+
 /// The producing end of a serial queue (a client's Tx, the driver's Rx, a virt's side toward the
 /// driver on Tx and toward clients on Rx).
 pub struct SerialProducer<'a> {
@@ -116,6 +153,7 @@ pub struct SerialProducer<'a> {
 
 impl<'a> SerialProducer<'a> {
     /// Producer over a queue header at `queue` and the byte array at `data` (capacity `data_len`).
+    /// Withdraws any signal request left in the header (this producer is not waiting yet).
     ///
     /// # Safety
     /// Both regions are mapped read-write for `'a` and shared with at most one peer; no other
@@ -130,6 +168,9 @@ impl<'a> SerialProducer<'a> {
         let mem = unsafe { memory(queue, queue_len, data, data_len) }?;
         let signal = Signal::new(&mem.header().producer_signalled);
         let ring = mem.producer().map_err(SerialQueueError::Handle)?;
+        // A new producer is not waiting: withdraw a stale request (a zero-filled region reads as
+        // "requested"), so the consumer does not send a notification nobody asked for.
+        signal.cancel();
         Ok(Self { ring, signal })
     }
 
@@ -178,8 +219,14 @@ impl<'a> SerialProducer<'a> {
     /// meanwhile (the request is withdrawn), keep writing. `Ok(false)`: sleep; the consumer will
     /// notify once it frees space.
     pub fn park(&mut self) -> Result<bool, PeerError> {
+        self.park_for(1)
+    }
+
+    /// [`park`](Self::park) for a batch: wait until at least `needed` bytes are free. `Ok(true)`:
+    /// they are now (the request is withdrawn).
+    pub fn park_for(&mut self, needed: u64) -> Result<bool, PeerError> {
         let ring = &mut self.ring;
-        park_with(self.signal, || ring.free().map(|n| n > 0))
+        park_with(self.signal, || ring.free().map(|n| n >= needed))
     }
 
     /// The generic ring handle, for operations not wrapped here.
@@ -193,6 +240,13 @@ impl<'a> SerialProducer<'a> {
 pub struct SerialConsumer<'a> {
     ring: Consumer<'a, u32, u8>,
     signal: Signal<'a>,
+    /// The data region (`mask + 1` bytes), for [`peek_at`](Self::peek_at).
+    data: NonNull<u8>,
+    /// Capacity - 1 (the capacity is a power of two).
+    mask: u32,
+    /// Private copy of the head we last published (never re-read from shared memory: the producer
+    /// can write that word too). The next unread byte is `released + ring.consumed()`.
+    released: u32,
 }
 
 impl<'a> SerialConsumer<'a> {
@@ -209,9 +263,21 @@ impl<'a> SerialConsumer<'a> {
     ) -> Result<Self, SerialQueueError> {
         // SAFETY: forwarded from the caller.
         let mem = unsafe { memory(queue, queue_len, data, data_len) }?;
-        let signal = Signal::new(&mem.header().producer_signalled);
+        let header = mem.header();
+        let signal = Signal::new(&header.producer_signalled);
         let ring = mem.consumer().map_err(SerialQueueError::Handle)?;
-        Ok(Self { ring, signal })
+        // `memory` checked the capacity: a power of two up to 2^31, so `data_len - 1` fits a u32.
+        #[allow(clippy::cast_possible_truncation)]
+        let mask = (data_len - 1) as u32;
+        // The handle accepted this head (its snapshot); from here on we track it ourselves.
+        let released = header.head.load(core::sync::atomic::Ordering::Acquire);
+        Ok(Self {
+            ring,
+            signal,
+            data,
+            mask,
+            released,
+        })
     }
 
     /// Consumer over a connection from this component's config.
@@ -237,9 +303,88 @@ impl<'a> SerialConsumer<'a> {
         self.ring.pop()
     }
 
+    /// Copy published bytes, starting `offset` bytes past the next unread one, into `out` without
+    /// consuming them; returns how many (0 when fewer than `offset + 1` are available). For a
+    /// consumer that must not take bytes it cannot pass on (a driver whose device FIFO is full).
+    pub fn peek_at(&mut self, offset: usize, out: &mut [u8]) -> Result<usize, PeerError> {
+        let avail = usize::try_from(self.ring.len()?).unwrap_or(usize::MAX);
+        let n = out.len().min(avail.saturating_sub(offset));
+        // `consumed + offset < consumed + avail <= capacity <= 2^31` whenever `n > 0`; wrapping is
+        // the ring arithmetic.
+        #[allow(clippy::cast_possible_truncation)]
+        let start = self
+            .released
+            .wrapping_add(self.ring.consumed() as u32)
+            .wrapping_add(offset as u32);
+        for (i, b) in (0u32..).zip(&mut out[..n]) {
+            let slot = (start.wrapping_add(i) & self.mask) as usize;
+            // SAFETY: `slot <= mask < capacity`, inside the data region. The byte lies in
+            // [head, tail) as published (Acquire in `len`), so the producer does not write it until
+            // we release past it. A volatile byte read: a misbehaving peer can only garble its own
+            // data.
+            *b = unsafe { self.data.add(slot).read_volatile() };
+        }
+        Ok(n)
+    }
+
+    /// The offset of the last `byte` among the first `within` unread bytes, if any (searched
+    /// without consuming).
+    pub fn rfind(&mut self, byte: u8, within: usize) -> Result<Option<usize>, PeerError> {
+        let mut buf = [0u8; 64];
+        let mut end = within;
+        while end > 0 {
+            let start = end.saturating_sub(buf.len());
+            let got = self.peek_at(start, &mut buf[..end - start])?;
+            if let Some(i) = buf[..got].iter().rposition(|&b| b == byte) {
+                return Ok(Some(start + i));
+            }
+            end = start;
+        }
+        Ok(None)
+    }
+
+    /// Move up to `n` unread bytes into `dst`'s staged bytes (sDDF's `serial_transfer_all`, for a
+    /// component that consumes one queue and produces another); returns how many. It stops early
+    /// when either side runs out or a peer index is impossible; checking `len` here and `free`
+    /// there first makes it move exactly `n`. The bytes moved are read here; hand their slots back
+    /// with [`release`](Self::release) and publish them with [`SerialProducer::publish`].
+    pub fn move_to(&mut self, dst: &mut SerialProducer<'_>, n: usize) -> usize {
+        let mut buf = [0u8; 64];
+        let mut moved = 0;
+        while moved < n {
+            // Never read more than `dst` takes: its free space only grows until we write.
+            let room = usize::try_from(dst.free().unwrap_or(0)).unwrap_or(usize::MAX);
+            let want = (n - moved).min(buf.len()).min(room);
+            match self.read(&mut buf[..want]) {
+                Ok(got) if got > 0 => moved += dst.write(&buf[..got]).unwrap_or(0),
+                _ => break,
+            }
+        }
+        moved
+    }
+
+    /// Consume up to `n` bytes without copying them out; returns how many.
+    pub fn skip(&mut self, mut n: usize) -> Result<usize, PeerError> {
+        let mut scratch = [0u8; 64];
+        let total = n;
+        while n > 0 {
+            let got = self.read(&mut scratch[..n.min(64)])?;
+            if got == 0 {
+                break;
+            }
+            n -= got;
+        }
+        Ok(total - n)
+    }
+
     /// Hand every read slot back with one Release store of the head; returns how many.
     pub fn release(&mut self) -> u64 {
-        self.ring.release()
+        let n = self.ring.release();
+        // At most the capacity (<= 2^31).
+        #[allow(clippy::cast_possible_truncation)]
+        let step = n as u32;
+        self.released = self.released.wrapping_add(step);
+        n
     }
 
     /// Bytes available now (re-reads the tail).
@@ -259,7 +404,9 @@ impl<'a> SerialConsumer<'a> {
         self.signal.should_notify(did_work)
     }
 
-    /// The generic ring handle, for operations not wrapped here.
+    /// The generic ring handle, for operations not wrapped here. Release through
+    /// [`release`](Self::release), not through this handle, or [`peek_at`](Self::peek_at) looks at
+    /// the wrong bytes (never out of bounds).
     pub fn ring(&mut self) -> &mut Consumer<'a, u32, u8> {
         &mut self.ring
     }
@@ -503,5 +650,151 @@ mod tests {
         tx.write(b"xyz").unwrap();
         tx.publish();
         assert_eq!(rx.pop().unwrap(), Some(b'x'));
+    }
+
+    #[test]
+    fn peek_does_not_consume_across_the_wrap() {
+        let mut r = Regions::new(8);
+        // Start near the u32 wrap and off slot 0, so the peeked run wraps both ways.
+        r.header().tail.store(u32::MAX - 4, Ordering::Relaxed);
+        r.header().head.store(u32::MAX - 4, Ordering::Relaxed);
+        let (mut tx, mut rx) = r.pair(8);
+        assert_eq!(tx.write(b"abcdefgh").unwrap(), 8);
+        tx.publish();
+        let mut out = [0; 8];
+        assert_eq!(rx.peek_at(0, &mut out).unwrap(), 8);
+        assert_eq!(&out, b"abcdefgh");
+        assert_eq!(rx.peek_at(6, &mut out).unwrap(), 2);
+        assert_eq!(&out[..2], b"gh");
+        assert_eq!(rx.peek_at(8, &mut out).unwrap(), 0, "nothing past the tail");
+        assert_eq!(rx.peek_at(usize::MAX, &mut out).unwrap(), 0);
+        // Consume some (popped, not yet released): peeking starts after them.
+        assert_eq!(rx.skip(3).unwrap(), 3);
+        assert_eq!(rx.peek_at(0, &mut out[..2]).unwrap(), 2);
+        assert_eq!(&out[..2], b"de");
+        assert_eq!(rx.release(), 3);
+        assert_eq!(rx.pop().unwrap(), Some(b'd'));
+        assert_eq!(rx.peek_at(0, &mut out).unwrap(), 4);
+        assert_eq!(&out[..4], b"efgh");
+        rx.release();
+        // Refill past the wrap and peek again.
+        assert_eq!(tx.write(b"ijkl").unwrap(), 4);
+        tx.publish();
+        assert_eq!(rx.peek_at(1, &mut out).unwrap(), 7);
+        assert_eq!(&out[..7], b"fghijkl");
+        assert_eq!(rx.skip(100).unwrap(), 8, "skip stops at the tail");
+        assert_eq!(rx.release(), 8);
+        assert!(rx.is_empty().unwrap());
+    }
+
+    #[test]
+    fn peek_reports_a_lying_producer() {
+        let mut r = Regions::new(8);
+        let (_tx, mut rx) = r.pair(8);
+        r.header().tail.store(1000, Ordering::Relaxed);
+        let mut out = [0; 4];
+        assert!(rx.peek_at(0, &mut out).is_err());
+        assert!(rx.skip(1).is_err());
+    }
+
+    #[test]
+    fn bad_channel_id_is_an_error() {
+        let mut conn = SerialConnectionResource {
+            queue: RegionResource { vaddr: 0, size: 0 },
+            data: RegionResource { vaddr: 0, size: 0 },
+            id: 61,
+            _pad: [0; 7],
+        };
+        assert_eq!(conn.channel(), Ok(Channel::new(61)));
+        conn.id = 62;
+        assert_eq!(conn.channel(), Err(SerialQueueError::Channel(62)));
+    }
+
+    #[test]
+    fn new_producer_withdraws_a_stale_request() {
+        let mut r = Regions::new(8);
+        assert_eq!(r.header().producer_signalled.load(Ordering::Relaxed), 0);
+        let (_tx, rx) = r.pair(8);
+        assert_eq!(r.header().producer_signalled.load(Ordering::Relaxed), 1);
+        assert!(!rx.should_notify(true), "nobody waits");
+    }
+
+    #[test]
+    fn rfind_and_move_to() {
+        let mut a = Regions::new(16);
+        let mut b = Regions::new(8);
+        let (mut src_tx, mut src) = a.pair(16);
+        let (mut dst, mut dst_rx) = b.pair(8);
+        src_tx.write(b"ab\ncd\nefghijkl").unwrap();
+        src_tx.publish();
+        assert_eq!(src.rfind(b'\n', 16).unwrap(), Some(5));
+        assert_eq!(src.rfind(b'\n', 5).unwrap(), Some(2));
+        assert_eq!(src.rfind(b'\n', 2).unwrap(), None);
+        assert_eq!(
+            src.rfind(b'x', 100).unwrap(),
+            None,
+            "past the tail is not searched"
+        );
+        // Only as much as `dst` takes is read from `src`: nothing is lost.
+        assert_eq!(src.move_to(&mut dst, 100), 8);
+        assert_eq!(dst.publish(), 8);
+        assert_eq!(src.release(), 8);
+        let mut out = [0; 8];
+        assert_eq!(dst_rx.read(&mut out).unwrap(), 8);
+        dst_rx.release();
+        assert_eq!(&out, b"ab\ncd\nef");
+        assert_eq!(src.move_to(&mut dst, 3), 3);
+        assert_eq!(
+            src.move_to(&mut dst, 100),
+            3,
+            "stops at src's tail (14 bytes)"
+        );
+        dst.publish();
+        assert_eq!(dst_rx.read(&mut out).unwrap(), 6);
+        assert_eq!(&out[..6], b"ghijkl");
+        // A lying source stops the move.
+        a.header().tail.store(1000, Ordering::Relaxed);
+        assert_eq!(src.move_to(&mut dst, 4), 0);
+        assert!(src.rfind(b'a', 4).is_err());
+    }
+
+    #[test]
+    fn client_queues_isolate_broken_ones() {
+        let mut good = Regions::new(8);
+        let mut bad = Regions::new(8);
+        bad.header().tail.store(77, Ordering::Relaxed);
+        let conn = |r: &mut Regions, id| {
+            let (q, d) = r.ptrs();
+            SerialConnectionResource {
+                queue: RegionResource {
+                    vaddr: q.as_ptr().expose_provenance() as u64,
+                    size: 4096,
+                },
+                data: RegionResource {
+                    vaddr: d.as_ptr().expose_provenance() as u64,
+                    size: 8,
+                },
+                id,
+                _pad: [0; 7],
+            }
+        };
+        let conns = [conn(&mut good, 1), conn(&mut bad, 2), conn(&mut good, 3)];
+        // SAFETY: the buffers outlive the handles; the consumers over `good` are never used.
+        let (queues, faulty) =
+            unsafe { client_queues(conns[..2].iter(), SerialConsumer::from_connection) }.unwrap();
+        assert_eq!(faulty, 0b10);
+        assert_eq!(queues[0].as_ref().map(|(_, ch)| ch.index()), Some(1));
+        assert!(queues[1].is_none() && queues[2].is_none());
+        let mut unmapped = conns[2];
+        unmapped.data.vaddr = 0;
+        // SAFETY: as above; fails before making a handle over `unmapped`.
+        let r =
+            unsafe { client_queues([conns[0], unmapped].iter(), SerialConsumer::from_connection) };
+        assert_eq!(r.err(), Some(SerialQueueError::Unmapped));
+        let mut far = conns[0];
+        far.id = 99;
+        // SAFETY: as above.
+        let r = unsafe { client_queues([far].iter(), SerialConsumer::from_connection) };
+        assert_eq!(r.err(), Some(SerialQueueError::Channel(99)));
     }
 }

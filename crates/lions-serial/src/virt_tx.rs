@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The Tx virtualiser (`serial_virt_tx`): many clients' output queues into the driver's one.
+//!
+//! ## Protocol
+//!
+//! - **Init** ([`VirtTx::init`]): when Rx is enabled, the config's `begin_str` goes to the driver
+//!   queue; when colour is on, a legend follows: every client's name in its colour, one line. The
+//!   driver is notified. What does not fit a (tiny) driver queue is left out, a legend entry whole.
+//! - **Batches**: a client's *batch* is everything it has published. The client library publishes
+//!   whole lines (and on a full queue or an explicit flush), so a batch is whole lines, a prompt, or
+//!   what a full queue held. A batch moves whole when the driver queue can ever hold it; a larger
+//!   one moves in pieces cut after a line end where the room allows, and no other client's bytes
+//!   come between the pieces. So lines of different clients never interleave, and nothing a
+//!   client published is lost.
+//! - **Colour** (config `enable_colour`, and only when the driver queue is larger than the 9 bytes
+//!   it costs): every transfer is wrapped in `ESC[3Xm` … `ESC[0m`, X = 1 + client index mod 6 (red,
+//!   green, yellow, blue, magenta, cyan), see [`colour_code`].
+//! - **Client notification** (`tx_provide`): serve the client now, or, if clients are already
+//!   waiting, queue it behind them. No room: ask the driver for a signal and re-check; still no
+//!   room → the client joins the FIFO of waiting clients (each client at most once).
+//! - **Driver notification** (`tx_return`): serve the FIFO in order until one still lacks room.
+//! - **Notifications**: after every transfer notify the driver; notify the client only if its flag
+//!   asks (it waits for space in its queue).
+//! - **Misbehaving client**: an impossible index (or inconsistent indices at start) marks the
+//!   client faulty ([`VirtTx::faulty`]); it is ignored from then on, everyone else is unaffected,
+//!   nothing panics.
+
+use crate::Error;
+use crate::config::SerialVirtTxConfig;
+use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError, client_queues};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+
+/// `ESC[0m`: back to the terminal's default colour.
+const RESET: &[u8] = b"\x1b[0m";
+/// Bytes of colour around one transfer: the start code and [`RESET`].
+const OVERHEAD: u64 = 5 + 4;
+
+/// The colour start code of client `client`: `ESC[3Xm`, X = 1 + `client` mod 6.
+pub fn colour_code(client: usize) -> [u8; 5] {
+    // `client % 6 < 6`, so the digit is '1'..='6'.
+    #[allow(clippy::cast_possible_truncation)]
+    [0x1b, b'[', b'3', b'1' + (client % 6) as u8, b'm']
+}
+
+/// The Tx virtualiser; see the module docs.
+pub struct VirtTx<'a> {
+    config: &'a SerialVirtTxConfig,
+    driver: SerialProducer<'a>,
+    driver_ch: Channel,
+    /// Each client's Tx queue (we consume) and channel; `None` once faulty.
+    clients: [Option<(SerialConsumer<'a>, Channel)>; MAX_CLIENTS],
+    colour: bool,
+    /// The FIFO of clients waiting for room: bit c = client c waits, since ticket `ticket[c]`.
+    waiting: u64,
+    ticket: [u64; MAX_CLIENTS],
+    next_ticket: u64,
+    faulty: u64,
+}
+
+impl<'a> VirtTx<'a> {
+    /// The virtualiser over the queues in `config`. A client whose queue already holds
+    /// inconsistent indices starts out faulty; any other bad connection is an error.
+    ///
+    /// # Safety
+    /// The config's regions are mapped in this component for `'a`, each shared only with its peer,
+    /// and no other handle of the same roles exists (see [`SerialConsumer::from_connection`]).
+    pub unsafe fn new(config: &'a SerialVirtTxConfig) -> Result<Self, SerialQueueError> {
+        let conns = config.clients().iter().map(|c| &c.conn);
+        // SAFETY: forwarded from the caller.
+        let (clients, faulty) = unsafe { client_queues(conns, SerialConsumer::from_connection) }?;
+        // SAFETY: forwarded from the caller.
+        let mut driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
+        let room = driver.ring().capacity().usable();
+        Ok(Self {
+            config,
+            driver,
+            driver_ch: config.driver.channel()?,
+            clients,
+            colour: config.enable_colour() && room > OVERHEAD,
+            waiting: 0,
+            ticket: [0; MAX_CLIENTS],
+            next_ticket: 0,
+            faulty,
+        })
+    }
+
+    /// Clients found misbehaving (bit i = client i); they are ignored.
+    pub fn faulty(&self) -> u64 {
+        self.faulty
+    }
+
+    /// How many clients wait for room in the driver queue.
+    pub fn waiting(&self) -> u32 {
+        self.waiting.count_ones()
+    }
+
+    /// Write the begin string (Rx enabled) and the colour legend (colour on) to the driver and
+    /// notify it. Call once, from the PD's `init`.
+    pub fn init(&mut self) -> Result<(), Error> {
+        if self.config.enable_rx() {
+            self.driver.write(self.config.begin_str())?;
+        }
+        if self.colour {
+            for (c, client) in self.config.clients().iter().enumerate() {
+                let name = client.name();
+                if self.driver.free()? < OVERHEAD + name.len() as u64 + 3 {
+                    break;
+                }
+                for part in [&colour_code(c)[..], name, RESET, b" "] {
+                    self.driver.write(part)?;
+                }
+            }
+            self.driver.write(b"\r\n")?;
+        }
+        self.notify_driver()
+    }
+
+    /// Phase 3 toward the driver: publish, and notify (the producer always does).
+    fn notify_driver(&mut self) -> Result<(), Error> {
+        let n = self.driver.publish();
+        if self.driver.should_notify(n) {
+            self.driver_ch.notify()?;
+        }
+        Ok(())
+    }
+
+    /// Phases 1 and 2 for client `c`: move its batch. `Ok(false)`: the driver queue lacks room
+    /// and a signal is requested; `Ok(true)`: done (moved, nothing to move, or client faulty).
+    fn transfer(&mut self, c: usize) -> Result<bool, Error> {
+        let overhead = if self.colour { OVERHEAD } else { 0 };
+        let cap = self.driver.ring().capacity().usable();
+        let Some(Ok(mut left)) = self.clients[c].as_mut().map(|(q, _)| q.len()) else {
+            return Ok(self.mark_faulty(c));
+        };
+        while left > 0 {
+            // Room for the whole batch, or for a full driver queue when the batch can never fit.
+            // `want > overhead` (colour is on only when `cap > overhead`), so each round moves.
+            let want = (left + overhead).min(cap);
+            let free = self.driver.free()?;
+            if free < want {
+                if !self.driver.park_for(want)? {
+                    return Ok(false);
+                }
+                continue;
+            }
+            let n = left.min(free - overhead);
+            let Some(moved) = self.copy(c, n, n < left) else {
+                return Ok(self.mark_faulty(c));
+            };
+            left -= moved;
+            self.notify_driver()?;
+            if let Some((q, ch)) = &mut self.clients[c] {
+                let freed = q.release() > 0;
+                if q.should_notify(freed) {
+                    ch.notify()?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stage up to `n` bytes of client `c`, which are published and fit the driver queue with the
+    /// colour; with `cut`, only up to the last line end among them if there is one. Returns how
+    /// many, `None` if the client misbehaved (nothing staged).
+    fn copy(&mut self, c: usize, n: u64, cut: bool) -> Option<u64> {
+        let (q, _) = self.clients[c].as_mut()?;
+        let mut n = usize::try_from(n).ok()?;
+        if cut && let Some(end) = q.rfind(b'\n', n).ok()? {
+            n = end + 1;
+        }
+        let colour = self.colour.then(|| colour_code(c));
+        self.driver
+            .write(colour.as_ref().map_or(&[][..], |c| &c[..]))
+            .ok()?;
+        if q.move_to(&mut self.driver, n) < n {
+            self.driver.ring().abort();
+            return None;
+        }
+        self.driver
+            .write(if self.colour { RESET } else { &[] })
+            .ok()?;
+        Some(n as u64)
+    }
+
+    /// Stop serving client `c`; returns `true` (done with it).
+    fn mark_faulty(&mut self, c: usize) -> bool {
+        self.faulty |= 1 << c;
+        self.clients[c] = None;
+        true
+    }
+
+    /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
+    fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
+        if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
+            self.waiting |= 1 << c;
+            self.ticket[c] = self.next_ticket;
+            self.next_ticket += 1;
+        }
+        Ok(())
+    }
+
+    /// The driver freed space we asked for: serve the waiting clients in order.
+    fn tx_return(&mut self) -> Result<(), Error> {
+        while let Some(c) = (0..MAX_CLIENTS)
+            .filter(|&c| self.waiting & (1 << c) != 0)
+            .min_by_key(|&c| self.ticket[c])
+        {
+            if !self.transfer(c)? {
+                break;
+            }
+            self.waiting &= !(1 << c);
+        }
+        Ok(())
+    }
+}
+
+impl Handler for VirtTx<'_> {
+    type Error = Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
+        if channels.contains(self.driver_ch) {
+            self.tx_return()?;
+        }
+        for c in 0..self.config.clients().len() {
+            if self.clients[c]
+                .as_ref()
+                .is_some_and(|(_, ch)| channels.contains(*ch))
+            {
+                self.tx_provide(c)?;
+            }
+        }
+        Ok(())
+    }
+}
