@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `serial_virt_rx`: the serial Rx virtualiser ([`lions_serial::VirtRx`]).
+//!
+//! Config section: `.serial_virt_rx_config` (the driver's and the clients' Rx queues, the switch
+//! and terminate characters). Input goes to client 0 until switched (switch char, client number,
+//! terminate char).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use lions_serial::{SerialVirtRxConfig, VirtRx};
+
+lions_os::config!(static CONFIG: SerialVirtRxConfig = ".serial_virt_rx_config");
+
+/// End the PD as one that could not start: on the host board an exit the launcher reports (and
+/// does not restart), elsewhere a fault.
+fn fail(what: impl core::fmt::Display) -> ! {
+    #[cfg(target_os = "linux")]
+    {
+        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+    }
+    #[cfg(not(target_os = "linux"))]
+    panic!("serial_virt_rx: cannot start: {what}");
+}
+
+fn init() -> VirtRx<'static> {
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    // SAFETY: the system description maps every region this config names at its vaddr,
+    // read-write, before `init` runs and for the PD's whole life, each shared only with the peer
+    // at the other end; this PD makes one handle per queue end.
+    unsafe { VirtRx::new(config) }.unwrap_or_else(|e| fail(e))
+}
+
+lions_os::protection_domain!(init);
