@@ -27,7 +27,7 @@ use lions_os::{Channel, OsError};
 use lions_serial::SerialDevice;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -130,7 +130,7 @@ impl HostSerial {
         let cpath = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let fd = sys::open(&cpath, libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK)?;
-        let tx = sys::dup(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+        let tx = sys::dup(fd.as_raw_fd())?;
         Self::with_ports(Port::new(fd, None), Port::new(tx, None))
     }
 
