@@ -162,21 +162,34 @@ fn timer_helper_matches_sdfgen() {
     );
 }
 
+/// Every example's committed `<example>/<example>.svg` is what `cargo xtask graph` draws today.
 #[test]
-fn committed_hello_svg_is_current() {
-    let file = std::env::temp_dir().join(format!("xtask-hello-{}.svg", std::process::id()));
-    xtask::tasks::graph_cmd(
-        &root(),
-        "hello",
-        xtask::cli::Board::Host,
-        Some(file.clone()),
-    )
-    .unwrap();
-    let drawn = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_file(&file).unwrap();
-    let committed = std::fs::read_to_string(root().join("examples/hello/hello.svg")).unwrap();
-    assert!(
-        drawn == committed,
-        "examples/hello/hello.svg is stale: run `cargo xtask graph hello -o examples/hello/hello.svg`"
-    );
+fn committed_example_graphs_are_current() {
+    let examples = root().join("examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !dir.join("meta.py").is_file() {
+            continue;
+        }
+        let svg = dir.join(format!("{name}.svg"));
+        assert!(
+            svg.is_file(),
+            "examples/{name} has no {name}.svg: run `cargo xtask graph {name} -o examples/{name}/{name}.svg`"
+        );
+        let file = std::env::temp_dir().join(format!("xtask-{name}-{}.svg", std::process::id()));
+        xtask::tasks::graph_cmd(&root(), &name, xtask::cli::Board::Host, Some(file.clone()))
+            .unwrap();
+        let drawn = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            drawn == std::fs::read_to_string(&svg).unwrap(),
+            "examples/{name}/{name}.svg is stale: run `cargo xtask graph {name} -o examples/{name}/{name}.svg`"
+        );
+        checked.push(name);
+    }
+    for must in ["hello", "serial", "timer"] {
+        assert!(checked.iter().any(|c| c == must), "{must} was not checked");
+    }
 }

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `client0`, `client1`, ...: a serial client of the example. It greets, then echoes whatever the
+//! Rx virtualiser delivers to it and reports every ten characters (`serial_example::Echo`). Its
+//! output goes through the Tx virtualiser, which colours it and keeps its lines whole.
+
+use core::fmt::Write as _;
+use lions_os::{ChannelSet, Handler};
+use lions_serial::client::SerialClient;
+use lions_serial::{SerialClientConfig, serial_println};
+use serial_example::{Echo, REPORT_EVERY};
+
+lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
+
+struct Client {
+    serial: SerialClient<'static>,
+    name: String,
+    echo: Echo,
+}
+
+/// Why the client faults.
+#[derive(Debug)]
+enum Error {
+    Serial(lions_serial::Error),
+    Format,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Serial(e) => e.fmt(f),
+            Self::Format => f.write_str("output failed"),
+        }
+    }
+}
+
+impl From<lions_serial::Error> for Error {
+    fn from(e: lions_serial::Error) -> Self {
+        Self::Serial(e)
+    }
+}
+
+impl From<core::fmt::Error> for Error {
+    fn from(_: core::fmt::Error) -> Self {
+        Self::Format
+    }
+}
+
+fn init() -> Client {
+    let name = lions_os::runtime::with_pd_name(str::to_owned);
+    let config = match SERIAL.get() {
+        Ok(c) => c,
+        Err(e) => panic!("{name}: {e}"),
+    };
+    // SAFETY: the launcher mapped this PD's serial regions at the config's vaddrs before `init`,
+    // for the life of the process; they are shared only with the virtualisers, and this is the
+    // only handle on them in this PD.
+    let mut serial = match unsafe { SerialClient::new(config) } {
+        Ok(s) => s,
+        Err(e) => panic!("{name}: serial queues: {e}"),
+    };
+    let input = if serial.rx_channel().is_some() {
+        "type and I echo"
+    } else {
+        "no input connected"
+    };
+    if serial_println!(
+        serial,
+        "{name}: hello; {input}; a report every {REPORT_EVERY} characters"
+    )
+    .is_err()
+    {
+        panic!("{name}: cannot write its greeting");
+    }
+    Client {
+        serial,
+        name,
+        echo: Echo::default(),
+    }
+}
+
+impl Handler for Client {
+    type Error = Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
+        let Some(rx) = self.serial.rx_channel() else {
+            return Ok(());
+        };
+        if !channels.contains(rx) {
+            return Ok(()); // The Tx virt made room: every write here already waited for it.
+        }
+        let mut buf = [0u8; 64];
+        let mut out = String::new();
+        loop {
+            let n = self.serial.try_read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                self.echo.feed(&self.name, b, &mut out)?;
+            }
+        }
+        self.serial.write_str(&out)?;
+        self.serial.flush()?;
+        Ok(())
+    }
+}
+
+lions_os::protection_domain!(init);
