@@ -423,6 +423,12 @@ impl Backend for HostPd {
         &self.name
     }
 
+    /// A PD may run at a real-time priority (SCHED_FIFO), where spinning would keep every normal
+    /// process (the terminal, the tools reading the system's output) off its CPU: sleep instead.
+    fn relax(&self) {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+
     fn notify(&self, ch: Channel) -> Result<(), OsError> {
         let link = self
             .link(ch)

@@ -54,7 +54,7 @@ pub use cell::ConfigCell;
 pub use channel::{Channel, ChannelSet, Child, MAX_CHANNEL, MAX_MESSAGE_REGISTERS, MessageInfo};
 pub use error::{Op, OsError, OsErrorKind};
 pub use handler::{Handler, NullHandler};
-pub use runtime::{Deferred, get_mr, set_mr};
+pub use runtime::{Deferred, get_mr, relax, set_mr};
 
 pub use config::{
     Config, ConfigClass, ConfigError, DeviceIrqResource, DeviceRegionResource, DeviceResources,

@@ -24,6 +24,10 @@ pub trait Backend {
     fn mr(&self, i: usize) -> u64;
     /// Set message register `i` (ignored when out of range).
     fn set_mr(&self, i: usize, value: u64);
+    /// One pause of a busy-wait loop (see [`relax`]). The default is a spin hint.
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
 }
 
 /// An action performed at the end of the current event.
@@ -177,6 +181,18 @@ pub fn set_mr(i: usize, value: u64) {
         b.set_mr(i, value);
         Ok(())
     });
+}
+
+/// One pause of a busy-wait loop, for a PD that waits for a peer inside a handler (a blocking
+/// write into a full queue). On seL4 a spin hint: a peer at a higher priority or on another core
+/// makes the progress. On the host board a short sleep, so that a PD spinning at a real-time
+/// priority does not starve the processes outside the system (the terminal it prints to).
+pub fn relax() {
+    match frame() {
+        // SAFETY: see `frame`; the backend outlives the installation.
+        Some(fr) => unsafe { &*fr.backend }.relax(),
+        None => core::hint::spin_loop(),
+    }
 }
 
 /// Run `f` with this PD's name ("?" outside a PD).

@@ -19,7 +19,8 @@
 //!     [`tx_channel`](SerialClient::tx_channel). This is the form for a PD's event handler, and the
 //!     only one that works on the `sim` backend;
 //!   - **blocking**, [`write_all`](SerialClient::write_all) and the embedded-io `Write` impl: as
-//!     the event-driven form, then waits by spinning on the queue's head until the space is there.
+//!     the event-driven form, then waits by spinning on the queue's head until the space is there
+//!     (each pause is [`lions_os::relax`]: a spin hint on seL4, a short sleep on the host board).
 //!     A Microkit PD cannot wait for a notification inside its handler, so "blocking" means
 //!     spinning; it finishes only while the virt runs concurrently: on seL4 when it has a higher
 //!     priority than this client (sDDF's rule: driver > virts > clients) or another core, and on
@@ -194,7 +195,7 @@ impl<'a> SerialClient<'a> {
             };
             let needed = self.needed(next);
             while self.tx.free()? < needed {
-                core::hint::spin_loop();
+                lions_os::relax();
             }
         }
     }
@@ -244,7 +245,7 @@ impl<'a> SerialClient<'a> {
             return Ok(0);
         }
         while !self.read_ready()? {
-            core::hint::spin_loop();
+            lions_os::relax();
         }
         self.try_read(out)
     }
@@ -283,7 +284,7 @@ impl embedded_io::Write for SerialClient<'_> {
                 return Ok(n);
             }
             while !self.write_ready()? {
-                core::hint::spin_loop();
+                lions_os::relax();
             }
         }
     }
@@ -600,7 +601,7 @@ mod tests {
                     let n = virt.read(&mut buf).unwrap();
                     got.extend_from_slice(&buf[..n]);
                     virt.release();
-                    core::hint::spin_loop();
+                    std::hint::spin_loop();
                 }
                 (got, expected)
             });

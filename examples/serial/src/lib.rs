@@ -50,6 +50,22 @@ impl Echo {
     }
 }
 
+/// Line `i` of a flood (the Tx throughput benchmark): 63 printable bytes and `\n`, 64 in all.
+pub fn flood_line(i: u64) -> [u8; 64] {
+    const FILL: &[u8; 48] = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL";
+    let mut line = [b' '; 64];
+    line[..6].copy_from_slice(b"flood ");
+    let mut n = i % 1_000_000_000;
+    for d in line[6..15].iter_mut().rev() {
+        // `n % 10 < 10`, so the digit fits a u8.
+        *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+    }
+    line[16..63].copy_from_slice(&FILL[..47]);
+    line[63] = b'\n';
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +94,16 @@ mod tests {
             "0123456789\nclient0: 10 characters received\n\
              abcdefghij\nclient0: 20 characters received\n!"
         );
+    }
+
+    #[test]
+    fn flood_lines_are_64_bytes_numbered() {
+        let l = flood_line(1234);
+        assert_eq!(l.len(), 64);
+        assert!(l.starts_with(b"flood 000001234 abc"));
+        assert_eq!(l[63], b'\n');
+        assert!(!l[..63].contains(&b'\n'));
+        assert_ne!(flood_line(1), flood_line(2));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pty pair: the master (ours) and the slave's path.
-fn open_pty() -> (OwnedFd, String) {
+pub fn open_pty() -> (OwnedFd, String) {
     // SAFETY: plain libc calls on a descriptor we own; `ptsname_r` writes a NUL-terminated path
     // into the buffer we pass with its length.
     unsafe {
@@ -196,6 +196,13 @@ impl System {
     /// starting ...` on stderr), or panics with the transcript when the build fails or takes more
     /// than [`BUILD_TIMEOUT`].
     pub fn start(example: &str) -> Self {
+        Self::start_with(example, &[], &[])
+    }
+
+    /// [`start`](Self::start) with extra arguments for `xtask run <example>` (e.g. `--release`,
+    /// or `--` and launcher options) and extra environment variables for xtask, the launcher and
+    /// every PD (the host board passes the launcher's environment on).
+    pub fn start_with(example: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let (master, slave_name) = open_pty();
         // O_NOCTTY: the slave must become the system's controlling terminal (below), never ours.
         let slave = || {
@@ -209,6 +216,8 @@ impl System {
         let (stdin, stdout) = (slave(), slave());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
         cmd.args(["run", example])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::from(stdin))
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::piped());

@@ -2,12 +2,17 @@
 //! `client0`, `client1`, ...: a serial client of the example. It greets, then echoes whatever the
 //! Rx virtualiser delivers to it and reports every ten characters (`serial_example::Echo`). Its
 //! output goes through the Tx virtualiser, which colours it and keeps its lines whole.
+//!
+//! Benchmark knob: with `LIONS_SERIAL_FLOOD=<bytes>` in the environment (the host board passes the
+//! launcher's environment to every PD), `client0` writes that many bytes of 64-byte lines right
+//! after its greeting, between a `flood start` and a `flood done` line, as fast as the subsystem
+//! takes them (`cargo bench -p xtask --bench serial_tx`).
 
 use core::fmt::Write as _;
 use lions_os::{ChannelSet, Handler};
 use lions_serial::client::SerialClient;
 use lions_serial::{SerialClientConfig, serial_println};
-use serial_example::{Echo, REPORT_EVERY};
+use serial_example::{Echo, REPORT_EVERY, flood_line};
 
 lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
 
@@ -71,11 +76,29 @@ fn init() -> Client {
     {
         panic!("{name}: cannot write its greeting");
     }
+    if name == "client0"
+        && let Some(bytes) = std::env::var("LIONS_SERIAL_FLOOD")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        && let Err(e) = flood(&mut serial, bytes)
+    {
+        panic!("{name}: flood: {e}");
+    }
     Client {
         serial,
         name,
         echo: Echo::default(),
     }
+}
+
+/// Write `bytes` (rounded up to whole lines) between the two marker lines, waiting for room.
+fn flood(serial: &mut SerialClient<'_>, bytes: u64) -> Result<(), Error> {
+    serial.write_all(b"flood start\n")?;
+    for i in 0..bytes.div_ceil(64) {
+        serial.write_all(&flood_line(i))?;
+    }
+    serial.write_all(b"flood done\n")?;
+    Ok(())
 }
 
 impl Handler for Client {
