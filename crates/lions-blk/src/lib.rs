@@ -54,6 +54,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod config;
+pub mod partition;
 pub mod queue;
 pub mod storage_info;
 
