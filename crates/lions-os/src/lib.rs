@@ -4,10 +4,15 @@
 //! A component is written once against this crate's Microkit-shaped API and runs under any backend:
 //!
 //! - [`Channel`] (`notify`, `irq_ack`, `pp_call`, deferred forms), [`ChannelSet`], [`MessageInfo`],
-//!   message registers ([`get_mr`], [`set_mr`]), [`pd_name`];
+//!   message registers ([`get_mr`], [`set_mr`]), `pd_name` (a `String` with `std`, `&'static str` on seL4);
 //! - the [`Handler`] trait (`notified`, `protected`, `fault`) and the [`protection_domain!`] entry
 //!   macro that turns an `init` function into a PD;
-//! - typed config statics in named link sections ([`config!`], [`ConfigCell`]).
+//! - typed config statics in named link sections ([`config!`], [`ConfigCell`]);
+//! - [`debug_println!`]: the PD's console (stdout on the host board, the kernel's debug console on
+//!   seL4 with the `debug-print` feature).
+//!
+//! Backends: `host` (feature; a Linux process per PD), `sim` (feature; in-process, deterministic)
+//! and [`microkit`] (seL4, selected by building for `aarch64-unknown-none`).
 //!
 //! A backend implements [`runtime::Backend`] and installs itself with [`runtime::with_backend`].
 //! Every operation is checked against the rights the system description gave the PD; a refused one
@@ -46,6 +51,7 @@ mod error;
 mod handler;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod microkit;
 pub mod runtime;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -65,6 +71,50 @@ pub use config::{
 #[cfg(any(test, feature = "std"))]
 pub fn pd_name() -> std::string::String {
     runtime::with_pd_name(|name| std::string::String::from(name))
+}
+
+#[cfg(lions_microkit)]
+pub use microkit::pd_name;
+
+#[cfg(all(lions_microkit, feature = "std"))]
+compile_error!(
+    "lions-os: the `std`, `host` and `sim` features do not exist on aarch64-unknown-none, where \
+     the microkit backend runs (enable them only for Linux targets)"
+);
+
+/// Print to the PD's console, without a newline: on the host board and the sim backend, the
+/// process's stdout (as `print!`); on seL4, the kernel's debug console with the `debug-print`
+/// feature, otherwise nothing (the arguments are still type-checked).
+#[macro_export]
+macro_rules! debug_print {
+    ($($arg:tt)*) => {
+        $crate::__debug_print(::core::format_args!($($arg)*), false)
+    };
+}
+
+/// [`debug_print!`] with a newline (as `println!`).
+#[macro_export]
+macro_rules! debug_println {
+    () => {
+        $crate::__debug_print(::core::format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::__debug_print(::core::format_args!($($arg)*), true)
+    };
+}
+
+#[doc(hidden)]
+pub fn __debug_print(args: core::fmt::Arguments<'_>, newline: bool) {
+    #[cfg(any(test, feature = "std"))]
+    if newline {
+        std::println!("{args}");
+    } else {
+        std::print!("{args}");
+    }
+    #[cfg(lions_microkit)]
+    microkit::print(args, newline);
+    #[cfg(not(any(test, feature = "std", lions_microkit)))]
+    let _ = (args, newline);
 }
 
 #[cfg(test)]
