@@ -17,6 +17,7 @@
 //! - At start `pong` writes [`SHARED_VALUE`] into the region `shared` (mapped `rw` in `pong`) and
 //!   notifies `faulty` on channel [`HelloConfig::go`]. `faulty` maps `shared` read-only: it reads
 //!   the value, prints it, then writes, and the host board kills it with SIGSEGV.
+#![cfg_attr(target_os = "none", no_std)]
 
 use lions_os::{Channel, Config, ConfigError, OsError, RegionResource};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};

@@ -22,6 +22,7 @@
 //!   ([`AlarmRound::nth`]), alternately a sooner one and a later one, so a replaced deadline that
 //!   still fired would show as an expiry before the kept one. On each expiry it prints how long
 //!   after setting the kept deadline it came, and starts the next round.
+#![cfg_attr(target_os = "none", no_std)]
 
 use lions_os::{Channel, OsError};
 use lions_timer::{TimerClient, TimerClientConfig};

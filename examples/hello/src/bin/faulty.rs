@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! `faulty`: maps the region `shared` read-only. When `pong` says it has written it, `faulty`
 //! reads the value, prints it, then tries to write: the host board enforces the read-only map, so
-//! the process dies with SIGSEGV and the launcher reports it, while `ping` and `pong` go on.
+//! the process dies with SIGSEGV and the launcher reports it, while `ping` and `pong` go on. On
+//! seL4 the write is a VM fault that the Microkit monitor reports.
+#![cfg_attr(target_os = "none", no_std, no_main)]
 
 use hello::{Error, config, required};
 use lions_os::{Channel, ChannelSet, Handler};
@@ -18,7 +20,7 @@ fn init() -> Faulty {
         Err(e) => panic!("faulty: {e}"),
     };
     assert!(cfg.shared.size >= 8, "faulty: `shared` is not mapped");
-    println!(
+    lions_os::debug_println!(
         "faulty: `shared` is mapped read-only at {:#x}; waiting for pong",
         cfg.shared.vaddr
     );
@@ -39,13 +41,15 @@ impl Handler for Faulty {
         // and by the config) readable at this address before `init`; volatile, because `pong`
         // writes it from another process.
         let value = unsafe { self.shared.read_volatile() };
-        println!("faulty: read {value:#x} from `shared`");
-        println!("faulty: now writing to `shared`, which this PD may only read");
+        lions_os::debug_println!("faulty: read {value:#x} from `shared`");
+        lions_os::debug_println!("faulty: now writing to `shared`, which this PD may only read");
         // SAFETY: not sound by design: the mapping is read-only, so this store faults (SIGSEGV)
         // and the process dies before any Rust code could observe the write. That is the point of
         // this PD: the MMU, not the code, enforces the SDF's perms.
         unsafe { self.shared.write_volatile(value.wrapping_add(1)) };
-        println!("faulty: the write went through: the read-only map was NOT enforced");
+        lions_os::debug_println!(
+            "faulty: the write went through: the read-only map was NOT enforced"
+        );
         Ok(())
     }
 }

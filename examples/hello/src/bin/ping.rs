@@ -4,13 +4,16 @@
 //!
 //! Rounds are paced (one every [`PACE`]) so the exchange is easy to follow and is still going on
 //! when `faulty` dies; the host board has no timer driver yet, so the pause is a plain sleep in the
-//! handler (on seL4 it would be a timer client).
+//! handler (on seL4 it would be a timer client; there the rounds follow each other at once).
+#![cfg_attr(target_os = "none", no_std, no_main)]
 
 use hello::{Error, HelloConfig, LABEL_SUM, LABEL_SUM_REPLY, config, required};
-use lions_os::{Channel, ChannelSet, Handler, MessageInfo, get_mr, set_mr};
+use lions_os::{Channel, ChannelSet, Handler, MessageInfo, debug_println, get_mr, set_mr};
+#[cfg(not(target_os = "none"))]
 use std::time::Duration;
 
 /// Pause between rounds.
+#[cfg(not(target_os = "none"))]
 const PACE: Duration = Duration::from_millis(400);
 
 struct Ping {
@@ -31,7 +34,7 @@ fn init() -> Ping {
         },
         (Err(e), _) | (_, Err(e)) => panic!("ping: {e}"),
     };
-    println!("ping: round 1: notifying pong");
+    debug_println!("ping: round 1: notifying pong");
     if let Err(e) = ping.notify.notify() {
         panic!("ping: {e}");
     }
@@ -49,7 +52,7 @@ impl Handler for Ping {
             if self.round > self.rounds {
                 continue;
             }
-            println!("ping: round {}: pong answered", self.round);
+            debug_println!("ping: round {}: pong answered", self.round);
             let args: [u64; 4] = core::array::from_fn(|i| u64::from(self.round) * 10 + i as u64);
             for (i, a) in args.iter().enumerate() {
                 set_mr(i, *a);
@@ -57,7 +60,7 @@ impl Handler for Ping {
             let reply = self.ppc.pp_call(MessageInfo::new(LABEL_SUM, args.len()))?;
             let sum = get_mr(0);
             let ok = reply.label() == LABEL_SUM_REPLY && sum == args.iter().sum::<u64>();
-            println!(
+            debug_println!(
                 "ping: round {}: PPC reply label {:#x}, sum({}, {}, {}, {}) = {sum}{}",
                 self.round,
                 reply.label(),
@@ -68,13 +71,14 @@ impl Handler for Ping {
                 if ok { "" } else { " (WRONG)" }
             );
             if self.round == self.rounds {
-                println!("ping: done after {} rounds; idle", self.rounds);
+                debug_println!("ping: done after {} rounds; idle", self.rounds);
                 self.round += 1;
                 continue;
             }
+            #[cfg(not(target_os = "none"))]
             std::thread::sleep(PACE);
             self.round += 1;
-            println!("ping: round {}: notifying pong", self.round);
+            debug_println!("ping: round {}: notifying pong", self.round);
             self.notify.notify()?;
         }
         Ok(())

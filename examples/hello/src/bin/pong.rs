@@ -2,9 +2,10 @@
 //! `pong` (highest priority): answers each notification from `ping` with one back, serves `ping`'s
 //! PPC (sum of the message registers), and at start writes a value into the region `shared` for
 //! `faulty` to read.
+#![cfg_attr(target_os = "none", no_std, no_main)]
 
 use hello::{Error, LABEL_SUM, LABEL_SUM_REPLY, SHARED_VALUE, config, required};
-use lions_os::{Channel, ChannelSet, Handler, MessageInfo, get_mr, set_mr};
+use lions_os::{Channel, ChannelSet, Handler, MessageInfo, debug_println, get_mr, set_mr};
 
 struct Pong {
     notify: Channel,
@@ -28,7 +29,7 @@ fn init() -> Pong {
     // says so and the config carries the SDF's vaddr, 8-aligned, size checked above); no Rust
     // object lives there, so a volatile store is the only access.
     unsafe { shared.write_volatile(SHARED_VALUE) };
-    println!(
+    debug_println!(
         "pong: wrote {SHARED_VALUE:#x} into `shared` at {:#x}; telling faulty",
         cfg.shared.vaddr
     );
@@ -51,7 +52,7 @@ impl Handler for Pong {
                 return Err(Error::Unexpected(ch));
             }
             self.count += 1;
-            println!(
+            debug_println!(
                 "pong: notification {} from ping; notifying back",
                 self.count
             );
@@ -64,9 +65,13 @@ impl Handler for Pong {
         if ch != self.ppc || msg.label() != LABEL_SUM {
             return Err(Error::Unexpected(ch));
         }
-        let args: Vec<u64> = (0..msg.count()).map(get_mr).collect();
+        let mut regs = [0u64; 8];
+        let args = &mut regs[..msg.count().min(8)];
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = get_mr(i);
+        }
         let sum: u64 = args.iter().sum();
-        println!("pong: PPC from ping: sum of {args:?} = {sum}");
+        debug_println!("pong: PPC from ping: sum of {args:?} = {sum}");
         set_mr(0, sum);
         Ok(MessageInfo::new(LABEL_SUM_REPLY, 1))
     }

@@ -6,9 +6,9 @@
 //! Benchmark knob: with `LIONS_SERIAL_FLOOD=<bytes>` in the environment (the host board passes the
 //! launcher's environment to every PD), `client0` writes that many bytes of 64-byte lines right
 //! after its greeting, between a `flood start` and a `flood done` line, as fast as the subsystem
-//! takes them (`cargo bench -p xtask --bench serial_tx`).
+//! takes them (`cargo bench -p xtask --bench serial_tx`; host board only).
+#![cfg_attr(target_os = "none", no_std, no_main)]
 
-use core::fmt::Write as _;
 use lions_os::{ChannelSet, Handler};
 use lions_serial::client::SerialClient;
 use lions_serial::{SerialClientConfig, serial_println};
@@ -18,7 +18,6 @@ lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
 
 struct Client {
     serial: SerialClient<'static>,
-    name: String,
     echo: Echo,
 }
 
@@ -51,7 +50,7 @@ impl From<core::fmt::Error> for Error {
 }
 
 fn init() -> Client {
-    let name = lions_os::runtime::with_pd_name(str::to_owned);
+    let name = lions_os::pd_name();
     let config = match SERIAL.get() {
         Ok(c) => c,
         Err(e) => panic!("{name}: {e}"),
@@ -77,18 +76,25 @@ fn init() -> Client {
         panic!("{name}: cannot write its greeting");
     }
     if name == "client0"
-        && let Some(bytes) = std::env::var("LIONS_SERIAL_FLOOD")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
+        && let Some(bytes) = flood_request()
         && let Err(e) = flood(&mut serial, bytes)
     {
         panic!("{name}: flood: {e}");
     }
     Client {
         serial,
-        name,
         echo: Echo::default(),
     }
+}
+
+/// The flood size `LIONS_SERIAL_FLOOD` asks for (host board only: a seL4 PD has no environment).
+fn flood_request() -> Option<u64> {
+    #[cfg(not(target_os = "none"))]
+    return std::env::var("LIONS_SERIAL_FLOOD")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    #[cfg(target_os = "none")]
+    None
 }
 
 /// Write `bytes` (rounded up to whole lines) between the two marker lines, waiting for room.
@@ -112,17 +118,19 @@ impl Handler for Client {
             return Ok(()); // The Tx virt made room: every write here already waited for it.
         }
         let mut buf = [0u8; 64];
-        let mut out = String::new();
         loop {
             let n = self.serial.try_read(&mut buf)?;
             if n == 0 {
                 break;
             }
-            for &b in &buf[..n] {
-                self.echo.feed(&self.name, b, &mut out)?;
-            }
+            // Echoes go straight into the Tx queue: it publishes at each line end, the rest at
+            // the flush below.
+            lions_os::runtime::with_pd_name(|name| {
+                buf[..n]
+                    .iter()
+                    .try_for_each(|&b| self.echo.feed(name, b, &mut self.serial))
+            })?;
         }
-        self.serial.write_str(&out)?;
         self.serial.flush()?;
         Ok(())
     }

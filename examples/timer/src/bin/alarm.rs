@@ -8,6 +8,8 @@
 //! - before it: some other deadline fired (a replaced one, which must not happen); print
 //!   `UNEXPECTED` and keep waiting for the kept one.
 
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
 use lions_os::{ChannelSet, Handler, OsError};
 use lions_timer::TimerClient;
 use timer_example::{AlarmRound, Error, Secs, timer_client};
@@ -27,10 +29,10 @@ impl Alarm {
     fn start_round(&mut self, n: u64) -> Result<(), OsError> {
         let plan = AlarmRound::nth(n);
         self.timer.set_timeout(plan.first)?;
-        println!("alarm: #{n} set {}", Secs(plan.first));
+        lions_os::debug_println!("alarm: #{n} set {}", Secs(plan.first));
         self.set_at = self.timer.time_now()?;
         self.timer.set_timeout(plan.kept)?;
-        println!(
+        lions_os::debug_println!(
             "alarm: #{n} replaced it by {} ({})",
             Secs(plan.kept),
             if plan.sooner() { "sooner" } else { "later" }
@@ -65,7 +67,7 @@ impl Handler for Alarm {
             let elapsed = self.timer.time_now()?.saturating_sub(self.set_at);
             let (n, plan) = (self.round, self.plan);
             if elapsed < plan.kept {
-                println!(
+                lions_os::debug_println!(
                     "alarm: #{n} UNEXPECTED expiry after {}, before the kept {} (a replaced \
                      deadline fired?)",
                     Secs(elapsed),
@@ -73,7 +75,7 @@ impl Handler for Alarm {
                 );
                 continue;
             }
-            println!(
+            lions_os::debug_println!(
                 "alarm: #{n} fired after {} (kept {}, replaced {})",
                 Secs(elapsed),
                 Secs(plan.kept),

@@ -6,6 +6,8 @@
 //! Re-arming from the expiry adds the expiry's latency to each period; printed times are the
 //! driver's, so the drift is visible rather than hidden.
 
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
 use lions_os::{ChannelSet, Handler};
 use lions_timer::TimerClient;
 use timer_example::{CLOCK_PERIOD, Error, Secs, timer_client};
@@ -27,7 +29,7 @@ fn init() -> Clock {
     if let Err(e) = timer.set_timeout(CLOCK_PERIOD) {
         panic!("clock: {e}");
     }
-    println!(
+    lions_os::debug_println!(
         "clock: started {} after boot; a tick every {}",
         Secs(start),
         Secs(CLOCK_PERIOD)
@@ -49,7 +51,7 @@ impl Handler for Clock {
             }
             let now = self.timer.time_now()?;
             self.tick += 1;
-            println!(
+            lions_os::debug_println!(
                 "clock: tick {} t={}",
                 self.tick,
                 Secs(now.saturating_sub(self.start))
