@@ -3,8 +3,9 @@
 //! `"sDDF\x05"`; `lib_sddf_lwip`: `"sDDF\x08"`). Offsets in the comments are the C ones (LP64) and
 //! are pinned by the tests; every implicit C padding is an explicit `_pad` field.
 
+use crate::SetupError;
 use lions_os::{
-    Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS, RegionResource,
+    Channel, Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS, RegionResource,
     check_count, sddf_magic,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -73,6 +74,11 @@ impl NetConnectionResource {
             });
         }
         Ok(())
+    }
+
+    /// The channel to the peer, refused above Microkit's 61.
+    pub fn channel(&self) -> Result<Channel, SetupError> {
+        Channel::try_new(self.id).ok_or(SetupError::Channel(self.id))
     }
 }
 

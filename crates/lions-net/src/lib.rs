@@ -55,14 +55,126 @@
 //! active queue regions as mapped in this component, the capacity and the channel id.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod arp;
+pub mod cache;
 pub mod config;
+pub mod copy;
+pub mod driver;
+pub mod policy;
 pub mod queue;
+pub mod region;
+pub mod virt_rx;
+pub mod virt_tx;
 
+pub use arp::{ArpEntry, ArpResponder};
+#[cfg(target_arch = "aarch64")]
+pub use cache::Aarch64Cache;
+pub use cache::{CacheOps, Coherent, PlatformCache};
 pub use config::{
     LibSddfLwipConfig, MacAddr, NetClientConfig, NetConnectionResource, NetCopyConfig,
     NetDriverConfig, NetVirtRxClient, NetVirtRxConfig, NetVirtTxClient, NetVirtTxConfig,
     NetVirtTxRegion, NetVswitchConfig, NetVswitchPort,
 };
+pub use copy::Copier;
+pub use driver::{EthDevice, EthDriver};
+pub use policy::{InOrder, RateLimit, RoundRobin, StrictPriority, TxPolicy};
 pub use queue::{
     BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetQueue, NetSink, NetSource, OID_MAX, QueueError,
 };
+pub use region::{DataRegion, Span};
+pub use virt_rx::VirtRx;
+pub use virt_tx::VirtTx;
+
+/// Why a net component could not be built from its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupError {
+    /// A queue pair could not be set up.
+    Queue(QueueError),
+    /// A channel id above Microkit's 61.
+    Channel(u8),
+    /// A data or metadata region is not mapped in this component (vaddr 0).
+    Unmapped,
+    /// A data or metadata region is smaller than the buffers its queues can hold.
+    RegionTooSmall {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes the config gives.
+        have: u64,
+    },
+}
+
+impl From<QueueError> for SetupError {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Queue(e) => e.fmt(f),
+            Self::Channel(id) => write!(f, "channel id {id} above 61"),
+            Self::Unmapped => write!(f, "data region is not mapped in this component"),
+            Self::RegionTooSmall { needed, have } => {
+                write!(f, "region has {have} bytes, its buffers need {needed}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for SetupError {}
+
+/// Why a net component's event handler failed (the PD then faults). Only trusted peers (the
+/// driver, the virtualisers) can cause one; a misbehaving client is marked faulty instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A kernel operation (notify, IRQ acknowledgement) was refused.
+    Os(lions_os::OsError),
+    /// A trusted peer wrote an impossible queue index.
+    Peer(lions_queue::PeerError),
+    /// A trusted peer's queue had no room for a buffer it must take back: it holds more buffers
+    /// than exist (or a queue is smaller than the buffers it carries).
+    Full,
+    /// A queue handle could not be re-made (a trusted peer corrupted the queue at start-up).
+    Queue(QueueError),
+}
+
+impl From<QueueError> for Error {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl From<lions_os::OsError> for Error {
+    fn from(e: lions_os::OsError) -> Self {
+        Self::Os(e)
+    }
+}
+
+impl From<lions_queue::PeerError> for Error {
+    fn from(e: lions_queue::PeerError) -> Self {
+        Self::Peer(e)
+    }
+}
+
+impl<T> From<lions_queue::PushError<T>> for Error {
+    fn from(e: lions_queue::PushError<T>) -> Self {
+        match e {
+            lions_queue::PushError::Full(_) => Self::Full,
+            lions_queue::PushError::Peer(e, _) => Self::Peer(e),
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Os(e) => e.fmt(f),
+            Self::Peer(e) => write!(f, "net queue: {e}"),
+            Self::Full => write!(f, "net queue: a peer returned more buffers than exist"),
+            Self::Queue(e) => write!(f, "net queue: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

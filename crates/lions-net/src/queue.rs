@@ -2,9 +2,10 @@
 //! Net wire format: buffer descriptors, the `net_queue_t` layout, and free/active queue pairs with
 //! the net notification rule (the producer notifies, only when the consumer asked).
 
+use crate::SetupError;
 use crate::config::NetConnectionResource;
 use core::ptr::NonNull;
-use lions_os::RegionResource;
+use lions_os::{Channel, MAX_CLIENTS, RegionResource};
 use lions_queue::atomic::{AtomicU16, AtomicU32};
 use lions_queue::{
     Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,
@@ -58,6 +59,8 @@ pub enum BufferError {
     },
     /// The length is 0 or larger than [`NET_BUFFER_SIZE`].
     BadLength(u16),
+    /// The oid names no data region of this owner.
+    UnknownRegion(u8),
 }
 
 impl core::fmt::Display for BufferError {
@@ -72,6 +75,7 @@ impl core::fmt::Display for BufferError {
                 write!(f, "buffer offset {offset:#x} beyond {num_buffers} buffers")
             }
             Self::BadLength(l) => write!(f, "buffer length {l} outside 1..=2048"),
+            Self::UnknownRegion(o) => write!(f, "oid {o} names no data region"),
         }
     }
 }
@@ -189,6 +193,9 @@ pub enum QueueError {
     Handle(HandleError),
     /// A config names a region that is not mapped here (vaddr 0) or lies outside the address space.
     Unmapped,
+    /// A free queue to be primed already holds buffers, or a handle to be re-made has staged
+    /// entries.
+    NotEmpty,
 }
 
 impl From<RegionError> for QueueError {
@@ -209,6 +216,7 @@ impl core::fmt::Display for QueueError {
             Self::Region(e) => e.fmt(f),
             Self::Handle(e) => e.fmt(f),
             Self::Unmapped => write!(f, "queue region is not mapped in this component"),
+            Self::NotEmpty => write!(f, "queue is not empty"),
         }
     }
 }
@@ -240,6 +248,7 @@ pub struct NetSource<'a> {
     pub active: Producer<'a, u16, NetBuffDesc>,
     free_signal: Signal<'a>,
     active_signal: Signal<'a>,
+    free_raw: Raw,
 }
 
 /// The end of a queue pair that takes filled buffers and returns them empty: consumes *active*,
@@ -251,6 +260,15 @@ pub struct NetSink<'a> {
     pub active: Consumer<'a, u16, NetBuffDesc>,
     free_signal: Signal<'a>,
     active_signal: Signal<'a>,
+    free_raw: Raw,
+}
+
+/// A queue region as the handle was made over it, to make a second handle of another role.
+#[derive(Clone, Copy)]
+struct Raw {
+    base: NonNull<u8>,
+    len: usize,
+    cap: Capacity,
 }
 
 /// `(base, len)` of a region named in a config, as a pointer into this address space.
@@ -276,6 +294,11 @@ impl<'a> NetSource<'a> {
         capacity_: u64,
     ) -> Result<Self, QueueError> {
         let cap = capacity(capacity_)?;
+        let free_raw = Raw {
+            base: free,
+            len: free_len,
+            cap,
+        };
         // SAFETY: forwarded from the caller.
         let (free, free_signal) = unsafe { map(free, free_len, cap)? };
         // SAFETY: forwarded from the caller.
@@ -285,6 +308,7 @@ impl<'a> NetSource<'a> {
             active: active.producer()?,
             free_signal,
             active_signal,
+            free_raw,
         })
     }
 
@@ -298,6 +322,25 @@ impl<'a> NetSource<'a> {
         let (a, al) = region_ptr(&conn.active_queue)?;
         // SAFETY: the caller vouches that the config names our mappings.
         unsafe { Self::new(f, fl, a, al, u64::from(conn.num_buffers)) }
+    }
+
+    /// sDDF's start-up convention on client connections: the *source* puts every buffer of its
+    /// data region on the free queue it consumes (`net_buffers_init` by the copier toward its
+    /// client, by a client on its Tx queue): `i * 2048 + base` for each `i` below the capacity.
+    /// Call once, before anything was sent on this connection; the sink then adopts the new tail
+    /// ([`NetSink::adopt_free`]). Returns how many buffers; refused if the queue is not empty.
+    pub fn prime_free(&mut self, base: u64) -> Result<u64, QueueError> {
+        let Raw { base: at, len, cap } = self.free_raw;
+        // SAFETY: the region this handle was made over, under the same contract. Until we send
+        // a buffer the sink has nothing to push, so this temporary producer is the only writer
+        // of the tail while it lives; our own consumer re-reads the tail on its next pop.
+        let (mem, _) = unsafe { map(at, len, cap)? };
+        let mut p = mem.producer()?;
+        for i in 0..cap.slots() {
+            p.push(NetBuffDesc::new(base + i * NET_BUFFER_SIZE, 0))
+                .map_err(|_| QueueError::NotEmpty)?;
+        }
+        Ok(p.publish())
     }
 
     /// Phase 2 on *free*: ask the sink to signal when it returns buffers, then re-check. `Ok(true)`:
@@ -332,6 +375,11 @@ impl<'a> NetSink<'a> {
         capacity_: u64,
     ) -> Result<Self, QueueError> {
         let cap = capacity(capacity_)?;
+        let free_raw = Raw {
+            base: free,
+            len: free_len,
+            cap,
+        };
         // SAFETY: forwarded from the caller.
         let (free, free_signal) = unsafe { map(free, free_len, cap)? };
         // SAFETY: forwarded from the caller.
@@ -341,6 +389,7 @@ impl<'a> NetSink<'a> {
             active: active.consumer()?,
             free_signal,
             active_signal,
+            free_raw,
         })
     }
 
@@ -367,11 +416,33 @@ impl<'a> NetSink<'a> {
         Ok(self.free.publish())
     }
 
+    /// Re-read the free queue's tail from shared memory: for a sink whose source primed the free
+    /// queue ([`NetSource::prime_free`]) after this handle was made (the Tx virt, made before its
+    /// clients start; a client, made before its copier starts on another core). Call before the
+    /// first push on *free*; refused while entries are staged.
+    pub fn adopt_free(&mut self) -> Result<(), QueueError> {
+        if self.free.staged() != 0 {
+            return Err(QueueError::NotEmpty);
+        }
+        let Raw { base, len, cap } = self.free_raw;
+        // SAFETY: the region this handle was made over, under the same contract; the old
+        // producer is replaced, so there is still one producer handle in this process.
+        let (mem, _) = unsafe { map(base, len, cap)? };
+        self.free = mem.producer()?;
+        Ok(())
+    }
+
     /// Phase 2 on *active*: ask the source to signal when it hands on buffers, then re-check.
     /// `Ok(true)`: work arrived meanwhile; `Ok(false)`: safe to sleep.
     pub fn park_active(&mut self) -> Result<bool, PeerError> {
         let active = &mut self.active;
         signal::park_with(self.active_signal, || active.is_empty().map(|empty| !empty))
+    }
+
+    /// Ask the source to signal when it hands on more buffers, without a re-check: for a sink
+    /// that leaves buffers queued on purpose (a throttled client of the Tx virtualiser).
+    pub fn request_active_signal(&self) {
+        self.active_signal.request();
     }
 
     /// Withdraw a request for a signal on *active*.
@@ -383,6 +454,33 @@ impl<'a> NetSink<'a> {
     pub fn should_notify_free(&self, did_work: bool) -> bool {
         self.free_signal.should_notify(did_work)
     }
+}
+
+/// A virtualiser's queue end and channel per client (`None`: absent or faulty).
+pub(crate) type ClientEnds<T> = [Option<(T, Channel)>; MAX_CLIENTS];
+
+/// One queue end and channel per client of a virtualiser, made by `make` from each connection.
+/// A client whose queues already hold inconsistent indices gets `None` and its bit set in the
+/// returned mask (it starts out faulty); any other bad connection is an error.
+///
+/// # Safety
+/// As for `make` (e.g. [`NetSource::from_connection`]), for every connection.
+pub(crate) unsafe fn client_ends<'c, T>(
+    conns: impl Iterator<Item = &'c NetConnectionResource>,
+    make: unsafe fn(&NetConnectionResource) -> Result<T, QueueError>,
+) -> Result<(ClientEnds<T>, u64), SetupError> {
+    let mut ends = [const { None }; MAX_CLIENTS];
+    let mut faulty = 0;
+    for (i, (slot, conn)) in ends.iter_mut().zip(conns).enumerate() {
+        let ch = conn.channel()?;
+        // SAFETY: forwarded from the caller.
+        match unsafe { make(conn) } {
+            Ok(q) => *slot = Some((q, ch)),
+            Err(QueueError::Handle(_)) => faulty |= 1 << i,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((ends, faulty))
 }
 
 #[cfg(test)]

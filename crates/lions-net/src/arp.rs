@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! An ARP responder client, as in the paper's first broadcast scheme: a small trusted component
+//! answers ARP requests on behalf of the clients, from a table of their IPv4 and MAC addresses.
+//!
+//! It is an ordinary net client (config `.net_client_config`: Rx queues from its copier, Tx queues
+//! to the Tx virtualiser, both data regions), so the Rx virtualiser must deliver broadcasts to it;
+//! [`VirtRx::set_broadcast_clients`](crate::VirtRx::set_broadcast_clients) can make it the only
+//! client that receives them.
+//!
+//! ## Protocol
+//!
+//! - A frame is an ARP request it answers when it is at least 42 bytes, has EtherType 0x0806,
+//!   hardware type 1 (Ethernet), protocol type 0x0800 (IPv4), lengths 6 and 4, operation 1, and
+//!   a target IP in the table. A request whose sender MAC is a group address or the owner's own
+//!   MAC (the owner probing its address, RFC 5227) is ignored. Everything else is ignored.
+//! - The reply ([`reply`]) goes to the requester's MAC from the table entry's MAC: operation 2,
+//!   sender = (entry MAC, target IP), target = (requester MAC, requester IP), zero-padded to the
+//!   60-byte Ethernet minimum.
+//! - Each received buffer goes straight back to the copier; a reply takes one Tx buffer and is
+//!   dropped (counted) when none is free. Start-up follows sDDF's client convention: the
+//!   responder primes its Tx free queue and adopts its Rx free queue at the first frame.
+
+use crate::queue::{NetBuffDesc, NetSink, NetSource};
+use crate::region::DataRegion;
+use crate::{Error, MacAddr, NetClientConfig, SetupError};
+use lions_os::{Channel, ChannelSet, Handler};
+
+/// Bytes of an ARP request or reply for Ethernet and IPv4 (header 14 + ARP 28).
+pub const ARP_LEN: u16 = 42;
+/// Bytes of a reply frame: [`ARP_LEN`] zero-padded to the Ethernet minimum (without FCS).
+pub const REPLY_LEN: u16 = 60;
+
+/// One address the responder answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpEntry {
+    /// The IPv4 address, in network order.
+    pub ip: [u8; 4],
+    /// The MAC of the client that owns it.
+    pub mac: MacAddr,
+}
+
+/// EtherType ARP.
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+/// Hardware type Ethernet, protocol IPv4, lengths 6 and 4.
+const ARP_ETH_IPV4: [u8; 6] = [0, 1, 0x08, 0x00, 6, 4];
+
+/// The reply to `frame` if it is an ARP request for an address in `table` (see the module docs),
+/// written into `out`; `None` for anything else. Reads only `frame`; never panics.
+pub fn reply(table: &[ArpEntry], frame: &[u8], out: &mut [u8; REPLY_LEN as usize]) -> Option<u16> {
+    let f: &[u8; ARP_LEN as usize] = frame.get(..usize::from(ARP_LEN))?.try_into().ok()?;
+    let field = |at: usize, len: usize| &f[at..at + len];
+    if field(12, 2) != ETHERTYPE_ARP || field(14, 6) != ARP_ETH_IPV4 || field(20, 2) != [0, 1] {
+        return None;
+    }
+    let sha = MacAddr(field(22, 6).try_into().ok()?);
+    let entry = table.iter().find(|e| e.ip == field(38, 4))?;
+    if sha.is_multicast() || sha == entry.mac {
+        return None;
+    }
+    out.fill(0);
+    let parts: [&[u8]; 10] = [
+        &sha.0,
+        &entry.mac.0,
+        &ETHERTYPE_ARP,
+        &ARP_ETH_IPV4,
+        &[0, 2],
+        &entry.mac.0,
+        &entry.ip,
+        &sha.0,
+        field(28, 4),
+        &[],
+    ];
+    let mut at = 0;
+    for p in parts {
+        out[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    Some(REPLY_LEN)
+}
+
+/// What the responder did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ArpStats {
+    /// Replies sent.
+    pub replies: u64,
+    /// Frames that were not requests for a table address (including bad descriptors).
+    pub ignored: u64,
+    /// Replies dropped for want of a free Tx buffer.
+    pub no_buffer: u64,
+}
+
+/// The ARP responder component; see the module docs.
+pub struct ArpResponder<'a> {
+    table: &'a [ArpEntry],
+    rx: NetSink<'a>,
+    rx_ch: Channel,
+    rx_data: DataRegion<'a>,
+    adopted: bool,
+    tx: NetSource<'a>,
+    tx_ch: Channel,
+    tx_data: DataRegion<'a>,
+    stats: ArpStats,
+}
+
+impl<'a> ArpResponder<'a> {
+    /// The responder for `table` over the client queues and regions in `config`; primes its Tx
+    /// free queue.
+    ///
+    /// # Safety
+    /// The config's regions are mapped in this component for `'a` (queues and the Tx region
+    /// read-write, the Rx region at least readable), each shared only with its peers; no other
+    /// handle of the same roles exists.
+    pub unsafe fn new(
+        config: &'a NetClientConfig,
+        table: &'a [ArpEntry],
+    ) -> Result<Self, SetupError> {
+        let (rx_n, tx_n) = (config.rx.num_buffers.into(), config.tx.num_buffers.into());
+        // SAFETY: forwarded from the caller (here and below).
+        let mut tx = unsafe { NetSource::from_connection(&config.tx) }?;
+        tx.prime_free(0)?;
+        Ok(Self {
+            table,
+            // SAFETY: as above.
+            rx: unsafe { NetSink::from_connection(&config.rx) }?,
+            rx_ch: config.rx.channel()?,
+            // SAFETY: as above.
+            rx_data: unsafe { DataRegion::from_resource(&config.rx_data, rx_n, false) }?,
+            adopted: false,
+            tx,
+            tx_ch: config.tx.channel()?,
+            // SAFETY: as above.
+            tx_data: unsafe { DataRegion::from_resource(&config.tx_data, tx_n, true) }?,
+            stats: ArpStats::default(),
+        })
+    }
+
+    /// What it did so far.
+    pub fn stats(&self) -> ArpStats {
+        self.stats
+    }
+
+    /// Answer one received frame if it asks for a table address.
+    fn answer(&mut self, buf: &NetBuffDesc) -> Result<(), Error> {
+        let mut frame = [0u8; ARP_LEN as usize];
+        let n = match self.rx_data.span(buf.io_or_offset, buf.len.min(ARP_LEN)) {
+            Ok(span) => span.read(&mut frame),
+            Err(_) => 0,
+        };
+        let mut out = [0u8; REPLY_LEN as usize];
+        let Some(len) = reply(self.table, &frame[..n], &mut out) else {
+            self.stats.ignored += 1;
+            return Ok(());
+        };
+        let Some(tx) = self.tx.free.pop()? else {
+            self.stats.no_buffer += 1;
+            return Ok(());
+        };
+        match self.tx_data.span(tx.io_or_offset, len) {
+            Ok(span) if span.write(&out) == usize::from(len) => {
+                self.tx
+                    .active
+                    .push(NetBuffDesc::new(tx.io_or_offset, len))?;
+                self.stats.replies += 1;
+            }
+            _ => self.stats.no_buffer += 1,
+        }
+        Ok(())
+    }
+}
+
+impl Handler for ArpResponder<'_> {
+    type Error = Error;
+
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
+        loop {
+            while let Some(buf) = self.rx.active.pop()? {
+                if !self.adopted {
+                    self.rx.adopt_free()?;
+                    self.adopted = true;
+                }
+                self.answer(&buf)?;
+                self.rx.free.push(NetBuffDesc::new(buf.io_or_offset, 0))?;
+            }
+            self.rx.active.release();
+            if !self.rx.park_active()? {
+                break;
+            }
+        }
+        self.tx.free.release();
+        let n = self.tx.active.publish();
+        if self.tx.should_notify_active(n > 0) {
+            self.tx_ch.notify()?;
+        }
+        let n = self.rx.free.publish();
+        if self.rx.should_notify_free(n > 0) {
+            self.rx_ch.notify()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OWNER: MacAddr = MacAddr([0x52, 0x54, 1, 0, 0, 7]);
+    const ASKER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+    const TABLE: &[ArpEntry] = &[
+        ArpEntry {
+            ip: [10, 0, 0, 7],
+            mac: OWNER,
+        },
+        ArpEntry {
+            ip: [10, 0, 0, 8],
+            mac: MacAddr([0x52, 0x54, 1, 0, 0, 8]),
+        },
+    ];
+
+    fn request(sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&tpa);
+        f
+    }
+
+    #[test]
+    fn answers_for_table_addresses_with_the_owner_mac() {
+        let mut out = [0xaa; REPLY_LEN as usize];
+        let req = request(ASKER, [10, 0, 0, 1], [10, 0, 0, 7]);
+        assert_eq!(reply(TABLE, &req, &mut out), Some(60));
+        let mut want = Vec::new();
+        want.extend_from_slice(&ASKER); // to the asker
+        want.extend_from_slice(&OWNER.0); // from the owner
+        want.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+        want.extend_from_slice(&OWNER.0);
+        want.extend_from_slice(&[10, 0, 0, 7]);
+        want.extend_from_slice(&ASKER);
+        want.extend_from_slice(&[10, 0, 0, 1]);
+        want.resize(60, 0);
+        assert_eq!(&out[..], &want[..]);
+        // The second entry answers with its own MAC.
+        let req = request(ASKER, [10, 0, 0, 1], [10, 0, 0, 8]);
+        assert_eq!(reply(TABLE, &req, &mut out), Some(60));
+        assert_eq!(&out[6..12], &[0x52, 0x54, 1, 0, 0, 8]);
+        assert_eq!(&out[22..28], &[0x52, 0x54, 1, 0, 0, 8]);
+    }
+
+    #[test]
+    fn ignores_everything_else() {
+        let mut out = [0; REPLY_LEN as usize];
+        let ok = request(ASKER, [10, 0, 0, 1], [10, 0, 0, 7]);
+        assert!(
+            reply(
+                TABLE,
+                &request(ASKER, [10, 0, 0, 1], [10, 0, 0, 9]),
+                &mut out
+            )
+            .is_none()
+        );
+        assert!(reply(&[], &ok, &mut out).is_none());
+        assert!(reply(TABLE, &ok[..41], &mut out).is_none(), "short");
+        for (at, v) in [
+            (12, 0x86),
+            (13, 0x00),
+            (15, 6),
+            (16, 0x86),
+            (19, 16),
+            (21, 2),
+        ] {
+            let mut bad = ok.clone();
+            bad[at] = v;
+            assert!(reply(TABLE, &bad, &mut out).is_none(), "byte {at} = {v:#x}");
+        }
+        let probe = request(OWNER.0, [0; 4], [10, 0, 0, 7]);
+        assert!(
+            reply(TABLE, &probe, &mut out).is_none(),
+            "the owner's own probe"
+        );
+        let group = request([0x01, 0, 0x5e, 0, 0, 1], [10, 0, 0, 1], [10, 0, 0, 7]);
+        assert!(reply(TABLE, &group, &mut out).is_none(), "group sender");
+        let mut long = ok.clone();
+        long.extend_from_slice(&[0xee; 100]);
+        assert_eq!(
+            reply(TABLE, &long, &mut out),
+            Some(60),
+            "trailing bytes are padding"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics_and_replies_only_to_requests(frame in prop::collection::vec(any::<u8>(), 0..128)) {
+            let mut out = [0; REPLY_LEN as usize];
+            if reply(TABLE, &frame, &mut out).is_some() {
+                prop_assert_eq!(&frame[12..22], &[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+                prop_assert!(TABLE.iter().any(|e| e.ip == frame[38..42]));
+            }
+        }
+
+        #[test]
+        fn any_request_for_a_table_address_is_answered(sha in any::<[u8; 6]>(), spa in any::<[u8; 4]>(), which in 0usize..2) {
+            prop_assume!(sha[0] & 1 == 0 && sha != TABLE[which].mac.0);
+            let mut out = [0; REPLY_LEN as usize];
+            prop_assert_eq!(reply(TABLE, &request(sha, spa, TABLE[which].ip), &mut out), Some(60));
+            prop_assert_eq!(&out[0..6], &sha);
+            prop_assert_eq!(&out[22..28], &TABLE[which].mac.0);
+            prop_assert_eq!(&out[28..32], &TABLE[which].ip);
+            prop_assert_eq!(&out[38..42], &spa);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The copier (`net_copy`): one per client, between the Rx virtualiser (or vswitch) and the
+//! client. It keeps the shared Rx DMA region away from the client (privacy) and guarantees that a
+//! slow client never holds DMA buffers (availability).
+//!
+//! ## Protocol
+//!
+//! - **Start** ([`Copier::new`]): every buffer of the client's Rx data region goes on the client's
+//!   free queue (offsets `i * 2048`), as sDDF's copier does at init
+//!   ([`NetSource::prime_free`]; the client adopts them with [`NetSink::adopt_free`](crate::NetSink::adopt_free)).
+//! - **On any notification**: drain the virt's active queue. For each frame, take a free buffer of
+//!   the client, copy `len` bytes from `rx_data[oid] + offset` into it and enqueue it on the
+//!   client's active queue. **If the client has no free buffer, the frame is dropped** and counted
+//!   ([`CopyStats::dropped`]). Either way the DMA buffer goes straight back on the virt's free
+//!   queue with its descriptor unchanged (`len` and `oid` preserved; the vswitch relies on it).
+//!   Then request a signal on the virt's active queue and re-check.
+//! - **Notifications**: the client (immediate) if it got frames and asked; the virt (deferred)
+//!   if it asked. The copier never waits for the client's free queue.
+//! - **Misbehaviour.** A client buffer with a bad offset is dropped with the frame (it is lost to
+//!   that client, [`CopyStats::bad_client`]); impossible indices on the client's queues stop all
+//!   delivery to it ([`Copier::client_faulty`]) while DMA buffers keep flowing back. A frame from
+//!   the virt naming no mapped source buffer is returned uncopied ([`CopyStats::bad_from_virt`]);
+//!   an impossible index from the (trusted) virt is an [`Error`].
+
+use crate::queue::{NetBuffDesc, NetSink, NetSource};
+use crate::region::{DataRegion, Span};
+use crate::{Error, NetCopyConfig, SetupError};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_queue::PushError;
+
+/// What the copier dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Frames delivered to the client.
+    pub copied: u64,
+    /// Frames dropped because the client had no free buffer (or is faulty).
+    pub dropped: u64,
+    /// Client buffers refused (bad offset, full active queue); the frame was dropped.
+    pub bad_client: u64,
+    /// Frames from the virt naming no mapped source buffer, returned uncopied.
+    pub bad_from_virt: u64,
+}
+
+/// The copier; see the module docs.
+pub struct Copier<'a> {
+    rx: NetSink<'a>,
+    rx_ch: Channel,
+    /// Source regions by oid (read-only here).
+    sources: [Option<DataRegion<'a>>; MAX_CLIENTS],
+    client: Option<NetSource<'a>>,
+    client_ch: Channel,
+    client_data: DataRegion<'a>,
+    stats: CopyStats,
+}
+
+impl<'a> Copier<'a> {
+    /// The copier over the queues and regions in `config`; hands the client all its buffers.
+    ///
+    /// # Safety
+    /// The config's regions are mapped in this component for `'a`: queues and `client_data`
+    /// read-write, `rx_data` at least readable; each queue is shared only with its peer, no other
+    /// handle of the same roles exists, and the client pushes nothing before it received a frame.
+    pub unsafe fn new(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
+        let mut sources = [None; MAX_CLIENTS];
+        for (oid, s) in (0u8..).zip(sources.iter_mut()) {
+            if let Some(r) = config.rx_data(oid) {
+                // SAFETY: forwarded from the caller; whole buffers of the mapping only.
+                *s = Some(unsafe { DataRegion::from_resource(r, r.size / 2048, false) }?);
+            }
+        }
+        let n = u64::from(config.client.num_buffers);
+        // SAFETY: forwarded from the caller.
+        let client_data = unsafe { DataRegion::from_resource(&config.client_data, n, true) }?;
+        // SAFETY: forwarded from the caller.
+        let mut client = unsafe { NetSource::from_connection(&config.client) }?;
+        client.prime_free(0)?;
+        Ok(Self {
+            // SAFETY: forwarded from the caller.
+            rx: unsafe { NetSink::from_connection(&config.rx) }?,
+            rx_ch: config.rx.channel()?,
+            sources,
+            client: Some(client),
+            client_ch: config.client.channel()?,
+            client_data,
+            stats: CopyStats::default(),
+        })
+    }
+
+    /// Counters of copied and dropped frames.
+    pub fn stats(&self) -> CopyStats {
+        self.stats
+    }
+
+    /// Whether the client corrupted its queues (it gets nothing more).
+    pub fn client_faulty(&self) -> bool {
+        self.client.is_none()
+    }
+
+    /// One frame: copy it to the client if it has a buffer, and give the DMA buffer back.
+    fn copy_one(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
+        let src = self.sources.get(usize::from(buf.oid())).copied().flatten();
+        match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
+            Some(src) => self.deliver(src),
+            None => self.stats.bad_from_virt += 1,
+        }
+        self.rx.free.push(buf)?;
+        Ok(())
+    }
+
+    /// Copy `src` into the client's next free buffer, or drop it.
+    fn deliver(&mut self, src: Span<'_>) {
+        let Some(q) = &mut self.client else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let dst = match q.free.pop() {
+            Ok(Some(dst)) => dst,
+            Ok(None) => return self.stats.dropped += 1,
+            Err(_) => return self.client_fault(),
+        };
+        let Ok(span) = self.client_data.span(dst.io_or_offset, src.len()) else {
+            return self.stats.bad_client += 1;
+        };
+        span.copy_from(&src);
+        match q.active.push(NetBuffDesc::new(dst.io_or_offset, src.len())) {
+            Ok(()) => self.stats.copied += 1,
+            Err(PushError::Full(_)) => self.stats.bad_client += 1,
+            Err(PushError::Peer(..)) => self.client_fault(),
+        }
+    }
+
+    /// The client corrupted its queues: stop delivering to it.
+    fn client_fault(&mut self) {
+        self.client = None;
+        self.stats.dropped += 1;
+    }
+}
+
+impl Handler for Copier<'_> {
+    type Error = Error;
+
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
+        loop {
+            while let Some(buf) = self.rx.active.pop()? {
+                self.copy_one(buf)?;
+            }
+            self.rx.active.release();
+            if !self.rx.park_active()? {
+                break;
+            }
+        }
+        if let Some(q) = &mut self.client {
+            q.free.release();
+            let n = q.active.publish();
+            if q.should_notify_active(n > 0) {
+                self.client_ch.notify()?;
+            }
+        }
+        let n = self.rx.free.publish();
+        if self.rx.should_notify_free(n > 0) {
+            self.rx_ch.deferred_notify()?;
+        }
+        Ok(())
+    }
+}

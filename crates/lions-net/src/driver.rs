@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The Ethernet device class: the hardware trait a NIC driver implements ([`EthDevice`]) and the
+//! generic driver loop ([`EthDriver`]) that owns the queues to the virtualisers and the signalling.
+//!
+//! ## The trait, for driver authors
+//!
+//! ```text
+//! fn rx_room(&mut self) -> bool;                    // the receive ring takes another buffer
+//! fn rx_post(&mut self, buf: NetBuffDesc);          // an empty buffer (device address) to fill
+//! fn rx_poll(&mut self) -> Option<NetBuffDesc>;     // next received frame, len set, in order
+//! fn tx_room(&mut self) -> bool;                    // the transmit ring takes another frame
+//! fn tx_post(&mut self, buf: NetBuffDesc);          // a frame (device address, len) to send
+//! fn tx_poll(&mut self) -> Option<NetBuffDesc>;     // next sent frame's descriptor, in order
+//! fn rx_kick(&mut self) {}  fn tx_kick(&mut self) {} // doorbell after a batch of posts
+//! fn ack_irq(&mut self) {}                          // read and clear the interrupt cause
+//! ```
+//!
+//! A descriptor posted to the device is handed back unchanged by `rx_poll` (with the received
+//! length) or `tx_poll`; the device keeps it in its shadow ring. That is all the hardware part does:
+//! it never maps data buffers, knows no queues, channels or notification rules. The device runs
+//! promiscuous: the Rx virtualiser demultiplexes by MAC.
+//!
+//! ## The loop
+//!
+//! - **`rx_provide`** (notified by the Rx virt, or after an IRQ): post free buffers while the ring
+//!   has room and kick. If the ring is full, withdraw any signal request (the IRQ resumes us);
+//!   otherwise request a signal on the free queue and re-check.
+//! - **`rx_return`** (IRQ): received frames to the Rx virt's active queue; notify it if it asked.
+//! - **`tx_provide`** (notified by the Tx virt, or after an IRQ): the mirror image of `rx_provide`
+//!   on the Tx active queue.
+//! - **`tx_return`** (IRQ): sent frames back on the Tx free queue; notify the Tx virt if it asked.
+//! - **IRQ**: [`EthDevice::ack_irq`], then Tx (return, provide) before Rx (return, provide), as
+//!   sDDF does, then a deferred IRQ acknowledgement. Notifications to the virts are immediate.
+//!
+//! The virtualisers are trusted: an impossible index from one is an [`Error`] (the PD faults).
+
+use crate::queue::{NetBuffDesc, NetSink, NetSource};
+use crate::{Error, NetDriverConfig, SetupError};
+use lions_os::{Channel, ChannelSet, Handler};
+
+/// The hardware half of an Ethernet driver. Every method returns without waiting.
+pub trait EthDevice {
+    /// Whether the receive ring can take another empty buffer now.
+    fn rx_room(&mut self) -> bool;
+    /// Give the device an empty buffer of 2048 bytes at device address `buf.io_or_offset`.
+    /// Called only after `rx_room` said yes.
+    fn rx_post(&mut self, buf: NetBuffDesc);
+    /// The next received frame, in posting order: the posted descriptor with `len` set to the
+    /// frame's length. `None` when the device has not completed one.
+    fn rx_poll(&mut self) -> Option<NetBuffDesc>;
+    /// Whether the transmit ring can take another frame now.
+    fn tx_room(&mut self) -> bool;
+    /// Send the frame of `buf.len` bytes at device address `buf.io_or_offset`. Called only after
+    /// `tx_room` said yes.
+    fn tx_post(&mut self, buf: NetBuffDesc);
+    /// The next transmitted frame's descriptor, in posting order; `None` when none completed.
+    fn tx_poll(&mut self) -> Option<NetBuffDesc>;
+    /// Tell the device that receive buffers were posted (once per batch).
+    fn rx_kick(&mut self) {}
+    /// Tell the device that frames were posted for transmission (once per batch).
+    fn tx_kick(&mut self) {}
+    /// Read and clear the device's interrupt cause, after an IRQ and before it is serviced.
+    fn ack_irq(&mut self) {}
+}
+
+/// The generic Ethernet driver: an [`EthDevice`] plus its queues to the virtualisers.
+pub struct EthDriver<'a, D> {
+    dev: D,
+    irq: Channel,
+    rx: NetSource<'a>,
+    rx_ch: Channel,
+    tx: NetSink<'a>,
+    tx_ch: Channel,
+}
+
+impl<'a, D: EthDevice> EthDriver<'a, D> {
+    /// The driver for `dev` over the queues in `config`, with the device's IRQ on `irq`.
+    ///
+    /// # Safety
+    /// The config's queue regions are mapped in this component for `'a`, shared only with the
+    /// virtualisers, and no other handle of the same roles exists (see
+    /// [`NetSource::from_connection`]).
+    pub unsafe fn new(dev: D, config: &NetDriverConfig, irq: Channel) -> Result<Self, SetupError> {
+        Ok(Self {
+            dev,
+            irq,
+            // SAFETY: forwarded from the caller.
+            rx: unsafe { NetSource::from_connection(&config.virt_rx) }?,
+            rx_ch: config.virt_rx.channel()?,
+            // SAFETY: forwarded from the caller.
+            tx: unsafe { NetSink::from_connection(&config.virt_tx) }?,
+            tx_ch: config.virt_tx.channel()?,
+        })
+    }
+
+    /// The device (for inspection and board-specific calls).
+    pub fn device(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// Post the buffers of both directions the device can take: call once from the PD's `init`.
+    pub fn init(&mut self) -> Result<(), Error> {
+        self.rx_provide()?;
+        self.tx_provide()
+    }
+
+    /// Free buffers to the device's receive ring, in the three phases.
+    fn rx_provide(&mut self) -> Result<(), Error> {
+        loop {
+            while self.dev.rx_room() {
+                let Some(buf) = self.rx.free.pop()? else {
+                    break;
+                };
+                self.dev.rx_post(buf);
+            }
+            if self.rx.free.release() > 0 {
+                self.dev.rx_kick();
+            }
+            if !self.dev.rx_room() {
+                self.rx.cancel_free_signal();
+                return Ok(());
+            }
+            if !self.rx.park_free()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Received frames to the Rx virt; notify it if it asked.
+    fn rx_return(&mut self) -> Result<(), Error> {
+        while self.rx.active.free()? > 0 {
+            let Some(buf) = self.dev.rx_poll() else { break };
+            self.rx.active.push(buf)?;
+        }
+        let n = self.rx.active.publish();
+        if self.rx.should_notify_active(n > 0) {
+            self.rx_ch.notify()?;
+        }
+        Ok(())
+    }
+
+    /// Frames from the Tx virt to the device's transmit ring, in the three phases.
+    fn tx_provide(&mut self) -> Result<(), Error> {
+        loop {
+            while self.dev.tx_room() {
+                let Some(buf) = self.tx.active.pop()? else {
+                    break;
+                };
+                self.dev.tx_post(buf);
+            }
+            if self.tx.active.release() > 0 {
+                self.dev.tx_kick();
+            }
+            if !self.dev.tx_room() {
+                self.tx.cancel_active_signal();
+                return Ok(());
+            }
+            if !self.tx.park_active()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sent frames back to the Tx virt; notify it if it asked.
+    fn tx_return(&mut self) -> Result<(), Error> {
+        while self.tx.free.free()? > 0 {
+            let Some(buf) = self.dev.tx_poll() else { break };
+            self.tx.free.push(buf)?;
+        }
+        let n = self.tx.free.publish();
+        if self.tx.should_notify_free(n > 0) {
+            self.tx_ch.notify()?;
+        }
+        Ok(())
+    }
+}
+
+impl<D: EthDevice> Handler for EthDriver<'_, D> {
+    type Error = Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
+        let irq = channels.contains(self.irq);
+        if irq {
+            self.dev.ack_irq();
+            self.tx_return()?;
+        }
+        if irq || channels.contains(self.tx_ch) {
+            self.tx_provide()?;
+        }
+        if irq {
+            self.rx_return()?;
+        }
+        if irq || channels.contains(self.rx_ch) {
+            self.rx_provide()?;
+        }
+        if irq {
+            self.irq.deferred_irq_ack()?;
+        }
+        Ok(())
+    }
+}

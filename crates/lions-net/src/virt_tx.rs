@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The Tx virtualiser (`net_virt_tx`): the clients' frames to the driver, validated, translated
+//! and ordered by a shaping policy.
+//!
+//! ## Protocol
+//!
+//! - **`tx_provide`** (any notification, after `tx_return`): every client's next frame is checked:
+//!   `0 < len <= 2048`; `oid` names one of the client's data regions; the offset is 2048-aligned
+//!   and below that region's `num_buffers * 2048`. A bad descriptor goes straight back, unchanged,
+//!   on the client's free queue and is counted ([`TxStats::bad`]); it never reaches the driver.
+//!   The [`TxPolicy`] then picks, frame by frame, which client's valid head frame goes next while
+//!   the driver's active queue has room; each is cleaned from the cache (the [`CacheOps`] hook),
+//!   translated to `region.io_addr + offset` and enqueued. The descriptor used is the copy that
+//!   was checked, so a client rewriting its queue slot meanwhile changes nothing. The driver is
+//!   notified (deferred: it runs at a higher priority) if it asked.
+//! - **`tx_return`**: drain the driver's free queue; each device address is mapped back to the
+//!   client, region (`oid`) and offset it came from and returned on that client's free queue. An
+//!   address of no client is dropped and counted ([`TxStats::lost`]). Request a signal on the
+//!   driver's free queue and re-check.
+//! - **Signals.** A client whose queue was drained requests a signal and re-checks; a client
+//!   with frames still waiting (held back by the policy or a full driver queue) requests one
+//!   without a re-check, so its next frame or the driver's next returned buffer runs the virt
+//!   again. Each client is notified once per event, if it got buffers back and asked.
+//! - **Start-up** (sDDF's convention): each client primes its own free queue with its buffers;
+//!   the virt adopts that queue's tail when it sees the client's first frame.
+//! - **Misbehaviour.** A client whose indices are impossible is marked faulty ([`VirtTx::faulty`])
+//!   and skipped; a full client free queue (a client that sent duplicates) drops and counts the
+//!   buffer. The driver is trusted: an impossible index from it is an [`Error`].
+
+use crate::cache::{CacheOps, PlatformCache};
+use crate::policy::TxPolicy;
+use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, client_ends};
+use crate::region::{DataRegion, Span};
+use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+
+/// What the Tx virtualiser refused or lost.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TxStats {
+    /// Client descriptors that failed validation (returned to the client).
+    pub bad: u64,
+    /// Buffers that could not be returned: an unknown device address from the driver, or a full
+    /// client free queue.
+    pub lost: u64,
+}
+
+/// A client's valid head frame: the driver descriptor and the span to clean.
+type Head<'a> = Option<(NetBuffDesc, Span<'a>)>;
+
+/// The Tx virtualiser; see the module docs.
+pub struct VirtTx<'a, P, C = PlatformCache> {
+    config: &'a NetVirtTxConfig,
+    driver: NetSource<'a>,
+    driver_ch: Channel,
+    clients: [Option<(NetSink<'a>, Channel)>; MAX_CLIENTS],
+    policy: P,
+    cache: C,
+    stats: TxStats,
+    faulty: u64,
+    /// Clients whose primed free queue we adopted.
+    adopted: u64,
+}
+
+impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
+    /// The virtualiser over the queues and regions in `config`, ordering frames by `policy`. A
+    /// client whose queues already hold inconsistent indices starts out faulty.
+    ///
+    /// # Safety
+    /// The config's regions are mapped in this component for `'a` (queues read-write, data regions
+    /// at least readable), each shared only with its peers; no other handle of the same roles
+    /// exists.
+    pub unsafe fn new(
+        config: &'a NetVirtTxConfig,
+        policy: P,
+        cache: C,
+    ) -> Result<Self, SetupError> {
+        for r in config.clients().iter().flat_map(|c| c.regions()) {
+            // SAFETY: forwarded from the caller; checks the mapping covers `num_buffers`.
+            unsafe { DataRegion::from_resource(&r.data.region, r.num_buffers.into(), false) }?;
+        }
+        let conns = config.clients().iter().map(|c| &c.conn);
+        // SAFETY: forwarded from the caller.
+        let (clients, faulty) = unsafe { client_ends(conns, NetSink::from_connection) }?;
+        Ok(Self {
+            config,
+            // SAFETY: forwarded from the caller.
+            driver: unsafe { NetSource::from_connection(&config.driver) }?,
+            driver_ch: config.driver.channel()?,
+            clients,
+            policy,
+            cache,
+            stats: TxStats::default(),
+            faulty,
+            adopted: 0,
+        })
+    }
+
+    /// Counters of refused and lost buffers.
+    pub fn stats(&self) -> TxStats {
+        self.stats
+    }
+
+    /// Clients found misbehaving (bit `c` = client `c`); they are ignored.
+    pub fn faulty(&self) -> u64 {
+        self.faulty
+    }
+
+    /// The shaping policy (e.g. for [`TxPolicy::wake_at`]).
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Client `c`'s data region `oid`: device address and mapping.
+    fn region(&self, c: usize, oid: u8) -> Option<(u64, DataRegion<'a>)> {
+        let r: &NetVirtTxRegion = self.config.clients[c].regions().get(usize::from(oid))?;
+        let (base, _) = r.data.region.as_raw_parts()?;
+        // SAFETY: `new` checked that this region maps `num_buffers` buffers, and its caller
+        // promised the mapping lives for 'a.
+        Some((r.data.io_addr, unsafe {
+            DataRegion::new(base, r.num_buffers.into(), false)
+        }))
+    }
+
+    /// Check a client descriptor: the driver descriptor and the span it covers.
+    fn check(&self, c: usize, buf: &NetBuffDesc) -> Result<(NetBuffDesc, Span<'a>), BufferError> {
+        buf.check_len()?;
+        let (io, data) = self
+            .region(c, buf.oid())
+            .ok_or(BufferError::UnknownRegion(buf.oid()))?;
+        let span = data.span(buf.io_or_offset, buf.len)?;
+        Ok((
+            NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), buf.len),
+            span,
+        ))
+    }
+
+    /// Client `c`'s next valid frame; bad ones before it go back to the client.
+    fn head(&mut self, c: usize) -> Head<'a> {
+        loop {
+            let (q, _) = self.clients[c].as_mut()?;
+            let Ok(buf) = q.active.peek() else {
+                return self.fault(c);
+            };
+            let buf = buf?;
+            if self.adopted & (1 << c) == 0 {
+                // Its first frame: the client primed its free queue by now (sDDF start-up).
+                if q.adopt_free().is_err() {
+                    return self.fault(c);
+                }
+                self.adopted |= 1 << c;
+            }
+            match self.check(c, &buf) {
+                Ok(valid) => return Some(valid),
+                Err(_) => {
+                    self.stats.bad += 1;
+                    self.return_to_client(c, buf);
+                }
+            }
+        }
+    }
+
+    /// Stop serving client `c`.
+    fn fault(&mut self, c: usize) -> Head<'a> {
+        self.faulty |= 1 << c;
+        self.clients[c] = None;
+        None
+    }
+
+    /// Pop client `c`'s head and stage `buf` on its free queue.
+    fn return_to_client(&mut self, c: usize, buf: NetBuffDesc) {
+        let Some((q, _)) = self.clients[c].as_mut() else {
+            return;
+        };
+        let _ = q.active.pop();
+        match q.free.push(buf) {
+            Ok(()) => {}
+            Err(lions_queue::PushError::Full(_)) => self.stats.lost += 1,
+            Err(lions_queue::PushError::Peer(..)) => _ = self.fault(c),
+        }
+    }
+
+    /// One pass: policy-ordered frames to the driver. Returns whether a drained client's queue
+    /// refilled meanwhile (run again).
+    fn tx_provide(&mut self) -> Result<bool, Error> {
+        self.policy.begin();
+        let n = self.config.clients().len();
+        let mut heads: [Head<'a>; MAX_CLIENTS] = [None; MAX_CLIENTS];
+        let (mut ready, mut lens) = (0u64, [0u16; MAX_CLIENTS]);
+        for c in 0..n {
+            heads[c] = self.head(c);
+            if let Some((buf, _)) = heads[c] {
+                (ready, lens[c]) = (ready | 1 << c, buf.len);
+            }
+        }
+        while ready != 0 && self.driver.active.free()? > 0 {
+            let Some(c) = self
+                .policy
+                .pick(ready, &lens)
+                .filter(|&c| ready & (1 << c) != 0)
+            else {
+                break;
+            };
+            if let (Some((buf, span)), Some((q, _))) = (heads[c], self.clients[c].as_mut()) {
+                let _ = q.active.pop();
+                self.cache.clean(span);
+                self.driver.active.push(buf)?;
+                self.policy.sent(c, buf.len);
+            }
+            heads[c] = self.head(c);
+            match heads[c] {
+                Some((buf, _)) => lens[c] = buf.len,
+                None => ready &= !(1 << c),
+            }
+        }
+        let sent = self.driver.active.publish();
+        if self.driver.should_notify_active(sent > 0) {
+            self.driver_ch.deferred_notify()?;
+        }
+        self.finish(ready)
+    }
+
+    /// Phases 2 and 3 toward the clients: publish their returned buffers, notify those that
+    /// asked, request signals. Returns whether a drained queue refilled meanwhile.
+    fn finish(&mut self, ready: u64) -> Result<bool, Error> {
+        let (mut again, mut bad) = (false, 0u64);
+        for (c, slot) in self.clients.iter_mut().enumerate() {
+            let Some((q, ch)) = slot else { continue };
+            q.active.release();
+            let n = q.free.publish();
+            if q.should_notify_free(n > 0) {
+                ch.notify()?;
+            }
+            if ready & (1 << c) != 0 {
+                q.request_active_signal();
+            } else {
+                match q.park_active() {
+                    Ok(refilled) => again |= refilled,
+                    Err(_) => bad |= 1 << c,
+                }
+            }
+        }
+        for c in (0..MAX_CLIENTS).filter(|&c| bad & (1 << c) != 0) {
+            self.fault(c);
+        }
+        Ok(again)
+    }
+
+    /// Buffers the driver sent, back to their clients.
+    fn tx_return(&mut self) -> Result<(), Error> {
+        loop {
+            while let Some(buf) = self.driver.free.pop()? {
+                self.give_back(buf);
+            }
+            self.driver.free.release();
+            if !self.driver.park_free()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Map a device address back to (client, oid, offset) and stage it on that client's free queue.
+    fn give_back(&mut self, buf: NetBuffDesc) {
+        for c in 0..self.config.clients().len() {
+            for (oid, r) in (0u8..).zip(self.config.clients[c].regions()) {
+                let offset = buf.io_or_offset.wrapping_sub(r.data.io_addr);
+                if offset < u64::from(r.num_buffers) * NET_BUFFER_SIZE {
+                    let mut back = NetBuffDesc::new(offset, buf.len);
+                    let _ = back.set_oid(oid);
+                    let Some((q, _)) = self.clients[c].as_mut() else {
+                        return;
+                    };
+                    match q.free.push(back) {
+                        Ok(()) => {}
+                        Err(lions_queue::PushError::Full(_)) => self.stats.lost += 1,
+                        Err(lions_queue::PushError::Peer(..)) => _ = self.fault(c),
+                    }
+                    return;
+                }
+            }
+        }
+        self.stats.lost += 1;
+    }
+}
+
+impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
+    type Error = Error;
+
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
+        self.tx_return()?;
+        while self.tx_provide()? {}
+        Ok(())
+    }
+}
