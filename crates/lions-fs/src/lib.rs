@@ -40,13 +40,28 @@
 //! `.nfs_config` (8200 B: NUL-terminated server address and export path).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
-pub mod config;
-pub mod queue;
+#[cfg(feature = "fat")]
+extern crate alloc;
 
+pub mod block;
+pub mod client;
+pub mod config;
+#[cfg(feature = "fat")]
+pub mod fat;
+pub mod queue;
+pub mod server;
+pub mod share;
+
+pub use block::{BlockDevice, BlockError};
+pub use client::{File, FsClient, FsError, Reply, Request, RequestId};
 pub use config::{FsClientConfig, FsConnectionResource, FsServerConfig, NfsConfig, StrError};
+#[cfg(feature = "fat")]
+pub use fat::{FatFs, RamDisk};
 pub use queue::{
     AccessMode, BufferError, Command, CommandType, CompletionData, DecodeError, FS_MAX_NAME_LENGTH,
     FS_MAX_PATH_LENGTH, FS_QUEUE_BYTES, FS_QUEUE_CAPACITY, FsBuffer, FsClientQueues, FsCmd, FsCmpl,
     FsMsg, FsQueue, FsServerQueues, FsStat, OpenFlags, OpenOptions, QueueError, Status,
     check_buffer, check_path,
 };
+pub use server::{FdKind, FdTable, FsBackend, FsServer, ServerError};
+pub use share::ShareRegion;
