@@ -10,16 +10,20 @@ pub const USAGE: &str = "\
 usage: cargo xtask <command> <example> [options]
 
 commands:
-  build <example> [--board host] [--release]
+  build <example> [--board B] [--release]
         run the example's metaprogram, build its PD binaries and write their config sections
-        (output in target/lions/<example>/<board>/)
-  run <example> [--board host] [--release] [-- <launcher args>]
-        build, then run the system on the host board with the lions-host launcher (Ctrl-C stops it)
-  graph <example> [--board host] [-o FILE.svg]
+        (output in target/lions/<example>/<board>/); on qemu_virt_aarch64 also check every PD
+        image and, with $MICROKIT_SDK set, make loader.img with the Microkit tool
+  run <example> [--board B] [--release] [-- <launcher args>]
+        build, then run it: host: the lions-host launcher (Ctrl-C stops it);
+        qemu_virt_aarch64: qemu-system-aarch64 with the serial console here (Ctrl-A X quits)
+  graph <example> [--board B] [-o FILE.svg]
         draw the system description as SVG (default target/lions/<example>/<example>.svg)
   help  show this text
 
-boards: host (default); qemu_virt_aarch64 (graph only until the seL4 backend exists)";
+boards: host (default): one Linux process per PD;
+        qemu_virt_aarch64: seL4 Microkit (PDs for aarch64-unknown-none; loader.img and `run`
+        need the Microkit SDK 2.3.0 in $MICROKIT_SDK, `run` needs qemu-system-aarch64)";
 
 /// A target board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,23 +60,18 @@ impl Board {
             })
     }
 
-    /// Whether PD images can be built and run for this board today; if not, why.
-    pub fn check_buildable(self) -> Result<(), Error> {
+    /// The Rust target PD binaries are built for (`None`: the host's own).
+    pub const fn target(self) -> Option<&'static str> {
         match self {
-            Self::Host => Ok(()),
-            Self::QemuVirtAarch64 => {
-                let sdk = match std::env::var_os("MICROKIT_SDK") {
-                    Some(p) => format!("MICROKIT_SDK is {}", PathBuf::from(p).display()),
-                    None => "MICROKIT_SDK is not set".to_owned(),
-                };
-                Err(Error(format!(
-                    "board `qemu_virt_aarch64` needs the seL4 Microkit backend of lions-os \
-                     (not written yet) and a Microkit SDK in $MICROKIT_SDK ({sdk}); \
-                     only `--board host` can be built and run today \
-                     (`cargo xtask graph <example> --board qemu_virt_aarch64` works)"
-                )))
-            }
+            Self::Host => None,
+            Self::QemuVirtAarch64 => Some("aarch64-unknown-none"),
         }
+    }
+
+    /// Whether PDs run under seL4 Microkit (images checked by [`crate::elf`], a system image made
+    /// by the Microkit tool) rather than as host processes.
+    pub const fn is_sel4(self) -> bool {
+        matches!(self, Self::QemuVirtAarch64)
     }
 }
 
@@ -294,13 +293,18 @@ mod tests {
     }
 
     #[test]
-    fn qemu_board_is_known_but_not_buildable() {
+    fn qemu_board_builds_for_aarch64_under_sel4() {
         assert_eq!(
             Board::parse("qemu_virt_aarch64"),
             Ok(Board::QemuVirtAarch64)
         );
-        assert!(Board::Host.check_buildable().is_ok());
-        let e = Board::QemuVirtAarch64.check_buildable().unwrap_err().0;
-        assert!(e.contains("seL4") && e.contains("MICROKIT_SDK"), "{e}");
+        assert_eq!(
+            Board::QemuVirtAarch64.target(),
+            Some("aarch64-unknown-none")
+        );
+        assert!(Board::QemuVirtAarch64.is_sel4());
+        assert_eq!(Board::Host.target(), None);
+        assert!(!Board::Host.is_sel4());
+        assert!(USAGE.contains("MICROKIT_SDK"));
     }
 }

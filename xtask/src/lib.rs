@@ -6,9 +6,13 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `build <ex> [--board host] [--release]` | venv, metaprogram, `cargo build`, per-PD images with their config sections written |
-//! | `run <ex> [--board host] [--release] [-- ARGS]` | `build`, then replaces itself with the `lions-host` launcher on the `.system` file (extra `ARGS` go to the launcher) |
+//! | `build <ex> [--board B] [--release]` | venv, metaprogram, `cargo build`, per-PD images with their config sections written; on `qemu_virt_aarch64` each image checked ([`elf`]) and `loader.img` made by the Microkit tool when `$MICROKIT_SDK` is set |
+//! | `run <ex> [--board B] [--release] [-- ARGS]` | `build`, then replaces itself with the `lions-host` launcher on the `.system` file, or with `qemu-system-aarch64` booting `loader.img` (extra `ARGS` go to the launcher or QEMU) |
 //! | `graph <ex> [--board B] [-o FILE.svg]` | metaprogram only, then draws the `.system` as SVG |
+//!
+//! Boards: `host` (default; one Linux process per PD) and `qemu_virt_aarch64` (seL4 Microkit 2.3.0:
+//! PDs built for `aarch64-unknown-none` with `lions-os/debug-print`, the SDK's `debug`
+//! configuration; see [`microkit`]).
 //!
 //! ## The assembly flow, step by step
 //!
@@ -19,20 +23,28 @@
 //!    `.system` file and the `.data` blobs, an `assembly.json` ([`assembly::Assembly`]) saying which
 //!    Cargo binary each PD's image comes from and which blob goes into which ELF section. There is
 //!    no hand-kept list of images or blobs anywhere: the metaprogram is the only source.
-//! 3. `cargo build` of the binaries the assembly names (the example's package by default).
+//! 3. `cargo build` of the binaries the assembly names (the example's package by default), for
+//!    the board's target ([`cli::Board::target`]).
 //! 4. [`assembly::assemble`]: for each PD, copy its binary to `<output>/<pd>.elf` and overwrite
 //!    the bytes of each named section with its blob ([`patch::write_section`]: the section must be
 //!    file-backed (`SHT_PROGBITS`) and exactly the blob's size).
-//! 5. `run` only: `lions-host <output>/<ex>.system --search-path <output> ARGS...`.
+//! 5. seL4 boards: every image checked ([`elf::PdElf::check`]: symbol table, the six Microkit
+//!    symbols and their sizes, `setvar` symbols, segments on separate pages, entry point, config
+//!    sections), then `$MICROKIT_SDK/bin/microkit` makes `<output>/loader.img` (without the SDK,
+//!    `build` says so and what to download; `run` refuses).
+//! 6. `run` only: `lions-host <output>/<ex>.system --search-path <output> ARGS...`, or
+//!    `qemu-system-aarch64 -machine virt,virtualization=on ... -device loader,file=loader.img,...`.
 //!
 //! Errors are plain sentences naming what was being done ([`Error`]); `main` prints them and exits
 //! with status 1.
 
 pub mod assembly;
 pub mod cli;
+pub mod elf;
 pub mod graph;
 pub mod json;
 pub mod meta;
+pub mod microkit;
 pub mod patch;
 pub mod tasks;
 

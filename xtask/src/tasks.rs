@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The commands: `build`, `run` and `graph`, each a sequence of the steps in the crate docs.
 
-use crate::assembly::{Assembly, assemble};
+use crate::assembly::{Assembled, Assembly, assemble};
 use crate::cli::{Board, BuildArgs, Command};
+use crate::elf::{Expect, PdElf};
+use crate::microkit::{QEMU, Sdk, on_path, qemu_command};
 use crate::{Error, graph, meta, target_dir, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -67,10 +69,24 @@ fn metaprogram(root: &Path, example: &str, board: Board) -> Result<PathBuf, Erro
     Ok(out)
 }
 
-/// `build`: metaprogram, `cargo build` of the binaries the assembly names, images with their
-/// config sections written. Returns the output folder and the `.system` file.
-pub fn build(root: &Path, args: &BuildArgs) -> Result<(PathBuf, PathBuf), Error> {
-    args.board.check_buildable()?;
+/// What `build` made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The output folder (`target/lions/<example>/<board>/`).
+    pub out: PathBuf,
+    /// The `.system` file.
+    pub system: PathBuf,
+    /// Each PD's image.
+    pub images: Vec<Assembled>,
+    /// The Microkit system image (`loader.img`), on a seL4 board with `$MICROKIT_SDK` set.
+    pub loader: Option<PathBuf>,
+}
+
+/// `build`: metaprogram, `cargo build` of the binaries the assembly names (for the board's
+/// target), images with their config sections written; on a seL4 board every image checked
+/// ([`PdElf::check`]) and, with `$MICROKIT_SDK` set, the system image made by the Microkit tool.
+/// Without the SDK it says that no system image was made, and why.
+pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
     let out = metaprogram(root, &args.example, args.board)?;
     let asm = Assembly::load(&out)?;
     let system = out.join(
@@ -93,14 +109,29 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<(PathBuf, PathBuf), Error>
     for p in &packages {
         cmd.args(["--package", p]);
     }
-    cmd.arg("--bins");
+    match args.board.target() {
+        // Only the binaries the system names: host-only components do not build for seL4.
+        Some(target) => {
+            cmd.args(["--target", target, "--features", "lions-os/debug-print"]);
+            let mut bins: Vec<&str> = asm.pds.iter().map(|pd| pd.binary.as_str()).collect();
+            bins.sort_unstable();
+            bins.dedup();
+            for b in bins {
+                cmd.args(["--bin", b]);
+            }
+        }
+        None => {
+            cmd.arg("--bins");
+        }
+    }
     if args.release {
         cmd.arg("--release");
     }
     status_of(cmd, &format!("cargo build of {}", packages.join(", ")))?;
 
-    let bin_dir = profile_dir(root, args.release);
-    for done in assemble(&asm, &bin_dir, &out)? {
+    let bin_dir = profile_dir(root, args.board, args.release);
+    let images = assemble(&asm, &bin_dir, &out)?;
+    for done in &images {
         let mut line = format!("xtask: {} -> {}", done.pd, done.image.display());
         for (section, size) in &done.written {
             line.push_str(&format!(", {section} ({size} B)"));
@@ -110,18 +141,109 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<(PathBuf, PathBuf), Error>
         }
         eprintln!("{line}");
     }
-    eprintln!("xtask: built {}", system.display());
-    Ok((out, system))
+    let mut built = Built {
+        out,
+        system,
+        images,
+        loader: None,
+    };
+    if args.board.is_sel4() {
+        inspect_images(&built)?;
+        match Sdk::from_env(args.board) {
+            Ok(sdk) => {
+                sdk.check_board_constants(args.board)?;
+                built.loader = Some(sdk.make_image(args.board, &built.system, &built.out)?);
+            }
+            Err(e) if std::env::var_os(crate::microkit::SDK_ENV).is_some() => return Err(e),
+            Err(e) => eprintln!("xtask: loader.img NOT made: {e}"),
+        }
+    }
+    eprintln!("xtask: built {}", built.system.display());
+    if let Some(loader) = &built.loader {
+        eprintln!("xtask: system image {}", loader.display());
+    }
+    Ok(built)
 }
 
-fn profile_dir(root: &Path, release: bool) -> PathBuf {
-    target_dir(root).join(if release { "release" } else { "debug" })
+/// What a seL4 PD image must satisfy: the system's `setvar` symbols for the PD and the config
+/// sections the build wrote, with their sizes.
+pub fn expectations(system: &lions_sdf::System, pd: &Assembled) -> Expect {
+    let mut setvars = Vec::new();
+    if let Some(p) = system.pd(&pd.pd) {
+        for m in &p.maps {
+            setvars.extend(m.setvar_vaddr.iter().chain(&m.setvar_size).cloned());
+        }
+        setvars.extend(p.setvars.iter().map(|s| s.symbol.clone()));
+    }
+    let sections = pd
+        .written
+        .iter()
+        .map(|(name, size)| (name.clone(), *size as u64))
+        .collect();
+    Expect { setvars, sections }
 }
 
-/// `run`: build, build the launcher, then replace this process with
-/// `lions-host <system> --search-path <output> ARGS...` (so Ctrl-C reaches the launcher directly).
+/// Check every PD image of a seL4 system ([`PdElf::check`]) and print its sizes.
+fn inspect_images(built: &Built) -> Result<(), Error> {
+    let system = lions_sdf::System::load(&built.system)
+        .map_err(|e| Error(format!("{}: {e}", built.system.display())))?;
+    let mut problems = Vec::new();
+    for pd in &built.images {
+        let bytes = std::fs::read(&pd.image).map_err(|e| Error::io("reading", &pd.image, &e))?;
+        let elf =
+            PdElf::parse(&bytes).map_err(|e| Error(format!("{}: {e}", pd.image.display())))?;
+        let found = elf.check(&expectations(&system, pd));
+        let sizes = elf.sizes();
+        eprintln!(
+            "xtask: {}: text {} B, data {} B, bss {} B{}",
+            pd.pd,
+            sizes.text,
+            sizes.data,
+            sizes.bss,
+            if found.is_empty() {
+                ""
+            } else {
+                ": NOT a valid PD image"
+            }
+        );
+        problems.extend(
+            found
+                .into_iter()
+                .map(|p| format!("{}: {p}", pd.image.display())),
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error(format!(
+            "PD images the Microkit tool would refuse:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// Where cargo puts the binaries for `board`.
+pub fn profile_dir(root: &Path, board: Board, release: bool) -> PathBuf {
+    let mut dir = target_dir(root);
+    if let Some(target) = board.target() {
+        dir.push(target);
+    }
+    dir.join(if release { "release" } else { "debug" })
+}
+
+/// `run`: build, then on the host board build the launcher and replace this process with
+/// `lions-host <system> --search-path <output> ARGS...` (so Ctrl-C reaches the launcher
+/// directly); on a seL4 board replace it with QEMU booting the system image.
 pub fn run(root: &Path, args: &BuildArgs, launcher_args: &[String]) -> Result<(), Error> {
-    let (out, system) = build(root, args)?;
+    let Built {
+        out,
+        system,
+        loader,
+        ..
+    } = build(root, args)?;
+    if args.board.is_sel4() {
+        return boot_in_qemu(loader, launcher_args);
+    }
     if !root
         .join("crates")
         .join(LAUNCHER)
@@ -142,7 +264,7 @@ pub fn run(root: &Path, args: &BuildArgs, launcher_args: &[String]) -> Result<()
     }
     status_of(cmd, "cargo build of the lions-host launcher")?;
 
-    let launcher = profile_dir(root, args.release).join(LAUNCHER);
+    let launcher = profile_dir(root, Board::Host, args.release).join(LAUNCHER);
     let mut cmd = Process::new(&launcher);
     cmd.arg(&system)
         .arg("--search-path")
@@ -159,6 +281,38 @@ pub fn run(root: &Path, args: &BuildArgs, launcher_args: &[String]) -> Result<()
     use std::os::unix::process::CommandExt;
     let e = cmd.exec();
     Err(Error::io("starting", &launcher, &e))
+}
+
+/// Replace this process with QEMU booting `loader` (extra arguments go to QEMU).
+fn boot_in_qemu(loader: Option<PathBuf>, qemu_args: &[String]) -> Result<(), Error> {
+    let Some(loader) = loader else {
+        let why = Sdk::from_env(Board::QemuVirtAarch64)
+            .err()
+            .unwrap_or_else(|| Error("no system image was made".into()));
+        return Err(Error(format!(
+            "cannot boot: there is no system image (loader.img): {why}"
+        )));
+    };
+    if !on_path(QEMU) {
+        return Err(Error(format!(
+            "cannot boot {}: {QEMU} is not on PATH (Debian/Ubuntu: apt-get install \
+             qemu-system-arm ipxe-qemu)",
+            loader.display()
+        )));
+    }
+    let mut cmd = qemu_command(&loader);
+    cmd.args(qemu_args);
+    let shown: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    eprintln!(
+        "xtask: starting {QEMU} {} (Ctrl-A X quits)",
+        shown.join(" ")
+    );
+    use std::os::unix::process::CommandExt;
+    let e = cmd.exec();
+    Err(Error(format!("starting {QEMU}: {e}")))
 }
 
 /// `graph`: metaprogram only, then the SVG (default `target/lions/<ex>/<ex>.svg`).
