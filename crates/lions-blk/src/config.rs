@@ -36,6 +36,11 @@ pub struct BlkConnectionResource {
 }
 
 impl BlkConnectionResource {
+    /// The channel to the peer.
+    pub fn channel(&self) -> Result<lions_os::Channel, crate::queue::BlkQueueError> {
+        lions_os::Channel::try_new(self.id).ok_or(crate::queue::BlkQueueError::Channel(self.id))
+    }
+
     /// Check that `num_buffers` is a non-zero power of two and that the storage info and both
     /// queues of that capacity fit their regions.
     pub fn validate(&self, config: &'static str) -> Result<(), ConfigError> {

@@ -53,17 +53,70 @@
 //! are whole transfer units ([`lions_os::Config::check`]).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod client;
 pub mod config;
+pub mod driver;
 pub mod partition;
 pub mod queue;
 pub mod storage_info;
+pub mod virt;
 
+pub use client::{BlkClient, BlockingBlk, ClientError, Completion, RequestId};
 pub use config::{
     BlkClientConfig, BlkConnectionResource, BlkDriverConfig, BlkVirtClient, BlkVirtConfig,
     BlkVirtDriver,
 };
+pub use driver::{BlkDevice, BlkDriver, DeviceCompletion, DeviceOp, DeviceRequest};
+pub use partition::{Extent, PartitionError, PartitionTable, Partitioner, Scheme};
 pub use queue::{
     BLK_TRANSFER_SIZE, BlkQueueError, BlkReqQueue, BlkRequest, BlkRequester, BlkRespQueue,
     BlkResponse, BlkServer, RequestCode, ResponseStatus,
 };
 pub use storage_info::{BlkStorageInfo, StorageInfoPage, StorageInfoWriter};
+pub use virt::BlkVirt;
+
+/// Why a block component's event handler failed (the component then faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A kernel operation (notify, IRQ acknowledgement) was refused.
+    Os(lions_os::OsError),
+    /// A trusted peer (the driver, for the virt; the virt, for the driver) wrote an impossible
+    /// queue index. The virt reports a misbehaving client differently: it stops serving it.
+    Peer(lions_queue::PeerError),
+    /// A response found its queue full although room was reserved for it (the requester moved
+    /// its head backwards within the protocol's bounds).
+    Overflow,
+}
+
+impl From<lions_os::OsError> for Error {
+    fn from(e: lions_os::OsError) -> Self {
+        Self::Os(e)
+    }
+}
+
+impl From<lions_queue::PeerError> for Error {
+    fn from(e: lions_queue::PeerError) -> Self {
+        Self::Peer(e)
+    }
+}
+
+impl<T> From<lions_queue::PushError<T>> for Error {
+    fn from(e: lions_queue::PushError<T>) -> Self {
+        match e {
+            lions_queue::PushError::Full(_) => Self::Overflow,
+            lions_queue::PushError::Peer(e, _) => Self::Peer(e),
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Os(e) => e.fmt(f),
+            Self::Peer(e) => write!(f, "blk queue: {e}"),
+            Self::Overflow => write!(f, "blk response queue overflow"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -101,15 +101,22 @@ impl core::error::Error for PartitionError {}
 pub struct PartitionTable {
     /// The kind of table.
     pub scheme: Scheme,
-    entries: [Option<Extent>; MAX_PARTITIONS],
+    /// Entry i; `blocks` 0 = absent.
+    entries: [Extent; MAX_PARTITIONS],
 }
 
 impl PartitionTable {
     /// Partition `index`, if it exists and is usable.
     pub fn get(&self, index: u32) -> Option<Extent> {
-        *self.entries.get(usize::try_from(index).ok()?)?
+        let e = *self.entries.get(usize::try_from(index).ok()?)?;
+        (e.blocks > 0).then_some(e)
     }
 }
+
+const ABSENT: Extent = Extent {
+    start: 0,
+    blocks: 0,
+};
 
 /// What the partitioner needs next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,8 +183,8 @@ pub struct Partitioner {
     state: State,
     primary: Option<Header>,
     backup: Option<Header>,
-    entries: [Option<Extent>; MAX_PARTITIONS],
-    result: Result<PartitionTable, PartitionError>,
+    table: PartitionTable,
+    result: Result<(), PartitionError>,
 }
 
 impl Partitioner {
@@ -195,7 +202,10 @@ impl Partitioner {
             state: State::Mbr,
             primary: None,
             backup: None,
-            entries: [None; MAX_PARTITIONS],
+            table: PartitionTable {
+                scheme: Scheme::Mbr,
+                entries: [ABSENT; MAX_PARTITIONS],
+            },
             result: Err(PartitionError::Io),
         };
         let err = if !(512..=BLK).contains(&ss) || !ss.is_power_of_two() {
@@ -215,7 +225,7 @@ impl Partitioner {
 
     /// The table, or why there is none (`Err(Io)` until [`Step::Done`]).
     pub fn table(&self) -> Result<&PartitionTable, PartitionError> {
-        self.result.as_ref().map_err(|e| *e)
+        self.result.map(|()| &self.table)
     }
 
     /// The read asked for failed.
@@ -246,8 +256,8 @@ impl Partitioner {
         }
     }
 
-    /// Length of the read we are waiting for.
-    fn expected(&self) -> usize {
+    /// Length of the read [`feed`](Self::feed) is waiting for (0 when done).
+    pub fn expected(&self) -> usize {
         match self.state {
             State::Mbr => MBR_LEN,
             State::Header { .. } => self.sector_len(),
@@ -279,7 +289,7 @@ impl Partitioner {
         Step::Read { offset, len }
     }
 
-    fn finish(&mut self, result: Result<PartitionTable, PartitionError>) {
+    fn finish(&mut self, result: Result<(), PartitionError>) {
         self.state = State::Done;
         self.result = result;
     }
@@ -294,11 +304,7 @@ impl Partitioner {
             self.state = State::Header { backup: false };
             return self.read(self.ss, self.sector_len());
         }
-        let mut table = PartitionTable {
-            scheme: Scheme::Mbr,
-            entries: [None; MAX_PARTITIONS],
-        };
-        for (i, slot) in table.entries.iter_mut().take(4).enumerate() {
+        for (i, slot) in self.table.entries.iter_mut().take(4).enumerate() {
             let e = entry(i);
             let first = u64::from(le32(e, 8));
             let end = first + u64::from(le32(e, 12));
@@ -306,7 +312,7 @@ impl Partitioner {
                 *slot = extent(self.ss, first, end);
             }
         }
-        self.finish(Ok(table));
+        self.finish(Ok(()));
         Step::Done
     }
 
@@ -361,14 +367,14 @@ impl Partitioner {
     /// Take the entries of a valid array (the primary's, or the backup's when the primary failed).
     fn entries(&mut self, h: &Header, array: &[u8]) {
         let size = h.entry_size as usize;
-        for (slot, e) in self.entries.iter_mut().zip(array.chunks_exact(size)) {
+        for (slot, e) in self.table.entries.iter_mut().zip(array.chunks_exact(size)) {
             let (first, last) = (le64(e, 32), le64(e, 40));
             let used = e[..16].iter().any(|&b| b != 0);
             let inside = h.first_usable <= first && first <= last && last <= h.last_usable;
             *slot = if used && inside {
                 extent(self.ss, first, last + 1)
             } else {
-                None
+                ABSENT
             };
         }
     }
@@ -381,28 +387,28 @@ impl Partitioner {
             return self.read(last * self.ss, self.sector_len());
         }
         let (primary, backup) = (self.primary.is_some(), self.backup.is_some());
+        self.table.scheme = Scheme::Gpt { primary, backup };
         let result = match (self.primary, self.backup) {
             (Some(p), Some(b)) if !p.agrees(&b) => Err(PartitionError::GptMismatch),
             (None, None) => Err(PartitionError::NoValidGpt),
-            _ => Ok(PartitionTable {
-                scheme: Scheme::Gpt { primary, backup },
-                entries: self.entries,
-            }),
+            _ => Ok(()),
         };
         self.finish(result);
         Step::Done
     }
 }
 
-/// Sectors `first..end` (of `ss` bytes) in 4 KiB blocks, `None` when the start is not
+/// Sectors `first..end` (of `ss` bytes) in 4 KiB blocks, absent when the start is not
 /// block-aligned or no whole block is left.
-fn extent(ss: u64, first: u64, end: u64) -> Option<Extent> {
+fn extent(ss: u64, first: u64, end: u64) -> Extent {
     let per = BLK / ss;
-    let blocks = end.checked_sub(first)? / per;
-    (first.is_multiple_of(per) && blocks > 0).then_some(Extent {
-        start: first / per,
-        blocks,
-    })
+    match end.checked_sub(first) {
+        Some(n) if first.is_multiple_of(per) => Extent {
+            start: first / per,
+            blocks: n / per,
+        },
+        _ => ABSENT,
+    }
 }
 
 /// Read the table of a disk of `blocks` 4 KiB blocks with `sector_size`-byte sectors through

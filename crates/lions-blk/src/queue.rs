@@ -255,6 +255,8 @@ pub enum BlkQueueError {
     Region(RegionError),
     /// The indices already in a header are inconsistent.
     Handle(HandleError),
+    /// The connection's channel id is not a Microkit channel (above 61).
+    Channel(u8),
 }
 
 impl core::fmt::Display for BlkQueueError {
@@ -263,6 +265,7 @@ impl core::fmt::Display for BlkQueueError {
             Self::Unmapped => write!(f, "blk queue region is not mapped"),
             Self::Region(e) => e.fmt(f),
             Self::Handle(e) => e.fmt(f),
+            Self::Channel(id) => write!(f, "blk connection channel id {id} is above 61"),
         }
     }
 }

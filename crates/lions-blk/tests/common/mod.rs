@@ -4,6 +4,8 @@
 //! checked against its published check value in `partition.rs`'s tests).
 #![allow(dead_code, clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+pub mod sim;
+
 use lions_blk::partition::crc32;
 
 /// A Linux filesystem data partition type GUID (any non-zero GUID marks an entry as used).

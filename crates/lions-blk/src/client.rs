@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The client library: block I/O over a client's connection to the virt.
+//!
+//! ## Asynchronous ([`BlkClient`])
+//!
+//! - Wait for the storage info: [`info`](BlkClient::info) is `None` until the virt published this
+//!   client's partition (capacity 0 means there is no partition behind this client).
+//! - Submit with [`submit_read`](BlkClient::submit_read), [`submit_write`](BlkClient::submit_write),
+//!   [`submit_flush`](BlkClient::submit_flush) and [`submit_barrier`](BlkClient::submit_barrier):
+//!   each stages one request and returns its [`RequestId`] (a wrapping counter the library
+//!   chooses). Buffers are byte offsets into the client's data region, 4 KiB aligned; fill and read
+//!   them with [`copy_to_data`](BlkClient::copy_to_data) and
+//!   [`copy_from_data`](BlkClient::copy_from_data), and leave a buffer alone while a request on it
+//!   is in flight.
+//! - [`publish`](BlkClient::publish) makes the staged requests visible and notifies the virt
+//!   (the producer always notifies).
+//! - The virt notifies [`channel`](BlkClient::channel) whenever it published responses;
+//!   [`poll`](BlkClient::poll) takes them one by one, in completion order, which need not be the
+//!   submission order: match them by id. Call [`publish`](BlkClient::publish) after polling: it
+//!   hands the response slots back (and notifies the virt if requests wait for that room).
+//! - At most `capacity` requests are in flight; beyond that `submit_*` returns
+//!   [`ClientError::Full`]. The virt may hold some back (its `queue_depth` is this client's limit
+//!   at the driver); they stay queued and go on as earlier ones complete.
+//!
+//! ## Blocking ([`BlockingBlk`])
+//!
+//! Owns a [`BlkClient`] and uses its whole data region as a bounce buffer:
+//! [`read_blocks`](BlockingBlk::read_blocks) and [`write_blocks`](BlockingBlk::write_blocks) move
+//! any whole number of 4 KiB blocks in chunks of at most the data region's size, each submitted,
+//! published, and waited for by spinning on the response queue ([`lions_os::relax`] between
+//! looks). As with the serial client, this finishes only while the virt and the driver run
+//! concurrently (seL4 with higher priorities or other cores, the host board); on the
+//! single-threaded `sim` backend use the asynchronous API from the PD's event handler.
+
+use crate::config::BlkClientConfig;
+use crate::queue::{
+    BLK_TRANSFER_SIZE, BlkQueueError, BlkRequest, BlkRequester, RequestCode, ResponseStatus,
+    region_ptr,
+};
+use crate::storage_info::{BlkStorageInfo, StorageInfoPage};
+use core::ptr::NonNull;
+use lions_os::Channel;
+use lions_queue::PushError;
+
+/// The id of a request, echoed in its [`Completion`].
+pub type RequestId = u32;
+
+const BLK: usize = BLK_TRANSFER_SIZE;
+
+/// A finished request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// The request's id.
+    pub id: RequestId,
+    /// How it ended (an unknown status from the virt reads as `ErrUnspec`).
+    pub status: ResponseStatus,
+    /// Blocks transferred.
+    pub blocks: u16,
+}
+
+/// Why a client operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// The storage info is not published yet.
+    NotReady,
+    /// `capacity` requests are in flight: poll completions first.
+    Full,
+    /// Count 0, a buffer not 4 KiB aligned or outside the data region, or blocks past the
+    /// capacity.
+    Range,
+    /// The request completed with this status (or `Ok` with fewer blocks: `ErrIo`).
+    Status(ResponseStatus),
+    /// The virt wrote an impossible queue index.
+    Peer(lions_queue::PeerError),
+    /// Notifying the virt was refused.
+    Os(lions_os::OsError),
+}
+
+impl From<lions_queue::PeerError> for ClientError {
+    fn from(e: lions_queue::PeerError) -> Self {
+        Self::Peer(e)
+    }
+}
+
+impl From<lions_os::OsError> for ClientError {
+    fn from(e: lions_os::OsError) -> Self {
+        Self::Os(e)
+    }
+}
+
+impl core::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotReady => write!(f, "blk storage not ready"),
+            Self::Full => write!(f, "blk request queue full"),
+            Self::Range => write!(f, "blk request outside the device or the data region"),
+            Self::Status(s) => write!(f, "blk request failed: {s:?}"),
+            Self::Peer(e) => write!(f, "blk queue: {e}"),
+            Self::Os(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for ClientError {}
+
+/// A block client: its queues to the virt, its storage-info page and its data region.
+pub struct BlkClient<'a> {
+    queue: BlkRequester<'a>,
+    ch: Channel,
+    page: StorageInfoPage<'a>,
+    data: NonNull<u8>,
+    data_len: usize,
+    next_id: RequestId,
+}
+
+impl<'a> BlkClient<'a> {
+    /// The client over the connection and data region in `config`.
+    ///
+    /// # Safety
+    /// The config's regions are mapped in this component for `'a` (the storage info readable,
+    /// the rest read-write), shared only with the virt (and, for data, the device), and no other
+    /// requester handle of this connection exists.
+    pub unsafe fn new(config: &BlkClientConfig) -> Result<Self, BlkQueueError> {
+        // SAFETY: forwarded from the caller.
+        let queue = unsafe { BlkRequester::from_connection(&config.virt) }?;
+        // SAFETY: forwarded from the caller.
+        let page = unsafe { StorageInfoPage::from_region(&config.virt.storage_info) }?;
+        let (data, data_len) = region_ptr(config.data.vaddr, config.data.size)?;
+        // SAFETY: forwarded from the caller.
+        Ok(unsafe { Self::with_queues(queue, config.virt.channel()?, page, data, data_len) })
+    }
+
+    /// The client over handles made by the caller (tests, custom wiring).
+    ///
+    /// # Safety
+    /// `data..data + data_len` is the data region the virt translates this client's offsets
+    /// against, mapped read-write for `'a`.
+    pub unsafe fn with_queues(
+        queue: BlkRequester<'a>,
+        ch: Channel,
+        page: StorageInfoPage<'a>,
+        data: NonNull<u8>,
+        data_len: usize,
+    ) -> Self {
+        Self {
+            queue,
+            ch,
+            page,
+            data,
+            data_len,
+            next_id: 0,
+        }
+    }
+
+    /// The channel to the virt: it notifies here when responses are published.
+    pub fn channel(&self) -> Channel {
+        self.ch
+    }
+
+    /// The storage info (this client's partition), once published.
+    pub fn info(&self) -> Option<BlkStorageInfo> {
+        self.page.read()
+    }
+
+    /// Size of the data region in bytes.
+    pub fn data_len(&self) -> usize {
+        self.data_len
+    }
+
+    /// Requests submitted and not yet polled.
+    pub fn in_flight(&self) -> u64 {
+        self.queue.in_flight()
+    }
+
+    /// Stage a READ of `count` blocks from `block` into the buffer at `offset`.
+    pub fn submit_read(
+        &mut self,
+        block: u64,
+        count: u16,
+        offset: usize,
+    ) -> Result<RequestId, ClientError> {
+        self.submit(RequestCode::Read, block, count, offset)
+    }
+
+    /// Stage a WRITE of `count` blocks from the buffer at `offset` to `block`.
+    pub fn submit_write(
+        &mut self,
+        block: u64,
+        count: u16,
+        offset: usize,
+    ) -> Result<RequestId, ClientError> {
+        self.submit(RequestCode::Write, block, count, offset)
+    }
+
+    /// Stage a FLUSH: the writes completed before it become durable.
+    pub fn submit_flush(&mut self) -> Result<RequestId, ClientError> {
+        self.submit(RequestCode::Flush, 0, 0, 0)
+    }
+
+    /// Stage a BARRIER: every request submitted before it completes before any submitted after it
+    /// starts.
+    pub fn submit_barrier(&mut self) -> Result<RequestId, ClientError> {
+        self.submit(RequestCode::Barrier, 0, 0, 0)
+    }
+
+    fn submit(
+        &mut self,
+        code: RequestCode,
+        block: u64,
+        count: u16,
+        offset: usize,
+    ) -> Result<RequestId, ClientError> {
+        let info = self.info().ok_or(ClientError::NotReady)?;
+        if code.has_buffer() {
+            let blocks = u64::from(count);
+            let in_dev = block
+                .checked_add(blocks)
+                .is_some_and(|e| e <= info.capacity);
+            let in_data = (usize::from(count) * BLK)
+                .checked_add(offset)
+                .is_some_and(|e| e <= self.data_len);
+            if count == 0 || !in_dev || !in_data || !offset.is_multiple_of(BLK) {
+                return Err(ClientError::Range);
+            }
+        }
+        let id = self.next_id;
+        let req = BlkRequest::new(code, offset as u64, block, count, id);
+        match self.queue.submit(req) {
+            Ok(()) => {
+                self.next_id = id.wrapping_add(1);
+                Ok(id)
+            }
+            Err(PushError::Full(_)) => Err(ClientError::Full),
+            Err(PushError::Peer(e, _)) => Err(e.into()),
+        }
+    }
+
+    /// Hand the slots of polled completions back and publish the staged requests; notify the virt
+    /// if requests were published, or if slots were handed back while requests still wait in the
+    /// queue (the virt takes a request only when the response can be delivered: see
+    /// [`crate::virt`]).
+    pub fn publish(&mut self) -> Result<(), ClientError> {
+        let freed = self.queue.responses().consumed() > 0;
+        if self.queue.publish() || (freed && !self.queue.requests().is_empty()?) {
+            self.ch.notify()?;
+        }
+        Ok(())
+    }
+
+    /// The next completion, if any (completion order, not submission order). Its slot is handed
+    /// back at the next [`publish`](Self::publish): call it after handling completions.
+    pub fn poll(&mut self) -> Result<Option<Completion>, ClientError> {
+        Ok(self.queue.response()?.map(|r| Completion {
+            id: r.id,
+            status: r.status().unwrap_or(ResponseStatus::ErrUnspec),
+            blocks: r.success_count,
+        }))
+    }
+
+    /// The data region's bytes `offset..offset + len`, or `Range`.
+    fn span(&self, offset: usize, len: usize) -> Result<*mut u8, ClientError> {
+        match offset.checked_add(len) {
+            // SAFETY: `offset + len <= data_len`: inside the region.
+            Some(end) if end <= self.data_len => Ok(unsafe { self.data.as_ptr().add(offset) }),
+            _ => Err(ClientError::Range),
+        }
+    }
+
+    /// Copy `bytes` into the data region at `offset` (for a WRITE).
+    pub fn copy_to_data(&mut self, offset: usize, bytes: &[u8]) -> Result<(), ClientError> {
+        let dst = self.span(offset, bytes.len())?;
+        // SAFETY: `dst..dst + len` is inside the mapped data region, which no Rust reference
+        // covers; the device reads it only for a WRITE the caller submits afterwards.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        Ok(())
+    }
+
+    /// Copy the data region at `offset` into `out` (after a READ completed).
+    pub fn copy_from_data(&self, offset: usize, out: &mut [u8]) -> Result<(), ClientError> {
+        let src = self.span(offset, out.len())?;
+        // SAFETY: as in `copy_to_data`; the device wrote it for a READ that has completed.
+        unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+
+    /// The data region (for zero-copy use: reading or writing it is the caller's business and
+    /// unsafe while a request on those bytes is in flight).
+    pub fn data_region(&self) -> (NonNull<u8>, usize) {
+        (self.data, self.data_len)
+    }
+}
+
+/// Blocking block I/O over a [`BlkClient`] it owns; see the module docs.
+pub struct BlockingBlk<'a> {
+    client: BlkClient<'a>,
+}
+
+impl<'a> BlockingBlk<'a> {
+    /// Blocking I/O through `client` (whose requests should all have completed).
+    pub fn new(client: BlkClient<'a>) -> Self {
+        Self { client }
+    }
+
+    /// The asynchronous client underneath.
+    pub fn client(&mut self) -> &mut BlkClient<'a> {
+        &mut self.client
+    }
+
+    /// Spin until the storage info is published, and return it.
+    pub fn wait_ready(&mut self) -> BlkStorageInfo {
+        loop {
+            if let Some(info) = self.client.info() {
+                return info;
+            }
+            lions_os::relax();
+        }
+    }
+
+    /// Submit one request, publish it and spin until its completion; returns the blocks done.
+    fn run(&mut self, code: RequestCode, block: u64, count: u16) -> Result<u16, ClientError> {
+        let id = self.client.submit(code, block, count, 0)?;
+        self.client.publish()?;
+        loop {
+            match self.client.poll()? {
+                Some(c) if c.id == id => {
+                    self.client.publish()?;
+                    return match c.status {
+                        ResponseStatus::Ok if c.blocks >= count => Ok(c.blocks),
+                        ResponseStatus::Ok => Err(ClientError::Status(ResponseStatus::ErrIo)),
+                        s => Err(ClientError::Status(s)),
+                    };
+                }
+                Some(_) => {}
+                None => lions_os::relax(),
+            }
+        }
+    }
+
+    /// The chunk length in bytes for a transfer of `len` bytes, or `Range`.
+    fn chunk(&self, len: usize) -> Result<usize, ClientError> {
+        let chunk = (self.client.data_len / BLK).min(usize::from(u16::MAX)) * BLK;
+        if !len.is_multiple_of(BLK) || (chunk == 0 && len > 0) {
+            return Err(ClientError::Range);
+        }
+        Ok(chunk)
+    }
+
+    /// Read `buf.len() / 4096` blocks from `block` into `buf` (a whole number of blocks).
+    pub fn read_blocks(&mut self, block: u64, buf: &mut [u8]) -> Result<(), ClientError> {
+        let chunk = self.chunk(buf.len())?;
+        for (i, part) in buf.chunks_mut(chunk.max(1)).enumerate() {
+            let at = block + (i * chunk / BLK) as u64;
+            self.run(RequestCode::Read, at, count_of(part.len()))?;
+            self.client.copy_from_data(0, part)?;
+        }
+        Ok(())
+    }
+
+    /// Write `buf` (a whole number of blocks) to the disk from `block`.
+    pub fn write_blocks(&mut self, block: u64, buf: &[u8]) -> Result<(), ClientError> {
+        let chunk = self.chunk(buf.len())?;
+        for (i, part) in buf.chunks(chunk.max(1)).enumerate() {
+            self.client.copy_to_data(0, part)?;
+            let at = block + (i * chunk / BLK) as u64;
+            self.run(RequestCode::Write, at, count_of(part.len()))?;
+        }
+        Ok(())
+    }
+
+    /// FLUSH and wait: every write completed so far is durable.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.run(RequestCode::Flush, 0, 0).map(drop)
+    }
+
+    /// BARRIER and wait.
+    pub fn barrier(&mut self) -> Result<(), ClientError> {
+        self.run(RequestCode::Barrier, 0, 0).map(drop)
+    }
+
+    /// Give the asynchronous client back.
+    pub fn into_inner(self) -> BlkClient<'a> {
+        self.client
+    }
+}
+
+/// Blocks in a chunk (at most `u16::MAX` blocks by construction).
+fn count_of(bytes: usize) -> u16 {
+    u16::try_from(bytes / BLK).unwrap_or(u16::MAX)
+}

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! The block virtualiser (`blk_virt`): one disk, partitioned, shared by up to 64 clients.
+//!
+//! ## Protocol
+//!
+//! - **Start**: nothing is served until the driver's storage info is `ready` (checked at
+//!   [`BlkVirt::init`] and at every driver notification). Then the partition table is read
+//!   through the driver into the start of the driver's data region ([`crate::partition`]: MBR, or
+//!   GPT with both copies checked), and each client's storage-info page is published: its
+//!   partition's capacity, the disk's sector size, block size, serial number and read-only flag,
+//!   and `queue_depth` = its in-flight limit. A client whose partition does not exist (or a disk
+//!   without a usable table) sees `ready` with capacity 0, and every request it makes is answered
+//!   `ErrNoDevice`. Client requests wait in their queues until then.
+//! - **Checks** (answered at once, success count 0): an unknown code is `ErrInvalidParam`; READ and
+//!   WRITE need `count > 0`, `block + count` within the partition, the buffer offset 4 KiB aligned
+//!   and `offset + 4096 × count` within the client's data region, and no WRITE to a read-only
+//!   disk, else `ErrInvalidParam`. FLUSH and BARRIER carry no buffer: their other fields are
+//!   ignored.
+//! - **Translation**: block + partition start, and offset + the data region's I/O address; the
+//!   driver gets a request id of the virt's own (an index into its bookkeeping), and the client's
+//!   response carries the client's id, its status, and the driver's success count (at most the
+//!   request's count). Responses leave in the order the driver completes, whatever the order of
+//!   the requests.
+//! - **Ordering**, per client: FLUSH is passed on in queue order and makes durable the writes
+//!   completed before it was submitted; it orders nothing. A BARRIER is passed to the driver only
+//!   once every earlier request of that client has completed, and no later request of that client
+//!   is passed on until the BARRIER has completed (the driver in turn answers it only when nothing
+//!   it holds is outstanding). Other clients are not held up by it.
+//! - **In-flight limit**: a client has at most `limit` requests at the driver, `limit` = its queue
+//!   capacity capped at an equal share of the driver's ids (at least 1); and a request is taken
+//!   from a client only while its response queue has room for one more response on top of every
+//!   one it is owed. So a client can neither take another's share of the driver nor make a
+//!   response wait for room: responses never overflow and never block the virt. Clients are
+//!   served round-robin from a rotating start.
+//! - **Notifications** (no flags in blk): the driver after any published request; a client after
+//!   any published response. A client that could not be served (limit, room, driver full, held
+//!   barrier) is served again at the next event: every driver response notifies the virt.
+//! - **Misbehaving clients**: an impossible queue index, or indices inconsistent at start, makes
+//!   the client faulty ([`BlkVirt::faulty`]): it is no longer served, and its requests still at the
+//!   driver are dropped when they complete. Nothing a client writes can make the virt panic.
+//! - **Misbehaving driver**: an impossible index is an [`Error`] (the virt faults); a response with an
+//!   id the virt did not hand out is ignored.
+
+use crate::Error;
+use crate::config::{BlkVirtClient, BlkVirtConfig};
+use crate::partition::{Extent, PartitionError, PartitionTable, Partitioner, Step};
+use crate::queue::{
+    BLK_TRANSFER_SIZE, BlkQueueError, BlkRequest, BlkRequester, BlkResponse, BlkServer,
+    RequestCode, ResponseStatus, region_ptr,
+};
+use crate::storage_info::{BlkStorageInfo, StorageInfoPage, StorageInfoWriter};
+use core::ptr::NonNull;
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_queue::RegionError;
+
+/// Most requests the virt keeps at the driver at once (a larger driver queue is used up to this).
+pub const MAX_DRIVER_REQUESTS: usize = 1024;
+
+const BLK: u64 = BLK_TRANSFER_SIZE as u64;
+/// The client index of the virt's own (partition table) reads.
+const OWN: u8 = u8::MAX;
+
+/// What a driver id stands for.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    client: u8,
+    count: u16,
+    id: u32,
+}
+
+struct Client<'a> {
+    queue: BlkServer<'a>,
+    ch: Channel,
+    page: StorageInfoWriter<'a>,
+    data_io: u64,
+    data_size: u64,
+    partition: u32,
+    extent: Option<Extent>,
+    read_only: bool,
+    limit: u64,
+    /// Requests at the driver.
+    in_flight: u64,
+    /// Its BARRIER is at the driver (then it is its only request there).
+    barrier: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    WaitDriver,
+    Partitioning,
+    Ready,
+}
+
+/// The block virtualiser; see the module docs.
+pub struct BlkVirt<'a> {
+    driver: BlkRequester<'a>,
+    driver_ch: Channel,
+    disk: StorageInfoPage<'a>,
+    info: Option<BlkStorageInfo>,
+    /// The driver data region: where partition-table reads land.
+    bounce: (NonNull<u8>, usize, u64),
+    clients: [Option<Client<'a>>; MAX_CLIENTS],
+    num_clients: usize,
+    phase: Phase,
+    /// The partition-table reader; its pending read starts `skip` bytes into the buffer.
+    part: Option<Partitioner>,
+    skip: usize,
+    slots: [Option<Slot>; MAX_DRIVER_REQUESTS],
+    free: [u16; MAX_DRIVER_REQUESTS],
+    num_free: usize,
+    next: usize,
+    faulty: u64,
+}
+
+impl<'a> BlkVirt<'a> {
+    /// The virtualiser over the connections in `config`. A client whose queues already hold
+    /// inconsistent indices starts out faulty; any other bad connection is an error.
+    ///
+    /// # Safety
+    /// The config's regions are mapped in this component for `'a` (the driver's storage info at
+    /// least readable, everything else read-write), each shared only with its peer and its
+    /// device, and no other handle of the same roles exists.
+    pub unsafe fn new(config: &'a BlkVirtConfig) -> Result<Self, BlkQueueError> {
+        let d = &config.driver;
+        // SAFETY: forwarded from the caller.
+        let driver = unsafe { BlkRequester::from_connection(&d.conn) }?;
+        // SAFETY: forwarded from the caller.
+        let disk = unsafe { StorageInfoPage::from_region(&d.conn.storage_info) }?;
+        let (base, len) = region_ptr(d.data.region.vaddr, d.data.region.size)?;
+        let ids = MAX_DRIVER_REQUESTS.min(usize::from(d.conn.num_buffers));
+        let num_clients = config.clients().len();
+        let share = (ids / num_clients.max(1)).max(1) as u64;
+        let mut clients = [const { None }; MAX_CLIENTS];
+        let mut faulty = 0;
+        for (c, cfg) in config.clients().iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            match unsafe { client(cfg, share) } {
+                Ok(cl) => clients[c] = Some(cl),
+                Err(BlkQueueError::Handle(_)) => faulty |= 1 << c,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut free = [0; MAX_DRIVER_REQUESTS];
+        for (i, f) in (0..).zip(free.iter_mut().take(ids)) {
+            *f = i;
+        }
+        Ok(Self {
+            driver,
+            driver_ch: d.conn.channel()?,
+            disk,
+            info: None,
+            bounce: (base, len, d.data.io_addr),
+            clients,
+            num_clients,
+            phase: Phase::WaitDriver,
+            part: None,
+            skip: 0,
+            slots: [None; MAX_DRIVER_REQUESTS],
+            free,
+            num_free: ids,
+            next: 0,
+            faulty,
+        })
+    }
+
+    /// Clients found misbehaving (bit i = client i); they are no longer served.
+    pub fn faulty(&self) -> u64 {
+        self.faulty
+    }
+
+    /// Whether the partition table has been read and the clients' pages published.
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// Start partitioning if the driver is ready. Call once, from the PD's `init`.
+    pub fn init(&mut self) -> Result<(), Error> {
+        self.start()?;
+        self.notify()
+    }
+
+    fn start(&mut self) -> Result<(), Error> {
+        if self.phase != Phase::WaitDriver {
+            return Ok(());
+        }
+        let Some(info) = self.disk.read() else {
+            return Ok(());
+        };
+        self.info = Some(info);
+        let (p, step) = Partitioner::new(info.sector_size, info.capacity, self.bounce.1);
+        self.part = Some(p);
+        self.phase = Phase::Partitioning;
+        self.step(step)
+    }
+
+    /// Ask the driver for a partitioner read, or publish the clients' pages when it is done.
+    fn step(&mut self, mut step: Step) -> Result<(), Error> {
+        while let Step::Read { offset, len } = step {
+            let skip = offset % BLK;
+            let count = u16::try_from((skip + len as u64).div_ceil(BLK)).unwrap_or(u16::MAX);
+            let r = BlkRequest::new(RequestCode::Read, self.bounce.2, offset / BLK, count, 0);
+            if self.send(r, OWN, 0).is_some() {
+                self.skip = usize::try_from(skip).unwrap_or(0);
+                return Ok(());
+            }
+            let Some(p) = &mut self.part else {
+                return Ok(());
+            };
+            step = p.read_failed();
+        }
+        self.publish_partitions()
+    }
+
+    /// The driver answered a partitioner read.
+    fn own_response(&mut self, resp: BlkResponse, slot: Slot) -> Result<(), Error> {
+        let Some(p) = self
+            .part
+            .as_mut()
+            .filter(|_| self.phase == Phase::Partitioning)
+        else {
+            return Ok(());
+        };
+        let (skip, len) = (self.skip, p.expected());
+        let ok = resp.status() == Ok(ResponseStatus::Ok) && resp.success_count == slot.count;
+        let step = if ok && skip + len <= self.bounce.1 {
+            // SAFETY: `skip + len` lies inside the driver data region, mapped for `'a`; the driver
+            // has completed the read into it (its response is here) and writes it again only for
+            // our next request, which is sent after this slice is dropped.
+            let data =
+                unsafe { core::slice::from_raw_parts(self.bounce.0.as_ptr().add(skip), len) };
+            p.feed(data)
+        } else {
+            p.read_failed()
+        };
+        self.step(step)
+    }
+
+    /// Publish every client's storage info from the finished table.
+    fn publish_partitions(&mut self) -> Result<(), Error> {
+        let (Some(p), Some(disk)) = (&self.part, &self.info) else {
+            return Ok(());
+        };
+        for cl in self.clients.iter_mut().flatten() {
+            cl.extent = p.table().ok().and_then(|t| t.get(cl.partition));
+            cl.read_only = disk.read_only();
+            let mut info = *disk;
+            info.capacity = cl.extent.map_or(0, |e| e.blocks);
+            info.queue_depth = u16::try_from(cl.limit).unwrap_or(u16::MAX);
+            (info.cylinders, info.heads, info.blocks) = (0, 0, 0);
+            cl.page.publish(&info);
+        }
+        self.phase = Phase::Ready;
+        Ok(())
+    }
+
+    /// The partition table read at start (once [`is_ready`](Self::is_ready)), or why there is
+    /// none.
+    pub fn partitions(&self) -> Option<Result<&PartitionTable, PartitionError>> {
+        self.part
+            .as_ref()
+            .filter(|_| self.is_ready())
+            .map(Partitioner::table)
+    }
+
+    /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `None` when the
+    /// driver has no room.
+    fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Option<()> {
+        let n = self.num_free.checked_sub(1)?;
+        let did = self.free[n];
+        r.id = u32::from(did);
+        self.driver.submit(r).ok()?;
+        self.num_free = n;
+        self.slots[usize::from(did)] = Some(Slot {
+            client,
+            count: r.count,
+            id,
+        });
+        Some(())
+    }
+
+    /// Phase 1, driver side: every response back to its client (or to the partitioner).
+    fn driver_return(&mut self) -> Result<(), Error> {
+        while let Some(resp) = self.driver.response()? {
+            let Ok(did) = u16::try_from(resp.id) else {
+                continue;
+            };
+            let Some(slot) = self.slots.get_mut(usize::from(did)).and_then(Option::take) else {
+                continue;
+            };
+            if let Some(f) = self.free.get_mut(self.num_free) {
+                *f = did;
+                self.num_free += 1;
+            }
+            if slot.client == OWN {
+                self.own_response(resp, slot)?;
+                continue;
+            }
+            let c = usize::from(slot.client);
+            let Some(cl) = self.clients[c].as_mut() else {
+                continue;
+            };
+            cl.in_flight = cl.in_flight.saturating_sub(1);
+            cl.barrier &= cl.in_flight > 0;
+            let status = resp.status().unwrap_or(ResponseStatus::ErrUnspec);
+            let count = resp.success_count.min(slot.count);
+            if cl
+                .queue
+                .respond(BlkResponse::new(status, count, slot.id))
+                .is_err()
+            {
+                self.fault(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 1, client side: take client `c`'s requests while its limit, its response room and
+    /// the driver allow.
+    fn client_provide(&mut self, c: usize) {
+        loop {
+            let Some(cl) = self.clients[c].as_mut() else {
+                return;
+            };
+            if cl.barrier || cl.in_flight >= cl.limit {
+                return;
+            }
+            let req = match cl.queue.responses().free() {
+                Ok(room) if room > cl.in_flight => cl.queue.requests().peek(),
+                Ok(_) => return,
+                Err(e) => Err(e),
+            };
+            let req = match req {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(_) => return self.fault(c),
+            };
+            match translate(cl, &req) {
+                Err(status) => {
+                    if cl
+                        .queue
+                        .respond(BlkResponse::new(status, 0, req.id))
+                        .is_err()
+                    {
+                        return self.fault(c);
+                    }
+                }
+                Ok(r) => {
+                    let barrier = r.code == RequestCode::Barrier as u32;
+                    let owner = u8::try_from(c).unwrap_or(OWN);
+                    if barrier && cl.in_flight > 0 || self.send(r, owner, req.id).is_none() {
+                        return;
+                    }
+                    let Some(cl) = self.clients[c].as_mut() else {
+                        return;
+                    };
+                    cl.in_flight += 1;
+                    cl.barrier = barrier;
+                }
+            }
+            if let Some(cl) = self.clients[c].as_mut() {
+                let _ = cl.queue.requests().pop();
+            }
+        }
+    }
+
+    fn fault(&mut self, c: usize) {
+        self.faulty |= 1 << c;
+        self.clients[c] = None;
+    }
+
+    /// Phase 3: publish everywhere; notify whoever got something.
+    fn notify(&mut self) -> Result<(), Error> {
+        if self.driver.publish() {
+            self.driver_ch.notify()?;
+        }
+        for cl in self.clients.iter_mut().flatten() {
+            if cl.queue.publish() {
+                cl.ch.notify()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The client's connection and data region, checked.
+///
+/// # Safety
+/// As for [`BlkVirt::new`].
+unsafe fn client<'a>(cfg: &BlkVirtClient, share: u64) -> Result<Client<'a>, BlkQueueError> {
+    // SAFETY: forwarded from the caller.
+    let queue = unsafe { BlkServer::from_connection(&cfg.conn) }?;
+    // SAFETY: forwarded from the caller.
+    let page = unsafe { StorageInfoWriter::from_region(&cfg.conn.storage_info) }?;
+    let data = cfg.data;
+    if data.io_addr.checked_add(data.region.size).is_none() || !data.io_addr.is_multiple_of(BLK) {
+        return Err(BlkQueueError::Region(RegionError::Misaligned));
+    }
+    Ok(Client {
+        queue,
+        ch: cfg.conn.channel()?,
+        page,
+        data_io: data.io_addr,
+        data_size: data.region.size,
+        partition: cfg.partition,
+        extent: None,
+        read_only: true,
+        limit: share.min(u64::from(cfg.conn.num_buffers)),
+        in_flight: 0,
+        barrier: false,
+    })
+}
+
+/// Check a client's request and translate it for the driver (id left 0), or the refusal.
+fn translate(cl: &Client<'_>, r: &BlkRequest) -> Result<BlkRequest, ResponseStatus> {
+    let bad = ResponseStatus::ErrInvalidParam;
+    let code = r.code().map_err(|_| bad)?;
+    let part = cl.extent.ok_or(ResponseStatus::ErrNoDevice)?;
+    if !code.has_buffer() {
+        return Ok(BlkRequest::new(code, 0, 0, 0, 0));
+    }
+    let count = u64::from(r.count);
+    let in_part = r
+        .block_number
+        .checked_add(count)
+        .is_some_and(|e| e <= part.blocks);
+    let in_data = r
+        .io_or_offset
+        .checked_add(count * BLK)
+        .is_some_and(|e| e <= cl.data_size);
+    let write_ok = code != RequestCode::Write || !cl.read_only;
+    if count == 0 || !in_part || !in_data || !r.io_or_offset.is_multiple_of(BLK) || !write_ok {
+        return Err(bad);
+    }
+    let io = cl.data_io + r.io_or_offset;
+    Ok(BlkRequest::new(
+        code,
+        io,
+        part.start + r.block_number,
+        r.count,
+        0,
+    ))
+}
+
+impl Handler for BlkVirt<'_> {
+    type Error = Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
+        if channels.contains(self.driver_ch) {
+            self.driver_return()?;
+            self.start()?;
+        }
+        if self.is_ready() && self.num_clients > 0 {
+            for i in 0..self.num_clients {
+                self.client_provide((self.next + i) % self.num_clients);
+            }
+            self.next = (self.next + 1) % self.num_clients;
+        }
+        self.notify()
+    }
+}
