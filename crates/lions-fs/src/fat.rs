@@ -569,6 +569,11 @@ impl FsBackend for FatFs {
         if self.mounted.is_some() {
             return Err(Status::Error);
         }
+        // The library expects the stream at 0 (a remount finds it where the last unmount left it).
+        self.disk
+            .borrow_mut()
+            .seek(SeekFrom::Start(0))
+            .map_err(|_| Status::Error)?;
         let disk = SharedDisk(Rc::clone(&self.disk));
         let fs = Volume::new(disk, lamfat::FsOptions::new()).map_err(status_of)?;
         self.mounted = Some(Mounted::new(fs, |_| Opens::default()));
