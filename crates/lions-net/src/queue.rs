@@ -329,6 +329,8 @@ impl<'a> NetSource<'a> {
     /// client, by a client on its Tx queue): `i * 2048 + base` for each `i` below the capacity.
     /// Call once, before anything was sent on this connection; the sink then adopts the new tail
     /// ([`NetSink::adopt_free`]). Returns how many buffers; refused if the queue is not empty.
+    /// The signal request that zeroed memory makes on *free* is withdrawn: the source holds all
+    /// its buffers now.
     pub fn prime_free(&mut self, base: u64) -> Result<u64, QueueError> {
         let Raw { base: at, len, cap } = self.free_raw;
         // SAFETY: the region this handle was made over, under the same contract. Until we send
@@ -340,6 +342,7 @@ impl<'a> NetSource<'a> {
             p.push(NetBuffDesc::new(base + i * NET_BUFFER_SIZE, 0))
                 .map_err(|_| QueueError::NotEmpty)?;
         }
+        self.free_signal.cancel();
         Ok(p.publish())
     }
 
