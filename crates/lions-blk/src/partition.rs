@@ -2,7 +2,7 @@
 //! Partition tables (MBR and GPT) as a sans-I/O state machine: [`Partitioner`] says which bytes of
 //! the disk it wants ([`Step::Read`]), the caller reads them however it can and hands them back
 //! with [`Partitioner::feed`], until [`Step::Done`]. The virtualiser drives it with block reads
-//! through the driver; [`read_table`] drives it from any synchronous reader (tests, tools).
+//! through the driver; a synchronous reader (a test, a tool) is a five-line loop.
 //!
 //! ## What is read and checked
 //!
@@ -208,17 +208,12 @@ impl Partitioner {
             },
             result: Err(PartitionError::Io),
         };
-        let err = if !(512..=BLK).contains(&ss) || !ss.is_power_of_two() {
-            Some(PartitionError::SectorSize(sector_size))
+        let step = if !(512..=BLK).contains(&ss) || !ss.is_power_of_two() {
+            p.finish(Err(PartitionError::SectorSize(sector_size)))
+        } else if p.window < BLK {
+            p.finish(Err(PartitionError::BufferTooSmall))
         } else {
-            (p.window < BLK).then_some(PartitionError::BufferTooSmall)
-        };
-        let step = match err {
-            Some(e) => {
-                p.finish(Err(e));
-                Step::Done
-            }
-            None => p.read(0, MBR_LEN),
+            p.read(0, MBR_LEN)
         };
         (p, step)
     }
@@ -230,8 +225,7 @@ impl Partitioner {
 
     /// The read asked for failed.
     pub fn read_failed(&mut self) -> Step {
-        self.finish(Err(PartitionError::Io));
-        Step::Done
+        self.finish(Err(PartitionError::Io))
     }
 
     /// The bytes of the last [`Step::Read`] (exactly the length asked for).
@@ -249,7 +243,12 @@ impl Partitioner {
                     if !backup || self.primary.is_none() {
                         self.entries(&header, data);
                     }
-                    *self.slot(backup) = Some(header);
+                    let copy = if backup {
+                        &mut self.backup
+                    } else {
+                        &mut self.primary
+                    };
+                    *copy = Some(header);
                 }
                 self.next_copy(backup)
             }
@@ -271,33 +270,24 @@ impl Partitioner {
         usize::try_from(self.ss).unwrap_or(BLK_TRANSFER_SIZE)
     }
 
-    fn slot(&mut self, backup: bool) -> &mut Option<Header> {
-        if backup {
-            &mut self.backup
-        } else {
-            &mut self.primary
-        }
-    }
-
     /// Ask for `len` bytes at `offset`, or fail when they are not on the disk.
     fn read(&mut self, offset: u64, len: usize) -> Step {
         let end = offset.checked_add(len as u64);
-        if end.is_none_or(|e| e > self.sectors.saturating_mul(self.ss)) {
-            self.finish(Err(PartitionError::DiskTooSmall));
-            return Step::Done;
+        if end.is_none_or(|e| e > self.sectors * self.ss) {
+            return self.finish(Err(PartitionError::DiskTooSmall));
         }
         Step::Read { offset, len }
     }
 
-    fn finish(&mut self, result: Result<(), PartitionError>) {
+    fn finish(&mut self, result: Result<(), PartitionError>) -> Step {
         self.state = State::Done;
         self.result = result;
+        Step::Done
     }
 
     fn mbr(&mut self, b: &[u8]) -> Step {
         if b[510..512] != [0x55, 0xAA] {
-            self.finish(Err(PartitionError::NoSignature));
-            return Step::Done;
+            return self.finish(Err(PartitionError::NoSignature));
         }
         let entry = |i: usize| &b[446 + 16 * i..][..16];
         if (0..4).any(|i| entry(i)[4] == 0xEE) {
@@ -312,8 +302,7 @@ impl Partitioner {
                 *slot = extent(self.ss, first, end);
             }
         }
-        self.finish(Ok(()));
-        Step::Done
+        self.finish(Ok(()))
     }
 
     /// Check one GPT header read at its LBA.
@@ -393,8 +382,7 @@ impl Partitioner {
             (None, None) => Err(PartitionError::NoValidGpt),
             _ => Ok(()),
         };
-        self.finish(result);
-        Step::Done
+        self.finish(result)
     }
 }
 
@@ -409,31 +397,6 @@ fn extent(ss: u64, first: u64, end: u64) -> Extent {
         },
         _ => ABSENT,
     }
-}
-
-/// Read the table of a disk of `blocks` 4 KiB blocks with `sector_size`-byte sectors through
-/// `read(offset, out)`, which fills `out` from byte `offset` of the disk and says whether it could.
-/// `buf` is the scratch space (its length is the [`Partitioner`]'s window).
-pub fn read_table(
-    sector_size: u16,
-    blocks: u64,
-    buf: &mut [u8],
-    mut read: impl FnMut(u64, &mut [u8]) -> bool,
-) -> Result<PartitionTable, PartitionError> {
-    let (mut p, mut step) = Partitioner::new(sector_size, blocks, buf.len());
-    while let Step::Read { offset, len } = step {
-        step = match buf.get_mut(..len) {
-            Some(out) => {
-                if read(offset, out) {
-                    p.feed(out)
-                } else {
-                    p.read_failed()
-                }
-            }
-            None => p.read_failed(),
-        };
-    }
-    p.table().cloned()
 }
 
 /// Little-endian `u32` at `at` (callers index inside checked lengths).

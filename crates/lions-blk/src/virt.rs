@@ -48,7 +48,7 @@ use crate::queue::{
     BLK_TRANSFER_SIZE, BlkQueueError, BlkRequest, BlkRequester, BlkResponse, BlkServer,
     RequestCode, ResponseStatus, region_ptr,
 };
-use crate::storage_info::{BlkStorageInfo, StorageInfoPage, StorageInfoWriter};
+use crate::storage_info::{StorageInfoPage, StorageInfoWriter};
 use core::ptr::NonNull;
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 use lions_queue::RegionError;
@@ -84,30 +84,23 @@ struct Client<'a> {
     barrier: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    WaitDriver,
-    Partitioning,
-    Ready,
-}
-
 /// The block virtualiser; see the module docs.
 pub struct BlkVirt<'a> {
     driver: BlkRequester<'a>,
     driver_ch: Channel,
     disk: StorageInfoPage<'a>,
-    info: Option<BlkStorageInfo>,
     /// The driver data region: where partition-table reads land.
     bounce: (NonNull<u8>, usize, u64),
     clients: [Option<Client<'a>>; MAX_CLIENTS],
     num_clients: usize,
-    phase: Phase,
-    /// The partition-table reader; its pending read starts `skip` bytes into the buffer.
+    /// The partition-table reader (`None` until the driver is ready); its pending read starts
+    /// `skip` bytes into the buffer.
     part: Option<Partitioner>,
     skip: usize,
+    ready: bool,
+    /// What each driver id stands for (ids `0..ids`).
     slots: [Option<Slot>; MAX_DRIVER_REQUESTS],
-    free: [u16; MAX_DRIVER_REQUESTS],
-    num_free: usize,
+    ids: usize,
     next: usize,
     faulty: u64,
 }
@@ -140,24 +133,18 @@ impl<'a> BlkVirt<'a> {
                 Err(e) => return Err(e),
             }
         }
-        let mut free = [0; MAX_DRIVER_REQUESTS];
-        for (i, f) in (0..).zip(free.iter_mut().take(ids)) {
-            *f = i;
-        }
         Ok(Self {
             driver,
             driver_ch: d.conn.channel()?,
             disk,
-            info: None,
             bounce: (base, len, d.data.io_addr),
             clients,
             num_clients,
-            phase: Phase::WaitDriver,
             part: None,
             skip: 0,
+            ready: false,
             slots: [None; MAX_DRIVER_REQUESTS],
-            free,
-            num_free: ids,
+            ids,
             next: 0,
             faulty,
         })
@@ -170,41 +157,36 @@ impl<'a> BlkVirt<'a> {
 
     /// Whether the partition table has been read and the clients' pages published.
     pub fn is_ready(&self) -> bool {
-        self.phase == Phase::Ready
+        self.ready
     }
 
     /// Start partitioning if the driver is ready. Call once, from the PD's `init`.
     pub fn init(&mut self) -> Result<(), Error> {
-        self.start()?;
+        self.start();
         self.notify()
     }
 
-    fn start(&mut self) -> Result<(), Error> {
-        if self.phase != Phase::WaitDriver {
-            return Ok(());
-        }
-        let Some(info) = self.disk.read() else {
-            return Ok(());
+    fn start(&mut self) {
+        let Some(info) = self.disk.read().filter(|_| self.part.is_none()) else {
+            return;
         };
-        self.info = Some(info);
         let (p, step) = Partitioner::new(info.sector_size, info.capacity, self.bounce.1);
         self.part = Some(p);
-        self.phase = Phase::Partitioning;
         self.step(step)
     }
 
     /// Ask the driver for a partitioner read, or publish the clients' pages when it is done.
-    fn step(&mut self, mut step: Step) -> Result<(), Error> {
+    fn step(&mut self, mut step: Step) {
         while let Step::Read { offset, len } = step {
             let skip = offset % BLK;
             let count = u16::try_from((skip + len as u64).div_ceil(BLK)).unwrap_or(u16::MAX);
             let r = BlkRequest::new(RequestCode::Read, self.bounce.2, offset / BLK, count, 0);
             if self.send(r, OWN, 0).is_some() {
                 self.skip = usize::try_from(skip).unwrap_or(0);
-                return Ok(());
+                return;
             }
             let Some(p) = &mut self.part else {
-                return Ok(());
+                return;
             };
             step = p.read_failed();
         }
@@ -212,13 +194,9 @@ impl<'a> BlkVirt<'a> {
     }
 
     /// The driver answered a partitioner read.
-    fn own_response(&mut self, resp: BlkResponse, slot: Slot) -> Result<(), Error> {
-        let Some(p) = self
-            .part
-            .as_mut()
-            .filter(|_| self.phase == Phase::Partitioning)
-        else {
-            return Ok(());
+    fn own_response(&mut self, resp: BlkResponse, slot: Slot) {
+        let Some(p) = self.part.as_mut().filter(|_| !self.ready) else {
+            return;
         };
         let (skip, len) = (self.skip, p.expected());
         let ok = resp.status() == Ok(ResponseStatus::Ok) && resp.success_count == slot.count;
@@ -236,21 +214,20 @@ impl<'a> BlkVirt<'a> {
     }
 
     /// Publish every client's storage info from the finished table.
-    fn publish_partitions(&mut self) -> Result<(), Error> {
-        let (Some(p), Some(disk)) = (&self.part, &self.info) else {
-            return Ok(());
+    fn publish_partitions(&mut self) {
+        let (Some(p), Some(disk)) = (&self.part, self.disk.read()) else {
+            return;
         };
         for cl in self.clients.iter_mut().flatten() {
             cl.extent = p.table().ok().and_then(|t| t.get(cl.partition));
             cl.read_only = disk.read_only();
-            let mut info = *disk;
+            let mut info = disk;
             info.capacity = cl.extent.map_or(0, |e| e.blocks);
             info.queue_depth = u16::try_from(cl.limit).unwrap_or(u16::MAX);
             (info.cylinders, info.heads, info.blocks) = (0, 0, 0);
             cl.page.publish(&info);
         }
-        self.phase = Phase::Ready;
-        Ok(())
+        self.ready = true;
     }
 
     /// The partition table read at start (once [`is_ready`](Self::is_ready)), or why there is
@@ -265,12 +242,11 @@ impl<'a> BlkVirt<'a> {
     /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `None` when the
     /// driver has no room.
     fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Option<()> {
-        let n = self.num_free.checked_sub(1)?;
-        let did = self.free[n];
-        r.id = u32::from(did);
+        let free = self.slots[..self.ids].iter_mut().zip(0..);
+        let (slot, did) = free.into_iter().find(|(s, _)| s.is_none())?;
+        r.id = did;
         self.driver.submit(r).ok()?;
-        self.num_free = n;
-        self.slots[usize::from(did)] = Some(Slot {
+        *slot = Some(Slot {
             client,
             count: r.count,
             id,
@@ -281,18 +257,12 @@ impl<'a> BlkVirt<'a> {
     /// Phase 1, driver side: every response back to its client (or to the partitioner).
     fn driver_return(&mut self) -> Result<(), Error> {
         while let Some(resp) = self.driver.response()? {
-            let Ok(did) = u16::try_from(resp.id) else {
+            let did = usize::try_from(resp.id).unwrap_or(usize::MAX);
+            let Some(slot) = self.slots[..self.ids].get_mut(did).and_then(Option::take) else {
                 continue;
             };
-            let Some(slot) = self.slots.get_mut(usize::from(did)).and_then(Option::take) else {
-                continue;
-            };
-            if let Some(f) = self.free.get_mut(self.num_free) {
-                *f = did;
-                self.num_free += 1;
-            }
             if slot.client == OWN {
-                self.own_response(resp, slot)?;
+                self.own_response(resp, slot);
                 continue;
             }
             let c = usize::from(slot.client);
@@ -447,7 +417,7 @@ impl Handler for BlkVirt<'_> {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
         if channels.contains(self.driver_ch) {
             self.driver_return()?;
-            self.start()?;
+            self.start();
         }
         if self.is_ready() && self.num_clients > 0 {
             for i in 0..self.num_clients {

@@ -8,9 +8,7 @@
 mod common;
 
 use common::*;
-use lions_blk::partition::{
-    Extent, MAX_PARTITIONS, PartitionError, PartitionTable, Scheme, crc32, read_table,
-};
+use lions_blk::partition::{Extent, MAX_PARTITIONS, PartitionError, PartitionTable, Scheme, crc32};
 use proptest::prelude::*;
 
 const MIB: usize = 1 << 20;

@@ -6,7 +6,7 @@
 
 pub mod sim;
 
-use lions_blk::partition::crc32;
+use lions_blk::partition::{PartitionError, PartitionTable, Partitioner, Step, crc32};
 
 /// A Linux filesystem data partition type GUID (any non-zero GUID marks an entry as used).
 pub const LINUX_FS: [u8; 16] = [
@@ -140,4 +140,29 @@ pub fn mbr_image(bytes: usize, parts: &[(u8, u32, u32)]) -> Vec<u8> {
     img[510] = 0x55;
     img[511] = 0xAA;
     img
+}
+
+/// Read the table of a disk of `blocks` 4 KiB blocks with `sector_size`-byte sectors through
+/// `read(offset, out)`, which fills `out` from byte `offset` of the disk and says whether it could.
+/// `buf` is the scratch space (its length is the `Partitioner`'s window).
+pub fn read_table(
+    sector_size: u16,
+    blocks: u64,
+    buf: &mut [u8],
+    mut read: impl FnMut(u64, &mut [u8]) -> bool,
+) -> Result<PartitionTable, PartitionError> {
+    let (mut p, mut step) = Partitioner::new(sector_size, blocks, buf.len());
+    while let Step::Read { offset, len } = step {
+        step = match buf.get_mut(..len) {
+            Some(out) => {
+                if read(offset, out) {
+                    p.feed(out)
+                } else {
+                    p.read_failed()
+                }
+            }
+            None => p.read_failed(),
+        };
+    }
+    p.table().cloned()
 }
