@@ -1,8 +1,24 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! # lions-fs: the LionsOS file-system protocol
+//! # lions-fs: the LionsOS file-system service
 //!
-//! Wire format and configuration of the LionsOS FS service (client ↔ FS server such as FAT or
-//! NFS), byte-compatible with LionsOS's C components and the config blobs `sdfgen` 0.35.1 writes.
+//! The LionsOS FS protocol (client ↔ FS server such as FAT or NFS), byte-compatible with LionsOS's
+//! C components and the config blobs `sdfgen` 0.35.1 writes, and the parts built on it:
+//!
+//! | module | what | |
+//! |---|---|---|
+//! | [`queue`], [`config`] | wire format, config structs | no_std |
+//! | [`share`] | [`ShareRegion`]: bounds-checked copies in and out of the share region, path checks | no_std |
+//! | [`server`] | [`FsServer`] (a [`lions_os::Handler`]): command dispatch, [`FdTable`] with generations and busy counts; [`FsBackend`], the trait a file system implements | no_std |
+//! | [`block`] | [`BlockDevice`], what a backend sits on (the lions-blk client provides one) | no_std |
+//! | [`fat`] | [`FatFs`], the FAT backend; [`RamDisk`]; `format` | no_std + alloc, feature `fat` (default) |
+//! | [`client`] | [`FsClient`]: asynchronous requests completed in any order, blocking calls, [`File`] with embedded-io `Read`/`Write`/`Seek` | no_std |
+//!
+//! A FAT server PD is `FsServer::from_config(&config, FatFs::new(blk_device))` handed to the
+//! entry macro. The FAT backend runs on seL4 as on the host: the crates.io `fatfs` 0.3.6 needs
+//! `std` (its no_std path depends on the unbuildable `core_io`), so the backend uses the
+//! rust-fatfs 0.4 API as republished by `lamfat` (`=0.4.3`, no_std + alloc), and `fatfs` 0.3.6,
+//! `mkfs.fat`, `fsck.fat` and mtools check its images in the tests (see [`fat`]). A seL4 PD needs
+//! a global allocator for it.
 //!
 //! ## Wire protocol
 //!
