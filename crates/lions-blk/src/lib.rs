@@ -1,9 +1,47 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! # lions-blk: the block storage class
 //!
-//! Wire format and configuration of the block subsystem, byte-compatible with sDDF 0.7 and the
-//! blobs `sdfgen` 0.35.1 writes. A block subsystem is a driver, a virtualiser (partitioning) and
-//! clients; each connection is a request queue, a response queue and a storage-info page.
+//! The block subsystem: wire format and configuration byte-compatible with sDDF 0.7 and the blobs
+//! `sdfgen` 0.35.1 writes, and its components. A block subsystem is a driver, a virtualiser
+//! (partitioning) and clients; each connection is a request queue, a response queue and a
+//! storage-info page:
+//!
+//! ```text
+//! client i --requests--> blk_virt --requests--> driver --> device
+//! client i <-responses-- blk_virt <-responses-- driver <-- device
+//! ```
+//!
+//! ## Components
+//!
+//! Each is a plain struct implementing [`lions_os::Handler`], so it runs under any backend; the
+//! binaries in `lions-components` only read the config and build it.
+//!
+//! | module | component | what it does |
+//! |---|---|---|
+//! | [`driver`] | `blk_driver_*` | [`BlkDevice`], the hardware trait a driver author implements, and [`BlkDriver`], the generic loop: checks, BARRIER held until the device is idle, response room, notifications |
+//! | [`virt`] | `blk_virt` | [`BlkVirt`]: waits for the driver, reads the partition table ([`partition`]: MBR or CRC-checked GPT), one partition per client, bounds checks, translation, per-client in-flight limit, per-client BARRIER ordering, faulty clients dropped |
+//! | [`client`] | (library) | [`BlkClient`]: asynchronous I/O with request ids and out-of-order completions; [`BlockingBlk`]: blocking reads, writes, FLUSH and BARRIER over it |
+//!
+//! ## Ordering: FLUSH and BARRIER
+//!
+//! - **FLUSH** makes durable every write that completed before the FLUSH was submitted. It orders
+//!   nothing: it is passed on in queue order like any request and may complete before writes
+//!   submitted earlier that are still in flight.
+//! - **BARRIER** (per client): every request the client submitted before it completes before the
+//!   BARRIER is passed on, and no request submitted after it is passed on before the BARRIER
+//!   completes. The virt passes it to the driver only when that client has nothing else there
+//!   and holds the client's later requests; the driver answers it only when the device has
+//!   nothing outstanding, and takes nothing behind it before. It is not a FLUSH.
+//!
+//! ## In-flight limit
+//!
+//! A server (the virt toward each client, the driver toward the virt) takes a request only when
+//! the requester's response queue has room for its response on top of every response already
+//! owed, so no response ever waits for room and no response queue overflows, whatever a
+//! requester does. The virt also caps each client at an equal share of the driver's ids (at
+//! least 1, at most the client's queue capacity; published as the client's `queue_depth`), so no
+//! client can hold the driver for the others. A requester that frees response slots while
+//! requests still wait in its queue notifies the server ([`BlkClient::publish`] does).
 //!
 //! ## Wire protocol
 //!
