@@ -27,6 +27,9 @@
 //!   entry. Removing or renaming an open file or directory, or renaming a directory with anything
 //!   open below it, is refused with [`Status::OutstandingOperations`] (as FatFs's `FF_FS_LOCK`
 //!   refuses it); moving a directory into itself is [`Status::InvalidPath`].
+//! - A new name (create, mkdir, rename target) must begin with an ASCII character
+//!   ([`Status::InvalidName`] otherwise): `lamfat` 0.4.3 panics making the short name of one that
+//!   begins with a multi-byte character. Such names made elsewhere are served normally.
 //! - Writes past the end fill the gap with zeros; `FILE_TRUNCATE` shrinks or extends with zeros.
 //!   Files stop at 4 GiB − 1 (a write there is short).
 //! - `DIR_READ` skips `.` and `..` and returns [`Status::EndOfDirectory`] at the end (LionsOS
@@ -428,6 +431,16 @@ fn find<'a>(dir: &LDir<'a>, name: &str) -> Result<Option<LEntry<'a>>, Status> {
     Ok(None)
 }
 
+/// A name the library can create: it must begin with an ASCII character, because `lamfat` 0.4.3
+/// slices the name at byte 1 when it makes the short name, which panics inside a multi-byte
+/// character. Existing names of any kind can still be opened, read and removed.
+fn creatable(name: &str) -> Result<&str, Status> {
+    match name.as_bytes().first() {
+        Some(b) if b.is_ascii() => Ok(name),
+        _ => Err(Status::InvalidName),
+    }
+}
+
 fn child_key(parent: &[u8], e: &LEntry<'_>) -> Key {
     let mut k = parent.to_vec();
     k.push(b'/');
@@ -598,7 +611,7 @@ impl FsBackend for FatFs {
             let entry = match found {
                 Some(e) => e,
                 None if flags.options.contains(OpenOptions::CREATE) => {
-                    drop(l.parent.create_file(name).map_err(status_of)?);
+                    drop(l.parent.create_file(creatable(name)?).map_err(status_of)?);
                     find(&l.parent, name)?.ok_or(Status::Error)?
                 }
                 None => return Err(Status::NoFile),
@@ -727,7 +740,7 @@ impl FsBackend for FatFs {
                 return Err(Status::AlreadyExists);
             }
             from.parent
-                .rename(old_name, &to.parent, new_name)
+                .rename(old_name, &to.parent, creatable(new_name)?)
                 .map_err(status_of)
         })
     }
@@ -768,7 +781,11 @@ impl FsBackend for FatFs {
             let l = lookup(fs, path)?;
             match l.last {
                 None | Some((_, Some(_))) => Err(Status::AlreadyExists),
-                Some((name, None)) => l.parent.create_dir(name).map(drop).map_err(status_of),
+                Some((name, None)) => l
+                    .parent
+                    .create_dir(creatable(name)?)
+                    .map(drop)
+                    .map_err(status_of),
             }
         })
     }

@@ -141,6 +141,17 @@ fn files_and_directories() {
     );
     assert_eq!(fat.dir_open("/d/f"), Err(Status::NotDirectory));
     assert_eq!(fat.open("/d/bad*name", RW_CREATE), Err(Status::InvalidName));
+    // lamfat 0.4.3 panics making a short name for a name that begins with a multi-byte
+    // character; the backend refuses such new names instead of letting a client crash it.
+    assert_eq!(
+        fat.open("/\u{4e2d} \u{4e2d}", RW_CREATE),
+        Err(Status::InvalidName)
+    );
+    assert_eq!(fat.dir_create("/\u{e9}t\u{e9}"), Err(Status::InvalidName));
+    assert_eq!(fat.rename("/d/f", "/d/\u{e9}"), Err(Status::InvalidName));
+    let h = fat.open("/d/caf\u{e9} \u{4e2d}.txt", RW_CREATE).unwrap();
+    fat.close(h).unwrap();
+    assert_eq!(listing(&mut fat, "/d"), ["f", "caf\u{e9} \u{4e2d}.txt"]);
 }
 
 #[test]
@@ -415,4 +426,36 @@ fn formatted_disks_hold_a_volume() {
     assert!(fat.is_mounted());
     fat.unmount().unwrap();
     assert!(fat.into_device().is_some());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Whatever names a client sends, the backend answers with a status and the volume stays
+    /// consistent for the `fatfs` crate: no panic inside the trusted server.
+    #[test]
+    fn odd_names_never_panic(
+        ops in proptest::collection::vec(
+            (0u8..6, "[a-c. ~*?:/\u{e9}\u{4e2d}]{0,12}", "[a-c. /]{0,8}"),
+            1..40,
+        ),
+    ) {
+        let (mut fat, disk) = mounted(2);
+        for (op, a, b) in &ops {
+            let _ = match op {
+                0 => fat.open(a, RW_CREATE).and_then(|h| fat.close(h)),
+                1 => fat.dir_create(a),
+                2 => fat.rename(a, b),
+                3 => fat.remove(a),
+                4 => fat.dir_remove(a),
+                _ => fat.stat(a).map(drop),
+            };
+        }
+        fat.unmount().unwrap();
+        let mut cur = std::io::Cursor::new(disk.image());
+        let fs = fatfs::FileSystem::new(&mut cur, fatfs::FsOptions::new()).unwrap();
+        for e in fs.root_dir().iter() {
+            e.unwrap();
+        }
+    }
 }
