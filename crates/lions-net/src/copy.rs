@@ -163,3 +163,146 @@ impl Handler for Copier<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Mem, Pair, event};
+    use lions_os::{ConfigClass, sddf_magic};
+    use zerocopy::FromZeros;
+
+    const ALL: ChannelSet = ChannelSet::EMPTY;
+
+    struct Setup {
+        rx: Pair,
+        client: Pair,
+        rx_data: Mem,
+        client_data: Mem,
+        cfg: NetCopyConfig,
+    }
+
+    fn setup() -> Setup {
+        let (rx, client) = (Pair::new(8), Pair::new(2));
+        let (rx_data, client_data) = (Mem::new(4 * 2048), Mem::new(2 * 2048));
+        let mut cfg = NetCopyConfig::new_zeroed();
+        cfg.magic = sddf_magic(ConfigClass::Net);
+        cfg.rx = rx.conn(0);
+        cfg.rx_data[0] = rx_data.res();
+        cfg.client = client.conn(1);
+        cfg.client_data = client_data.res();
+        Setup {
+            rx,
+            client,
+            rx_data,
+            client_data,
+            cfg,
+        }
+    }
+
+    #[test]
+    fn copies_returns_the_dma_buffer_unchanged_and_drops_when_the_client_is_full() {
+        let s = setup();
+        // SAFETY: the memory outlives the copier; the test plays both peers with one handle each.
+        let mut k = unsafe { Copier::new(&s.cfg) }.unwrap();
+        assert_eq!(
+            s.client.free.read(0, 2),
+            [2, 0],
+            "the client's free queue was primed"
+        );
+        let (mut virt, mut client) = (s.rx.source(), s.client.sink());
+        for i in 0..3u8 {
+            s.rx_data.write(usize::from(i) * 2048, &[i + 1; 100]);
+            virt.active
+                .push(NetBuffDesc::new(u64::from(i) * 2048, 100 + u16::from(i)))
+                .unwrap();
+        }
+        virt.active.publish();
+        assert_eq!(
+            event(&mut k, ALL),
+            [1, 0],
+            "client, then the virt (deferred)"
+        );
+        let got: Vec<_> = core::iter::from_fn(|| client.active.pop().unwrap()).collect();
+        assert_eq!(got, [NetBuffDesc::new(0, 100), NetBuffDesc::new(2048, 101)]);
+        let want = |b: u8| [b; 100].iter().chain(&[0]).copied().collect::<Vec<_>>();
+        assert_eq!(
+            s.client_data.read(0, 101),
+            want(1),
+            "100 bytes copied, not 101"
+        );
+        assert_eq!(s.client_data.read(2048, 101), want(2), "101 bytes copied");
+        let back: Vec<_> = core::iter::from_fn(|| virt.free.pop().unwrap()).collect();
+        let sent: Vec<_> = (0..3)
+            .map(|i: u16| NetBuffDesc::new(u64::from(i) * 2048, 100 + i))
+            .collect();
+        assert_eq!(back, sent, "every DMA buffer back at once, length kept");
+        assert_eq!(
+            k.stats(),
+            CopyStats {
+                copied: 2,
+                dropped: 1,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_sources_and_bad_client_buffers() {
+        let s = setup();
+        // SAFETY: as above.
+        let mut k = unsafe { Copier::new(&s.cfg) }.unwrap();
+        let (mut virt, mut client) = (s.rx.source(), s.client.sink());
+        client.adopt_free().unwrap();
+        // Frames naming no source buffer: an unmapped oid, past the region, too long.
+        let bad = [
+            NetBuffDesc::with_oid(0, 60, 5).unwrap(),
+            NetBuffDesc::new(4 * 2048, 60),
+            NetBuffDesc::new(0, 2049),
+        ];
+        for d in bad {
+            virt.active.push(d).unwrap();
+            virt.active.publish();
+            event(&mut k, ALL);
+            assert_eq!(virt.free.pop().unwrap(), Some(d), "returned uncopied");
+            virt.free.release();
+        }
+        assert_eq!(k.stats().bad_from_virt, 3);
+        assert_eq!(client.active.pop().unwrap(), None);
+        // Use up the client's two buffers, then give one back corrupted.
+        for _ in 0..2 {
+            virt.active.push(NetBuffDesc::new(0, 60)).unwrap();
+        }
+        virt.active.publish();
+        event(&mut k, ALL);
+        assert_eq!(
+            core::iter::from_fn(|| client.active.pop().unwrap()).count(),
+            2
+        );
+        client.active.release();
+        client.free.push(NetBuffDesc::new(1000, 0)).unwrap();
+        client.free.publish();
+        virt.active.push(NetBuffDesc::new(0, 60)).unwrap();
+        virt.active.publish();
+        event(&mut k, ALL);
+        assert_eq!(k.stats().bad_client, 1);
+        assert_eq!(
+            client.active.pop().unwrap(),
+            None,
+            "the frame was dropped with it"
+        );
+        // A client that corrupts its queue loses service; DMA buffers keep coming back.
+        s.client.free.write(0, &500u16.to_le_bytes());
+        for _ in 0..3 {
+            virt.active.push(NetBuffDesc::new(2048, 60)).unwrap();
+        }
+        virt.active.publish();
+        event(&mut k, ALL);
+        assert!(k.client_faulty());
+        assert_eq!(
+            core::iter::from_fn(|| virt.free.pop().unwrap()).count(),
+            6,
+            "3 + 3"
+        );
+    }
+}

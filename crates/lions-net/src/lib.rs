@@ -63,6 +63,8 @@ pub mod driver;
 pub mod policy;
 pub mod queue;
 pub mod region;
+#[cfg(test)]
+mod testkit;
 pub mod virt_rx;
 pub mod virt_tx;
 

@@ -273,3 +273,244 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Mem, NonCoherent, Pair, event};
+    use crate::{Coherent, NetSink};
+    use core::cell::RefCell;
+    use lions_os::{ConfigClass, DeviceRegionResource, sddf_magic};
+    use zerocopy::FromZeros;
+
+    const IO: u64 = 0x8000_0000;
+    const MAC: [MacAddr; 2] = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];
+    const ALL: ChannelSet = ChannelSet::EMPTY;
+
+    struct Setup {
+        driver: Pair,
+        clients: [Pair; 2],
+        data: Mem,
+        device: Mem,
+        _meta: Mem,
+        cfg: Box<NetVirtRxConfig>,
+    }
+
+    fn setup() -> Setup {
+        let (driver, clients) = (Pair::new(4), [Pair::new(4), Pair::new(4)]);
+        let (data, device, meta) = (Mem::new(4 * 2048), Mem::new(4 * 2048), Mem::new(4));
+        let mut cfg = Box::new(NetVirtRxConfig::new_zeroed());
+        cfg.magic = sddf_magic(ConfigClass::Net);
+        cfg.driver = driver.conn(0);
+        cfg.data = DeviceRegionResource {
+            region: data.res(),
+            io_addr: IO,
+        };
+        cfg.buffer_metadata = meta.res();
+        cfg.num_clients = 2;
+        for ((c, q), id) in clients.iter().enumerate().zip(1..) {
+            cfg.clients[c].conn = q.conn(id);
+            cfg.clients[c].mac_addrs[0] = MAC[c];
+            cfg.clients[c].num_macs = 1;
+        }
+        Setup {
+            driver,
+            clients,
+            data,
+            device,
+            _meta: meta,
+            cfg,
+        }
+    }
+
+    fn pop_all(q: &mut NetSink<'_>) -> Vec<(u64, u16)> {
+        let mut v = Vec::new();
+        while let Some(d) = q.active.pop().unwrap() {
+            v.push((d.io_or_offset, d.len));
+        }
+        q.active.release();
+        v
+    }
+
+    fn give_back(q: &mut NetSink<'_>, offsets: &[u64]) {
+        for &o in offsets {
+            q.free.push(NetBuffDesc::new(o, 0)).unwrap();
+        }
+        q.free.publish();
+    }
+
+    fn frame(dst: MacAddr) -> Vec<u8> {
+        let mut f = dst.0.to_vec();
+        f.extend_from_slice(&[0xaa; 54]);
+        f
+    }
+
+    #[test]
+    fn demultiplexes_after_invalidating_and_counts_references() {
+        let s = setup();
+        let log = RefCell::new(Vec::new());
+        let cache = NonCoherent {
+            cpu: &s.data,
+            device: &s.device,
+            watch: &s.clients[0],
+            log: &log,
+        };
+        // SAFETY: the memory outlives the virt; the test plays every peer with one handle each.
+        let mut v = unsafe { VirtRx::new(&s.cfg, cache) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
+        let rec = crate::testkit::Rec::default();
+        lions_os::runtime::with_backend(&rec, || v.init()).unwrap();
+        assert_eq!(
+            rec.notified.take(),
+            [0],
+            "the driver's zeroed flag asks for buffers"
+        );
+        let mut bufs = Vec::new();
+        while let Some(d) = drv.free.pop().unwrap() {
+            bufs.push(d.io_or_offset);
+        }
+        drv.free.release();
+        assert_eq!(bufs, [IO, IO + 2048, IO + 4096, IO + 6144]);
+        // The CPU's stale view of buffer 0 says client 0; the device wrote a frame for client 1.
+        s.data.write(0, &frame(MAC[0]));
+        s.device.write(0, &frame(MAC[1]));
+        s.device.write(2048, &frame(MacAddr::BROADCAST)[..50]);
+        s.device.write(4096, &frame(MacAddr([2, 9, 9, 9, 9, 9])));
+        for (io, len) in [(IO, 60), (IO + 2048, 50), (IO + 4096, 60)] {
+            drv.active.push(NetBuffDesc::new(io, len)).unwrap();
+        }
+        drv.active.publish();
+        assert_eq!(
+            event(&mut v, ALL),
+            [1, 2],
+            "both copiers asked (zeroed flags)"
+        );
+        let logged: Vec<_> = log.borrow().iter().map(|e| (e.0, e.1, e.2)).collect();
+        assert_eq!(
+            logged,
+            [
+                ("clean_invalidate", 0, 60),
+                ("clean_invalidate", 2048, 50),
+                ("clean_invalidate", 4096, 60)
+            ]
+        );
+        assert_eq!(
+            pop_all(&mut cl[0]),
+            [(2048, 50)],
+            "client 0: only the broadcast"
+        );
+        assert_eq!(
+            pop_all(&mut cl[1]),
+            [(0, 60), (2048, 50)],
+            "client 1: its frame, read fresh"
+        );
+        assert_eq!(
+            drv.free.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO + 4096),
+            "unmatched"
+        );
+        assert_eq!(
+            v.stats(),
+            RxStats {
+                unmatched: 1,
+                broadcast: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            v.refs.iter().map(|r| r.load(Relaxed)).collect::<Vec<_>>(),
+            [0x81, 2, 0, 0]
+        );
+        // The broadcast buffer goes home after its second holder returns it, not before.
+        give_back(&mut cl[0], &[2048]);
+        event(&mut v, ALL);
+        assert_eq!(drv.free.pop().unwrap(), None);
+        give_back(&mut cl[1], &[2048, 0]);
+        event(&mut v, ALL);
+        let home: Vec<u64> = core::iter::from_fn(|| drv.free.pop().unwrap())
+            .map(|d| d.io_or_offset)
+            .collect();
+        assert_eq!(home, [IO + 2048, IO]);
+        assert_eq!(v.stats().bad_returns, 0);
+    }
+
+    #[test]
+    fn bad_descriptors_from_either_side_are_dropped_and_counted() {
+        let s = setup();
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        s.data.write(0, &frame(MAC[1]));
+        drv.active.push(NetBuffDesc::new(IO, 60)).unwrap();
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(pop_all(&mut cl[1]), [(0, 60)]);
+        // The driver: past the region, misaligned, below it, and a buffer client 1 holds.
+        for io in [IO + 4 * 2048, IO + 5, IO - 2048, IO] {
+            drv.active.push(NetBuffDesc::new(io, 60)).unwrap();
+        }
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(v.stats().bad_from_driver, 4);
+        assert!(pop_all(&mut cl[0]).is_empty() && pop_all(&mut cl[1]).is_empty());
+        // Clients: another client's unicast buffer, a misaligned and an out-of-range offset, a
+        // buffer nobody holds, and a double return.
+        give_back(&mut cl[0], &[0]);
+        give_back(&mut cl[1], &[7, 4 * 2048, 2048, 0]);
+        event(&mut v, ALL);
+        give_back(&mut cl[1], &[0]);
+        event(&mut v, ALL);
+        assert_eq!(v.stats().bad_returns, 5);
+        assert_eq!(
+            drv.free.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO),
+            "returned once"
+        );
+        assert_eq!(drv.free.pop().unwrap(), None);
+        assert_eq!(v.faulty(), 0);
+    }
+
+    #[test]
+    fn broadcast_mask_and_a_faulty_client() {
+        let s = setup();
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        v.set_broadcast_clients(0b01);
+        s.data.write(0, &frame(MacAddr::BROADCAST));
+        drv.active.push(NetBuffDesc::new(IO, 60)).unwrap();
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(pop_all(&mut cl[0]), [(0, 60)]);
+        assert!(pop_all(&mut cl[1]).is_empty(), "not in the broadcast set");
+        assert_eq!(
+            v.refs[0].load(Relaxed),
+            0x80,
+            "one holder: owned by client 0 alone"
+        );
+        // Client 1 claims 100 returned buffers in a 4-slot queue: it is dropped from service.
+        s.clients[1].free.write(0, &100u16.to_le_bytes());
+        event(&mut v, ALL);
+        assert_eq!(v.faulty(), 0b10);
+        s.data.write(2048, &frame(MAC[1]));
+        drv.active.push(NetBuffDesc::new(IO + 2048, 60)).unwrap();
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.free.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO + 2048),
+            "no taker"
+        );
+        assert_eq!(v.stats().unmatched, 1);
+    }
+}

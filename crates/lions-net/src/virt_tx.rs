@@ -291,3 +291,188 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::queue::NetQueue;
+    use crate::testkit::{Mem, NonCoherent, Pair, event};
+    use crate::{Coherent, InOrder, RoundRobin};
+    use core::cell::RefCell;
+    use lions_os::{ConfigClass, DeviceRegionResource, sddf_magic};
+    use zerocopy::FromZeros;
+
+    /// Device addresses of client 0's regions 0 and 1, and client 1's region 0.
+    const IO: [u64; 3] = [0x1000_0000, 0x2000_0000, 0x3000_0000];
+    const ALL: ChannelSet = ChannelSet::EMPTY;
+
+    struct Setup {
+        driver: Pair,
+        clients: [Pair; 2],
+        data: [Mem; 3],
+        device: Mem,
+        cfg: Box<NetVirtTxConfig>,
+    }
+
+    fn setup() -> Setup {
+        let (driver, clients) = (Pair::new(8), [Pair::new(4), Pair::new(4)]);
+        let data = [Mem::new(4 * 2048), Mem::new(2 * 2048), Mem::new(4 * 2048)];
+        let mut cfg = Box::new(NetVirtTxConfig::new_zeroed());
+        cfg.magic = sddf_magic(ConfigClass::Net);
+        cfg.driver = driver.conn(0);
+        cfg.num_clients = 2;
+        for ((c, q), id) in clients.iter().enumerate().zip(1..) {
+            cfg.clients[c].conn = q.conn(id);
+        }
+        for (i, (c, oid, n)) in [(0, 0u8, 4u32), (0, 1, 2), (1, 0, 4)]
+            .into_iter()
+            .enumerate()
+        {
+            let r = &mut cfg.clients[c].regions[usize::from(oid)];
+            r.data = DeviceRegionResource {
+                region: data[i].res(),
+                io_addr: IO[i],
+            };
+            r.num_buffers = n;
+            cfg.clients[c].num_regions = oid + 1;
+        }
+        Setup {
+            driver,
+            clients,
+            data,
+            device: Mem::new(2 * 2048),
+            cfg,
+        }
+    }
+
+    #[test]
+    fn translates_cleans_before_enqueueing_and_maps_returns_back() {
+        let s = setup();
+        let log = RefCell::new(Vec::new());
+        let cache = NonCoherent {
+            cpu: &s.data[1],
+            device: &s.device,
+            watch: &s.driver,
+            log: &log,
+        };
+        // SAFETY: the memory outlives the virt; the test plays every peer with one handle each.
+        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, cache) }.unwrap();
+        let mut drv = s.driver.sink();
+        let mut c0 = s.clients[0].source();
+        c0.prime_free(0).unwrap();
+        c0.free.pop().unwrap();
+        c0.free.release();
+        // Client 0 writes a frame into its second region (oid 1), buffer 1.
+        s.data[1].write(2048, b"hello, device");
+        c0.active
+            .push(NetBuffDesc::with_oid(2048, 13, 1).unwrap())
+            .unwrap();
+        c0.active.publish();
+        assert_eq!(event(&mut v, ALL), [0], "the driver's zeroed flag asks");
+        let d = drv.active.pop().unwrap().unwrap();
+        assert_eq!((d.io_or_offset, d.len), (IO[1] + 2048, 13));
+        assert_eq!(
+            s.device.read(2048, 13),
+            b"hello, device",
+            "cleaned to memory"
+        );
+        assert_eq!(
+            log.borrow()[..],
+            [("clean", 2048, 13, 0)],
+            "before the driver could see it"
+        );
+        assert_eq!(s.driver.active_tail(), 1);
+        // The driver returns it, plus an address of client 1 and one of nobody.
+        drv.active.release();
+        for io in [d.io_or_offset, IO[2] + 3 * 2048, IO[1] + 2 * 2048] {
+            drv.free.push(NetBuffDesc::new(io, 13)).unwrap();
+        }
+        drv.free.publish();
+        event(&mut v, ALL);
+        let back = core::iter::from_fn(|| c0.free.pop().unwrap())
+            .last()
+            .unwrap();
+        assert_eq!(
+            (back.io_or_offset, back.oid()),
+            (2048, 1),
+            "offset and region restored"
+        );
+        let mut c1 = s.clients[1].source();
+        let d1 = c1.free.pop().unwrap().unwrap();
+        assert_eq!((d1.io_or_offset, d1.oid()), (3 * 2048, 0));
+        assert_eq!(v.stats(), TxStats { bad: 0, lost: 1 });
+    }
+
+    /// Both clients queue three frames before the virt runs: one pass orders them.
+    fn one_pass<P: TxPolicy>(policy: P) -> Vec<u64> {
+        let s = setup();
+        // SAFETY: as above.
+        let mut v = unsafe { VirtTx::new(&s.cfg, policy, Coherent) }.unwrap();
+        for (c, q) in (0u16..).zip(&s.clients) {
+            let mut src = q.source();
+            for i in 0..3 {
+                src.active.push(NetBuffDesc::new(i * 2048, 60 + c)).unwrap();
+            }
+            src.active.publish();
+        }
+        event(&mut v, ALL);
+        let mut drv = s.driver.sink();
+        core::iter::from_fn(|| drv.active.pop().unwrap())
+            .map(|d| d.io_or_offset >> 28)
+            .collect()
+    }
+
+    #[test]
+    fn the_policy_orders_a_pass() {
+        assert_eq!(one_pass(InOrder), [1, 1, 1, 3, 3, 3]);
+        assert_eq!(one_pass(RoundRobin::default()), [1, 3, 1, 3, 1, 3]);
+        assert_eq!(
+            one_pass(crate::StrictPriority::new(&[0, 1])),
+            [3, 3, 3, 1, 1, 1]
+        );
+    }
+
+    #[test]
+    fn a_waiting_frame_is_checked_again_when_it_goes() {
+        let s = setup();
+        // SAFETY: as above.
+        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.unwrap();
+        let (mut c0, mut c1) = (s.clients[0].source(), s.clients[1].source());
+        // Eight frames fill the driver queue.
+        for (q, c) in [(&mut c0, 0u16), (&mut c1, 1)] {
+            for i in 0..4 {
+                q.active.push(NetBuffDesc::new(i * 2048, 60 + c)).unwrap();
+            }
+            q.active.publish();
+        }
+        event(&mut v, ALL);
+        assert_eq!(s.driver.active_tail(), 8);
+        // A ninth, valid, waits for room; meanwhile the client rewrites its queue slot.
+        c0.active
+            .push(NetBuffDesc::with_oid(0, 60, 1).unwrap())
+            .unwrap();
+        c0.active.publish();
+        event(&mut v, ALL);
+        let bad = NetBuffDesc::new(1 << 40, 2000);
+        let slot = NetQueue::ENTRIES_OFFSET; // index 4 of a 4-slot ring
+        s.clients[0]
+            .active
+            .write(slot, zerocopy::IntoBytes::as_bytes(&bad));
+        let mut drv = s.driver.sink();
+        while drv.active.pop().unwrap().is_some() {}
+        drv.active.release();
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.active.pop().unwrap(),
+            None,
+            "the rewritten descriptor never reaches the driver"
+        );
+        assert_eq!(v.stats().bad, 1);
+        assert_eq!(
+            c0.free.pop().unwrap(),
+            Some(bad),
+            "returned to its client as it was"
+        );
+    }
+}
