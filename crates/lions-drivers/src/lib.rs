@@ -37,3 +37,4 @@
 pub mod host;
 pub mod mmio;
 pub mod qemu_virt_aarch64;
+pub mod virtio;

@@ -11,3 +11,4 @@
 
 pub mod generic_timer;
 pub mod pl011;
+pub mod virtio_blk;
