@@ -16,3 +16,4 @@ pub mod timer;
 
 pub use serial::HostSerial;
 pub use timer::{HOST_TIMER_HZ, HostTimer};
+pub mod blk;
