@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `blk_virt`: the block virtualiser ([`lions_blk::BlkVirt`]).
+//!
+//! Config section: `.blk_virt_config` (the driver's connection and data region, each client's
+//! connection, data region and partition). At start it waits for the driver's `ready`, reads the
+//! partition table (MBR or GPT) through the driver and publishes each client's partition; then it
+//! checks, translates and passes on the clients' requests.
+//!
+//! Its state (about 29 KiB: 1024 driver-request slots, 64 client connections, the partition
+//! table) lives on the PD's stack, so on seL4 the stack is 256 KiB rather than the default.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use lions_blk::{BlkVirt, BlkVirtConfig};
+
+lions_os::config!(static CONFIG: BlkVirtConfig = ".blk_virt_config");
+
+/// End the PD as one that could not start: on the host board an exit the launcher reports (and
+/// does not restart), elsewhere a fault.
+fn fail(what: impl core::fmt::Display) -> ! {
+    #[cfg(target_os = "linux")]
+    {
+        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+    }
+    #[cfg(not(target_os = "linux"))]
+    panic!("blk_virt: cannot start: {what}");
+}
+
+fn init() -> BlkVirt<'static> {
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    // SAFETY: the system description maps every region this config names at its vaddr (the
+    // driver's storage info readable, the rest read-write) before `init` runs and for the PD's
+    // whole life, each shared only with the peer at the other end; this PD makes one handle per
+    // queue end and page.
+    let mut virt = unsafe { BlkVirt::new(config) }.unwrap_or_else(|e| fail(e));
+    virt.init().unwrap_or_else(|e| fail(e));
+    virt
+}
+
+lions_os::protection_domain!(init, stack_size = 256 * 1024);
