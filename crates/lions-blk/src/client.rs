@@ -306,6 +306,11 @@ impl<'a> BlockingBlk<'a> {
         &mut self.client
     }
 
+    /// The storage info, once published (see [`BlkClient::info`]).
+    pub fn info(&self) -> Option<BlkStorageInfo> {
+        self.client.info()
+    }
+
     /// Spin until the storage info is published, and return it.
     pub fn wait_ready(&mut self) -> BlkStorageInfo {
         loop {

@@ -230,6 +230,7 @@ fn blocking_adaptor_with_a_concurrent_server() {
         with_backend(&fake, || {
             let mut b = BlockingBlk::new(client(&conn, &data));
             assert_eq!(b.wait_ready().capacity, 64);
+            assert_eq!(b.info().map(|i| i.capacity), Some(64));
             let text: Vec<u8> = (0..10 * BLK).map(|i| (i * 7 % 253) as u8).collect();
             b.write_blocks(20, &text).unwrap();
             b.flush().unwrap();
