@@ -5,7 +5,8 @@
 //!
 //! For each image: a symbol table; the six `microkit_*` symbols, unique, with their sizes, in a
 //! loaded segment; every `setvar` symbol of the system description 8 bytes; no two loadable
-//! segments in one 4 KiB page; the entry point set, at `_start`, in the text segment; every config
+//! segments in one 4 KiB page, the stack segment above an unmapped guard page; the entry point
+//! set, at `_start`, in the text segment; every config
 //! section present, `SHT_PROGBITS`, of its struct's size (the blob's), loaded from the file and
 //! holding the blob. Then two images are damaged on purpose to show the checks catch it.
 #![allow(clippy::unwrap_used)]
@@ -52,7 +53,25 @@ fn check_image(built: &Built, system: &lions_sdf::System, pd: &xtask::assembly::
             assert!(pages.insert(page), "{what}: page {page:#x} in two segments");
         }
     }
-    assert_eq!(elf.segments.len(), 2, "{what}: text and data segments");
+    // Text, data, and the stack above an unmapped guard page (zero-filled, nothing in the file).
+    let [text, data, stack] = elf.segments[..] else {
+        panic!("{what}: segments {:?}", elf.segments);
+    };
+    assert!(
+        text.flags & 1 != 0 && data.flags & 2 != 0 && stack.flags & 2 != 0,
+        "{what}"
+    );
+    assert_eq!(stack.filesz, 0, "{what}: stack is not in the file");
+    assert!(
+        stack.memsz >= 64 * 1024 && stack.memsz.is_multiple_of(0x1000),
+        "{what}: stack of {:#x} bytes",
+        stack.memsz
+    );
+    let data_end_page = (data.vaddr + data.memsz - 1) / 0x1000;
+    assert!(
+        stack.vaddr / 0x1000 >= data_end_page + 2,
+        "{what}: no guard page below the stack"
+    );
     for (section, size) in &pd.written {
         let s = find_section(&bytes, section).unwrap();
         assert_eq!(s.size, *size as u64, "{what}: {section}");

@@ -82,8 +82,24 @@ impl Qemu {
         Self { child, console }
     }
 
+    /// The console so far, without ANSI colour sequences (the Tx virtualiser colours each
+    /// client's output, chunk by chunk).
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.console.lock().unwrap()).into_owned()
+        let raw = String::from_utf8_lossy(&self.console.lock().unwrap()).into_owned();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' && chars.peek() == Some(&'[') {
+                for e in chars.by_ref() {
+                    if e.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Wait until `done` holds for the console text; panic with the text after the timeout.

@@ -10,15 +10,18 @@
 //!
 //! ## What a PD binary gets (target only)
 //!
-//! - **Entry**: [`protection_domain!`](crate::protection_domain) defines `_start`, which clears
-//!   the frame pointer and link register and branches to `run` on the stack the Microkit tool set
-//!   up (top `0xff_ffff_e000`, `stack_size` in the system description, 8 KiB by default).
+//! - **Entry and stack**: [`protection_domain!`](crate::protection_domain) defines `_start`,
+//!   which switches SP to the PD's own stack ([`DEFAULT_STACK_SIZE`] or `stack_size = N`, in a
+//!   zero-filled segment above an unmapped guard page: an overflow faults), clears the frame
+//!   pointer and link register and branches to `run`. The stack the Microkit tool maps (8 KiB by
+//!   default, `stack_size` in the system description) is not used: a debug build of a
+//!   virtualiser with 64 client slots overflows it during `init`.
 //! - **Patched symbols**: `microkit_name` (64 B), `microkit_passive` (1 B), `microkit_irqs`,
 //!   `microkit_notifications`, `microkit_pps`, `microkit_ioports` (8 B each) in `.data.microkit`,
 //!   read with volatile loads (`PdInfo::from_symbols`).
 //! - **Layout**: `link/lions-os-microkit.ld`, linked automatically: entry `_start`, base
-//!   `0x200000`, a text segment (R+X, with read-only data) and a data segment (R+W) on separate
-//!   4 KiB pages, `.eh_frame` discarded.
+//!   `0x200000`, a text segment (R+X, with read-only data), a data segment (R+W) and the stack
+//!   segment, each starting on its own 4 KiB page, `.eh_frame` discarded.
 //! - **Kernel operations** (`Sel4`, a [`Kernel`]): `notify` is a Signal on slot `10 + ch`,
 //!   `pp_call` a Call on `74 + ch`, `irq_ack` an `IRQAckIRQ` invocation on `138 + ch`; each is
 //!   refused with [`OsErrorKind::NotPermitted`](crate::OsErrorKind) unless the tool's masks give
@@ -46,6 +49,15 @@ mod tests;
 
 pub use pd::{EventLoop, HandlerFailure, Kernel, MicrokitPd, PdInfo, Received, serve};
 #[cfg(lions_microkit)]
-pub use rt::{halt, pd_name, print, run};
+pub use rt::{Stack, halt, pd_name, print, run};
 #[cfg(lions_microkit)]
 pub use sel4::Sel4;
+
+/// Stack of a PD on seL4 unless `protection_domain!(init, stack_size = N)` says otherwise: 64 KiB,
+/// or 256 KiB in a debug build (a serial virtualiser's `init` needs more than 16 KiB optimised and
+/// more than 64 KiB unoptimised: its 64 client slots are copied a few times on the way).
+pub const DEFAULT_STACK_SIZE: usize = if cfg!(debug_assertions) {
+    256 * 1024
+} else {
+    64 * 1024
+};

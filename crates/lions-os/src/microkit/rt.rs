@@ -83,6 +83,26 @@ impl PdInfo {
     }
 }
 
+/// The stack a PD runs on: `N` bytes, 16-byte aligned, zero-filled at load. The
+/// [`protection_domain!`](crate::protection_domain) macro declares one in `.lions_os_stack`, which
+/// the linker script puts in a segment of its own above an unmapped guard page; `_start` switches
+/// to it (the 8 KiB stack the Microkit tool maps by default is too small for a debug build and
+/// for large handlers, and its size belongs to the program rather than the system description).
+#[repr(C, align(16))]
+pub struct Stack<const N: usize>(UnsafeCell<[u8; N]>);
+
+// SAFETY: only the PD's single thread touches it, and only as its stack (through SP), never
+// through a Rust reference.
+unsafe impl<const N: usize> Sync for Stack<N> {}
+
+impl<const N: usize> Stack<N> {
+    /// A zeroed stack.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(UnsafeCell::new([0; N]))
+    }
+}
+
 /// This PD's name, as the system description gives it ("?" if it is not UTF-8).
 pub fn pd_name() -> &'static str {
     let name: &'static [u8; 64] = {
