@@ -8,7 +8,8 @@
 //!   then its write to a read-only map faulting (the Microkit monitor reports the fault), ping/pong
 //!   done.
 //! - `serial`: both clients greet through the PL011 driver and the Tx virtualiser; what is typed
-//!   reaches client 0 through the Rx virtualiser and comes back as its echo and report.
+//!   reaches client 0 through the Rx virtualiser and comes back as its echo and report; after
+//!   Ctrl-\ 1 Enter it reaches client 1.
 //! - `timer`: the clock ticks (the generic timer's interrupt, through the passive driver's PPCs)
 //!   and the alarm's kept deadlines fire, never a replaced one.
 //!
@@ -168,9 +169,15 @@ fn boot_serial() {
         t.contains("client0: hello; type and I echo") && t.contains("client1: hello")
     });
     qemu.type_keys(b"hello, zero");
-    let text = qemu.expect("client 0's echo and report", |t| {
+    qemu.expect("client 0's echo and report", |t| {
         t.contains("hello, zer") && t.contains("client0: 10 characters received")
     });
+    // Ctrl-\ 1 Enter: input goes to client 1 now.
+    qemu.type_keys(b"\x1c1\r0123456789");
+    let text = qemu.expect("client 1's echo and report", |t| {
+        t.contains("0123456789") && t.contains("client1: 10 characters received")
+    });
+    assert!(!text.contains("client0: 20 characters"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
 
