@@ -57,6 +57,7 @@
 
 pub mod arp;
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod copy;
 pub mod driver;
