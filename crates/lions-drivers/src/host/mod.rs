@@ -8,12 +8,15 @@
 //!   stdin and stdout), a pty or terminal path, or any pair of fds; raw mode handled by
 //!   [`terminal`].
 //! - [`timer::HostTimer`] (`lions,host-timer`): a `CLOCK_MONOTONIC` timerfd, ticks in ns.
+//! - [`tap::HostTap`] (`lions,host-net`): a Linux TAP interface as an Ethernet device.
 
 pub mod serial;
 mod sys;
+pub mod tap;
 pub mod terminal;
 pub mod timer;
 
 pub use serial::HostSerial;
+pub use tap::HostTap;
 pub use timer::{HOST_TIMER_HZ, HostTimer};
 pub mod blk;

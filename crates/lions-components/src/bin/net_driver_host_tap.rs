@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `net_driver_host_tap`: the Ethernet driver of the host board (`lions,host-net`).
+//!
+//! The generic [`EthDriver`] (queues to the Rx and Tx virtualisers, the signalling) over a
+//! [`HostTap`]: a Linux TAP interface whose frames are read into and written from the net data
+//! regions, which the host board maps into this PD at their device addresses.
+//!
+//! - Config sections: `.device_resources` (its first IRQ is the TAP's channel; no regions) and
+//!   `.net_driver_config` (the queues to the virtualisers).
+//! - **Environment**: `LIONS_TAP` names the interface (default `lions0`). Creating it, or opening
+//!   one owned by another user, needs root or `CAP_NET_ADMIN`; bring it up and give it an address
+//!   from the host side (`ip link set lions0 up; ip addr add 10.0.2.1/24 dev lions0`), or create
+//!   it beforehand with `ip tuntap add dev lions0 mode tap user $USER`.
+
+use lions_drivers::host::HostTap;
+use lions_drivers::host::tap::Dma;
+use lions_net::{EthDriver, NetDriverConfig};
+use lions_os::{Channel, DeviceResources};
+
+lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
+lions_os::config!(static CONFIG: NetDriverConfig = ".net_driver_config");
+
+/// The interface name's environment variable.
+const TAP_ENV: &str = "LIONS_TAP";
+/// The interface used when the variable is not set.
+const DEFAULT_TAP: &str = "lions0";
+
+/// End the PD as one that could not start (the launcher reports it and does not restart it).
+fn fail(what: impl std::fmt::Display) -> ! {
+    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+}
+
+fn init() -> EthDriver<'static, HostTap> {
+    let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let irq = resources
+        .irqs()
+        .first()
+        .and_then(|i| Channel::try_new(i.id))
+        .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
+    let dma = if resources.regions().is_empty() {
+        Dma::host_identity().unwrap_or_else(|| fail("no DMA window on this machine"))
+    } else {
+        // SAFETY: the system description maps each region named in `.device_resources` at its
+        // vaddr, read-write, for the life of the PD.
+        unsafe { Dma::new(resources.regions()) }
+    };
+    let name = std::env::var(TAP_ENV).unwrap_or_else(|_| DEFAULT_TAP.into());
+    let tap = HostTap::open(&name, dma).unwrap_or_else(|e| {
+        fail(format_args!(
+            "TAP interface {name:?} ({TAP_ENV}): {e} (needs root or CAP_NET_ADMIN, or a TAP \
+             made for this user with `ip tuntap add dev {name} mode tap user $USER`)"
+        ))
+    });
+    tap.attach_irq(irq).unwrap_or_else(|e| fail(e));
+    // SAFETY: the system description maps the config's queue regions at their vaddrs, read-write,
+    // before `init` runs and for the PD's whole life, each shared only with its virtualiser; this
+    // PD makes one handle per queue end.
+    let mut driver = unsafe { EthDriver::new(tap, config, irq) }.unwrap_or_else(|e| fail(e));
+    driver.init().unwrap_or_else(|e| fail(e));
+    driver
+}
+
+lions_os::protection_domain!(init);
