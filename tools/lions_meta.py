@@ -48,6 +48,19 @@ descriptors for the nodes of qemu_virt_aarch64:
     serial = asm.serial(driver, virt_tx, virt_rx=virt_rx, node="serial", enable_color=True)
     timer = asm.timer(timer_driver, node="timer")
 
+Block storage and the LionsOS FAT file system (host node `blk`, `lions,host-blk`):
+
+    blk = asm.blk(blk_driver, blk_virt, node="blk")
+    blk.add_client(pd, partition=1)     # records .blk_client_config <- blk_client_<pd>.data
+    asm.fs_fat(fs, client, blk=blk, partition=0)
+                                        # fs: .fs_server_config and .blk_client_config;
+                                        # client: .fs_client_config
+
+On the host board DMA is identity: `blk` also maps every blk data region (the virtualiser's and
+each client's, all with a `phys_addr`) into the driver at vaddr = its `phys_addr`, read-write, as
+`blk_driver_host` expects (crates/lions-components/src/bin/blk_driver_host.rs). sdfgen creates
+those regions only in `connect()`, so the maps are added to the rendered `.system` text.
+
 To add a class (net, blk, i2c, fs), write its table of (section, blob name) per role as in
 `serial` and `timer`: the blob names are in interop/README.md's blob table. `write` refuses to
 finish if a recorded blob was not produced, which catches a wrong name at once.
@@ -62,9 +75,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+from xml.etree import ElementTree
 
-from sdfgen import DeviceTree, Sddf, SystemDescription
+from sdfgen import DeviceTree, LionsOs, Sddf, SystemDescription
 
 REPO = Path(__file__).resolve().parent.parent
 INTEROP = REPO / "interop"
@@ -205,6 +219,8 @@ class Assembly:
         self._blobs: dict[str, bytes] = {}
         self._subsystems: list = []
         self._dtb: Optional[DeviceTree] = None
+        #: Edits of the rendered `.system` text, in order (see `fix_system`).
+        self._system_fixups: list[Callable[[str], str]] = []
 
     # --- PDs, regions, channels -------------------------------------------------------------
 
@@ -331,6 +347,42 @@ class Assembly:
         self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
         return Subsystem(self, obj, ".timer_client_config", "timer_client_{pd}.data")
 
+    def blk(self, driver, virt, *, node=None) -> Subsystem:
+        """An sDDF blk subsystem (sdfgen `Sddf.Blk`). Records the driver's and the
+        virtualiser's blobs; add clients with `.add_client(pd, partition=N)` (sdfgen keywords
+        `queue_capacity`, `data_size`). On the host board the data regions are also mapped into
+        the driver at their `phys_addr` (identity DMA, see the module docs)."""
+        obj = Sddf.Blk(self.sdf, self._device(node), driver, virt)
+        self.subsystem(obj)
+        self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
+        self.patch(driver, ".blk_driver_config", "blk_driver.data")
+        self.patch(virt, ".blk_virt_config", "blk_virt.data")
+        if self.board.name == "host":
+            self.fix_system(lambda text: _map_dma_identity(text, driver.name, virt.name))
+        return Subsystem(self, obj, ".blk_client_config", "blk_client_{pd}.data")
+
+    def fs_fat(self, fs, client, *, blk, partition: int):
+        """A LionsOS FAT file system (sdfgen `LionsOs.FileSystem.Fat`): server PD `fs` on blk
+        partition `partition` (counted from 0) of `blk` (what `asm.blk` returned), serving
+        `client`. Records the server's `.fs_server_config` and `.blk_client_config` and the
+        client's `.fs_client_config`. sdfgen's FAT connect adds the server as a blk client, so it
+        is connected before `blk` whatever the order of the calls. Returns the sdfgen object."""
+        blk_obj = blk.obj if isinstance(blk, Subsystem) else blk
+        obj = LionsOs.FileSystem.Fat(self.sdf, fs, client, blk=blk_obj, partition=partition)
+        if blk_obj in self._subsystems:
+            self._subsystems.insert(self._subsystems.index(blk_obj), obj)
+        else:
+            self.subsystem(obj)
+        self.patch(fs, ".fs_server_config", f"fs_server_{fs.name}.data")
+        self.patch(fs, ".blk_client_config", f"blk_client_{fs.name}.data")
+        self.patch(client, ".fs_client_config", f"fs_client_{client.name}.data")
+        return obj
+
+    def fix_system(self, fixup: Callable[[str], str]) -> None:
+        """Register an edit of the rendered `.system` text, applied by `write` (for what sdfgen
+        creates only in `connect()` and has no API for, such as the host board's DMA maps)."""
+        self._system_fixups.append(fixup)
+
     # --- output ----------------------------------------------------------------------------
 
     def write(self, output: Path | str) -> None:
@@ -347,7 +399,10 @@ class Assembly:
         for name, data in self._blobs.items():
             (out / name).write_bytes(data)
         system = f"{self.example}.system"
-        (out / system).write_text(self.sdf.render())
+        text = self.sdf.render()
+        for fixup in self._system_fixups:
+            text = fixup(text)
+        (out / system).write_text(text)
         pds = {}
         for name, rec in self._pds.items():
             for p in rec.patches:
@@ -363,3 +418,38 @@ class Assembly:
             pds[name] = entry
         doc = {"example": self.example, "board": self.board.name, "system": system, "pds": pds}
         (out / "assembly.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _map_dma_identity(text: str, driver: str, virt: str) -> str:
+    """The rendered `.system` with every region that `virt` maps and that has a `phys_addr` (the
+    data regions it hands out I/O addresses of) also mapped into `driver` at vaddr =
+    `phys_addr`, read-write: DMA on the host board, where an I/O address is the driver's own
+    address (lions-drivers' host devices)."""
+    root = ElementTree.fromstring(text)
+    paddr = {
+        mr.get("name"): mr.get("phys_addr")
+        for mr in root.iter("memory_region")
+        if mr.get("phys_addr") is not None
+    }
+    pds = {pd.get("name"): pd for pd in root.iter("protection_domain")}
+    if driver not in pds or virt not in pds:
+        raise SystemExit(f"lions_meta: PDs '{driver}'/'{virt}' are not in the system")
+    have = {m.get("mr") for m in pds[driver].iter("map")}
+    maps = [
+        f'<map mr="{m.get("mr")}" vaddr="{paddr[m.get("mr")]}" perms="rw" />'
+        for m in pds[virt].iter("map")
+        if m.get("mr") in paddr and m.get("mr") not in have
+    ]
+    if not maps:
+        return text
+    start = text.find(f'<protection_domain name="{driver}"')
+    end = text.find("</protection_domain>", start)
+    if start < 0 or end < 0:
+        raise SystemExit(f"lions_meta: cannot find PD '{driver}' in the rendered system")
+    # Before the driver's first <irq>, so its maps stay together; indented as sdfgen does.
+    irq = text.find("<irq ", start, end)
+    at = irq if irq >= 0 else end
+    line_start = text.rfind("\n", 0, at) + 1
+    indent = text[line_start:at] + ("" if irq >= 0 else "    ")
+    inserted = "".join(f"{indent}{m}\n" for m in maps)
+    return text[:line_start] + inserted + text[line_start:]

@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""fileio: a client of the FAT file-system server on a partitioned disk image (host board).
+
+    meta.py --board host --output DIR     (what `cargo xtask build fileio` runs)
+
+Eight PDs, with LionsOS's fileio priorities (drivers > virtualisers > file system > client):
+the timer driver, the serial driver with both virtualisers, the blk driver (a disk image file:
+LIONS_HOST_BLK_IMAGE) and the blk virtualiser, the FAT server `fatfs` on partition 1 (sdfgen's
+partition 0), and the client `fileio`, which is a client of the FS server, the serial
+virtualisers and the timer. sdfgen 0.35.1 writes every config blob; lions_meta records which ELF
+section each one goes into and maps the blk data regions into the host driver (identity DMA).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from lions_meta import Assembly, parse_args  # noqa: E402
+
+args = parse_args("fileio")
+if args.board != "host":
+    raise SystemExit(
+        f"fileio: board '{args.board}' is not supported, only 'host': the FAT server (fs_fat) "
+        "needs a global allocator on seL4, which lions-os does not have yet"
+    )
+asm = Assembly("fileio", args.board)
+
+COMPONENTS = "lions-components"
+timer_driver = asm.pd("timer_driver", "timer_driver_host", package=COMPONENTS, priority=254)
+serial_driver = asm.pd("serial_driver", "serial_driver_host", package=COMPONENTS, priority=200)
+serial_virt_tx = asm.pd("serial_virt_tx", package=COMPONENTS, priority=199)
+serial_virt_rx = asm.pd("serial_virt_rx", package=COMPONENTS, priority=199)
+blk_driver = asm.pd("blk_driver", "blk_driver_host", package=COMPONENTS, priority=200)
+blk_virt = asm.pd("blk_virt", package=COMPONENTS, priority=199)
+fatfs = asm.pd("fatfs", "fs_fat", package=COMPONENTS, priority=150)
+fileio = asm.pd("fileio", priority=1)
+
+serial = asm.serial(serial_driver, serial_virt_tx, virt_rx=serial_virt_rx, node="serial",
+                    enable_color=False)
+serial.add_client(fileio)
+timer = asm.timer(timer_driver, node="timer")
+timer.add_client(fileio)
+blk = asm.blk(blk_driver, blk_virt, node="blk")
+# The first partition of the disk (sdfgen counts from 0).
+asm.fs_fat(fatfs, fileio, blk=blk, partition=0)
+
+asm.write(args.output)
