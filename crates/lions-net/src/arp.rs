@@ -95,7 +95,6 @@ pub struct ArpResponder<'a> {
     rx: NetSink<'a>,
     rx_ch: Channel,
     rx_data: DataRegion<'a>,
-    adopted: bool,
     tx: NetSource<'a>,
     tx_ch: Channel,
     tx_data: DataRegion<'a>,
@@ -125,7 +124,6 @@ impl<'a> ArpResponder<'a> {
             rx_ch: config.rx.channel()?,
             // SAFETY: as above.
             rx_data: unsafe { DataRegion::from_resource(&config.rx_data, rx_n, false) }?,
-            adopted: false,
             tx,
             tx_ch: config.tx.channel()?,
             // SAFETY: as above.
@@ -172,27 +170,16 @@ impl Handler for ArpResponder<'_> {
     type Error = Error;
 
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        loop {
-            while let Some(buf) = self.rx.active.pop()? {
-                if !self.adopted {
-                    self.rx.adopt_free()?;
-                    self.adopted = true;
-                }
-                self.answer(&buf)?;
-                self.rx.free.push(NetBuffDesc::new(buf.io_or_offset, 0))?;
-            }
-            self.rx.active.release();
-            if !self.rx.park_active()? {
-                break;
-            }
+        while let Some(buf) = self.rx.next_active()? {
+            self.rx.adopt_free_once()?;
+            self.answer(&buf)?;
+            self.rx.free.push(NetBuffDesc::new(buf.io_or_offset, 0))?;
         }
         self.tx.free.release();
-        let n = self.tx.active.publish();
-        if self.tx.should_notify_active(n > 0) {
+        if self.tx.publish_active() {
             self.tx_ch.notify()?;
         }
-        let n = self.rx.free.publish();
-        if self.rx.should_notify_free(n > 0) {
+        if self.rx.publish_free() {
             self.rx_ch.notify()?;
         }
         Ok(())
@@ -291,6 +278,79 @@ mod tests {
             Some(60),
             "trailing bytes are padding"
         );
+    }
+
+    #[test]
+    fn the_component_answers_through_its_queues() {
+        use crate::testkit::{Mem, Pair, event};
+        use lions_os::{ConfigClass, sddf_magic};
+        use zerocopy::FromZeros;
+        let (rx, tx) = (Pair::new(4), Pair::new(2));
+        let (rx_data, tx_data) = (Mem::new(4 * 2048), Mem::new(2 * 2048));
+        let mut cfg = NetClientConfig::new_zeroed();
+        cfg.magic = sddf_magic(ConfigClass::Net);
+        (cfg.rx, cfg.rx_data, cfg.tx, cfg.tx_data) =
+            (rx.conn(0), rx_data.res(), tx.conn(1), tx_data.res());
+        // SAFETY: the memory outlives the responder; the test plays both peers, one handle each.
+        let mut arp = unsafe { ArpResponder::new(&cfg, TABLE) }.unwrap();
+        let (mut copier, mut virt) = (rx.source(), tx.sink());
+        copier.prime_free(0).unwrap();
+        let frames = [
+            request(ASKER, [10, 0, 0, 1], [10, 0, 0, 8]),
+            request(ASKER, [10, 0, 0, 1], [10, 0, 0, 99]),
+            vec![0xff; 3],
+            request(ASKER, [10, 0, 0, 2], [10, 0, 0, 7]),
+            request(ASKER, [10, 0, 0, 3], [10, 0, 0, 7]),
+        ];
+        for f in &frames[..4] {
+            let b = copier.free.pop().unwrap().unwrap();
+            rx_data.write(usize::try_from(b.io_or_offset).unwrap(), f);
+            copier
+                .active
+                .push(NetBuffDesc::new(
+                    b.io_or_offset,
+                    u16::try_from(f.len()).unwrap(),
+                ))
+                .unwrap();
+        }
+        copier.free.release();
+        copier.active.publish();
+        assert_eq!(
+            event(&mut arp, ChannelSet::EMPTY),
+            [1],
+            "the Tx virt asked, the copier not"
+        );
+        let sent: Vec<_> = core::iter::from_fn(|| virt.active.pop().unwrap()).collect();
+        assert_eq!(sent.len(), 2);
+        let mut want = [0; REPLY_LEN as usize];
+        for (d, f) in sent.iter().zip([&frames[0], &frames[3]]) {
+            reply(TABLE, f, &mut want).unwrap();
+            assert_eq!(
+                tx_data.read(usize::try_from(d.io_or_offset).unwrap(), 60),
+                want
+            );
+        }
+        assert_eq!(
+            core::iter::from_fn(|| copier.free.pop().unwrap()).count(),
+            4,
+            "all returned"
+        );
+        copier.free.release();
+        // No Tx buffer left: the next reply is dropped and counted, the Rx buffer still returned.
+        let b = NetBuffDesc::new(0, u16::try_from(frames[4].len()).unwrap());
+        rx_data.write(0, &frames[4]);
+        copier.active.push(b).unwrap();
+        copier.active.publish();
+        event(&mut arp, ChannelSet::EMPTY);
+        assert_eq!(
+            arp.stats(),
+            ArpStats {
+                replies: 2,
+                ignored: 2,
+                no_buffer: 1
+            }
+        );
+        assert_eq!(copier.free.pop().unwrap().map(|d| d.io_or_offset), Some(0));
     }
 
     proptest! {

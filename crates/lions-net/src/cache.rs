@@ -34,11 +34,11 @@ impl CacheOps for Coherent {
     fn clean_invalidate(&self, _: Span<'_>) {}
 }
 
-/// The default for this target: [`Aarch64Cache`] on bare-metal AArch64 (seL4 boards; correct, if
+/// The default for this target: `Aarch64Cache` on bare-metal AArch64 (seL4 boards; correct, if
 /// redundant, on coherent ones), [`Coherent`] everywhere else.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub type PlatformCache = Aarch64Cache;
-/// The default for this target: [`Aarch64Cache`] on bare-metal AArch64 (seL4 boards; correct, if
+/// The default for this target: `Aarch64Cache` on bare-metal AArch64 (seL4 boards; correct, if
 /// redundant, on coherent ones), [`Coherent`] everywhere else.
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 pub type PlatformCache = Coherent;

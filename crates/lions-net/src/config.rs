@@ -4,6 +4,8 @@
 //! are pinned by the tests; every implicit C padding is an explicit `_pad` field.
 
 use crate::SetupError;
+use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc};
+use crate::region::DataRegion;
 use lions_os::{
     Channel, Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS, RegionResource,
     check_count, sddf_magic,
@@ -195,6 +197,17 @@ pub struct NetVirtTxRegion {
     pub _pad: u32,
 }
 
+impl NetVirtTxRegion {
+    /// The region's buffers as mapped in this component.
+    ///
+    /// # Safety
+    /// The region describes this component's real mapping, readable for `'a`.
+    pub unsafe fn buffers<'a>(&self) -> Result<DataRegion<'a>, SetupError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { DataRegion::from_resource(&self.data.region, self.num_buffers.into(), false) }
+    }
+}
+
 /// One client of the Tx virtualiser (2096 B).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -213,6 +226,20 @@ impl NetVirtTxClient {
     /// The valid regions (clamped to the array); index = oid.
     pub fn regions(&self) -> &[NetVirtTxRegion] {
         &self.regions[..usize::from(self.num_regions).min(MAX_CLIENTS)]
+    }
+
+    /// Check a descriptor this client sent (`0 < len <= 2048`, `oid` names one of its regions,
+    /// the offset is 2048-aligned and inside it) and translate it: the device address and the
+    /// region.
+    pub fn translate(&self, buf: &NetBuffDesc) -> Result<(u64, &NetVirtTxRegion), BufferError> {
+        buf.check_len()?;
+        let oid = buf.oid();
+        let r = self
+            .regions()
+            .get(usize::from(oid))
+            .ok_or(BufferError::UnknownRegion(oid))?;
+        buf.buffer_index(r.num_buffers.into())?;
+        Ok((r.data.io_addr.wrapping_add(buf.io_or_offset), r))
     }
 }
 
@@ -238,6 +265,18 @@ impl NetVirtTxConfig {
     /// The valid clients (clamped to the array).
     pub fn clients(&self) -> &[NetVirtTxClient] {
         &self.clients[..usize::from(self.num_clients).min(MAX_CLIENTS)]
+    }
+
+    /// The client whose data region holds device address `io`, and that client's descriptor for
+    /// the buffer: offset in the region, `len`, and the region's index as `oid`.
+    pub fn locate(&self, io: u64, len: u16) -> Option<(usize, NetBuffDesc)> {
+        self.clients().iter().enumerate().find_map(|(c, client)| {
+            (0u8..).zip(client.regions()).find_map(|(oid, r)| {
+                let offset = io.wrapping_sub(r.data.io_addr);
+                let inside = offset < u64::from(r.num_buffers) * NET_BUFFER_SIZE;
+                Some((c, NetBuffDesc::with_oid(offset, len, oid).ok()?)).filter(|_| inside)
+            })
+        })
     }
 }
 

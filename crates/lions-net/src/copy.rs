@@ -18,15 +18,14 @@
 //!   if it asked. The copier never waits for the client's free queue.
 //! - **Misbehaviour.** A client buffer with a bad offset is dropped with the frame (it is lost to
 //!   that client, [`CopyStats::bad_client`]); impossible indices on the client's queues stop all
-//!   delivery to it ([`Copier::client_faulty`]) while DMA buffers keep flowing back. A frame from
+//!   delivery to it ([`CopyStats::client_faulty`]) while DMA buffers keep flowing back. A frame from
 //!   the virt naming no mapped source buffer is returned uncopied ([`CopyStats::bad_from_virt`]);
 //!   an impossible index from the (trusted) virt is an [`Error`].
 
 use crate::queue::{NetBuffDesc, NetSink, NetSource};
-use crate::region::{DataRegion, Span};
+use crate::region::DataRegion;
 use crate::{Error, NetCopyConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
-use lions_queue::PushError;
 
 /// What the copier dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +38,8 @@ pub struct CopyStats {
     pub bad_client: u64,
     /// Frames from the virt naming no mapped source buffer, returned uncopied.
     pub bad_from_virt: u64,
+    /// The client corrupted its queues and gets nothing more.
+    pub client_faulty: bool,
 }
 
 /// The copier; see the module docs.
@@ -47,7 +48,7 @@ pub struct Copier<'a> {
     rx_ch: Channel,
     /// Source regions by oid (read-only here).
     sources: [Option<DataRegion<'a>>; MAX_CLIENTS],
-    client: Option<NetSource<'a>>,
+    client: NetSource<'a>,
     client_ch: Channel,
     client_data: DataRegion<'a>,
     stats: CopyStats,
@@ -61,78 +62,51 @@ impl<'a> Copier<'a> {
     /// read-write, `rx_data` at least readable; each queue is shared only with its peer, no other
     /// handle of the same roles exists, and the client pushes nothing before it received a frame.
     pub unsafe fn new(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
-        let mut sources = [None; MAX_CLIENTS];
-        for (oid, s) in (0u8..).zip(sources.iter_mut()) {
-            if let Some(r) = config.rx_data(oid) {
-                // SAFETY: forwarded from the caller; whole buffers of the mapping only.
-                *s = Some(unsafe { DataRegion::from_resource(r, r.size / 2048, false) }?);
-            }
-        }
-        let n = u64::from(config.client.num_buffers);
-        // SAFETY: forwarded from the caller.
-        let client_data = unsafe { DataRegion::from_resource(&config.client_data, n, true) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: forwarded from the caller (here and below).
         let mut client = unsafe { NetSource::from_connection(&config.client) }?;
-        client.prime_free(0)?;
+        let n = client.prime_free(0)?;
         Ok(Self {
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             rx: unsafe { NetSink::from_connection(&config.rx) }?,
             rx_ch: config.rx.channel()?,
-            sources,
-            client: Some(client),
+            // SAFETY: as above.
+            sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
+            client,
             client_ch: config.client.channel()?,
-            client_data,
+            // SAFETY: as above.
+            client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
             stats: CopyStats::default(),
         })
     }
 
-    /// Counters of copied and dropped frames.
+    /// Counters of copied and dropped frames, and whether the client was faulted.
     pub fn stats(&self) -> CopyStats {
         self.stats
     }
 
-    /// Whether the client corrupted its queues (it gets nothing more).
-    pub fn client_faulty(&self) -> bool {
-        self.client.is_none()
-    }
-
-    /// One frame: copy it to the client if it has a buffer, and give the DMA buffer back.
+    /// One frame: copy it into the client's next free buffer, or drop it; either way the DMA
+    /// buffer goes straight back to the virt.
     fn copy_one(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
         let src = self.sources.get(usize::from(buf.oid())).copied().flatten();
+        let (s, q) = (&mut self.stats, &mut self.client);
         match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
-            Some(src) => self.deliver(src),
-            None => self.stats.bad_from_virt += 1,
+            None => s.bad_from_virt += 1,
+            Some(_) if s.client_faulty => s.dropped += 1,
+            Some(src) => match q.free.pop() {
+                Ok(Some(dst)) => {
+                    let out = NetBuffDesc::new(dst.io_or_offset, src.len());
+                    let span = self.client_data.span(out.io_or_offset, out.len);
+                    match span.map(|dst| (dst.copy_from(&src), q.active.push(out))) {
+                        Ok((_, Ok(()))) => s.copied += 1,
+                        Ok((_, Err(lions_queue::PushError::Peer(..)))) => s.client_faulty = true,
+                        _ => s.bad_client += 1,
+                    }
+                }
+                r => (s.dropped, s.client_faulty) = (s.dropped + 1, r.is_err()),
+            },
         }
         self.rx.free.push(buf)?;
         Ok(())
-    }
-
-    /// Copy `src` into the client's next free buffer, or drop it.
-    fn deliver(&mut self, src: Span<'_>) {
-        let Some(q) = &mut self.client else {
-            self.stats.dropped += 1;
-            return;
-        };
-        let dst = match q.free.pop() {
-            Ok(Some(dst)) => dst,
-            Ok(None) => return self.stats.dropped += 1,
-            Err(_) => return self.client_fault(),
-        };
-        let Ok(span) = self.client_data.span(dst.io_or_offset, src.len()) else {
-            return self.stats.bad_client += 1;
-        };
-        span.copy_from(&src);
-        match q.active.push(NetBuffDesc::new(dst.io_or_offset, src.len())) {
-            Ok(()) => self.stats.copied += 1,
-            Err(PushError::Full(_)) => self.stats.bad_client += 1,
-            Err(PushError::Peer(..)) => self.client_fault(),
-        }
-    }
-
-    /// The client corrupted its queues: stop delivering to it.
-    fn client_fault(&mut self) {
-        self.client = None;
-        self.stats.dropped += 1;
     }
 }
 
@@ -140,24 +114,16 @@ impl Handler for Copier<'_> {
     type Error = Error;
 
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        loop {
-            while let Some(buf) = self.rx.active.pop()? {
-                self.copy_one(buf)?;
-            }
-            self.rx.active.release();
-            if !self.rx.park_active()? {
-                break;
-            }
+        while let Some(buf) = self.rx.next_active()? {
+            self.copy_one(buf)?;
         }
-        if let Some(q) = &mut self.client {
-            q.free.release();
-            let n = q.active.publish();
-            if q.should_notify_active(n > 0) {
+        if !self.stats.client_faulty {
+            self.client.free.release();
+            if self.client.publish_active() {
                 self.client_ch.notify()?;
             }
         }
-        let n = self.rx.free.publish();
-        if self.rx.should_notify_free(n > 0) {
+        if self.rx.publish_free() {
             self.rx_ch.deferred_notify()?;
         }
         Ok(())
@@ -298,7 +264,7 @@ mod tests {
         }
         virt.active.publish();
         event(&mut k, ALL);
-        assert!(k.client_faulty());
+        assert!(k.stats().client_faulty);
         assert_eq!(
             core::iter::from_fn(|| virt.free.pop().unwrap()).count(),
             6,

@@ -1,9 +1,32 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! # lions-net: the network device class
 //!
-//! Wire format and configuration of the sDDF 0.7 network subsystem, byte-compatible with the C
-//! components and with the config blobs `sdfgen` 0.35.1 writes. A Rust component built on this
-//! crate can replace its C twin in a system.
+//! The sDDF 0.7 network subsystem: wire format and configuration byte-compatible with the C
+//! components and with the config blobs `sdfgen` 0.35.1 writes, and its trusted components. A
+//! Rust component built on this crate can replace its C twin in a system.
+//!
+//! ```text
+//! NIC --driver--> net_virt_rx --+--> net_copy 0 --> client 0
+//!                               +--> net_copy 1 --> client 1      (by destination MAC)
+//! NIC <--driver-- net_virt_tx <-+--- client 0
+//!                               +--- client 1                     (validated, shaped)
+//! ```
+//!
+//! ## Components
+//!
+//! Each is a plain struct implementing [`lions_os::Handler`], so it runs under any backend; the
+//! binaries in `lions-components` only read the config and build it.
+//!
+//! | module | component | what it does |
+//! |---|---|---|
+//! | [`driver`] | `net_driver_*` | [`EthDevice`], the hardware trait a NIC driver implements, and [`EthDriver`], the generic loop that owns the queues and the signalling (`rx_provide`, `rx_return`, `tx_provide`, `tx_return`) |
+//! | [`virt_rx`] | `net_virt_rx` | [`VirtRx`]: demultiplexing by destination MAC, broadcast to every client with a per-buffer reference count, unmatched frames straight back to the driver, cache clean+invalidate before the header is read |
+//! | [`virt_tx`] | `net_virt_tx` | [`VirtTx`]: validation of every client descriptor (bad ones back to their client), translation to device addresses, cache clean, a [`TxPolicy`] choosing the order |
+//! | [`policy`] | (in `net_virt_tx`) | [`InOrder`], [`RoundRobin`], [`StrictPriority`], and per-client bandwidth limits ([`RateLimit`]) |
+//! | [`copy`] | `net_copy` | [`Copier`]: frames from the shared Rx DMA region into the client's own region; drops when the client has no free buffer |
+//! | [`arp`] | (a client) | [`ArpResponder`]: answers ARP requests for a table of addresses (the paper's first broadcast scheme) |
+//! | [`cache`] | | [`CacheOps`]: [`Coherent`] (host, QEMU) or `Aarch64Cache` (`DC CVAC`/`DC CIVAC` + `DSB`) |
+//! | [`region`] | | [`DataRegion`]/[`Span`]: bounds-checked access to buffers in shared memory |
 //!
 //! ## Wire protocol
 //!
@@ -44,6 +67,25 @@
 //! the flag and, if it is 0, stores 1 and notifies. See [`NetSource::should_notify_active`],
 //! [`NetSink::should_notify_free`] and the `park_*` methods.
 //!
+//! **Who notifies whom.** Driver → Rx virt, Rx virt → copier, copier → client on *active*, and
+//! client → copier, copier → Rx virt, Rx virt → driver on *free*; client → Tx virt → driver on
+//! *active*, and back on *free*; each only when the consumer asked. Notifications toward a
+//! higher-priority PD (virt → driver, copier → Rx virt) are deferred to the end of the event, as
+//! sDDF does; the others are immediate. Zeroed memory reads as "signal requested", so each
+//! consumer that never waits withdraws the request at start ([`NetSource::prime_free`]).
+//!
+//! **Start-up.** The Rx virt puts every Rx DMA buffer (device addresses) on the driver's free
+//! queue. On client connections sDDF's convention holds: the *source* primes the free queue it
+//! consumes with its own buffers (the copier toward its client, each client on its Tx queue,
+//! [`NetSource::prime_free`]), and the sink adopts that tail when the first buffer arrives
+//! ([`NetSink::adopt_free_once`]), so either side may start first.
+//!
+//! **Trust.** A virtualiser or copier never panics on what a client wrote into shared memory: a
+//! bad descriptor is returned to its owner, or dropped and counted where returning is impossible;
+//! a client that writes an impossible index is dropped from service
+//! ([`queue::Clients`]); the other clients are unaffected. Only a trusted peer (the driver, a
+//! virtualiser) can make a component fail ([`Error`]).
+//!
 //! ## Configuration
 //!
 //! Every config starts with the magic `"sDDF\x05"` (`lib_sddf_lwip`: `"sDDF\x08"`) and lives in its
@@ -69,7 +111,7 @@ mod testkit;
 pub mod virt_rx;
 pub mod virt_tx;
 
-pub use arp::{ArpEntry, ArpResponder};
+pub use arp::{ArpEntry, ArpResponder, ArpStats};
 #[cfg(target_arch = "aarch64")]
 pub use cache::Aarch64Cache;
 pub use cache::{CacheOps, Coherent, PlatformCache};
@@ -78,15 +120,15 @@ pub use config::{
     NetDriverConfig, NetVirtRxClient, NetVirtRxConfig, NetVirtTxClient, NetVirtTxConfig,
     NetVirtTxRegion, NetVswitchConfig, NetVswitchPort,
 };
-pub use copy::Copier;
+pub use copy::{Copier, CopyStats};
 pub use driver::{EthDevice, EthDriver};
-pub use policy::{InOrder, RateLimit, RoundRobin, StrictPriority, TxPolicy};
+pub use policy::{InOrder, Limit, RateLimit, RoundRobin, StrictPriority, TxPolicy};
 pub use queue::{
     BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetQueue, NetSink, NetSource, OID_MAX, QueueError,
 };
 pub use region::{DataRegion, Span};
-pub use virt_rx::VirtRx;
-pub use virt_tx::VirtTx;
+pub use virt_rx::{RxStats, VirtRx};
+pub use virt_tx::{TxStats, VirtTx};
 
 /// Why a net component could not be built from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,10 +20,10 @@ use lions_os::MAX_CLIENTS;
 pub trait TxPolicy {
     /// A pass over the clients' queues begins (a rate limit reads its clock here).
     fn begin(&mut self) {}
-    /// The client whose head frame goes next, among `ready` (bit `c`: client `c` has a valid frame
-    /// of `len[c]` bytes waiting). `None`: nothing more in this pass. A client outside `ready` is
-    /// taken as `None`.
-    fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize>;
+    /// The client whose head frame goes next: `len[c] > 0` means client `c` has a valid frame of
+    /// `len[c]` bytes waiting (0: nothing waiting). `None`: nothing more in this pass. A client
+    /// with nothing waiting is taken as `None`.
+    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize>;
     /// The frame of `len` bytes picked from `client` went to the driver.
     fn sent(&mut self, client: usize, len: u16) {
         let _ = (client, len);
@@ -40,9 +40,14 @@ pub trait TxPolicy {
 pub struct InOrder;
 
 impl TxPolicy for InOrder {
-    fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
-        (ready != 0).then(|| ready.trailing_zeros() as usize)
+    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
+        len.iter().position(|&l| l > 0)
     }
+}
+
+/// Bit `c` set: client `c` has a frame waiting.
+fn ready(len: &[u16; MAX_CLIENTS]) -> u64 {
+    (0..MAX_CLIENTS).fold(0, |r, c| r | u64::from(len[c] > 0) << c)
 }
 
 /// One frame per ready client in turn, starting after the client served last.
@@ -52,9 +57,9 @@ pub struct RoundRobin {
 }
 
 impl TxPolicy for RoundRobin {
-    fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
+    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
         // `next < 64`; rotating puts it at bit 0, so the first set bit is the next one in turn.
-        let turn = ready.rotate_right(self.next);
+        let turn = ready(len).rotate_right(self.next);
         (turn != 0).then(|| ((self.next + turn.trailing_zeros()) % 64) as usize)
     }
 
@@ -82,9 +87,9 @@ impl StrictPriority {
 }
 
 impl TxPolicy for StrictPriority {
-    fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
+    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
         (0..MAX_CLIENTS)
-            .filter(|&c| ready & (1 << c) != 0)
+            .filter(|&c| len[c] > 0)
             .min_by_key(|&c| core::cmp::Reverse(self.prio[c]))
     }
 }
@@ -173,12 +178,12 @@ impl<P: TxPolicy, F: FnMut() -> u64> TxPolicy for RateLimit<P, F> {
         self.inner.begin();
     }
 
-    fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
-        let mut eligible = ready;
-        for c in (0..MAX_CLIENTS).filter(|&c| ready & self.limited & (1 << c) != 0) {
+    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
+        let mut eligible = *len;
+        for c in (0..MAX_CLIENTS).filter(|&c| ready(len) & self.limited & (1 << c) != 0) {
             let need = u128::from(len[c]) * NS;
             if self.tokens[c] < need {
-                eligible &= !(1 << c);
+                eligible[c] = 0;
                 let rate = u128::from(self.limit[c].bytes_per_sec);
                 if rate > 0 {
                     let wait = u64::try_from((need - self.tokens[c]).div_ceil(rate));
@@ -187,7 +192,7 @@ impl<P: TxPolicy, F: FnMut() -> u64> TxPolicy for RateLimit<P, F> {
                 }
             }
         }
-        self.inner.pick(eligible, len)
+        self.inner.pick(&eligible)
     }
 
     fn sent(&mut self, client: usize, len: u16) {
@@ -211,12 +216,19 @@ mod tests {
 
     const LEN: [u16; MAX_CLIENTS] = [100; MAX_CLIENTS];
 
-    /// Pick and send until `pick` says `None` or `n` frames went; the clients picked, in order.
+    /// `lens` with only the clients in `ready` waiting.
+    fn mask(ready: u64, lens: &[u16; MAX_CLIENTS]) -> [u16; MAX_CLIENTS] {
+        core::array::from_fn(|c| if ready & (1 << c) != 0 { lens[c] } else { 0 })
+    }
+
+    /// Pick and send until `pick` says `None` or `n` frames went, the clients in `ready` staying
+    /// backlogged; the clients picked, in order.
     fn run(p: &mut impl TxPolicy, ready: u64, lens: &[u16; MAX_CLIENTS], n: usize) -> Vec<usize> {
         p.begin();
         let mut out = Vec::new();
+        let lens = &mask(ready, lens);
         while out.len() < n {
-            let Some(c) = p.pick(ready, lens) else { break };
+            let Some(c) = p.pick(lens) else { break };
             assert!(ready & (1 << c) != 0, "picked {c} outside {ready:#x}");
             p.sent(c, lens[c]);
             out.push(c);
@@ -227,8 +239,8 @@ mod tests {
     #[test]
     fn in_order_drains_the_lowest_first() {
         assert_eq!(run(&mut InOrder, 0b1010_0100, &LEN, 3), [2, 2, 2]);
-        assert_eq!(InOrder.pick(0, &LEN), None);
-        assert_eq!(InOrder.pick(1 << 63, &LEN), Some(63));
+        assert_eq!(InOrder.pick(&mask(0, &LEN)), None);
+        assert_eq!(InOrder.pick(&mask(1 << 63, &LEN)), Some(63));
     }
 
     #[test]
@@ -242,7 +254,7 @@ mod tests {
             [63, 0, 63, 0],
             "after 3 comes 63"
         );
-        assert_eq!(rr.pick(0, &LEN), None);
+        assert_eq!(rr.pick(&mask(0, &LEN)), None);
     }
 
     #[test]
@@ -268,7 +280,7 @@ mod tests {
             [40],
             "clients beyond the table are level 0"
         );
-        assert_eq!(p.pick(0, &LEN), None);
+        assert_eq!(p.pick(&mask(0, &LEN)), None);
     }
 
     proptest! {
@@ -293,7 +305,7 @@ mod tests {
         #[test]
         fn strict_priority_picks_the_top(prio in prop::collection::vec(any::<u8>(), 64), ready in 1u64..) {
             let mut p = StrictPriority::new(&prio);
-            let c = p.pick(ready, &LEN).unwrap();
+            let c = p.pick(&mask(ready, &LEN)).unwrap();
             let top = (0..64).filter(|i| ready & (1 << i) != 0).map(|i| prio[i]).max().unwrap();
             prop_assert_eq!(prio[c], top);
         }

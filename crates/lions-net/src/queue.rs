@@ -261,6 +261,7 @@ pub struct NetSink<'a> {
     free_signal: Signal<'a>,
     active_signal: Signal<'a>,
     free_raw: Raw,
+    adopted: bool,
 }
 
 /// A queue region as the handle was made over it, to make a second handle of another role.
@@ -346,6 +347,28 @@ impl<'a> NetSource<'a> {
         Ok(p.publish())
     }
 
+    /// Phases 1 and 2 on *free* in one call: the next returned buffer, or, once the queue is
+    /// empty, release the consumed slots, request a signal and re-check; `None` when it is safe to
+    /// sleep.
+    pub fn next_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        loop {
+            if let Some(buf) = self.free.pop()? {
+                return Ok(Some(buf));
+            }
+            self.free.release();
+            if !self.park_free()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Phase 3 on *active*: publish what was staged; whether to notify the sink now (it asked and
+    /// something was published).
+    pub fn publish_active(&mut self) -> bool {
+        let n = self.active.publish();
+        self.should_notify_active(n > 0)
+    }
+
     /// Phase 2 on *free*: ask the sink to signal when it returns buffers, then re-check. `Ok(true)`:
     /// buffers arrived meanwhile (request cancelled, keep processing); `Ok(false)`: safe to sleep.
     pub fn park_free(&mut self) -> Result<bool, PeerError> {
@@ -393,6 +416,7 @@ impl<'a> NetSink<'a> {
             free_signal,
             active_signal,
             free_raw,
+            adopted: false,
         })
     }
 
@@ -432,7 +456,40 @@ impl<'a> NetSink<'a> {
         // producer is replaced, so there is still one producer handle in this process.
         let (mem, _) = unsafe { map(base, len, cap)? };
         self.free = mem.producer()?;
+        self.adopted = true;
         Ok(())
+    }
+
+    /// [`adopt_free`](Self::adopt_free) unless this handle already did (call it when the first
+    /// buffer arrives on *active*: by then the source has primed its free queue).
+    pub fn adopt_free_once(&mut self) -> Result<(), QueueError> {
+        if self.adopted {
+            Ok(())
+        } else {
+            self.adopt_free()
+        }
+    }
+
+    /// Phases 1 and 2 on *active* in one call: the next buffer handed to us, or, once the queue
+    /// is empty, release the consumed slots, request a signal and re-check; `None` when it is safe
+    /// to sleep.
+    pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        loop {
+            if let Some(buf) = self.active.pop()? {
+                return Ok(Some(buf));
+            }
+            self.active.release();
+            if !self.park_active()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Phase 3 on *free*: publish what was staged; whether to notify the source now (it asked and
+    /// something was published).
+    pub fn publish_free(&mut self) -> bool {
+        let n = self.free.publish();
+        self.should_notify_free(n > 0)
     }
 
     /// Phase 2 on *active*: ask the source to signal when it hands on buffers, then re-check.
@@ -442,10 +499,16 @@ impl<'a> NetSink<'a> {
         signal::park_with(self.active_signal, || active.is_empty().map(|empty| !empty))
     }
 
-    /// Ask the source to signal when it hands on more buffers, without a re-check: for a sink
-    /// that leaves buffers queued on purpose (a throttled client of the Tx virtualiser).
-    pub fn request_active_signal(&self) {
-        self.active_signal.request();
+    /// Phase 2 on *active* for a sink that may leave buffers queued on purpose (a client the Tx
+    /// virtualiser holds back): while `holding`, request a signal without the re-check (the
+    /// queue is not empty, and that is no reason to run again) and return `Ok(false)`; otherwise
+    /// [`park_active`](Self::park_active).
+    pub fn park_active_holding(&mut self, holding: bool) -> Result<bool, PeerError> {
+        if holding {
+            self.active_signal.request();
+            return Ok(false);
+        }
+        self.park_active()
     }
 
     /// Withdraw a request for a signal on *active*.
@@ -459,31 +522,106 @@ impl<'a> NetSink<'a> {
     }
 }
 
-/// A virtualiser's queue end and channel per client (`None`: absent or faulty).
-pub(crate) type ClientEnds<T> = [Option<(T, Channel)>; MAX_CLIENTS];
+/// The queue a virtualiser fills toward a client: *active* of a [`NetSource`] (Rx), *free* of a
+/// [`NetSink`] (Tx).
+pub trait ClientEnd<'a> {
+    /// That queue's producer.
+    fn outbound(&mut self) -> &mut Producer<'a, u16, NetBuffDesc>;
+}
 
-/// One queue end and channel per client of a virtualiser, made by `make` from each connection.
-/// A client whose queues already hold inconsistent indices gets `None` and its bit set in the
-/// returned mask (it starts out faulty); any other bad connection is an error.
-///
-/// # Safety
-/// As for `make` (e.g. [`NetSource::from_connection`]), for every connection.
-pub(crate) unsafe fn client_ends<'c, T>(
-    conns: impl Iterator<Item = &'c NetConnectionResource>,
-    make: unsafe fn(&NetConnectionResource) -> Result<T, QueueError>,
-) -> Result<(ClientEnds<T>, u64), SetupError> {
-    let mut ends = [const { None }; MAX_CLIENTS];
-    let mut faulty = 0;
-    for (i, (slot, conn)) in ends.iter_mut().zip(conns).enumerate() {
-        let ch = conn.channel()?;
-        // SAFETY: forwarded from the caller.
-        match unsafe { make(conn) } {
-            Ok(q) => *slot = Some((q, ch)),
-            Err(QueueError::Handle(_)) => faulty |= 1 << i,
-            Err(e) => return Err(e.into()),
+impl<'a> ClientEnd<'a> for NetSource<'a> {
+    fn outbound(&mut self) -> &mut Producer<'a, u16, NetBuffDesc> {
+        &mut self.active
+    }
+}
+
+impl<'a> ClientEnd<'a> for NetSink<'a> {
+    fn outbound(&mut self) -> &mut Producer<'a, u16, NetBuffDesc> {
+        &mut self.free
+    }
+}
+
+/// A virtualiser's clients: one queue end and channel each. A client that writes an impossible
+/// index is faulted: dropped from service for good and remembered in [`faulty`](Self::faulty),
+/// while the others carry on.
+pub struct Clients<T> {
+    ends: [Option<(T, Channel)>; MAX_CLIENTS],
+    faulty: u64,
+}
+
+impl<T> Clients<T> {
+    /// One end per connection, made by `make`. A client whose queues already hold inconsistent
+    /// indices starts out faulty; any other bad connection is an error.
+    ///
+    /// # Safety
+    /// As for `make` (e.g. [`NetSource::from_connection`]), for every connection.
+    pub unsafe fn new<'c>(
+        conns: impl Iterator<Item = &'c NetConnectionResource>,
+        make: unsafe fn(&NetConnectionResource) -> Result<T, QueueError>,
+    ) -> Result<Self, SetupError> {
+        let mut ends = [const { None }; MAX_CLIENTS];
+        let mut faulty = 0;
+        for (i, (slot, conn)) in ends.iter_mut().zip(conns).enumerate() {
+            let ch = conn.channel()?;
+            // SAFETY: forwarded from the caller.
+            match unsafe { make(conn) } {
+                Ok(q) => *slot = Some((q, ch)),
+                Err(QueueError::Handle(_)) => faulty |= 1 << i,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Self { ends, faulty })
+    }
+
+    /// Faulted clients (bit `c` = client `c`).
+    pub fn faulty(&self) -> u64 {
+        self.faulty
+    }
+
+    /// Client `c`'s end, unless it is absent or faulted.
+    pub fn get(&mut self, c: usize) -> Option<&mut T> {
+        self.ends.get_mut(c)?.as_mut().map(|(q, _)| q)
+    }
+
+    /// Drop client `c` from service.
+    pub fn fault(&mut self, c: usize) {
+        if let Some(e) = self.ends.get_mut(c) {
+            *e = None;
+            self.faulty |= 1 << c;
         }
     }
-    Ok((ends, faulty))
+
+    /// Run `f` on every live client in index order; one for which it returns `Ok(false)` (it
+    /// misbehaved) is faulted.
+    pub fn each<E>(
+        &mut self,
+        mut f: impl FnMut(usize, &mut T, Channel) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        for c in 0..MAX_CLIENTS {
+            if let Some((q, ch)) = &mut self.ends[c]
+                && !f(c, q, *ch)?
+            {
+                self.fault(c);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a, T: ClientEnd<'a>> Clients<T> {
+    /// Stage `buf` on client `c`'s outbound queue. False when the client is gone or the queue is
+    /// full (a client that corrupted its indices is faulted).
+    pub fn push(&mut self, c: usize, buf: NetBuffDesc) -> bool {
+        let Some(q) = self.get(c) else { return false };
+        match q.outbound().push(buf) {
+            Ok(()) => true,
+            Err(PushError::Full(_)) => false,
+            Err(PushError::Peer(..)) => {
+                self.fault(c);
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]

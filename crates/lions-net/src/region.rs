@@ -11,7 +11,8 @@ use crate::SetupError;
 use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use lions_os::RegionResource;
+use core::sync::atomic::AtomicU8;
+use lions_os::{MAX_CLIENTS, RegionResource};
 
 /// [`NET_BUFFER_SIZE`] as a `usize`.
 const BUF: usize = 2048;
@@ -73,6 +74,24 @@ impl<'a> DataRegion<'a> {
         }
         // SAFETY: the mapping covers `needed` bytes (checked), readable/writable per the caller.
         Ok(unsafe { Self::new(base, buffers, writable) })
+    }
+
+    /// The whole buffers of each mapped region of a config table indexed by `oid` (the copier's
+    /// `rx_data`); unmapped entries (vaddr 0) are `None`.
+    ///
+    /// # Safety
+    /// Every mapped entry describes this component's real mapping, readable for `'a` (and writable
+    /// if `writable`).
+    pub unsafe fn by_oid(
+        table: &[RegionResource; MAX_CLIENTS],
+        writable: bool,
+    ) -> Result<[Option<Self>; MAX_CLIENTS], SetupError> {
+        let mut out = [None; MAX_CLIENTS];
+        for (o, r) in out.iter_mut().zip(table).filter(|(_, r)| r.vaddr != 0) {
+            // SAFETY: forwarded from the caller.
+            *o = Some(unsafe { Self::from_resource(r, r.size / NET_BUFFER_SIZE, writable) }?);
+        }
+        Ok(out)
     }
 
     /// Number of buffers.
@@ -155,6 +174,25 @@ impl Span<'_> {
         unsafe { core::ptr::copy(src.ptr.as_ptr(), self.ptr.as_ptr(), n) };
         n
     }
+}
+
+/// The first `n` bytes of a region named in a config as atomic counters (the Rx virtualiser's and
+/// the vswitch's per-buffer reference counts in `buffer_metadata`). Refused when the region is not
+/// mapped here or is smaller than `n` bytes.
+///
+/// # Safety
+/// The config describes this component's real mapping, read-write for `'a`.
+pub unsafe fn counters<'a>(r: &RegionResource, n: usize) -> Result<&'a [AtomicU8], SetupError> {
+    let (base, len) = r.as_raw_parts().ok_or(SetupError::Unmapped)?;
+    if len < n {
+        return Err(SetupError::RegionTooSmall {
+            needed: n as u64,
+            have: len as u64,
+        });
+    }
+    // SAFETY: `n <= len` bytes are mapped read-write for 'a; an `AtomicU8` has the size and
+    // alignment of a byte and is valid for every bit pattern, and all access goes through it.
+    Ok(unsafe { core::slice::from_raw_parts(base.as_ptr().cast(), n) })
 }
 
 #[cfg(test)]

@@ -32,24 +32,21 @@
 //!   driver is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
-use crate::queue::{NetBuffDesc, NetSink, NetSource, client_ends};
-use crate::region::{DataRegion, MAX_LEN};
+use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource};
+use crate::region::{DataRegion, MAX_LEN, counters};
 use crate::{Error, MacAddr, NetVirtRxConfig, SetupError};
 use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler};
 
 /// Reference byte of a buffer held by one client alone: `UNICAST | client`.
 const UNICAST: u8 = 0x80;
-/// [`MAX_CLIENTS`] as a client index type.
-const CLIENTS: u8 = 64;
-const _: () = assert!(CLIENTS as usize == MAX_CLIENTS);
 
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RxStats {
     /// Frames with no matching client, returned to the driver at once.
     pub unmatched: u64,
-    /// Frames delivered to every client.
+    /// Broadcast frames.
     pub broadcast: u64,
     /// Descriptors from the driver naming no free DMA buffer (dropped).
     pub bad_from_driver: u64,
@@ -64,11 +61,9 @@ pub struct VirtRx<'a, C = PlatformCache> {
     driver_ch: Channel,
     data: DataRegion<'a>,
     refs: &'a [AtomicU8],
-    clients: [Option<(NetSource<'a>, Channel)>; MAX_CLIENTS],
+    clients: Clients<NetSource<'a>>,
     cache: C,
     stats: RxStats,
-    faulty: u64,
-    /// Clients that receive broadcasts.
     broadcast: u64,
 }
 
@@ -80,34 +75,22 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// The config's regions are mapped in this component for `'a` (read-write), each queue shared
     /// only with its peer, `buffer_metadata` with nobody; no other handle of the same roles exists.
     pub unsafe fn new(config: &'a NetVirtRxConfig, cache: C) -> Result<Self, SetupError> {
+        let n = config.driver.num_buffers;
         let conns = config.clients().iter().map(|c| &c.conn);
-        // SAFETY: forwarded from the caller.
-        let (clients, faulty) = unsafe { client_ends(conns, NetSource::from_connection) }?;
-        let n = usize::from(config.driver.num_buffers);
-        let (meta, len) = config
-            .buffer_metadata
-            .as_raw_parts()
-            .ok_or(SetupError::Unmapped)?;
-        if len < n {
-            return Err(SetupError::RegionTooSmall {
-                needed: n as u64,
-                have: len as u64,
-            });
-        }
+        // SAFETY (each block): forwarded from the caller.
         Ok(Self {
             config,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             driver: unsafe { NetSink::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
-            // SAFETY: forwarded from the caller.
-            data: unsafe { DataRegion::from_resource(&config.data.region, n as u64, true) }?,
-            // SAFETY: `n <= len` bytes are mapped read-write for 'a and used by nobody else; an
-            // `AtomicU8` has the size and alignment of a byte and is valid for every bit pattern.
-            refs: unsafe { core::slice::from_raw_parts(meta.as_ptr().cast(), n) },
-            clients,
+            // SAFETY: as above.
+            data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
+            // SAFETY: as above.
+            refs: unsafe { counters(&config.buffer_metadata, n.into()) }?,
+            // SAFETY: as above.
+            clients: unsafe { Clients::new(conns, NetSource::from_connection) }?,
             cache,
             stats: RxStats::default(),
-            faulty,
             broadcast: u64::MAX,
         })
     }
@@ -119,7 +102,7 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
 
     /// Clients found misbehaving (bit `c` = client `c`); they get no more frames.
     pub fn faulty(&self) -> u64 {
-        self.faulty
+        self.clients.faulty()
     }
 
     /// Deliver broadcasts only to the clients in `mask` (bit `c` = client `c`); all by default
@@ -138,25 +121,6 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         Ok(())
     }
 
-    /// Stop serving client `c`.
-    fn fault(&mut self, c: u8) {
-        self.faulty |= 1 << c;
-        self.clients[usize::from(c)] = None;
-    }
-
-    /// Phases 1 and 2 on the driver's active queue.
-    fn rx_return(&mut self) -> Result<(), Error> {
-        loop {
-            while let Some(buf) = self.driver.active.pop()? {
-                self.demux(buf)?;
-            }
-            self.driver.active.release();
-            if !self.driver.park_active()? {
-                return Ok(());
-            }
-        }
-    }
-
     /// One frame from the driver to its clients, or back to the driver.
     fn demux(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
         let offset = buf.io_or_offset.wrapping_sub(self.config.data.io_addr);
@@ -165,90 +129,71 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
             self.stats.bad_from_driver += 1;
             return Ok(());
         };
-        let rc = &self.refs[i];
-        if rc.load(Relaxed) != 0 {
+        if self.refs[i].load(Relaxed) != 0 {
             self.stats.bad_from_driver += 1;
             return Ok(());
         }
         self.cache.clean_invalidate(span);
         let mut dest = MacAddr::default();
+        let clients = self.config.clients();
         let targets = match span.read(&mut dest.0) {
             6 if dest.is_broadcast() => self.broadcast,
-            6 => self
-                .config
-                .clients()
+            6 => clients
                 .iter()
                 .position(|c| c.macs().contains(&dest))
                 .map_or(0, |c| 1 << c),
             _ => 0,
         };
-        let (mut held, mut last) = (0u8, 0);
-        for c in (0..CLIENTS).filter(|&c| targets & (1 << c) != 0) {
-            let Some((q, _)) = &mut self.clients[usize::from(c)] else {
-                continue;
-            };
-            match q.active.push(NetBuffDesc::new(offset, len)) {
-                Ok(()) => (held, last) = (held + 1, c),
-                Err(lions_queue::PushError::Peer(..)) => self.fault(c),
-                Err(lions_queue::PushError::Full(_)) => {}
+        self.stats.broadcast += u64::from(dest.is_broadcast());
+        let (mut held, mut last) = (0, 0);
+        for (c, tag) in (0..clients.len()).zip(UNICAST..) {
+            if targets & (1 << c) != 0 && self.clients.push(c, NetBuffDesc::new(offset, len)) {
+                (held, last) = (held + 1, tag);
             }
         }
-        self.stats.broadcast += u64::from(targets.count_ones() > 1);
         match held {
-            0 => {
-                self.stats.unmatched += 1;
-                self.driver
-                    .free
-                    .push(NetBuffDesc::new(buf.io_or_offset, 0))?;
-            }
-            1 => rc.store(UNICAST | last, Relaxed),
-            n => rc.store(n, Relaxed),
+            0 => self.stats.unmatched += 1,
+            1 => self.refs[i].store(last, Relaxed),
+            n => self.refs[i].store(n, Relaxed),
+        }
+        if held == 0 {
+            self.driver
+                .free
+                .push(NetBuffDesc::new(buf.io_or_offset, 0))?;
         }
         Ok(())
     }
 
-    /// Phases 1 and 2 on every client's free queue.
+    /// Phases 1 and 2 on every client's free queue: a buffer goes back to the driver with its
+    /// last reference.
     fn rx_provide(&mut self) -> Result<(), Error> {
-        for c in 0..CLIENTS {
-            while let Some((q, _)) = &mut self.clients[usize::from(c)] {
-                match q.free.pop() {
-                    Ok(Some(buf)) => self.release(c, buf)?,
-                    Ok(None) => {
-                        q.free.release();
-                        match q.park_free() {
-                            Ok(true) => {}
-                            Ok(false) => break,
-                            Err(_) => self.fault(c),
-                        }
+        let (refs, data, io) = (self.refs, self.data, self.config.data.io_addr);
+        let (driver, stats) = (&mut self.driver, &mut self.stats);
+        self.clients.each(|c, q, _| {
+            loop {
+                let buf = match q.next_free() {
+                    Ok(Some(buf)) => buf,
+                    other => return Ok(other.is_ok()),
+                };
+                let Ok(i) = data.index(buf.io_or_offset) else {
+                    stats.bad_returns += 1;
+                    continue;
+                };
+                let next = match refs[i].load(Relaxed) {
+                    v if usize::from(v) == usize::from(UNICAST) + c => 0,
+                    v @ 1..=64 => v - 1,
+                    _ => {
+                        stats.bad_returns += 1;
+                        continue;
                     }
-                    Err(_) => self.fault(c),
+                };
+                refs[i].store(next, Relaxed);
+                if next == 0 {
+                    let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
+                    driver.free.push(dma)?;
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Client `c` returned `buf`: drop its reference; the last one gives the buffer to the driver.
-    fn release(&mut self, c: u8, buf: NetBuffDesc) -> Result<(), Error> {
-        let Ok(i) = self.data.index(buf.io_or_offset) else {
-            self.stats.bad_returns += 1;
-            return Ok(());
-        };
-        let rc = &self.refs[i];
-        let next = match rc.load(Relaxed) {
-            v if v == UNICAST | c => 0,
-            v @ 1..=64 => v - 1,
-            _ => {
-                self.stats.bad_returns += 1;
-                return Ok(());
-            }
-        };
-        rc.store(next, Relaxed);
-        if next == 0 {
-            let io = self.config.data.io_addr.wrapping_add(buf.io_or_offset);
-            self.driver.free.push(NetBuffDesc::new(io, 0))?;
-        }
-        Ok(())
+        })
     }
 }
 
@@ -258,16 +203,17 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
     /// Whoever notified, both directions are served (a notification without work costs a look
     /// at empty queues).
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        self.rx_return()?;
-        for (q, ch) in self.clients.iter_mut().flatten() {
-            let n = q.active.publish();
-            if q.should_notify_active(n > 0) {
+        while let Some(buf) = self.driver.next_active()? {
+            self.demux(buf)?;
+        }
+        self.clients.each(|_, q, ch| {
+            if q.publish_active() {
                 ch.notify()?;
             }
-        }
+            Ok::<_, Error>(true)
+        })?;
         self.rx_provide()?;
-        let n = self.driver.free.publish();
-        if self.driver.should_notify_free(n > 0) {
+        if self.driver.publish_free() {
             self.driver_ch.deferred_notify()?;
         }
         Ok(())

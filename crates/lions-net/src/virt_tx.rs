@@ -23,15 +23,15 @@
 //!   again. Each client is notified once per event, if it got buffers back and asked.
 //! - **Start-up** (sDDF's convention): each client primes its own free queue with its buffers;
 //!   the virt adopts that queue's tail when it sees the client's first frame.
-//! - **Misbehaviour.** A client whose indices are impossible is marked faulty ([`VirtTx::faulty`])
+//! - **Misbehaviour.** A client whose indices are impossible is marked faulty ([`TxStats::faulty`])
 //!   and skipped; a full client free queue (a client that sent duplicates) drops and counts the
 //!   buffer. The driver is trusted: an impossible index from it is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
-use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, client_ends};
-use crate::region::{DataRegion, Span};
-use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
+use crate::queue::{BufferError, Clients, NetBuffDesc, NetSink, NetSource};
+use crate::region::Span;
+use crate::{Error, NetVirtTxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 
 /// What the Tx virtualiser refused or lost.
@@ -42,23 +42,22 @@ pub struct TxStats {
     /// Buffers that could not be returned: an unknown device address from the driver, or a full
     /// client free queue.
     pub lost: u64,
+    /// Clients found misbehaving (bit `c` = client `c`); they are ignored.
+    pub faulty: u64,
 }
 
 /// A client's valid head frame: the driver descriptor and the span to clean.
-type Head<'a> = Option<(NetBuffDesc, Span<'a>)>;
+type Head<'a> = (NetBuffDesc, Span<'a>);
 
 /// The Tx virtualiser; see the module docs.
 pub struct VirtTx<'a, P, C = PlatformCache> {
     config: &'a NetVirtTxConfig,
     driver: NetSource<'a>,
     driver_ch: Channel,
-    clients: [Option<(NetSink<'a>, Channel)>; MAX_CLIENTS],
+    clients: Clients<NetSink<'a>>,
     policy: P,
     cache: C,
     stats: TxStats,
-    faulty: u64,
-    /// Clients whose primed free queue we adopted.
-    adopted: u64,
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
@@ -69,40 +68,31 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// The config's regions are mapped in this component for `'a` (queues read-write, data regions
     /// at least readable), each shared only with its peers; no other handle of the same roles
     /// exists.
-    pub unsafe fn new(
-        config: &'a NetVirtTxConfig,
-        policy: P,
-        cache: C,
-    ) -> Result<Self, SetupError> {
-        for r in config.clients().iter().flat_map(|c| c.regions()) {
+    pub unsafe fn new(cfg: &'a NetVirtTxConfig, policy: P, cache: C) -> Result<Self, SetupError> {
+        for r in cfg.clients().iter().flat_map(|c| c.regions()) {
             // SAFETY: forwarded from the caller; checks the mapping covers `num_buffers`.
-            unsafe { DataRegion::from_resource(&r.data.region, r.num_buffers.into(), false) }?;
+            unsafe { r.buffers() }?;
         }
-        let conns = config.clients().iter().map(|c| &c.conn);
-        // SAFETY: forwarded from the caller.
-        let (clients, faulty) = unsafe { client_ends(conns, NetSink::from_connection) }?;
+        let conns = cfg.clients().iter().map(|c| &c.conn);
         Ok(Self {
-            config,
+            config: cfg,
             // SAFETY: forwarded from the caller.
-            driver: unsafe { NetSource::from_connection(&config.driver) }?,
-            driver_ch: config.driver.channel()?,
-            clients,
+            driver: unsafe { NetSource::from_connection(&cfg.driver) }?,
+            driver_ch: cfg.driver.channel()?,
+            // SAFETY: forwarded from the caller.
+            clients: unsafe { Clients::new(conns, NetSink::from_connection) }?,
             policy,
             cache,
             stats: TxStats::default(),
-            faulty,
-            adopted: 0,
         })
     }
 
-    /// Counters of refused and lost buffers.
+    /// Counters of refused and lost buffers, and the faulted clients.
     pub fn stats(&self) -> TxStats {
-        self.stats
-    }
-
-    /// Clients found misbehaving (bit `c` = client `c`); they are ignored.
-    pub fn faulty(&self) -> u64 {
-        self.faulty
+        TxStats {
+            faulty: self.clients.faulty(),
+            ..self.stats
+        }
     }
 
     /// The shaping policy (e.g. for [`TxPolicy::wake_at`]).
@@ -110,183 +100,86 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         &self.policy
     }
 
-    /// Client `c`'s data region `oid`: device address and mapping.
-    fn region(&self, c: usize, oid: u8) -> Option<(u64, DataRegion<'a>)> {
-        let r: &NetVirtTxRegion = self.config.clients[c].regions().get(usize::from(oid))?;
-        let (base, _) = r.data.region.as_raw_parts()?;
-        // SAFETY: `new` checked that this region maps `num_buffers` buffers, and its caller
-        // promised the mapping lives for 'a.
-        Some((r.data.io_addr, unsafe {
-            DataRegion::new(base, r.num_buffers.into(), false)
-        }))
-    }
-
-    /// Check a client descriptor: the driver descriptor and the span it covers.
-    fn check(&self, c: usize, buf: &NetBuffDesc) -> Result<(NetBuffDesc, Span<'a>), BufferError> {
-        buf.check_len()?;
-        let (io, data) = self
-            .region(c, buf.oid())
-            .ok_or(BufferError::UnknownRegion(buf.oid()))?;
-        let span = data.span(buf.io_or_offset, buf.len)?;
+    /// Check client `c`'s descriptor: the driver descriptor and the span it covers.
+    fn check(&self, c: usize, buf: &NetBuffDesc) -> Result<Head<'a>, BufferError> {
+        let (io, r) = self.config.clients[c].translate(buf)?;
+        // SAFETY: the caller of `new` promised the mapping lives for 'a (and `new` checked it).
+        let data = unsafe { r.buffers() }.map_err(|_| BufferError::UnknownRegion(buf.oid()))?;
         Ok((
-            NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), buf.len),
-            span,
+            NetBuffDesc::new(io, buf.len),
+            data.span(buf.io_or_offset, buf.len)?,
         ))
     }
 
-    /// Client `c`'s next valid frame; bad ones before it go back to the client.
-    fn head(&mut self, c: usize) -> Head<'a> {
-        loop {
-            let (q, _) = self.clients[c].as_mut()?;
-            let Ok(buf) = q.active.peek() else {
-                return self.fault(c);
+    /// Client `c`'s next valid frame; bad ones before it go back to the client. A client whose
+    /// indices are impossible is faulted.
+    fn head(&mut self, c: usize) -> Option<Head<'a>> {
+        while let Some(q) = self.clients.get(c) {
+            let buf = match q.active.peek() {
+                Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
+                Ok(None) => return None,
+                _ => break,
             };
-            let buf = buf?;
-            if self.adopted & (1 << c) == 0 {
-                // Its first frame: the client primed its free queue by now (sDDF start-up).
-                if q.adopt_free().is_err() {
-                    return self.fault(c);
-                }
-                self.adopted |= 1 << c;
+            if let Ok(head) = self.check(c, &buf) {
+                return Some(head);
             }
-            match self.check(c, &buf) {
-                Ok(valid) => return Some(valid),
-                Err(_) => {
-                    self.stats.bad += 1;
-                    self.return_to_client(c, buf);
-                }
-            }
+            self.stats.bad += 1;
+            self.clients.get(c).map(|q| q.active.pop());
+            self.stats.lost += u64::from(!self.clients.push(c, buf));
         }
-    }
-
-    /// Stop serving client `c`.
-    fn fault(&mut self, c: usize) -> Head<'a> {
-        self.faulty |= 1 << c;
-        self.clients[c] = None;
+        self.clients.fault(c);
         None
     }
 
-    /// Pop client `c`'s head and stage `buf` on its free queue.
-    fn return_to_client(&mut self, c: usize, buf: NetBuffDesc) {
-        let Some((q, _)) = self.clients[c].as_mut() else {
-            return;
-        };
-        let _ = q.active.pop();
-        match q.free.push(buf) {
-            Ok(()) => {}
-            Err(lions_queue::PushError::Full(_)) => self.stats.lost += 1,
-            Err(lions_queue::PushError::Peer(..)) => _ = self.fault(c),
-        }
-    }
-
-    /// One pass: policy-ordered frames to the driver. Returns whether a drained client's queue
-    /// refilled meanwhile (run again).
+    /// One pass: policy-ordered frames to the driver, then phases 2 and 3 toward the clients.
+    /// Returns whether a drained client's queue refilled meanwhile (run again).
     fn tx_provide(&mut self) -> Result<bool, Error> {
         self.policy.begin();
-        let n = self.config.clients().len();
-        let mut heads: [Head<'a>; MAX_CLIENTS] = [None; MAX_CLIENTS];
-        let (mut ready, mut lens) = (0u64, [0u16; MAX_CLIENTS]);
-        for c in 0..n {
+        let (mut heads, mut lens) = ([None; MAX_CLIENTS], [0u16; MAX_CLIENTS]);
+        for c in 0..self.config.clients().len() {
             heads[c] = self.head(c);
-            if let Some((buf, _)) = heads[c] {
-                (ready, lens[c]) = (ready | 1 << c, buf.len);
-            }
+            lens[c] = heads[c].map_or(0, |(buf, _)| buf.len);
         }
-        while ready != 0 && self.driver.active.free()? > 0 {
-            let Some(c) = self
-                .policy
-                .pick(ready, &lens)
-                .filter(|&c| ready & (1 << c) != 0)
-            else {
+        while self.driver.active.free()? > 0 {
+            let c = self.policy.pick(&lens).unwrap_or(MAX_CLIENTS);
+            let Some(&Some((buf, span))) = heads.get(c) else {
                 break;
             };
-            if let (Some((buf, span)), Some((q, _))) = (heads[c], self.clients[c].as_mut()) {
-                let _ = q.active.pop();
-                self.cache.clean(span);
-                self.driver.active.push(buf)?;
-                self.policy.sent(c, buf.len);
-            }
+            self.clients.get(c).map(|q| q.active.pop());
+            self.cache.clean(span);
+            self.driver.active.push(buf)?;
+            self.policy.sent(c, buf.len);
             heads[c] = self.head(c);
-            match heads[c] {
-                Some((buf, _)) => lens[c] = buf.len,
-                None => ready &= !(1 << c),
-            }
+            lens[c] = heads[c].map_or(0, |(buf, _)| buf.len);
         }
-        let sent = self.driver.active.publish();
-        if self.driver.should_notify_active(sent > 0) {
+        if self.driver.publish_active() {
             self.driver_ch.deferred_notify()?;
         }
-        self.finish(ready)
-    }
-
-    /// Phases 2 and 3 toward the clients: publish their returned buffers, notify those that
-    /// asked, request signals. Returns whether a drained queue refilled meanwhile.
-    fn finish(&mut self, ready: u64) -> Result<bool, Error> {
-        let (mut again, mut bad) = (false, 0u64);
-        for (c, slot) in self.clients.iter_mut().enumerate() {
-            let Some((q, ch)) = slot else { continue };
+        let mut again = false;
+        self.clients.each(|c, q, ch| {
             q.active.release();
-            let n = q.free.publish();
-            if q.should_notify_free(n > 0) {
+            if q.publish_free() {
                 ch.notify()?;
             }
-            if ready & (1 << c) != 0 {
-                q.request_active_signal();
-            } else {
-                match q.park_active() {
-                    Ok(refilled) => again |= refilled,
-                    Err(_) => bad |= 1 << c,
-                }
-            }
-        }
-        for c in (0..MAX_CLIENTS).filter(|&c| bad & (1 << c) != 0) {
-            self.fault(c);
-        }
+            let parked = q.park_active_holding(lens[c] > 0);
+            again |= parked == Ok(true);
+            Ok::<_, Error>(parked.is_ok())
+        })?;
         Ok(again)
-    }
-
-    /// Buffers the driver sent, back to their clients.
-    fn tx_return(&mut self) -> Result<(), Error> {
-        loop {
-            while let Some(buf) = self.driver.free.pop()? {
-                self.give_back(buf);
-            }
-            self.driver.free.release();
-            if !self.driver.park_free()? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Map a device address back to (client, oid, offset) and stage it on that client's free queue.
-    fn give_back(&mut self, buf: NetBuffDesc) {
-        for c in 0..self.config.clients().len() {
-            for (oid, r) in (0u8..).zip(self.config.clients[c].regions()) {
-                let offset = buf.io_or_offset.wrapping_sub(r.data.io_addr);
-                if offset < u64::from(r.num_buffers) * NET_BUFFER_SIZE {
-                    let mut back = NetBuffDesc::new(offset, buf.len);
-                    let _ = back.set_oid(oid);
-                    let Some((q, _)) = self.clients[c].as_mut() else {
-                        return;
-                    };
-                    match q.free.push(back) {
-                        Ok(()) => {}
-                        Err(lions_queue::PushError::Full(_)) => self.stats.lost += 1,
-                        Err(lions_queue::PushError::Peer(..)) => _ = self.fault(c),
-                    }
-                    return;
-                }
-            }
-        }
-        self.stats.lost += 1;
     }
 }
 
 impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     type Error = Error;
 
+    /// Buffers the driver sent go back to their clients, then the clients' frames go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        self.tx_return()?;
+        while let Some(buf) = self.driver.next_free()? {
+            match self.config.locate(buf.io_or_offset, buf.len) {
+                Some((c, back)) => self.stats.lost += u64::from(!self.clients.push(c, back)),
+                None => self.stats.lost += 1,
+            }
+        }
         while self.tx_provide()? {}
         Ok(())
     }
@@ -401,7 +294,14 @@ mod tests {
         let mut c1 = s.clients[1].source();
         let d1 = c1.free.pop().unwrap().unwrap();
         assert_eq!((d1.io_or_offset, d1.oid()), (3 * 2048, 0));
-        assert_eq!(v.stats(), TxStats { bad: 0, lost: 1 });
+        assert_eq!(
+            v.stats(),
+            TxStats {
+                bad: 0,
+                lost: 1,
+                faulty: 0
+            }
+        );
     }
 
     /// Both clients queue three frames before the virt runs: one pass orders them.

@@ -902,7 +902,7 @@ fn bad_tx_descriptors_go_back_to_the_client_never_to_the_driver() {
     }
     assert_eq!(returned.len(), usize::from(CLIENT_BUFS), "nothing lost");
     assert_eq!(p.vtx.borrow().stats().lost, 0);
-    assert!(p.vtx.borrow().faulty() == 0);
+    assert!(p.vtx.borrow().stats().faulty == 0);
 }
 
 /// Both clients load frames while the NIC holds one frame at a time and the driver queue two:
@@ -1062,13 +1062,13 @@ fn adversarial_clients_do_not_disturb_the_others() {
     rig.cmd(1, [Cmd::Poke]);
     rig.cmd(0, (0..20).map(|i| Cmd::Send(frame(mac(9), 0, i, 60))));
     rig.settle();
-    assert_eq!(p.vtx.borrow().faulty(), 0b10);
+    assert_eq!(p.vtx.borrow().stats().faulty, 0b10);
     assert_eq!(rig.sent().len(), 20);
     for i in 0..20 {
         rig.receive([frame(mac(1), 0, i, 60), frame(mac(0), 1, i, 60)]);
         assert!(rig.all_rx_buffers_home());
     }
-    assert!(p.copiers[1].borrow().client_faulty());
+    assert!(p.copiers[1].borrow().stats().client_faulty);
     assert_eq!(rig.received(0).len(), 20);
     assert!(rig.sim.faults().is_empty(), "no trusted component faulted");
 }
