@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `net_copy`: the network copier ([`lions_net::Copier`]), one per client.
+//!
+//! Config section: `.net_copy_config` (the queues to the Rx virtualiser or vswitch, the source
+//! data regions by `oid`, the queues to the client and the client's Rx data region). At start it
+//! hands the client all its Rx buffers; then it copies each frame from the shared Rx DMA region
+//! into a client buffer, or drops it when the client has none free, and returns the DMA buffer at
+//! once.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use lions_net::{Copier, NetCopyConfig};
+
+lions_os::config!(static CONFIG: NetCopyConfig = ".net_copy_config");
+
+/// End the PD as one that could not start: on the host board an exit the launcher reports (and
+/// does not restart), elsewhere a fault.
+fn fail(what: impl core::fmt::Display) -> ! {
+    #[cfg(target_os = "linux")]
+    {
+        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+    }
+    #[cfg(not(target_os = "linux"))]
+    panic!("net_copy: cannot start: {what}");
+}
+
+fn init() -> Copier<'static> {
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    // SAFETY: the system description maps every region this config names at its vaddr (queues and
+    // the client's data region read-write, the Rx DMA region at least readable) before `init`
+    // runs and for the PD's whole life, each queue shared only with the peer at its other end;
+    // this PD makes one handle per queue end, and the client pushes nothing before it received a
+    // frame.
+    unsafe { Copier::new(config) }.unwrap_or_else(|e| fail(e))
+}
+
+lions_os::protection_domain!(init);

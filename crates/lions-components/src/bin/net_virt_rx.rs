@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `net_virt_rx`: the network Rx virtualiser ([`lions_net::VirtRx`]).
+//!
+//! Config section: `.net_virt_rx_config` (the driver's Rx queues, the Rx DMA region with its device
+//! address, the reference-count region, and each client's copier queues with its MAC addresses).
+//! At start it hands every DMA buffer to the driver; then it delivers frames by destination MAC,
+//! broadcasts to every client, and returns unmatched frames to the driver at once. Cache
+//! maintenance is the target's default ([`lions_net::PlatformCache`]).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use lions_net::{NetVirtRxConfig, PlatformCache, VirtRx};
+
+lions_os::config!(static CONFIG: NetVirtRxConfig = ".net_virt_rx_config");
+
+/// End the PD as one that could not start: on the host board an exit the launcher reports (and
+/// does not restart), elsewhere a fault.
+fn fail(what: impl core::fmt::Display) -> ! {
+    #[cfg(target_os = "linux")]
+    {
+        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+    }
+    #[cfg(not(target_os = "linux"))]
+    panic!("net_virt_rx: cannot start: {what}");
+}
+
+fn init() -> VirtRx<'static> {
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    // SAFETY: the system description maps every region this config names at its vaddr,
+    // read-write, before `init` runs and for the PD's whole life; each queue is shared only with
+    // the peer at its other end and `buffer_metadata` with nobody; this PD makes one handle per
+    // queue end.
+    let mut virt =
+        unsafe { VirtRx::new(config, PlatformCache::default()) }.unwrap_or_else(|e| fail(e));
+    virt.init().unwrap_or_else(|e| fail(e));
+    virt
+}
+
+lions_os::protection_domain!(init);

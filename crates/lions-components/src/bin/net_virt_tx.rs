@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `net_virt_tx`: the network Tx virtualiser ([`lions_net::VirtTx`]) with round-robin shaping.
+//!
+//! Config section: `.net_virt_tx_config` (the driver's Tx queues, and each client's Tx queues
+//! with the data regions it may send from and their device addresses). It validates every client
+//! descriptor (bad ones go back to their client), cleans the frame from the cache, translates it
+//! to a device address and hands it to the driver, one frame per ready client in turn
+//! ([`lions_net::RoundRobin`]). A system that wants another [`lions_net::TxPolicy`] (in order,
+//! strict priority, a bandwidth limit) uses its own copy of this ten-line wrapper.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use lions_net::{NetVirtTxConfig, PlatformCache, RoundRobin, VirtTx};
+
+lions_os::config!(static CONFIG: NetVirtTxConfig = ".net_virt_tx_config");
+
+/// End the PD as one that could not start: on the host board an exit the launcher reports (and
+/// does not restart), elsewhere a fault.
+fn fail(what: impl core::fmt::Display) -> ! {
+    #[cfg(target_os = "linux")]
+    {
+        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+    }
+    #[cfg(not(target_os = "linux"))]
+    panic!("net_virt_tx: cannot start: {what}");
+}
+
+fn init() -> VirtTx<'static, RoundRobin> {
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    // SAFETY: the system description maps every region this config names at its vaddr (queues
+    // read-write, client data regions at least readable) before `init` runs and for the PD's
+    // whole life, each queue shared only with the peer at its other end; this PD makes one handle
+    // per queue end.
+    unsafe { VirtTx::new(config, RoundRobin::default(), PlatformCache::default()) }
+        .unwrap_or_else(|e| fail(e))
+}
+
+lions_os::protection_domain!(init);
