@@ -355,7 +355,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn garbage_never_panics_and_replies_only_to_requests(frame in prop::collection::vec(any::<u8>(), 0..128)) {
+        fn garbage_never_panics_and_replies_only_to_requests(
+            frame in prop::collection::vec(any::<u8>(), 0..128),
+        ) {
             let mut out = [0; REPLY_LEN as usize];
             if reply(TABLE, &frame, &mut out).is_some() {
                 prop_assert_eq!(&frame[12..22], &[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
@@ -364,7 +366,11 @@ mod tests {
         }
 
         #[test]
-        fn any_request_for_a_table_address_is_answered(sha in any::<[u8; 6]>(), spa in any::<[u8; 4]>(), which in 0usize..2) {
+        fn any_request_for_a_table_address_is_answered(
+            sha in any::<[u8; 6]>(),
+            spa in any::<[u8; 4]>(),
+            which in 0usize..2,
+        ) {
             prop_assume!(sha[0] & 1 == 0 && sha != TABLE[which].mac.0);
             let mut out = [0; REPLY_LEN as usize];
             prop_assert_eq!(reply(TABLE, &request(sha, spa, TABLE[which].ip), &mut out), Some(60));

@@ -66,9 +66,14 @@ impl Aarch64Cache {
     /// Line size from `CTR_EL0.DminLine` (log2 of the smallest data-cache line, in words).
     pub fn new() -> Self {
         let ctr: u64;
-        // SAFETY: reads a system register that EL0 may read (see the type's docs); no memory access.
+        // SAFETY: reads a system register that EL0 may read (see the type's docs); no memory
+        // access.
         unsafe {
-            core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags))
+            core::arch::asm!(
+                "mrs {}, ctr_el0",
+                out(reg) ctr,
+                options(nomem, nostack, preserves_flags)
+            )
         };
         Self::with_line_size(4 << ((ctr >> 16) & 0xf))
     }

@@ -6,8 +6,8 @@
 //! ## Protocol
 //!
 //! - **Start** ([`Copier::new`]): every buffer of the client's Rx data region goes on the client's
-//!   free queue (offsets `i * 2048`), as sDDF's copier does at init
-//!   ([`NetSource::prime_free`]; the client adopts them with [`NetSink::adopt_free`](crate::NetSink::adopt_free)).
+//!   free queue (offsets `i * 2048`), as sDDF's copier does at init ([`NetSource::prime_free`]; the
+//!   client adopts them with [`NetSink::adopt_free_once`](crate::NetSink::adopt_free_once)).
 //! - **On any notification**: drain the virt's active queue. For each frame, take a free buffer of
 //!   the client, copy `len` bytes from `rx_data[oid] + offset` into it and enqueue it on the
 //!   client's active queue. **If the client has no free buffer, the frame is dropped** and counted
@@ -18,9 +18,10 @@
 //!   if it asked. The copier never waits for the client's free queue.
 //! - **Misbehaviour.** A client buffer with a bad offset is dropped with the frame (it is lost to
 //!   that client, [`CopyStats::bad_client`]); impossible indices on the client's queues stop all
-//!   delivery to it ([`CopyStats::client_faulty`]) while DMA buffers keep flowing back. A frame from
-//!   the virt naming no mapped source buffer is returned uncopied ([`CopyStats::bad_from_virt`]);
-//!   an impossible index from the (trusted) virt is an [`Error`].
+//!   delivery to it ([`CopyStats::client_faulty`]) while DMA buffers keep flowing back. A frame
+//!   from the virt naming no mapped source buffer is returned uncopied
+//!   ([`CopyStats::bad_from_virt`]); an impossible index from the (trusted) virt is an
+//!   [`Error`].
 
 use crate::queue::{NetBuffDesc, NetSink, NetSource};
 use crate::region::DataRegion;

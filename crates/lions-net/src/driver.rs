@@ -16,9 +16,9 @@
 //! ```
 //!
 //! A descriptor posted to the device is handed back unchanged by `rx_poll` (with the received
-//! length) or `tx_poll`; the device keeps it in its shadow ring. That is all the hardware part does:
-//! it never maps data buffers, knows no queues, channels or notification rules. The device runs
-//! promiscuous: the Rx virtualiser demultiplexes by MAC.
+//! length) or `tx_poll`; the device keeps it in its shadow ring. That is all the hardware part
+//! does: it never maps data buffers, knows no queues, channels or notification rules. The device
+//! runs promiscuous: the Rx virtualiser demultiplexes by MAC.
 //!
 //! ## The loop
 //!

@@ -44,7 +44,8 @@ const UNICAST: u8 = 0x80;
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RxStats {
-    /// Frames with no matching client, returned to the driver at once.
+    /// Frames no client took (no matching MAC, or the client's queue was full or it is faulty),
+    /// returned to the driver at once.
     pub unmatched: u64,
     /// Broadcast frames.
     pub broadcast: u64,
