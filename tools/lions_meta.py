@@ -61,6 +61,13 @@ each client's, all with a `phys_addr`) into the driver at vaddr = its `phys_addr
 `blk_driver_host` expects (crates/lions-components/src/bin/blk_driver_host.rs). sdfgen creates
 those regions only in `connect()`, so the maps are added to the rendered `.system` text.
 
+Networking (host node `net`, `lions,host-net`), each client behind its own copier:
+
+    net = asm.net(net_driver, net_virt_tx, net_virt_rx, node="net")
+    net.add_client_with_copier(client, copier, mac_addr="52:54:01:00:00:00")
+                                        # client: .net_client_config <- net_client_<pd>.data
+                                        # copier: .net_copy_config <- net_copy_<pd>.data
+
 To add a class (net, blk, i2c, fs), write its table of (section, blob name) per role as in
 `serial` and `timer`: the blob names are in interop/README.md's blob table. `write` refuses to
 finish if a recorded blob was not produced, which catches a wrong name at once.
@@ -86,7 +93,7 @@ TOOLS = REPO / "tools"
 #: Resource descriptors of our host-board drivers (`<class>/<driver>/config.json`).
 HOST_DRIVERS = REPO / "crates" / "lions-drivers" / "config"
 
-__all__ = ["Assembly", "Board", "BOARDS", "Patch", "Subsystem", "SystemDescription", "Sddf", "parse_args"]
+__all__ = ["Assembly", "Board", "BOARDS", "NetSubsystem", "Patch", "Subsystem", "SystemDescription", "Sddf", "parse_args"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,24 @@ class Subsystem:
         """Add `pd` as a client (sdfgen `add_client`) and record its config blob."""
         self.obj.add_client(pd, **kw)
         self.asm.patch(pd, self._client_section, self._client_blob.format(pd=pd.name))
+
+
+class NetSubsystem:
+    """An sdfgen net subsystem whose clients' (and copiers') blobs are recorded as they are
+    added."""
+
+    def __init__(self, asm: "Assembly", obj):
+        self.asm = asm
+        self.obj = obj
+
+    def add_client_with_copier(self, client, copier=None, **kw) -> None:
+        """Add `client` (sdfgen `add_client_with_copier`; keywords mac_addr, rx, tx) behind
+        `copier`, and record `.net_client_config` for the client and `.net_copy_config` for the
+        copier."""
+        self.obj.add_client_with_copier(client, copier, **kw)
+        self.asm.patch(client, ".net_client_config", f"net_client_{client.name}.data")
+        if copier is not None:
+            self.asm.patch(copier, ".net_copy_config", f"net_copy_{copier.name}.data")
 
 
 class Assembly:
@@ -346,6 +371,26 @@ class Assembly:
         self.subsystem(obj)
         self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
         return Subsystem(self, obj, ".timer_client_config", "timer_client_{pd}.data")
+
+    def net(self, driver, virt_tx, virt_rx, *, node=None, **kw) -> "NetSubsystem":
+        """An sDDF net subsystem (sdfgen `Sddf.Net`; keyword `rx_dma_mr`). Records the driver's
+        and the virtualisers' blobs; add clients with `.add_client_with_copier(client, copier,
+        mac_addr=...)`, which records the client's and the copier's. On the host board the data
+        regions (the Rx DMA region the Rx virtualiser maps, each client's Tx region the Tx
+        virtualiser maps) are also mapped into the driver at their `phys_addr` (identity DMA, as
+        for `blk`; `net_driver_host_tap` reaches frames there)."""
+        obj = Sddf.Net(self.sdf, self._device(node), driver, virt_tx, virt_rx, **kw)
+        self.subsystem(obj)
+        self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
+        self.patch(driver, ".net_driver_config", "net_driver.data")
+        self.patch(virt_rx, ".net_virt_rx_config", "net_virt_rx.data")
+        self.patch(virt_tx, ".net_virt_tx_config", "net_virt_tx.data")
+        if self.board.name == "host":
+            for virt in (virt_rx, virt_tx):
+                self.fix_system(
+                    lambda text, v=virt.name: _map_dma_identity(text, driver.name, v)
+                )
+        return NetSubsystem(self, obj)
 
     def blk(self, driver, virt, *, node=None) -> Subsystem:
         """An sDDF blk subsystem (sdfgen `Sddf.Blk`). Records the driver's and the

@@ -161,7 +161,13 @@ pub struct NetDevice<'a> {
     rx: RxSide<'a>,
     tx: TxSide<'a>,
     mac: MacAddr,
+    /// Frames still handed out before [`NetDevice::refill_budget`].
+    budget: usize,
+    budget_max: usize,
 }
+
+/// Frames handed to smoltcp per round by default (see [`NetDevice::set_rx_budget`]).
+pub const RX_BUDGET: usize = 32;
 
 impl<'a> NetDevice<'a> {
     /// The device over the queues and data regions in `config` (sdfgen's `.net_client_config`).
@@ -203,7 +209,29 @@ impl<'a> NetDevice<'a> {
                 fault: None,
             },
             mac: config.mac_addr,
+            budget: RX_BUDGET,
+            budget_max: RX_BUDGET,
         })
+    }
+
+    /// Hand smoltcp at most `frames` received frames per round (at least 1; default
+    /// [`RX_BUDGET`]). smoltcp takes in every frame it is given before the application runs, so a
+    /// round must not bring more datagrams than a socket buffers: between rounds the application
+    /// empties the sockets, and frames wait in the Rx queue (where the copier, not the stack,
+    /// decides about drops).
+    pub fn set_rx_budget(&mut self, frames: usize) {
+        self.budget_max = frames.max(1);
+        self.budget = self.budget.min(self.budget_max);
+    }
+
+    /// Start a round: the full Rx budget again.
+    pub fn refill_budget(&mut self) {
+        self.budget = self.budget_max;
+    }
+
+    /// Whether this round's Rx budget is used up (frames may be waiting).
+    pub fn budget_spent(&self) -> bool {
+        self.budget == 0
     }
 
     /// This client's MAC address (from the config).
@@ -366,6 +394,9 @@ impl<'a> Device for NetDevice<'a> {
         Self: 'd;
 
     fn receive(&mut self, _: Instant) -> Option<(RxToken<'_, 'a>, TxToken<'_, 'a>)> {
+        if self.budget == 0 {
+            return None;
+        }
         match self.rx.q.active.peek() {
             Ok(Some(_)) => {}
             Ok(None) => return None,
@@ -380,6 +411,7 @@ impl<'a> Device for NetDevice<'a> {
         }
         let (desc, ptr) = self.rx.next()?;
         self.rx.stats.rx_frames += 1;
+        self.budget -= 1;
         Some((
             RxToken {
                 side: &mut self.rx,

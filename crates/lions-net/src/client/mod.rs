@@ -44,7 +44,7 @@ pub mod device;
 pub mod stack;
 
 pub use blocking::{TcpError, TcpStream, UdpSocket};
-pub use device::{DeviceStats, NetDevice};
+pub use device::{DeviceStats, NetDevice, RX_BUDGET};
 pub use stack::{IpConfig, NetStack};
 
 use core::cell::UnsafeCell;

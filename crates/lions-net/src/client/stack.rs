@@ -205,38 +205,55 @@ impl<'a, 's> NetStack<'a, 's> {
     /// Phases 1 to 3 of the [discipline](self): run smoltcp until no received frame and nothing
     /// to send is left, publishing and notifying after each round, and ask for the signals to
     /// sleep on. Returns whether a socket's state may have changed. Does not arm the timer (see
-    /// [`arm_timer`](Self::arm_timer)).
+    /// [`arm_timer`](Self::arm_timer)). Received frames are taken in rounds of the device's Rx
+    /// budget ([`NetDevice::set_rx_budget`]); without an application between rounds (see
+    /// [`process`](Self::process)) a socket may overflow.
     pub fn poll(&mut self) -> Result<bool, Error> {
-        self.now_ns = self.timer.time_now()?.max(self.now_ns);
-        let now = instant(self.now_ns);
         let mut changed = false;
         loop {
-            if self.iface.poll(now, &mut self.device, &mut self.sockets)
-                == PollResult::SocketStateChanged
-            {
-                changed = true;
-            }
-            changed |= self.dhcp_update();
-            if let Some(e) = self.device.take_fault() {
-                return Err(e);
-            }
-            self.device.flush(self.deferred)?;
-            if !self.device.park()? {
+            let (c, more) = self.round()?;
+            changed |= c;
+            if !more {
                 return Ok(changed);
             }
         }
     }
 
-    /// One whole event: [`poll`](Self::poll), then `app` over the interface and sockets and
-    /// another poll for as long as `app` returns `true` (it made progress: consumed or queued
-    /// data), then [`arm_timer`](Self::arm_timer).
+    /// Change the device's Rx budget per round (see [`NetDevice::set_rx_budget`]).
+    pub fn set_rx_budget(&mut self, frames: usize) {
+        self.device.set_rx_budget(frames);
+    }
+
+    /// One round: smoltcp over up to one Rx budget of frames and everything to send, then publish
+    /// and notify. Returns (socket state may have changed, more work is waiting).
+    fn round(&mut self) -> Result<(bool, bool), Error> {
+        self.now_ns = self.timer.time_now()?.max(self.now_ns);
+        let now = instant(self.now_ns);
+        self.device.refill_budget();
+        let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
+            == PollResult::SocketStateChanged;
+        changed |= self.dhcp_update();
+        if let Some(e) = self.device.take_fault() {
+            return Err(e);
+        }
+        self.device.flush(self.deferred)?;
+        let more = self.device.budget_spent() || self.device.park()?;
+        Ok((changed, more))
+    }
+
+    /// One whole event: rounds of smoltcp (see [`poll`](Self::poll)) with `app` over the
+    /// interface and sockets after each, until no frame waits and `app` returns `false` (it made
+    /// no progress: consumed or queued nothing), then [`arm_timer`](Self::arm_timer).
     pub fn process(
         &mut self,
         mut app: impl FnMut(&mut Interface, &mut SocketSet<'s>) -> bool,
     ) -> Result<(), Error> {
-        self.poll()?;
-        while app(&mut self.iface, &mut self.sockets) {
-            self.poll()?;
+        loop {
+            let (_, more) = self.round()?;
+            let did = app(&mut self.iface, &mut self.sockets);
+            if !more && !did {
+                break;
+            }
         }
         self.arm_timer()
     }

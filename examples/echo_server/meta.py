@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""echo_server: two network clients, each serving UDP echo (1235) and TCP echo (1236).
+
+    meta.py --board host --output DIR     (what `cargo xtask build echo_server` runs)
+
+sDDF's network subsystem: the driver, the Rx and Tx virtualisers, one copier per client, and the
+clients; a timer for the clients' TCP/IP stacks and a serial console they greet on. Priorities as
+sDDF orders them: timer > serial > net driver > Tx virt > Rx virt > copiers > clients.
+
+Addresses (host board: the TAP interface `lions0`, or $LIONS_TAP, is 10.0.2.1/24 on the host):
+
+    client0  10.0.2.10/24  MAC 52:54:01:00:00:00
+    client1  10.0.2.11/24  MAC 52:54:01:00:00:01
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from lions_meta import Assembly, parse_args  # noqa: E402
+
+#: (address, prefix, gateway) per client; prefix 0 would ask for DHCP.
+CLIENTS = [((10, 0, 2, 10), 24, (10, 0, 2, 1)), ((10, 0, 2, 11), 24, (10, 0, 2, 1))]
+ECHO_MAGIC = b"lionsEC\x01"
+
+args = parse_args("echo_server")
+if args.board != "host":
+    raise SystemExit(f"echo_server: board '{args.board}' has no network driver yet (host only)")
+asm = Assembly("echo_server", args.board)
+
+timer_driver = asm.pd("timer_driver", "timer_driver_host", package="lions-components", priority=254)
+serial_driver = asm.pd("serial_driver", "serial_driver_host", package="lions-components", priority=200)
+serial_virt_tx = asm.pd("serial_virt_tx", package="lions-components", priority=199)
+net_driver = asm.pd("net_driver", "net_driver_host_tap", package="lions-components", priority=110)
+net_virt_tx = asm.pd("net_virt_tx", package="lions-components", priority=109)
+net_virt_rx = asm.pd("net_virt_rx", package="lions-components", priority=108)
+copiers = [asm.pd(f"net_copy{i}", "net_copy", package="lions-components", priority=100) for i in range(len(CLIENTS))]
+clients = [asm.pd(f"client{i}", "echo", priority=99) for i in range(len(CLIENTS))]
+
+timer = asm.timer(timer_driver, node="timer")
+serial = asm.serial(serial_driver, serial_virt_tx, node="serial")
+net = asm.net(net_driver, net_virt_tx, net_virt_rx, node="net")
+for i, (client, copier, (ip, prefix, gateway)) in enumerate(zip(clients, copiers, CLIENTS)):
+    net.add_client_with_copier(client, copier, mac_addr=f"52:54:01:00:00:{i:02x}")
+    timer.add_client(client)
+    serial.add_client(client)
+    asm.blob(client, ".echo_config", f"echo_{client.name}.data", ECHO_MAGIC + bytes(ip) + bytes([prefix, 0, 0, 0]) + bytes(gateway))
+
+asm.write(args.output)

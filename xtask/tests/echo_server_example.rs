@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `cargo xtask run echo_server` on the host board, driven from Linux with real tools over a TAP
+//! interface inside a network namespace that the test creates (so it touches no interface of the
+//! machine): `ping`, UDP echo with `socat`, TCP echo with `socat`, against both clients, then a
+//! UDP burst larger than every queue on the way.
+//!
+//! Needs root or CAP_NET_ADMIN (a network namespace and a TAP), and `ip` (iproute2), `ping`
+//! (iputils-ping) and `socat`. Without them the test **fails** and says what is missing; it never
+//! skips.
+//!
+//! The namespace: the test thread `unshare`s its network namespace, so everything it starts (the
+//! system, `ip`, `ping`, `socat`) and every socket it opens lives there, with only `lo` and the
+//! TAP `lions0` (10.0.2.1/24 on the Linux side; the clients are 10.0.2.10 and 10.0.2.11).
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+mod common;
+
+use common::{Screen, System};
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::UdpSocket;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const CLIENTS: [&str; 2] = ["10.0.2.10", "10.0.2.11"];
+const UDP_PORT: u16 = 1235;
+const TCP_PORT: u16 = 1236;
+
+/// Run a command, failing the test with a clear message when it cannot be started.
+fn run(cmd: &mut Command, what: &str) -> Output {
+    cmd.output().unwrap_or_else(|e| {
+        panic!("echo_server test: cannot run {what} ({e}); install iproute2, iputils-ping, socat")
+    })
+}
+
+fn ip(args: &[&str]) {
+    let out = run(Command::new("ip").args(args), "`ip`");
+    assert!(
+        out.status.success(),
+        "echo_server test: `ip {}` failed (needs root or CAP_NET_ADMIN): {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Move this thread into a new network namespace with the TAP `lions0` up at 10.0.2.1/24.
+fn enter_namespace() {
+    // SAFETY: unshare(CLONE_NEWNET) changes only this thread's network namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        panic!(
+            "echo_server test: cannot create a network namespace ({}): run it as root or with \
+             CAP_NET_ADMIN",
+            std::io::Error::last_os_error()
+        );
+    }
+    ip(&["link", "set", "lo", "up"]);
+    ip(&["tuntap", "add", "dev", "lions0", "mode", "tap"]);
+    ip(&["addr", "add", "10.0.2.1/24", "dev", "lions0"]);
+    ip(&["link", "set", "lions0", "up"]);
+}
+
+/// `socat` between `input` and `addr`; returns what came back.
+fn socat(addr: &str, input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("socat")
+        .args(["-t", "5", "-T", "10", "-", addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("echo_server test: cannot run socat ({e}): install socat"));
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "socat {addr}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ seed).collect()
+}
+
+#[test]
+fn echo_server_over_a_tap_in_a_namespace() {
+    enter_namespace();
+    let mut sys = System::start("echo_server");
+    sys.expect("both clients up", |s: &Screen| {
+        let t = s.text();
+        t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
+    });
+
+    for addr in CLIENTS {
+        // ICMP echo (and ARP before it).
+        let out = run(
+            Command::new("ping").args(["-c", "3", "-i", "0.2", "-W", "5", addr]),
+            "`ping`",
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(" 0% packet loss"),
+            "ping {addr}:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // UDP echo: one datagram, back unchanged.
+        let line = format!("a datagram for {addr}\n");
+        let back = socat(&format!("UDP:{addr}:{UDP_PORT}"), line.as_bytes());
+        assert_eq!(String::from_utf8_lossy(&back), line, "UDP echo of {addr}");
+
+        // TCP echo: a stream larger than every buffer on the way, back byte for byte, then the
+        // server closes after our end of stream.
+        let data = pattern(300_000, addr.len() as u8);
+        let back = socat(&format!("TCP:{addr}:{TCP_PORT}"), &data);
+        assert_eq!(back.len(), data.len(), "TCP echo length of {addr}");
+        assert!(back == data, "TCP echo of {addr} differs");
+    }
+
+    // A burst to client 0 larger than every queue (512 Rx DMA buffers, 512 client buffers, 64
+    // socket slots): frames may be dropped only where the system says it drops (the NIC ring and
+    // Linux's TAP queue, the copier when the client has no free buffer, the stack's full socket);
+    // every reply is one of our datagrams, intact, at most once, and the system serves on.
+    let sock = UdpSocket::bind("10.0.2.1:0").unwrap();
+    sock.connect((CLIENTS[0], UDP_PORT)).unwrap();
+    // Replies are read while the burst goes out, into a large buffer, so that what is lost is
+    // lost in the system, not in this socket.
+    let big: libc::c_int = 16 << 20;
+    // SAFETY: sets an int socket option on our socket from a live int.
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const big).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let burst = 3000u32;
+    let rx = sock.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = HashSet::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = rx.recv(&mut buf) {
+            assert_eq!(n, 1004, "reply length");
+            let seq = u32::from_be_bytes(buf[..4].try_into().unwrap());
+            assert!(seq < burst, "reply to a datagram never sent");
+            assert!(
+                buf[4..n] == pattern(1000, seq as u8)[..],
+                "reply {seq} corrupted"
+            );
+            assert!(seen.insert(seq), "reply {seq} twice");
+        }
+        seen
+    });
+    let mut sent = 0u32;
+    for seq in 0..burst {
+        let mut msg = seq.to_be_bytes().to_vec();
+        msg.extend(pattern(1000, seq as u8));
+        if sock.send(&msg).is_ok() {
+            sent += 1;
+        }
+    }
+    let seen = reader.join().unwrap();
+    assert!(!seen.is_empty() && seen.len() as u32 <= sent);
+    eprintln!("burst: {sent} sent, {} echoed", seen.len());
+    // Still serving, both clients.
+    for addr in CLIENTS {
+        let back = socat(&format!("UDP:{addr}:{UDP_PORT}"), b"after the burst\n");
+        assert_eq!(back, b"after the burst\n", "{addr} after the burst");
+    }
+
+    let status = sys.ctrl_c().unwrap_or_else(|| {
+        panic!(
+            "the system did not stop on Ctrl-C:\n{}",
+            sys.with_screen(Screen::transcript)
+        )
+    });
+    sys.with_screen(|s| {
+        assert_eq!(status.code(), Some(0), "{}", s.transcript());
+        assert!(
+            !s.errors.iter().any(|l| l.starts_with("lions-host:")),
+            "a PD was reported:\n{}",
+            s.transcript()
+        );
+    });
+}
