@@ -6,9 +6,10 @@
 # `dosfstools`, mcopy/mmd from `mtools`).
 #
 #   bytes 0..1 MiB       protective MBR, primary GPT header and entry array
-#   partition 1          P1_MIB MiB (default 64) from 1 MiB: "fileio-fs", FAT (mkfs.fat picks
-#                        FAT12/16/32 for the size), label LIONS-P1, holding /hello.txt.
-#                        The fs_fat server serves it; the fileio PD changes it.
+#   partition 1          P1_MIB MiB (default 64) from 1 MiB: "fileio-fs", FAT16 (FAT32 above
+#                        240 MiB; 241..271 MiB fit neither with these clusters) with 4 KiB
+#                        clusters, label LIONS-P1, holding /hello.txt. The fs_fat server serves
+#                        it; the fileio PD changes it.
 #   partition 2          8 MiB right after it: "fileio-spare", FAT, label LIONS-P2, holding
 #                        /README.TXT and /numbers/1-20000.txt. Nothing in the system is given it:
 #                        it must come out of a run byte for byte as it went in.
@@ -25,7 +26,18 @@ out=$1
 p1_mib=${2:-64}
 p2_mib=8
 case $p1_mib in '' | *[!0-9]*) usage ;; esac
-[ "$p1_mib" -ge 8 ] || { echo "$0: partition 1 needs at least 8 MiB" >&2; exit 2; }
+[ "$p1_mib" -ge 32 ] || { echo "$0: partition 1 needs at least 32 MiB" >&2; exit 2; }
+# 4 KiB clusters (8 sectors): with mkfs.fat's default alignment the data area then starts on a
+# 4 KiB boundary, so a cluster is exactly one blk transfer unit and file data never needs a
+# read-modify-write. FAT16 holds at most 65524 clusters, FAT32 needs at least 65525.
+if [ "$p1_mib" -le 240 ]; then
+  p1_fat=16
+elif [ "$p1_mib" -ge 272 ]; then
+  p1_fat=32
+else
+  echo "$0: with 4 KiB clusters partition 1 is FAT16 up to 240 MiB or FAT32 from 272 MiB" >&2
+  exit 2
+fi
 
 # mkfs.fat and sfdisk live in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -65,13 +77,16 @@ EOF
 # mkfs.fat counts BLOCKS in KiB and --offset in sectors. Given fewer blocks than the rest of the
 # file holds it warns "block count mismatch", which is what is meant here: that line is dropped.
 mkfs() {
-  if ! mkfs.fat --invariant -S "$sector" -n "$1" --offset="$2" "$out" "$3" >/dev/null 2>"$work/mkfs.err"; then
+  local label=$1 start=$2 kib=$3
+  shift 3
+  if ! mkfs.fat --invariant -S "$sector" "$@" -n "$label" --offset="$start" "$out" "$kib" \
+    >/dev/null 2>"$work/mkfs.err"; then
     cat "$work/mkfs.err" >&2
     exit 1
   fi
   grep -v 'block count mismatch' "$work/mkfs.err" >&2 || true
 }
-mkfs LIONS-P1 "$p1_start" $((p1_mib * 1024))
+mkfs LIONS-P1 "$p1_start" $((p1_mib * 1024)) -F "$p1_fat" -s 8
 mkfs LIONS-P2 "$p2_start" $((p2_mib * 1024))
 
 export MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null
