@@ -170,9 +170,16 @@ fn echo_server_over_a_tap_in_a_namespace() {
     assert!(!seen.is_empty() && seen.len() as u32 <= sent);
     eprintln!("burst: {sent} sent, {} echoed", seen.len());
     // Still serving, both clients.
+    // (UDP may lose a datagram by design, so a few tries: a client that stopped serving
+    // answers none.)
     for addr in CLIENTS {
-        let back = socat(&format!("UDP:{addr}:{UDP_PORT}"), b"after the burst\n");
-        assert_eq!(back, b"after the burst\n", "{addr} after the burst");
+        let tries = (1..=5)
+            .find(|_| {
+                socat(&format!("UDP:{addr}:{UDP_PORT}"), b"after the burst\n")
+                    == b"after the burst\n"
+            })
+            .unwrap_or_else(|| panic!("{addr} does not echo after the burst"));
+        eprintln!("{addr} echoed after the burst at try {tries}");
     }
 
     let status = sys.ctrl_c().unwrap_or_else(|| {
