@@ -14,7 +14,9 @@
 //! client's `INITIALISE`. Block I/O is blocking ([`BlockingBlk`]: the whole blk data region is
 //! the bounce buffer, each request waited for by polling its response queue), so the server
 //! works while the virtualiser and the driver run concurrently with it: the host board, or seL4
-//! with them at higher priorities.
+//! with them at higher priorities. Between the FAT backend and the blk client sits a write-back
+//! cache of [`CACHED_BLOCKS`] blocks with [`READ_AHEAD`]-block read-ahead ([`BlkDisk`]), written
+//! back whenever the file system syncs (`FILE_SYNC`, a close, `DEINITIALISE`).
 //!
 //! **Host board only for now**: the FAT backend allocates (no_std + `alloc`), and lions-os offers
 //! no global allocator for seL4 PDs yet.
@@ -38,11 +40,47 @@ fn fail(what: impl core::fmt::Display) -> ! {
     std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
 }
 
+/// Blocks the cache of [`BlkDisk`] keeps.
+const CACHED_BLOCKS: usize = 16;
+
+/// Blocks one cache miss reads (the block asked for and those after it).
+const READ_AHEAD: u64 = 8;
+
+/// One cached block.
+struct Slot {
+    /// The block held (`None`: nothing valid).
+    lba: Option<u64>,
+    /// When it was last used (for least-recently-used eviction).
+    used: u64,
+    /// Changed here and not yet written to the device.
+    dirty: bool,
+    data: Box<[u8]>,
+}
+
 /// The blk partition as the FAT backend's block device: 4 KiB blocks (sDDF transfer units), as
-/// many as the virtualiser published.
+/// many as the virtualiser published, with a small write-back cache of single blocks.
+///
+/// Every blk request is a round trip through the virtualiser and the driver, and the FAT
+/// library's own one-block buffer would otherwise bounce between the two FAT copies and the
+/// directory on every cluster it allocates (about ten requests per 4 KiB appended). So:
+///
+/// - a one-block read is served from (and kept in) the cache; a miss reads up to
+///   [`READ_AHEAD`] blocks in one request (up to the next cached block or the end), as reading a
+///   file asks for its blocks in order; a longer read goes to the device, with cached blocks in
+///   its range copied over it (they are at least as new);
+/// - a one-block write to a cached block only changes the cache (dirty); any other write goes to
+///   the device at once, and cached copies in its range take its bytes and become clean;
+/// - the least recently used block makes room, written back first if dirty;
+/// - `flush` (FAT sync, close, unmount) writes every dirty block back, then sends a blk FLUSH.
+///
+/// So metadata reaches the disk at the latest when the file system syncs, as with any cache.
 struct BlkDisk {
     blk: BlockingBlk<'static>,
     blocks: u64,
+    slots: Vec<Slot>,
+    tick: u64,
+    /// Where read-ahead lands before it is shared out to slots.
+    ahead: Vec<u8>,
 }
 
 /// The block-device error of a blk client error.
@@ -51,6 +89,93 @@ fn block_error(e: ClientError) -> BlockError {
         ClientError::NotReady => BlockError::NotReady,
         ClientError::Range => BlockError::OutOfRange,
         _ => BlockError::Io,
+    }
+}
+
+impl BlkDisk {
+    fn new(blk: BlockingBlk<'static>, blocks: u64) -> Self {
+        Self {
+            blk,
+            blocks,
+            slots: Vec::with_capacity(CACHED_BLOCKS),
+            tick: 0,
+            ahead: Vec::new(),
+        }
+    }
+
+    fn find(&self, lba: u64) -> Option<usize> {
+        self.slots.iter().position(|s| s.lba == Some(lba))
+    }
+
+    fn touch(&mut self, i: usize) {
+        self.tick += 1;
+        self.slots[i].used = self.tick;
+    }
+
+    fn write_back(&mut self, i: usize) -> Result<(), BlockError> {
+        let s = &mut self.slots[i];
+        if let (true, Some(lba)) = (s.dirty, s.lba) {
+            self.blk.write_blocks(lba, &s.data).map_err(block_error)?;
+        }
+        s.dirty = false;
+        Ok(())
+    }
+
+    /// An empty slot: a new one, or the least recently used one written back.
+    fn victim(&mut self) -> Result<usize, BlockError> {
+        if self.slots.len() < CACHED_BLOCKS {
+            self.slots.push(Slot {
+                lba: None,
+                used: 0,
+                dirty: false,
+                data: vec![0; BLK_TRANSFER_SIZE].into_boxed_slice(),
+            });
+            return Ok(self.slots.len() - 1);
+        }
+        let i = (0..self.slots.len())
+            .min_by_key(|&i| self.slots[i].used)
+            .unwrap_or(0);
+        self.write_back(i)?;
+        self.slots[i].lba = None;
+        Ok(i)
+    }
+
+    /// Read `lba` (not cached) and the blocks after it, up to [`READ_AHEAD`] in all and stopping
+    /// at a cached block or the end, into slots; `lba` is used last, so it is the most recent.
+    fn read_ahead(&mut self, lba: u64) -> Result<(), BlockError> {
+        let mut n = 1;
+        while n < READ_AHEAD && lba + n < self.blocks && self.find(lba + n).is_none() {
+            n += 1;
+        }
+        let mut ahead = core::mem::take(&mut self.ahead);
+        // `n <= READ_AHEAD`: a few blocks.
+        ahead.resize(usize::try_from(n).unwrap_or(1) * BLK_TRANSFER_SIZE, 0);
+        let mut result = self.blk.read_blocks(lba, &mut ahead).map_err(block_error);
+        if result.is_ok() {
+            for (k, block) in ahead.chunks_exact(BLK_TRANSFER_SIZE).enumerate().rev() {
+                match self.victim() {
+                    Ok(i) => {
+                        self.slots[i].data.copy_from_slice(block);
+                        self.slots[i].lba = Some(lba + k as u64);
+                        self.touch(i);
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.ahead = ahead;
+        result
+    }
+
+    /// Cached blocks inside `lba..lba + n`, with their byte offset from `lba`.
+    fn overlapping(&self, lba: u64, n: u64) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.slots.iter().enumerate().filter_map(move |(i, s)| {
+            let at = s.lba?.checked_sub(lba).filter(|&d| d < n)?;
+            Some((i, usize::try_from(at).ok()? * BLK_TRANSFER_SIZE))
+        })
     }
 }
 
@@ -64,16 +189,45 @@ impl BlockDevice for BlkDisk {
     }
 
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        lions_fs::block::check_transfer(self, lba, buf.len())?;
-        self.blk.read_blocks(lba, buf).map_err(block_error)
+        let n = lions_fs::block::check_transfer(self, lba, buf.len())?;
+        if n == 1 {
+            if self.find(lba).is_none() {
+                self.read_ahead(lba)?;
+            }
+            let i = self.find(lba).ok_or(BlockError::Io)?;
+            self.touch(i);
+            buf.copy_from_slice(&self.slots[i].data);
+            return Ok(());
+        }
+        self.blk.read_blocks(lba, buf).map_err(block_error)?;
+        for (i, at) in self.overlapping(lba, n) {
+            buf[at..at + BLK_TRANSFER_SIZE].copy_from_slice(&self.slots[i].data);
+        }
+        Ok(())
     }
 
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
-        lions_fs::block::check_transfer(self, lba, buf.len())?;
-        self.blk.write_blocks(lba, buf).map_err(block_error)
+        let n = lions_fs::block::check_transfer(self, lba, buf.len())?;
+        if let (1, Some(i)) = (n, self.find(lba)) {
+            self.slots[i].data.copy_from_slice(buf);
+            self.slots[i].dirty = true;
+            self.touch(i);
+            return Ok(());
+        }
+        self.blk.write_blocks(lba, buf).map_err(block_error)?;
+        let hits: Vec<(usize, usize)> = self.overlapping(lba, n).collect();
+        for (i, at) in hits {
+            let s = &mut self.slots[i];
+            s.data.copy_from_slice(&buf[at..at + BLK_TRANSFER_SIZE]);
+            s.dirty = false;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), BlockError> {
+        for i in 0..self.slots.len() {
+            self.write_back(i)?;
+        }
         self.blk.flush().map_err(block_error)
     }
 }
@@ -91,10 +245,7 @@ fn init() -> FsServer<'static, FatFs> {
     if info.capacity == 0 {
         fail("the blk virtualiser has no partition for this server");
     }
-    let disk = BlkDisk {
-        blk,
-        blocks: info.capacity,
-    };
+    let disk = BlkDisk::new(blk, info.capacity);
     // SAFETY: the command and completion queues and the share region are mapped read-write at
     // the config's vaddrs before `init` and for the PD's life, shared only with the one client;
     // this is the only server handle of them.

@@ -5,13 +5,14 @@
 //! disk image, with no client, server, blk virtualiser or driver in between.
 //!
 //! ```text
-//! fileio_direct <image> <MiB>
+//! fileio_direct <image> <MiB> [<bytes per call>]
 //! ```
 //!
 //! It finds partition 1 with lions-blk's partition-table reader (the virtualiser's), mounts it,
 //! writes `/bench.bin` of `<MiB>` MiB in 32 KiB writes, syncs and closes it, reads it all back in
 //! 32 KiB reads checking every byte, removes it and unmounts: the same work as the `fileio` PD's
-//! bench mode. It prints the same `bench write|read <bytes> bytes in <ns> ns (<rate>)` lines,
+//! bench mode. With `<bytes per call>` (at most 32 KiB) each backend read and write moves that
+//! many bytes instead (4096: what the FS server's bounce buffer hands the backend per call). It prints the same `bench write|read <bytes> bytes in <ns> ns (<rate>)` lines,
 //! timed with the monotonic clock. Block I/O is `pread`/`pwrite` on the image and a FLUSH is
 //! `fdatasync`, as in the host blk driver.
 
@@ -85,7 +86,7 @@ fn partition(file: &File, index: u32) -> Result<(u64, u64), String> {
     Ok((e.start * BLOCK, e.blocks))
 }
 
-fn run(image: &str, mib: u64) -> Result<(), String> {
+fn run(image: &str, mib: u64, call: usize) -> Result<(), String> {
     let file = File::options()
         .read(true)
         .write(true)
@@ -112,7 +113,7 @@ fn run(image: &str, mib: u64) -> Result<(), String> {
     fs.truncate(h, 0).map_err(st("truncate"))?;
     let mut at = 0u64;
     while at < bytes {
-        let n = usize::try_from(bytes - at).map_or(BENCH_CHUNK, |l| l.min(BENCH_CHUNK));
+        let n = usize::try_from(bytes - at).map_or(call, |l| l.min(call));
         fill_pattern(at, &mut buf[..n]);
         let mut done = 0;
         while done < n {
@@ -136,7 +137,7 @@ fn run(image: &str, mib: u64) -> Result<(), String> {
     }
     let mut at = 0u64;
     loop {
-        let n = fs.read(h, at, &mut buf).map_err(st("read"))?;
+        let n = fs.read(h, at, &mut buf[..call]).map_err(st("read"))?;
         if n == 0 {
             break;
         }
@@ -162,11 +163,18 @@ fn run(image: &str, mib: u64) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(image), Some(mib)) = (args.get(1), args.get(2).and_then(|m| m.parse().ok())) else {
-        eprintln!("usage: fileio_direct <image> <MiB>");
+    let call = match args.get(3).map(|c| c.parse::<usize>()) {
+        None => Ok(BENCH_CHUNK),
+        Some(Ok(c)) if (1..=BENCH_CHUNK).contains(&c) => Ok(c),
+        Some(_) => Err(()),
+    };
+    let (Some(image), Some(mib), Ok(call)) =
+        (args.get(1), args.get(2).and_then(|m| m.parse().ok()), call)
+    else {
+        eprintln!("usage: fileio_direct <image> <MiB> [<bytes per call, 1..=32768>]");
         return ExitCode::from(2);
     };
-    match run(image, mib) {
+    match run(image, mib, call) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fileio_direct: {e}");
