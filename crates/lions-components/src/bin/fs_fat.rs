@@ -14,9 +14,10 @@
 //! client's `INITIALISE`. Block I/O is blocking ([`BlockingBlk`]: the whole blk data region is
 //! the bounce buffer, each request waited for by polling its response queue), so the server
 //! works while the virtualiser and the driver run concurrently with it: the host board, or seL4
-//! with them at higher priorities. Between the FAT backend and the blk client sits a write-back
-//! cache of [`CACHED_BLOCKS`] blocks with [`READ_AHEAD`]-block read-ahead ([`BlkDisk`]), written
-//! back whenever the file system syncs (`FILE_SYNC`, a close, `DEINITIALISE`).
+//! with them at higher priorities. Between the FAT backend and the blk client ([`BlkDisk`]) sits
+//! a write-back cache of [`CACHED_BLOCKS`] blocks with [`READ_AHEAD`]-block read-ahead
+//! ([`Cached`]), written back whenever the file system syncs (`FILE_SYNC`, a close,
+//! `DEINITIALISE`).
 //!
 //! **Host board only for now**: the FAT backend allocates (no_std + `alloc`), and lions-os offers
 //! no global allocator for seL4 PDs yet.
@@ -40,11 +41,52 @@ fn fail(what: impl core::fmt::Display) -> ! {
     std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
 }
 
-/// Blocks the cache of [`BlkDisk`] keeps.
+/// Blocks the cache ([`Cached`]) keeps.
 const CACHED_BLOCKS: usize = 16;
 
 /// Blocks one cache miss reads (the block asked for and those after it).
 const READ_AHEAD: u64 = 8;
+
+/// The blk partition as a block device: 4 KiB blocks (sDDF transfer units), as many as the
+/// virtualiser published; every call is one blocking blk request (or a few, for a transfer
+/// larger than the blk data region).
+struct BlkDisk {
+    blk: BlockingBlk<'static>,
+    blocks: u64,
+}
+
+/// The block-device error of a blk client error.
+fn block_error(e: ClientError) -> BlockError {
+    match e {
+        ClientError::NotReady => BlockError::NotReady,
+        ClientError::Range => BlockError::OutOfRange,
+        _ => BlockError::Io,
+    }
+}
+
+impl BlockDevice for BlkDisk {
+    fn block_size(&self) -> usize {
+        BLK_TRANSFER_SIZE
+    }
+
+    fn block_count(&self) -> u64 {
+        self.blocks
+    }
+
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        lions_fs::block::check_transfer(self, lba, buf.len())?;
+        self.blk.read_blocks(lba, buf).map_err(block_error)
+    }
+
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        lions_fs::block::check_transfer(self, lba, buf.len())?;
+        self.blk.write_blocks(lba, buf).map_err(block_error)
+    }
+
+    fn flush(&mut self) -> Result<(), BlockError> {
+        self.blk.flush().map_err(block_error)
+    }
+}
 
 /// One cached block.
 struct Slot {
@@ -57,8 +99,7 @@ struct Slot {
     data: Box<[u8]>,
 }
 
-/// The blk partition as the FAT backend's block device: 4 KiB blocks (sDDF transfer units), as
-/// many as the virtualiser published, with a small write-back cache of single blocks.
+/// A small write-back cache of single blocks in front of `D`.
 ///
 /// Every blk request is a round trip through the virtualiser and the driver, and the FAT
 /// library's own one-block buffer would otherwise bounce between the two FAT copies and the
@@ -71,32 +112,24 @@ struct Slot {
 /// - a one-block write to a cached block only changes the cache (dirty); any other write goes to
 ///   the device at once, and cached copies in its range take its bytes and become clean;
 /// - the least recently used block makes room, written back first if dirty;
-/// - `flush` (FAT sync, close, unmount) writes every dirty block back, then sends a blk FLUSH.
+/// - `flush` (FAT sync, close, unmount) writes every dirty block back, then flushes the device.
 ///
 /// So metadata reaches the disk at the latest when the file system syncs, as with any cache.
-struct BlkDisk {
-    blk: BlockingBlk<'static>,
-    blocks: u64,
+struct Cached<D> {
+    dev: D,
+    /// Bytes per block (the device's).
+    bs: usize,
     slots: Vec<Slot>,
     tick: u64,
     /// Where read-ahead lands before it is shared out to slots.
     ahead: Vec<u8>,
 }
 
-/// The block-device error of a blk client error.
-fn block_error(e: ClientError) -> BlockError {
-    match e {
-        ClientError::NotReady => BlockError::NotReady,
-        ClientError::Range => BlockError::OutOfRange,
-        _ => BlockError::Io,
-    }
-}
-
-impl BlkDisk {
-    fn new(blk: BlockingBlk<'static>, blocks: u64) -> Self {
+impl<D: BlockDevice> Cached<D> {
+    fn new(dev: D) -> Self {
         Self {
-            blk,
-            blocks,
+            bs: dev.block_size(),
+            dev,
             slots: Vec::with_capacity(CACHED_BLOCKS),
             tick: 0,
             ahead: Vec::new(),
@@ -115,7 +148,7 @@ impl BlkDisk {
     fn write_back(&mut self, i: usize) -> Result<(), BlockError> {
         let s = &mut self.slots[i];
         if let (true, Some(lba)) = (s.dirty, s.lba) {
-            self.blk.write_blocks(lba, &s.data).map_err(block_error)?;
+            self.dev.write_blocks(lba, &s.data)?;
         }
         s.dirty = false;
         Ok(())
@@ -128,7 +161,7 @@ impl BlkDisk {
                 lba: None,
                 used: 0,
                 dirty: false,
-                data: vec![0; BLK_TRANSFER_SIZE].into_boxed_slice(),
+                data: vec![0; self.bs].into_boxed_slice(),
             });
             return Ok(self.slots.len() - 1);
         }
@@ -143,16 +176,17 @@ impl BlkDisk {
     /// Read `lba` (not cached) and the blocks after it, up to [`READ_AHEAD`] in all and stopping
     /// at a cached block or the end, into slots; `lba` is used last, so it is the most recent.
     fn read_ahead(&mut self, lba: u64) -> Result<(), BlockError> {
+        let blocks = self.dev.block_count();
         let mut n = 1;
-        while n < READ_AHEAD && lba + n < self.blocks && self.find(lba + n).is_none() {
+        while n < READ_AHEAD && lba + n < blocks && self.find(lba + n).is_none() {
             n += 1;
         }
         let mut ahead = core::mem::take(&mut self.ahead);
         // `n <= READ_AHEAD`: a few blocks.
-        ahead.resize(usize::try_from(n).unwrap_or(1) * BLK_TRANSFER_SIZE, 0);
-        let mut result = self.blk.read_blocks(lba, &mut ahead).map_err(block_error);
+        ahead.resize(usize::try_from(n).unwrap_or(1) * self.bs, 0);
+        let mut result = self.dev.read_blocks(lba, &mut ahead);
         if result.is_ok() {
-            for (k, block) in ahead.chunks_exact(BLK_TRANSFER_SIZE).enumerate().rev() {
+            for (k, block) in ahead.chunks_exact(self.bs).enumerate().rev() {
                 match self.victim() {
                     Ok(i) => {
                         self.slots[i].data.copy_from_slice(block);
@@ -174,18 +208,18 @@ impl BlkDisk {
     fn overlapping(&self, lba: u64, n: u64) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.slots.iter().enumerate().filter_map(move |(i, s)| {
             let at = s.lba?.checked_sub(lba).filter(|&d| d < n)?;
-            Some((i, usize::try_from(at).ok()? * BLK_TRANSFER_SIZE))
+            Some((i, usize::try_from(at).ok()? * self.bs))
         })
     }
 }
 
-impl BlockDevice for BlkDisk {
+impl<D: BlockDevice> BlockDevice for Cached<D> {
     fn block_size(&self) -> usize {
-        BLK_TRANSFER_SIZE
+        self.bs
     }
 
     fn block_count(&self) -> u64 {
-        self.blocks
+        self.dev.block_count()
     }
 
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
@@ -199,9 +233,9 @@ impl BlockDevice for BlkDisk {
             buf.copy_from_slice(&self.slots[i].data);
             return Ok(());
         }
-        self.blk.read_blocks(lba, buf).map_err(block_error)?;
+        self.dev.read_blocks(lba, buf)?;
         for (i, at) in self.overlapping(lba, n) {
-            buf[at..at + BLK_TRANSFER_SIZE].copy_from_slice(&self.slots[i].data);
+            buf[at..at + self.bs].copy_from_slice(&self.slots[i].data);
         }
         Ok(())
     }
@@ -214,11 +248,12 @@ impl BlockDevice for BlkDisk {
             self.touch(i);
             return Ok(());
         }
-        self.blk.write_blocks(lba, buf).map_err(block_error)?;
+        self.dev.write_blocks(lba, buf)?;
         let hits: Vec<(usize, usize)> = self.overlapping(lba, n).collect();
         for (i, at) in hits {
+            let bs = self.bs;
             let s = &mut self.slots[i];
-            s.data.copy_from_slice(&buf[at..at + BLK_TRANSFER_SIZE]);
+            s.data.copy_from_slice(&buf[at..at + bs]);
             s.dirty = false;
         }
         Ok(())
@@ -228,7 +263,7 @@ impl BlockDevice for BlkDisk {
         for i in 0..self.slots.len() {
             self.write_back(i)?;
         }
-        self.blk.flush().map_err(block_error)
+        self.dev.flush()
     }
 }
 
@@ -245,7 +280,10 @@ fn init() -> FsServer<'static, FatFs> {
     if info.capacity == 0 {
         fail("the blk virtualiser has no partition for this server");
     }
-    let disk = BlkDisk::new(blk, info.capacity);
+    let disk = Cached::new(BlkDisk {
+        blk,
+        blocks: info.capacity,
+    });
     // SAFETY: the command and completion queues and the share region are mapped read-write at
     // the config's vaddrs before `init` and for the PD's life, shared only with the one client;
     // this is the only server handle of them.
@@ -253,3 +291,118 @@ fn init() -> FsServer<'static, FatFs> {
 }
 
 lions_os::protection_domain!(init);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::cast_possible_truncation)] // Small test numbers.
+mod tests {
+    use super::*;
+    use lions_fs::RamDisk;
+
+    const BS: usize = 512;
+    const BLOCKS: u64 = 64;
+
+    /// xorshift64: a fixed sequence of operations, no dependency.
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    fn disk_bytes(d: &RamDisk) -> Vec<u8> {
+        d.image()
+    }
+
+    /// Random reads, writes (one block and several) and flushes through the cache agree with a
+    /// plain copy of the disk at every read, and the device equals it after each flush.
+    #[test]
+    fn the_cache_is_invisible_except_for_timing() {
+        let dev = RamDisk::new(BS, BLOCKS);
+        let mut model = vec![0u8; BS * BLOCKS as usize];
+        let mut cached = Cached::new(dev.clone());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..20_000u32 {
+            let lba = next(&mut x) % BLOCKS;
+            let n = if next(&mut x).is_multiple_of(4) {
+                1 + next(&mut x) % 12
+            } else {
+                1
+            }
+            .min(BLOCKS - lba);
+            let range = lba as usize * BS..(lba + n) as usize * BS;
+            match next(&mut x) % 16 {
+                0 => {
+                    cached.flush().unwrap();
+                    assert_eq!(disk_bytes(&dev), model, "step {step}: flushed");
+                }
+                1..=7 => {
+                    let fill = (next(&mut x) & 0xff) as u8;
+                    let data: Vec<u8> = (0..range.len()).map(|i| fill ^ i as u8).collect();
+                    cached.write_blocks(lba, &data).unwrap();
+                    model[range].copy_from_slice(&data);
+                }
+                _ => {
+                    let mut buf = vec![0u8; range.len()];
+                    cached.read_blocks(lba, &mut buf).unwrap();
+                    assert!(buf == model[range], "step {step}: read {n} at {lba}");
+                }
+            }
+        }
+        assert!(cached.slots.len() <= CACHED_BLOCKS);
+        assert_eq!(
+            cached.read_blocks(BLOCKS, &mut [0u8; BS]),
+            Err(BlockError::OutOfRange)
+        );
+        assert_eq!(
+            cached.write_blocks(0, &[0u8; 100]),
+            Err(BlockError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn metadata_rewrites_stay_in_the_cache_until_a_flush() {
+        let dev = RamDisk::new(BS, BLOCKS);
+        let mut cached = Cached::new(dev.clone());
+        let mut block = [0u8; BS];
+        // Read-modify-write of two "FAT" blocks, alternately, as the FAT library does.
+        for round in 0..100u8 {
+            for lba in [1, 9] {
+                cached.read_blocks(lba, &mut block).unwrap();
+                block[usize::from(round)] = round;
+                cached.write_blocks(lba, &block).unwrap();
+            }
+        }
+        let (reads, writes, flushes) = dev.counts();
+        assert_eq!(
+            (reads, writes, flushes),
+            (2, 0, 0),
+            "one read-ahead each, no write yet"
+        );
+        assert_eq!(disk_bytes(&dev)[BS + 99], 0, "not written back yet");
+        cached.flush().unwrap();
+        assert_eq!(
+            dev.counts(),
+            (2, 2, 1),
+            "each dirty block once, then the device flush"
+        );
+        assert_eq!(disk_bytes(&dev)[BS + 99], 99);
+        assert_eq!(disk_bytes(&dev)[9 * BS + 99], 99);
+    }
+
+    #[test]
+    fn sequential_reads_come_in_read_ahead_runs() {
+        let dev = RamDisk::new(BS, BLOCKS);
+        let mut cached = Cached::new(dev.clone());
+        let mut block = [0u8; BS];
+        for lba in 0..BLOCKS {
+            cached.read_blocks(lba, &mut block).unwrap();
+        }
+        assert_eq!(dev.counts().0, BLOCKS / READ_AHEAD);
+        // A failing device: the error reaches the caller and nothing stale is served after.
+        dev.set_failing(true);
+        cached.slots.clear();
+        assert_eq!(cached.read_blocks(3, &mut block), Err(BlockError::Io));
+        dev.set_failing(false);
+        cached.read_blocks(3, &mut block).unwrap();
+    }
+}
