@@ -6,15 +6,16 @@
 //! and prints each step on the console as `fileio: ...`, then `fileio: done in S.mmms`. A check
 //! that fails prints `fileio: FAILED: ...` and ends the PD (the launcher reports it).
 //!
-//! Every file-system call is the blocking client of lions-fs ([`FsClient::call`], [`File`] with
-//! embedded-io): it spins until the completion arrives, which works because the server runs in
-//! its own process on the host board. Times come from the timer driver (PPC `time_now`).
+//! Every file-system call is the blocking client of lions-fs ([`FsClient::call`],
+//! [`File`](lions_fs::File) with embedded-io): it spins until the completion arrives, which works
+//! because the server runs in its own process on the host board. Times come from the timer driver
+//! (PPC `time_now`).
 //!
 //! **Bench mode**: with `LIONS_FILEIO_BENCH=<MiB>` in the environment (the host board passes the
 //! launcher's environment to every PD) it also writes `/bench.bin` of that many MiB in 32 KiB
 //! requests and syncs and closes it, then reads it all back in 32 KiB requests and checks it, and
-//! prints `fileio: bench write|read <bytes> bytes in <ns> ns (<rate>)`, times from the timer driver;
-//! then it removes the file (`cargo bench -p xtask --bench fileio`).
+//! prints `fileio: bench write|read <bytes> bytes in <ns> ns (<rate>)`, times from the timer
+//! driver; then it removes the file (`cargo bench -p xtask --bench fileio`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use embedded_io::{Read, Write};

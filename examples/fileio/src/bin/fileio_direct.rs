@@ -11,10 +11,11 @@
 //! It finds partition 1 with lions-blk's partition-table reader (the virtualiser's), mounts it,
 //! writes `/bench.bin` of `<MiB>` MiB in 32 KiB writes, syncs and closes it, reads it all back in
 //! 32 KiB reads checking every byte, removes it and unmounts: the same work as the `fileio` PD's
-//! bench mode. With `<bytes per call>` (at most 32 KiB) each backend read and write moves that
-//! many bytes instead (4096: what the FS server's bounce buffer hands the backend per call). It prints the same `bench write|read <bytes> bytes in <ns> ns (<rate>)` lines,
-//! timed with the monotonic clock. Block I/O is `pread`/`pwrite` on the image and a FLUSH is
-//! `fdatasync`, as in the host blk driver.
+//! bench mode. With `<bytes per call>` (at most 32 KiB) each backend read and write moves that many
+//! bytes instead (4096: what the FS server's bounce buffer hands the backend per call). It prints
+//! the same `bench write|read <bytes> bytes in <ns> ns (<rate>)` lines, timed with the monotonic
+//! clock. Block I/O is `pread`/`pwrite` on the image and a FLUSH is `fdatasync`, as in the host blk
+//! driver.
 
 use fileio_example::{BENCH_CHUNK, BENCH_PATH, BenchLine, fill_pattern, pattern_mismatch};
 use lions_blk::partition::{Partitioner, Step};
