@@ -673,10 +673,12 @@ impl FsBackend for FatFs {
     fn read(&mut self, h: u32, offset: u64, buf: &mut [u8]) -> Result<usize, Status> {
         self.with(|_, opens| {
             let f = file(opens, h)?;
-            if offset >= size_of_file(f)? {
+            // A seek stops at the end of the file, and from the current position it walks only
+            // the clusters in between: sequential reads never walk the chain from its start
+            // (asking for the size first did, on every call).
+            if f.seek(SeekFrom::Start(offset)).map_err(status_of)? < offset {
                 return Ok(0);
             }
-            f.seek(SeekFrom::Start(offset)).map_err(status_of)?;
             let mut done = 0;
             while done < buf.len() {
                 match f.read(&mut buf[done..]) {
@@ -696,11 +698,11 @@ impl FsBackend for FatFs {
             if offset > u64::from(u32::MAX) {
                 return Ok(0);
             }
-            let size = size_of_file(f)?;
-            if offset > size {
-                zero_fill(f, offset - size)?;
+            // As in `read`: the seek stops at the end; a gap up to `offset` is filled with zeros.
+            let at = f.seek(SeekFrom::Start(offset)).map_err(status_of)?;
+            if at < offset {
+                zero_fill(f, offset - at)?;
             }
-            f.seek(SeekFrom::Start(offset)).map_err(status_of)?;
             let mut done = 0;
             while done < buf.len() {
                 match f.write(&buf[done..]) {
