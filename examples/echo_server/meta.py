@@ -7,11 +7,13 @@ sDDF's network subsystem: the driver, the Rx and Tx virtualisers, one copier per
 clients; a timer for the clients' TCP/IP stacks and a serial console they greet on. Priorities as
 sDDF orders them: timer > serial > net driver > Tx virt > Rx virt > copiers > clients.
 
-Addresses (host board: the TAP interface `lions0`, or $LIONS_TAP, is 10.0.2.1/24 on the host):
+Addresses (host board: the TAP interface `lions0`, or $LIONS_TAP, is 10.0.2.1/24 on the host; with
+LIONS_NET=user the user-mode network's gateway is 10.0.2.1):
 
     client0  10.0.2.10/24  MAC 52:54:01:00:00:00
     client1  10.0.2.11/24  MAC 52:54:01:00:00:01
 """
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +32,13 @@ asm = Assembly("echo_server", args.board)
 timer_driver = asm.pd("timer_driver", "timer_driver_host", package="lions-components", priority=254)
 serial_driver = asm.pd("serial_driver", "serial_driver_host", package="lions-components", priority=200)
 serial_virt_tx = asm.pd("serial_virt_tx", package="lions-components", priority=199)
-net_driver = asm.pd("net_driver", "net_driver_host_tap", package="lions-components", priority=110)
+#: The host board's NIC: a TAP (root or CAP_NET_ADMIN, or a TAP made for the user) or, with
+#: LIONS_NET=user, the user-mode network (no privileges; host ports forwarded per
+#: LIONS_NET_FORWARD).
+NET_DRIVER = {"tap": "net_driver_host_tap", "user": "net_driver_host_user"}.get(os.environ.get("LIONS_NET", "tap"))
+if NET_DRIVER is None:
+    raise SystemExit(f"echo_server: LIONS_NET={os.environ['LIONS_NET']!r}: expected 'tap' or 'user'")
+net_driver = asm.pd("net_driver", NET_DRIVER, package="lions-components", priority=110)
 net_virt_tx = asm.pd("net_virt_tx", package="lions-components", priority=109)
 net_virt_rx = asm.pd("net_virt_rx", package="lions-components", priority=108)
 copiers = [asm.pd(f"net_copy{i}", "net_copy", package="lions-components", priority=100) for i in range(len(CLIENTS))]

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! `cargo xtask run echo_server` on the host board, driven from Linux with real tools over a TAP
-//! interface inside a network namespace that the test creates (so it touches no interface of the
-//! machine): `ping`, UDP echo with `socat`, TCP echo with `socat`, against both clients, then a
-//! UDP burst larger than every queue on the way.
+//! `cargo xtask run echo_server` on the host board, driven from Linux with real tools.
 //!
-//! Needs root or CAP_NET_ADMIN (a network namespace and a TAP), and `ip` (iproute2), `ping`
-//! (iputils-ping) and `socat`. Without them the test **fails** and says what is missing; it never
-//! skips.
+//! - Over a TAP interface inside a network namespace that the test creates (so it touches no
+//!   interface of the machine): `ping`, UDP echo with `socat`, TCP echo with `socat`, against both
+//!   clients, then a UDP burst larger than every queue on the way. Needs root or CAP_NET_ADMIN (a
+//!   network namespace and a TAP), and `ip` (iproute2), `ping` (iputils-ping) and `socat`.
+//!   Without them the test **fails** and says what is missing; it never skips.
+//! - Over the user-mode network (`LIONS_NET=user`, no privileges): UDP and TCP echo of both
+//!   clients through host ports on 127.0.0.1 forwarded by the driver (`LIONS_NET_FORWARD`).
+//!
+//! The two tests take turns (one system build directory).
 //!
 //! The namespace: the test thread `unshare`s its network namespace, so everything it starts (the
 //! system, `ip`, `ping`, `socat`) and every socket it opens lives there, with only `lo` and the
@@ -18,13 +21,17 @@ mod common;
 use common::{Screen, System};
 use std::collections::HashSet;
 use std::io::Write;
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 const CLIENTS: [&str; 2] = ["10.0.2.10", "10.0.2.11"];
 const UDP_PORT: u16 = 1235;
 const TCP_PORT: u16 = 1236;
+
+/// One system at a time: both tests build and run `echo_server` in the same directory.
+static ONE_SYSTEM: Mutex<()> = Mutex::new(());
 
 /// Run a command, failing the test with a clear message when it cannot be started.
 fn run(cmd: &mut Command, what: &str) -> Output {
@@ -87,6 +94,7 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
 
 #[test]
 fn echo_server_over_a_tap_in_a_namespace() {
+    let _one = ONE_SYSTEM.lock().unwrap_or_else(|e| e.into_inner());
     enter_namespace();
     let mut sys = System::start("echo_server");
     sys.expect("both clients up", |s: &Screen| {
@@ -182,6 +190,72 @@ fn echo_server_over_a_tap_in_a_namespace() {
         eprintln!("{addr} echoed after the burst at try {tries}");
     }
 
+    let status = sys.ctrl_c().unwrap_or_else(|| {
+        panic!(
+            "the system did not stop on Ctrl-C:\n{}",
+            sys.with_screen(Screen::transcript)
+        )
+    });
+    sys.with_screen(|s| {
+        assert_eq!(status.code(), Some(0), "{}", s.transcript());
+        assert!(
+            !s.errors.iter().any(|l| l.starts_with("lions-host:")),
+            "a PD was reported:\n{}",
+            s.transcript()
+        );
+    });
+}
+
+/// A port on 127.0.0.1 free for both TCP and UDP just now.
+fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn echo_server_over_the_user_mode_network_with_port_forwarding() {
+    let _one = ONE_SYSTEM.lock().unwrap_or_else(|e| e.into_inner());
+    let ports = [free_port(), free_port()];
+    let forward = CLIENTS
+        .iter()
+        .zip(ports)
+        .map(|(ip, p)| format!("tcp:{p}:{ip}:{TCP_PORT},udp:{p}:{ip}:{UDP_PORT}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut sys = System::start_with(
+        "echo_server",
+        &[],
+        &[("LIONS_NET", "user"), ("LIONS_NET_FORWARD", &forward)],
+    );
+    sys.expect("both clients up", |s: &Screen| {
+        let t = s.text();
+        t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
+    });
+    for (addr, port) in CLIENTS.iter().zip(ports) {
+        let line = format!("a datagram for {addr} through 127.0.0.1:{port}\n");
+        let back = socat(&format!("UDP:127.0.0.1:{port}"), line.as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&back),
+            line,
+            "forwarded UDP echo of {addr}"
+        );
+        let data = pattern(200_000, port as u8);
+        let back = socat(&format!("TCP:127.0.0.1:{port}"), &data);
+        assert_eq!(
+            back.len(),
+            data.len(),
+            "forwarded TCP echo length of {addr}"
+        );
+        assert!(back == data, "forwarded TCP echo of {addr} differs");
+    }
     let status = sys.ctrl_c().unwrap_or_else(|| {
         panic!(
             "the system did not stop on Ctrl-C:\n{}",

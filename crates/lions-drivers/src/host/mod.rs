@@ -9,14 +9,18 @@
 //!   [`terminal`].
 //! - [`timer::HostTimer`] (`lions,host-timer`): a `CLOCK_MONOTONIC` timerfd, ticks in ns.
 //! - [`tap::HostTap`] (`lions,host-net`): a Linux TAP interface as an Ethernet device.
+//! - [`usernet::UserNet`] (`lions,host-net`, no privileges): an Ethernet segment ending in a
+//!   gateway in the driver process, with host port forwarding.
 
 pub mod serial;
 mod sys;
 pub mod tap;
 pub mod terminal;
 pub mod timer;
+pub mod usernet;
 
 pub use serial::HostSerial;
 pub use tap::HostTap;
 pub use timer::{HOST_TIMER_HZ, HostTimer};
+pub use usernet::UserNet;
 pub mod blk;

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `net_driver_host_user`: the host board's user-mode network (`lions,host-net`), for an ordinary
+//! user: no TAP, no privileges.
+//!
+//! The generic [`EthDriver`] over a [`UserNet`]: the system's Ethernet segment ends in a gateway
+//! (10.0.2.1) inside this process, and host ports on 127.0.0.1 are forwarded to addresses on the
+//! segment.
+//!
+//! - Config sections: `.device_resources` (its first IRQ; no regions) and `.net_driver_config`.
+//! - **Environment**: `LIONS_NET_FORWARD`, a comma-separated list of
+//!   `tcp:HOSTPORT:GUESTIP:GUESTPORT` and `udp:HOSTPORT:GUESTIP:GUESTPORT`, e.g.
+//!   `tcp:5555:10.0.2.10:1236,udp:5555:10.0.2.10:1235` (empty: no forwards).
+
+use lions_drivers::host::UserNet;
+use lions_drivers::host::tap::Dma;
+use lions_drivers::host::usernet::Forward;
+use lions_net::{EthDriver, NetDriverConfig};
+use lions_os::{Channel, DeviceResources};
+
+lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
+lions_os::config!(static CONFIG: NetDriverConfig = ".net_driver_config");
+
+/// The forwards' environment variable.
+const FORWARD_ENV: &str = "LIONS_NET_FORWARD";
+
+/// End the PD as one that could not start (the launcher reports it and does not restart it).
+fn fail(what: impl std::fmt::Display) -> ! {
+    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+}
+
+fn init() -> EthDriver<'static, UserNet> {
+    let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let irq = resources
+        .irqs()
+        .first()
+        .and_then(|i| Channel::try_new(i.id))
+        .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
+    let dma = if resources.regions().is_empty() {
+        Dma::host_identity().unwrap_or_else(|| fail("no DMA window on this machine"))
+    } else {
+        // SAFETY: the system description maps each region named in `.device_resources` at its
+        // vaddr, read-write, for the life of the PD.
+        unsafe { Dma::new(resources.regions()) }
+    };
+    let spec = std::env::var(FORWARD_ENV).unwrap_or_default();
+    let forwards = Forward::parse_list(&spec).unwrap_or_else(|| {
+        fail(format_args!(
+            "{FORWARD_ENV}={spec:?}: expected tcp|udp:HOSTPORT:GUESTIP:GUESTPORT,..."
+        ))
+    });
+    let net = UserNet::new(dma, &forwards).unwrap_or_else(|e| fail(e));
+    net.attach_irq(irq).unwrap_or_else(|e| fail(e));
+    // SAFETY: the system description maps the config's queue regions at their vaddrs, read-write,
+    // before `init` runs and for the PD's whole life, each shared only with its virtualiser; this
+    // PD makes one handle per queue end.
+    let mut driver = unsafe { EthDriver::new(net, config, irq) }.unwrap_or_else(|e| fail(e));
+    driver.init().unwrap_or_else(|e| fail(e));
+    driver
+}
+
+lions_os::protection_domain!(init);
