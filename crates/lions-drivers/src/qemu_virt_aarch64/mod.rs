@@ -12,3 +12,4 @@
 pub mod generic_timer;
 pub mod pl011;
 pub mod virtio_blk;
+pub mod virtio_net;

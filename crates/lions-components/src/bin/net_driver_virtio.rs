@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `net_driver_virtio`: the Ethernet driver of `qemu_virt_aarch64` (`virtio,mmio`, a
+//! `virtio-net-device`), a seL4 PD.
+//!
+//! The generic [`EthDriver`](lions_net::EthDriver) over a
+//! [`VirtioNet`](lions_drivers::qemu_virt_aarch64::virtio_net::VirtioNet).
+//!
+//! Config sections: `.device_resources` (region 0: the page holding the virtio-mmio slot, mapped
+//! uncached; region 1: `virtio_rings`, 64 KiB of DMA memory; IRQ 0: the device's interrupt) and
+//! `.net_driver_config` (the queues to the virtualisers). QEMU's `virt` board puts the net slot
+//! [`SLOT_OFFSET`] bytes into its page (0xa003e00), as the board's device tree says.
+//!
+//! Built for any other target it is a program that says it is not a host-board component.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+/// Offset of the virtio-mmio register slot in the mapped page (`virtio_mmio@a003e00`).
+pub const SLOT_OFFSET: usize = 0xe00;
+/// Bytes of one virtio-mmio slot.
+pub const SLOT_LEN: usize = 0x200;
+
+#[cfg(target_os = "none")]
+mod sel4 {
+    use super::{SLOT_LEN, SLOT_OFFSET};
+    use lions_drivers::mmio::MmioRegion;
+    use lions_drivers::qemu_virt_aarch64::virtio_net::{VirtioNet, split_rings};
+    use lions_net::{EthDriver, NetDriverConfig};
+    use lions_os::{Channel, DeviceResources};
+
+    lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
+    lions_os::config!(static CONFIG: NetDriverConfig = ".net_driver_config");
+
+    /// End the PD as one that could not start (a fault the monitor reports).
+    fn fail(what: impl core::fmt::Display) -> ! {
+        panic!("cannot start: {what}");
+    }
+
+    pub(crate) fn init() -> EthDriver<'static, VirtioNet<MmioRegion>> {
+        let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
+        let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+        let irq = resources
+            .irqs()
+            .first()
+            .and_then(|i| Channel::try_new(i.id))
+            .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
+        let [regs, rings] = resources.regions() else {
+            fail("`.device_resources` needs the `regs` and `virtio_rings` regions")
+        };
+        let page = regs
+            .region
+            .as_raw_parts()
+            .filter(|&(_, len)| len >= SLOT_OFFSET + SLOT_LEN)
+            .map(|(page, _)| page)
+            .unwrap_or_else(|| fail("register region missing or smaller than one page"));
+        // SAFETY: the system description maps the device page uncached at `page`, into this PD
+        // only; the slot lies inside it (checked above) and this is its only handle.
+        let regs = unsafe { MmioRegion::new(page.add(SLOT_OFFSET), SLOT_LEN) }
+            .unwrap_or_else(|| fail("register slot is not 4-byte aligned"));
+        let (base, len) = rings
+            .region
+            .as_raw_parts()
+            .unwrap_or_else(|| fail("`virtio_rings` is not mapped"));
+        // SAFETY: `virtio_rings` is mapped read-write (uncached) at `base`, `len` bytes, for the
+        // PD's life, into this PD only; the device reaches it at `io_addr`.
+        let (rx, tx, hdrs) = unsafe { split_rings(base, len, rings.io_addr) }
+            .unwrap_or_else(|| fail("`virtio_rings` too small or misaligned"));
+        let dev = VirtioNet::new(regs, rx, tx, hdrs).unwrap_or_else(|e| fail(e));
+        // SAFETY: the system description maps the config's queue regions before `init`, shared
+        // only with the virtualisers; this PD makes one handle per queue end.
+        let mut driver = unsafe { EthDriver::new(dev, config, irq) }.unwrap_or_else(|e| fail(e));
+        driver.init().unwrap_or_else(|e| fail(e));
+        driver
+    }
+}
+
+#[cfg(target_os = "none")]
+lions_os::protection_domain!(sel4::init);
+
+/// Not a host-board component: say so.
+#[cfg(not(target_os = "none"))]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "net_driver_virtio drives virtio-net of qemu_virt_aarch64 under seL4; the host board's \
+         net drivers are net_driver_host_tap and net_driver_host_user"
+    );
+    std::process::ExitCode::FAILURE
+}
