@@ -32,7 +32,7 @@ pub const DEVICE_ID: u32 = 1;
 /// Feature: the config space holds the device's MAC address.
 pub const F_MAC: u64 = 1 << 5;
 /// Bytes of `struct virtio_net_hdr` with `VERSION_1`.
-pub const HDR_LEN: usize = 12;
+pub const HDR_LEN: u32 = 12;
 /// Bytes per header slot.
 const SLOT: usize = 16;
 const MAX: usize = MAX_QUEUE_SIZE as usize;
@@ -163,7 +163,7 @@ impl<M: Mmio> EthDevice for VirtioNet<M> {
         let chain = [
             Buffer {
                 addr: self.hdrs.io_addr(Self::slot(false, head)),
-                len: HDR_LEN as u32,
+                len: HDR_LEN,
                 device_writes: true,
             },
             Buffer {
@@ -183,7 +183,7 @@ impl<M: Mmio> EthDevice for VirtioNet<M> {
             let Some(mut buf) = self.rx_bufs[usize::from(used.head)].take() else {
                 continue;
             };
-            let len = used.len.saturating_sub(HDR_LEN as u32).min(BUF);
+            let len = used.len.saturating_sub(HDR_LEN).min(BUF);
             buf.len = u16::try_from(len).unwrap_or(0);
             return Some(buf);
         }
@@ -204,7 +204,7 @@ impl<M: Mmio> EthDevice for VirtioNet<M> {
         let chain = [
             Buffer {
                 addr: self.hdrs.io_addr(at),
-                len: HDR_LEN as u32,
+                len: HDR_LEN,
                 device_writes: false,
             },
             Buffer {
@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(chains.len(), 4);
         for (i, (_, c)) in chains.iter().enumerate() {
             assert_eq!(c.len(), 2);
-            assert!(c[0].write && c[0].len == HDR_LEN as u32);
+            assert!(c[0].write && c[0].len == HDR_LEN);
             assert!(c[1].write && c[1].len == 2048);
             assert_eq!(c[1].addr, data_addr + i as u64 * 2048);
         }
@@ -382,7 +382,7 @@ mod tests {
         for (&(head, ref c), len) in [(&chains[1], 60u32), (&chains[0], 1514)] {
             let mut mm = m.borrow_mut();
             mm.write_mem(c[1].addr, &vec![0xab; len as usize]);
-            mm.push_used(0, head, HDR_LEN as u32 + len);
+            mm.push_used(0, head, HDR_LEN + len);
         }
         assert_eq!(
             d.rx_poll(),
@@ -424,10 +424,10 @@ mod tests {
             let next = m.borrow_mut().pop_avail(1);
             let Some((head, c)) = next else { break };
             assert_eq!(c.len(), 2);
-            assert!(!c[0].write && c[0].len == HDR_LEN as u32 && !c[1].write);
-            let mut hdr = [0xffu8; HDR_LEN];
+            assert!(!c[0].write && c[0].len == HDR_LEN && !c[1].write);
+            let mut hdr = [0xffu8; HDR_LEN as usize];
             m.borrow().read_mem(c[0].addr, &mut hdr);
-            assert_eq!(hdr, [0; HDR_LEN], "no offload requested");
+            assert_eq!(hdr, [0; HDR_LEN as usize], "no offload requested");
             heads.push((head, c[1]));
         }
         assert_eq!(heads.len(), 2, "the third did not fit");
