@@ -89,11 +89,13 @@ pub fn run_metaprogram(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io("running", &meta, &e))?;
+    let mut last = None;
     if let Some(stderr) = child.stderr.take() {
         let mut err = std::io::stderr().lock();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !line.starts_with("info: failed to open sDDF driver directory") {
                 let _ = writeln!(err, "{line}");
+                last = Some(line);
             }
         }
     }
@@ -101,8 +103,10 @@ pub fn run_metaprogram(
         .wait()
         .map_err(|e| Error::io("waiting for", &meta, &e))?;
     if !status.success() {
+        // A metaprogram's last word is usually why (an unsupported board, a Python error).
+        let why = last.map(|l| format!(": {l}")).unwrap_or_default();
         return Err(Error(format!(
-            "metaprogram {} failed ({status})",
+            "metaprogram {} failed ({status}){why}",
             meta.display()
         )));
     }
