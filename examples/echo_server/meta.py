@@ -25,28 +25,38 @@ CLIENTS = [((10, 0, 2, 10), 24, (10, 0, 2, 1)), ((10, 0, 2, 11), 24, (10, 0, 2, 
 ECHO_MAGIC = b"lionsEC\x01"
 
 args = parse_args("echo_server")
-if args.board != "host":
-    raise SystemExit(f"echo_server: board '{args.board}' has no network driver yet (host only)")
 asm = Assembly("echo_server", args.board)
 
-timer_driver = asm.pd("timer_driver", "timer_driver_host", package="lions-components", priority=254)
-serial_driver = asm.pd("serial_driver", "serial_driver_host", package="lions-components", priority=200)
+#: Per board: (timer driver, its node), (serial driver, its node), net node.
+TIMER, SERIAL, NET_NODE = {
+    "host": (("timer_driver_host", "timer"), ("serial_driver_host", "serial"), "net"),
+    "qemu_virt_aarch64": (
+        ("timer_driver_arm_generic", "timer"),
+        ("serial_driver_pl011", "pl011@9000000"),
+        "virtio_mmio@a003e00",
+    ),
+}[args.board]
+timer_driver = asm.pd("timer_driver", TIMER[0], package="lions-components", priority=254)
+serial_driver = asm.pd("serial_driver", SERIAL[0], package="lions-components", priority=200)
 serial_virt_tx = asm.pd("serial_virt_tx", package="lions-components", priority=199)
 #: The host board's NIC: a TAP (root or CAP_NET_ADMIN, or a TAP made for the user) or, with
 #: LIONS_NET=user, the user-mode network (no privileges; host ports forwarded per
 #: LIONS_NET_FORWARD).
+#: On qemu_virt_aarch64: virtio-net (QEMU's `-netdev user` with host forwards, or a TAP).
 NET_DRIVER = {"tap": "net_driver_host_tap", "user": "net_driver_host_user"}.get(os.environ.get("LIONS_NET", "tap"))
 if NET_DRIVER is None:
     raise SystemExit(f"echo_server: LIONS_NET={os.environ['LIONS_NET']!r}: expected 'tap' or 'user'")
+if args.board == "qemu_virt_aarch64":
+    NET_DRIVER = "net_driver_virtio"
 net_driver = asm.pd("net_driver", NET_DRIVER, package="lions-components", priority=110)
 net_virt_tx = asm.pd("net_virt_tx", package="lions-components", priority=109)
 net_virt_rx = asm.pd("net_virt_rx", package="lions-components", priority=108)
 copiers = [asm.pd(f"net_copy{i}", "net_copy", package="lions-components", priority=100) for i in range(len(CLIENTS))]
 clients = [asm.pd(f"client{i}", "echo", priority=99) for i in range(len(CLIENTS))]
 
-timer = asm.timer(timer_driver, node="timer")
-serial = asm.serial(serial_driver, serial_virt_tx, node="serial")
-net = asm.net(net_driver, net_virt_tx, net_virt_rx, node="net")
+timer = asm.timer(timer_driver, node=TIMER[1])
+serial = asm.serial(serial_driver, serial_virt_tx, node=SERIAL[1])
+net = asm.net(net_driver, net_virt_tx, net_virt_rx, node=NET_NODE)
 for i, (client, copier, (ip, prefix, gateway)) in enumerate(zip(clients, copiers, CLIENTS)):
     net.add_client_with_copier(client, copier, mac_addr=f"52:54:01:00:00:{i:02x}")
     timer.add_client(client)
