@@ -12,8 +12,11 @@
 
 mod client_common;
 
-use client_common::app::{App, Cmd, Ids, Log, UDP_ECHO, UDP_SLOTS, ip, leak, make_app, step};
+use client_common::app::{
+    App, Cmd, DHCP_LEASE, Ids, Log, UDP_ECHO, UDP_SLOTS, ip, leak, make_app, make_app_with, step,
+};
 use client_common::{BUFS, Mem, Wire, mac};
+use lions_net::client::IpConfig;
 use lions_os::sim::{End, PdId, Sim};
 use lions_os::{Channel, ChannelSet, Handler};
 use lions_timer::{TimerDevice, TimerDriver};
@@ -125,6 +128,12 @@ struct Rig {
 
 impl Rig {
     fn new(n: usize) -> Self {
+        Self::with_dhcp(n, None)
+    }
+
+    /// `n` clients; with `Some(c)`, client `c` takes its address by DHCP from client 0, which
+    /// then serves DHCP.
+    fn with_dhcp(n: usize, dhcp: Option<usize>) -> Self {
         let clock: &'static Clock = leak(Clock::default());
         let mems: &'static [Mem] = leak((0..n).map(|_| Mem::new()).collect::<Vec<_>>());
         let logs: &'static [Log] = leak((0..n).map(|_| Log::default()).collect::<Vec<_>>());
@@ -158,7 +167,17 @@ impl Rig {
             let app = &apps[c];
             let mem = &mems[c];
             sim.init(pd, move || {
-                *app.borrow_mut() = Some(make_app(c, mem, IDS));
+                *app.borrow_mut() = Some(match dhcp {
+                    Some(d) if d == c => make_app_with(c, mem, IDS, IpConfig::Dhcp, false),
+                    Some(_) if c == 0 => {
+                        let ipc = IpConfig::Static {
+                            address: smoltcp::wire::Ipv4Cidr::new(ip(0), 24),
+                            gateway: None,
+                        };
+                        make_app_with(c, mem, IDS, ipc, true)
+                    }
+                    _ => make_app(c, mem, IDS),
+                });
                 Ok::<(), String>(())
             });
             clients.push(pd);
@@ -409,4 +428,31 @@ fn notifications_only_when_asked() {
         "{} notifications for {frames} frames",
         wire.notifies_sent
     );
+}
+
+#[test]
+fn dhcp_lease_configures_the_interface_and_it_serves() {
+    let mut rig = Rig::with_dhcp(2, Some(1));
+    let cidr = |r: &Rig| r.apps[1].borrow().as_ref().unwrap().stack.ipv4_cidr();
+    assert_eq!(cidr(&rig), None, "no address before the lease");
+    // DISCOVER, OFFER, REQUEST, ACK: driven by the DHCP socket's timers on the timer driver.
+    // The stack sends nothing until it first runs (an application polls it in its init).
+    rig.sim.inject_irq(rig.clients[1], C_CMD).unwrap();
+    rig.settle();
+    rig.run_until(30_000 * MS, |r| cidr(r).is_some());
+    assert_eq!(
+        cidr(&rig),
+        Some(smoltcp::wire::Ipv4Cidr::new(DHCP_LEASE, 24))
+    );
+    assert_eq!(rig.logs[0].dhcp_served.get(), 2, "one offer, one ack");
+    // The leased address works: client 1 echoes from it and client 0's echo finds it.
+    rig.cmd(
+        1,
+        Cmd::Udp {
+            to: 0,
+            data: b"from a lease".to_vec(),
+        },
+    );
+    rig.run_until(2_000 * MS, |r| !r.logs[1].udp_replies.borrow().is_empty());
+    assert_eq!(rig.logs[1].udp_replies.borrow()[0].1, b"from a lease");
 }

@@ -57,6 +57,8 @@ pub struct Log {
     pub udp_rejected: Cell<u64>,
     pub tcp_echoed: Cell<u64>,
     pub tcp_close: Cell<bool>,
+    /// DHCP replies sent (offers and acks).
+    pub dhcp_served: Cell<u64>,
 }
 
 pub struct Sockets {
@@ -65,6 +67,8 @@ pub struct Sockets {
     pub tcp_echo: SocketHandle,
     pub tcp_client: SocketHandle,
     pub icmp: SocketHandle,
+    /// A DHCP server's socket (port 67), if this client serves DHCP.
+    pub dhcp_srv: Option<SocketHandle>,
 }
 
 pub struct App {
@@ -101,22 +105,49 @@ pub fn make_stack(
     ids: Ids,
     slots: usize,
 ) -> NetStack<'static, 'static> {
+    let ipc = IpConfig::Static {
+        address: Ipv4Cidr::new(ip(c), 24),
+        gateway: None,
+    };
+    make_stack_with(c, mem, ids, slots, ipc)
+}
+
+/// Client `c`'s stack with the address configuration `ipc`.
+pub fn make_stack_with(
+    c: usize,
+    mem: &'static Mem,
+    ids: Ids,
+    slots: usize,
+    ipc: IpConfig,
+) -> NetStack<'static, 'static> {
     let cfg = leak(mem.config(c, ids.rx, ids.tx));
     // SAFETY: the regions are leaked ('static) and shared only with the wire; one device per
     // client.
     let dev = unsafe { NetDevice::new(cfg) }.unwrap();
     let storage: Vec<SocketStorage<'static>> = (0..slots).map(|_| SocketStorage::EMPTY).collect();
     let storage = &mut Box::leak(storage.into_boxed_slice())[..];
-    let ipc = IpConfig::Static {
-        address: Ipv4Cidr::new(ip(c), 24),
-        gateway: None,
-    };
     NetStack::new(dev, TimerClient::new(Channel::new(ids.timer)), ipc, storage).unwrap()
 }
 
 /// Client `c`'s stack with the echo servers and the client sockets.
 pub fn make_app(c: usize, mem: &'static Mem, ids: Ids) -> App {
-    let mut stack = make_stack(c, mem, ids, 5);
+    let ipc = IpConfig::Static {
+        address: Ipv4Cidr::new(ip(c), 24),
+        gateway: None,
+    };
+    make_app_with(c, mem, ids, ipc, false)
+}
+
+/// As [`make_app`] with the address configuration `ipc`, and a DHCP server (port 67) if
+/// `dhcp_server`.
+pub fn make_app_with(
+    c: usize,
+    mem: &'static Mem,
+    ids: Ids,
+    ipc: IpConfig,
+    dhcp_server: bool,
+) -> App {
+    let mut stack = make_stack_with(c, mem, ids, 7, ipc);
     let mut udp_echo = udp_socket();
     udp_echo.bind(UDP_ECHO).unwrap();
     let mut udp_client = udp_socket();
@@ -135,6 +166,11 @@ pub fn make_app(c: usize, mem: &'static Mem, ids: Ids) -> App {
         tcp_echo: stack.add_socket(tcp_echo),
         tcp_client: stack.add_socket(tcp_socket()),
         icmp: stack.add_socket(icmp),
+        dhcp_srv: dhcp_server.then(|| {
+            let mut srv = udp_socket();
+            srv.bind(67).unwrap();
+            stack.add_socket(srv)
+        }),
     };
     App { stack, s }
 }
@@ -185,6 +221,10 @@ pub fn step(
             Cmd::TcpSend(data) => log.tcp_pending.borrow_mut().extend(data),
             Cmd::TcpClose => log.tcp_close.set(true),
         }
+    }
+    // DHCP server: every client gets DHCP_LEASE, this client is router and server.
+    if let Some(h) = s.dhcp_srv {
+        did |= serve_dhcp(log, set.get_mut::<udp::Socket>(h), iface);
     }
     // UDP echo server.
     let sock = set.get_mut::<udp::Socket>(s.udp_echo);
@@ -244,6 +284,68 @@ pub fn step(
     if log.tcp_close.get() && pending.is_empty() && sock.may_send() {
         sock.close();
         log.tcp_close.set(false);
+        did = true;
+    }
+    did
+}
+
+/// The address the test DHCP server leases.
+pub const DHCP_LEASE: Ipv4Address = Ipv4Address::new(10, 0, 0, 50);
+
+/// Answer DISCOVER with OFFER and REQUEST with ACK (one fixed lease); true if anything was sent.
+fn serve_dhcp(
+    log: &Log,
+    sock: &mut udp::Socket<'static>,
+    iface: &mut smoltcp::iface::Interface,
+) -> bool {
+    use smoltcp::wire::{DhcpMessageType, DhcpPacket, DhcpRepr};
+    let Some(me) = iface.ipv4_addr() else {
+        return false;
+    };
+    let mut did = false;
+    while let Ok((data, _)) = sock.recv() {
+        let data = data.to_vec();
+        let Ok(packet) = DhcpPacket::new_checked(&data[..]) else {
+            continue;
+        };
+        let Ok(req) = DhcpRepr::parse(&packet) else {
+            continue;
+        };
+        let reply_type = match req.message_type {
+            DhcpMessageType::Discover => DhcpMessageType::Offer,
+            DhcpMessageType::Request => DhcpMessageType::Ack,
+            _ => continue,
+        };
+        let reply = DhcpRepr {
+            message_type: reply_type,
+            transaction_id: req.transaction_id,
+            secs: 0,
+            client_hardware_address: req.client_hardware_address,
+            client_ip: Ipv4Address::UNSPECIFIED,
+            your_ip: DHCP_LEASE,
+            server_ip: me,
+            router: Some(me),
+            subnet_mask: Some(Ipv4Address::new(255, 255, 255, 0)),
+            relay_agent_ip: Ipv4Address::UNSPECIFIED,
+            broadcast: true,
+            requested_ip: None,
+            client_identifier: None,
+            server_identifier: Some(me),
+            parameter_request_list: None,
+            dns_servers: None,
+            max_size: None,
+            lease_duration: Some(3600),
+            renew_duration: None,
+            rebind_duration: None,
+            additional_options: &[],
+        };
+        let mut buf = vec![0u8; reply.buffer_len()];
+        reply
+            .emit(&mut DhcpPacket::new_unchecked(&mut buf[..]))
+            .unwrap();
+        let to = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::BROADCAST), 68);
+        sock.send_slice(&buf, to).unwrap();
+        log.dhcp_served.set(log.dhcp_served.get() + 1);
         did = true;
     }
     did
