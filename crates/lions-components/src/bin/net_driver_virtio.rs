@@ -45,15 +45,20 @@ mod sel4 {
         let [regs, rings] = resources.regions() else {
             fail("`.device_resources` needs the `regs` and `virtio_rings` regions")
         };
-        let page = regs
+        // sdfgen 0.35.1 gives the device's own address: the page's vaddr plus the slot's offset
+        // in it (a page-aligned vaddr would mean the page itself).
+        let (vaddr, len) = regs
             .region
             .as_raw_parts()
-            .filter(|&(_, len)| len >= SLOT_OFFSET + SLOT_LEN)
-            .map(|(page, _)| page)
-            .unwrap_or_else(|| fail("register region missing or smaller than one page"));
-        // SAFETY: the system description maps the device page uncached at `page`, into this PD
-        // only; the slot lies inside it (checked above) and this is its only handle.
-        let regs = unsafe { MmioRegion::new(page.add(SLOT_OFFSET), SLOT_LEN) }
+            .unwrap_or_else(|| fail("register region missing"));
+        let in_page = vaddr.addr().get() % 0x1000;
+        let slot = if in_page == 0 { SLOT_OFFSET } else { 0 };
+        if in_page + slot != SLOT_OFFSET || len < SLOT_OFFSET + SLOT_LEN {
+            fail("register region does not hold the virtio-mmio slot at 0xe00 of its page");
+        }
+        // SAFETY: the system description maps the device page uncached into this PD only; the
+        // slot lies inside it (checked above) and this is its only handle.
+        let regs = unsafe { MmioRegion::new(vaddr.add(slot), SLOT_LEN) }
             .unwrap_or_else(|| fail("register slot is not 4-byte aligned"));
         let (base, len) = rings
             .region
