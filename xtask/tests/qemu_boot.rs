@@ -12,6 +12,11 @@
 //!   Ctrl-\ 1 Enter it reaches client 1.
 //! - `timer`: the clock ticks (the generic timer's interrupt, through the passive driver's PPCs)
 //!   and the alarm's kept deadlines fire, never a replaced one.
+//! - `fileio`: on a fresh disk from `examples/fileio/make-disk.sh` as QEMU's virtio-blk
+//!   (`blk_driver_virtio`, `blk_virt`, the FAT server `fs_fat` with its heap), the client prints
+//!   every step through `fileio: done in`; after QEMU is stopped `fsck.fat -n` finds partition 1
+//!   clean and `mdir` lists what the client left, and partition 2 is byte for byte unchanged.
+//!   Needs sfdisk, mkfs.fat/fsck.fat (dosfstools) and mtools.
 //!
 //! Without `$MICROKIT_SDK` (CI has none) or without `qemu-system-aarch64`, the test prints one line
 //! saying it did not run and why, and passes.
@@ -54,6 +59,11 @@ struct Qemu {
 
 impl Qemu {
     fn boot(example: &str) -> Self {
+        Self::boot_with(example, &[])
+    }
+
+    /// Boot `example` with `extra` QEMU arguments (devices).
+    fn boot_with(example: &str, extra: &[&str]) -> Self {
         let args = BuildArgs {
             example: example.into(),
             board: Board::QemuVirtAarch64,
@@ -63,6 +73,7 @@ impl Qemu {
             .unwrap_or_else(|e| panic!("{example}: {e}"));
         let loader = built.loader.expect("loader.img with $MICROKIT_SDK set");
         let mut child = qemu_command(&loader)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -191,17 +202,128 @@ fn boot_timer() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+/// A command from `PATH`, `/usr/sbin` or `/sbin` (where Debian puts sfdisk and fsck.fat).
+fn sbin_command(name: &str) -> std::process::Command {
+    let path = format!(
+        "{}:/usr/sbin:/sbin",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = std::process::Command::new("env");
+    cmd.arg(format!("PATH={path}")).arg(name);
+    cmd
+}
+
+/// Run `cmd`, panicking unless it succeeds; its stdout.
+fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Bytes `start..start + len` of `img`.
+fn bytes_of(img: &std::path::Path, start: u64, len: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; usize::try_from(len).unwrap()];
+    std::fs::File::open(img)
+        .unwrap()
+        .read_exact_at(&mut buf, start)
+        .unwrap();
+    buf
+}
+
+fn boot_fileio() {
+    const MIB: u64 = 1 << 20;
+    let dir = std::env::temp_dir().join(format!("lions-qemu-fileio-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    let script = xtask::workspace_root().join("examples/fileio/make-disk.sh");
+    run_ok(sbin_command("bash").arg(&script).arg(&img));
+    // make-disk.sh's layout: partition 1 is 64 MiB from 1 MiB, partition 2 8 MiB after it.
+    let p2_before = bytes_of(&img, 65 * MIB, 8 * MIB);
+    let drive = format!("file={},if=none,format=raw,id=hd0", img.display());
+    let qemu = Qemu::boot_with(
+        "fileio",
+        &[
+            "-global",
+            "virtio-mmio.force-legacy=false",
+            "-drive",
+            &drive,
+            "-device",
+            "virtio-blk-device,drive=hd0",
+        ],
+    );
+    let text = qemu.expect("the client's done line", |t| {
+        t.contains("fileio: done in ") || t.contains("FAILED") || t.contains("panicked")
+    });
+    drop(qemu);
+    assert!(!text.contains("FAILED"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let steps = [
+        "fileio: mounted the FAT volume on partition 1",
+        "fileio: read /hello.txt (62 bytes)",
+        "fileio: wrote /data/pattern.bin: 300000 bytes in 10 writes",
+        "fileio: read /data/pattern.bin back in 10000-byte reads: every byte as written",
+        "fileio: renamed /logs/today.txt to /logs/old/yesterday.txt",
+        "fileio: removing /logs is refused: NotEmpty",
+        "fileio: unmounted",
+        "fileio: done in ",
+    ];
+    let mut from = 0;
+    for step in steps {
+        match text[from..].find(step) {
+            Some(i) => from += i + step.len(),
+            None => panic!("missing (or out of order): {step:?}\n{text}"),
+        }
+    }
+    // The image from outside, QEMU stopped.
+    let p1_file = dir.join("p1.img");
+    std::fs::write(&p1_file, bytes_of(&img, MIB, 64 * MIB)).unwrap();
+    let fsck = run_ok(sbin_command("fsck.fat").arg("-n").arg(&p1_file));
+    assert!(
+        !fsck.contains("Dirty"),
+        "fsck.fat -n on partition 1:\n{fsck}"
+    );
+    let p1 = format!("{}@@{MIB}", img.display());
+    let tree = run_ok(sbin_command("mdir").args(["-b", "-/", "-i", &p1, "::/"]));
+    let mut names: Vec<&str> = tree.lines().collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "::/data/",
+            "::/data/pattern.bin",
+            "::/hello.txt",
+            "::/logs/",
+            "::/logs/old/",
+            "::/logs/old/yesterday.txt",
+        ]
+    );
+    assert!(
+        bytes_of(&img, 65 * MIB, 8 * MIB) == p2_before,
+        "partition 2 changed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn examples_boot_on_sel4_in_qemu() {
     if let Some(why) = not_runnable() {
         // Straight to stderr, past the test harness's capture: one line, always visible.
         let _ = writeln!(
             std::io::stderr(),
-            "qemu_boot: NOT RUN (hello, serial and timer on seL4 in QEMU): {why}"
+            "qemu_boot: NOT RUN (hello, serial, timer and fileio on seL4 in QEMU): {why}"
         );
         return;
     }
     boot_hello();
     boot_serial();
     boot_timer();
+    boot_fileio();
 }

@@ -19,26 +19,98 @@
 //! ([`Cached`]), written back whenever the file system syncs (`FILE_SYNC`, a close,
 //! `DEINITIALISE`).
 //!
-//! **Host board only for now**: the FAT backend allocates (no_std + `alloc`), and lions-os offers
-//! no global allocator for seL4 PDs yet.
-#![cfg_attr(not(target_os = "linux"), no_std, no_main)]
+//! The FAT backend allocates (no_std + `alloc`). On the host board that is the process's heap; on
+//! seL4 (`target_os = "none"`) it is `heap::HEAP_SIZE` (2 MiB) of this PD's `.bss` under a
+//! `linked_list_allocator` heap, set up first thing in `init` (lions-os itself has no
+//! allocator).
+#![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(not(target_os = "linux"))]
-compile_error!(
-    "fs_fat runs on the host board only for now: its FAT backend allocates and lions-os has no \
-     global allocator for seL4 PDs yet"
-);
+extern crate alloc;
 
+use alloc::{boxed::Box, vec, vec::Vec};
 use lions_blk::{BLK_TRANSFER_SIZE, BlkClient, BlkClientConfig, BlockingBlk, ClientError};
 use lions_fs::{BlockDevice, BlockError, FatFs, FsServer, FsServerConfig};
 
 lions_os::config!(static FS: FsServerConfig = ".fs_server_config");
 lions_os::config!(static BLK: BlkClientConfig = ".blk_client_config");
 
-/// End the PD as one that could not start (the launcher reports it and does not restart it).
+/// End the PD as one that could not start: on the host board an exit the launcher reports (and
+/// does not restart), on seL4 a fault.
 fn fail(what: impl core::fmt::Display) -> ! {
-    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+    #[cfg(not(target_os = "none"))]
+    {
+        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
+        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
+    }
+    #[cfg(target_os = "none")]
+    panic!("cannot start: {what}");
+}
+
+/// The worker-thread stack addresses sdfgen has the Microkit tool write into the FAT server PD
+/// (`setvar_vaddr`, for LionsOS's cothreads). This server does not use them, but the tool refuses
+/// an image without the symbols; they live in `.data.microkit`, which the linker script keeps.
+#[cfg(target_os = "none")]
+#[allow(non_upper_case_globals)]
+mod worker_stacks {
+    /// Worker stack 1's vaddr (patched by the Microkit tool).
+    #[unsafe(no_mangle)]
+    #[used]
+    #[unsafe(link_section = ".data.microkit")]
+    static worker_thread_stack_one: u64 = 0;
+    /// Worker stack 2's vaddr.
+    #[unsafe(no_mangle)]
+    #[used]
+    #[unsafe(link_section = ".data.microkit")]
+    static worker_thread_stack_two: u64 = 0;
+    /// Worker stack 3's vaddr.
+    #[unsafe(no_mangle)]
+    #[used]
+    #[unsafe(link_section = ".data.microkit")]
+    static worker_thread_stack_three: u64 = 0;
+    /// Worker stack 4's vaddr.
+    #[unsafe(no_mangle)]
+    #[used]
+    #[unsafe(link_section = ".data.microkit")]
+    static worker_thread_stack_four: u64 = 0;
+}
+
+/// The seL4 PD's heap: the FAT backend's only source of memory there.
+#[cfg(target_os = "none")]
+mod heap {
+    use core::cell::UnsafeCell;
+    use linked_list_allocator::LockedHeap;
+
+    /// Bytes of heap: 2 MiB of `.bss`. What the server allocates is small and bounded: the
+    /// block cache (`CACHED_BLOCKS` × 4 KiB = 64 KiB) and its read-ahead buffer (32 KiB), the FAT
+    /// library's per-volume state and one cluster-sized buffer per open file or directory
+    /// (clusters up to 64 KiB), and the open-file tables. 2 MiB leaves room for a few dozen
+    /// open files of the largest clusters, with slack for fragmentation.
+    pub const HEAP_SIZE: usize = 2 * 1024 * 1024;
+
+    /// The heap's memory, 16-byte aligned (the most any allocation here asks for).
+    #[repr(C, align(16))]
+    struct Memory(UnsafeCell<[u8; HEAP_SIZE]>);
+
+    // SAFETY: the bytes are only ever reached through the allocator, which `init` hands them to
+    // once; the PD is single-threaded.
+    unsafe impl Sync for Memory {}
+
+    static MEMORY: Memory = Memory(UnsafeCell::new([0; HEAP_SIZE]));
+
+    #[global_allocator]
+    static ALLOCATOR: LockedHeap = LockedHeap::empty();
+
+    /// Give the heap its memory. Call once, before anything allocates (until then every
+    /// allocation fails).
+    pub fn init() {
+        // SAFETY: `MEMORY` is a static of `HEAP_SIZE` bytes, valid for the program's life, used by
+        // nothing but this heap; `init` is called once, first thing in the PD's `init`.
+        unsafe {
+            ALLOCATOR
+                .lock()
+                .init(MEMORY.0.get().cast::<u8>(), HEAP_SIZE);
+        }
+    }
 }
 
 /// Blocks the cache ([`Cached`]) keeps.
@@ -268,6 +340,8 @@ impl<D: BlockDevice> BlockDevice for Cached<D> {
 }
 
 fn init() -> FsServer<'static, FatFs> {
+    #[cfg(target_os = "none")]
+    heap::init();
     let fs = FS.get().unwrap_or_else(|e| fail(e));
     let blk = BLK.get().unwrap_or_else(|e| fail(e));
     // SAFETY: the system description maps the blk connection (storage info readable, queues and
