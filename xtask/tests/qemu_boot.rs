@@ -17,6 +17,9 @@
 //!   every step through `fileio: done in`; after QEMU is stopped `fsck.fat -n` finds partition 1
 //!   clean and `mdir` lists what the client left, and partition 2 is byte for byte unchanged.
 //!   Needs sfdisk, mkfs.fat/fsck.fat (dosfstools) and mtools.
+//! - `echo_server`: with QEMU's virtio-net on its user network and two host port forwards to
+//!   `client0` (10.0.2.10), a datagram sent to the UDP forward and a line sent to the TCP forward
+//!   (with socat) come back unchanged from the echo services running on seL4. Needs socat.
 //!
 //! Without `$MICROKIT_SDK` (CI has none) or without `qemu-system-aarch64`, the test prints one line
 //! saying it did not run and why, and passes.
@@ -202,6 +205,67 @@ fn boot_timer() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+/// A free TCP/UDP port on the host (bound once and released; QEMU takes it just after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn boot_echo_server() {
+    let (udp, tcp) = (free_port(), free_port());
+    let netdev = format!(
+        "user,id=n0,hostfwd=udp:127.0.0.1:{udp}-10.0.2.10:1235,hostfwd=tcp:127.0.0.1:{tcp}-10.0.2.10:1236"
+    );
+    let qemu = Qemu::boot_with(
+        "echo_server",
+        &[
+            "-global",
+            "virtio-mmio.force-legacy=false",
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-device,netdev=n0,mac=52:54:01:00:00:00",
+        ],
+    );
+    qemu.expect("both clients serving", |t| {
+        t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
+    });
+    let echo = |addr: String, line: &str| {
+        let mut child = std::process::Command::new("socat")
+            .args(["-t", "2", "-T", "5", "-", &addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("socat (apt-get install socat): {e}"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let got = echo(format!("UDP:127.0.0.1:{udp}"), "hello over udp\n");
+    assert_eq!(
+        got,
+        "hello over udp\n",
+        "UDP echo on seL4:\n{}",
+        qemu.text()
+    );
+    let got = echo(format!("TCP:127.0.0.1:{tcp}"), "hello over tcp\n");
+    assert_eq!(
+        got,
+        "hello over tcp\n",
+        "TCP echo on seL4:\n{}",
+        qemu.text()
+    );
+    assert!(!qemu.text().contains("panicked"), "{}", qemu.text());
+}
+
 /// A command from `PATH`, `/usr/sbin` or `/sbin` (where Debian puts sfdisk and fsck.fat).
 fn sbin_command(name: &str) -> std::process::Command {
     let path = format!(
@@ -318,7 +382,7 @@ fn examples_boot_on_sel4_in_qemu() {
         // Straight to stderr, past the test harness's capture: one line, always visible.
         let _ = writeln!(
             std::io::stderr(),
-            "qemu_boot: NOT RUN (hello, serial, timer and fileio on seL4 in QEMU): {why}"
+            "qemu_boot: NOT RUN (hello, serial, timer, fileio and echo_server on seL4 in QEMU): {why}"
         );
         return;
     }
@@ -326,4 +390,5 @@ fn examples_boot_on_sel4_in_qemu() {
     boot_serial();
     boot_timer();
     boot_fileio();
+    boot_echo_server();
 }
