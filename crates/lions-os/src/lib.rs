@@ -103,6 +103,22 @@ macro_rules! debug_println {
     };
 }
 
+/// End this PD as one that could not start (a missing config section, a region that is not
+/// mapped, a device that does not answer), with the reason. On the host board: the reason on
+/// stderr after the PD's name, then the exit status the launcher reports as a start-up failure
+/// (`host::EXIT_STARTUP`; such a PD is not restarted). Elsewhere (seL4, the sim backend): a panic
+/// with the reason, which the PD's panic handler reports with its name; on seL4 the monitor then
+/// reports the fault.
+pub fn startup_failed(what: impl core::fmt::Display) -> ! {
+    #[cfg(feature = "host")]
+    {
+        std::eprintln!("{}: cannot start: {what}", pd_name());
+        std::process::exit(i32::from(host::EXIT_STARTUP));
+    }
+    #[cfg(not(feature = "host"))]
+    panic!("cannot start: {what}");
+}
+
 #[doc(hidden)]
 pub fn __debug_print(args: core::fmt::Arguments<'_>, newline: bool) {
     #[cfg(any(test, feature = "std"))]

@@ -31,11 +31,7 @@ const IMAGE_ENV: &str = "LIONS_HOST_BLK_IMAGE";
 /// Opens it read-only when set (not empty, not `0`).
 const READ_ONLY_ENV: &str = "LIONS_HOST_BLK_READ_ONLY";
 
-/// End the PD as one that could not start (the launcher reports it and does not restart it).
-fn fail(what: impl std::fmt::Display) -> ! {
-    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
-}
+use lions_os::startup_failed as fail;
 
 fn init() -> BlkDriver<'static, HostBlk> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));

@@ -34,17 +34,7 @@ use lions_fs::{BlockDevice, BlockError, FatFs, FsServer, FsServerConfig};
 lions_os::config!(static FS: FsServerConfig = ".fs_server_config");
 lions_os::config!(static BLK: BlkClientConfig = ".blk_client_config");
 
-/// End the PD as one that could not start: on the host board an exit the launcher reports (and
-/// does not restart), on seL4 a fault.
-fn fail(what: impl core::fmt::Display) -> ! {
-    #[cfg(not(target_os = "none"))]
-    {
-        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
-    }
-    #[cfg(target_os = "none")]
-    panic!("cannot start: {what}");
-}
+use lions_os::startup_failed as fail;
 
 /// The worker-thread stack addresses sdfgen has the Microkit tool write into the FAT server PD
 /// (`setvar_vaddr`, for LionsOS's cothreads). This server does not use them, but the tool refuses

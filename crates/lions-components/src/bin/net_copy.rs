@@ -12,17 +12,7 @@ use lions_net::{Copier, NetCopyConfig};
 
 lions_os::config!(static CONFIG: NetCopyConfig = ".net_copy_config");
 
-/// End the PD as one that could not start: on the host board an exit the launcher reports (and
-/// does not restart), elsewhere a fault.
-fn fail(what: impl core::fmt::Display) -> ! {
-    #[cfg(target_os = "linux")]
-    {
-        eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-        std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
-    }
-    #[cfg(not(target_os = "linux"))]
-    panic!("net_copy: cannot start: {what}");
-}
+use lions_os::startup_failed as fail;
 
 fn init() -> Copier<'static> {
     let config = CONFIG.get().unwrap_or_else(|e| fail(e));

@@ -25,11 +25,7 @@ const TAP_ENV: &str = "LIONS_TAP";
 /// The interface used when the variable is not set.
 const DEFAULT_TAP: &str = "lions0";
 
-/// End the PD as one that could not start (the launcher reports it and does not restart it).
-fn fail(what: impl std::fmt::Display) -> ! {
-    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
-}
+use lions_os::startup_failed as fail;
 
 fn init() -> EthDriver<'static, HostTap> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));

@@ -23,11 +23,7 @@ lions_os::config!(static CONFIG: NetDriverConfig = ".net_driver_config");
 /// The forwards' environment variable.
 const FORWARD_ENV: &str = "LIONS_NET_FORWARD";
 
-/// End the PD as one that could not start (the launcher reports it and does not restart it).
-fn fail(what: impl std::fmt::Display) -> ! {
-    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
-}
+use lions_os::startup_failed as fail;
 
 fn init() -> EthDriver<'static, UserNet> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));

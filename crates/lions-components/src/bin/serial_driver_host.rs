@@ -21,11 +21,7 @@ lions_os::config!(static CONFIG: SerialDriverConfig = ".serial_driver_config");
 /// Names a terminal or pty to use instead of stdin/stdout.
 const DEVICE_ENV: &str = "LIONS_HOST_SERIAL";
 
-/// End the PD as one that could not start (the launcher reports it and does not restart it).
-fn fail(what: impl std::fmt::Display) -> ! {
-    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
-}
+use lions_os::startup_failed as fail;
 
 fn init() -> SerialDriver<'static, HostSerial> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));

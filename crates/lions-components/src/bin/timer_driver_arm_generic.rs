@@ -21,10 +21,7 @@ mod sel4 {
 
     lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
 
-    /// End the PD as one that could not start (a fault the monitor reports).
-    fn fail(what: impl core::fmt::Display) -> ! {
-        panic!("cannot start: {what}");
-    }
+    use lions_os::startup_failed as fail;
 
     pub(crate) fn init() -> TimerDriver<GenericTimer<PhysicalTimer>> {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));

@@ -12,11 +12,7 @@ use lions_timer::TimerDriver;
 
 lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
 
-/// End the PD as one that could not start (the launcher reports it and does not restart it).
-fn fail(what: impl std::fmt::Display) -> ! {
-    eprintln!("{}: cannot start: {what}", lions_os::pd_name());
-    std::process::exit(i32::from(lions_os::host::EXIT_STARTUP));
-}
+use lions_os::startup_failed as fail;
 
 fn init() -> TimerDriver<HostTimer> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
