@@ -859,6 +859,40 @@ fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
     r.as_raw_parts().ok_or(QueueError::Unmapped)
 }
 
+/// The command and completion queue regions of a connection.
+type Regions = ((NonNull<u8>, usize), (NonNull<u8>, usize));
+
+fn regions(conn: &FsConnectionResource) -> Result<Regions, QueueError> {
+    Ok((
+        region_ptr(&conn.command_queue)?,
+        region_ptr(&conn.completion_queue)?,
+    ))
+}
+
+/// Both queues of a connection, checked, not yet claimed by a role.
+///
+/// # Safety
+/// As for [`QueueMemory::inline`], for both regions.
+unsafe fn memories<'a>(
+    cmd: NonNull<u8>,
+    cmd_len: usize,
+    cmpl: NonNull<u8>,
+    cmpl_len: usize,
+) -> Result<
+    (
+        QueueMemory<'a, CommandQueue>,
+        QueueMemory<'a, CompletionQueue>,
+    ),
+    QueueError,
+> {
+    let cap = capacity()?;
+    // SAFETY: forwarded from the caller.
+    let cmd = unsafe { QueueMemory::inline(cmd, cmd_len, cap)? };
+    // SAFETY: forwarded from the caller.
+    let cmpl = unsafe { QueueMemory::inline(cmpl, cmpl_len, cap)? };
+    Ok((cmd, cmpl))
+}
+
 /// The client side: produces commands, consumes completions. Publish, then always notify.
 pub struct FsClientQueues<'a> {
     /// Commands we send.
@@ -887,11 +921,8 @@ impl<'a> FsClientQueues<'a> {
         cmpl: NonNull<u8>,
         cmpl_len: usize,
     ) -> Result<Self, QueueError> {
-        let cap = capacity()?;
         // SAFETY: forwarded from the caller.
-        let cmd = unsafe { QueueMemory::<CommandQueue>::inline(cmd, cmd_len, cap)? };
-        // SAFETY: forwarded from the caller.
-        let cmpl = unsafe { QueueMemory::<CompletionQueue>::inline(cmpl, cmpl_len, cap)? };
+        let (cmd, cmpl) = unsafe { memories(cmd, cmd_len, cmpl, cmpl_len)? };
         Ok(Self {
             commands: cmd.producer()?,
             completions: cmpl.consumer()?,
@@ -903,8 +934,7 @@ impl<'a> FsClientQueues<'a> {
     /// # Safety
     /// The config describes this component's real mappings; no other client side exists.
     pub unsafe fn from_connection(conn: &FsConnectionResource) -> Result<Self, QueueError> {
-        let (c, cl) = region_ptr(&conn.command_queue)?;
-        let (p, pl) = region_ptr(&conn.completion_queue)?;
+        let ((c, cl), (p, pl)) = regions(conn)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(c, cl, p, pl) }
     }
@@ -921,11 +951,8 @@ impl<'a> FsServerQueues<'a> {
         cmpl: NonNull<u8>,
         cmpl_len: usize,
     ) -> Result<Self, QueueError> {
-        let cap = capacity()?;
         // SAFETY: forwarded from the caller.
-        let cmd = unsafe { QueueMemory::<CommandQueue>::inline(cmd, cmd_len, cap)? };
-        // SAFETY: forwarded from the caller.
-        let cmpl = unsafe { QueueMemory::<CompletionQueue>::inline(cmpl, cmpl_len, cap)? };
+        let (cmd, cmpl) = unsafe { memories(cmd, cmd_len, cmpl, cmpl_len)? };
         Ok(Self {
             commands: cmd.consumer()?,
             completions: cmpl.producer()?,
@@ -937,8 +964,7 @@ impl<'a> FsServerQueues<'a> {
     /// # Safety
     /// As for [`FsClientQueues::from_connection`].
     pub unsafe fn from_connection(conn: &FsConnectionResource) -> Result<Self, QueueError> {
-        let (c, cl) = region_ptr(&conn.command_queue)?;
-        let (p, pl) = region_ptr(&conn.completion_queue)?;
+        let ((c, cl), (p, pl)) = regions(conn)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(c, cl, p, pl) }
     }

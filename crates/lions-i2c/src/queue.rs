@@ -493,6 +493,37 @@ fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
     r.as_raw_parts().ok_or(QueueError::Unmapped)
 }
 
+/// The request and response queue regions of a connection.
+type Regions = ((NonNull<u8>, usize), (NonNull<u8>, usize));
+
+fn regions(conn: &I2cConnectionResource) -> Result<Regions, QueueError> {
+    Ok((region_ptr(&conn.req_queue)?, region_ptr(&conn.resp_queue)?))
+}
+
+/// Both queues of a connection, checked, not yet claimed by a role.
+///
+/// # Safety
+/// As for [`QueueMemory::inline`], for both regions.
+unsafe fn memories<'a>(
+    req: NonNull<u8>,
+    req_len: usize,
+    resp: NonNull<u8>,
+    resp_len: usize,
+) -> Result<
+    (
+        QueueMemory<'a, I2cRequestQueue>,
+        QueueMemory<'a, I2cResponseQueue>,
+    ),
+    QueueError,
+> {
+    let cap = capacity()?;
+    // SAFETY: forwarded from the caller.
+    let req = unsafe { QueueMemory::inline(req, req_len, cap)? };
+    // SAFETY: forwarded from the caller.
+    let resp = unsafe { QueueMemory::inline(resp, resp_len, cap)? };
+    Ok((req, resp))
+}
+
 /// The requesting side of a connection (a client toward the virt, the virt toward the driver).
 pub struct I2cClientQueues<'a> {
     /// Requests we produce.
@@ -522,11 +553,8 @@ impl<'a> I2cClientQueues<'a> {
         resp: NonNull<u8>,
         resp_len: usize,
     ) -> Result<Self, QueueError> {
-        let cap = capacity()?;
         // SAFETY: forwarded from the caller.
-        let req = unsafe { QueueMemory::<I2cRequestQueue>::inline(req, req_len, cap)? };
-        // SAFETY: forwarded from the caller.
-        let resp = unsafe { QueueMemory::<I2cResponseQueue>::inline(resp, resp_len, cap)? };
+        let (req, resp) = unsafe { memories(req, req_len, resp, resp_len)? };
         let header = req.header();
         let requests = RequestProducer {
             ring: req.producer()?,
@@ -544,8 +572,7 @@ impl<'a> I2cClientQueues<'a> {
     /// # Safety
     /// The config describes this component's real mappings; no other requesting side exists.
     pub unsafe fn from_connection(conn: &I2cConnectionResource) -> Result<Self, QueueError> {
-        let (q, ql) = region_ptr(&conn.req_queue)?;
-        let (r, rl) = region_ptr(&conn.resp_queue)?;
+        let ((q, ql), (r, rl)) = regions(conn)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(q, ql, r, rl) }
     }
@@ -562,11 +589,8 @@ impl<'a> I2cServerQueues<'a> {
         resp: NonNull<u8>,
         resp_len: usize,
     ) -> Result<Self, QueueError> {
-        let cap = capacity()?;
         // SAFETY: forwarded from the caller.
-        let req = unsafe { QueueMemory::<I2cRequestQueue>::inline(req, req_len, cap)? };
-        // SAFETY: forwarded from the caller.
-        let resp = unsafe { QueueMemory::<I2cResponseQueue>::inline(resp, resp_len, cap)? };
+        let (req, resp) = unsafe { memories(req, req_len, resp, resp_len)? };
         Ok(Self {
             requests: req.consumer()?,
             responses: resp.producer()?,
@@ -578,8 +602,7 @@ impl<'a> I2cServerQueues<'a> {
     /// # Safety
     /// As for [`I2cClientQueues::from_connection`].
     pub unsafe fn from_connection(conn: &I2cConnectionResource) -> Result<Self, QueueError> {
-        let (q, ql) = region_ptr(&conn.req_queue)?;
-        let (r, rl) = region_ptr(&conn.resp_queue)?;
+        let ((q, ql), (r, rl)) = regions(conn)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(q, ql, r, rl) }
     }
