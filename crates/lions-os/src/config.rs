@@ -238,6 +238,12 @@ impl DeviceResources {
     pub fn irqs(&self) -> &[DeviceIrqResource] {
         &self.irqs[..usize::from(self.num_irqs).min(MAX_CLIENTS)]
     }
+
+    /// The channel of IRQ `i` (a driver's first is its device's interrupt); `None` when there is
+    /// no such IRQ or its id is not a channel.
+    pub fn irq_channel(&self, i: usize) -> Option<crate::Channel> {
+        crate::Channel::try_new(self.irqs().get(i)?.id)
+    }
 }
 
 const DEVICE_MAGIC: [u8; 5] = sddf_magic(ConfigClass::Device);
@@ -322,6 +328,18 @@ mod tests {
         assert_eq!(d.irqs().len(), 64, "accessors clamp even unchecked counts");
         d.magic[4] = 0x03;
         assert!(matches!(d.check(), Err(ConfigError::BadMagic { .. })));
+    }
+
+    #[test]
+    fn irq_channel_is_a_listed_irq_that_is_a_channel() {
+        let mut d = DeviceResources::new_zeroed();
+        d.irqs[0].id = 5;
+        d.irqs[1].id = 200;
+        assert_eq!(d.irq_channel(0), None, "no IRQ listed yet");
+        d.num_irqs = 2;
+        assert_eq!(d.irq_channel(0), Some(crate::Channel::new(5)));
+        assert_eq!(d.irq_channel(1), None, "200 is not a channel id");
+        assert_eq!(d.irq_channel(2), None, "beyond num_irqs");
     }
 
     #[test]

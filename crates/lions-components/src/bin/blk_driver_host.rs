@@ -20,7 +20,7 @@
 
 use lions_blk::{BlkDriver, BlkDriverConfig};
 use lions_drivers::host::blk::{HostBlk, shared_regions};
-use lions_os::{Channel, DeviceResources};
+use lions_os::DeviceResources;
 use std::path::Path;
 
 lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
@@ -37,9 +37,7 @@ fn init() -> BlkDriver<'static, HostBlk> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
     let config = CONFIG.get().unwrap_or_else(|e| fail(e));
     let irq = resources
-        .irqs()
-        .first()
-        .and_then(|i| Channel::try_new(i.id))
+        .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
     let path = std::env::var_os(IMAGE_ENV)
         .filter(|p| !p.is_empty())

@@ -27,7 +27,7 @@ mod sel4 {
     use lions_drivers::mmio::MmioRegion;
     use lions_drivers::qemu_virt_aarch64::virtio_blk::VirtioBlk;
     use lions_drivers::virtio::DmaRegion;
-    use lions_os::{Channel, DeviceResources};
+    use lions_os::DeviceResources;
 
     lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
     lions_os::config!(static CONFIG: BlkDriverConfig = ".blk_driver_config");
@@ -38,9 +38,7 @@ mod sel4 {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
         let config = CONFIG.get().unwrap_or_else(|e| fail(e));
         let irq = resources
-            .irqs()
-            .first()
-            .and_then(|i| Channel::try_new(i.id))
+            .irq_channel(0)
             .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
         let [regs, rings, requests] = resources.regions() else {
             fail(

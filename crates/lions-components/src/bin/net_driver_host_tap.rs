@@ -15,7 +15,7 @@
 use lions_drivers::host::HostTap;
 use lions_drivers::host::tap::Dma;
 use lions_net::{EthDriver, NetDriverConfig};
-use lions_os::{Channel, DeviceResources};
+use lions_os::DeviceResources;
 
 lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
 lions_os::config!(static CONFIG: NetDriverConfig = ".net_driver_config");
@@ -31,9 +31,7 @@ fn init() -> EthDriver<'static, HostTap> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
     let config = CONFIG.get().unwrap_or_else(|e| fail(e));
     let irq = resources
-        .irqs()
-        .first()
-        .and_then(|i| Channel::try_new(i.id))
+        .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
     let dma = if resources.regions().is_empty() {
         Dma::host_identity().unwrap_or_else(|| fail("no DMA window on this machine"))

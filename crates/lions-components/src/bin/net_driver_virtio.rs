@@ -24,7 +24,7 @@ mod sel4 {
     use lions_drivers::mmio::MmioRegion;
     use lions_drivers::qemu_virt_aarch64::virtio_net::{VirtioNet, split_rings};
     use lions_net::{EthDriver, NetDriverConfig};
-    use lions_os::{Channel, DeviceResources};
+    use lions_os::DeviceResources;
 
     lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
     lions_os::config!(static CONFIG: NetDriverConfig = ".net_driver_config");
@@ -35,9 +35,7 @@ mod sel4 {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
         let config = CONFIG.get().unwrap_or_else(|e| fail(e));
         let irq = resources
-            .irqs()
-            .first()
-            .and_then(|i| Channel::try_new(i.id))
+            .irq_channel(0)
             .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
         let [regs, rings] = resources.regions() else {
             fail("`.device_resources` needs the `regs` and `virtio_rings` regions")

@@ -11,7 +11,7 @@
 //! `.serial_driver_config` (the queues to the virtualisers; the baud rate means nothing here).
 
 use lions_drivers::host::HostSerial;
-use lions_os::{Channel, DeviceResources};
+use lions_os::DeviceResources;
 use lions_serial::{SerialDriver, SerialDriverConfig};
 use std::path::Path;
 
@@ -27,9 +27,7 @@ fn init() -> SerialDriver<'static, HostSerial> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
     let config = CONFIG.get().unwrap_or_else(|e| fail(e));
     let irq = resources
-        .irqs()
-        .first()
-        .and_then(|i| Channel::try_new(i.id))
+        .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
     let dev = match std::env::var_os(DEVICE_ENV) {
         Some(path) if !path.is_empty() => HostSerial::open(Path::new(&path)),

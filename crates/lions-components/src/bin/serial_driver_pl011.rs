@@ -16,7 +16,7 @@
 mod sel4 {
     use lions_drivers::mmio::MmioRegion;
     use lions_drivers::qemu_virt_aarch64::pl011::{Pl011, QEMU_UARTCLK_HZ};
-    use lions_os::{Channel, DeviceResources};
+    use lions_os::DeviceResources;
     use lions_serial::{SerialDriver, SerialDriverConfig};
 
     lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
@@ -28,9 +28,7 @@ mod sel4 {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
         let config = CONFIG.get().unwrap_or_else(|e| fail(e));
         let irq = resources
-            .irqs()
-            .first()
-            .and_then(|i| Channel::try_new(i.id))
+            .irq_channel(0)
             .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
         let (base, len) = resources
             .regions()

@@ -16,7 +16,7 @@
 #[cfg(target_os = "none")]
 mod sel4 {
     use lions_drivers::qemu_virt_aarch64::generic_timer::{GenericTimer, PhysicalTimer};
-    use lions_os::{Channel, DeviceResources};
+    use lions_os::DeviceResources;
     use lions_timer::TimerDriver;
 
     lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
@@ -26,9 +26,7 @@ mod sel4 {
     pub(crate) fn init() -> TimerDriver<GenericTimer<PhysicalTimer>> {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
         let irq = resources
-            .irqs()
-            .first()
-            .and_then(|i| Channel::try_new(i.id))
+            .irq_channel(0)
             .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
         TimerDriver::new(GenericTimer::new(PhysicalTimer::new()), irq).unwrap_or_else(|e| fail(e))
     }

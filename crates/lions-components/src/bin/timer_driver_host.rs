@@ -7,7 +7,7 @@
 //! Config section: `.device_resources` (its first IRQ is the timerfd's channel; no regions).
 
 use lions_drivers::host::HostTimer;
-use lions_os::{Channel, DeviceResources};
+use lions_os::DeviceResources;
 use lions_timer::TimerDriver;
 
 lions_os::config!(static RESOURCES: DeviceResources = ".device_resources");
@@ -17,9 +17,7 @@ use lions_os::startup_failed as fail;
 fn init() -> TimerDriver<HostTimer> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
     let irq = resources
-        .irqs()
-        .first()
-        .and_then(|i| Channel::try_new(i.id))
+        .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
     let dev = HostTimer::new().unwrap_or_else(|e| fail(format_args!("timerfd: {e}")));
     dev.attach_irq(irq).unwrap_or_else(|e| fail(e));
