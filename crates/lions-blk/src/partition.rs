@@ -78,6 +78,10 @@ pub enum PartitionError {
     Io,
     /// The caller's read window is smaller than 4 KiB.
     BufferTooSmall,
+    /// Two partitions share blocks (entry indices), so their clients could read each other's data.
+    Overlap(usize, usize),
+    /// A partition (entry index) starts at sector 0, over the partition table itself.
+    CoversTable(usize),
 }
 
 impl core::fmt::Display for PartitionError {
@@ -90,6 +94,8 @@ impl core::fmt::Display for PartitionError {
             Self::GptMismatch => write!(f, "primary and backup GPT headers disagree"),
             Self::Io => write!(f, "reading the partition table failed"),
             Self::BufferTooSmall => write!(f, "partition read buffer smaller than 4 KiB"),
+            Self::Overlap(a, b) => write!(f, "partitions {a} and {b} overlap"),
+            Self::CoversTable(i) => write!(f, "partition {i} covers sector 0 (the table)"),
         }
     }
 }
@@ -106,6 +112,31 @@ pub struct PartitionTable {
 }
 
 impl PartitionTable {
+    /// Refuse a table whose usable partitions overlap or start at sector 0: a client given one
+    /// could read or overwrite another client's partition or the table.
+    fn disjoint(&self) -> Result<(), PartitionError> {
+        let used = || {
+            self.entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.blocks > 0)
+        };
+        for (i, a) in used() {
+            if a.start == 0 {
+                return Err(PartitionError::CoversTable(i));
+            }
+            // `start + blocks` fits: both come from sector numbers of a disk capped at u64::MAX
+            // bytes.
+            let a_end = a.start + a.blocks;
+            let hit =
+                used().find(|&(j, b)| j > i && b.start < a_end && a.start < b.start + b.blocks);
+            if let Some((j, _)) = hit {
+                return Err(PartitionError::Overlap(i, j));
+            }
+        }
+        Ok(())
+    }
+
     /// Partition `index`, if it exists and is usable.
     pub fn get(&self, index: u32) -> Option<Extent> {
         let e = *self.entries.get(usize::try_from(index).ok()?)?;
@@ -281,7 +312,7 @@ impl Partitioner {
 
     fn finish(&mut self, result: Result<(), PartitionError>) -> Step {
         self.state = State::Done;
-        self.result = result;
+        self.result = result.and_then(|()| self.table.disjoint());
         Step::Done
     }
 

@@ -101,6 +101,9 @@ pub struct BlkVirt<'a> {
     /// What each driver id stands for (ids `0..ids`).
     slots: [Option<Slot>; MAX_DRIVER_REQUESTS],
     ids: usize,
+    /// The driver ids not in use: `free[..nfree]` (a stack, so taking one is O(1)).
+    free: [u16; MAX_DRIVER_REQUESTS],
+    nfree: usize,
     next: usize,
     faulty: u64,
 }
@@ -145,6 +148,9 @@ impl<'a> BlkVirt<'a> {
             ready: false,
             slots: [None; MAX_DRIVER_REQUESTS],
             ids,
+            // Ids pop from the end: hand out 0 first.
+            free: core::array::from_fn(|i| u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0)),
+            nfree: ids,
             next: 0,
             faulty,
         })
@@ -162,13 +168,13 @@ impl<'a> BlkVirt<'a> {
 
     /// Start partitioning if the driver is ready. Call once, from the PD's `init`.
     pub fn init(&mut self) -> Result<(), Error> {
-        self.start();
+        self.start()?;
         self.notify()
     }
 
-    fn start(&mut self) {
+    fn start(&mut self) -> Result<(), Error> {
         let Some(info) = self.disk.read().filter(|_| self.part.is_none()) else {
-            return;
+            return Ok(());
         };
         let (p, step) = Partitioner::new(info.sector_size, info.capacity, self.bounce.1);
         self.part = Some(p);
@@ -176,27 +182,28 @@ impl<'a> BlkVirt<'a> {
     }
 
     /// Ask the driver for a partitioner read, or publish the clients' pages when it is done.
-    fn step(&mut self, mut step: Step) {
+    fn step(&mut self, mut step: Step) -> Result<(), Error> {
         while let Step::Read { offset, len } = step {
             let skip = offset % BLK;
             let count = u16::try_from((skip + len as u64).div_ceil(BLK)).unwrap_or(u16::MAX);
             let r = BlkRequest::new(RequestCode::Read, self.bounce.2, offset / BLK, count, 0);
-            if self.send(r, OWN, 0).is_some() {
+            if self.send(r, OWN, 0)? {
                 self.skip = usize::try_from(skip).unwrap_or(0);
-                return;
+                return Ok(());
             }
             let Some(p) = &mut self.part else {
-                return;
+                return Ok(());
             };
             step = p.read_failed();
         }
-        self.publish_partitions()
+        self.publish_partitions();
+        Ok(())
     }
 
     /// The driver answered a partitioner read.
-    fn own_response(&mut self, resp: BlkResponse, slot: Slot) {
+    fn own_response(&mut self, resp: BlkResponse, slot: Slot) -> Result<(), Error> {
         let Some(p) = self.part.as_mut().filter(|_| !self.ready) else {
-            return;
+            return Ok(());
         };
         let (skip, len) = (self.skip, p.expected());
         let ok = resp.status() == Ok(ResponseStatus::Ok) && resp.success_count == slot.count;
@@ -218,7 +225,7 @@ impl<'a> BlkVirt<'a> {
         let (Some(p), Some(disk)) = (&self.part, self.disk.read()) else {
             return;
         };
-        for cl in self.clients.iter_mut().flatten() {
+        for cl in self.clients[..self.num_clients].iter_mut().flatten() {
             cl.extent = p.table().ok().and_then(|t| t.get(cl.partition));
             cl.read_only = disk.read_only();
             let mut info = disk;
@@ -239,19 +246,27 @@ impl<'a> BlkVirt<'a> {
             .map(Partitioner::table)
     }
 
-    /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `None` when the
-    /// driver has no room.
-    fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Option<()> {
-        let free = self.slots[..self.ids].iter_mut().zip(0..);
-        let (slot, did) = free.into_iter().find(|(s, _)| s.is_none())?;
-        r.id = did;
-        self.driver.submit(r).ok()?;
-        *slot = Some(Slot {
+    /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `Ok(false)` when
+    /// the driver has no room (no free id or a full queue), an error when the driver wrote an
+    /// impossible queue index (the driver is trusted: the virt stops rather than stall silently).
+    fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Result<bool, Error> {
+        let Some(n) = self.nfree.checked_sub(1) else {
+            return Ok(false);
+        };
+        let did = self.free[n];
+        r.id = u32::from(did);
+        match self.driver.submit(r) {
+            Ok(()) => {}
+            Err(lions_queue::PushError::Full(_)) => return Ok(false),
+            Err(lions_queue::PushError::Peer(e, _)) => return Err(Error::Peer(e)),
+        }
+        self.nfree = n;
+        self.slots[usize::from(did)] = Some(Slot {
             client,
             count: r.count,
             id,
         });
-        Some(())
+        Ok(true)
     }
 
     /// Phase 1, driver side: every response back to its client (or to the partitioner).
@@ -261,8 +276,11 @@ impl<'a> BlkVirt<'a> {
             let Some(slot) = self.slots[..self.ids].get_mut(did).and_then(Option::take) else {
                 continue;
             };
+            // `did < ids <= MAX_DRIVER_REQUESTS`, and a taken slot's id is not on the stack.
+            self.free[self.nfree] = u16::try_from(did).unwrap_or(0);
+            self.nfree += 1;
             if slot.client == OWN {
-                self.own_response(resp, slot);
+                self.own_response(resp, slot)?;
                 continue;
             }
             let c = usize::from(slot.client);
@@ -286,23 +304,26 @@ impl<'a> BlkVirt<'a> {
 
     /// Phase 1, client side: take client `c`'s requests while its limit, its response room and
     /// the driver allow.
-    fn client_provide(&mut self, c: usize) {
+    fn client_provide(&mut self, c: usize) -> Result<(), Error> {
         loop {
             let Some(cl) = self.clients[c].as_mut() else {
-                return;
+                return Ok(());
             };
             if cl.barrier || cl.in_flight >= cl.limit {
-                return;
+                return Ok(());
             }
             let req = match cl.queue.responses().free() {
                 Ok(room) if room > cl.in_flight => cl.queue.requests().peek(),
-                Ok(_) => return,
+                Ok(_) => return Ok(()),
                 Err(e) => Err(e),
             };
             let req = match req {
                 Ok(Some(r)) => r,
-                Ok(None) => return,
-                Err(_) => return self.fault(c),
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    self.fault(c);
+                    return Ok(());
+                }
             };
             match translate(cl, &req) {
                 Err(status) => {
@@ -311,17 +332,18 @@ impl<'a> BlkVirt<'a> {
                         .respond(BlkResponse::new(status, 0, req.id))
                         .is_err()
                     {
-                        return self.fault(c);
+                        self.fault(c);
+                        return Ok(());
                     }
                 }
                 Ok(r) => {
                     let barrier = r.code == RequestCode::Barrier as u32;
                     let owner = u8::try_from(c).unwrap_or(OWN);
-                    if barrier && cl.in_flight > 0 || self.send(r, owner, req.id).is_none() {
-                        return;
+                    if barrier && cl.in_flight > 0 || !self.send(r, owner, req.id)? {
+                        return Ok(());
                     }
                     let Some(cl) = self.clients[c].as_mut() else {
-                        return;
+                        return Ok(());
                     };
                     cl.in_flight += 1;
                     cl.barrier = barrier;
@@ -343,7 +365,7 @@ impl<'a> BlkVirt<'a> {
         if self.driver.publish() {
             self.driver_ch.notify()?;
         }
-        for cl in self.clients.iter_mut().flatten() {
+        for cl in self.clients[..self.num_clients].iter_mut().flatten() {
             if cl.queue.publish() {
                 cl.ch.notify()?;
             }
@@ -417,11 +439,11 @@ impl Handler for BlkVirt<'_> {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
         if channels.contains(self.driver_ch) {
             self.driver_return()?;
-            self.start();
+            self.start()?;
         }
         if self.is_ready() && self.num_clients > 0 {
             for i in 0..self.num_clients {
-                self.client_provide((self.next + i) % self.num_clients);
+                self.client_provide((self.next + i) % self.num_clients)?;
             }
             self.next = (self.next + 1) % self.num_clients;
         }

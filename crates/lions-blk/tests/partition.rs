@@ -277,6 +277,39 @@ fn mbr_partitions() {
 }
 
 #[test]
+fn overlapping_partitions_and_partitions_over_the_table_are_refused() {
+    // Partition 1 starts inside partition 0 (their clients would share blocks 300..512).
+    let img = mbr_image(8 * MIB, &[(0x83, 2048, 4096), (0x83, 2400, 4096)]);
+    assert_eq!(table(&img, 512), Err(PartitionError::Overlap(0, 1)));
+    // Entries 0 and 3 overlap, with an unrelated one between them: the pair is named.
+    let img = mbr_image(
+        8 * MIB,
+        &[
+            (0x83, 2048, 4096),
+            (0x83, 8192, 8),
+            (0, 0, 0),
+            (0x0c, 6136, 16),
+        ],
+    );
+    assert_eq!(table(&img, 512), Err(PartitionError::Overlap(0, 3)));
+    // One block in common is enough; touching ends are not an overlap.
+    let img = mbr_image(8 * MIB, &[(0x83, 2048, 4096), (0x83, 6144 - 8, 8)]);
+    assert_eq!(table(&img, 512), Err(PartitionError::Overlap(0, 1)));
+    let img = mbr_image(8 * MIB, &[(0x83, 2048, 4096), (0x83, 6144, 8)]);
+    assert!(table(&img, 512).is_ok());
+    // A partition from sector 0 covers the MBR itself.
+    let img = mbr_image(8 * MIB, &[(0x83, 2048, 8), (0x83, 0, 2048)]);
+    assert_eq!(table(&img, 512), Err(PartitionError::CoversTable(1)));
+    // GPT: the same rule (usable-range checks alone allow overlapping entries).
+    let img = gpt_image(512, 8 * MIB, &[(2048, 6143), (4096, 8191)]);
+    assert_eq!(table(&img, 512), Err(PartitionError::Overlap(0, 1)));
+    assert_eq!(
+        PartitionError::Overlap(0, 1).to_string(),
+        "partitions 0 and 1 overlap"
+    );
+}
+
+#[test]
 fn no_signature_bad_sector_size_failed_read_and_tiny_disk() {
     let mut img = mbr_image(MIB, &[(0x83, 8, 8)]);
     img[511] = 0;

@@ -964,3 +964,45 @@ fn notifications() {
     assert_eq!(notes(&rig, rig.virt, rig.clients[0]), 1);
     assert_eq!(notes(&rig, rig.virt, rig.clients[1]), 0);
 }
+
+/// The (trusted) driver writes an impossible head on its request queue: the virt stops with an
+/// error when it next needs the head, instead of taking it for a full queue and stalling every
+/// client silently. The corruption is renewed before each read, since the driver's own next
+/// release would overwrite it; the virt's cached view of the head runs out within one queue's
+/// worth of requests.
+#[test]
+fn driver_peer_error_faults_the_virt_instead_of_stalling() {
+    let o = opts(gpt_disk(), &[0]);
+    let w = World::new(&o);
+    let virt = RefCell::new(w.blk_virt());
+    let mut rig = Rig::new(&w, &o, &virt);
+    let head = &w._driver_conn.req_header().head;
+    let mut reads = 0;
+    while !rig.sim.is_faulted(rig.virt) && reads <= usize::from(o.driver_cap) {
+        head.store(
+            head.load(Ordering::Relaxed).wrapping_add(1000),
+            Ordering::Relaxed,
+        );
+        w.scripts.borrow_mut()[0].push_back(Cmd::Read {
+            block: 3,
+            count: 1,
+            offset: 0,
+        });
+        rig.sim.inject_irq(rig.clients[0], C_CMD).unwrap();
+        // Run and complete at the device by hand: `settle` insists on no faults.
+        for _ in 0..4 {
+            rig.sim.run_until_idle(100_000).unwrap();
+            w.disk.complete_where(|_| true);
+            rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+        }
+        reads += 1;
+    }
+    assert!(
+        rig.sim.is_faulted(rig.virt),
+        "the virt never reported the driver's impossible head ({reads} reads)"
+    );
+    assert!(
+        reads > 1,
+        "the first corruption was caught before any cached head ran out"
+    );
+}
