@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! # lions-interop: the sdfgen fixtures, for the class crates' interop tests
+//! # lions-interop: the sdfgen fixtures, and the class crates' interop tests
 //!
 //! `interop/fixtures/<system>/` holds a `.system` file and the `.data` config blobs the real
 //! `sdfgen==0.35.1` wrote for it (see `interop/README.md`). This crate finds them, loads blobs into
 //! aligned memory, and answers the questions an interop test asks of the system description (what
 //! does this PD map at this address, which channel id joins two PDs), panicking with a message that
 //! names the PD and region when the answer is "none": these are test assertions.
+//!
+//! The interop tests themselves (`tests/<class>.rs`: every blob of every fixture parsed with the
+//! class crate's structs and checked against its `.system`) live in this unpublished crate, beside
+//! the fixtures, so the published crates package no test that reads files outside themselves.
 #![allow(clippy::missing_panics_doc)]
 
 use lions_sdf::{AlignedBlob, System};
