@@ -32,4 +32,11 @@ if ! have_pkgs; then
     "$PY" -m pip install --quiet --disable-pip-version-check "${PKGS[@]}" >&2
     have_pkgs
 fi
+# Our metaprogram helper (tools/lions_meta.py) as an installed module of the venv: any
+# metaprogram run with this python, an example's or a product's outside this tree, imports it
+# with a plain `from lions_meta import ...`. A .pth entry keeps it this checkout's file.
+SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [ "$(cat "$SITE/lions_meta.pth" 2>/dev/null)" != "$REPO/tools" ]; then
+    echo "$REPO/tools" >"$SITE/lions_meta.pth"
+fi
 echo "$PY"

@@ -14,11 +14,8 @@ LIONS_NET=user the user-mode network's gateway is 10.0.2.1):
     client1  10.0.2.11/24  MAC 52:54:01:00:00:01
 """
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from lions_meta import Assembly, parse_args  # noqa: E402
+from lions_meta import Assembly, parse_args
 
 #: (address, prefix, gateway) per client; prefix 0 would ask for DHCP.
 CLIENTS = [((10, 0, 2, 10), 24, (10, 0, 2, 1)), ((10, 0, 2, 11), 24, (10, 0, 2, 1))]

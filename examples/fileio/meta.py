@@ -14,11 +14,8 @@ partition 0), and the client `fileio`, which is a client of the FS server, the s
 virtualisers and the timer. sdfgen 0.35.1 writes every config blob; lions_meta records which ELF
 section each one goes into and maps the blk data regions into the host driver (identity DMA).
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from lions_meta import Assembly, parse_args  # noqa: E402
+from lions_meta import Assembly, parse_args
 
 args = parse_args("fileio")
 asm = Assembly("fileio", args.board)

@@ -6,11 +6,8 @@
 Writes DIR/hello.system, one `.hello_config` blob per PD and DIR/assembly.json.
 """
 import struct
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from lions_meta import Assembly, parse_args  # noqa: E402
+from lions_meta import Assembly, parse_args
 
 HELLO_MAGIC = b"LionsHi\x01"  # examples/hello/src/lib.rs: HELLO_MAGIC
 NO_CHANNEL = 0xFF

@@ -6,11 +6,8 @@
 The driver, the virtualisers and the clients, with sDDF's priorities (driver > virts > clients).
 sdfgen 0.35.1 writes every config blob; lions_meta records which ELF section each one goes into.
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from lions_meta import Assembly, parse_args  # noqa: E402
+from lions_meta import Assembly, parse_args
 
 CLIENTS = 2
 

@@ -6,11 +6,8 @@
 Writes DIR/timer.system, the driver's `.device_resources` blob, one `.timer_client_config` blob
 per client (all three by sdfgen's timer subsystem) and DIR/assembly.json.
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from lions_meta import Assembly, parse_args  # noqa: E402
+from lions_meta import Assembly, parse_args
 
 # The driver binary per board, from lions-components: `timer_driver_<driver>`, <driver> being the
 # folder of the descriptor sdfgen picks for the board's `timer` node (host: crates/lions-drivers/

@@ -158,10 +158,21 @@ impl Assembly {
 
 /// For each PD: copy `<bin_dir>/<binary>` to `<out_dir>/<image>`, write every blob into its
 /// section, and make the image executable. Errors name the PD, the section and the sizes.
-pub fn assemble(asm: &Assembly, bin_dir: &Path, out_dir: &Path) -> Result<Vec<Assembled>, Error> {
+pub fn assemble(
+    asm: &Assembly,
+    bin_dirs: &[PathBuf],
+    out_dir: &Path,
+) -> Result<Vec<Assembled>, Error> {
     let mut done = Vec::with_capacity(asm.pds.len());
     for pd in &asm.pds {
-        let bin = bin_dir.join(&pd.binary);
+        // The first folder holding the binary (a system folder's own build, then this
+        // workspace's).
+        let candidates = bin_dirs.iter().map(|d| d.join(&pd.binary));
+        let bin = candidates
+            .clone()
+            .find(|b| b.is_file())
+            .or_else(|| candidates.clone().next_back())
+            .unwrap_or_else(|| PathBuf::from(&pd.binary));
         let mut elf = std::fs::read(&bin).map_err(|e| {
             Error(format!(
                 "PD `{}`: reading its binary `{}` ({}): {e}",
@@ -302,7 +313,7 @@ mod tests {
                 section: ".device_resources".into(),
                 blob: "short.data".into(),
             }]),
-            bin_dir,
+            &[bin_dir.to_path_buf()],
             &dir,
         )
         .unwrap_err()
@@ -319,7 +330,7 @@ mod tests {
                 section: ".no_such".into(),
                 blob: "short.data".into(),
             }]),
-            bin_dir,
+            &[bin_dir.to_path_buf()],
             &dir,
         )
         .unwrap_err()
@@ -334,7 +345,7 @@ mod tests {
                 section: ".fat_config".into(),
                 blob: "empty.data".into(),
             }]),
-            bin_dir,
+            &[bin_dir.to_path_buf()],
             &dir,
         )
         .unwrap();

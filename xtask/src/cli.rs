@@ -21,6 +21,10 @@ commands:
         draw the system description as SVG (default target/lions/<example>/<example>.svg)
   help  show this text
 
+<example>: a folder name under examples/, or a path to a system folder of your own (a product
+        outside this workspace: its Cargo workspace and meta.py, see templates/product); its
+        PDs build in that folder, lions' component binaries in this checkout
+
 boards: host (default): one Linux process per PD;
         qemu_virt_aarch64: seL4 Microkit (PDs for aarch64-unknown-none; loader.img and `run`
         need the Microkit SDK 2.3.0 in $MICROKIT_SDK, `run` needs qemu-system-aarch64)";

@@ -20,8 +20,37 @@ pub fn examples(root: &Path) -> Vec<String> {
     names
 }
 
-/// The folder of example `name`; an unknown name is an error listing the known ones.
+/// Whether a command-line `<example>` names a system folder (a product of its own, outside
+/// `examples/`) rather than an example: it is a path (`./my-product`, `/src/product`, `..`).
+pub fn is_system_path(example: &str) -> bool {
+    example.contains('/') || example == "." || example == ".."
+}
+
+/// The system's name: the example's, or a system folder's last path component.
+pub fn system_name(example: &str) -> String {
+    if !is_system_path(example) {
+        return example.to_owned();
+    }
+    let path = std::fs::canonicalize(example).unwrap_or_else(|_| PathBuf::from(example));
+    path.file_name()
+        .map_or_else(|| "system".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The folder of example `name`, or the system folder `name` names (a path holding a
+/// `meta.py`); an unknown example is an error listing the known ones.
 pub fn example_dir(root: &Path, name: &str) -> Result<PathBuf, Error> {
+    if is_system_path(name) {
+        let dir = std::fs::canonicalize(name)
+            .map_err(|e| Error(format!("system folder `{name}`: {e}")))?;
+        if !dir.join("meta.py").is_file() {
+            return Err(Error(format!(
+                "system folder {} has no meta.py (the metaprogram that describes the system; \
+                 see templates/product)",
+                dir.display()
+            )));
+        }
+        return Ok(dir);
+    }
     let known = examples(root);
     if known.iter().any(|k| k == name) {
         return Ok(root.join("examples").join(name));
@@ -33,7 +62,8 @@ pub fn example_dir(root: &Path, name: &str) -> Result<PathBuf, Error> {
         )
     } else {
         format!(
-            "unknown example `{name}`; known examples: {}",
+            "unknown example `{name}`; known examples: {} (or give a path to a system folder \
+             of your own, e.g. ./my-product)",
             known.join(", ")
         )
     }))
@@ -128,5 +158,20 @@ mod tests {
         );
         assert!(e.contains("hello"), "{e}");
         assert!(example_dir(&root, "hello").is_ok());
+    }
+
+    #[test]
+    fn a_path_is_a_system_folder() {
+        let root = crate::workspace_root();
+        assert!(is_system_path("./p") && is_system_path("/a/b") && is_system_path(".."));
+        assert!(!is_system_path("hello"));
+        let hello = root.join("examples/hello");
+        let dir = example_dir(&root, hello.to_str().unwrap()).unwrap();
+        assert_eq!(dir, std::fs::canonicalize(&hello).unwrap());
+        assert_eq!(system_name(hello.to_str().unwrap()), "hello");
+        let e = example_dir(&root, root.join("crates").to_str().unwrap())
+            .unwrap_err()
+            .0;
+        assert!(e.contains("has no meta.py"), "{e}");
     }
 }

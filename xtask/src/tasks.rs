@@ -33,8 +33,12 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
     }
 }
 
-/// `target/lions/<example>/<board>/`.
+/// `target/lions/<example>/<board>/`; for a system folder of its own, `<folder>/target/lions/<board>/`.
 pub fn output_dir(root: &Path, example: &str, board: Board) -> PathBuf {
+    if meta::is_system_path(example) {
+        let dir = std::fs::canonicalize(example).unwrap_or_else(|_| PathBuf::from(example));
+        return dir.join("target").join("lions").join(board.name());
+    }
     target_dir(root)
         .join("lions")
         .join(example)
@@ -92,45 +96,63 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
     let system = out.join(
         asm.system
             .clone()
-            .unwrap_or_else(|| format!("{}.system", args.example)),
+            .unwrap_or_else(|| format!("{}.system", meta::system_name(&args.example))),
     );
     // Check the description before spending time on a build.
     lions_sdf::System::load(&system).map_err(|e| Error(format!("{}: {e}", system.display())))?;
 
+    let product =
+        meta::is_system_path(&args.example).then(|| meta::example_dir(root, &args.example));
+    let mut bin_dirs = Vec::new();
     let own = format!("lions-example-{}", args.example);
-    let mut packages: Vec<&str> = vec![&own];
+    let mut packages: Vec<&str> = Vec::new();
+    if product.is_none() {
+        packages.push(&own);
+    }
     for pd in &asm.pds {
-        if let Some(p) = pd.package.as_deref().filter(|p| !packages.contains(p)) {
+        let ours = pd
+            .package
+            .as_deref()
+            .filter(|p| is_workspace_package(root, p));
+        if let Some(p) = ours.filter(|p| !packages.contains(p)) {
             packages.push(p);
         }
     }
-    let mut cmd = cargo();
-    cmd.arg("build").current_dir(root);
-    for p in &packages {
-        cmd.args(["--package", p]);
+    if let Some(dir) = product {
+        // A system folder of its own: its Cargo workspace builds its PDs, with the lions crates
+        // as ordinary dependencies; our component binaries come from this checkout below.
+        let dir = dir?;
+        let theirs: Vec<&str> = asm
+            .pds
+            .iter()
+            .filter(|pd| {
+                !pd.package
+                    .as_deref()
+                    .is_some_and(|p| is_workspace_package(root, p))
+            })
+            .map(|pd| pd.binary.as_str())
+            .collect();
+        let mut cmd = cargo();
+        cmd.arg("build")
+            .current_dir(&dir)
+            .env_remove("CARGO_TARGET_DIR");
+        cmd.arg("--manifest-path").arg(dir.join("Cargo.toml"));
+        build_args(&mut cmd, args, &theirs);
+        status_of(cmd, &format!("cargo build in {}", dir.display()))?;
+        bin_dirs.push(profile_dir(&dir, args.board, args.release));
     }
-    match args.board.target() {
-        // Only the binaries the system names: host-only components do not build for seL4.
-        Some(target) => {
-            cmd.args(["--target", target, "--features", "lions-os/debug-print"]);
-            let mut bins: Vec<&str> = asm.pds.iter().map(|pd| pd.binary.as_str()).collect();
-            bins.sort_unstable();
-            bins.dedup();
-            for b in bins {
-                cmd.args(["--bin", b]);
-            }
+    if !packages.is_empty() {
+        let mut cmd = cargo();
+        cmd.arg("build").current_dir(root);
+        for p in &packages {
+            cmd.args(["--package", p]);
         }
-        None => {
-            cmd.arg("--bins");
-        }
+        let bins: Vec<&str> = asm.pds.iter().map(|pd| pd.binary.as_str()).collect();
+        build_args(&mut cmd, args, &bins);
+        status_of(cmd, &format!("cargo build of {}", packages.join(", ")))?;
     }
-    if args.release {
-        cmd.arg("--release");
-    }
-    status_of(cmd, &format!("cargo build of {}", packages.join(", ")))?;
-
-    let bin_dir = profile_dir(root, args.board, args.release);
-    let images = assemble(&asm, &bin_dir, &out)?;
+    bin_dirs.push(profile_dir(root, args.board, args.release));
+    let images = assemble(&asm, &bin_dirs, &out)?;
     for done in &images {
         let mut line = format!("xtask: {} -> {}", done.pd, done.image.display());
         for (section, size) in &done.written {
@@ -163,6 +185,36 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
         eprintln!("xtask: system image {}", loader.display());
     }
     Ok(built)
+}
+
+/// Whether `package` is a member of this workspace (a folder `crates/<package>`).
+fn is_workspace_package(root: &Path, package: &str) -> bool {
+    root.join("crates")
+        .join(package)
+        .join("Cargo.toml")
+        .is_file()
+}
+
+/// The target, features, binaries and profile of a PD build: on a seL4 board only the binaries
+/// the system names (host-only components do not build for seL4), on the host every binary.
+fn build_args(cmd: &mut Process, args: &BuildArgs, bins: &[&str]) {
+    match args.board.target() {
+        Some(target) => {
+            cmd.args(["--target", target, "--features", "lions-os/debug-print"]);
+            let mut bins = bins.to_vec();
+            bins.sort_unstable();
+            bins.dedup();
+            for b in bins {
+                cmd.args(["--bin", b]);
+            }
+        }
+        None => {
+            cmd.arg("--bins");
+        }
+    }
+    if args.release {
+        cmd.arg("--release");
+    }
 }
 
 /// What a seL4 PD image must satisfy: the system's `setvar` symbols for the PD and the config
@@ -323,15 +375,22 @@ pub fn graph_cmd(
     output: Option<PathBuf>,
 ) -> Result<(), Error> {
     let out = metaprogram(root, example, board)?;
-    let system_file = out.join(format!("{example}.system"));
+    let name = meta::system_name(example);
+    let system_file = out.join(
+        Assembly::load(&out)
+            .ok()
+            .and_then(|a| a.system)
+            .unwrap_or_else(|| format!("{name}.system")),
+    );
     let sys = lions_sdf::System::load(&system_file)
         .map_err(|e| Error(format!("{}: {e}", system_file.display())))?;
-    let svg = graph::render(&sys, &format!("{example} ({board})"));
-    let file = output.unwrap_or_else(|| {
-        target_dir(root)
+    let svg = graph::render(&sys, &format!("{name} ({board})"));
+    let file = output.unwrap_or_else(|| match out.parent() {
+        Some(dir) if meta::is_system_path(example) => dir.join(format!("{name}.svg")),
+        _ => target_dir(root)
             .join("lions")
             .join(example)
-            .join(format!("{example}.svg"))
+            .join(format!("{name}.svg")),
     });
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, &e))?;

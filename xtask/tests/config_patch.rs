@@ -89,7 +89,7 @@ fn patched_probe_prints_the_sdfgen_blob() {
             }],
         };
         let bin_dir = Path::new(PROBE).parent().unwrap();
-        let done = assemble(&asm, bin_dir, &dir).unwrap();
+        let done = assemble(&asm, &[bin_dir.to_path_buf()], &dir).unwrap();
         assert_eq!(
             done[0].written,
             vec![(".device_resources".to_owned(), 1608)]

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `greeter`: the product's own PD. It greets on the console, then answers every line typed to it
+//! in capitals: a serial client of lions' serial virtualisers, nothing else.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use lions_os::{ChannelSet, Handler};
+use lions_serial::client::SerialClient;
+use lions_serial::{SerialClientConfig, serial_println};
+
+lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
+
+struct Greeter {
+    serial: SerialClient<'static>,
+}
+
+fn init() -> Greeter {
+    let config = match SERIAL.get() {
+        Ok(c) => c,
+        Err(e) => panic!("greeter: {e}"),
+    };
+    // SAFETY: the system maps this PD's serial regions at the config's vaddrs before `init`, for
+    // the life of the PD, shared only with the serial virtualisers; this is the only handle.
+    let mut serial = match unsafe { SerialClient::new(config) } {
+        Ok(s) => s,
+        Err(e) => panic!("greeter: serial queues: {e}"),
+    };
+    if serial_println!(
+        serial,
+        "greeter: hello from my-product; type and I shout back"
+    )
+    .is_err()
+    {
+        panic!("greeter: cannot write its greeting");
+    }
+    Greeter { serial }
+}
+
+impl Handler for Greeter {
+    type Error = lions_serial::Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        if self
+            .serial
+            .rx_channel()
+            .is_none_or(|rx| !channels.contains(rx))
+        {
+            return Ok(());
+        }
+        let mut buf = [0u8; 64];
+        loop {
+            let n = self.serial.try_read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let line = &mut buf[..n];
+            line.make_ascii_uppercase();
+            for b in line.iter_mut().filter(|b| **b == b'\r') {
+                *b = b'\n';
+            }
+            self.serial.write_all(line)?;
+        }
+        self.serial.flush()
+    }
+}
+
+lions_os::protection_domain!(init);
