@@ -17,8 +17,9 @@ commands:
   run <example> [--board B] [--release] [-- <launcher args>]
         build, then run it: host: the lions-host launcher (Ctrl-C stops it);
         qemu_virt_aarch64: qemu-system-aarch64 with the serial console here (Ctrl-A X quits)
-  graph <example> [--board B] [-o FILE.svg]
-        draw the system description as SVG (default target/lions/<example>/<example>.svg)
+  graph <example> [--board B] [-o FILE.svg] [--regions grouped|all|none]
+        draw the system description as SVG (default target/lions/<example>/<example>.svg);
+        memory regions one box per subsystem (grouped, the default), each one, or none
   help  show this text
 
 <example>: a folder name under examples/, or a path to a system folder of your own (a product
@@ -116,6 +117,8 @@ pub enum Command {
         board: Board,
         /// SVG file to write (default `target/lions/<ex>/<ex>.svg`).
         output: Option<PathBuf>,
+        /// How memory regions are drawn (`--regions all|grouped|none`, default grouped).
+        regions: crate::graph::Regions,
     },
     /// `help`, `-h`, `--help`.
     Help,
@@ -144,6 +147,7 @@ where
     let mut board = Board::Host;
     let mut release = false;
     let mut output = None;
+    let mut regions = crate::graph::Regions::default();
     let mut launcher_args = Vec::new();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -160,6 +164,12 @@ where
             "--board" => board = Board::parse(&value("a board name")?)?,
             "--release" if cmd != "graph" && inline.is_none() => release = true,
             "-o" | "--output" if cmd == "graph" => output = Some(PathBuf::from(value("a file")?)),
+            "--regions" if cmd == "graph" => {
+                let v = value("all, grouped or none")?;
+                regions = crate::graph::Regions::parse(&v).ok_or_else(|| {
+                    Error(format!("`--regions` takes all, grouped or none, not `{v}`"))
+                })?;
+            }
             "--" if cmd == "run" => launcher_args.extend(args.by_ref()),
             "-h" | "--help" => return Ok(Command::Help),
             f if f.starts_with('-') => {
@@ -191,6 +201,7 @@ where
             example: build.example,
             board,
             output,
+            regions,
         },
     })
 }
@@ -245,6 +256,7 @@ mod tests {
                 example: "hello".into(),
                 board: Board::Host,
                 output: Some("x.svg".into()),
+                regions: crate::graph::Regions::Grouped,
             })
         );
         assert_eq!(
@@ -253,7 +265,23 @@ mod tests {
                 example: "hello".into(),
                 board: Board::QemuVirtAarch64,
                 output: None,
+                regions: crate::graph::Regions::Grouped,
             })
+        );
+        assert_eq!(
+            p(&["graph", "hello", "--regions=all"]),
+            Ok(Command::Graph {
+                example: "hello".into(),
+                board: Board::Host,
+                output: None,
+                regions: crate::graph::Regions::All,
+            })
+        );
+        assert!(
+            p(&["graph", "hello", "--regions", "some"])
+                .unwrap_err()
+                .0
+                .contains("all, grouped or none")
         );
     }
 

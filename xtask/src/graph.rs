@@ -10,7 +10,13 @@
 //!   Channels between the same two PDs, or whose straight line would cross another PD, bend.
 //! - Memory regions are small rounded boxes in a column on the right, each placed at the height of
 //!   the PDs that map it; a dashed connector joins it to every PD that maps it, labelled with the
-//!   mapping's perms (`r`, `rw`, ...).
+//!   mapping's perms (`r`, `rw`, ...). A real system has dozens of regions, so by default
+//!   ([`Regions::Grouped`]) they are drawn one box per subsystem (the first component of the
+//!   region name sdfgen gives, `net/...`, `serial/...`) with one connector per PD that maps any of
+//!   them, labelled with how many it maps and their rights; [`Regions::All`] draws every region,
+//!   [`Regions::None`] none.
+//! - Channel ids sit next to their end; ids that would overlap another id are moved further
+//!   along their channel.
 //!
 //! Each PD is a `<g class="pd">`, each region a `<g class="mr">`, each map a `<g class="map">`
 //! and each channel a `<g class="channel">`, with a `<title>` giving the details as a tooltip.
@@ -108,7 +114,136 @@ fn end_desc(e: &End) -> String {
 }
 
 /// Draw `sys` as a standalone SVG document titled `title`.
+/// How memory regions are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Regions {
+    /// Every region, every map.
+    All,
+    /// One box per subsystem (a region name's first `/` component), one connector per PD and
+    /// subsystem.
+    #[default]
+    Grouped,
+    /// No regions.
+    None,
+}
+
+impl Regions {
+    /// Parse `all`, `grouped` or `none`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Self::All),
+            "grouped" => Some(Self::Grouped),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+/// A region box: its label and tooltip.
+struct RegionBox {
+    label: String,
+    tip: String,
+}
+
+/// A map connector: the PD, the region box, its label and tooltip.
+struct Link {
+    pd: usize,
+    region: String,
+    label: String,
+    tip: String,
+}
+
+/// The region boxes and map connectors `mode` draws for `sys`.
+fn regions_of(sys: &System, mode: Regions) -> (BTreeMap<String, RegionBox>, Vec<Link>) {
+    let mut boxes = BTreeMap::new();
+    let mut links = Vec::new();
+    match mode {
+        Regions::None => {}
+        Regions::All => {
+            for (name, mr) in &sys.memory_regions {
+                let tip = format!("region {name}: {:#x} bytes", mr.size);
+                boxes.insert(
+                    name.clone(),
+                    RegionBox {
+                        label: name.clone(),
+                        tip,
+                    },
+                );
+            }
+            for (i, pd) in sys.pds.iter().enumerate() {
+                for m in &pd.maps {
+                    links.push(Link {
+                        pd: i,
+                        region: m.mr.clone(),
+                        label: m.perms.to_string(),
+                        tip: format!("{} maps {} at {:#x} ({})", pd.name, m.mr, m.vaddr, m.perms),
+                    });
+                }
+            }
+        }
+        Regions::Grouped => {
+            let group = |name: &str| name.split('/').next().unwrap_or(name).to_owned();
+            let mut members: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+            for (name, mr) in &sys.memory_regions {
+                let e = members.entry(group(name)).or_default();
+                e.0 += 1;
+                e.1 += mr.size;
+            }
+            for (g, (n, bytes)) in &members {
+                let label = if *n == 1 {
+                    sys.memory_regions
+                        .keys()
+                        .find(|k| group(k) == *g)
+                        .cloned()
+                        .unwrap_or_else(|| g.clone())
+                } else {
+                    format!("{g}: {n} regions")
+                };
+                let tip = format!("{n} region(s) of {g}, {bytes:#x} bytes in all");
+                boxes.insert(g.clone(), RegionBox { label, tip });
+            }
+            for (i, pd) in sys.pds.iter().enumerate() {
+                let mut per_group: BTreeMap<String, Vec<&lions_sdf::Map>> = BTreeMap::new();
+                for m in &pd.maps {
+                    per_group.entry(group(&m.mr)).or_default().push(m);
+                }
+                for (g, maps) in per_group {
+                    let (r, w) = maps.iter().fold((false, false), |(r, w), m| {
+                        let p = m.perms.to_string();
+                        (r || p.contains('r'), w || p.contains('w'))
+                    });
+                    let rights =
+                        format!("{}{}", if r { "r" } else { "" }, if w { "w" } else { "" });
+                    let label = if maps.len() == 1 {
+                        maps[0].perms.to_string()
+                    } else {
+                        format!("{}× {rights}", maps.len())
+                    };
+                    let list: Vec<String> = maps
+                        .iter()
+                        .map(|m| format!("{} ({})", m.mr, m.perms))
+                        .collect();
+                    links.push(Link {
+                        pd: i,
+                        region: g,
+                        label,
+                        tip: format!("{} maps {}", pd.name, list.join(", ")),
+                    });
+                }
+            }
+        }
+    }
+    (boxes, links)
+}
+
+/// The system as SVG, every region drawn ([`Regions::All`]).
 pub fn render(sys: &System, title: &str) -> String {
+    render_with(sys, title, Regions::All)
+}
+
+/// The system as SVG, regions drawn as `mode` says.
+pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
+    let (regions, links) = regions_of(sys, mode);
     // Rows of PDs by priority, highest first; file order within a row.
     let mut rows: BTreeMap<std::cmp::Reverse<u8>, Vec<usize>> = BTreeMap::new();
     for (i, pd) in sys.pds.iter().enumerate() {
@@ -147,22 +282,18 @@ pub fn render(sys: &System, title: &str) -> String {
         .collect();
 
     // Regions: a column on the right, each at the mean height of its mappers, then pushed apart.
-    let mr_w = sys
-        .memory_regions
-        .keys()
-        .map(|n| n.chars().count() as f64 * MONO_CHAR_W + 20.0)
+    let mr_w = regions
+        .values()
+        .map(|r| r.label.chars().count() as f64 * MONO_CHAR_W + 20.0)
         .fold(110.0, f64::max);
     let mr_x = MARGIN + pd_area_w + REGION_COL_GAP;
-    let mut want: Vec<(f64, f64, &str)> = sys
-        .memory_regions
+    let mut want: Vec<(f64, f64, &str)> = regions
         .keys()
         .map(|name| {
-            let users: Vec<Rect> = sys
-                .pds
+            let users: Vec<Rect> = links
                 .iter()
-                .enumerate()
-                .filter(|(_, p)| p.maps.iter().any(|m| &m.mr == name))
-                .map(|(i, _)| boxes[i])
+                .filter(|l| &l.region == name)
+                .map(|l| boxes[l.pd])
                 .collect();
             let n = users.len() as f64;
             let (y, x) = if users.is_empty() {
@@ -206,7 +337,7 @@ pub fn render(sys: &System, title: &str) -> String {
         .map(|b| b.y + b.h)
         .fold(MARGIN + TITLE_H, f64::max);
     let content_bottom = pd_bottom.max(next_free - MR_GAP);
-    let width = if sys.memory_regions.is_empty() {
+    let width = if regions.is_empty() {
         MARGIN * 2.0 + pd_area_w
     } else {
         mr_x + mr_w + MARGIN
@@ -243,32 +374,32 @@ pub fn render(sys: &System, title: &str) -> String {
     // Map connectors first, under the boxes. Spread each PD's and each region's connection points
     // along its edge so several maps do not meet in one point.
     let mut maps_by_mr: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, pd) in sys.pds.iter().enumerate() {
-        for m in &pd.maps {
-            maps_by_mr.entry(m.mr.as_str()).or_default().push(i);
-        }
+    let mut maps_by_pd: Vec<usize> = vec![0; sys.pds.len()];
+    for l in &links {
+        maps_by_mr.entry(l.region.as_str()).or_default().push(l.pd);
+        maps_by_pd[l.pd] += 1;
     }
     let spread = |k: usize, n: usize, h: f64| h * (k as f64 + 1.0) / (n as f64 + 1.0);
-    for (i, pd) in sys.pds.iter().enumerate() {
-        let b = boxes[i];
-        for (k, m) in pd.maps.iter().enumerate() {
-            let Some(r) = mr_boxes.get(m.mr.as_str()) else {
-                continue;
-            };
-            let users = &maps_by_mr[m.mr.as_str()];
-            let slot = users.iter().position(|&u| u == i).unwrap_or(0);
-            let (x1, y1) = (b.x + b.w, b.y + spread(k, pd.maps.len(), b.h));
-            let (x2, y2) = (r.x, r.y + spread(slot, users.len(), r.h));
-            let (lx, ly) = (x1 + (x2 - x1) * 0.55, y1 + (y2 - y1) * 0.55);
-            let _ = writeln!(
-                svg,
-                r#"<g class="map"><title>{pd} maps {mr} at {va:#x} ({perms})</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}"/><text class="halo" x="{lx:.1}" y="{ly:.1}" text-anchor="middle" dy="4">{perms}</text></g>"#,
-                pd = esc(&pd.name),
-                mr = esc(&m.mr),
-                va = m.vaddr,
-                perms = m.perms,
-            );
-        }
+    let mut nth_of_pd: Vec<usize> = vec![0; sys.pds.len()];
+    for l in &links {
+        let b = boxes[l.pd];
+        let Some(r) = mr_boxes.get(l.region.as_str()) else {
+            continue;
+        };
+        let k = nth_of_pd[l.pd];
+        nth_of_pd[l.pd] += 1;
+        let users = &maps_by_mr[l.region.as_str()];
+        let slot = users.iter().position(|&u| u == l.pd).unwrap_or(0);
+        let (x1, y1) = (b.x + b.w, b.y + spread(k, maps_by_pd[l.pd], b.h));
+        let (x2, y2) = (r.x, r.y + spread(slot, users.len(), r.h));
+        // Labels near the PD end, where connectors of different PDs are still apart.
+        let (lx, ly) = (x1 + (x2 - x1) * 0.3, y1 + (y2 - y1) * 0.3);
+        let _ = writeln!(
+            svg,
+            r#"<g class="map"><title>{tip}</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}"/><text class="halo" x="{lx:.1}" y="{ly:.1}" text-anchor="middle" dy="4">{label}</text></g>"#,
+            tip = esc(&l.tip),
+            label = esc(&l.label),
+        );
     }
 
     // PD boxes over the map connectors.
@@ -298,6 +429,8 @@ pub fn render(sys: &System, title: &str) -> String {
     // ids and arrow heads are never hidden.
     let mut chans = String::new();
     let mut pair_count: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    // Channel-id labels placed so far: a new one moves along its channel until it clears them.
+    let mut placed: Vec<(f64, f64)> = Vec::new();
     for ch in &sys.channels {
         let [a, b] = &ch.ends;
         let (Some(&ia), Some(&ib)) = (pd_index.get(a.pd.as_str()), pd_index.get(b.pd.as_str()))
@@ -373,7 +506,17 @@ pub fn render(sys: &System, title: &str) -> String {
                 let l = (vx * vx + vy * vy).sqrt().max(1.0);
                 (vx / l, vy / l)
             };
-            let (lx, ly) = (at.0 + tx * 20.0 - ty * 10.0, at.1 + ty * 20.0 + tx * 10.0);
+            let at_distance = |d: f64| (at.0 + tx * d - ty * 10.0, at.1 + ty * d + tx * 10.0);
+            let clear = |(x, y): (f64, f64)| {
+                placed
+                    .iter()
+                    .all(|&(px, py)| (px - x).abs() > 16.0 || (py - y).abs() > 14.0)
+            };
+            let (lx, ly) = (0..8)
+                .map(|k| at_distance(20.0 + 14.0 * f64::from(k)))
+                .find(|&p| clear(p))
+                .unwrap_or_else(|| at_distance(20.0));
+            placed.push((lx, ly));
             let _ = write!(
                 chans,
                 r#"<text class="halo" x="{lx:.1}" y="{ly:.1}" text-anchor="middle" dy="4">{}</text>"#,
@@ -409,11 +552,14 @@ pub fn render(sys: &System, title: &str) -> String {
 
     svg.push_str(&chans);
     for (name, r) in &mr_boxes {
-        let size = sys.memory_regions.get(*name).map_or(0, |m| m.size);
+        let Some(rb) = regions.get(*name) else {
+            continue;
+        };
         let _ = writeln!(
             svg,
-            r#"<g class="mr"><title>region {n}: {size:#x} bytes</title><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" rx="12"/><text x="{cx:.1}" y="{ty:.1}" text-anchor="middle">{n}</text></g>"#,
-            n = esc(name),
+            r#"<g class="mr"><title>{tip}</title><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" rx="12"/><text x="{cx:.1}" y="{ty:.1}" text-anchor="middle">{n}</text></g>"#,
+            tip = esc(&rb.tip),
+            n = esc(&rb.label),
             x = r.x,
             y = r.y,
             w = r.w,
@@ -428,10 +574,16 @@ pub fn render(sys: &System, title: &str) -> String {
         svg,
         r#"<text class="legend" x="{MARGIN}" y="{ly:.0}">Boxes: protection domains, highest priority at the top.</text>
 <text class="legend" x="{MARGIN}" y="{ly2:.0}">Solid lines: channels, with each end's channel id; arrow head: callee of a PPC.</text>
-<text class="legend" x="{MARGIN}" y="{ly3:.0}">Rounded boxes: memory regions; dashed lines: maps, with their perms.</text>
+<text class="legend" x="{MARGIN}" y="{ly3:.0}">{regions_legend}</text>
 </svg>"#,
         ly2 = ly + 15.0,
         ly3 = ly + 30.0,
+        regions_legend = match mode {
+            Regions::All => "Rounded boxes: memory regions; dashed lines: maps, with their perms.",
+            Regions::Grouped =>
+                "Rounded boxes: memory regions, one per subsystem; dashed lines: a PD's maps of them (count × rights).",
+            Regions::None => "Memory regions not drawn (--regions all or grouped draws them).",
+        },
     );
     svg
 }
@@ -572,6 +724,49 @@ mod tests {
             n += 1;
         }
         assert!(n >= 8);
+    }
+
+    #[test]
+    fn grouped_regions_and_labels_that_do_not_overlap() {
+        let fixtures = crate::workspace_root().join("interop/fixtures");
+        for entry in std::fs::read_dir(&fixtures).unwrap() {
+            let dir = entry.unwrap().path();
+            let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
+            let sys = System::load(dir.join(format!("{name}.system"))).unwrap();
+            let doc_for = |mode| render_with(&sys, &name, mode);
+            let svg = doc_for(Regions::Grouped);
+            let doc = roxmltree::Document::parse(&svg).unwrap();
+            let group = |mr: &str| mr.split('/').next().unwrap().to_owned();
+            let groups: std::collections::BTreeSet<String> =
+                sys.memory_regions.keys().map(|k| group(k)).collect();
+            assert_eq!(classes(&doc, "mr").len(), groups.len(), "{name}");
+            let pairs: std::collections::BTreeSet<(String, String)> = sys
+                .pds
+                .iter()
+                .flat_map(|p| p.maps.iter().map(|m| (p.name.clone(), group(&m.mr))))
+                .collect();
+            assert_eq!(classes(&doc, "map").len(), pairs.len(), "{name}");
+            // Channel ids: no two labels on top of each other.
+            let ids: Vec<(f64, f64)> = classes(&doc, "channel")
+                .iter()
+                .flat_map(|c| c.children().filter(|n| n.has_tag_name("text")))
+                .map(|t| {
+                    let f = |a| t.attribute(a).unwrap().parse::<f64>().unwrap();
+                    (f("x"), f("y"))
+                })
+                .collect();
+            for (i, a) in ids.iter().enumerate() {
+                for b in &ids[i + 1..] {
+                    assert!(
+                        (a.0 - b.0).abs() > 16.0 || (a.1 - b.1).abs() > 14.0,
+                        "{name}: channel ids at {a:?} and {b:?} overlap"
+                    );
+                }
+            }
+            let none = doc_for(Regions::None);
+            let doc = roxmltree::Document::parse(&none).unwrap();
+            assert!(classes(&doc, "mr").is_empty() && classes(&doc, "map").is_empty());
+        }
     }
 
     #[test]

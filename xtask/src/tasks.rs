@@ -29,7 +29,8 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             example,
             board,
             output,
-        } => graph_cmd(&root, &example, board, output),
+            regions,
+        } => graph_cmd(&root, &example, board, output, regions),
     }
 }
 
@@ -373,6 +374,7 @@ pub fn graph_cmd(
     example: &str,
     board: Board,
     output: Option<PathBuf>,
+    regions: graph::Regions,
 ) -> Result<(), Error> {
     let out = metaprogram(root, example, board)?;
     let name = meta::system_name(example);
@@ -384,7 +386,7 @@ pub fn graph_cmd(
     );
     let sys = lions_sdf::System::load(&system_file)
         .map_err(|e| Error(format!("{}: {e}", system_file.display())))?;
-    let svg = graph::render(&sys, &format!("{name} ({board})"));
+    let svg = graph::render_with(&sys, &format!("{name} ({board})"), regions);
     let file = output.unwrap_or_else(|| match out.parent() {
         Some(dir) if meta::is_system_path(example) => dir.join(format!("{name}.svg")),
         _ => target_dir(root)

@@ -179,8 +179,14 @@ fn committed_example_graphs_are_current() {
             "examples/{name} has no {name}.svg: run `cargo xtask graph {name} -o examples/{name}/{name}.svg`"
         );
         let file = std::env::temp_dir().join(format!("xtask-{name}-{}.svg", std::process::id()));
-        xtask::tasks::graph_cmd(&root(), &name, xtask::cli::Board::Host, Some(file.clone()))
-            .unwrap();
+        xtask::tasks::graph_cmd(
+            &root(),
+            &name,
+            xtask::cli::Board::Host,
+            Some(file.clone()),
+            Default::default(),
+        )
+        .unwrap();
         let drawn = std::fs::read_to_string(&file).unwrap();
         std::fs::remove_file(&file).unwrap();
         assert!(
