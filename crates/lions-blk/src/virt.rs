@@ -173,7 +173,11 @@ impl<'a> BlkVirt<'a> {
     }
 
     fn start(&mut self) -> Result<(), Error> {
-        let Some(info) = self.disk.read().filter(|_| self.part.is_none()) else {
+        // Once partitioning started the page is not read again (it costs more than a request).
+        if self.part.is_some() {
+            return Ok(());
+        }
+        let Some(info) = self.disk.read() else {
             return Ok(());
         };
         let (p, step) = Partitioner::new(info.sector_size, info.capacity, self.bounce.1);
