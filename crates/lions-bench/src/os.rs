@@ -208,13 +208,19 @@ impl Mem {
     }
 
     fn atomic32(&self, at: usize) -> &AtomicU32 {
-        assert!(at.is_multiple_of(4) && at + 4 <= self.len(), "bad u32 at {at}");
+        assert!(
+            at.is_multiple_of(4) && at + 4 <= self.len(),
+            "bad u32 at {at}"
+        );
         // SAFETY: aligned and in bounds (checked); shared words are only accessed atomically.
         unsafe { AtomicU32::from_ptr(self.ptr().as_ptr().add(at).cast()) }
     }
 
     fn atomic16(&self, at: usize) -> &AtomicU16 {
-        assert!(at.is_multiple_of(2) && at + 2 <= self.len(), "bad u16 at {at}");
+        assert!(
+            at.is_multiple_of(2) && at + 2 <= self.len(),
+            "bad u16 at {at}"
+        );
         // SAFETY: as in `atomic32`.
         unsafe { AtomicU16::from_ptr(self.ptr().as_ptr().add(at).cast()) }
     }
