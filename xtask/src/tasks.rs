@@ -31,6 +31,7 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             output,
             regions,
         } => graph_cmd(&root, &example, board, output, regions),
+        Command::BenchInsns(args) => crate::insns::run(&root, &args),
     }
 }
 
