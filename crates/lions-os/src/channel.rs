@@ -36,22 +36,26 @@ impl Channel {
     }
 
     /// Signal the PD at the other end (it sees this channel's id in its own numbering).
+    #[inline]
     pub fn notify(self) -> Result<(), crate::OsError> {
         crate::runtime::notify(self)
     }
 
     /// Signal at the end of the current event (one slot: deferring a second action performs the
     /// first at once).
+    #[inline]
     pub fn deferred_notify(self) -> Result<(), crate::OsError> {
         crate::runtime::defer(crate::Deferred::Notify(self))
     }
 
     /// Acknowledge the IRQ delivered on this channel so the next one can arrive.
+    #[inline]
     pub fn irq_ack(self) -> Result<(), crate::OsError> {
         crate::runtime::irq_ack(self)
     }
 
     /// Acknowledge at the end of the current event.
+    #[inline]
     pub fn deferred_irq_ack(self) -> Result<(), crate::OsError> {
         crate::runtime::defer(crate::Deferred::IrqAck(self))
     }

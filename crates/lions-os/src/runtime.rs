@@ -68,6 +68,7 @@ mod current {
     std::thread_local! {
         static CURRENT: Cell<*mut Frame> = const { Cell::new(core::ptr::null_mut()) };
     }
+    #[inline]
     pub(super) fn get() -> *mut Frame {
         CURRENT.with(Cell::get)
     }
@@ -83,6 +84,7 @@ mod current {
     // SAFETY: without `std` this crate runs only as a single-threaded seL4 PD (no threads exist).
     unsafe impl Sync for Single {}
     static CURRENT: Single = Single(Cell::new(core::ptr::null_mut()));
+    #[inline]
     pub(super) fn get() -> *mut Frame {
         CURRENT.0.get()
     }
@@ -117,12 +119,14 @@ pub fn with_backend<R>(backend: &dyn Backend, f: impl FnOnce() -> R) -> R {
     r
 }
 
+#[inline]
 fn frame<'a>() -> Option<&'a mut Frame> {
     // SAFETY: a non-null pointer was installed by `with_backend` and stays valid until it returns;
     // PDs are single-threaded and the references made here never outlive one API call.
     unsafe { current::get().as_mut() }
 }
 
+#[inline]
 fn backend_op<R>(
     op: Op,
     ch: Option<Channel>,
@@ -136,11 +140,13 @@ fn backend_op<R>(
 }
 
 /// Signal `ch` (see [`Channel::notify`]).
+#[inline]
 pub fn notify(ch: Channel) -> Result<(), OsError> {
     backend_op(Op::Notify, Some(ch), |b| b.notify(ch))
 }
 
 /// Acknowledge the IRQ on `ch`.
+#[inline]
 pub fn irq_ack(ch: Channel) -> Result<(), OsError> {
     backend_op(Op::IrqAck, Some(ch), |b| b.irq_ack(ch))
 }
@@ -152,6 +158,7 @@ pub fn ppcall(ch: Channel, msg: MessageInfo) -> Result<MessageInfo, OsError> {
 
 /// Defer an action to the end of the event. One slot, as libmicrokit: if an action is already
 /// deferred, it is performed now and `action` takes its place.
+#[inline]
 pub fn defer(action: Deferred) -> Result<(), OsError> {
     let fr = frame().ok_or(OsError::new(
         "?",
