@@ -57,6 +57,17 @@ impl SwitchMachine {
         }
     }
 
+    /// Whether the machine is outside any switch sequence (every byte but the switch character
+    /// is delivered as it is).
+    pub fn is_idle(&self) -> bool {
+        self.seq.is_none()
+    }
+
+    /// The switch character.
+    pub fn switch(&self) -> u8 {
+        self.switch
+    }
+
     /// Feed one byte.
     pub fn feed(&mut self, b: u8) -> Action {
         let digit = b.is_ascii_digit().then(|| u16::from(b - b'0'));
@@ -123,15 +134,26 @@ impl<'a> VirtRx<'a> {
         self.faulty
     }
 
-    /// Phase 1 for one byte: stage it for the current client, or count it as dropped.
-    fn deliver(&mut self, b: u8) {
+    /// Phase 1 for a run of `n` input bytes with no switch character among them: straight from
+    /// the driver's ring into the current client's (one copy per contiguous run). What does not
+    /// fit is dropped and counted; a client whose head is impossible is marked faulty.
+    fn deliver(&mut self, n: usize) -> Result<(), Error> {
         let c = self.current;
-        let pushed = self.clients[c].as_mut().map(|(q, _)| q.push(b));
-        if let Some(Err(PushError::Peer(..))) = pushed {
-            self.faulty |= 1 << c;
-            self.clients[c] = None;
+        let moved = match &mut self.clients[c] {
+            Some((q, _)) => {
+                let moved = self.driver.move_to(q, n);
+                if moved < n && q.free().is_err() {
+                    self.faulty |= 1 << c;
+                    self.clients[c] = None;
+                }
+                moved
+            }
+            None => 0,
+        };
+        if moved < n {
+            self.drops += self.driver.skip(n - moved)? as u64;
         }
-        self.drops += u64::from(!matches!(pushed, Some(Ok(()))));
+        Ok(())
     }
 
     /// Phase 3 toward a client: publish what it got and notify it if anything.
@@ -145,19 +167,30 @@ impl<'a> VirtRx<'a> {
         Ok(())
     }
 
-    /// Input from the driver to the clients.
+    /// Input from the driver to the clients. Outside a switch sequence, the bytes up to the next
+    /// switch character move as one run; inside one, byte by byte through the [`SwitchMachine`].
     fn rx_return(&mut self) -> Result<(), Error> {
-        let mut buf = [0u8; 64];
-        while let n @ 1.. = self.driver.read(&mut buf)? {
-            for &b in &buf[..n] {
-                match self.machine.feed(b) {
-                    Action::Deliver(b) => self.deliver(b),
-                    Action::Switch(c) => {
-                        self.flush(self.current)?;
-                        self.current = c;
-                    }
-                    Action::Consume => {}
+        let mut left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
+        while left > 0 {
+            if self.machine.is_idle() {
+                let run = self.driver.position(self.machine.switch(), left);
+                if run > 0 {
+                    self.deliver(run)?;
+                    left -= run;
+                    continue;
                 }
+            }
+            let Some(b) = self.driver.pop()? else {
+                break;
+            };
+            left -= 1;
+            match self.machine.feed(b) {
+                Action::Deliver(b) => self.deliver_byte(b),
+                Action::Switch(c) => {
+                    self.flush(self.current)?;
+                    self.current = c;
+                }
+                Action::Consume => {}
             }
         }
         self.flush(self.current)?;
@@ -166,6 +199,18 @@ impl<'a> VirtRx<'a> {
             self.driver_ch.notify()?;
         }
         Ok(())
+    }
+
+    /// Phase 1 for one byte the machine passed through: stage it for the current client, or
+    /// count it as dropped.
+    fn deliver_byte(&mut self, b: u8) {
+        let c = self.current;
+        let pushed = self.clients[c].as_mut().map(|(q, _)| q.push(b));
+        if let Some(Err(PushError::Peer(..))) = pushed {
+            self.faulty |= 1 << c;
+            self.clients[c] = None;
+        }
+        self.drops += u64::from(!matches!(pushed, Some(Ok(()))));
     }
 }
 

@@ -47,13 +47,18 @@ pub struct VirtTx<'a> {
     config: &'a SerialVirtTxConfig,
     driver: SerialProducer<'a>,
     driver_ch: Channel,
+    /// The driver queue's capacity.
+    cap: u64,
     /// Each client's Tx queue (we consume) and channel; `None` once faulty.
     clients: [Option<(SerialConsumer<'a>, Channel)>; MAX_CLIENTS],
+    /// Configured clients (at most `MAX_CLIENTS`): the only ones any loop visits.
+    n: usize,
     colour: bool,
-    /// The FIFO of clients waiting for room: bit c = client c waits, since ticket `ticket[c]`.
+    /// Clients waiting for room: bit c = client c is in the FIFO (each at most once).
     waiting: u64,
-    ticket: [u64; MAX_CLIENTS],
-    next_ticket: u64,
+    /// The FIFO of waiting clients: `waiting.count_ones()` entries from `first`, wrapping.
+    fifo: [u8; MAX_CLIENTS],
+    first: usize,
     faulty: u64,
 }
 
@@ -69,17 +74,19 @@ impl<'a> VirtTx<'a> {
         // SAFETY: forwarded from the caller.
         let (clients, faulty) = unsafe { client_queues(conns, SerialConsumer::from_connection) }?;
         // SAFETY: forwarded from the caller.
-        let mut driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
-        let room = driver.ring().capacity().usable();
+        let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
+        let cap = driver.capacity();
         Ok(Self {
             config,
             driver,
             driver_ch: config.driver.channel()?,
+            cap,
             clients,
-            colour: config.enable_colour() && room > OVERHEAD,
+            n: config.clients().len(),
+            colour: config.enable_colour() && cap > OVERHEAD,
             waiting: 0,
-            ticket: [0; MAX_CLIENTS],
-            next_ticket: 0,
+            fifo: [0; MAX_CLIENTS],
+            first: 0,
             faulty,
         })
     }
@@ -128,14 +135,13 @@ impl<'a> VirtTx<'a> {
     /// and a signal is requested; `Ok(true)`: done (moved, nothing to move, or client faulty).
     fn transfer(&mut self, c: usize) -> Result<bool, Error> {
         let overhead = if self.colour { OVERHEAD } else { 0 };
-        let cap = self.driver.ring().capacity().usable();
         let Some(Ok(mut left)) = self.clients[c].as_mut().map(|(q, _)| q.len()) else {
             return Ok(self.mark_faulty(c));
         };
         while left > 0 {
             // Room for the whole batch, or for a full driver queue when the batch can never fit.
             // `want > overhead` (colour is on only when `cap > overhead`), so each round moves.
-            let want = (left + overhead).min(cap);
+            let want = (left + overhead).min(self.cap);
             let free = self.driver.free()?;
             if free < want {
                 if !self.driver.park_for(want)? {
@@ -160,25 +166,26 @@ impl<'a> VirtTx<'a> {
     }
 
     /// Stage up to `n` bytes of client `c`, which are published and fit the driver queue with the
-    /// colour; with `cut`, only up to the last line end among them if there is one. Returns how
-    /// many, `None` if the client misbehaved (nothing staged).
+    /// colour; with `cut`, only up to the last line end among them if there is one. The bytes go
+    /// straight from the client's ring into the driver's (one copy per contiguous run). Returns
+    /// how many, `None` if the client misbehaved (nothing staged).
     fn copy(&mut self, c: usize, n: u64, cut: bool) -> Option<u64> {
         let (q, _) = self.clients[c].as_mut()?;
         let mut n = usize::try_from(n).ok()?;
         if cut && let Some(end) = q.rfind(b'\n', n).ok()? {
             n = end + 1;
         }
-        let colour = self.colour.then(|| colour_code(c));
-        self.driver
-            .write(colour.as_ref().map_or(&[][..], |c| &c[..]))
-            .ok()?;
+        // The room was checked: these writes and the move take all their bytes.
+        if self.colour {
+            self.driver.write(&colour_code(c)).ok()?;
+        }
         if q.move_to(&mut self.driver, n) < n {
-            self.driver.ring().abort();
+            self.driver.abort();
             return None;
         }
-        self.driver
-            .write(if self.colour { RESET } else { &[] })
-            .ok()?;
+        if self.colour {
+            self.driver.write(RESET).ok()?;
+        }
         Some(n as u64)
     }
 
@@ -192,23 +199,25 @@ impl<'a> VirtTx<'a> {
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
         if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
+            let last = (self.first + self.waiting.count_ones() as usize) % MAX_CLIENTS;
+            // `c < n <= MAX_CLIENTS` fits a u8 (MAX_CLIENTS is 64).
+            #[allow(clippy::cast_possible_truncation)]
+            let id = c as u8;
+            self.fifo[last] = id;
             self.waiting |= 1 << c;
-            self.ticket[c] = self.next_ticket;
-            self.next_ticket += 1;
         }
         Ok(())
     }
 
     /// The driver freed space we asked for: serve the waiting clients in order.
     fn tx_return(&mut self) -> Result<(), Error> {
-        while let Some(c) = (0..MAX_CLIENTS)
-            .filter(|&c| self.waiting & (1 << c) != 0)
-            .min_by_key(|&c| self.ticket[c])
-        {
+        while self.waiting != 0 {
+            let c = usize::from(self.fifo[self.first]);
             if !self.transfer(c)? {
                 break;
             }
             self.waiting &= !(1 << c);
+            self.first = (self.first + 1) % MAX_CLIENTS;
         }
         Ok(())
     }
@@ -218,10 +227,10 @@ impl Handler for VirtTx<'_> {
     type Error = Error;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
-        if channels.contains(self.driver_ch) {
+        if self.waiting != 0 && channels.contains(self.driver_ch) {
             self.tx_return()?;
         }
-        for c in 0..self.config.clients().len() {
+        for c in 0..self.n {
             if self.clients[c]
                 .as_ref()
                 .is_some_and(|(_, ch)| channels.contains(*ch))
