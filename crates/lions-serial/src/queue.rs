@@ -237,11 +237,13 @@ impl<'a> Ring<'a> {
         // owns the bytes.
         unsafe {
             ptr::copy_nonoverlapping(src.as_ptr(), self.at(index), first as usize);
-            ptr::copy_nonoverlapping(
-                src.as_ptr().add(first as usize),
-                self.data.as_ptr(),
-                (n - first) as usize,
-            );
+            if first < n {
+                ptr::copy_nonoverlapping(
+                    src.as_ptr().add(first as usize),
+                    self.data.as_ptr(),
+                    (n - first) as usize,
+                );
+            }
         }
     }
 
@@ -256,11 +258,13 @@ impl<'a> Ring<'a> {
         // SAFETY: as in `copy_in`, reading into private memory.
         unsafe {
             ptr::copy_nonoverlapping(self.at(index), out.as_mut_ptr(), first as usize);
-            ptr::copy_nonoverlapping(
-                self.data.as_ptr(),
-                out.as_mut_ptr().add(first as usize),
-                (n - first) as usize,
-            );
+            if first < n {
+                ptr::copy_nonoverlapping(
+                    self.data.as_ptr(),
+                    out.as_mut_ptr().add(first as usize),
+                    (n - first) as usize,
+                );
+            }
         }
     }
 }
@@ -271,12 +275,28 @@ impl<'a> Ring<'a> {
 /// # Safety
 /// We own the `n` bytes of `src` from `from` for reading and the `n` bytes of `dst` from `to` for
 /// writing; `n` is at most either capacity.
-unsafe fn copy_between(src: &Ring<'_>, mut from: u32, dst: &Ring<'_>, mut to: u32, mut n: u32) {
+unsafe fn copy_between(src: &Ring<'_>, from: u32, dst: &Ring<'_>, to: u32, n: u32) {
+    let k = n.min(src.run(from)).min(dst.run(to));
+    // SAFETY: `k` bytes from each pointer lie inside its region (`run`); the caller owns them.
+    // `copy`, not `copy_nonoverlapping`: a (mis)configuration could map both rings' data at the
+    // same place, which garbles bytes but must not be undefined behaviour.
+    unsafe { ptr::copy(src.at(from), dst.at(to), k as usize) };
+    if k < n {
+        // One ring wraps inside the move: the rest, in at most two more runs.
+        // SAFETY: forwarded from the caller, for the bytes after the first `k`.
+        unsafe { copy_wrapped(src, from.wrapping_add(k), dst, to.wrapping_add(k), n - k) };
+    }
+}
+
+/// The rest of a [`copy_between`] after a wrap.
+///
+/// # Safety
+/// As for [`copy_between`].
+#[inline(never)]
+unsafe fn copy_wrapped(src: &Ring<'_>, mut from: u32, dst: &Ring<'_>, mut to: u32, mut n: u32) {
     while n > 0 {
         let k = n.min(src.run(from)).min(dst.run(to));
-        // SAFETY: `k` bytes from each pointer lie inside its region (`run`); the caller owns them.
-        // `copy`, not `copy_nonoverlapping`: a (mis)configuration could map both rings' data at
-        // the same place, which garbles bytes but must not be undefined behaviour.
+        // SAFETY: as in `copy_between`.
         unsafe { ptr::copy(src.at(from), dst.at(to), k as usize) };
         (from, to, n) = (from.wrapping_add(k), to.wrapping_add(k), n - k);
     }
@@ -341,8 +361,8 @@ impl<'a> SerialProducer<'a> {
         self.ring.capacity().into()
     }
 
-    /// Free bytes by the head we last saw.
-    fn free_cached(&self) -> u32 {
+    /// Free bytes by the head we last saw (no re-read: the consumer may have freed more).
+    pub(crate) fn free_cached(&self) -> u32 {
         self.ring.capacity() - self.tail.wrapping_sub(self.head)
     }
 
@@ -414,6 +434,15 @@ impl<'a> SerialProducer<'a> {
     /// Drop every staged byte (an aborted transfer).
     pub fn abort(&mut self) {
         self.tail = self.shared_tail;
+    }
+
+    /// At least `want` free bytes, re-reading the head only when the cached view has fewer;
+    /// returns the free bytes seen.
+    pub(crate) fn free_for(&mut self, want: u64) -> Result<u64, PeerError> {
+        if u64::from(self.free_cached()) < want {
+            self.refresh()?;
+        }
+        Ok(self.free_cached().into())
     }
 
     /// Free bytes now (re-reads the head).
@@ -615,11 +644,21 @@ impl<'a> SerialConsumer<'a> {
     /// (each re-reads the peer's index only when its cached view is short) or a peer index is
     /// impossible. The bytes moved are read here; hand their slots back with
     /// [`release`](Self::release) and publish them with [`SerialProducer::publish`].
+    #[inline]
     pub fn move_to(&mut self, dst: &mut SerialProducer<'_>, n: usize) -> usize {
-        let avail = self.available(n).unwrap_or(0);
-        let room = dst.room(n).unwrap_or(0);
-        let k = to_u32(n).min(avail).min(room);
-        // SAFETY: `k <= avail`: published bytes of ours, in [head, tail); `k <= room`: free bytes
+        // Re-read the peers' indices only when the cached views are short; on a peer error, what
+        // the cached views allow still moves.
+        let _ = self.available(n);
+        let _ = dst.room(n);
+        self.move_seen(dst, n)
+    }
+
+    /// [`move_to`](Self::move_to) by the cached views only (no re-read of either peer's index):
+    /// for a caller that has just checked both sides.
+    #[inline]
+    pub(crate) fn move_seen(&mut self, dst: &mut SerialProducer<'_>, n: usize) -> usize {
+        let k = to_u32(n).min(self.avail_cached()).min(dst.free_cached());
+        // SAFETY: `k <= avail`: published bytes of ours, in [head, tail); `k <= free`: free bytes
         // of `dst`, outside its consumer's [head, tail).
         unsafe { copy_between(&self.ring, self.head, &dst.ring, dst.tail, k) };
         self.head = self.head.wrapping_add(k);

@@ -28,12 +28,14 @@
 use crate::Error;
 use crate::config::SerialVirtTxConfig;
 use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError, client_queues};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CHANNEL, MAX_CLIENTS};
 
 /// `ESC[0m`: back to the terminal's default colour.
 const RESET: &[u8] = b"\x1b[0m";
 /// Bytes of colour around one transfer: the start code and [`RESET`].
 const OVERHEAD: u64 = 5 + 4;
+/// Channel ids are below this.
+const CHANNELS: usize = MAX_CHANNEL as usize + 1;
 
 /// The colour start code of client `client`: `ESC[3Xm`, X = 1 + `client` mod 6.
 pub fn colour_code(client: usize) -> [u8; 5] {
@@ -51,8 +53,10 @@ pub struct VirtTx<'a> {
     cap: u64,
     /// Each client's Tx queue (we consume) and channel; `None` once faulty.
     clients: [Option<(SerialConsumer<'a>, Channel)>; MAX_CLIENTS],
-    /// Configured clients (at most `MAX_CLIENTS`): the only ones any loop visits.
-    n: usize,
+    /// The channels of the clients still served (not faulty).
+    client_chs: u64,
+    /// The client at the other end of each channel in `client_chs`.
+    by_channel: [u8; CHANNELS],
     colour: bool,
     /// Clients waiting for room: bit c = client c is in the FIFO (each at most once).
     waiting: u64,
@@ -76,13 +80,22 @@ impl<'a> VirtTx<'a> {
         // SAFETY: forwarded from the caller.
         let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
         let cap = driver.capacity();
+        let mut client_chs = 0;
+        let mut by_channel = [0; CHANNELS];
+        for (c, client) in (0u8..).zip(&clients) {
+            if let Some((_, ch)) = client {
+                client_chs |= 1 << ch.index();
+                by_channel[usize::from(ch.index())] = c;
+            }
+        }
         Ok(Self {
             config,
             driver,
             driver_ch: config.driver.channel()?,
             cap,
             clients,
-            n: config.clients().len(),
+            client_chs,
+            by_channel,
             colour: config.enable_colour() && cap > OVERHEAD,
             waiting: 0,
             fifo: [0; MAX_CLIENTS],
@@ -133,66 +146,71 @@ impl<'a> VirtTx<'a> {
 
     /// Phases 1 and 2 for client `c`: move its batch. `Ok(false)`: the driver queue lacks room
     /// and a signal is requested; `Ok(true)`: done (moved, nothing to move, or client faulty).
+    ///
+    /// Each round stages the colour code, as much of the batch as the room allows (cut after a
+    /// line end when the batch does not fit whole), straight from the client's ring into the
+    /// driver's (one copy per contiguous run), and the reset code; then publishes to the driver
+    /// and hands the client's bytes back.
+    #[inline(always)]
     fn transfer(&mut self, c: usize) -> Result<bool, Error> {
         let overhead = if self.colour { OVERHEAD } else { 0 };
-        let Some(Ok(mut left)) = self.clients[c].as_mut().map(|(q, _)| q.len()) else {
+        let Some((q, ch)) = &mut self.clients[c] else {
+            return Ok(true);
+        };
+        let Ok(mut left) = q.len() else {
             return Ok(self.mark_faulty(c));
         };
         while left > 0 {
             // Room for the whole batch, or for a full driver queue when the batch can never fit.
             // `want > overhead` (colour is on only when `cap > overhead`), so each round moves.
             let want = (left + overhead).min(self.cap);
-            let free = self.driver.free()?;
+            let free = self.driver.free_for(want)?;
             if free < want {
                 if !self.driver.park_for(want)? {
                     return Ok(false);
                 }
                 continue;
             }
-            let n = left.min(free - overhead);
-            let Some(moved) = self.copy(c, n, n < left) else {
-                return Ok(self.mark_faulty(c));
-            };
-            left -= moved;
-            self.notify_driver()?;
-            if let Some((q, ch)) = &mut self.clients[c] {
-                let freed = q.release() > 0;
-                if q.should_notify(freed) {
-                    ch.notify()?;
+            // `n <= left`, which came from a `u32` ring.
+            let mut n = usize::try_from(left.min(free - overhead)).unwrap_or(0);
+            if (n as u64) < left {
+                match q.rfind(b'\n', n) {
+                    Ok(Some(end)) => n = end + 1,
+                    Ok(None) => {}
+                    Err(_) => return Ok(self.mark_faulty(c)),
                 }
+            }
+            // The room was checked: the colour codes and the move take all their bytes.
+            if self.colour {
+                let _ = self.driver.write(&colour_code(c));
+            }
+            // `len` and `free` just re-read both sides: the cached views hold the `n` bytes.
+            if q.move_seen(&mut self.driver, n) < n {
+                self.driver.abort();
+                return Ok(self.mark_faulty(c));
+            }
+            if self.colour {
+                let _ = self.driver.write(RESET);
+            }
+            left -= n as u64;
+            let published = self.driver.publish();
+            if self.driver.should_notify(published) {
+                self.driver_ch.notify()?;
+            }
+            let freed = q.release() > 0;
+            if q.should_notify(freed) {
+                ch.notify()?;
             }
         }
         Ok(true)
     }
 
-    /// Stage up to `n` bytes of client `c`, which are published and fit the driver queue with the
-    /// colour; with `cut`, only up to the last line end among them if there is one. The bytes go
-    /// straight from the client's ring into the driver's (one copy per contiguous run). Returns
-    /// how many, `None` if the client misbehaved (nothing staged).
-    fn copy(&mut self, c: usize, n: u64, cut: bool) -> Option<u64> {
-        let (q, _) = self.clients[c].as_mut()?;
-        let mut n = usize::try_from(n).ok()?;
-        if cut && let Some(end) = q.rfind(b'\n', n).ok()? {
-            n = end + 1;
-        }
-        // The room was checked: these writes and the move take all their bytes.
-        if self.colour {
-            self.driver.write(&colour_code(c)).ok()?;
-        }
-        if q.move_to(&mut self.driver, n) < n {
-            self.driver.abort();
-            return None;
-        }
-        if self.colour {
-            self.driver.write(RESET).ok()?;
-        }
-        Some(n as u64)
-    }
-
     /// Stop serving client `c`; returns `true` (done with it).
     fn mark_faulty(&mut self, c: usize) -> bool {
         self.faulty |= 1 << c;
-        self.clients[c] = None;
+        if let Some((_, ch)) = self.clients[c].take() {
+            self.client_chs &= !(1 << ch.index());
+        }
         true
     }
 
@@ -230,11 +248,17 @@ impl Handler for VirtTx<'_> {
         if self.waiting != 0 && channels.contains(self.driver_ch) {
             self.tx_return()?;
         }
-        for c in 0..self.n {
-            if self.clients[c]
-                .as_ref()
-                .is_some_and(|(_, ch)| channels.contains(*ch))
-            {
+        // The notified clients, served in client order; only set bits are visited.
+        let mut chs = channels.bits() & self.client_chs;
+        let mut notified = 0u64;
+        while chs != 0 {
+            notified |= 1 << self.by_channel[chs.trailing_zeros() as usize];
+            chs &= chs - 1;
+        }
+        while notified != 0 {
+            let c = notified.trailing_zeros() as usize;
+            notified &= notified - 1;
+            if self.clients[c].is_some() {
                 self.tx_provide(c)?;
             }
         }
