@@ -436,15 +436,6 @@ impl<'a> SerialProducer<'a> {
         self.tail = self.shared_tail;
     }
 
-    /// At least `want` free bytes, re-reading the head only when the cached view has fewer;
-    /// returns the free bytes seen.
-    pub(crate) fn free_for(&mut self, want: u64) -> Result<u64, PeerError> {
-        if u64::from(self.free_cached()) < want {
-            self.refresh()?;
-        }
-        Ok(self.free_cached().into())
-    }
-
     /// Free bytes now (re-reads the head).
     pub fn free(&mut self) -> Result<u64, PeerError> {
         self.refresh()?;

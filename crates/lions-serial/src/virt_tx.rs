@@ -37,6 +37,13 @@ const OVERHEAD: u64 = 5 + 4;
 /// Channel ids are below this.
 const CHANNELS: usize = MAX_CHANNEL as usize + 1;
 
+/// Stage client `c`'s colour code (out of line: the plain path stays short).
+#[inline(never)]
+fn stage_colour(driver: &mut SerialProducer<'_>, c: usize) {
+    // The caller checked the room.
+    let _ = driver.write(&colour_code(c));
+}
+
 /// The colour start code of client `client`: `ESC[3Xm`, X = 1 + `client` mod 6.
 pub fn colour_code(client: usize) -> [u8; 5] {
     // `client % 6 < 6`, so the digit is '1'..='6'.
@@ -60,9 +67,10 @@ pub struct VirtTx<'a> {
     colour: bool,
     /// Clients waiting for room: bit c = client c is in the FIFO (each at most once).
     waiting: u64,
-    /// The FIFO of waiting clients: `waiting.count_ones()` entries from `first`, wrapping.
+    /// The FIFO of waiting clients: entries `first..last` (free-running, mod `MAX_CLIENTS`).
     fifo: [u8; MAX_CLIENTS],
     first: usize,
+    last: usize,
     faulty: u64,
 }
 
@@ -100,6 +108,7 @@ impl<'a> VirtTx<'a> {
             waiting: 0,
             fifo: [0; MAX_CLIENTS],
             first: 0,
+            last: 0,
             faulty,
         })
     }
@@ -147,24 +156,38 @@ impl<'a> VirtTx<'a> {
     /// Phases 1 and 2 for client `c`: move its batch. `Ok(false)`: the driver queue lacks room
     /// and a signal is requested; `Ok(true)`: done (moved, nothing to move, or client faulty).
     ///
-    /// Each round stages the colour code, as much of the batch as the room allows (cut after a
-    /// line end when the batch does not fit whole), straight from the client's ring into the
-    /// driver's (one copy per contiguous run), and the reset code; then publishes to the driver
-    /// and hands the client's bytes back.
+    /// The common case, a batch that fits the room we already know of, is one straight move;
+    /// anything else goes round [`transfer_rounds`](Self::transfer_rounds).
     #[inline(always)]
     fn transfer(&mut self, c: usize) -> Result<bool, Error> {
         let overhead = if self.colour { OVERHEAD } else { 0 };
-        let Some((q, ch)) = &mut self.clients[c] else {
+        let Some((q, _)) = &mut self.clients[c] else {
             return Ok(true);
         };
-        let Ok(mut left) = q.len() else {
+        let Ok(left) = q.len() else {
             return Ok(self.mark_faulty(c));
         };
+        if left == 0 {
+            return Ok(true);
+        }
+        if left + overhead > u64::from(self.driver.free_cached()) {
+            return self.transfer_rounds(c, left);
+        }
+        // `left` bytes came from a `u32` ring.
+        self.round(c, usize::try_from(left).unwrap_or(0))?;
+        Ok(true)
+    }
+
+    /// [`transfer`](Self::transfer) when the room is not known to suffice: re-read the driver's
+    /// head; room for the whole batch, or for a full driver queue when the batch can never fit;
+    /// else ask for a signal. A batch larger than the room goes in pieces cut after a line end.
+    #[inline(never)]
+    fn transfer_rounds(&mut self, c: usize, mut left: u64) -> Result<bool, Error> {
+        let overhead = if self.colour { OVERHEAD } else { 0 };
         while left > 0 {
-            // Room for the whole batch, or for a full driver queue when the batch can never fit.
             // `want > overhead` (colour is on only when `cap > overhead`), so each round moves.
             let want = (left + overhead).min(self.cap);
-            let free = self.driver.free_for(want)?;
+            let free = self.driver.free()?;
             if free < want {
                 if !self.driver.park_for(want)? {
                     return Ok(false);
@@ -174,33 +197,50 @@ impl<'a> VirtTx<'a> {
             // `n <= left`, which came from a `u32` ring.
             let mut n = usize::try_from(left.min(free - overhead)).unwrap_or(0);
             if (n as u64) < left {
+                let Some((q, _)) = &mut self.clients[c] else {
+                    return Ok(true);
+                };
                 match q.rfind(b'\n', n) {
                     Ok(Some(end)) => n = end + 1,
                     Ok(None) => {}
                     Err(_) => return Ok(self.mark_faulty(c)),
                 }
             }
-            // The room was checked: the colour codes and the move take all their bytes.
-            if self.colour {
-                let _ = self.driver.write(&colour_code(c));
-            }
-            // `len` and `free` just re-read both sides: the cached views hold the `n` bytes.
-            if q.move_seen(&mut self.driver, n) < n {
-                self.driver.abort();
-                return Ok(self.mark_faulty(c));
-            }
-            if self.colour {
-                let _ = self.driver.write(RESET);
+            if !self.round(c, n)? {
+                return Ok(true);
             }
             left -= n as u64;
-            let published = self.driver.publish();
-            if self.driver.should_notify(published) {
-                self.driver_ch.notify()?;
-            }
-            let freed = q.release() > 0;
-            if q.should_notify(freed) {
-                ch.notify()?;
-            }
+        }
+        Ok(true)
+    }
+
+    /// One round for client `c`: stage the colour code, `n` bytes of its batch straight from its
+    /// ring into the driver's (one copy per contiguous run) and the reset code, publish to the
+    /// driver and hand the client's bytes back, notifying each as the rule says. The caller saw
+    /// `n` bytes published and room for them and the colour. `Ok(false)`: the client misbehaved.
+    #[inline(always)]
+    fn round(&mut self, c: usize, n: usize) -> Result<bool, Error> {
+        let Some((q, ch)) = &mut self.clients[c] else {
+            return Ok(false);
+        };
+        if self.colour {
+            stage_colour(&mut self.driver, c);
+        }
+        // The views were just checked: the cached ones hold the `n` bytes.
+        if q.move_seen(&mut self.driver, n) < n {
+            self.driver.abort();
+            return Ok(!self.mark_faulty(c));
+        }
+        if self.colour {
+            let _ = self.driver.write(RESET);
+        }
+        let published = self.driver.publish();
+        if self.driver.should_notify(published) {
+            self.driver_ch.notify()?;
+        }
+        let freed = q.release() > 0;
+        if q.should_notify(freed) {
+            ch.notify()?;
         }
         Ok(true)
     }
@@ -217,11 +257,11 @@ impl<'a> VirtTx<'a> {
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
         if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
-            let last = (self.first + self.waiting.count_ones() as usize) % MAX_CLIENTS;
             // `c < n <= MAX_CLIENTS` fits a u8 (MAX_CLIENTS is 64).
             #[allow(clippy::cast_possible_truncation)]
             let id = c as u8;
-            self.fifo[last] = id;
+            self.fifo[self.last % MAX_CLIENTS] = id;
+            self.last = self.last.wrapping_add(1);
             self.waiting |= 1 << c;
         }
         Ok(())
@@ -230,12 +270,12 @@ impl<'a> VirtTx<'a> {
     /// The driver freed space we asked for: serve the waiting clients in order.
     fn tx_return(&mut self) -> Result<(), Error> {
         while self.waiting != 0 {
-            let c = usize::from(self.fifo[self.first]);
+            let c = usize::from(self.fifo[self.first % MAX_CLIENTS]);
             if !self.transfer(c)? {
                 break;
             }
             self.waiting &= !(1 << c);
-            self.first = (self.first + 1) % MAX_CLIENTS;
+            self.first = self.first.wrapping_add(1);
         }
         Ok(())
     }
@@ -248,16 +288,12 @@ impl Handler for VirtTx<'_> {
         if self.waiting != 0 && channels.contains(self.driver_ch) {
             self.tx_return()?;
         }
-        // The notified clients, served in client order; only set bits are visited.
+        // The notified clients, in channel order (as libmicrokit delivers notifications); only
+        // set bits are visited.
         let mut chs = channels.bits() & self.client_chs;
-        let mut notified = 0u64;
         while chs != 0 {
-            notified |= 1 << self.by_channel[chs.trailing_zeros() as usize];
+            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]);
             chs &= chs - 1;
-        }
-        while notified != 0 {
-            let c = notified.trailing_zeros() as usize;
-            notified &= notified - 1;
             if self.clients[c].is_some() {
                 self.tx_provide(c)?;
             }
