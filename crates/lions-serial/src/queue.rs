@@ -22,10 +22,10 @@
 
 use crate::config::SerialConnectionResource;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{Ordering, fence};
 use lions_os::{Channel, MAX_CLIENTS};
 use lions_queue::atomic::AtomicU32;
-use lions_queue::signal::park_with;
+use lions_queue::signal::{SIGNAL_NOT_REQUESTED, SIGNAL_REQUESTED, park_with};
 use lions_queue::{
     Capacity, HandleError, IndexField, PeerError, PushError, QueueHeader, QueueMemory, RegionError,
     Signal,
@@ -467,7 +467,6 @@ impl<'a> SerialProducer<'a> {
 /// clients on Tx and toward the driver on Rx).
 pub struct SerialConsumer<'a> {
     ring: Ring<'a>,
-    signal: Signal<'a>,
     /// Head including bytes read but not yet released.
     head: u32,
     /// Head as last published (never re-read from shared memory: the producer can write that
@@ -493,7 +492,6 @@ impl<'a> SerialConsumer<'a> {
         let (ring, head, tail) = unsafe { Ring::new(queue, queue_len, data, data_len) }?;
         Ok(Self {
             ring,
-            signal: Signal::new(&ring.header.producer_signalled),
             head,
             shared_head: head,
             tail,
@@ -691,7 +689,18 @@ impl<'a> SerialConsumer<'a> {
     /// (`did_work`) **and** it asked; a `true` answer also withdraws its request, so one request
     /// gets one notification.
     pub fn should_notify(&self, did_work: bool) -> bool {
-        self.signal.should_notify(did_work)
+        // Inline here (the hot path of every virt event): the notifier's half of
+        // `lions_queue::signal`, a SeqCst fence between our index store and the flag load.
+        if !did_work {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        let flag = &self.ring.header.producer_signalled;
+        if flag.load(Ordering::Relaxed) != SIGNAL_REQUESTED {
+            return false;
+        }
+        flag.store(SIGNAL_NOT_REQUESTED, Ordering::Relaxed);
+        true
     }
 }
 
@@ -700,7 +709,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use core::mem::offset_of;
-    use core::sync::atomic::Ordering;
+    use core::sync::atomic::{Ordering, fence};
     use lions_os::RegionResource;
     use lions_queue::{CapacityError, IndexField};
 

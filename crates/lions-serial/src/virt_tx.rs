@@ -170,7 +170,10 @@ impl<'a> VirtTx<'a> {
         if left == 0 {
             return Ok(true);
         }
-        if left + overhead > u64::from(self.driver.free_cached()) {
+        // The room we know of, re-read only when short (the driver is trusted: an error is ours).
+        if left + overhead > u64::from(self.driver.free_cached())
+            && left + overhead > self.driver.free()?
+        {
             return self.transfer_rounds(c, left);
         }
         // `left` bytes came from a `u32` ring.
