@@ -524,9 +524,10 @@ impl<'a> SerialConsumer<'a> {
     /// the length it implies lies between what we already saw and the capacity.
     fn refresh(&mut self) -> Result<(), PeerError> {
         let tail = self.ring.header.tail.load(Ordering::Acquire);
-        let len = tail.wrapping_sub(self.shared_head);
+        // `seen <= len <= capacity` as one compare: the tail grew by at most the room that was
+        // left (`seen <= capacity` always holds, so the subtraction does not wrap).
         let seen = self.tail.wrapping_sub(self.shared_head);
-        if len < seen || len > self.ring.capacity() {
+        if tail.wrapping_sub(self.tail) > self.ring.capacity() - seen {
             return Err(PeerError {
                 field: IndexField::Tail,
                 value: tail.into(),
@@ -610,21 +611,31 @@ impl<'a> SerialConsumer<'a> {
         Ok(None)
     }
 
-    /// How many of the next `within` unread bytes (by the tail last seen: no re-read) come before
-    /// the first `byte`; all of them if `byte` is not among them. Searched without consuming.
-    pub fn position(&self, byte: u8, within: usize) -> usize {
-        let n = self.avail_cached().min(to_u32(within));
-        let first = n.min(self.ring.run(self.head));
-        let scan = |p: *const u8, len: u32| {
-            // SAFETY: `p` and the `len` bytes after it are unread published bytes inside the data
-            // region (`run` and the wrap to its start). Volatile: the peer may write them.
-            (0..len).find(|&i| unsafe { p.add(i as usize).read_volatile() } == byte)
-        };
-        let found = match scan(self.ring.at(self.head), first) {
-            Some(i) => i,
-            None => scan(self.ring.data.as_ptr(), n - first).map_or(n, |i| first + i),
-        };
-        found as usize
+    /// Move unread bytes into `dst`'s staged bytes up to the first `stop` byte (not taken), at
+    /// most `n` and at most the room `dst` has (re-read when the cached view is short; on a peer
+    /// error the cached room still counts). Byte by byte, scanning as it copies: input comes a
+    /// few bytes at a time. Returns how many moved.
+    #[inline]
+    pub fn move_until(&mut self, dst: &mut SerialProducer<'_>, n: usize, stop: u8) -> usize {
+        let room = dst.room(n).unwrap_or_else(|_| dst.free_cached());
+        let k = to_u32(n).min(self.available(n).unwrap_or(0)).min(room);
+        let (src, dst_ring) = (self.ring, dst.ring);
+        let (from, to) = (self.head, dst.tail);
+        let mut i = 0;
+        while i < k {
+            // SAFETY: `i < k <= avail`: an unread published byte of ours, inside our data region.
+            // Volatile: the peer may write it.
+            let b = unsafe { src.at(from.wrapping_add(i)).read_volatile() };
+            if b == stop {
+                break;
+            }
+            // SAFETY: `i < k <= free`: a free byte of `dst`, inside its data region.
+            unsafe { dst_ring.at(to.wrapping_add(i)).write_volatile(b) };
+            i += 1;
+        }
+        self.head = from.wrapping_add(i);
+        dst.tail = to.wrapping_add(i);
+        i as usize
     }
 
     /// Move up to `n` unread bytes into `dst`'s staged bytes (sDDF's `serial_transfer_all`, for a

@@ -134,28 +134,6 @@ impl<'a> VirtRx<'a> {
         self.faulty
     }
 
-    /// Phase 1 for a run of `n` input bytes with no switch character among them: straight from
-    /// the driver's ring into the current client's (one copy per contiguous run). What does not
-    /// fit is dropped and counted; a client whose head is impossible is marked faulty.
-    fn deliver(&mut self, n: usize) -> Result<(), Error> {
-        let c = self.current;
-        let moved = match &mut self.clients[c] {
-            Some((q, _)) => {
-                let moved = self.driver.move_to(q, n);
-                if moved < n && q.free().is_err() {
-                    self.faulty |= 1 << c;
-                    self.clients[c] = None;
-                }
-                moved
-            }
-            None => 0,
-        };
-        if moved < n {
-            self.drops += self.driver.skip(n - moved)? as u64;
-        }
-        Ok(())
-    }
-
     /// Phase 3 toward a client: publish what it got and notify it if anything.
     fn flush(&mut self, c: usize) -> Result<(), Error> {
         if let Some((q, ch)) = &mut self.clients[c] {
@@ -168,15 +146,19 @@ impl<'a> VirtRx<'a> {
     }
 
     /// Input from the driver to the clients. Outside a switch sequence, the bytes up to the next
-    /// switch character move as one run; inside one, byte by byte through the [`SwitchMachine`].
+    /// switch character go straight from the driver's ring into the current client's, as many as
+    /// it has room for; the rest, byte by byte through the [`SwitchMachine`] (a full or faulty
+    /// client's bytes are dropped there).
     fn rx_return(&mut self) -> Result<(), Error> {
+        // The driver's tail is re-read once: it notifies again for anything it adds later.
         let mut left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
         while left > 0 {
-            if self.machine.is_idle() {
-                let run = self.driver.position(self.machine.switch(), left);
-                if run > 0 {
-                    self.deliver(run)?;
-                    left -= run;
+            if self.machine.is_idle()
+                && let Some((q, _)) = &mut self.clients[self.current % MAX_CLIENTS]
+            {
+                let moved = self.driver.move_until(q, left, self.machine.switch());
+                left -= moved;
+                if moved > 0 {
                     continue;
                 }
             }
