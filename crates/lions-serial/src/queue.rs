@@ -395,6 +395,14 @@ impl<'a> SerialProducer<'a> {
         Ok(self.free_cached())
     }
 
+    /// Re-read the head out of line, ignoring a peer error (the cached room still counts).
+    #[cold]
+    #[inline(never)]
+    fn room_cold(&mut self) -> u32 {
+        let _ = self.refresh();
+        self.free_cached()
+    }
+
     /// Stage as many bytes of `bytes` as fit; returns how many. They become visible at the next
     /// [`publish`](Self::publish). A peer error is returned only when nothing could be staged.
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, PeerError> {
@@ -612,13 +620,19 @@ impl<'a> SerialConsumer<'a> {
     }
 
     /// Move unread bytes into `dst`'s staged bytes up to the first `stop` byte (not taken), at
-    /// most `n` and at most the room `dst` has (re-read when the cached view is short; on a peer
-    /// error the cached room still counts). Byte by byte, scanning as it copies: input comes a
-    /// few bytes at a time. Returns how many moved.
+    /// most `n`, at most what our cached view of the tail holds (re-read it first, with
+    /// [`len`](Self::len)), and at most the room `dst` has (its head re-read when the cached view
+    /// is short; on a peer error the cached room still counts). Byte by byte, scanning as it
+    /// copies: input comes a few bytes at a time. Returns how many moved.
     #[inline]
     pub fn move_until(&mut self, dst: &mut SerialProducer<'_>, n: usize, stop: u8) -> usize {
-        let room = dst.room(n).unwrap_or_else(|_| dst.free_cached());
-        let k = to_u32(n).min(self.available(n).unwrap_or(0)).min(room);
+        let mut room = dst.free_cached();
+        if (room as usize) < n {
+            room = dst.room_cold();
+        }
+        // `k <= avail`, which fits a u32.
+        #[allow(clippy::cast_possible_truncation)]
+        let k = (self.avail_cached().min(room) as usize).min(n) as u32;
         let (src, dst_ring) = (self.ring, dst.ring);
         let (from, to) = (self.head, dst.tail);
         let mut i = 0;

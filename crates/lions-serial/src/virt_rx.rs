@@ -147,11 +147,42 @@ impl<'a> VirtRx<'a> {
 
     /// Input from the driver to the clients. Outside a switch sequence, the bytes up to the next
     /// switch character go straight from the driver's ring into the current client's, as many as
-    /// it has room for; the rest, byte by byte through the [`SwitchMachine`] (a full or faulty
-    /// client's bytes are dropped there).
+    /// it has room for; the rest go [`rx_bytes`](Self::rx_bytes).
     fn rx_return(&mut self) -> Result<(), Error> {
         // The driver's tail is re-read once: it notifies again for anything it adds later.
         let mut left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
+        if self.machine.is_idle()
+            && let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS]
+        {
+            left -= self.driver.move_until(q, left, self.machine.switch());
+            if left == 0 {
+                // All of it went to the current client: phase 3 for both sides.
+                let n = q.publish();
+                if q.should_notify(n) {
+                    ch.notify()?;
+                }
+                return self.release_driver();
+            }
+        }
+        self.rx_bytes(left)?;
+        self.flush(self.current)?;
+        self.release_driver()
+    }
+
+    /// Phase 3 toward the driver: hand its bytes back, notify it if it waits for room.
+    fn release_driver(&mut self) -> Result<(), Error> {
+        let freed = self.driver.release() > 0;
+        if self.driver.should_notify(freed) {
+            self.driver_ch.notify()?;
+        }
+        Ok(())
+    }
+
+    /// The `left` input bytes the fast path did not move: a switch sequence, or bytes for a full
+    /// or faulty client; byte by byte through the [`SwitchMachine`] (runs of ordinary bytes in
+    /// between still move ring to ring).
+    #[inline(never)]
+    fn rx_bytes(&mut self, mut left: usize) -> Result<(), Error> {
         while left > 0 {
             if self.machine.is_idle()
                 && let Some((q, _)) = &mut self.clients[self.current % MAX_CLIENTS]
@@ -174,11 +205,6 @@ impl<'a> VirtRx<'a> {
                 }
                 Action::Consume => {}
             }
-        }
-        self.flush(self.current)?;
-        let freed = self.driver.release() > 0;
-        if self.driver.should_notify(freed) {
-            self.driver_ch.notify()?;
         }
         Ok(())
     }
