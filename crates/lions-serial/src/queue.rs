@@ -2,8 +2,10 @@
 //! The serial queue wire format (`serial_queue_t`) and its two role handles.
 //!
 //! A [`SerialProducer`] writes bytes and the tail, a [`SerialConsumer`] reads bytes and writes the
-//! head; each carries the [`Signal`] over `producer_signalled` with the serial notification rule:
-//! the producer always notifies, the consumer notifies only when the producer asked.
+//! head; both follow the serial notification rule over `producer_signalled`: the producer always
+//! notifies; the consumer notifies only when the producer asked (the producer's half is the
+//! [`Signal`] of `lions_queue::signal`; the consumer's half, a SeqCst fence, a load and a store, is
+//! written out in [`SerialConsumer::should_notify`] so it inlines into every virt event).
 //!
 //! The handles own the byte ring itself (a `u32`-indexed ring of bytes is small enough to keep
 //! here, next to its one wire layout), so the hot paths are plain arithmetic:
@@ -16,7 +18,8 @@
 //!   capacity past our head; the consumer's head may only grow, up to our published tail. A bad
 //!   index is a [`PeerError`]; the handle keeps its last good view.
 //! - Bytes move with one copy per contiguous run: at most two runs for a slice, at most three for
-//!   a ring-to-ring move ([`SerialConsumer::move_to`], the virtualisers' data path). Bytes in the
+//!   a ring-to-ring move ([`SerialConsumer::move_to`], the Tx virt's data path); input is copied
+//!   while scanned for the switch character ([`SerialConsumer::move_until`]). Bytes in the
 //!   shared data region are never referenced as a Rust slice (a peer may write them); they are
 //!   copied with raw-pointer copies, and scanned with volatile reads.
 
@@ -591,7 +594,7 @@ impl<'a> SerialConsumer<'a> {
     /// consuming them; returns how many (0 when fewer than `offset + 1` are available). For a
     /// consumer that must not take bytes it cannot pass on (a driver whose device FIFO is full).
     pub fn peek_at(&mut self, offset: usize, out: &mut [u8]) -> Result<usize, PeerError> {
-        let avail = self.len()? as usize;
+        let avail = usize::try_from(self.len()?).unwrap_or(usize::MAX);
         let n = out.len().min(avail.saturating_sub(offset));
         if n > 0 {
             // SAFETY: `offset + n <= avail`: bytes in [head, tail) as published (see `read`).
@@ -671,7 +674,9 @@ impl<'a> SerialConsumer<'a> {
     /// for a caller that has just checked both sides.
     #[inline]
     pub(crate) fn move_seen(&mut self, dst: &mut SerialProducer<'_>, n: usize) -> usize {
-        let k = to_u32(n).min(self.avail_cached()).min(dst.free_cached());
+        // `k <= avail`, which fits a u32.
+        #[allow(clippy::cast_possible_truncation)]
+        let k = (self.avail_cached().min(dst.free_cached()) as usize).min(n) as u32;
         // SAFETY: `k <= avail`: published bytes of ours, in [head, tail); `k <= free`: free bytes
         // of `dst`, outside its consumer's [head, tail).
         unsafe { copy_between(&self.ring, self.head, &dst.ring, dst.tail, k) };
@@ -734,7 +739,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use core::mem::offset_of;
-    use core::sync::atomic::{Ordering, fence};
+    use core::sync::atomic::Ordering;
     use lions_os::RegionResource;
     use lions_queue::{CapacityError, IndexField};
 

@@ -57,17 +57,6 @@ impl SwitchMachine {
         }
     }
 
-    /// Whether the machine is outside any switch sequence (every byte but the switch character
-    /// is delivered as it is).
-    pub fn is_idle(&self) -> bool {
-        self.seq.is_none()
-    }
-
-    /// The switch character.
-    pub fn switch(&self) -> u8 {
-        self.switch
-    }
-
     /// Feed one byte.
     pub fn feed(&mut self, b: u8) -> Action {
         let digit = b.is_ascii_digit().then(|| u16::from(b - b'0'));
@@ -151,26 +140,20 @@ impl<'a> VirtRx<'a> {
     fn rx_return(&mut self) -> Result<(), Error> {
         // The driver's tail is re-read once: it notifies again for anything it adds later.
         let mut left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
-        if self.machine.is_idle()
+        if self.machine.seq.is_none()
             && let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS]
         {
-            left -= self.driver.move_until(q, left, self.machine.switch());
-            if left == 0 {
-                // All of it went to the current client: phase 3 for both sides.
-                let n = q.publish();
-                if q.should_notify(n) {
-                    ch.notify()?;
-                }
-                return self.release_driver();
+            left -= self.driver.move_until(q, left, self.machine.switch);
+            // All of it went to the current client (the common case): publish to it here.
+            let n = if left == 0 { q.publish() } else { 0 };
+            if q.should_notify(n) {
+                ch.notify()?;
             }
         }
-        self.rx_bytes(left)?;
-        self.flush(self.current)?;
-        self.release_driver()
-    }
-
-    /// Phase 3 toward the driver: hand its bytes back, notify it if it waits for room.
-    fn release_driver(&mut self) -> Result<(), Error> {
+        if left > 0 {
+            self.rx_bytes(left)?;
+            self.flush(self.current)?;
+        }
         let freed = self.driver.release() > 0;
         if self.driver.should_notify(freed) {
             self.driver_ch.notify()?;
@@ -178,25 +161,14 @@ impl<'a> VirtRx<'a> {
         Ok(())
     }
 
-    /// The `left` input bytes the fast path did not move: a switch sequence, or bytes for a full
-    /// or faulty client; byte by byte through the [`SwitchMachine`] (runs of ordinary bytes in
-    /// between still move ring to ring).
+    /// The `left` input bytes the fast path did not move (a switch sequence and what follows it,
+    /// or bytes for a full or faulty client), byte by byte through the [`SwitchMachine`].
     #[inline(never)]
-    fn rx_bytes(&mut self, mut left: usize) -> Result<(), Error> {
-        while left > 0 {
-            if self.machine.is_idle()
-                && let Some((q, _)) = &mut self.clients[self.current % MAX_CLIENTS]
-            {
-                let moved = self.driver.move_until(q, left, self.machine.switch());
-                left -= moved;
-                if moved > 0 {
-                    continue;
-                }
-            }
+    fn rx_bytes(&mut self, left: usize) -> Result<(), Error> {
+        for _ in 0..left {
             let Some(b) = self.driver.pop()? else {
                 break;
             };
-            left -= 1;
             match self.machine.feed(b) {
                 Action::Deliver(b) => self.deliver_byte(b),
                 Action::Switch(c) => {

@@ -15,6 +15,9 @@
 //! - **Colour** (config `enable_colour`, and only when the driver queue is larger than the 9 bytes
 //!   it costs): every transfer is wrapped in `ESC[3Xm` … `ESC[0m`, X = 1 + client index mod 6 (red,
 //!   green, yellow, blue, magenta, cyan), see [`colour_code`].
+//! - **Data path**: a batch moves straight from the client's ring into the driver's, one copy per
+//!   contiguous run; the driver's head is re-read only when the room already known is short.
+//!   Clients notified in the same event are served in channel order (as libmicrokit delivers).
 //! - **Client notification** (`tx_provide`): serve the client now, or, if clients are already
 //!   waiting, queue it behind them. No room: ask the driver for a signal and re-check; still no
 //!   room → the client joins the FIFO of waiting clients (each client at most once).
@@ -28,14 +31,15 @@
 use crate::Error;
 use crate::config::SerialVirtTxConfig;
 use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError, client_queues};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CHANNEL, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 
 /// `ESC[0m`: back to the terminal's default colour.
 const RESET: &[u8] = b"\x1b[0m";
 /// Bytes of colour around one transfer: the start code and [`RESET`].
 const OVERHEAD: u64 = 5 + 4;
-/// Channel ids are below this.
-const CHANNELS: usize = MAX_CHANNEL as usize + 1;
+/// Entries of the channel-to-client table: one per bit of a [`ChannelSet`] (ids above
+/// `MAX_CHANNEL` never occur; the spare entries keep the lookup free of bounds checks).
+const CHANNELS: usize = 64;
 
 /// Stage client `c`'s colour code (out of line: the plain path stays short).
 #[inline(never)]
@@ -295,7 +299,8 @@ impl Handler for VirtTx<'_> {
         // set bits are visited.
         let mut chs = channels.bits() & self.client_chs;
         while chs != 0 {
-            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]);
+            // `trailing_zeros < 64`; table entries are client indices (< MAX_CLIENTS).
+            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]) % MAX_CLIENTS;
             chs &= chs - 1;
             if self.clients[c].is_some() {
                 self.tx_provide(c)?;
