@@ -85,11 +85,11 @@ impl<'a> SerialClient<'a> {
 
     /// The client over queue handles made by the caller (tests, custom wiring).
     pub fn with_queues(
-        mut tx: SerialProducer<'a>,
+        tx: SerialProducer<'a>,
         tx_ch: Channel,
         rx: Option<(SerialConsumer<'a>, Channel)>,
     ) -> Self {
-        let pair = tx.ring().capacity().usable() >= 2;
+        let pair = tx.capacity() >= 2;
         Self {
             line_end: if pair { b"\r\n" } else { b"\n" },
             tx,

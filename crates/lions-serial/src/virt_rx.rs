@@ -123,17 +123,6 @@ impl<'a> VirtRx<'a> {
         self.faulty
     }
 
-    /// Phase 1 for one byte: stage it for the current client, or count it as dropped.
-    fn deliver(&mut self, b: u8) {
-        let c = self.current;
-        let pushed = self.clients[c].as_mut().map(|(q, _)| q.push(b));
-        if let Some(Err(PushError::Peer(..))) = pushed {
-            self.faulty |= 1 << c;
-            self.clients[c] = None;
-        }
-        self.drops += u64::from(!matches!(pushed, Some(Ok(()))));
-    }
-
     /// Phase 3 toward a client: publish what it got and notify it if anything.
     fn flush(&mut self, c: usize) -> Result<(), Error> {
         if let Some((q, ch)) = &mut self.clients[c] {
@@ -145,27 +134,63 @@ impl<'a> VirtRx<'a> {
         Ok(())
     }
 
-    /// Input from the driver to the clients.
+    /// Input from the driver to the clients. Outside a switch sequence, the bytes up to the next
+    /// switch character go straight from the driver's ring into the current client's, as many as
+    /// it has room for; the rest go [`rx_bytes`](Self::rx_bytes).
     fn rx_return(&mut self) -> Result<(), Error> {
-        let mut buf = [0u8; 64];
-        while let n @ 1.. = self.driver.read(&mut buf)? {
-            for &b in &buf[..n] {
-                match self.machine.feed(b) {
-                    Action::Deliver(b) => self.deliver(b),
-                    Action::Switch(c) => {
-                        self.flush(self.current)?;
-                        self.current = c;
-                    }
-                    Action::Consume => {}
-                }
+        // The driver's tail is re-read once: it notifies again for anything it adds later.
+        let mut left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
+        if self.machine.seq.is_none()
+            && let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS]
+        {
+            left -= self.driver.move_until(q, left, self.machine.switch);
+            // All of it went to the current client (the common case): publish to it here.
+            let n = if left == 0 { q.publish() } else { 0 };
+            if q.should_notify(n) {
+                ch.notify()?;
             }
         }
-        self.flush(self.current)?;
+        if left > 0 {
+            self.rx_bytes(left)?;
+            self.flush(self.current)?;
+        }
         let freed = self.driver.release() > 0;
         if self.driver.should_notify(freed) {
             self.driver_ch.notify()?;
         }
         Ok(())
+    }
+
+    /// The `left` input bytes the fast path did not move (a switch sequence and what follows it,
+    /// or bytes for a full or faulty client), byte by byte through the [`SwitchMachine`].
+    #[inline(never)]
+    fn rx_bytes(&mut self, left: usize) -> Result<(), Error> {
+        for _ in 0..left {
+            let Some(b) = self.driver.pop()? else {
+                break;
+            };
+            match self.machine.feed(b) {
+                Action::Deliver(b) => self.deliver_byte(b),
+                Action::Switch(c) => {
+                    self.flush(self.current)?;
+                    self.current = c;
+                }
+                Action::Consume => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 1 for one byte the machine passed through: stage it for the current client, or
+    /// count it as dropped.
+    fn deliver_byte(&mut self, b: u8) {
+        let c = self.current;
+        let pushed = self.clients[c].as_mut().map(|(q, _)| q.push(b));
+        if let Some(Err(PushError::Peer(..))) = pushed {
+            self.faulty |= 1 << c;
+            self.clients[c] = None;
+        }
+        self.drops += u64::from(!matches!(pushed, Some(Ok(()))));
     }
 }
 

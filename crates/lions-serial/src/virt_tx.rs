@@ -15,6 +15,9 @@
 //! - **Colour** (config `enable_colour`, and only when the driver queue is larger than the 9 bytes
 //!   it costs): every transfer is wrapped in `ESC[3Xm` … `ESC[0m`, X = 1 + client index mod 6 (red,
 //!   green, yellow, blue, magenta, cyan), see [`colour_code`].
+//! - **Data path**: a batch moves straight from the client's ring into the driver's, one copy per
+//!   contiguous run; the driver's head is re-read only when the room already known is short.
+//!   Clients notified in the same event are served in channel order (as libmicrokit delivers).
 //! - **Client notification** (`tx_provide`): serve the client now, or, if clients are already
 //!   waiting, queue it behind them. No room: ask the driver for a signal and re-check; still no
 //!   room → the client joins the FIFO of waiting clients (each client at most once).
@@ -34,6 +37,16 @@ use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 const RESET: &[u8] = b"\x1b[0m";
 /// Bytes of colour around one transfer: the start code and [`RESET`].
 const OVERHEAD: u64 = 5 + 4;
+/// Entries of the channel-to-client table: one per bit of a [`ChannelSet`] (ids above
+/// `MAX_CHANNEL` never occur; the spare entries keep the lookup free of bounds checks).
+const CHANNELS: usize = 64;
+
+/// Stage client `c`'s colour code (out of line: the plain path stays short).
+#[inline(never)]
+fn stage_colour(driver: &mut SerialProducer<'_>, c: usize) {
+    // The caller checked the room.
+    let _ = driver.write(&colour_code(c));
+}
 
 /// The colour start code of client `client`: `ESC[3Xm`, X = 1 + `client` mod 6.
 pub fn colour_code(client: usize) -> [u8; 5] {
@@ -47,13 +60,21 @@ pub struct VirtTx<'a> {
     config: &'a SerialVirtTxConfig,
     driver: SerialProducer<'a>,
     driver_ch: Channel,
+    /// The driver queue's capacity.
+    cap: u64,
     /// Each client's Tx queue (we consume) and channel; `None` once faulty.
     clients: [Option<(SerialConsumer<'a>, Channel)>; MAX_CLIENTS],
+    /// The channels of the clients still served (not faulty).
+    client_chs: u64,
+    /// The client at the other end of each channel in `client_chs`.
+    by_channel: [u8; CHANNELS],
     colour: bool,
-    /// The FIFO of clients waiting for room: bit c = client c waits, since ticket `ticket[c]`.
+    /// Clients waiting for room: bit c = client c is in the FIFO (each at most once).
     waiting: u64,
-    ticket: [u64; MAX_CLIENTS],
-    next_ticket: u64,
+    /// The FIFO of waiting clients: entries `first..last` (free-running, mod `MAX_CLIENTS`).
+    fifo: [u8; MAX_CLIENTS],
+    first: usize,
+    last: usize,
     faulty: u64,
 }
 
@@ -69,17 +90,29 @@ impl<'a> VirtTx<'a> {
         // SAFETY: forwarded from the caller.
         let (clients, faulty) = unsafe { client_queues(conns, SerialConsumer::from_connection) }?;
         // SAFETY: forwarded from the caller.
-        let mut driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
-        let room = driver.ring().capacity().usable();
+        let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
+        let cap = driver.capacity();
+        let mut client_chs = 0;
+        let mut by_channel = [0; CHANNELS];
+        for (c, client) in (0u8..).zip(&clients) {
+            if let Some((_, ch)) = client {
+                client_chs |= 1 << ch.index();
+                by_channel[usize::from(ch.index())] = c;
+            }
+        }
         Ok(Self {
             config,
             driver,
             driver_ch: config.driver.channel()?,
+            cap,
             clients,
-            colour: config.enable_colour() && room > OVERHEAD,
+            client_chs,
+            by_channel,
+            colour: config.enable_colour() && cap > OVERHEAD,
             waiting: 0,
-            ticket: [0; MAX_CLIENTS],
-            next_ticket: 0,
+            fifo: [0; MAX_CLIENTS],
+            first: 0,
+            last: 0,
             faulty,
         })
     }
@@ -126,16 +159,41 @@ impl<'a> VirtTx<'a> {
 
     /// Phases 1 and 2 for client `c`: move its batch. `Ok(false)`: the driver queue lacks room
     /// and a signal is requested; `Ok(true)`: done (moved, nothing to move, or client faulty).
+    ///
+    /// The common case, a batch that fits the room we already know of, is one straight move;
+    /// anything else goes round [`transfer_rounds`](Self::transfer_rounds).
+    #[inline(always)]
     fn transfer(&mut self, c: usize) -> Result<bool, Error> {
         let overhead = if self.colour { OVERHEAD } else { 0 };
-        let cap = self.driver.ring().capacity().usable();
-        let Some(Ok(mut left)) = self.clients[c].as_mut().map(|(q, _)| q.len()) else {
+        let Some((q, _)) = &mut self.clients[c] else {
+            return Ok(true);
+        };
+        let Ok(left) = q.len() else {
             return Ok(self.mark_faulty(c));
         };
+        if left == 0 {
+            return Ok(true);
+        }
+        // The room we know of, re-read only when short (the driver is trusted: an error is ours).
+        if left + overhead > u64::from(self.driver.free_cached())
+            && left + overhead > self.driver.free()?
+        {
+            return self.transfer_rounds(c, left);
+        }
+        // `left` bytes came from a `u32` ring.
+        self.round(c, usize::try_from(left).unwrap_or(0))?;
+        Ok(true)
+    }
+
+    /// [`transfer`](Self::transfer) when the room is not known to suffice: re-read the driver's
+    /// head; room for the whole batch, or for a full driver queue when the batch can never fit;
+    /// else ask for a signal. A batch larger than the room goes in pieces cut after a line end.
+    #[inline(never)]
+    fn transfer_rounds(&mut self, c: usize, mut left: u64) -> Result<bool, Error> {
+        let overhead = if self.colour { OVERHEAD } else { 0 };
         while left > 0 {
-            // Room for the whole batch, or for a full driver queue when the batch can never fit.
             // `want > overhead` (colour is on only when `cap > overhead`), so each round moves.
-            let want = (left + overhead).min(cap);
+            let want = (left + overhead).min(self.cap);
             let free = self.driver.free()?;
             if free < want {
                 if !self.driver.park_for(want)? {
@@ -143,72 +201,88 @@ impl<'a> VirtTx<'a> {
                 }
                 continue;
             }
-            let n = left.min(free - overhead);
-            let Some(moved) = self.copy(c, n, n < left) else {
-                return Ok(self.mark_faulty(c));
-            };
-            left -= moved;
-            self.notify_driver()?;
-            if let Some((q, ch)) = &mut self.clients[c] {
-                let freed = q.release() > 0;
-                if q.should_notify(freed) {
-                    ch.notify()?;
+            // `n <= left`, which came from a `u32` ring.
+            let mut n = usize::try_from(left.min(free - overhead)).unwrap_or(0);
+            if (n as u64) < left {
+                let Some((q, _)) = &mut self.clients[c] else {
+                    return Ok(true);
+                };
+                match q.rfind(b'\n', n) {
+                    Ok(Some(end)) => n = end + 1,
+                    Ok(None) => {}
+                    Err(_) => return Ok(self.mark_faulty(c)),
                 }
             }
+            if !self.round(c, n)? {
+                return Ok(true);
+            }
+            left -= n as u64;
         }
         Ok(true)
     }
 
-    /// Stage up to `n` bytes of client `c`, which are published and fit the driver queue with the
-    /// colour; with `cut`, only up to the last line end among them if there is one. Returns how
-    /// many, `None` if the client misbehaved (nothing staged).
-    fn copy(&mut self, c: usize, n: u64, cut: bool) -> Option<u64> {
-        let (q, _) = self.clients[c].as_mut()?;
-        let mut n = usize::try_from(n).ok()?;
-        if cut && let Some(end) = q.rfind(b'\n', n).ok()? {
-            n = end + 1;
+    /// One round for client `c`: stage the colour code, `n` bytes of its batch straight from its
+    /// ring into the driver's (one copy per contiguous run) and the reset code, publish to the
+    /// driver and hand the client's bytes back, notifying each as the rule says. The caller saw
+    /// `n` bytes published and room for them and the colour. `Ok(false)`: the client misbehaved.
+    #[inline(always)]
+    fn round(&mut self, c: usize, n: usize) -> Result<bool, Error> {
+        let Some((q, ch)) = &mut self.clients[c] else {
+            return Ok(false);
+        };
+        if self.colour {
+            stage_colour(&mut self.driver, c);
         }
-        let colour = self.colour.then(|| colour_code(c));
-        self.driver
-            .write(colour.as_ref().map_or(&[][..], |c| &c[..]))
-            .ok()?;
-        if q.move_to(&mut self.driver, n) < n {
-            self.driver.ring().abort();
-            return None;
+        // The views were just checked: the cached ones hold the `n` bytes.
+        if q.move_seen(&mut self.driver, n) < n {
+            self.driver.abort();
+            return Ok(!self.mark_faulty(c));
         }
-        self.driver
-            .write(if self.colour { RESET } else { &[] })
-            .ok()?;
-        Some(n as u64)
+        if self.colour {
+            let _ = self.driver.write(RESET);
+        }
+        let published = self.driver.publish();
+        if self.driver.should_notify(published) {
+            self.driver_ch.notify()?;
+        }
+        let freed = q.release() > 0;
+        if q.should_notify(freed) {
+            ch.notify()?;
+        }
+        Ok(true)
     }
 
     /// Stop serving client `c`; returns `true` (done with it).
     fn mark_faulty(&mut self, c: usize) -> bool {
         self.faulty |= 1 << c;
-        self.clients[c] = None;
+        if let Some((_, ch)) = self.clients[c].take() {
+            self.client_chs &= !(1 << ch.index());
+        }
         true
     }
 
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
         if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
+            // `c < n <= MAX_CLIENTS` fits a u8 (MAX_CLIENTS is 64).
+            #[allow(clippy::cast_possible_truncation)]
+            let id = c as u8;
+            self.fifo[self.last % MAX_CLIENTS] = id;
+            self.last = self.last.wrapping_add(1);
             self.waiting |= 1 << c;
-            self.ticket[c] = self.next_ticket;
-            self.next_ticket += 1;
         }
         Ok(())
     }
 
     /// The driver freed space we asked for: serve the waiting clients in order.
     fn tx_return(&mut self) -> Result<(), Error> {
-        while let Some(c) = (0..MAX_CLIENTS)
-            .filter(|&c| self.waiting & (1 << c) != 0)
-            .min_by_key(|&c| self.ticket[c])
-        {
+        while self.waiting != 0 {
+            let c = usize::from(self.fifo[self.first % MAX_CLIENTS]);
             if !self.transfer(c)? {
                 break;
             }
             self.waiting &= !(1 << c);
+            self.first = self.first.wrapping_add(1);
         }
         Ok(())
     }
@@ -218,14 +292,17 @@ impl Handler for VirtTx<'_> {
     type Error = Error;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
-        if channels.contains(self.driver_ch) {
+        if self.waiting != 0 && channels.contains(self.driver_ch) {
             self.tx_return()?;
         }
-        for c in 0..self.config.clients().len() {
-            if self.clients[c]
-                .as_ref()
-                .is_some_and(|(_, ch)| channels.contains(*ch))
-            {
+        // The notified clients, in channel order (as libmicrokit delivers notifications); only
+        // set bits are visited.
+        let mut chs = channels.bits() & self.client_chs;
+        while chs != 0 {
+            // `trailing_zeros < 64`; table entries are client indices (< MAX_CLIENTS).
+            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]) % MAX_CLIENTS;
+            chs &= chs - 1;
+            if self.clients[c].is_some() {
                 self.tx_provide(c)?;
             }
         }
