@@ -55,6 +55,7 @@
 
 pub mod config;
 pub mod queue;
+pub mod virt;
 
 pub use config::{
     I2cClientConfig, I2cConnectionResource, I2cDriverConfig, I2cVirtClient, I2cVirtConfig,
@@ -64,3 +65,60 @@ pub use queue::{
     I2C_QUEUE_USABLE, I2cClientQueues, I2cCmd, I2cError, I2cRequestQueue, I2cResponse,
     I2cResponseQueue, I2cServerQueues, QueueError, RequestProducer, TransactionError, UnknownValue,
 };
+pub use virt::I2cVirt;
+
+use lions_os::{Channel, OsError};
+use lions_queue::PeerError;
+
+/// What stops an I²C component (the PD then faults): a refused kernel operation, a queue set-up
+/// failure, or a trusted peer (driver or virtualiser) that corrupted a shared queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A kernel operation was refused.
+    Os(OsError),
+    /// A queue could not be set up.
+    Queue(QueueError),
+    /// The trusted peer wrote an impossible index.
+    Peer(PeerError),
+    /// The trusted peer's queue refused a command it had room for.
+    DriverQueue,
+    /// A config names a channel id above 61.
+    BadChannel(u8),
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Os(e) => e.fmt(f),
+            Self::Queue(e) => e.fmt(f),
+            Self::Peer(e) => e.fmt(f),
+            Self::DriverQueue => write!(f, "I2C peer queue refused a command"),
+            Self::BadChannel(id) => write!(f, "I2C config names channel {id}, above 61"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<OsError> for Error {
+    fn from(e: OsError) -> Self {
+        Self::Os(e)
+    }
+}
+
+impl From<QueueError> for Error {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl From<PeerError> for Error {
+    fn from(e: PeerError) -> Self {
+        Self::Peer(e)
+    }
+}
+
+/// The channel a connection's `id` names.
+pub fn channel_of(conn: &I2cConnectionResource) -> Result<Channel, Error> {
+    Channel::try_new(conn.id).ok_or(Error::BadChannel(conn.id))
+}
