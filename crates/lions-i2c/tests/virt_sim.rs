@@ -332,6 +332,9 @@ macro_rules! rig {
     };
 }
 
+/// A response as (err_cmd, bus address, error).
+type Answer = (u64, u8, I2cError);
+
 const OK: u64 = BusReply::Success as u64;
 const FAIL: u64 = BusReply::Failure as u64;
 
@@ -422,7 +425,7 @@ fn every_rule_is_checked_before_the_driver_sees_anything() {
     rig.cmd(0, [Cmd::Claim(0x50)]);
     rig.cmd(1, [Cmd::Claim(0x51)]);
     let read = CmdFlags::READ.bits();
-    let cases: Vec<(&str, Vec<I2cCmd>, (u64, u8, I2cError))> = vec![
+    let cases: Vec<(&str, Vec<I2cCmd>, Answer)> = vec![
         (
             "unowned address",
             vec![hdr(1, 0x51), wr(0, 1)],
