@@ -54,12 +54,14 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod config;
+pub mod driver;
 pub mod queue;
 pub mod virt;
 
 pub use config::{
     I2cClientConfig, I2cConnectionResource, I2cDriverConfig, I2cVirtClient, I2cVirtConfig,
 };
+pub use driver::{BusError, DataAccess, I2cDevice, I2cDriver, MappedData, Progress, Step};
 pub use queue::{
     BusReply, BusRequest, CmdError, CmdFlags, Command, I2C_BUS_ADDRESS_MAX, I2C_QUEUE_CAPACITY,
     I2C_QUEUE_USABLE, I2cClientQueues, I2cCmd, I2cError, I2cRequestQueue, I2cResponse,
