@@ -348,7 +348,7 @@ fn long_transfers_continue_across_commands_in_small_irq_driven_steps() {
     assert!(reads.iter().all(|o| **o != Op::Read(8, true)));
     assert_eq!(
         *reads[reads.len() - 1],
-        Op::Read(4, true),
+        Op::Read(5, true),
         "only the very last byte is NACKed"
     );
     let starts = log
