@@ -53,11 +53,13 @@
 //! ([`I2cVirtClient::translate`] checks the whole `[ptr, ptr + len)` range).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod client;
 pub mod config;
 pub mod driver;
 pub mod queue;
 pub mod virt;
 
+pub use client::{ClientError, I2cClient};
 pub use config::{
     I2cClientConfig, I2cConnectionResource, I2cDriverConfig, I2cVirtClient, I2cVirtConfig,
 };
