@@ -2,7 +2,11 @@
 //! # lions-i2c: the I²C device class
 //!
 //! Wire format and configuration of the sDDF 0.7 I²C subsystem (client → virtualiser → driver),
-//! byte-compatible with the C components and with the config blobs `sdfgen` 0.35.1 writes.
+//! byte-compatible with the C components and with the config blobs `sdfgen` 0.35.1 writes, and
+//! the components on it: the virtualiser ([`virt`], bus claiming and validation), the
+//! device-class trait with the generic driver loop ([`driver`]), and the client library
+//! ([`client`], embedded-hal 1.0 `I2c`, blocking and async). Each module's docs state its part of
+//! the protocol.
 //!
 //! ## Wire protocol
 //!
