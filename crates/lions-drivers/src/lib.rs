@@ -38,6 +38,7 @@
 
 #[cfg(feature = "host")]
 pub mod host;
+pub mod i2c;
 pub mod mmio;
 pub mod qemu_virt_aarch64;
 pub mod virtio;

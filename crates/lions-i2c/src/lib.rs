@@ -2,7 +2,11 @@
 //! # lions-i2c: the I²C device class
 //!
 //! Wire format and configuration of the sDDF 0.7 I²C subsystem (client → virtualiser → driver),
-//! byte-compatible with the C components and with the config blobs `sdfgen` 0.35.1 writes.
+//! byte-compatible with the C components and with the config blobs `sdfgen` 0.35.1 writes, and
+//! the components on it: the virtualiser ([`virt`], bus claiming and validation), the
+//! device-class trait with the generic driver loop ([`driver`]), and the client library
+//! ([`client`], embedded-hal 1.0 `I2c`, blocking and async). Each module's docs state its part of
+//! the protocol.
 //!
 //! ## Wire protocol
 //!
@@ -53,14 +57,76 @@
 //! ([`I2cVirtClient::translate`] checks the whole `[ptr, ptr + len)` range).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod client;
 pub mod config;
+pub mod driver;
 pub mod queue;
+pub mod virt;
 
+pub use client::{ClientError, I2cClient};
 pub use config::{
     I2cClientConfig, I2cConnectionResource, I2cDriverConfig, I2cVirtClient, I2cVirtConfig,
 };
+pub use driver::{BusError, DataAccess, I2cDevice, I2cDriver, MappedData, Progress, Step};
 pub use queue::{
     BusReply, BusRequest, CmdError, CmdFlags, Command, I2C_BUS_ADDRESS_MAX, I2C_QUEUE_CAPACITY,
     I2C_QUEUE_USABLE, I2cClientQueues, I2cCmd, I2cError, I2cRequestQueue, I2cResponse,
     I2cResponseQueue, I2cServerQueues, QueueError, RequestProducer, TransactionError, UnknownValue,
 };
+pub use virt::I2cVirt;
+
+use lions_os::{Channel, OsError};
+use lions_queue::PeerError;
+
+/// What stops an I²C component (the PD then faults): a refused kernel operation, a queue set-up
+/// failure, or a trusted peer (driver or virtualiser) that corrupted a shared queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A kernel operation was refused.
+    Os(OsError),
+    /// A queue could not be set up.
+    Queue(QueueError),
+    /// The trusted peer wrote an impossible index.
+    Peer(PeerError),
+    /// The trusted peer's queue refused a command it had room for.
+    DriverQueue,
+    /// A config names a channel id above 61.
+    BadChannel(u8),
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Os(e) => e.fmt(f),
+            Self::Queue(e) => e.fmt(f),
+            Self::Peer(e) => e.fmt(f),
+            Self::DriverQueue => write!(f, "I2C peer queue refused a command"),
+            Self::BadChannel(id) => write!(f, "I2C config names channel {id}, above 61"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<OsError> for Error {
+    fn from(e: OsError) -> Self {
+        Self::Os(e)
+    }
+}
+
+impl From<QueueError> for Error {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl From<PeerError> for Error {
+    fn from(e: PeerError) -> Self {
+        Self::Peer(e)
+    }
+}
+
+/// The channel a connection's `id` names.
+pub fn channel_of(conn: &I2cConnectionResource) -> Result<Channel, Error> {
+    Channel::try_new(conn.id).ok_or(Error::BadChannel(conn.id))
+}

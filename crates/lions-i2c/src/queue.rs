@@ -31,7 +31,7 @@ pub fn capacity() -> Result<Capacity, RegionError> {
 
 bitflags! {
     /// `flag_mask` of a command.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct CmdFlags: u8 {
         /// This command is a transaction header.
         const HEAD = 1;
