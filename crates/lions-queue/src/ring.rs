@@ -6,6 +6,15 @@
 //! checks it against what the ring protocol allows, and publishes its own with a Release store.
 //! Entries are staged locally (`push`/`pop`) and made visible in one store (`publish`/`release`),
 //! which is what makes batching cheap.
+//!
+//! The capacity is checked once, when a handle is made: for a power of two the handle keeps the
+//! mask `slots - 1`, and a slot is `index & mask` with no further test and no bounds check (the mask
+//! is below the array length by construction, see `SlotArray`). The hot paths compare our index
+//! with one cached limit (`push`: the head seen plus the usable length; `pop`: the tail seen) and
+//! fall to an out-of-line slow path only at that limit, where the peer's index is re-read with
+//! Acquire and checked. Fixed wire capacities that are not a power of two (I²C 254, fs 511) pin
+//! that limit to the current index, so every operation on them takes the slow path, which applies
+//! `index % slots` and the wrap rule; the power-of-two path never tests for them.
 
 use crate::capacity::{Capacity, CapacityError};
 use crate::index::RingIndex;
