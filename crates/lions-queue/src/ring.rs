@@ -6,6 +6,15 @@
 //! checks it against what the ring protocol allows, and publishes its own with a Release store.
 //! Entries are staged locally (`push`/`pop`) and made visible in one store (`publish`/`release`),
 //! which is what makes batching cheap.
+//!
+//! The capacity is checked once, when a handle is made: for a power of two the handle keeps the
+//! mask `slots - 1`, and a slot is `index & mask` with no further test and no bounds check (the mask
+//! is below the array length by construction, see `SlotArray`). The hot paths compare our index
+//! with one cached limit (`push`: the head seen plus the usable length; `pop`: the tail seen) and
+//! fall to an out-of-line slow path only at that limit, where the peer's index is re-read with
+//! Acquire and checked. Fixed wire capacities that are not a power of two (I²C 254, fs 511) pin
+//! that limit to the current index, so every operation on them takes the slow path, which applies
+//! `index % slots` and the wrap rule; the power-of-two path never tests for them.
 
 use crate::capacity::{Capacity, CapacityError};
 use crate::index::RingIndex;
@@ -93,21 +102,21 @@ pub enum PushError<T> {
     Peer(PeerError, T),
 }
 
-/// The shared fields of one ring, borrowed for `'a`.
-struct Shared<'a, I: RingIndex, T> {
-    head: &'a I::Atomic,
-    tail: &'a I::Atomic,
+/// The entry array with the mask that reaches its slots, fixed when a handle is made.
+///
+/// Invariant (checked in [`SlotArray::new`], never changed afterwards): `mask < slots.len()`. So
+/// `index & mask` is a slot of the array for every index, and [`at`](Self::at) needs no bounds
+/// check. For a power-of-two capacity `mask = slots - 1` and `index & mask` *is* the wire's
+/// `index % slots`; for a fixed wire capacity that is not a power of two `mask = 0`, and the handles
+/// never take the masked path for it (their fast-path limits are pinned, see `Producer::limit` and
+/// `Consumer::stop`), reaching its slots by `%` on the slow path instead.
+struct SlotArray<'a, T> {
     slots: &'a [Slot<T>],
-    cap: Capacity,
+    mask: usize,
 }
 
-impl<'a, I: RingIndex, T> Shared<'a, I, T> {
-    fn new(
-        head: &'a I::Atomic,
-        tail: &'a I::Atomic,
-        slots: &'a [Slot<T>],
-        cap: Capacity,
-    ) -> Result<Self, CapacityError> {
+impl<'a, T> SlotArray<'a, T> {
+    fn new(slots: &'a [Slot<T>], cap: Capacity) -> Result<Self, CapacityError> {
         let have = slots.len() as u64;
         if have < cap.slots() {
             return Err(CapacityError::StorageTooSmall {
@@ -115,52 +124,110 @@ impl<'a, I: RingIndex, T> Shared<'a, I, T> {
                 have,
             });
         }
-        Ok(Self {
-            head,
-            tail,
-            slots,
-            cap,
-        })
+        // `slots - 1 < slots <= slots.len()`, which is a usize, so the cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        let mask = if cap.is_power_of_two() {
+            (cap.slots() - 1) as usize
+        } else {
+            0
+        };
+        Ok(Self { slots, mask })
     }
 
-    /// Read both indices when a handle is made (a restarted component resumes from shared memory).
-    fn snapshot(&self) -> Result<(I, I), PeerError> {
-        let tail = I::load(self.tail, Ordering::Acquire);
-        let head = I::load(self.head, Ordering::Acquire);
-        if tail.dist_from(head) > self.cap.usable() {
-            return Err(PeerError {
-                field: IndexField::Tail,
-                value: tail.to_u64(),
-                low: head.to_u64(),
-                high: head.add(self.cap.usable()).to_u64(),
-            });
-        }
-        Ok((head, tail))
+    /// Number of slots the mask reaches (`mask + 1 <= slots.len()`).
+    #[inline(always)]
+    fn size(&self) -> usize {
+        self.mask + 1
     }
+
+    /// Slot of `index` by mask.
+    #[inline(always)]
+    fn at<I: RingIndex>(&self, index: I) -> &'a Slot<T> {
+        // Truncating before masking gives the same bits as masking first: `mask` fits a usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = index.to_u64() as usize & self.mask;
+        // SAFETY: `i <= mask < slots.len()` (the invariant of `SlotArray`).
+        unsafe { self.slots.get_unchecked(i) }
+    }
+
+    /// The slots of the `n` indices from `index`, by mask: a run up to the end of the masked array
+    /// and a run from its start. At most `size()` slots in all, whatever `n`.
+    #[inline(always)]
+    fn runs<I: RingIndex>(&self, index: I, n: usize) -> (&'a [Slot<T>], &'a [Slot<T>]) {
+        #[allow(clippy::cast_possible_truncation)]
+        let start = index.to_u64() as usize & self.mask;
+        let first = n.min(self.size() - start);
+        let second = (n - first).min(start);
+        // SAFETY: `start + first <= size() <= slots.len()` and `second <= start < slots.len()`.
+        unsafe {
+            (
+                self.slots.get_unchecked(start..start + first),
+                self.slots.get_unchecked(..second),
+            )
+        }
+    }
+
+    /// Slot of `index` by the wire rule `index % slots` (fixed capacities, slow path only).
+    fn modulo<I: RingIndex>(&self, cap: Capacity, index: I) -> &'a Slot<T> {
+        // `cap.slot(..) < cap.slots() <= slots.len()` (checked in `new`); indexing stays checked
+        // here because this path is not the hot one.
+        &self.slots[cap.slot(index.to_u64())]
+    }
+}
+
+/// Read both indices when a handle is made (a restarted component resumes from shared memory).
+fn snapshot<I: RingIndex>(
+    head: &I::Atomic,
+    tail: &I::Atomic,
+    cap: Capacity,
+) -> Result<(I, I), PeerError> {
+    let tail = I::load(tail, Ordering::Acquire);
+    let head = I::load(head, Ordering::Acquire);
+    if tail.dist_from(head) > cap.usable() {
+        return Err(PeerError {
+            field: IndexField::Tail,
+            value: tail.to_u64(),
+            low: head.to_u64(),
+            high: head.add(cap.usable()).to_u64(),
+        });
+    }
+    Ok((head, tail))
 }
 
 /// The producing end of a ring: the only handle that writes entries and the tail.
 pub struct Producer<'a, I: RingIndex, T> {
-    ring: Shared<'a, I, T>,
+    /// Local copies of the hot fields first, so `push` touches one cache line of the handle.
     /// Tail including staged entries.
     local_tail: I,
+    /// First index the masked fast path may not write: the head we last saw plus the usable
+    /// length (power of two), or pinned to `local_tail` (fixed capacity, so every push takes the
+    /// slow path, which applies the wrap rule).
+    limit: I,
+    slots: SlotArray<'a, T>,
     /// Tail as last published to shared memory.
     shared_tail: I,
     /// Last validated head.
     head: I,
-    /// First index we may not write by that head: `push` is one comparison with it.
-    limit: I,
+    cap: Capacity,
+    head_ref: &'a I::Atomic,
+    tail_ref: &'a I::Atomic,
 }
 
 /// The consuming end of a ring: the only handle that reads entries and writes the head.
 pub struct Consumer<'a, I: RingIndex, T> {
-    ring: Shared<'a, I, T>,
     /// Head including locally consumed entries.
     local_head: I,
+    /// First index the masked fast path may not read: the last validated tail (power of two), or
+    /// pinned to `local_head` (fixed capacity: every pop takes the slow path).
+    stop: I,
+    slots: SlotArray<'a, T>,
     /// Head as last published to shared memory.
     shared_head: I,
     /// Last validated tail.
     tail: I,
+    cap: Capacity,
+    head_ref: &'a I::Atomic,
+    tail_ref: &'a I::Atomic,
 }
 
 impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
@@ -175,28 +242,31 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
         slots: &'a [Slot<T>],
         cap: Capacity,
     ) -> Result<Self, HandleError> {
-        let ring = Shared::new(head, tail, slots, cap)?;
-        let (head, tail) = ring.snapshot()?;
+        let slots = SlotArray::new(slots, cap)?;
+        let (h, t) = snapshot::<I>(head, tail, cap)?;
         let mut p = Self {
-            ring,
-            local_tail: tail,
-            shared_tail: tail,
-            head,
-            limit: tail,
+            local_tail: t,
+            limit: t,
+            slots,
+            shared_tail: t,
+            head: h,
+            cap,
+            head_ref: head,
+            tail_ref: tail,
         };
-        p.limit = p.compute_limit();
+        p.set_limit();
         Ok(p)
     }
 
     /// The ring's capacity.
     pub fn capacity(&self) -> Capacity {
-        self.ring.cap
+        self.cap
     }
 
     /// The first index we may not write, by what we last saw of the head.
-    fn compute_limit(&self) -> I {
-        let full = self.head.add(self.ring.cap.usable());
-        if self.ring.cap.is_power_of_two() {
+    fn write_limit(&self) -> I {
+        let full = self.head.add(self.cap.usable());
+        if self.cap.is_power_of_two() {
             return full;
         }
         // `index % slots` jumps at the wrap: never let live entries straddle it.
@@ -212,15 +282,24 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
         }
     }
 
+    /// Set the fast-path limit after the head or our tail moved other than by a masked push.
+    fn set_limit(&mut self) {
+        self.limit = if self.cap.is_power_of_two() {
+            self.write_limit()
+        } else {
+            self.local_tail
+        };
+    }
+
     /// Entries that may still be pushed by what we last saw of the head.
     fn free_cached(&self) -> u64 {
-        self.limit.dist_from(self.local_tail)
+        self.write_limit().dist_from(self.local_tail)
     }
 
     /// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our
     /// writes to them) and check it lies between our last view and our published tail.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
-        let head = I::load(self.ring.head, Ordering::Acquire);
+        let head = I::load(self.head_ref, Ordering::Acquire);
         let moved = head.dist_from(self.head);
         let allowed = self.shared_tail.dist_from(self.head);
         if moved > allowed {
@@ -232,15 +311,8 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
             });
         }
         self.head = head;
-        self.limit = self.compute_limit();
+        self.set_limit();
         Ok(())
-    }
-
-    /// `refresh` out of line: the hot `push` path stays small.
-    #[cold]
-    #[inline(never)]
-    fn refresh_cold(&mut self) -> Result<(), PeerError> {
-        self.refresh()
     }
 
     /// Free entries now (re-reads the head).
@@ -269,24 +341,74 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         if self.local_tail == self.limit {
-            if let Err(e) = self.refresh_cold() {
-                return Err(PushError::Peer(e, value));
-            }
-            if self.local_tail == self.limit {
-                return Err(PushError::Full(value));
-            }
+            return self.push_slow(value);
         }
-        let slot = &self.ring.slots[self.ring.cap.slot(self.local_tail.to_u64())];
-        // SAFETY: the slot lies outside [head, tail) of the consumer's view (free_cached > 0), so by
-        // the ring protocol the consumer does not read it until we publish.
-        unsafe { slot.write(value) };
+        // SAFETY: `local_tail` lies before `limit = head + usable`, so its slot is outside the
+        // consumer's [head, tail) and by the ring protocol it does not read it until we publish.
+        unsafe { self.slots.at(self.local_tail).write(value) };
         self.local_tail = self.local_tail.add(1);
         Ok(())
     }
 
+    /// `push` when the fast-path limit is reached: refresh the head when the cached view is full,
+    /// and the only path of fixed (non-power-of-two) capacities.
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, value: T) -> Result<(), PushError<T>> {
+        if self.free_cached() == 0 {
+            if let Err(e) = self.refresh() {
+                return Err(PushError::Peer(e, value));
+            }
+            if self.free_cached() == 0 {
+                return Err(PushError::Full(value));
+            }
+        }
+        let slot = if self.cap.is_power_of_two() {
+            self.slots.at(self.local_tail)
+        } else {
+            self.slots.modulo(self.cap, self.local_tail)
+        };
+        // SAFETY: `free_cached() > 0`, so the slot lies outside the consumer's [head, tail) (and,
+        // for a fixed capacity, the window does not straddle the index wrap, see `write_limit`).
+        unsafe { slot.write(value) };
+        self.local_tail = self.local_tail.add(1);
+        self.set_limit();
+        Ok(())
+    }
+
+    /// Copy `values` into the slots from `local_tail` by mask, in at most two runs. The caller has
+    /// checked that `values.len()` entries are free, so they are at most `slots` and the runs cover
+    /// all of them.
+    #[inline(always)]
+    fn write_masked(&mut self, values: &[T]) {
+        let (a, b) = self.slots.runs(self.local_tail, values.len());
+        let (va, vb) = values.split_at(a.len());
+        // SAFETY: the slots of the `values.len()` indices from `local_tail` lie outside the
+        // consumer's [head, tail) (the caller checked they are free), so by the ring protocol it
+        // does not read them until we publish.
+        unsafe {
+            write_run(a, va);
+            if !b.is_empty() {
+                write_run(b, vb);
+            }
+        }
+        self.local_tail = self.local_tail.add(values.len() as u64);
+    }
+
     /// Stage as many entries from `values` as fit, copying contiguous runs of slots at once; returns
     /// how many. A peer error is returned only when nothing could be staged.
+    #[inline]
     pub fn push_slice(&mut self, values: &[T]) -> Result<usize, PeerError> {
+        if self.limit.dist_from(self.local_tail) >= values.len() as u64 {
+            self.write_masked(values);
+            return Ok(values.len());
+        }
+        self.push_slice_slow(values)
+    }
+
+    /// `push_slice` beyond the fast-path limit: refresh the head, and the path of fixed capacities.
+    #[inline(never)]
+    fn push_slice_slow(&mut self, values: &[T]) -> Result<usize, PeerError> {
         if self.free_cached() < values.len() as u64
             && let Err(e) = self.refresh()
             && self.free_cached() == 0
@@ -296,17 +418,94 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
         // `free_cached() <= usable <= slots`, which fits a usize (checked against the storage).
         #[allow(clippy::cast_possible_truncation)]
         let n = (self.free_cached() as usize).min(values.len());
-        let start = self.ring.cap.slot(self.local_tail.to_u64());
-        let first = n.min(self.ring.cap.slot_count() - start);
+        if self.cap.is_power_of_two() {
+            self.write_masked(&values[..n]);
+            return Ok(n);
+        }
+        let start = self.cap.slot(self.local_tail.to_u64());
+        let first = n.min(self.cap.slot_count() - start);
+        let slots = self.slots.slots;
         // SAFETY: the `n` slots from `local_tail` lie outside the consumer's [head, tail), so by the
         // ring protocol it does not read them until we publish; they are the `first` slots from
         // `start` and then the next `n - first` from slot 0 (the slot mapping never jumps inside a
-        // run the limit allows, see `compute_limit`).
+        // run the limit allows, see `write_limit`).
         unsafe {
-            write_run(&self.ring.slots[start..], &values[..first]);
-            write_run(&self.ring.slots[..n - first], &values[first..n]);
+            write_run(&slots[start..], &values[..first]);
+            write_run(&slots[..n - first], &values[first..n]);
         }
         self.local_tail = self.local_tail.add(n as u64);
+        self.set_limit();
+        Ok(n)
+    }
+
+    /// Stage entries from `values` straight into the slots, as many as fit or until it ends;
+    /// returns how many (rtrb's `fill_from_iter`, without a private buffer in between). The head is
+    /// re-read when the cached view has fewer free slots than `values` promises at least. A peer
+    /// error is returned only when nothing could be staged.
+    #[inline]
+    pub fn push_iter<It: IntoIterator<Item = T>>(
+        &mut self,
+        values: It,
+    ) -> Result<usize, PeerError> {
+        let mut values = values.into_iter();
+        let want = values.size_hint().0 as u64;
+        let mut free = self.limit.dist_from(self.local_tail);
+        if free < want.max(1) {
+            if self.free_cached() < want.max(1)
+                && let Err(e) = self.refresh()
+                && self.free_cached() == 0
+            {
+                return Err(e);
+            }
+            if !self.cap.is_power_of_two() {
+                return self.push_iter_fixed(values);
+            }
+            free = self.free_cached();
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let (a, b) = self.slots.runs(self.local_tail, free as usize);
+        let mut n = 0;
+        for run in [a, b] {
+            for slot in run {
+                let Some(v) = values.next() else {
+                    self.local_tail = self.local_tail.add(n as u64);
+                    return Ok(n);
+                };
+                // SAFETY: the slot is one of the `free` from `local_tail`, outside the consumer's
+                // [head, tail); we are its only writer until we publish.
+                unsafe { slot.write_plain(v) };
+                n += 1;
+            }
+        }
+        self.local_tail = self.local_tail.add(n as u64);
+        Ok(n)
+    }
+
+    /// `push_iter` for fixed (non-power-of-two) capacities: slot by slot under the wrap rule. An
+    /// item is taken from `values` only when there is a slot for it.
+    #[inline(never)]
+    fn push_iter_fixed(&mut self, mut values: impl Iterator<Item = T>) -> Result<usize, PeerError> {
+        let mut n = 0;
+        loop {
+            if self.free_cached() == 0 {
+                if let Err(e) = self.refresh() {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    break;
+                }
+                if self.free_cached() == 0 {
+                    break;
+                }
+            }
+            let Some(v) = values.next() else { break };
+            // SAFETY: `free_cached() > 0`: the slot lies outside the consumer's [head, tail) and the
+            // window does not straddle the index wrap (see `write_limit`).
+            unsafe { self.slots.modulo(self.cap, self.local_tail).write(v) };
+            self.local_tail = self.local_tail.add(1);
+            n += 1;
+        }
+        self.set_limit();
         Ok(n)
     }
 
@@ -318,7 +517,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     /// Drop every staged entry (an aborted transaction).
     pub fn abort(&mut self) {
         self.local_tail = self.shared_tail;
-        self.limit = self.compute_limit();
+        self.set_limit();
     }
 
     /// Make every staged entry visible with one Release store of the tail (our slot writes happen
@@ -327,7 +526,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     pub fn publish(&mut self) -> u64 {
         let n = self.staged();
         if n != 0 {
-            I::store(self.ring.tail, self.local_tail, Ordering::Release);
+            I::store(self.tail_ref, self.local_tail, Ordering::Release);
             self.shared_tail = self.local_tail;
         }
         n
@@ -354,44 +553,53 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
         slots: &'a [Slot<T>],
         cap: Capacity,
     ) -> Result<Self, HandleError> {
-        let ring = Shared::new(head, tail, slots, cap)?;
-        let (head, tail) = ring.snapshot()?;
-        Ok(Self {
-            ring,
-            local_head: head,
-            shared_head: head,
-            tail,
-        })
+        let slots = SlotArray::new(slots, cap)?;
+        let (h, t) = snapshot::<I>(head, tail, cap)?;
+        let mut c = Self {
+            local_head: h,
+            stop: h,
+            slots,
+            shared_head: h,
+            tail: t,
+            cap,
+            head_ref: head,
+            tail_ref: tail,
+        };
+        c.set_stop();
+        Ok(c)
     }
 
     /// The ring's capacity.
     pub fn capacity(&self) -> Capacity {
-        self.ring.cap
+        self.cap
+    }
+
+    /// Set the fast-path stop after the tail or our head moved other than by a masked pop.
+    fn set_stop(&mut self) {
+        self.stop = if self.cap.is_power_of_two() {
+            self.tail
+        } else {
+            self.local_head
+        };
     }
 
     /// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
     /// length it implies lies between what we already saw and the capacity.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
-        let tail = I::load(self.ring.tail, Ordering::Acquire);
+        let tail = I::load(self.tail_ref, Ordering::Acquire);
         let len = tail.dist_from(self.shared_head);
         let seen = self.tail.dist_from(self.shared_head);
-        if len < seen || len > self.ring.cap.usable() {
+        if len < seen || len > self.cap.usable() {
             return Err(PeerError {
                 field: IndexField::Tail,
                 value: tail.to_u64(),
                 low: self.tail.to_u64(),
-                high: self.shared_head.add(self.ring.cap.usable()).to_u64(),
+                high: self.shared_head.add(self.cap.usable()).to_u64(),
             });
         }
         self.tail = tail;
+        self.set_stop();
         Ok(())
-    }
-
-    /// `refresh` out of line: the hot `pop` path stays small.
-    #[cold]
-    #[inline(never)]
-    fn refresh_cold(&mut self) -> Result<(), PeerError> {
-        self.refresh()
     }
 
     /// Entries available to pop now (re-reads the tail).
@@ -408,15 +616,31 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// The next entry without consuming it.
     #[inline]
     pub fn peek(&mut self) -> Result<Option<T>, PeerError> {
+        if self.local_head == self.stop {
+            return self.peek_slow();
+        }
+        // SAFETY: `local_head` lies in [head, tail) as published by the producer and observed with
+        // Acquire, so the producer does not write its slot until we publish a head past it.
+        Ok(Some(unsafe { self.slots.at(self.local_head).read() }))
+    }
+
+    /// `peek` at the fast-path stop: refresh the tail when nothing is cached, and the only path of
+    /// fixed (non-power-of-two) capacities.
+    #[cold]
+    #[inline(never)]
+    fn peek_slow(&mut self) -> Result<Option<T>, PeerError> {
         if self.local_head == self.tail {
-            self.refresh_cold()?;
+            self.refresh()?;
             if self.local_head == self.tail {
                 return Ok(None);
             }
         }
-        let slot = &self.ring.slots[self.ring.cap.slot(self.local_head.to_u64())];
-        // SAFETY: the slot lies in [head, tail) as published by the producer and observed with
-        // Acquire, so the producer does not write it until we publish a head past it.
+        let slot = if self.cap.is_power_of_two() {
+            self.slots.at(self.local_head)
+        } else {
+            self.slots.modulo(self.cap, self.local_head)
+        };
+        // SAFETY: as in `peek`.
         Ok(Some(unsafe { slot.read() }))
     }
 
@@ -424,16 +648,60 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// [`release`](Self::release).
     #[inline]
     pub fn pop(&mut self) -> Result<Option<T>, PeerError> {
-        let v = self.peek()?;
+        if self.local_head == self.stop {
+            return self.pop_slow();
+        }
+        // SAFETY: as in `peek`.
+        let v = unsafe { self.slots.at(self.local_head).read() };
+        self.local_head = self.local_head.add(1);
+        Ok(Some(v))
+    }
+
+    /// `pop` at the fast-path stop.
+    #[cold]
+    #[inline(never)]
+    fn pop_slow(&mut self) -> Result<Option<T>, PeerError> {
+        let v = self.peek_slow()?;
         if v.is_some() {
             self.local_head = self.local_head.add(1);
+            self.set_stop();
         }
         Ok(v)
     }
 
+    /// Copy the slots from `local_head` by mask into `out`, in at most two runs. The caller has
+    /// checked that `out.len()` entries are available, so they are at most `slots` and the runs
+    /// cover all of them.
+    #[inline(always)]
+    fn read_masked(&mut self, out: &mut [T]) {
+        let (a, b) = self.slots.runs(self.local_head, out.len());
+        let n = out.len();
+        let (oa, ob) = out.split_at_mut(a.len());
+        // SAFETY: the slots of the `n` indices from `local_head` lie in [head, tail) as published
+        // by the producer and observed with Acquire (the caller checked they are available).
+        unsafe {
+            read_run(a, oa);
+            if !b.is_empty() {
+                read_run(b, ob);
+            }
+        }
+        self.local_head = self.local_head.add(n as u64);
+    }
+
     /// Pop up to `out.len()` entries, copying contiguous runs of slots at once; returns how many. A
     /// peer error is returned only when nothing could be popped.
+    #[inline]
     pub fn pop_slice(&mut self, out: &mut [T]) -> Result<usize, PeerError> {
+        if self.stop.dist_from(self.local_head) >= out.len() as u64 {
+            self.read_masked(out);
+            return Ok(out.len());
+        }
+        self.pop_slice_slow(out)
+    }
+
+    /// `pop_slice` beyond the fast-path stop: refresh the tail, and the path of fixed capacities.
+    #[inline(never)]
+    fn pop_slice_slow(&mut self, out: &mut [T]) -> Result<usize, PeerError> {
         if self.tail.dist_from(self.local_head) < out.len() as u64
             && let Err(e) = self.refresh()
             && self.local_head == self.tail
@@ -442,22 +710,28 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
         }
         // At most `usable <= slots` entries are available, which fits a usize.
         let mut avail = self.tail.dist_from(self.local_head);
-        if !self.ring.cap.is_power_of_two() {
-            // A C producer may let entries straddle the index wrap, where `index % slots` jumps:
-            // copy only up to the wrap in one go.
-            avail = avail.min((I::MAX - self.local_head.to_u64()).saturating_add(1));
+        if self.cap.is_power_of_two() {
+            #[allow(clippy::cast_possible_truncation)]
+            let n = (avail as usize).min(out.len());
+            self.read_masked(&mut out[..n]);
+            return Ok(n);
         }
+        // A C producer may let entries straddle the index wrap, where `index % slots` jumps: copy
+        // only up to the wrap in one go.
+        avail = avail.min((I::MAX - self.local_head.to_u64()).saturating_add(1));
         #[allow(clippy::cast_possible_truncation)]
         let n = (avail as usize).min(out.len());
-        let start = self.ring.cap.slot(self.local_head.to_u64());
-        let first = n.min(self.ring.cap.slot_count() - start);
+        let start = self.cap.slot(self.local_head.to_u64());
+        let first = n.min(self.cap.slot_count() - start);
+        let slots = self.slots.slots;
         // SAFETY: the `n` slots from `local_head` lie in [head, tail) as published by the producer
         // and observed with Acquire; they are the `first` slots from `start`, then slots from 0.
         unsafe {
-            read_run(&self.ring.slots[start..], &mut out[..first]);
-            read_run(&self.ring.slots[..n - first], &mut out[first..n]);
+            read_run(&slots[start..], &mut out[..first]);
+            read_run(&slots[..n - first], &mut out[first..n]);
         }
         self.local_head = self.local_head.add(n as u64);
+        self.set_stop();
         Ok(n)
     }
 
@@ -472,7 +746,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     pub fn release(&mut self) -> u64 {
         let n = self.consumed();
         if n != 0 {
-            I::store(self.ring.head, self.local_head, Ordering::Release);
+            I::store(self.head_ref, self.local_head, Ordering::Release);
             self.shared_head = self.local_head;
         }
         n

@@ -53,6 +53,23 @@ impl<T: Copy> Slot<T> {
         return self.0.with(|p| unsafe { p.read() });
     }
 
+    /// Plain (non-volatile) write of the slot, for runs the compiler may vectorise; the release
+    /// store of the index that publishes it orders it before the peer's reads.
+    ///
+    /// # Safety
+    /// The caller owns the slot for writing under the ring protocol.
+    #[inline(always)]
+    pub(crate) unsafe fn write_plain(&self, value: T) {
+        #[cfg(not(loom))]
+        // SAFETY: the pointer comes from a live cell and is aligned; the caller owns the slot.
+        unsafe {
+            self.0.get().write(value)
+        };
+        #[cfg(loom)]
+        // SAFETY: as above; loom checks the ownership claim.
+        self.0.with_mut(|p| unsafe { p.write(value) });
+    }
+
     /// Volatile write of the slot.
     ///
     /// # Safety
@@ -70,8 +87,9 @@ impl<T: Copy> Slot<T> {
     }
 }
 
-/// Copy `src` into the first `src.len()` slots (one `memcpy` outside loom). The caller owns those
-/// slots for writing under the ring protocol, and `slots.len() >= src.len()`.
+/// Copy `src` into the first slots, `min(src.len(), slots.len())` of them (one `memcpy` outside
+/// loom; the callers pass runs of equal length). The caller owns those slots for writing under the
+/// ring protocol.
 ///
 /// # Safety
 /// As for [`Slot::write`], for every slot written.
@@ -80,12 +98,12 @@ pub(crate) unsafe fn write_run<T: Copy>(slots: &[Slot<T>], src: &[T]) {
     debug_assert!(slots.len() >= src.len());
     #[cfg(not(loom))]
     // SAFETY: `Slot<T>` is `repr(transparent)` over `UnsafeCell<T>`, so the slice's pointer gives
-    // write access to its `slots.len() >= src.len()` elements; `src` is private memory, so the ranges
-    // do not overlap; the caller owns the slots.
+    // write access to its `slots.len()` elements, of which we write at most that many; `src` is
+    // private memory, so the ranges do not overlap; the caller owns the slots.
     unsafe {
         let dst =
             core::cell::UnsafeCell::raw_get(slots.as_ptr().cast::<core::cell::UnsafeCell<T>>());
-        core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+        core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len().min(slots.len()));
     }
     #[cfg(loom)]
     for (slot, &v) in slots.iter().zip(src) {
@@ -94,11 +112,11 @@ pub(crate) unsafe fn write_run<T: Copy>(slots: &[Slot<T>], src: &[T]) {
     }
 }
 
-/// Copy the first `dst.len()` slots into `dst` (one `memcpy` outside loom). The copy lands in
-/// private memory, so later checks of it cannot be raced by the peer.
+/// Copy the first slots into `dst`, `min(dst.len(), slots.len())` of them (one `memcpy` outside
+/// loom). The copy lands in private memory, so later checks of it cannot be raced by the peer.
 ///
 /// # Safety
-/// As for [`Slot::read`], for every slot read; `slots.len() >= dst.len()`.
+/// As for [`Slot::read`], for every slot read.
 #[inline]
 pub(crate) unsafe fn read_run<T: Copy>(slots: &[Slot<T>], dst: &mut [T]) {
     debug_assert!(slots.len() >= dst.len());
@@ -107,7 +125,11 @@ pub(crate) unsafe fn read_run<T: Copy>(slots: &[Slot<T>], dst: &mut [T]) {
     unsafe {
         let src =
             core::cell::UnsafeCell::raw_get(slots.as_ptr().cast::<core::cell::UnsafeCell<T>>());
-        core::ptr::copy_nonoverlapping(src.cast_const(), dst.as_mut_ptr(), dst.len());
+        core::ptr::copy_nonoverlapping(
+            src.cast_const(),
+            dst.as_mut_ptr(),
+            dst.len().min(slots.len()),
+        );
     }
     #[cfg(loom)]
     for (slot, d) in slots.iter().zip(dst) {

@@ -225,3 +225,56 @@ fn producer_rejects_impossible_heads() {
     u16::store(&r.head, 2, Ordering::Relaxed);
     assert_eq!(p.free().unwrap(), 2, "tail (with staged) 4, head 2");
 }
+
+#[test]
+fn push_iter_fills_in_place_across_the_array_end() {
+    let mut s = RingStorage::<u16, u64, 8>::starting_at(u16::MAX - 2);
+    let (mut p, mut c, _) = s.split().unwrap();
+    assert_eq!(p.push_iter(0..5).unwrap(), 5);
+    assert_eq!(p.push_iter(5..20).unwrap(), 3, "only three slots left");
+    assert_eq!(p.push_iter(20..21).unwrap(), 0, "full");
+    p.publish();
+    let mut out = [0; 8];
+    assert_eq!(c.pop_slice(&mut out).unwrap(), 8);
+    assert_eq!(out, [0, 1, 2, 3, 4, 5, 6, 7]);
+    c.release();
+    assert_eq!(
+        p.push_iter([40, 41].into_iter().chain(42..43)).unwrap(),
+        3,
+        "an iterator that ends early stages what it gave"
+    );
+    p.publish();
+    assert_eq!(c.pop_slice(&mut out).unwrap(), 3);
+    assert_eq!(out[..3], [40, 41, 42]);
+}
+
+#[test]
+fn push_iter_keeps_the_wrap_rule_of_fixed_capacities() {
+    // As `non_power_of_two_never_straddles_the_wrap`, through `push_iter`.
+    let cap = Capacity::fixed::<u16>(6, 6).unwrap();
+    let mut s = RingStorage::<u16, u64, 6>::starting_at(u16::MAX - 2);
+    let (mut p, mut c, _) = s.split_with(cap).unwrap();
+    assert_eq!(p.push_iter(10..14).unwrap(), 3);
+    p.publish();
+    for v in 10..13 {
+        assert_eq!(c.pop().unwrap(), Some(v));
+    }
+    c.release();
+    assert_eq!(p.push_iter(20..27).unwrap(), 6);
+    p.publish();
+    let mut out = [0; 6];
+    assert_eq!(c.pop_slice(&mut out).unwrap(), 6);
+    assert_eq!(out, [20, 21, 22, 23, 24, 25]);
+}
+
+#[test]
+fn push_iter_reports_a_lying_consumer() {
+    let r = Raw::<u32, u32, 4>::new();
+    // SAFETY: one producer over `r`, which outlives it; the test plays the consumer.
+    let mut p = unsafe { Producer::<u32, u32>::new(&r.head, &r.tail, &r.slots, r.cap()).unwrap() };
+    assert_eq!(p.push_iter(0..4).unwrap(), 4);
+    p.publish();
+    u32::store(&r.head, 9, Ordering::Relaxed); // past the published tail
+    let e = p.push_iter(0..1).unwrap_err();
+    assert_eq!((e.field, e.value), (IndexField::Head, 9));
+}
