@@ -11,7 +11,7 @@ use crate::SetupError;
 use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicU8;
+use core::sync::atomic::{AtomicU8, AtomicU64};
 use lions_os::{MAX_CLIENTS, RegionResource};
 
 /// [`NET_BUFFER_SIZE`] as a `usize`.
@@ -100,26 +100,47 @@ impl<'a> DataRegion<'a> {
     }
 
     /// Index of the buffer at `offset`, which must be 2048-aligned and inside the region.
+    #[inline]
     pub fn index(&self, offset: u64) -> Result<usize, BufferError> {
-        let index = NetBuffDesc::new(offset, 0).buffer_index(self.buffers)?;
-        // `index < buffers`, and `buffers * 2048` bytes are mapped, so it fits a usize.
-        usize::try_from(index).map_err(|_| BufferError::Misaligned(offset))
+        let index = offset / NET_BUFFER_SIZE;
+        match usize::try_from(index) {
+            // `index < buffers`, and `buffers * 2048` bytes are mapped, so it fits a usize.
+            Ok(i) if offset.is_multiple_of(NET_BUFFER_SIZE) && index < self.buffers => Ok(i),
+            _ => Err(self.refused(offset)),
+        }
+    }
+
+    /// Why [`index`](Self::index) refused `offset`.
+    #[cold]
+    fn refused(&self, offset: u64) -> BufferError {
+        match NetBuffDesc::new(offset, 0).buffer_index(self.buffers) {
+            Err(e) => e,
+            Ok(_) => BufferError::Misaligned(offset),
+        }
     }
 
     /// The first `len` bytes of the buffer at `offset`: the offset must be 2048-aligned and inside
     /// the region, and `len <= 2048`.
+    #[inline]
     pub fn span(&self, offset: u64, len: u16) -> Result<Span<'a>, BufferError> {
+        self.buffer(offset, len).map(|(_, s)| s)
+    }
+
+    /// [`span`](Self::span) with the buffer's index.
+    #[inline]
+    pub fn buffer(&self, offset: u64, len: u16) -> Result<(usize, Span<'a>), BufferError> {
         let index = self.index(offset)?;
         if len > MAX_LEN {
             return Err(BufferError::BadLength(len));
         }
-        Ok(Span {
+        let span = Span {
             // SAFETY: `index * 2048 + len <= buffers * 2048`, inside the mapping.
             ptr: unsafe { self.base.add(index * BUF) },
             len,
             writable: self.writable,
             _mem: PhantomData,
-        })
+        };
+        Ok((index, span))
     }
 }
 
@@ -137,6 +158,14 @@ impl Span<'_> {
     /// Whether the span is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The first `N` bytes (a header field such as the destination MAC), read with one unaligned
+    /// load; `None` when the span is shorter.
+    #[inline]
+    pub fn head<const N: usize>(&self) -> Option<[u8; N]> {
+        // SAFETY: `N <= len` bytes from `ptr` are mapped readable (checked by `span`).
+        (usize::from(self.len) >= N).then(|| unsafe { self.ptr.cast::<[u8; N]>().read_unaligned() })
     }
 
     /// Copy the span's bytes into `out` (as many as fit); returns how many.
@@ -174,6 +203,26 @@ impl Span<'_> {
         unsafe { core::ptr::copy(src.ptr.as_ptr(), self.ptr.as_ptr(), n) };
         n
     }
+}
+
+/// The first `n` 8-byte words of a region named in a config as atomics (the Rx virtualiser's
+/// per-buffer holder sets when it has more than 8 clients). Refused when the region is not mapped
+/// here, is smaller than `8 * n` bytes or is not 8-aligned.
+///
+/// # Safety
+/// The config describes this component's real mapping, read-write for `'a`.
+pub unsafe fn words<'a>(r: &RegionResource, n: usize) -> Result<&'a [AtomicU64], SetupError> {
+    let (base, len) = r.as_raw_parts().ok_or(SetupError::Unmapped)?;
+    let needed = n.saturating_mul(8);
+    if len < needed || !base.as_ptr().addr().is_multiple_of(8) {
+        return Err(SetupError::RegionTooSmall {
+            needed: needed as u64,
+            have: len as u64,
+        });
+    }
+    // SAFETY: `8 * n <= len` bytes are mapped read-write for 'a at an 8-aligned address; an
+    // `AtomicU64` is valid for every bit pattern, and all access goes through it.
+    Ok(unsafe { core::slice::from_raw_parts(base.as_ptr().cast(), n) })
 }
 
 /// The first `n` bytes of a region named in a config as atomic counters (the Rx virtualiser's and

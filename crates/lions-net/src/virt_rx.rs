@@ -5,14 +5,14 @@
 //! ## Protocol
 //!
 //! - **Init** ([`VirtRx::init`]): every Rx DMA buffer goes on the driver's free queue (device
-//!   addresses `io_addr + i * 2048`), every reference count is cleared, the driver is notified if
+//!   addresses `io_addr + i * 2048`), every holder set is cleared, the driver is notified if
 //!   it asked.
 //! - **`rx_return`** (any notification): drain the driver's active queue. Each frame's device
 //!   address becomes an offset in the Rx DMA region; the buffer is cleaned and invalidated (the
 //!   [`CacheOps`] hook) and its destination MAC read:
 //!   - a MAC in a client's list: the frame goes to that client;
 //!   - `ff:ff:ff:ff:ff:ff`: it goes to **every** live client (or those chosen with
-//!     [`VirtRx::set_broadcast_clients`]) and is counted once per client;
+//!     [`VirtRx::set_broadcast_clients`]), each of them a holder;
 //!   - anything else (or a frame shorter than a MAC): straight back to the driver's free queue.
 //!
 //!   Then request a signal on the driver's active queue, re-check, and notify each client that got
@@ -20,26 +20,26 @@
 //! - **`rx_provide`** (same notification): drain each client's free queue; a returned buffer goes
 //!   back to the driver when its last holder returned it. Request a signal on each client's free
 //!   queue and re-check. Notify the driver (deferred: it runs at a higher priority) if it asked.
-//! - **Reference counts** live in the `buffer_metadata` region, one byte per driver buffer, which
-//!   only this component maps: 0 = the driver owns it, `0x80 | c` = client `c` alone holds it
-//!   (unicast, so only `c` may return it), `n` in 1..=64 = `n` clients hold it (broadcast).
+//! - **Holder sets** live in the `buffer_metadata` region, which only this component maps: per
+//!   driver buffer the set of clients holding it (bit `c` = client `c`; 0 = the driver owns it),
+//!   one byte per buffer for up to 8 clients, a `u64` per buffer for more. A return is accepted
+//!   only from a holder, once: it removes that client from the set, and the buffer goes back to
+//!   the driver when the set becomes empty. (sDDF keeps a bare count, which lets any client
+//!   free a broadcast buffer another client still holds.)
 //! - **Misbehaviour.** A client (copier) that returns a buffer it does not hold (a bad offset, a
-//!   unicast buffer of another client, a duplicate once the count is 0) has the descriptor dropped
-//!   and counted ([`RxStats::bad_returns`]); one that corrupts its queue indices is marked faulty
+//!   buffer sent to other clients only, a second return of the same buffer) has the descriptor
+//!   dropped and counted ([`RxStats::bad_returns`]); one that corrupts its queue indices is marked faulty
 //!   and skipped. A device address outside the DMA region, or a frame in a buffer that clients
 //!   still hold, cannot be returned to anyone and is dropped and counted
 //!   ([`RxStats::bad_from_driver`]). Nothing panics; an impossible index from the (trusted)
 //!   driver is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
-use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource};
-use crate::region::{DataRegion, MAX_LEN, counters};
-use crate::{Error, MacAddr, NetVirtRxConfig, SetupError};
-use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, clients, push_to};
+use crate::region::{DataRegion, MAX_LEN, counters, words};
+use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use lions_os::{Channel, ChannelSet, Handler};
-
-/// Reference byte of a buffer held by one client alone: `UNICAST | client`.
-const UNICAST: u8 = 0x80;
 
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -55,44 +55,86 @@ pub struct RxStats {
     pub bad_returns: u64,
 }
 
+/// The holder set of every driver buffer, in `buffer_metadata`: a byte each for up to 8 clients, a
+/// `u64` each for more.
+#[derive(Clone, Copy)]
+enum Holders<'a> {
+    Byte(&'a [AtomicU8]),
+    Word(&'a [AtomicU64]),
+}
+
+impl Holders<'_> {
+    /// Buffer `i`'s holders; an index past the table reads as held by everyone (never free,
+    /// never returnable), which cannot happen for an index the data region accepted.
+    #[inline]
+    fn get(self, i: usize) -> u64 {
+        match self {
+            Self::Byte(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed).into()),
+            Self::Word(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed)),
+        }
+    }
+
+    #[inline]
+    fn set(self, i: usize, set: u64) {
+        match self {
+            // Only clients 0..8 exist when the table is bytes.
+            #[allow(clippy::cast_possible_truncation)]
+            Self::Byte(t) => t.get(i).map(|h| h.store(set as u8, Relaxed)),
+            Self::Word(t) => t.get(i).map(|h| h.store(set, Relaxed)),
+        };
+    }
+}
+
 /// The Rx virtualiser; see the module docs.
 pub struct VirtRx<'a, C = PlatformCache> {
-    config: &'a NetVirtRxConfig,
     driver: NetSink<'a>,
     driver_ch: Channel,
+    io_addr: u64,
     data: DataRegion<'a>,
-    refs: &'a [AtomicU8],
+    holders: Holders<'a>,
+    macs: &'a [NetVirtRxClient],
     clients: Clients<NetSource<'a>>,
     cache: C,
     stats: RxStats,
     broadcast: u64,
+    /// Clients that got frames in this event (their active queue to publish).
+    touched: u64,
 }
 
 impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// The virtualiser over the queues and regions in `config`, with `cache` maintenance. A client
-    /// whose queues already hold inconsistent indices starts out faulty.
+    /// whose queues already hold inconsistent indices starts out faulty. `buffer_metadata` needs a
+    /// byte per driver buffer for up to 8 clients, 8 bytes per buffer (8-aligned) for more.
     ///
     /// # Safety
     /// The config's regions are mapped in this component for `'a` (read-write), each queue shared
     /// only with its peer, `buffer_metadata` with nobody; no other handle of the same roles exists.
     pub unsafe fn new(config: &'a NetVirtRxConfig, cache: C) -> Result<Self, SetupError> {
         let n = config.driver.num_buffers;
-        let conns = config.clients().iter().map(|c| &c.conn);
-        // SAFETY (each block): forwarded from the caller.
+        let macs = config.clients();
+        let meta = &config.buffer_metadata;
+        let holders = if macs.len() <= 8 {
+            // SAFETY: forwarded from the caller.
+            Holders::Byte(unsafe { counters(meta, n.into()) }?)
+        } else {
+            // SAFETY: forwarded from the caller.
+            Holders::Word(unsafe { words(meta, n.into()) }?)
+        };
         Ok(Self {
-            config,
             // SAFETY: as above.
             driver: unsafe { NetSink::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
+            io_addr: config.data.io_addr,
             // SAFETY: as above.
             data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
+            holders,
+            macs,
             // SAFETY: as above.
-            refs: unsafe { counters(&config.buffer_metadata, n.into()) }?,
-            // SAFETY: as above.
-            clients: unsafe { Clients::new(conns, NetSource::from_connection) }?,
+            clients: unsafe { clients(macs.iter().map(|c| &c.conn), NetSource::from_connection) }?,
             cache,
             stats: RxStats::default(),
             broadcast: u64::MAX,
+            touched: 0,
         })
     }
 
@@ -106,6 +148,11 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         self.clients.faulty()
     }
 
+    /// The clients holding driver buffer `i` (bit `c` = client `c`); 0 when the driver owns it.
+    pub fn holders(&self, i: usize) -> u64 {
+        self.holders.get(i)
+    }
+
     /// Deliver broadcasts only to the clients in `mask` (bit `c` = client `c`); all by default
     /// (sDDF 0.7). The paper's first scheme sends them to an ARP responder alone.
     pub fn set_broadcast_clients(&mut self, mask: u64) {
@@ -114,63 +161,70 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
 
     /// Hand every DMA buffer to the driver. Call once, from the PD's `init`.
     pub fn init(&mut self) -> Result<(), Error> {
-        self.refs.iter().for_each(|r| r.store(0, Relaxed));
-        let n = self.driver.fill_free(self.config.data.io_addr)?;
+        for i in 0..usize::try_from(self.data.buffers()).unwrap_or(usize::MAX) {
+            self.holders.set(i, 0);
+        }
+        let n = self.driver.fill_free(self.io_addr)?;
         if self.driver.should_notify_free(n > 0) {
             self.driver_ch.deferred_notify()?;
         }
         Ok(())
     }
 
+    /// The clients a frame for `dest` goes to.
+    #[inline]
+    fn targets(&mut self, dest: MacAddr) -> u64 {
+        if dest.is_broadcast() {
+            self.stats.broadcast += 1;
+            return self.broadcast;
+        }
+        let owner = self.macs.iter().position(|c| c.macs().contains(&dest));
+        owner.map_or(0, |c| 1 << c)
+    }
+
     /// One frame from the driver to its clients, or back to the driver.
+    #[inline]
     fn demux(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
-        let offset = buf.io_or_offset.wrapping_sub(self.config.data.io_addr);
+        let offset = buf.io_or_offset.wrapping_sub(self.io_addr);
         let len = buf.len.min(MAX_LEN);
-        let (Ok(span), Ok(i)) = (self.data.span(offset, len), self.data.index(offset)) else {
+        let Ok((i, span)) = self.data.buffer(offset, len) else {
             self.stats.bad_from_driver += 1;
             return Ok(());
         };
-        if self.refs[i].load(Relaxed) != 0 {
+        if self.holders.get(i) != 0 {
             self.stats.bad_from_driver += 1;
             return Ok(());
         }
         self.cache.clean_invalidate(span);
-        let mut dest = MacAddr::default();
-        let clients = self.config.clients();
-        let targets = match span.read(&mut dest.0) {
-            6 if dest.is_broadcast() => self.broadcast,
-            6 => clients
-                .iter()
-                .position(|c| c.macs().contains(&dest))
-                .map_or(0, |c| 1 << c),
-            _ => 0,
-        };
-        self.stats.broadcast += u64::from(dest.is_broadcast());
-        let (mut held, mut last) = (0, 0);
-        for (c, tag) in (0..clients.len()).zip(UNICAST..) {
-            if targets & (1 << c) != 0 && self.clients.push(c, NetBuffDesc::new(offset, len)) {
-                (held, last) = (held + 1, tag);
+        let targets = span.head().map_or(0, |d| self.targets(MacAddr(d)));
+        let (out, mut held) = (NetBuffDesc::new(offset, len), 0);
+        let mut todo = targets & self.clients.live();
+        while todo != 0 {
+            let c = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            if push_to(&mut self.clients, c, out) {
+                held |= 1 << c;
             }
         }
-        match held {
-            0 => self.stats.unmatched += 1,
-            1 => self.refs[i].store(last, Relaxed),
-            n => self.refs[i].store(n, Relaxed),
-        }
+        self.touched |= held;
         if held == 0 {
+            self.stats.unmatched += 1;
             self.driver
                 .free
                 .push(NetBuffDesc::new(buf.io_or_offset, 0))?;
+        } else {
+            self.holders.set(i, held);
         }
         Ok(())
     }
 
-    /// Phases 1 and 2 on every client's free queue: a buffer goes back to the driver with its
-    /// last reference.
+    /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
+    /// that holder, and goes back to the driver with the last one.
     fn rx_provide(&mut self) -> Result<(), Error> {
-        let (refs, data, io) = (self.refs, self.data, self.config.data.io_addr);
+        let (holders, data, io) = (self.holders, self.data, self.io_addr);
         let (driver, stats) = (&mut self.driver, &mut self.stats);
-        self.clients.each(|c, q, _| {
+        self.clients.each(|c, (q, _)| {
+            let me = 1u64 << c;
             loop {
                 let buf = match q.next_free() {
                     Ok(Some(buf)) => buf,
@@ -180,16 +234,13 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
                     stats.bad_returns += 1;
                     continue;
                 };
-                let next = match refs[i].load(Relaxed) {
-                    v if usize::from(v) == usize::from(UNICAST) + c => 0,
-                    v @ 1..=64 => v - 1,
-                    _ => {
-                        stats.bad_returns += 1;
-                        continue;
-                    }
-                };
-                refs[i].store(next, Relaxed);
-                if next == 0 {
+                let held = holders.get(i);
+                if held & me == 0 {
+                    stats.bad_returns += 1;
+                    continue;
+                }
+                holders.set(i, held & !me);
+                if held == me {
                     let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
                     driver.free.push(dma)?;
                 }
@@ -207,7 +258,8 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
         while let Some(buf) = self.driver.next_active()? {
             self.demux(buf)?;
         }
-        self.clients.each(|_, q, ch| {
+        let touched = core::mem::take(&mut self.touched);
+        self.clients.each_in(touched, |_, (q, ch)| {
             if q.publish_active() {
                 ch.notify()?;
             }
@@ -232,12 +284,16 @@ mod tests {
     use zerocopy::FromZeros;
 
     const IO: u64 = 0x8000_0000;
-    const MAC: [MacAddr; 2] = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];
+    const MAC: [MacAddr; 3] = [
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        MacAddr([2, 0, 0, 0, 0, 2]),
+        MacAddr([2, 0, 0, 0, 0, 3]),
+    ];
     const ALL: ChannelSet = ChannelSet::EMPTY;
 
     struct Setup {
         driver: Pair,
-        clients: [Pair; 2],
+        clients: Vec<Pair>,
         data: Mem,
         device: Mem,
         _meta: Mem,
@@ -245,7 +301,14 @@ mod tests {
     }
 
     fn setup() -> Setup {
-        let (driver, clients) = (Pair::new(4), [Pair::new(4), Pair::new(4)]);
+        setup_n(2)
+    }
+
+    fn setup_n(n: usize) -> Setup {
+        let (driver, clients) = (
+            Pair::new(4),
+            (0..n).map(|_| Pair::new(4)).collect::<Vec<_>>(),
+        );
         let (data, device, meta) = (Mem::new(4 * 2048), Mem::new(4 * 2048), Mem::new(4));
         let mut cfg = Box::new(NetVirtRxConfig::new_zeroed());
         cfg.magic = sddf_magic(ConfigClass::Net);
@@ -255,7 +318,7 @@ mod tests {
             io_addr: IO,
         };
         cfg.buffer_metadata = meta.res();
-        cfg.num_clients = 2;
+        cfg.num_clients = u8::try_from(n).unwrap();
         for ((c, q), id) in clients.iter().enumerate().zip(1..) {
             cfg.clients[c].conn = q.conn(id);
             cfg.clients[c].mac_addrs[0] = MAC[c];
@@ -367,8 +430,9 @@ mod tests {
             }
         );
         assert_eq!(
-            v.refs.iter().map(|r| r.load(Relaxed)).collect::<Vec<_>>(),
-            [0x81, 2, 0, 0]
+            (0..4).map(|i| v.holders(i)).collect::<Vec<_>>(),
+            [0b10, 0b11, 0, 0],
+            "buffer 0 held by client 1 alone, buffer 1 by both"
         );
         // The broadcast buffer goes home after its second holder returns it, not before.
         give_back(&mut cl[0], &[2048]);
@@ -381,6 +445,54 @@ mod tests {
             .collect();
         assert_eq!(home, [IO + 2048, IO]);
         assert_eq!(v.stats().bad_returns, 0);
+    }
+
+    /// Issue 12 defect 1: a client that never received a broadcast buffer (or returns one twice,
+    /// or returns buffer 0 from zeroed slots) cannot free it while another client holds it.
+    #[test]
+    fn only_a_holder_returns_a_broadcast_buffer_and_only_once() {
+        let s = setup_n(3);
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl: Vec<_> = s.clients.iter().map(Pair::sink).collect();
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        // Buffer 2 is broadcast to clients 1 and 2 only.
+        v.set_broadcast_clients(0b110);
+        s.data.write(2 * 2048, &frame(MacAddr::BROADCAST));
+        drv.active
+            .push(NetBuffDesc::new(IO + 2 * 2048, 60))
+            .unwrap();
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert!(pop_all(&mut cl[0]).is_empty());
+        assert_eq!(pop_all(&mut cl[1]), [(4096, 60)]);
+        assert_eq!(pop_all(&mut cl[2]), [(4096, 60)]);
+        // Client 2 returns it, then returns it again; client 0, which never got it, returns it
+        // too, and bumps its tail over a zeroed slot (naming buffer 0, which nobody holds).
+        give_back(&mut cl[2], &[4096]);
+        event(&mut v, ALL);
+        give_back(&mut cl[2], &[4096]);
+        give_back(&mut cl[0], &[4096]);
+        s.clients[0].free.write(0, &2u16.to_le_bytes());
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.free.pop().unwrap(),
+            None,
+            "client 1 still holds the buffer: it must not go back to the driver"
+        );
+        assert_eq!(v.stats().bad_returns, 3);
+        // Client 1, the last holder, returns it: now it goes home, once.
+        give_back(&mut cl[1], &[4096]);
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.free.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO + 4096)
+        );
+        assert_eq!(drv.free.pop().unwrap(), None);
+        assert_eq!(v.faulty(), 0);
     }
 
     #[test]
@@ -440,11 +552,7 @@ mod tests {
         event(&mut v, ALL);
         assert_eq!(pop_all(&mut cl[0]), [(0, 60)]);
         assert!(pop_all(&mut cl[1]).is_empty(), "not in the broadcast set");
-        assert_eq!(
-            v.refs[0].load(Relaxed),
-            0x80,
-            "one holder: owned by client 0 alone"
-        );
+        assert_eq!(v.holders(0), 0b01, "one holder: owned by client 0 alone");
         // Client 1 claims 100 returned buffers in a 4-slot queue: it is dropped from service.
         s.clients[1].free.write(0, &100u16.to_le_bytes());
         event(&mut v, ALL);
