@@ -26,6 +26,7 @@ impl MacAddr {
     pub const BROADCAST: Self = Self([0xff; 6]);
 
     /// Whether this is the broadcast address.
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
@@ -124,6 +125,7 @@ pub struct NetVirtRxClient {
 
 impl NetVirtRxClient {
     /// The valid MAC addresses (clamped to the array).
+    #[inline]
     pub fn macs(&self) -> &[MacAddr] {
         &self.mac_addrs[..usize::from(self.num_macs).min(MAX_CLIENTS)]
     }
@@ -153,6 +155,7 @@ pub struct NetVirtRxConfig {
 
 impl NetVirtRxConfig {
     /// The valid clients (clamped to the array).
+    #[inline]
     pub fn clients(&self) -> &[NetVirtRxClient] {
         &self.clients[..usize::from(self.num_clients).min(MAX_CLIENTS)]
     }
@@ -223,6 +226,7 @@ pub struct NetVirtTxClient {
 
 impl NetVirtTxClient {
     /// The valid regions (clamped to the array); index = oid.
+    #[inline]
     pub fn regions(&self) -> &[NetVirtTxRegion] {
         &self.regions[..usize::from(self.num_regions).min(MAX_CLIENTS)]
     }
@@ -248,6 +252,7 @@ pub struct NetVirtTxConfig {
 
 impl NetVirtTxConfig {
     /// The valid clients (clamped to the array).
+    #[inline]
     pub fn clients(&self) -> &[NetVirtTxClient] {
         &self.clients[..usize::from(self.num_clients).min(MAX_CLIENTS)]
     }

@@ -314,6 +314,7 @@ impl<'a> NetSource<'a> {
     /// Phases 1 and 2 on *free* in one call: the next returned buffer, or, once the queue is
     /// empty, release the consumed slots, request a signal and re-check; `None` when it is safe to
     /// sleep.
+    #[inline]
     pub fn next_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         loop {
             if let Some(buf) = self.free.pop()? {
@@ -328,6 +329,7 @@ impl<'a> NetSource<'a> {
 
     /// Phase 3 on *active*: publish what was staged; whether to notify the sink now (it asked and
     /// something was published).
+    #[inline]
     pub fn publish_active(&mut self) -> bool {
         let n = self.active.publish();
         self.should_notify_active(n > 0)
@@ -335,6 +337,7 @@ impl<'a> NetSource<'a> {
 
     /// Phase 2 on *free*: ask the sink to signal when it returns buffers, then re-check. `Ok(true)`:
     /// buffers arrived meanwhile (request cancelled, keep processing); `Ok(false)`: safe to sleep.
+    #[inline]
     pub fn park_free(&mut self) -> Result<bool, PeerError> {
         let free = &mut self.free;
         signal::park_with(self.free_signal, || free.is_empty().map(|empty| !empty))
@@ -347,6 +350,7 @@ impl<'a> NetSource<'a> {
 
     /// Phase 3 on *active*: whether to notify the sink now. True only if `did_work` and the sink
     /// asked; the request is consumed.
+    #[inline]
     pub fn should_notify_active(&self, did_work: bool) -> bool {
         self.active_signal.should_notify(did_work)
     }
@@ -426,17 +430,25 @@ impl<'a> NetSink<'a> {
 
     /// [`adopt_free`](Self::adopt_free) unless this handle already did (call it when the first
     /// buffer arrives on *active*: by then the source has primed its free queue).
+    #[inline]
     pub fn adopt_free_once(&mut self) -> Result<(), QueueError> {
         if self.adopted {
             Ok(())
         } else {
-            self.adopt_free()
+            self.adopt_free_cold()
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn adopt_free_cold(&mut self) -> Result<(), QueueError> {
+        self.adopt_free()
     }
 
     /// Phases 1 and 2 on *active* in one call: the next buffer handed to us, or, once the queue
     /// is empty, release the consumed slots, request a signal and re-check; `None` when it is safe
     /// to sleep.
+    #[inline]
     pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         loop {
             if let Some(buf) = self.active.pop()? {
@@ -451,6 +463,7 @@ impl<'a> NetSink<'a> {
 
     /// Phase 3 on *free*: publish what was staged; whether to notify the source now (it asked and
     /// something was published).
+    #[inline]
     pub fn publish_free(&mut self) -> bool {
         let n = self.free.publish();
         self.should_notify_free(n > 0)
@@ -458,6 +471,7 @@ impl<'a> NetSink<'a> {
 
     /// Phase 2 on *active*: ask the source to signal when it hands on buffers, then re-check.
     /// `Ok(true)`: work arrived meanwhile; `Ok(false)`: safe to sleep.
+    #[inline]
     pub fn park_active(&mut self) -> Result<bool, PeerError> {
         let active = &mut self.active;
         signal::park_with(self.active_signal, || active.is_empty().map(|empty| !empty))
@@ -467,6 +481,7 @@ impl<'a> NetSink<'a> {
     /// virtualiser holds back): while `holding`, request a signal without the re-check (the
     /// queue is not empty, and that is no reason to run again) and return `Ok(false)`; otherwise
     /// [`park_active`](Self::park_active).
+    #[inline]
     pub fn park_active_holding(&mut self, holding: bool) -> Result<bool, PeerError> {
         if holding {
             self.active_signal.request();
@@ -481,6 +496,7 @@ impl<'a> NetSink<'a> {
     }
 
     /// Phase 3 on *free*: whether to notify the source now (only if `did_work` and it asked).
+    #[inline]
     pub fn should_notify_free(&self, did_work: bool) -> bool {
         self.free_signal.should_notify(did_work)
     }

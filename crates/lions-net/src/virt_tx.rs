@@ -157,6 +157,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 
     /// Look at client `c`'s next valid frame (bad ones before it go back to the client) and record
     /// it in `heads`, `lens` and `ready`. A client whose indices are impossible is faulted.
+    #[inline]
     fn head(&mut self, c: usize) {
         let bit = 1u64 << c;
         self.ready &= !bit;
@@ -190,22 +191,28 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             todo &= todo - 1;
             self.head(c);
         }
-        while self.ready != 0 && self.driver.active.free()? > 0 {
+        while self.ready != 0 {
             let Some(c) = self.policy.pick(self.ready, &self.lens) else {
                 break;
             };
-            let (Some(Some((buf, span))), Some((q, _))) =
-                (self.heads.get(c).copied(), self.clients.get(c))
-            else {
+            let Some(Some((buf, span))) = self.heads.get(c).copied() else {
                 break;
             };
             if self.ready & (1 << c) == 0 {
                 break;
             }
-            let _ = q.active.pop();
+            // Staged, so invisible to the driver until the publish below: cleaning after it is
+            // still before the driver can see the frame.
+            match self.driver.active.push(buf) {
+                Ok(()) => {}
+                Err(lions_queue::PushError::Full(_)) => break,
+                Err(e) => return Err(e.into()),
+            }
             self.cache.clean(span);
-            self.driver.active.push(buf)?;
-            self.in_flight[c] += 1;
+            if let Some((q, _)) = self.clients.get(c) {
+                let _ = q.active.pop();
+            }
+            self.in_flight[c] = self.in_flight[c].saturating_add(1);
             self.policy.sent(c, buf.len);
             self.head(c);
         }
