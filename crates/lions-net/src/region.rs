@@ -11,7 +11,7 @@ use crate::SetupError;
 use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, AtomicU64};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use lions_os::{MAX_CLIENTS, RegionResource};
 
 /// [`NET_BUFFER_SIZE`] as a `usize`.
@@ -205,43 +205,66 @@ impl Span<'_> {
     }
 }
 
-/// The first `n` 8-byte words of a region named in a config as atomics (the Rx virtualiser's
-/// per-buffer holder sets when it has more than 8 clients). Refused when the region is not mapped
-/// here, is smaller than `8 * n` bytes or is not 8-aligned.
-///
-/// # Safety
-/// The config describes this component's real mapping, read-write for `'a`.
-pub unsafe fn words<'a>(r: &RegionResource, n: usize) -> Result<&'a [AtomicU64], SetupError> {
-    let (base, len) = r.as_raw_parts().ok_or(SetupError::Unmapped)?;
-    let needed = n.saturating_mul(8);
-    if len < needed || !base.as_ptr().addr().is_multiple_of(8) {
-        return Err(SetupError::RegionTooSmall {
-            needed: needed as u64,
-            have: len as u64,
-        });
-    }
-    // SAFETY: `8 * n <= len` bytes are mapped read-write for 'a at an 8-aligned address; an
-    // `AtomicU64` is valid for every bit pattern, and all access goes through it.
-    Ok(unsafe { core::slice::from_raw_parts(base.as_ptr().cast(), n) })
+/// The set of clients holding each buffer of a data region (bit `c` = client `c`; 0 = none), kept
+/// in a metadata region (the Rx virtualiser's `buffer_metadata`): a byte per buffer for up to 8
+/// clients, an 8-aligned `u64` per buffer for more.
+#[derive(Clone, Copy)]
+pub enum Holders<'a> {
+    /// One byte per buffer: clients 0..8.
+    Byte(&'a [AtomicU8]),
+    /// One word per buffer: clients 0..64.
+    Word(&'a [AtomicU64]),
 }
 
-/// The first `n` bytes of a region named in a config as atomic counters (the Rx virtualiser's and
-/// the vswitch's per-buffer reference counts in `buffer_metadata`). Refused when the region is not
-/// mapped here or is smaller than `n` bytes.
-///
-/// # Safety
-/// The config describes this component's real mapping, read-write for `'a`.
-pub unsafe fn counters<'a>(r: &RegionResource, n: usize) -> Result<&'a [AtomicU8], SetupError> {
-    let (base, len) = r.as_raw_parts().ok_or(SetupError::Unmapped)?;
-    if len < n {
-        return Err(SetupError::RegionTooSmall {
-            needed: n as u64,
-            have: len as u64,
-        });
+impl<'a> Holders<'a> {
+    /// The holder sets of `n` buffers for `clients` clients in a region named in a config. Refused
+    /// when the region is not mapped here, or is too small (or misaligned) for `n` sets.
+    ///
+    /// # Safety
+    /// The config describes this component's real mapping, read-write for `'a`, which no other
+    /// component maps.
+    pub unsafe fn from_resource(
+        r: &RegionResource,
+        n: usize,
+        clients: usize,
+    ) -> Result<Self, SetupError> {
+        let (base, len) = r.as_raw_parts().ok_or(SetupError::Unmapped)?;
+        let width = if clients <= 8 { 1 } else { 8 };
+        let needed = n.saturating_mul(width);
+        if len < needed || !base.as_ptr().addr().is_multiple_of(width) {
+            let (needed, have) = (needed as u64, len as u64);
+            return Err(SetupError::RegionTooSmall { needed, have });
+        }
+        // SAFETY: `width * n <= len` bytes are mapped read-write for 'a, `width`-aligned; the
+        // atomics are valid for every bit pattern, and all access goes through them.
+        Ok(unsafe {
+            match width {
+                1 => Self::Byte(core::slice::from_raw_parts(base.as_ptr().cast(), n)),
+                _ => Self::Word(core::slice::from_raw_parts(base.as_ptr().cast(), n)),
+            }
+        })
     }
-    // SAFETY: `n <= len` bytes are mapped read-write for 'a; an `AtomicU8` has the size and
-    // alignment of a byte and is valid for every bit pattern, and all access goes through it.
-    Ok(unsafe { core::slice::from_raw_parts(base.as_ptr().cast(), n) })
+
+    /// Buffer `i`'s holders; past the table reads as held by everyone (never free, never
+    /// returnable).
+    #[inline]
+    pub fn get(self, i: usize) -> u64 {
+        match self {
+            Self::Byte(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed).into()),
+            Self::Word(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed)),
+        }
+    }
+
+    /// Set buffer `i`'s holders (clients above 7 are dropped from a byte table, which only
+    /// serves 8 clients).
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn set(self, i: usize, set: u64) {
+        match self {
+            Self::Byte(t) => t.get(i).map(|h| h.store(set as u8, Relaxed)),
+            Self::Word(t) => t.get(i).map(|h| h.store(set, Relaxed)),
+        };
+    }
 }
 
 #[cfg(test)]

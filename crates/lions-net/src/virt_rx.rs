@@ -36,9 +36,8 @@
 
 use crate::cache::{CacheOps, PlatformCache};
 use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, clients, push_to};
-use crate::region::{DataRegion, MAX_LEN, counters, words};
+use crate::region::{DataRegion, Holders, MAX_LEN};
 use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use lions_os::{Channel, ChannelSet, Handler};
 
 /// What the Rx virtualiser dropped or passed back.
@@ -53,36 +52,6 @@ pub struct RxStats {
     pub bad_from_driver: u64,
     /// Descriptors from clients naming no buffer they hold (dropped).
     pub bad_returns: u64,
-}
-
-/// The holder set of every driver buffer, in `buffer_metadata`: a byte each for up to 8 clients, a
-/// `u64` each for more.
-#[derive(Clone, Copy)]
-enum Holders<'a> {
-    Byte(&'a [AtomicU8]),
-    Word(&'a [AtomicU64]),
-}
-
-impl Holders<'_> {
-    /// Buffer `i`'s holders; an index past the table reads as held by everyone (never free,
-    /// never returnable), which cannot happen for an index the data region accepted.
-    #[inline]
-    fn get(self, i: usize) -> u64 {
-        match self {
-            Self::Byte(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed).into()),
-            Self::Word(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed)),
-        }
-    }
-
-    #[inline]
-    fn set(self, i: usize, set: u64) {
-        match self {
-            // Only clients 0..8 exist when the table is bytes.
-            #[allow(clippy::cast_possible_truncation)]
-            Self::Byte(t) => t.get(i).map(|h| h.store(set as u8, Relaxed)),
-            Self::Word(t) => t.get(i).map(|h| h.store(set, Relaxed)),
-        };
-    }
 }
 
 /// The Rx virtualiser; see the module docs.
@@ -113,13 +82,6 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         let n = config.driver.num_buffers;
         let macs = config.clients();
         let meta = &config.buffer_metadata;
-        let holders = if macs.len() <= 8 {
-            // SAFETY: forwarded from the caller.
-            Holders::Byte(unsafe { counters(meta, n.into()) }?)
-        } else {
-            // SAFETY: forwarded from the caller.
-            Holders::Word(unsafe { words(meta, n.into()) }?)
-        };
         Ok(Self {
             // SAFETY: as above.
             driver: unsafe { NetSink::from_connection(&config.driver) }?,
@@ -127,7 +89,8 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
             io_addr: config.data.io_addr,
             // SAFETY: as above.
             data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
-            holders,
+            // SAFETY: as above.
+            holders: unsafe { Holders::from_resource(meta, n.into(), macs.len()) }?,
             macs,
             // SAFETY: as above.
             clients: unsafe { clients(macs.iter().map(|c| &c.conn), NetSource::from_connection) }?,
@@ -309,7 +272,8 @@ mod tests {
             Pair::new(4),
             (0..n).map(|_| Pair::new(4)).collect::<Vec<_>>(),
         );
-        let (data, device, meta) = (Mem::new(4 * 2048), Mem::new(4 * 2048), Mem::new(4));
+        let meta = Mem::new(if n <= 8 { 4 } else { 4 * 8 });
+        let (data, device) = (Mem::new(4 * 2048), Mem::new(4 * 2048));
         let mut cfg = Box::new(NetVirtRxConfig::new_zeroed());
         cfg.magic = sddf_magic(ConfigClass::Net);
         cfg.driver = driver.conn(0);
@@ -321,7 +285,7 @@ mod tests {
         cfg.num_clients = u8::try_from(n).unwrap();
         for ((c, q), id) in clients.iter().enumerate().zip(1..) {
             cfg.clients[c].conn = q.conn(id);
-            cfg.clients[c].mac_addrs[0] = MAC[c];
+            cfg.clients[c].mac_addrs[0] = MacAddr([2, 0, 0, 0, 0, id]);
             cfg.clients[c].num_macs = 1;
         }
         Setup {
@@ -493,6 +457,45 @@ mod tests {
         );
         assert_eq!(drv.free.pop().unwrap(), None);
         assert_eq!(v.faulty(), 0);
+    }
+
+    /// Nine clients: a `u64` holder set per buffer (8 bytes of `buffer_metadata` each).
+    #[test]
+    fn holder_sets_beyond_eight_clients() {
+        let mut s = setup_n(9);
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl: Vec<_> = s.clients.iter().map(Pair::sink).collect();
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        v.set_broadcast_clients(1 << 8 | 1);
+        s.data.write(0, &frame(MacAddr::BROADCAST));
+        drv.active.push(NetBuffDesc::new(IO, 60)).unwrap();
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(v.holders(0), 1 << 8 | 1);
+        assert_eq!(pop_all(&mut cl[8]), [(0, 60)]);
+        give_back(&mut cl[8], &[0]);
+        give_back(&mut cl[7], &[0]);
+        event(&mut v, ALL);
+        assert_eq!((v.holders(0), v.stats().bad_returns), (1, 1));
+        assert_eq!(drv.free.pop().unwrap(), None);
+        give_back(&mut cl[0], &[0]);
+        event(&mut v, ALL);
+        assert_eq!(drv.free.pop().unwrap().map(|d| d.io_or_offset), Some(IO));
+        // A byte per buffer cannot hold nine clients' sets: refused at start-up.
+        s.cfg.buffer_metadata.size = 4;
+        // SAFETY: as above.
+        let r = unsafe { VirtRx::new(&s.cfg, Coherent) };
+        assert!(matches!(
+            r.err(),
+            Some(SetupError::RegionTooSmall {
+                needed: 32,
+                have: 4
+            })
+        ));
     }
 
     #[test]

@@ -32,7 +32,7 @@
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
 use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients, push_to};
-use crate::region::{DataRegion, MAX_LEN, Span};
+use crate::region::{DataRegion, Span};
 use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 
@@ -52,44 +52,32 @@ pub struct TxStats {
 type Head<'a> = (NetBuffDesc, Span<'a>);
 
 /// Check a descriptor a client sent against its data regions (`regions[oid]`): `0 < len <=
-/// 2048`, `oid` names one of them, the offset is 2048-aligned and below its `num_buffers * 2048`.
-/// On success, the descriptor for the driver (device address) and the span to clean. Every check
-/// of a Tx descriptor is here.
+/// 2048`, `oid` names one of them, the offset is 2048-aligned and below its `num_buffers * 2048`
+/// (the last three by [`DataRegion::span`]). On success, the descriptor for the driver (device
+/// address) and the span to clean. Every check of a Tx descriptor is here.
 #[inline]
 fn check<'a>(regions: &'a [NetVirtTxRegion], buf: &NetBuffDesc) -> Option<Head<'a>> {
-    let r = regions.get(usize::from(buf.oid()))?;
-    let (off, len) = (buf.io_or_offset, buf.len);
-    let index = off / NET_BUFFER_SIZE;
-    if len == 0
-        || len > MAX_LEN
-        || !off.is_multiple_of(NET_BUFFER_SIZE)
-        || index >= r.num_buffers.into()
-    {
-        return None;
-    }
+    let r = regions
+        .get(usize::from(buf.oid()))
+        .filter(|_| buf.len > 0)?;
     let (base, _) = r.data.region.as_raw_parts()?;
     // SAFETY: `VirtTx::new` checked that this region maps `num_buffers * 2048` readable bytes for
-    // 'a (the caller's promise); the offset names one of those buffers (checked above).
+    // 'a (the caller's promise).
     let data = unsafe { DataRegion::new(base, r.num_buffers.into(), false) };
-    let span = data.span(off, len).ok()?;
-    Some((
-        NetBuffDesc::new(r.data.io_addr.wrapping_add(off), len),
-        span,
-    ))
+    let span = data.span(buf.io_or_offset, buf.len).ok()?;
+    let io = r.data.io_addr.wrapping_add(buf.io_or_offset);
+    Some((NetBuffDesc::new(io, buf.len), span))
 }
 
 /// The client and region (as `oid`) whose buffer device address `io` is, and its offset there.
 #[inline]
 fn locate(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64)> {
-    for (c, client) in cfg.clients().iter().enumerate() {
-        for (oid, r) in (0u8..).zip(client.regions()) {
-            let offset = io.wrapping_sub(r.data.io_addr);
-            if offset < u64::from(r.num_buffers) * NET_BUFFER_SIZE {
-                return Some((c, oid, offset));
-            }
-        }
-    }
-    None
+    cfg.clients().iter().enumerate().find_map(|(c, client)| {
+        (0u8..).zip(client.regions()).find_map(|(oid, r)| {
+            let off = io.wrapping_sub(r.data.io_addr);
+            (off < u64::from(r.num_buffers) * NET_BUFFER_SIZE).then_some((c, oid, off))
+        })
+    })
 }
 
 /// The Tx virtualiser; see the module docs.
@@ -101,9 +89,9 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     policy: P,
     cache: C,
     stats: TxStats,
-    /// Each client's valid head frame, where `ready` has its bit.
+    /// Each client's valid head frame (`Some` exactly where `ready` has its bit).
     heads: [Option<Head<'a>>; MAX_CLIENTS],
-    /// Each client's head frame length, where `ready` has its bit (what the policy sees).
+    /// Each client's head frame length where `ready` has its bit (what the policy sees).
     lens: [u16; MAX_CLIENTS],
     /// Clients with a valid frame waiting.
     ready: u64,
@@ -144,8 +132,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 
     /// Counters of refused and lost buffers, and the faulted clients.
     pub fn stats(&self) -> TxStats {
+        let faulty = self.clients.faulty();
         TxStats {
-            faulty: self.clients.faulty(),
+            faulty,
             ..self.stats
         }
     }
@@ -160,7 +149,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     #[inline]
     fn head(&mut self, c: usize) {
         let bit = 1u64 << c;
-        self.ready &= !bit;
+        (self.ready, self.heads[c]) = (self.ready & !bit, None);
         let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
         while let Some((q, _)) = self.clients.get(c) {
             let buf = match q.active.peek() {
@@ -169,9 +158,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 _ => break,
             };
             if let Some(head) = check(regions, &buf) {
-                self.heads[c] = Some(head);
-                self.lens[c] = buf.len;
-                self.ready |= bit;
+                (self.heads[c], self.lens[c], self.ready) = (Some(head), buf.len, self.ready | bit);
                 return;
             }
             self.stats.bad += 1;
@@ -187,31 +174,20 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         self.policy.begin();
         let mut todo = self.clients.live();
         while todo != 0 {
-            let c = todo.trailing_zeros() as usize;
+            self.head(todo.trailing_zeros() as usize);
             todo &= todo - 1;
-            self.head(c);
         }
-        while self.ready != 0 {
-            let Some(c) = self.policy.pick(self.ready, &self.lens) else {
-                break;
-            };
+        while let Some(c) = self.policy.pick(self.ready, &self.lens) {
             let Some(Some((buf, span))) = self.heads.get(c).copied() else {
                 break;
             };
-            if self.ready & (1 << c) == 0 {
-                break;
-            }
-            // Staged, so invisible to the driver until the publish below: cleaning after it is
-            // still before the driver can see the frame.
+            // Staged: the driver cannot see it before the publish below, after the clean.
             match self.driver.active.push(buf) {
-                Ok(()) => {}
                 Err(lions_queue::PushError::Full(_)) => break,
-                Err(e) => return Err(e.into()),
+                r => r?,
             }
             self.cache.clean(span);
-            if let Some((q, _)) = self.clients.get(c) {
-                let _ = q.active.pop();
-            }
+            let _ = self.clients.get(c).map(|(q, _)| q.active.pop());
             self.in_flight[c] = self.in_flight[c].saturating_add(1);
             self.policy.sent(c, buf.len);
             self.head(c);
@@ -231,28 +207,22 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         })?;
         Ok(again)
     }
-
-    /// A buffer the driver sent goes back to the client it came from, if that client has one at
-    /// the driver.
-    #[inline]
-    fn tx_return(&mut self, buf: NetBuffDesc) {
-        let back = locate(self.config, buf.io_or_offset).and_then(|(c, oid, offset)| {
-            let n = self.in_flight.get_mut(c).filter(|n| **n > 0)?;
-            *n -= 1;
-            let back = NetBuffDesc::with_oid(offset, buf.len, oid).ok()?;
-            push_to(&mut self.clients, c, back).then_some(())
-        });
-        self.stats.lost += u64::from(back.is_none());
-    }
 }
 
 impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     type Error = Error;
 
-    /// Buffers the driver sent go back to their clients, then the clients' frames go out.
+    /// Buffers the driver sent go back to the client each came from (if that client has one at
+    /// the driver), then the clients' frames go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
-            self.tx_return(buf);
+            let back = locate(self.config, buf.io_or_offset).and_then(|(c, oid, off)| {
+                let n = self.in_flight.get_mut(c).filter(|n| **n > 0)?;
+                *n -= 1;
+                let back = NetBuffDesc::with_oid(off, buf.len, oid).ok()?;
+                push_to(&mut self.clients, c, back).then_some(())
+            });
+            self.stats.lost += u64::from(back.is_none());
         }
         while self.tx_provide()? {}
         Ok(())
