@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! Command-line parsing, by hand: three subcommands, four options.
+//! Command-line parsing, by hand: four subcommands and their options.
 
 use crate::Error;
 use std::fmt;
@@ -19,6 +19,11 @@ commands:
         qemu_virt_aarch64: qemu-system-aarch64 with the serial console here (Ctrl-A X quits)
   graph <example> [--board B] [-o FILE.svg]
         draw the system description as SVG (default target/lions/<example>/<example>.svg)
+  bench insns [WORKLOAD...] [--json] [--units N] [--top N]
+        build lions-bench and count, with valgrind's callgrind, the instructions per unit inside
+        each component (net/serial/blk virtualisers, net copier) beside sDDF's C figures;
+        WORKLOAD: name prefixes (net_rx, serial_tx_32, blk, ...; all by default); --json: JSON;
+        --units: units per workload; --top: the N costliest functions of each workload
   help  show this text
 
 boards: host (default): one Linux process per PD;
@@ -113,6 +118,8 @@ pub enum Command {
         /// SVG file to write (default `target/lions/<ex>/<ex>.svg`).
         output: Option<PathBuf>,
     },
+    /// `bench insns`.
+    BenchInsns(crate::insns::InsnsArgs),
     /// `help`, `-h`, `--help`.
     Help,
 }
@@ -130,10 +137,13 @@ where
     if matches!(cmd.as_str(), "help" | "-h" | "--help") {
         return Ok(Command::Help);
     }
-    if !matches!(cmd.as_str(), "build" | "run" | "graph") {
+    if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, help"
         )));
+    }
+    if cmd == "bench" {
+        return parse_bench(args);
     }
 
     let mut example = None;
@@ -189,6 +199,41 @@ where
             output,
         },
     })
+}
+
+/// `bench insns [WORKLOAD...] [--json] [--units N] [--top N]`.
+fn parse_bench(mut args: impl Iterator<Item = String>) -> Result<Command, Error> {
+    match args.next().as_deref() {
+        Some("insns") => {}
+        Some("-h" | "--help") => return Ok(Command::Help),
+        Some(other) => {
+            return Err(Error(format!("unknown bench `{other}`; benches: insns")));
+        }
+        None => return Err(Error("`bench` needs a bench name: insns".into())),
+    }
+    let mut a = crate::insns::InsnsArgs::default();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut number = || -> Result<u64, Error> {
+            let v = inline.clone().or_else(|| args.next());
+            v.and_then(|v| v.parse().ok())
+                .ok_or_else(|| Error(format!("`{flag}` needs a number")))
+        };
+        match flag.as_str() {
+            "--json" if inline.is_none() => a.json = true,
+            "--units" => a.units = Some(number()?),
+            "--top" => a.top = usize::try_from(number()?).unwrap_or(usize::MAX),
+            "-h" | "--help" => return Ok(Command::Help),
+            f if f.starts_with('-') => {
+                return Err(Error(format!("`bench insns` does not take option `{arg}`")));
+            }
+            _ => a.only.push(arg),
+        }
+    }
+    Ok(Command::BenchInsns(a))
 }
 
 #[cfg(test)]
@@ -254,6 +299,48 @@ mod tests {
     }
 
     #[test]
+    fn bench_insns() {
+        use crate::insns::InsnsArgs;
+        assert_eq!(
+            p(&["bench", "insns"]),
+            Ok(Command::BenchInsns(InsnsArgs::default()))
+        );
+        assert_eq!(
+            p(&[
+                "bench",
+                "insns",
+                "net_rx",
+                "--json",
+                "--units=500",
+                "--top",
+                "5",
+                "blk"
+            ]),
+            Ok(Command::BenchInsns(InsnsArgs {
+                only: vec!["net_rx".into(), "blk".into()],
+                json: true,
+                units: Some(500),
+                top: 5,
+            }))
+        );
+        let err = |args: &[&str]| p(args).unwrap_err().0;
+        assert_eq!(err(&["bench"]), "`bench` needs a bench name: insns");
+        assert_eq!(
+            err(&["bench", "speed"]),
+            "unknown bench `speed`; benches: insns"
+        );
+        assert_eq!(
+            err(&["bench", "insns", "--units", "x"]),
+            "`--units` needs a number"
+        );
+        assert_eq!(
+            err(&["bench", "insns", "--release"]),
+            "`bench insns` does not take option `--release`"
+        );
+        assert!(USAGE.contains("bench insns"));
+    }
+
+    #[test]
     fn help() {
         assert_eq!(p(&["help"]), Ok(Command::Help));
         assert_eq!(p(&["--help"]), Ok(Command::Help));
@@ -264,7 +351,7 @@ mod tests {
     fn errors_say_what_is_wrong() {
         let err = |args: &[&str]| p(args).unwrap_err().0;
         assert_eq!(err(&[]), "no command given");
-        assert!(err(&["frobnicate"]).contains("commands: build, run, graph"));
+        assert!(err(&["frobnicate"]).contains("commands: build, run, graph, bench"));
         assert_eq!(err(&["build"]), "`build` needs an example name");
         assert_eq!(
             err(&["build", "a", "b"]),

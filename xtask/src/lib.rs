@@ -9,6 +9,7 @@
 //! | `build <ex> [--board B] [--release]` | venv, metaprogram, `cargo build`, per-PD images with their config sections written; on `qemu_virt_aarch64` each image checked ([`elf`]) and `loader.img` made by the Microkit tool when `$MICROKIT_SDK` is set |
 //! | `run <ex> [--board B] [--release] [-- ARGS]` | `build`, then replaces itself with the `lions-host` launcher on the `.system` file, or with `qemu-system-aarch64` booting `loader.img` (extra `ARGS` go to the launcher or QEMU) |
 //! | `graph <ex> [--board B] [-o FILE.svg]` | metaprogram only, then draws the `.system` as SVG |
+//! | `bench insns [WORKLOAD...] [--json] [--units N] [--top N]` | instructions per unit inside each component under callgrind, beside sDDF's C figures ([`insns`]) |
 //!
 //! Boards: `host` (default; one Linux process per PD) and `qemu_virt_aarch64` (seL4 Microkit 2.3.0:
 //! PDs built for `aarch64-unknown-none` with `lions-os/debug-print`, the SDK's `debug`
@@ -42,6 +43,7 @@ pub mod assembly;
 pub mod cli;
 pub mod elf;
 pub mod graph;
+pub mod insns;
 pub mod json;
 pub mod meta;
 pub mod microkit;

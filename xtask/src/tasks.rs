@@ -30,6 +30,7 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             board,
             output,
         } => graph_cmd(&root, &example, board, output),
+        Command::BenchInsns(args) => crate::insns::run(&root, &args),
     }
 }
 
