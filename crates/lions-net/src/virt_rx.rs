@@ -38,7 +38,7 @@ use crate::cache::{CacheOps, PlatformCache};
 use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, clients, push_to};
 use crate::region::{DataRegion, Holders, MAX_LEN};
 use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,13 @@ pub struct RxStats {
     pub bad_returns: u64,
 }
 
+/// A MAC address as a number (one compare instead of six).
+#[inline]
+fn key(mac: [u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = mac;
+    u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
+}
+
 /// The Rx virtualiser; see the module docs.
 pub struct VirtRx<'a, C = PlatformCache> {
     driver: NetSink<'a>,
@@ -62,6 +69,8 @@ pub struct VirtRx<'a, C = PlatformCache> {
     data: DataRegion<'a>,
     holders: Holders<'a>,
     macs: &'a [NetVirtRxClient],
+    /// Each client's MAC as a number when every client has exactly one (`None`: scan `macs`).
+    keys: Option<[u64; MAX_CLIENTS]>,
     clients: Clients<NetSource<'a>>,
     cache: C,
     stats: RxStats,
@@ -92,6 +101,9 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
             // SAFETY: as above.
             holders: unsafe { Holders::from_resource(meta, n.into(), macs.len()) }?,
             macs,
+            keys: macs.iter().all(|c| c.num_macs == 1).then(|| {
+                core::array::from_fn(|c| macs.get(c).map_or(u64::MAX, |m| key(m.mac_addrs[0].0)))
+            }),
             // SAFETY: as above.
             clients: unsafe { clients(macs.iter().map(|c| &c.conn), NetSource::from_connection) }?,
             cache,
@@ -141,7 +153,12 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
             self.stats.broadcast += 1;
             return self.broadcast;
         }
-        let owner = self.macs.iter().position(|c| c.macs().contains(&dest));
+        let owner = match &self.keys {
+            Some(keys) => keys[..self.macs.len()]
+                .iter()
+                .position(|&k| k == key(dest.0)),
+            None => self.macs.iter().position(|c| c.macs().contains(&dest)),
+        };
         owner.map_or(0, |c| 1 << c)
     }
 
@@ -457,6 +474,29 @@ mod tests {
         );
         assert_eq!(drv.free.pop().unwrap(), None);
         assert_eq!(v.faulty(), 0);
+    }
+
+    /// A client with two MACs: every client's addresses are searched, lowest client first.
+    #[test]
+    fn a_client_with_several_macs() {
+        let mut s = setup();
+        let other = MacAddr([2, 7, 7, 7, 7, 7]);
+        (s.cfg.clients[1].mac_addrs[1], s.cfg.clients[1].num_macs) = (other, 2);
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        for (i, dst) in [other, MAC[1], MAC[0]].into_iter().enumerate() {
+            s.data.write(i * 2048, &frame(dst));
+            drv.active.push(NetBuffDesc::new(IO + i as u64 * 2048, 60)).unwrap();
+        }
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(pop_all(&mut cl[1]), [(0, 60), (2048, 60)]);
+        assert_eq!(pop_all(&mut cl[0]), [(4096, 60)]);
     }
 
     /// Nine clients: a `u64` holder set per buffer (8 bytes of `buffer_metadata` each).
