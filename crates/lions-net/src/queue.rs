@@ -314,7 +314,7 @@ impl<'a> NetSource<'a> {
     /// Phases 1 and 2 on *free* in one call: the next returned buffer, or, once the queue is
     /// empty, release the consumed slots, request a signal and re-check; `None` when it is safe to
     /// sleep.
-    #[inline]
+    #[inline(always)]
     pub fn next_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         loop {
             if let Some(buf) = self.free.pop()? {
@@ -337,7 +337,7 @@ impl<'a> NetSource<'a> {
 
     /// Phase 2 on *free*: ask the sink to signal when it returns buffers, then re-check. `Ok(true)`:
     /// buffers arrived meanwhile (request cancelled, keep processing); `Ok(false)`: safe to sleep.
-    #[inline]
+    #[inline(always)]
     pub fn park_free(&mut self) -> Result<bool, PeerError> {
         let free = &mut self.free;
         signal::park_with(self.free_signal, || free.is_empty().map(|empty| !empty))
@@ -448,7 +448,7 @@ impl<'a> NetSink<'a> {
     /// Phases 1 and 2 on *active* in one call: the next buffer handed to us, or, once the queue
     /// is empty, release the consumed slots, request a signal and re-check; `None` when it is safe
     /// to sleep.
-    #[inline]
+    #[inline(always)]
     pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         loop {
             if let Some(buf) = self.active.pop()? {
@@ -471,7 +471,7 @@ impl<'a> NetSink<'a> {
 
     /// Phase 2 on *active*: ask the source to signal when it hands on buffers, then re-check.
     /// `Ok(true)`: work arrived meanwhile; `Ok(false)`: safe to sleep.
-    #[inline]
+    #[inline(always)]
     pub fn park_active(&mut self) -> Result<bool, PeerError> {
         let active = &mut self.active;
         signal::park_with(self.active_signal, || active.is_empty().map(|empty| !empty))

@@ -491,7 +491,9 @@ mod tests {
         drv.free.release();
         for (i, dst) in [other, MAC[1], MAC[0]].into_iter().enumerate() {
             s.data.write(i * 2048, &frame(dst));
-            drv.active.push(NetBuffDesc::new(IO + i as u64 * 2048, 60)).unwrap();
+            drv.active
+                .push(NetBuffDesc::new(IO + i as u64 * 2048, 60))
+                .unwrap();
         }
         drv.active.publish();
         event(&mut v, ALL);

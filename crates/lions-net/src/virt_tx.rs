@@ -89,7 +89,7 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     policy: P,
     cache: C,
     stats: TxStats,
-    /// Each client's valid head frame (`Some` exactly where `ready` has its bit).
+    /// Each client's valid head frame, where `ready` has its bit.
     heads: [Option<Head<'a>>; MAX_CLIENTS],
     /// Each client's head frame length where `ready` has its bit (what the policy sees).
     lens: [u16; MAX_CLIENTS],
@@ -149,7 +149,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     #[inline]
     fn head(&mut self, c: usize) {
         let bit = 1u64 << c;
-        (self.ready, self.heads[c]) = (self.ready & !bit, None);
+        self.ready &= !bit;
         let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
         while let Some((q, _)) = self.clients.get(c) {
             let buf = match q.active.peek() {
@@ -178,7 +178,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             todo &= todo - 1;
         }
         while let Some(c) = self.policy.pick(self.ready, &self.lens) {
-            let Some(Some((buf, span))) = self.heads.get(c).copied() else {
+            let (Some(Some((buf, span))), true) =
+                (self.heads.get(c).copied(), self.ready & (1 << c) != 0)
+            else {
                 break;
             };
             // Staged: the driver cannot see it before the publish below, after the clean.
