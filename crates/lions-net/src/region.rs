@@ -255,6 +255,14 @@ impl<'a> Holders<'a> {
         }
     }
 
+    /// Every buffer held by nobody.
+    pub fn clear(self) {
+        match self {
+            Self::Byte(t) => t.iter().for_each(|h| h.store(0, Relaxed)),
+            Self::Word(t) => t.iter().for_each(|h| h.store(0, Relaxed)),
+        }
+    }
+
     /// Set buffer `i`'s holders (clients above 7 are dropped from a byte table, which only
     /// serves 8 clients).
     #[inline]

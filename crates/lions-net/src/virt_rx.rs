@@ -136,9 +136,7 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
 
     /// Hand every DMA buffer to the driver. Call once, from the PD's `init`.
     pub fn init(&mut self) -> Result<(), Error> {
-        for i in 0..usize::try_from(self.data.buffers()).unwrap_or(usize::MAX) {
-            self.holders.set(i, 0);
-        }
+        self.holders.clear();
         let n = self.driver.fill_free(self.io_addr)?;
         if self.driver.should_notify_free(n > 0) {
             self.driver_ch.deferred_notify()?;
@@ -147,34 +145,28 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     }
 
     /// The clients a frame for `dest` goes to.
-    #[inline]
     fn targets(&mut self, dest: MacAddr) -> u64 {
         if dest.is_broadcast() {
             self.stats.broadcast += 1;
             return self.broadcast;
         }
+        let (n, want) = (self.macs.len(), key(dest.0));
         let owner = match &self.keys {
-            Some(keys) => keys[..self.macs.len()]
-                .iter()
-                .position(|&k| k == key(dest.0)),
+            Some(keys) => keys[..n].iter().position(|&k| k == want),
             None => self.macs.iter().position(|c| c.macs().contains(&dest)),
         };
         owner.map_or(0, |c| 1 << c)
     }
 
     /// One frame from the driver to its clients, or back to the driver.
-    #[inline]
     fn demux(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
         let offset = buf.io_or_offset.wrapping_sub(self.io_addr);
         let len = buf.len.min(MAX_LEN);
-        let Ok((i, span)) = self.data.buffer(offset, len) else {
+        let free = |&(i, _): &(usize, _)| self.holders.get(i) == 0;
+        let Some((i, span)) = self.data.buffer(offset, len).ok().filter(free) else {
             self.stats.bad_from_driver += 1;
             return Ok(());
         };
-        if self.holders.get(i) != 0 {
-            self.stats.bad_from_driver += 1;
-            return Ok(());
-        }
         self.cache.clean_invalidate(span);
         let targets = span.head().map_or(0, |d| self.targets(MacAddr(d)));
         let (out, mut held) = (NetBuffDesc::new(offset, len), 0);
@@ -210,15 +202,12 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
                     Ok(Some(buf)) => buf,
                     other => return Ok(other.is_ok()),
                 };
-                let Ok(i) = data.index(buf.io_or_offset) else {
+                let holder = |&(_, held): &(usize, u64)| held & me != 0;
+                let i = data.index(buf.io_or_offset).map(|i| (i, holders.get(i)));
+                let Some((i, held)) = i.ok().filter(holder) else {
                     stats.bad_returns += 1;
                     continue;
                 };
-                let held = holders.get(i);
-                if held & me == 0 {
-                    stats.bad_returns += 1;
-                    continue;
-                }
                 holders.set(i, held & !me);
                 if held == me {
                     let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
