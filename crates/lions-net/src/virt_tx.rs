@@ -146,7 +146,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 
     /// Look at client `c`'s next valid frame (bad ones before it go back to the client) and record
     /// it in `heads`, `lens` and `ready`. A client whose indices are impossible is faulted.
-    #[inline]
+    #[inline(always)]
     fn head(&mut self, c: usize) {
         let bit = 1u64 << c;
         self.ready &= !bit;
