@@ -9,8 +9,7 @@ use core::sync::atomic::Ordering;
 use lions_os::RegionResource;
 use lions_queue::atomic::AtomicU32;
 use lions_queue::{
-    Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,
-    RegionError,
+    Capacity, Consumer, PeerError, Producer, PushError, QueueHeader, QueueMemory, RegionError,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -454,43 +453,11 @@ impl<'a> RequestProducer<'a> {
     }
 }
 
-/// Why queues could not be set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueError {
-    /// A region is misaligned or too small.
-    Region(RegionError),
-    /// The indices already in shared memory are inconsistent.
-    Handle(HandleError),
-    /// A config names a region that is not mapped here (vaddr 0).
-    Unmapped,
-}
-
-impl From<RegionError> for QueueError {
-    fn from(e: RegionError) -> Self {
-        Self::Region(e)
-    }
-}
-
-impl From<HandleError> for QueueError {
-    fn from(e: HandleError) -> Self {
-        Self::Handle(e)
-    }
-}
-
-impl core::fmt::Display for QueueError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Region(e) => e.fmt(f),
-            Self::Handle(e) => e.fmt(f),
-            Self::Unmapped => write!(f, "queue region is not mapped in this component"),
-        }
-    }
-}
-
-impl core::error::Error for QueueError {}
+/// Why queues could not be set up: the queue error every class crate shares.
+pub use lions_queue::clients::QueueError;
 
 fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
-    r.as_raw_parts().ok_or(QueueError::Unmapped)
+    lions_queue::clients::region(r.vaddr, r.size)
 }
 
 /// The request and response queue regions of a connection.
@@ -657,6 +624,7 @@ impl TryFrom<u64> for BusReply {
 mod tests {
     use super::*;
     use core::mem::offset_of;
+    use lions_queue::HandleError;
 
     #[test]
     fn layouts_match_c() {

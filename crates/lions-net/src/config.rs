@@ -4,7 +4,6 @@
 //! are pinned by the tests; every implicit C padding is an explicit `_pad` field.
 
 use crate::SetupError;
-use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc};
 use crate::region::DataRegion;
 use lions_os::{
     Channel, Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS, RegionResource,
@@ -27,6 +26,7 @@ impl MacAddr {
     pub const BROADCAST: Self = Self([0xff; 6]);
 
     /// Whether this is the broadcast address.
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
@@ -125,6 +125,7 @@ pub struct NetVirtRxClient {
 
 impl NetVirtRxClient {
     /// The valid MAC addresses (clamped to the array).
+    #[inline]
     pub fn macs(&self) -> &[MacAddr] {
         &self.mac_addrs[..usize::from(self.num_macs).min(MAX_CLIENTS)]
     }
@@ -154,6 +155,7 @@ pub struct NetVirtRxConfig {
 
 impl NetVirtRxConfig {
     /// The valid clients (clamped to the array).
+    #[inline]
     pub fn clients(&self) -> &[NetVirtRxClient] {
         &self.clients[..usize::from(self.num_clients).min(MAX_CLIENTS)]
     }
@@ -224,22 +226,9 @@ pub struct NetVirtTxClient {
 
 impl NetVirtTxClient {
     /// The valid regions (clamped to the array); index = oid.
+    #[inline]
     pub fn regions(&self) -> &[NetVirtTxRegion] {
         &self.regions[..usize::from(self.num_regions).min(MAX_CLIENTS)]
-    }
-
-    /// Check a descriptor this client sent (`0 < len <= 2048`, `oid` names one of its regions,
-    /// the offset is 2048-aligned and inside it) and translate it: the device address and the
-    /// region.
-    pub fn translate(&self, buf: &NetBuffDesc) -> Result<(u64, &NetVirtTxRegion), BufferError> {
-        buf.check_len()?;
-        let oid = buf.oid();
-        let r = self
-            .regions()
-            .get(usize::from(oid))
-            .ok_or(BufferError::UnknownRegion(oid))?;
-        buf.buffer_index(r.num_buffers.into())?;
-        Ok((r.data.io_addr.wrapping_add(buf.io_or_offset), r))
     }
 }
 
@@ -263,20 +252,9 @@ pub struct NetVirtTxConfig {
 
 impl NetVirtTxConfig {
     /// The valid clients (clamped to the array).
+    #[inline]
     pub fn clients(&self) -> &[NetVirtTxClient] {
         &self.clients[..usize::from(self.num_clients).min(MAX_CLIENTS)]
-    }
-
-    /// The client whose data region holds device address `io`, and that client's descriptor for
-    /// the buffer: offset in the region, `len`, and the region's index as `oid`.
-    pub fn locate(&self, io: u64, len: u16) -> Option<(usize, NetBuffDesc)> {
-        self.clients().iter().enumerate().find_map(|(c, client)| {
-            (0u8..).zip(client.regions()).find_map(|(oid, r)| {
-                let offset = io.wrapping_sub(r.data.io_addr);
-                let inside = offset < u64::from(r.num_buffers) * NET_BUFFER_SIZE;
-                Some((c, NetBuffDesc::with_oid(offset, len, oid).ok()?)).filter(|_| inside)
-            })
-        })
     }
 }
 

@@ -20,7 +20,7 @@
 //! | module | component | what it does |
 //! |---|---|---|
 //! | [`driver`] | `net_driver_*` | [`EthDevice`], the hardware trait a NIC driver implements, and [`EthDriver`], the generic loop that owns the queues and the signalling (`rx_provide`, `rx_return`, `tx_provide`, `tx_return`) |
-//! | [`virt_rx`] | `net_virt_rx` | [`VirtRx`]: demultiplexing by destination MAC, broadcast to every client with a per-buffer reference count, unmatched frames straight back to the driver, cache clean+invalidate before the header is read |
+//! | [`virt_rx`] | `net_virt_rx` | [`VirtRx`]: demultiplexing by destination MAC, broadcast to every client with a per-buffer holder set, unmatched frames straight back to the driver, cache clean+invalidate before the header is read |
 //! | [`virt_tx`] | `net_virt_tx` | [`VirtTx`]: validation of every client descriptor (bad ones back to their client), translation to device addresses, cache clean, a [`TxPolicy`] choosing the order |
 //! | [`policy`] | (in `net_virt_tx`) | [`InOrder`], [`RoundRobin`], [`StrictPriority`], and per-client bandwidth limits ([`RateLimit`]) |
 //! | [`copy`] | `net_copy` | [`Copier`]: frames from the shared Rx DMA region into the client's own region; drops when the client has no free buffer |

@@ -16,14 +16,15 @@ use lions_os::MAX_CLIENTS;
 
 /// A Tx shaping policy. The virtualiser calls [`begin`](Self::begin) once per pass, then
 /// [`pick`](Self::pick) and [`sent`](Self::sent) for each frame until `pick` says `None`, no client
-/// is ready, or the driver queue is full.
+/// is ready, or the driver queue is full. A decision costs at most one step per ready client: the
+/// waiting clients come as a bit set, never as a scan over every possible client.
 pub trait TxPolicy {
     /// A pass over the clients' queues begins (a rate limit reads its clock here).
     fn begin(&mut self) {}
-    /// The client whose head frame goes next: `len[c] > 0` means client `c` has a valid frame of
-    /// `len[c]` bytes waiting (0: nothing waiting). `None`: nothing more in this pass. A client
-    /// with nothing waiting is taken as `None`.
-    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize>;
+    /// The client whose head frame goes next, among `ready` (bit `c`: client `c` has a valid
+    /// frame of `len[c]` bytes waiting; `len` is meaningful only where `ready` has a bit).
+    /// `None`: nothing more in this pass. A client outside `ready` is taken as `None`.
+    fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize>;
     /// The frame of `len` bytes picked from `client` went to the driver.
     fn sent(&mut self, client: usize, len: u16) {
         let _ = (client, len);
@@ -40,14 +41,19 @@ pub trait TxPolicy {
 pub struct InOrder;
 
 impl TxPolicy for InOrder {
-    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
-        len.iter().position(|&l| l > 0)
+    #[inline]
+    fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
+        (ready != 0).then(|| ready.trailing_zeros() as usize)
     }
 }
 
-/// Bit `c` set: client `c` has a frame waiting.
-fn ready(len: &[u16; MAX_CLIENTS]) -> u64 {
-    (0..MAX_CLIENTS).fold(0, |r, c| r | u64::from(len[c] > 0) << c)
+/// The clients in `set`, lowest first.
+fn bits(mut set: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let c = (set != 0).then(|| set.trailing_zeros() as usize)?;
+        set &= set - 1;
+        Some(c)
+    })
 }
 
 /// One frame per ready client in turn, starting after the client served last.
@@ -57,12 +63,14 @@ pub struct RoundRobin {
 }
 
 impl TxPolicy for RoundRobin {
-    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
+    #[inline]
+    fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
         // `next < 64`; rotating puts it at bit 0, so the first set bit is the next one in turn.
-        let turn = ready(len).rotate_right(self.next);
+        let turn = ready.rotate_right(self.next);
         (turn != 0).then(|| ((self.next + turn.trailing_zeros()) % 64) as usize)
     }
 
+    #[inline]
     fn sent(&mut self, client: usize, _: u16) {
         self.next = u32::try_from((client + 1) % MAX_CLIENTS).unwrap_or(0);
     }
@@ -87,10 +95,8 @@ impl StrictPriority {
 }
 
 impl TxPolicy for StrictPriority {
-    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
-        (0..MAX_CLIENTS)
-            .filter(|&c| len[c] > 0)
-            .min_by_key(|&c| core::cmp::Reverse(self.prio[c]))
+    fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
+        bits(ready).min_by_key(|&c| core::cmp::Reverse(self.prio[c]))
     }
 }
 
@@ -170,7 +176,7 @@ impl<P: TxPolicy, F: FnMut() -> u64> TxPolicy for RateLimit<P, F> {
         let dt = u128::from(now.saturating_sub(self.last));
         self.last = self.last.max(now);
         self.wake = None;
-        for c in (0..MAX_CLIENTS).filter(|&c| self.limited & (1 << c) != 0) {
+        for c in bits(self.limited) {
             let l = self.limit[c];
             let full = u128::from(l.burst_bytes) * NS;
             self.tokens[c] = (self.tokens[c] + dt * u128::from(l.bytes_per_sec)).min(full);
@@ -178,12 +184,12 @@ impl<P: TxPolicy, F: FnMut() -> u64> TxPolicy for RateLimit<P, F> {
         self.inner.begin();
     }
 
-    fn pick(&mut self, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
-        let mut eligible = *len;
-        for c in (0..MAX_CLIENTS).filter(|&c| ready(len) & self.limited & (1 << c) != 0) {
+    fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
+        let mut eligible = ready;
+        for c in bits(ready & self.limited) {
             let need = u128::from(len[c]) * NS;
             if self.tokens[c] < need {
-                eligible[c] = 0;
+                eligible &= !(1 << c);
                 let rate = u128::from(self.limit[c].bytes_per_sec);
                 if rate > 0 {
                     let wait = u64::try_from((need - self.tokens[c]).div_ceil(rate));
@@ -192,7 +198,7 @@ impl<P: TxPolicy, F: FnMut() -> u64> TxPolicy for RateLimit<P, F> {
                 }
             }
         }
-        self.inner.pick(&eligible)
+        self.inner.pick(eligible, len)
     }
 
     fn sent(&mut self, client: usize, len: u16) {
@@ -216,9 +222,15 @@ mod tests {
 
     const LEN: [u16; MAX_CLIENTS] = [100; MAX_CLIENTS];
 
-    /// `lens` with only the clients in `ready` waiting.
-    fn mask(ready: u64, lens: &[u16; MAX_CLIENTS]) -> [u16; MAX_CLIENTS] {
-        core::array::from_fn(|c| if ready & (1 << c) != 0 { lens[c] } else { 0 })
+    /// `lens` with only the clients in `ready` waiting: the set and the lengths a policy sees.
+    fn mask(ready: u64, lens: &[u16; MAX_CLIENTS]) -> (u64, [u16; MAX_CLIENTS]) {
+        let lens = core::array::from_fn(|c| if ready & (1 << c) != 0 { lens[c] } else { 0 });
+        (ready, lens)
+    }
+
+    /// `p.pick` over what `mask` gives.
+    fn pick(p: &mut impl TxPolicy, (ready, lens): (u64, [u16; MAX_CLIENTS])) -> Option<usize> {
+        p.pick(ready, &lens)
     }
 
     /// Pick and send until `pick` says `None` or `n` frames went, the clients in `ready` staying
@@ -226,9 +238,9 @@ mod tests {
     fn run(p: &mut impl TxPolicy, ready: u64, lens: &[u16; MAX_CLIENTS], n: usize) -> Vec<usize> {
         p.begin();
         let mut out = Vec::new();
-        let lens = &mask(ready, lens);
+        let (ready, lens) = &mask(ready, lens);
         while out.len() < n {
-            let Some(c) = p.pick(lens) else { break };
+            let Some(c) = p.pick(*ready, lens) else { break };
             assert!(ready & (1 << c) != 0, "picked {c} outside {ready:#x}");
             p.sent(c, lens[c]);
             out.push(c);
@@ -239,8 +251,8 @@ mod tests {
     #[test]
     fn in_order_drains_the_lowest_first() {
         assert_eq!(run(&mut InOrder, 0b1010_0100, &LEN, 3), [2, 2, 2]);
-        assert_eq!(InOrder.pick(&mask(0, &LEN)), None);
-        assert_eq!(InOrder.pick(&mask(1 << 63, &LEN)), Some(63));
+        assert_eq!(pick(&mut InOrder, mask(0, &LEN)), None);
+        assert_eq!(pick(&mut InOrder, mask(1 << 63, &LEN)), Some(63));
     }
 
     #[test]
@@ -254,7 +266,7 @@ mod tests {
             [63, 0, 63, 0],
             "after 3 comes 63"
         );
-        assert_eq!(rr.pick(&mask(0, &LEN)), None);
+        assert_eq!(pick(&mut rr, mask(0, &LEN)), None);
     }
 
     #[test]
@@ -280,7 +292,7 @@ mod tests {
             [40],
             "clients beyond the table are level 0"
         );
-        assert_eq!(p.pick(&mask(0, &LEN)), None);
+        assert_eq!(pick(&mut p, mask(0, &LEN)), None);
     }
 
     proptest! {
@@ -305,7 +317,7 @@ mod tests {
         #[test]
         fn strict_priority_picks_the_top(prio in prop::collection::vec(any::<u8>(), 64), ready in 1u64..) {
             let mut p = StrictPriority::new(&prio);
-            let c = p.pick(&mask(ready, &LEN)).unwrap();
+            let c = pick(&mut p, mask(ready, &LEN)).unwrap();
             let top = (0..64).filter(|i| ready & (1 << i) != 0).map(|i| prio[i]).max().unwrap();
             prop_assert_eq!(prio[c], top);
         }

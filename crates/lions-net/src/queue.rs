@@ -5,11 +5,11 @@
 use crate::SetupError;
 use crate::config::NetConnectionResource;
 use core::ptr::NonNull;
-use lions_os::{Channel, MAX_CLIENTS, RegionResource};
+use lions_os::{Channel, RegionResource};
 use lions_queue::atomic::{AtomicU16, AtomicU32};
 use lions_queue::{
-    Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,
-    RegionError, Signal, signal,
+    Capacity, Consumer, PeerError, Producer, PushError, QueueHeader, QueueMemory, RegionError,
+    Signal, signal,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -184,44 +184,8 @@ unsafe impl QueueHeader for NetQueue {
     }
 }
 
-/// Why a queue pair could not be set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueError {
-    /// A region is missing (vaddr 0), misaligned, too small, or the capacity was refused.
-    Region(RegionError),
-    /// The indices already in shared memory are inconsistent.
-    Handle(HandleError),
-    /// A config names a region that is not mapped here (vaddr 0) or lies outside the address space.
-    Unmapped,
-    /// A free queue to be primed already holds buffers, or a handle to be re-made has staged
-    /// entries.
-    NotEmpty,
-}
-
-impl From<RegionError> for QueueError {
-    fn from(e: RegionError) -> Self {
-        Self::Region(e)
-    }
-}
-
-impl From<HandleError> for QueueError {
-    fn from(e: HandleError) -> Self {
-        Self::Handle(e)
-    }
-}
-
-impl core::fmt::Display for QueueError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Region(e) => e.fmt(f),
-            Self::Handle(e) => e.fmt(f),
-            Self::Unmapped => write!(f, "queue region is not mapped in this component"),
-            Self::NotEmpty => write!(f, "queue is not empty"),
-        }
-    }
-}
-
-impl core::error::Error for QueueError {}
+/// Why a queue pair could not be set up: the one error type of every class crate's queues.
+pub use lions_queue::clients::QueueError;
 
 /// Map one queue region.
 ///
@@ -274,7 +238,7 @@ struct Raw {
 
 /// `(base, len)` of a region named in a config, as a pointer into this address space.
 fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
-    r.as_raw_parts().ok_or(QueueError::Unmapped)
+    lions_queue::clients::region(r.vaddr, r.size)
 }
 
 fn capacity(num_buffers: u64) -> Result<Capacity, QueueError> {
@@ -350,6 +314,7 @@ impl<'a> NetSource<'a> {
     /// Phases 1 and 2 on *free* in one call: the next returned buffer, or, once the queue is
     /// empty, release the consumed slots, request a signal and re-check; `None` when it is safe to
     /// sleep.
+    #[inline(always)]
     pub fn next_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         loop {
             if let Some(buf) = self.free.pop()? {
@@ -364,6 +329,7 @@ impl<'a> NetSource<'a> {
 
     /// Phase 3 on *active*: publish what was staged; whether to notify the sink now (it asked and
     /// something was published).
+    #[inline]
     pub fn publish_active(&mut self) -> bool {
         let n = self.active.publish();
         self.should_notify_active(n > 0)
@@ -371,6 +337,7 @@ impl<'a> NetSource<'a> {
 
     /// Phase 2 on *free*: ask the sink to signal when it returns buffers, then re-check. `Ok(true)`:
     /// buffers arrived meanwhile (request cancelled, keep processing); `Ok(false)`: safe to sleep.
+    #[inline(always)]
     pub fn park_free(&mut self) -> Result<bool, PeerError> {
         let free = &mut self.free;
         signal::park_with(self.free_signal, || free.is_empty().map(|empty| !empty))
@@ -383,6 +350,7 @@ impl<'a> NetSource<'a> {
 
     /// Phase 3 on *active*: whether to notify the sink now. True only if `did_work` and the sink
     /// asked; the request is consumed.
+    #[inline]
     pub fn should_notify_active(&self, did_work: bool) -> bool {
         self.active_signal.should_notify(did_work)
     }
@@ -462,17 +430,25 @@ impl<'a> NetSink<'a> {
 
     /// [`adopt_free`](Self::adopt_free) unless this handle already did (call it when the first
     /// buffer arrives on *active*: by then the source has primed its free queue).
+    #[inline]
     pub fn adopt_free_once(&mut self) -> Result<(), QueueError> {
         if self.adopted {
             Ok(())
         } else {
-            self.adopt_free()
+            self.adopt_free_cold()
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn adopt_free_cold(&mut self) -> Result<(), QueueError> {
+        self.adopt_free()
     }
 
     /// Phases 1 and 2 on *active* in one call: the next buffer handed to us, or, once the queue
     /// is empty, release the consumed slots, request a signal and re-check; `None` when it is safe
     /// to sleep.
+    #[inline(always)]
     pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         loop {
             if let Some(buf) = self.active.pop()? {
@@ -487,6 +463,7 @@ impl<'a> NetSink<'a> {
 
     /// Phase 3 on *free*: publish what was staged; whether to notify the source now (it asked and
     /// something was published).
+    #[inline]
     pub fn publish_free(&mut self) -> bool {
         let n = self.free.publish();
         self.should_notify_free(n > 0)
@@ -494,6 +471,7 @@ impl<'a> NetSink<'a> {
 
     /// Phase 2 on *active*: ask the source to signal when it hands on buffers, then re-check.
     /// `Ok(true)`: work arrived meanwhile; `Ok(false)`: safe to sleep.
+    #[inline(always)]
     pub fn park_active(&mut self) -> Result<bool, PeerError> {
         let active = &mut self.active;
         signal::park_with(self.active_signal, || active.is_empty().map(|empty| !empty))
@@ -503,6 +481,7 @@ impl<'a> NetSink<'a> {
     /// virtualiser holds back): while `holding`, request a signal without the re-check (the
     /// queue is not empty, and that is no reason to run again) and return `Ok(false)`; otherwise
     /// [`park_active`](Self::park_active).
+    #[inline]
     pub fn park_active_holding(&mut self, holding: bool) -> Result<bool, PeerError> {
         if holding {
             self.active_signal.request();
@@ -517,6 +496,7 @@ impl<'a> NetSink<'a> {
     }
 
     /// Phase 3 on *free*: whether to notify the source now (only if `did_work` and it asked).
+    #[inline]
     pub fn should_notify_free(&self, did_work: bool) -> bool {
         self.free_signal.should_notify(did_work)
     }
@@ -541,85 +521,43 @@ impl<'a> ClientEnd<'a> for NetSink<'a> {
     }
 }
 
-/// A virtualiser's clients: one queue end and channel each. A client that writes an impossible
-/// index is faulted: dropped from service for good and remembered in [`faulty`](Self::faulty),
-/// while the others carry on.
-pub struct Clients<T> {
-    ends: [Option<(T, Channel)>; MAX_CLIENTS],
-    faulty: u64,
+/// A virtualiser's clients: one queue end and its channel each, served while live (the generic
+/// table of `lions_queue::clients`, which loops over the live clients only).
+pub type Clients<T> = lions_queue::clients::Clients<(T, Channel)>;
+
+/// The client table over `conns`, each end made by `make`. A client whose queues already hold
+/// inconsistent indices starts out faulty; any other bad connection is an error.
+///
+/// # Safety
+/// As for `make` (e.g. [`NetSource::from_connection`]), for every connection.
+pub unsafe fn clients<'c, T>(
+    conns: impl IntoIterator<Item = &'c NetConnectionResource>,
+    make: unsafe fn(&NetConnectionResource) -> Result<T, QueueError>,
+) -> Result<Clients<T>, SetupError> {
+    Clients::new(conns, |_, conn| {
+        let ch = conn.channel()?;
+        // SAFETY: forwarded from the caller.
+        match unsafe { make(conn) } {
+            Ok(q) => Ok(Some((q, ch))),
+            Err(QueueError::Handle(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
 }
 
-impl<T> Clients<T> {
-    /// One end per connection, made by `make`. A client whose queues already hold inconsistent
-    /// indices starts out faulty; any other bad connection is an error.
-    ///
-    /// # Safety
-    /// As for `make` (e.g. [`NetSource::from_connection`]), for every connection.
-    pub unsafe fn new<'c>(
-        conns: impl Iterator<Item = &'c NetConnectionResource>,
-        make: unsafe fn(&NetConnectionResource) -> Result<T, QueueError>,
-    ) -> Result<Self, SetupError> {
-        let mut ends = [const { None }; MAX_CLIENTS];
-        let mut faulty = 0;
-        for (i, (slot, conn)) in ends.iter_mut().zip(conns).enumerate() {
-            let ch = conn.channel()?;
-            // SAFETY: forwarded from the caller.
-            match unsafe { make(conn) } {
-                Ok(q) => *slot = Some((q, ch)),
-                Err(QueueError::Handle(_)) => faulty |= 1 << i,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(Self { ends, faulty })
-    }
-
-    /// Faulted clients (bit `c` = client `c`).
-    pub fn faulty(&self) -> u64 {
-        self.faulty
-    }
-
-    /// Client `c`'s end, unless it is absent or faulted.
-    pub fn get(&mut self, c: usize) -> Option<&mut T> {
-        self.ends.get_mut(c)?.as_mut().map(|(q, _)| q)
-    }
-
-    /// Drop client `c` from service.
-    pub fn fault(&mut self, c: usize) {
-        if let Some(e) = self.ends.get_mut(c) {
-            *e = None;
-            self.faulty |= 1 << c;
-        }
-    }
-
-    /// Run `f` on every live client in index order; one for which it returns `Ok(false)` (it
-    /// misbehaved) is faulted.
-    pub fn each<E>(
-        &mut self,
-        mut f: impl FnMut(usize, &mut T, Channel) -> Result<bool, E>,
-    ) -> Result<(), E> {
-        for c in 0..MAX_CLIENTS {
-            if let Some((q, ch)) = &mut self.ends[c]
-                && !f(c, q, *ch)?
-            {
-                self.fault(c);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<'a, T: ClientEnd<'a>> Clients<T> {
-    /// Stage `buf` on client `c`'s outbound queue. False when the client is gone or the queue is
-    /// full (a client that corrupted its indices is faulted).
-    pub fn push(&mut self, c: usize, buf: NetBuffDesc) -> bool {
-        let Some(q) = self.get(c) else { return false };
-        match q.outbound().push(buf) {
-            Ok(()) => true,
-            Err(PushError::Full(_)) => false,
-            Err(PushError::Peer(..)) => {
-                self.fault(c);
-                false
-            }
+/// Stage `buf` on client `c`'s outbound queue. False when the client is gone or the queue is
+/// full (a client that corrupted its indices is faulted).
+#[inline]
+pub fn push_to<'a, T: ClientEnd<'a>>(clients: &mut Clients<T>, c: usize, buf: NetBuffDesc) -> bool {
+    let Some((q, _)) = clients.get(c) else {
+        return false;
+    };
+    match q.outbound().push(buf) {
+        Ok(()) => true,
+        Err(PushError::Full(_)) => false,
+        Err(PushError::Peer(..)) => {
+            clients.fault(c);
+            false
         }
     }
 }
@@ -630,6 +568,7 @@ mod tests {
     use super::*;
     use core::mem::offset_of;
     use core::sync::atomic::Ordering;
+    use lions_queue::HandleError;
     use zerocopy::FromZeros;
 
     #[test]

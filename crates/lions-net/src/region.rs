@@ -11,7 +11,7 @@ use crate::SetupError;
 use crate::queue::{BufferError, NET_BUFFER_SIZE, NetBuffDesc};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicU8;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use lions_os::{MAX_CLIENTS, RegionResource};
 
 /// [`NET_BUFFER_SIZE`] as a `usize`.
@@ -100,26 +100,47 @@ impl<'a> DataRegion<'a> {
     }
 
     /// Index of the buffer at `offset`, which must be 2048-aligned and inside the region.
+    #[inline]
     pub fn index(&self, offset: u64) -> Result<usize, BufferError> {
-        let index = NetBuffDesc::new(offset, 0).buffer_index(self.buffers)?;
-        // `index < buffers`, and `buffers * 2048` bytes are mapped, so it fits a usize.
-        usize::try_from(index).map_err(|_| BufferError::Misaligned(offset))
+        let index = offset / NET_BUFFER_SIZE;
+        match usize::try_from(index) {
+            // `index < buffers`, and `buffers * 2048` bytes are mapped, so it fits a usize.
+            Ok(i) if offset.is_multiple_of(NET_BUFFER_SIZE) && index < self.buffers => Ok(i),
+            _ => Err(self.refused(offset)),
+        }
+    }
+
+    /// Why [`index`](Self::index) refused `offset`.
+    #[cold]
+    fn refused(&self, offset: u64) -> BufferError {
+        match NetBuffDesc::new(offset, 0).buffer_index(self.buffers) {
+            Err(e) => e,
+            Ok(_) => BufferError::Misaligned(offset),
+        }
     }
 
     /// The first `len` bytes of the buffer at `offset`: the offset must be 2048-aligned and inside
     /// the region, and `len <= 2048`.
+    #[inline]
     pub fn span(&self, offset: u64, len: u16) -> Result<Span<'a>, BufferError> {
+        self.buffer(offset, len).map(|(_, s)| s)
+    }
+
+    /// [`span`](Self::span) with the buffer's index.
+    #[inline]
+    pub fn buffer(&self, offset: u64, len: u16) -> Result<(usize, Span<'a>), BufferError> {
         let index = self.index(offset)?;
         if len > MAX_LEN {
             return Err(BufferError::BadLength(len));
         }
-        Ok(Span {
+        let span = Span {
             // SAFETY: `index * 2048 + len <= buffers * 2048`, inside the mapping.
             ptr: unsafe { self.base.add(index * BUF) },
             len,
             writable: self.writable,
             _mem: PhantomData,
-        })
+        };
+        Ok((index, span))
     }
 }
 
@@ -137,6 +158,14 @@ impl Span<'_> {
     /// Whether the span is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The first `N` bytes (a header field such as the destination MAC), read with one unaligned
+    /// load; `None` when the span is shorter.
+    #[inline]
+    pub fn head<const N: usize>(&self) -> Option<[u8; N]> {
+        // SAFETY: `N <= len` bytes from `ptr` are mapped readable (checked by `span`).
+        (usize::from(self.len) >= N).then(|| unsafe { self.ptr.cast::<[u8; N]>().read_unaligned() })
     }
 
     /// Copy the span's bytes into `out` (as many as fit); returns how many.
@@ -176,23 +205,74 @@ impl Span<'_> {
     }
 }
 
-/// The first `n` bytes of a region named in a config as atomic counters (the Rx virtualiser's and
-/// the vswitch's per-buffer reference counts in `buffer_metadata`). Refused when the region is not
-/// mapped here or is smaller than `n` bytes.
-///
-/// # Safety
-/// The config describes this component's real mapping, read-write for `'a`.
-pub unsafe fn counters<'a>(r: &RegionResource, n: usize) -> Result<&'a [AtomicU8], SetupError> {
-    let (base, len) = r.as_raw_parts().ok_or(SetupError::Unmapped)?;
-    if len < n {
-        return Err(SetupError::RegionTooSmall {
-            needed: n as u64,
-            have: len as u64,
-        });
+/// The set of clients holding each buffer of a data region (bit `c` = client `c`; 0 = none), kept
+/// in a metadata region (the Rx virtualiser's `buffer_metadata`): a byte per buffer for up to 8
+/// clients, an 8-aligned `u64` per buffer for more.
+#[derive(Clone, Copy)]
+pub enum Holders<'a> {
+    /// One byte per buffer: clients 0..8.
+    Byte(&'a [AtomicU8]),
+    /// One word per buffer: clients 0..64.
+    Word(&'a [AtomicU64]),
+}
+
+impl<'a> Holders<'a> {
+    /// The holder sets of `n` buffers for `clients` clients in a region named in a config. Refused
+    /// when the region is not mapped here, or is too small (or misaligned) for `n` sets.
+    ///
+    /// # Safety
+    /// The config describes this component's real mapping, read-write for `'a`, which no other
+    /// component maps.
+    pub unsafe fn from_resource(
+        r: &RegionResource,
+        n: usize,
+        clients: usize,
+    ) -> Result<Self, SetupError> {
+        let (base, len) = r.as_raw_parts().ok_or(SetupError::Unmapped)?;
+        let width = if clients <= 8 { 1 } else { 8 };
+        let needed = n.saturating_mul(width);
+        if len < needed || !base.as_ptr().addr().is_multiple_of(width) {
+            let (needed, have) = (needed as u64, len as u64);
+            return Err(SetupError::RegionTooSmall { needed, have });
+        }
+        // SAFETY: `width * n <= len` bytes are mapped read-write for 'a, `width`-aligned; the
+        // atomics are valid for every bit pattern, and all access goes through them.
+        Ok(unsafe {
+            match width {
+                1 => Self::Byte(core::slice::from_raw_parts(base.as_ptr().cast(), n)),
+                _ => Self::Word(core::slice::from_raw_parts(base.as_ptr().cast(), n)),
+            }
+        })
     }
-    // SAFETY: `n <= len` bytes are mapped read-write for 'a; an `AtomicU8` has the size and
-    // alignment of a byte and is valid for every bit pattern, and all access goes through it.
-    Ok(unsafe { core::slice::from_raw_parts(base.as_ptr().cast(), n) })
+
+    /// Buffer `i`'s holders; past the table reads as held by everyone (never free, never
+    /// returnable).
+    #[inline]
+    pub fn get(self, i: usize) -> u64 {
+        match self {
+            Self::Byte(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed).into()),
+            Self::Word(t) => t.get(i).map_or(u64::MAX, |h| h.load(Relaxed)),
+        }
+    }
+
+    /// Every buffer held by nobody.
+    pub fn clear(self) {
+        match self {
+            Self::Byte(t) => t.iter().for_each(|h| h.store(0, Relaxed)),
+            Self::Word(t) => t.iter().for_each(|h| h.store(0, Relaxed)),
+        }
+    }
+
+    /// Set buffer `i`'s holders (clients above 7 are dropped from a byte table, which only
+    /// serves 8 clients).
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn set(self, i: usize, set: u64) {
+        match self {
+            Self::Byte(t) => t.get(i).map(|h| h.store(set as u8, Relaxed)),
+            Self::Word(t) => t.get(i).map(|h| h.store(set, Relaxed)),
+        };
+    }
 }
 
 #[cfg(test)]

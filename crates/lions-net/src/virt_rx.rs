@@ -5,14 +5,14 @@
 //! ## Protocol
 //!
 //! - **Init** ([`VirtRx::init`]): every Rx DMA buffer goes on the driver's free queue (device
-//!   addresses `io_addr + i * 2048`), every reference count is cleared, the driver is notified if
+//!   addresses `io_addr + i * 2048`), every holder set is cleared, the driver is notified if
 //!   it asked.
 //! - **`rx_return`** (any notification): drain the driver's active queue. Each frame's device
 //!   address becomes an offset in the Rx DMA region; the buffer is cleaned and invalidated (the
 //!   [`CacheOps`] hook) and its destination MAC read:
 //!   - a MAC in a client's list: the frame goes to that client;
 //!   - `ff:ff:ff:ff:ff:ff`: it goes to **every** live client (or those chosen with
-//!     [`VirtRx::set_broadcast_clients`]) and is counted once per client;
+//!     [`VirtRx::set_broadcast_clients`]), each of them a holder;
 //!   - anything else (or a frame shorter than a MAC): straight back to the driver's free queue.
 //!
 //!   Then request a signal on the driver's active queue, re-check, and notify each client that got
@@ -20,26 +20,25 @@
 //! - **`rx_provide`** (same notification): drain each client's free queue; a returned buffer goes
 //!   back to the driver when its last holder returned it. Request a signal on each client's free
 //!   queue and re-check. Notify the driver (deferred: it runs at a higher priority) if it asked.
-//! - **Reference counts** live in the `buffer_metadata` region, one byte per driver buffer, which
-//!   only this component maps: 0 = the driver owns it, `0x80 | c` = client `c` alone holds it
-//!   (unicast, so only `c` may return it), `n` in 1..=64 = `n` clients hold it (broadcast).
+//! - **Holder sets** live in the `buffer_metadata` region, which only this component maps: per
+//!   driver buffer the set of clients holding it (bit `c` = client `c`; 0 = the driver owns it),
+//!   one byte per buffer for up to 8 clients, a `u64` per buffer for more. A return is accepted
+//!   only from a holder, once: it removes that client from the set, and the buffer goes back to
+//!   the driver when the set becomes empty. (sDDF keeps a bare count, which lets any client
+//!   free a broadcast buffer another client still holds.)
 //! - **Misbehaviour.** A client (copier) that returns a buffer it does not hold (a bad offset, a
-//!   unicast buffer of another client, a duplicate once the count is 0) has the descriptor dropped
-//!   and counted ([`RxStats::bad_returns`]); one that corrupts its queue indices is marked faulty
+//!   buffer sent to other clients only, a second return of the same buffer) has the descriptor
+//!   dropped and counted ([`RxStats::bad_returns`]); one that corrupts its queue indices is marked faulty
 //!   and skipped. A device address outside the DMA region, or a frame in a buffer that clients
 //!   still hold, cannot be returned to anyone and is dropped and counted
 //!   ([`RxStats::bad_from_driver`]). Nothing panics; an impossible index from the (trusted)
 //!   driver is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
-use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource};
-use crate::region::{DataRegion, MAX_LEN, counters};
-use crate::{Error, MacAddr, NetVirtRxConfig, SetupError};
-use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use lions_os::{Channel, ChannelSet, Handler};
-
-/// Reference byte of a buffer held by one client alone: `UNICAST | client`.
-const UNICAST: u8 = 0x80;
+use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, clients, push_to};
+use crate::region::{DataRegion, Holders, MAX_LEN};
+use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -55,44 +54,62 @@ pub struct RxStats {
     pub bad_returns: u64,
 }
 
+/// A MAC address as a number (one compare instead of six).
+#[inline]
+fn key(mac: [u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = mac;
+    u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
+}
+
 /// The Rx virtualiser; see the module docs.
 pub struct VirtRx<'a, C = PlatformCache> {
-    config: &'a NetVirtRxConfig,
     driver: NetSink<'a>,
     driver_ch: Channel,
+    io_addr: u64,
     data: DataRegion<'a>,
-    refs: &'a [AtomicU8],
+    holders: Holders<'a>,
+    macs: &'a [NetVirtRxClient],
+    /// Each client's MAC as a number when every client has exactly one (`None`: scan `macs`).
+    keys: Option<[u64; MAX_CLIENTS]>,
     clients: Clients<NetSource<'a>>,
     cache: C,
     stats: RxStats,
     broadcast: u64,
+    /// Clients that got frames in this event (their active queue to publish).
+    touched: u64,
 }
 
 impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// The virtualiser over the queues and regions in `config`, with `cache` maintenance. A client
-    /// whose queues already hold inconsistent indices starts out faulty.
+    /// whose queues already hold inconsistent indices starts out faulty. `buffer_metadata` needs a
+    /// byte per driver buffer for up to 8 clients, 8 bytes per buffer (8-aligned) for more.
     ///
     /// # Safety
     /// The config's regions are mapped in this component for `'a` (read-write), each queue shared
     /// only with its peer, `buffer_metadata` with nobody; no other handle of the same roles exists.
     pub unsafe fn new(config: &'a NetVirtRxConfig, cache: C) -> Result<Self, SetupError> {
         let n = config.driver.num_buffers;
-        let conns = config.clients().iter().map(|c| &c.conn);
-        // SAFETY (each block): forwarded from the caller.
+        let macs = config.clients();
+        let meta = &config.buffer_metadata;
         Ok(Self {
-            config,
             // SAFETY: as above.
             driver: unsafe { NetSink::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
+            io_addr: config.data.io_addr,
             // SAFETY: as above.
             data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
             // SAFETY: as above.
-            refs: unsafe { counters(&config.buffer_metadata, n.into()) }?,
+            holders: unsafe { Holders::from_resource(meta, n.into(), macs.len()) }?,
+            macs,
+            keys: macs.iter().all(|c| c.num_macs == 1).then(|| {
+                core::array::from_fn(|c| macs.get(c).map_or(u64::MAX, |m| key(m.mac_addrs[0].0)))
+            }),
             // SAFETY: as above.
-            clients: unsafe { Clients::new(conns, NetSource::from_connection) }?,
+            clients: unsafe { clients(macs.iter().map(|c| &c.conn), NetSource::from_connection) }?,
             cache,
             stats: RxStats::default(),
             broadcast: u64::MAX,
+            touched: 0,
         })
     }
 
@@ -106,6 +123,11 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         self.clients.faulty()
     }
 
+    /// The clients holding driver buffer `i` (bit `c` = client `c`); 0 when the driver owns it.
+    pub fn holders(&self, i: usize) -> u64 {
+        self.holders.get(i)
+    }
+
     /// Deliver broadcasts only to the clients in `mask` (bit `c` = client `c`); all by default
     /// (sDDF 0.7). The paper's first scheme sends them to an ARP responder alone.
     pub fn set_broadcast_clients(&mut self, mask: u64) {
@@ -114,82 +136,80 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
 
     /// Hand every DMA buffer to the driver. Call once, from the PD's `init`.
     pub fn init(&mut self) -> Result<(), Error> {
-        self.refs.iter().for_each(|r| r.store(0, Relaxed));
-        let n = self.driver.fill_free(self.config.data.io_addr)?;
+        self.holders.clear();
+        let n = self.driver.fill_free(self.io_addr)?;
         if self.driver.should_notify_free(n > 0) {
             self.driver_ch.deferred_notify()?;
         }
         Ok(())
     }
 
+    /// The clients a frame for `dest` goes to.
+    fn targets(&mut self, dest: MacAddr) -> u64 {
+        if dest.is_broadcast() {
+            self.stats.broadcast += 1;
+            return self.broadcast;
+        }
+        let (n, want) = (self.macs.len(), key(dest.0));
+        let owner = match &self.keys {
+            Some(keys) => keys[..n].iter().position(|&k| k == want),
+            None => self.macs.iter().position(|c| c.macs().contains(&dest)),
+        };
+        owner.map_or(0, |c| 1 << c)
+    }
+
     /// One frame from the driver to its clients, or back to the driver.
     fn demux(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
-        let offset = buf.io_or_offset.wrapping_sub(self.config.data.io_addr);
+        let offset = buf.io_or_offset.wrapping_sub(self.io_addr);
         let len = buf.len.min(MAX_LEN);
-        let (Ok(span), Ok(i)) = (self.data.span(offset, len), self.data.index(offset)) else {
+        let free = |&(i, _): &(usize, _)| self.holders.get(i) == 0;
+        let Some((i, span)) = self.data.buffer(offset, len).ok().filter(free) else {
             self.stats.bad_from_driver += 1;
             return Ok(());
         };
-        if self.refs[i].load(Relaxed) != 0 {
-            self.stats.bad_from_driver += 1;
-            return Ok(());
-        }
         self.cache.clean_invalidate(span);
-        let mut dest = MacAddr::default();
-        let clients = self.config.clients();
-        let targets = match span.read(&mut dest.0) {
-            6 if dest.is_broadcast() => self.broadcast,
-            6 => clients
-                .iter()
-                .position(|c| c.macs().contains(&dest))
-                .map_or(0, |c| 1 << c),
-            _ => 0,
-        };
-        self.stats.broadcast += u64::from(dest.is_broadcast());
-        let (mut held, mut last) = (0, 0);
-        for (c, tag) in (0..clients.len()).zip(UNICAST..) {
-            if targets & (1 << c) != 0 && self.clients.push(c, NetBuffDesc::new(offset, len)) {
-                (held, last) = (held + 1, tag);
+        let targets = span.head().map_or(0, |d| self.targets(MacAddr(d)));
+        let (out, mut held) = (NetBuffDesc::new(offset, len), 0);
+        let mut todo = targets & self.clients.live();
+        while todo != 0 {
+            let c = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            if push_to(&mut self.clients, c, out) {
+                held |= 1 << c;
             }
         }
-        match held {
-            0 => self.stats.unmatched += 1,
-            1 => self.refs[i].store(last, Relaxed),
-            n => self.refs[i].store(n, Relaxed),
-        }
+        self.touched |= held;
         if held == 0 {
+            self.stats.unmatched += 1;
             self.driver
                 .free
                 .push(NetBuffDesc::new(buf.io_or_offset, 0))?;
+        } else {
+            self.holders.set(i, held);
         }
         Ok(())
     }
 
-    /// Phases 1 and 2 on every client's free queue: a buffer goes back to the driver with its
-    /// last reference.
+    /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
+    /// that holder, and goes back to the driver with the last one.
     fn rx_provide(&mut self) -> Result<(), Error> {
-        let (refs, data, io) = (self.refs, self.data, self.config.data.io_addr);
+        let (holders, data, io) = (self.holders, self.data, self.io_addr);
         let (driver, stats) = (&mut self.driver, &mut self.stats);
-        self.clients.each(|c, q, _| {
+        self.clients.each(|c, (q, _)| {
+            let me = 1u64 << c;
             loop {
                 let buf = match q.next_free() {
                     Ok(Some(buf)) => buf,
                     other => return Ok(other.is_ok()),
                 };
-                let Ok(i) = data.index(buf.io_or_offset) else {
+                let holder = |&(_, held): &(usize, u64)| held & me != 0;
+                let i = data.index(buf.io_or_offset).map(|i| (i, holders.get(i)));
+                let Some((i, held)) = i.ok().filter(holder) else {
                     stats.bad_returns += 1;
                     continue;
                 };
-                let next = match refs[i].load(Relaxed) {
-                    v if usize::from(v) == usize::from(UNICAST) + c => 0,
-                    v @ 1..=64 => v - 1,
-                    _ => {
-                        stats.bad_returns += 1;
-                        continue;
-                    }
-                };
-                refs[i].store(next, Relaxed);
-                if next == 0 {
+                holders.set(i, held & !me);
+                if held == me {
                     let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
                     driver.free.push(dma)?;
                 }
@@ -207,7 +227,8 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
         while let Some(buf) = self.driver.next_active()? {
             self.demux(buf)?;
         }
-        self.clients.each(|_, q, ch| {
+        let touched = core::mem::take(&mut self.touched);
+        self.clients.each_in(touched, |_, (q, ch)| {
             if q.publish_active() {
                 ch.notify()?;
             }
@@ -232,12 +253,16 @@ mod tests {
     use zerocopy::FromZeros;
 
     const IO: u64 = 0x8000_0000;
-    const MAC: [MacAddr; 2] = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];
+    const MAC: [MacAddr; 3] = [
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        MacAddr([2, 0, 0, 0, 0, 2]),
+        MacAddr([2, 0, 0, 0, 0, 3]),
+    ];
     const ALL: ChannelSet = ChannelSet::EMPTY;
 
     struct Setup {
         driver: Pair,
-        clients: [Pair; 2],
+        clients: Vec<Pair>,
         data: Mem,
         device: Mem,
         _meta: Mem,
@@ -245,8 +270,16 @@ mod tests {
     }
 
     fn setup() -> Setup {
-        let (driver, clients) = (Pair::new(4), [Pair::new(4), Pair::new(4)]);
-        let (data, device, meta) = (Mem::new(4 * 2048), Mem::new(4 * 2048), Mem::new(4));
+        setup_n(2)
+    }
+
+    fn setup_n(n: usize) -> Setup {
+        let (driver, clients) = (
+            Pair::new(4),
+            (0..n).map(|_| Pair::new(4)).collect::<Vec<_>>(),
+        );
+        let meta = Mem::new(if n <= 8 { 4 } else { 4 * 8 });
+        let (data, device) = (Mem::new(4 * 2048), Mem::new(4 * 2048));
         let mut cfg = Box::new(NetVirtRxConfig::new_zeroed());
         cfg.magic = sddf_magic(ConfigClass::Net);
         cfg.driver = driver.conn(0);
@@ -255,10 +288,10 @@ mod tests {
             io_addr: IO,
         };
         cfg.buffer_metadata = meta.res();
-        cfg.num_clients = 2;
+        cfg.num_clients = u8::try_from(n).unwrap();
         for ((c, q), id) in clients.iter().enumerate().zip(1..) {
             cfg.clients[c].conn = q.conn(id);
-            cfg.clients[c].mac_addrs[0] = MAC[c];
+            cfg.clients[c].mac_addrs[0] = MacAddr([2, 0, 0, 0, 0, id]);
             cfg.clients[c].num_macs = 1;
         }
         Setup {
@@ -367,8 +400,9 @@ mod tests {
             }
         );
         assert_eq!(
-            v.refs.iter().map(|r| r.load(Relaxed)).collect::<Vec<_>>(),
-            [0x81, 2, 0, 0]
+            (0..4).map(|i| v.holders(i)).collect::<Vec<_>>(),
+            [0b10, 0b11, 0, 0],
+            "buffer 0 held by client 1 alone, buffer 1 by both"
         );
         // The broadcast buffer goes home after its second holder returns it, not before.
         give_back(&mut cl[0], &[2048]);
@@ -381,6 +415,118 @@ mod tests {
             .collect();
         assert_eq!(home, [IO + 2048, IO]);
         assert_eq!(v.stats().bad_returns, 0);
+    }
+
+    /// Issue 12 defect 1: a client that never received a broadcast buffer (or returns one twice,
+    /// or returns buffer 0 from zeroed slots) cannot free it while another client holds it.
+    #[test]
+    fn only_a_holder_returns_a_broadcast_buffer_and_only_once() {
+        let s = setup_n(3);
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl: Vec<_> = s.clients.iter().map(Pair::sink).collect();
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        // Buffer 2 is broadcast to clients 1 and 2 only.
+        v.set_broadcast_clients(0b110);
+        s.data.write(2 * 2048, &frame(MacAddr::BROADCAST));
+        drv.active
+            .push(NetBuffDesc::new(IO + 2 * 2048, 60))
+            .unwrap();
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert!(pop_all(&mut cl[0]).is_empty());
+        assert_eq!(pop_all(&mut cl[1]), [(4096, 60)]);
+        assert_eq!(pop_all(&mut cl[2]), [(4096, 60)]);
+        // Client 2 returns it, then returns it again; client 0, which never got it, returns it
+        // too, and bumps its tail over a zeroed slot (naming buffer 0, which nobody holds).
+        give_back(&mut cl[2], &[4096]);
+        event(&mut v, ALL);
+        give_back(&mut cl[2], &[4096]);
+        give_back(&mut cl[0], &[4096]);
+        s.clients[0].free.write(0, &2u16.to_le_bytes());
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.free.pop().unwrap(),
+            None,
+            "client 1 still holds the buffer: it must not go back to the driver"
+        );
+        assert_eq!(v.stats().bad_returns, 3);
+        // Client 1, the last holder, returns it: now it goes home, once.
+        give_back(&mut cl[1], &[4096]);
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.free.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO + 4096)
+        );
+        assert_eq!(drv.free.pop().unwrap(), None);
+        assert_eq!(v.faulty(), 0);
+    }
+
+    /// A client with two MACs: every client's addresses are searched, lowest client first.
+    #[test]
+    fn a_client_with_several_macs() {
+        let mut s = setup();
+        let other = MacAddr([2, 7, 7, 7, 7, 7]);
+        (s.cfg.clients[1].mac_addrs[1], s.cfg.clients[1].num_macs) = (other, 2);
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        for (i, dst) in [other, MAC[1], MAC[0]].into_iter().enumerate() {
+            s.data.write(i * 2048, &frame(dst));
+            drv.active
+                .push(NetBuffDesc::new(IO + i as u64 * 2048, 60))
+                .unwrap();
+        }
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(pop_all(&mut cl[1]), [(0, 60), (2048, 60)]);
+        assert_eq!(pop_all(&mut cl[0]), [(4096, 60)]);
+    }
+
+    /// Nine clients: a `u64` holder set per buffer (8 bytes of `buffer_metadata` each).
+    #[test]
+    fn holder_sets_beyond_eight_clients() {
+        let mut s = setup_n(9);
+        // SAFETY: as above.
+        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut drv = s.driver.source();
+        let mut cl: Vec<_> = s.clients.iter().map(Pair::sink).collect();
+        lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
+        while drv.free.pop().unwrap().is_some() {}
+        drv.free.release();
+        v.set_broadcast_clients(1 << 8 | 1);
+        s.data.write(0, &frame(MacAddr::BROADCAST));
+        drv.active.push(NetBuffDesc::new(IO, 60)).unwrap();
+        drv.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(v.holders(0), 1 << 8 | 1);
+        assert_eq!(pop_all(&mut cl[8]), [(0, 60)]);
+        give_back(&mut cl[8], &[0]);
+        give_back(&mut cl[7], &[0]);
+        event(&mut v, ALL);
+        assert_eq!((v.holders(0), v.stats().bad_returns), (1, 1));
+        assert_eq!(drv.free.pop().unwrap(), None);
+        give_back(&mut cl[0], &[0]);
+        event(&mut v, ALL);
+        assert_eq!(drv.free.pop().unwrap().map(|d| d.io_or_offset), Some(IO));
+        // A byte per buffer cannot hold nine clients' sets: refused at start-up.
+        s.cfg.buffer_metadata.size = 4;
+        // SAFETY: as above.
+        let r = unsafe { VirtRx::new(&s.cfg, Coherent) };
+        assert!(matches!(
+            r.err(),
+            Some(SetupError::RegionTooSmall {
+                needed: 32,
+                have: 4
+            })
+        ));
     }
 
     #[test]
@@ -440,11 +586,7 @@ mod tests {
         event(&mut v, ALL);
         assert_eq!(pop_all(&mut cl[0]), [(0, 60)]);
         assert!(pop_all(&mut cl[1]).is_empty(), "not in the broadcast set");
-        assert_eq!(
-            v.refs[0].load(Relaxed),
-            0x80,
-            "one holder: owned by client 0 alone"
-        );
+        assert_eq!(v.holders(0), 0b01, "one holder: owned by client 0 alone");
         // Client 1 claims 100 returned buffers in a 4-slot queue: it is dropped from service.
         s.clients[1].free.write(0, &100u16.to_le_bytes());
         event(&mut v, ALL);

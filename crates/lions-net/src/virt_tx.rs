@@ -14,8 +14,10 @@
 //!   was checked, so a client rewriting its queue slot meanwhile changes nothing. The driver is
 //!   notified (deferred: it runs at a higher priority) if it asked.
 //! - **`tx_return`**: drain the driver's free queue; each device address is mapped back to the
-//!   client, region (`oid`) and offset it came from and returned on that client's free queue. An
-//!   address of no client is dropped and counted ([`TxStats::lost`]). Request a signal on the
+//!   client, region (`oid`) and offset it came from and returned on that client's free queue. The
+//!   virt counts each client's buffers at the driver, and the driver can give a client back no
+//!   more than it has there: an address of no client, or of a client with nothing in flight, is
+//!   dropped and counted ([`TxStats::lost`]) and never touches a client's queue. Request a signal on the
 //!   driver's free queue and re-check.
 //! - **Signals.** A client whose queue was drained requests a signal and re-checks; a client
 //!   with frames still waiting (held back by the policy or a full driver queue) requests one
@@ -29,9 +31,9 @@
 
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
-use crate::queue::{BufferError, Clients, NetBuffDesc, NetSink, NetSource};
-use crate::region::Span;
-use crate::{Error, NetVirtTxConfig, SetupError};
+use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients, push_to};
+use crate::region::{DataRegion, Span};
+use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 
 /// What the Tx virtualiser refused or lost.
@@ -39,8 +41,8 @@ use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 pub struct TxStats {
     /// Client descriptors that failed validation (returned to the client).
     pub bad: u64,
-    /// Buffers that could not be returned: an unknown device address from the driver, or a full
-    /// client free queue.
+    /// Buffers that could not be returned: a device address from the driver of no client, or of a
+    /// client with nothing in flight (nobody sent it), or a full client free queue.
     pub lost: u64,
     /// Clients found misbehaving (bit `c` = client `c`); they are ignored.
     pub faulty: u64,
@@ -48,6 +50,35 @@ pub struct TxStats {
 
 /// A client's valid head frame: the driver descriptor and the span to clean.
 type Head<'a> = (NetBuffDesc, Span<'a>);
+
+/// Check a descriptor a client sent against its data regions (`regions[oid]`): `0 < len <=
+/// 2048`, `oid` names one of them, the offset is 2048-aligned and below its `num_buffers * 2048`
+/// (the last three by [`DataRegion::span`]). On success, the descriptor for the driver (device
+/// address) and the span to clean. Every check of a Tx descriptor is here.
+#[inline]
+fn check<'a>(regions: &'a [NetVirtTxRegion], buf: &NetBuffDesc) -> Option<Head<'a>> {
+    let r = regions
+        .get(usize::from(buf.oid()))
+        .filter(|_| buf.len > 0)?;
+    let (base, _) = r.data.region.as_raw_parts()?;
+    // SAFETY: `VirtTx::new` checked that this region maps `num_buffers * 2048` readable bytes for
+    // 'a (the caller's promise).
+    let data = unsafe { DataRegion::new(base, r.num_buffers.into(), false) };
+    let span = data.span(buf.io_or_offset, buf.len).ok()?;
+    let io = r.data.io_addr.wrapping_add(buf.io_or_offset);
+    Some((NetBuffDesc::new(io, buf.len), span))
+}
+
+/// The client and region (as `oid`) whose buffer device address `io` is, and its offset there.
+#[inline]
+fn locate(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64)> {
+    cfg.clients().iter().enumerate().find_map(|(c, client)| {
+        (0u8..).zip(client.regions()).find_map(|(oid, r)| {
+            let off = io.wrapping_sub(r.data.io_addr);
+            (off < u64::from(r.num_buffers) * NET_BUFFER_SIZE).then_some((c, oid, off))
+        })
+    })
+}
 
 /// The Tx virtualiser; see the module docs.
 pub struct VirtTx<'a, P, C = PlatformCache> {
@@ -58,6 +89,14 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     policy: P,
     cache: C,
     stats: TxStats,
+    /// Each client's valid head frame, where `ready` has its bit.
+    heads: [Option<Head<'a>>; MAX_CLIENTS],
+    /// Each client's head frame length where `ready` has its bit (what the policy sees).
+    lens: [u16; MAX_CLIENTS],
+    /// Clients with a valid frame waiting.
+    ready: u64,
+    /// Buffers each client has at the driver: what the driver may give back.
+    in_flight: [u32; MAX_CLIENTS],
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
@@ -80,17 +119,22 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             driver: unsafe { NetSource::from_connection(&cfg.driver) }?,
             driver_ch: cfg.driver.channel()?,
             // SAFETY: forwarded from the caller.
-            clients: unsafe { Clients::new(conns, NetSink::from_connection) }?,
+            clients: unsafe { clients(conns, NetSink::from_connection) }?,
             policy,
             cache,
             stats: TxStats::default(),
+            heads: [None; MAX_CLIENTS],
+            lens: [0; MAX_CLIENTS],
+            ready: 0,
+            in_flight: [0; MAX_CLIENTS],
         })
     }
 
     /// Counters of refused and lost buffers, and the faulted clients.
     pub fn stats(&self) -> TxStats {
+        let faulty = self.clients.faulty();
         TxStats {
-            faulty: self.clients.faulty(),
+            faulty,
             ..self.stats
         }
     }
@@ -100,68 +144,66 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         &self.policy
     }
 
-    /// Check client `c`'s descriptor: the driver descriptor and the span it covers.
-    fn check(&self, c: usize, buf: &NetBuffDesc) -> Result<Head<'a>, BufferError> {
-        let (io, r) = self.config.clients[c].translate(buf)?;
-        // SAFETY: the caller of `new` promised the mapping lives for 'a (and `new` checked it).
-        let data = unsafe { r.buffers() }.map_err(|_| BufferError::UnknownRegion(buf.oid()))?;
-        Ok((
-            NetBuffDesc::new(io, buf.len),
-            data.span(buf.io_or_offset, buf.len)?,
-        ))
-    }
-
-    /// Client `c`'s next valid frame; bad ones before it go back to the client. A client whose
-    /// indices are impossible is faulted.
-    fn head(&mut self, c: usize) -> Option<Head<'a>> {
-        while let Some(q) = self.clients.get(c) {
+    /// Look at client `c`'s next valid frame (bad ones before it go back to the client) and record
+    /// it in `heads`, `lens` and `ready`. A client whose indices are impossible is faulted.
+    #[inline(always)]
+    fn head(&mut self, c: usize) {
+        let bit = 1u64 << c;
+        self.ready &= !bit;
+        let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
+        while let Some((q, _)) = self.clients.get(c) {
             let buf = match q.active.peek() {
                 Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
-                Ok(None) => return None,
+                Ok(None) => return,
                 _ => break,
             };
-            if let Ok(head) = self.check(c, &buf) {
-                return Some(head);
+            if let Some(head) = check(regions, &buf) {
+                (self.heads[c], self.lens[c], self.ready) = (Some(head), buf.len, self.ready | bit);
+                return;
             }
             self.stats.bad += 1;
-            self.clients.get(c).map(|q| q.active.pop());
-            self.stats.lost += u64::from(!self.clients.push(c, buf));
+            let _ = q.active.pop();
+            self.stats.lost += u64::from(!push_to(&mut self.clients, c, buf));
         }
         self.clients.fault(c);
-        None
     }
 
     /// One pass: policy-ordered frames to the driver, then phases 2 and 3 toward the clients.
     /// Returns whether a drained client's queue refilled meanwhile (run again).
     fn tx_provide(&mut self) -> Result<bool, Error> {
         self.policy.begin();
-        let (mut heads, mut lens) = ([None; MAX_CLIENTS], [0u16; MAX_CLIENTS]);
-        for c in 0..self.config.clients().len() {
-            heads[c] = self.head(c);
-            lens[c] = heads[c].map_or(0, |(buf, _)| buf.len);
+        let mut todo = self.clients.live();
+        while todo != 0 {
+            self.head(todo.trailing_zeros() as usize);
+            todo &= todo - 1;
         }
-        while self.driver.active.free()? > 0 {
-            let c = self.policy.pick(&lens).unwrap_or(MAX_CLIENTS);
-            let Some(&Some((buf, span))) = heads.get(c) else {
+        while let Some(c) = self.policy.pick(self.ready, &self.lens) {
+            let (Some(Some((buf, span))), true) =
+                (self.heads.get(c).copied(), self.ready & (1 << c) != 0)
+            else {
                 break;
             };
-            self.clients.get(c).map(|q| q.active.pop());
+            // Staged: the driver cannot see it before the publish below, after the clean.
+            match self.driver.active.push(buf) {
+                Err(lions_queue::PushError::Full(_)) => break,
+                r => r?,
+            }
             self.cache.clean(span);
-            self.driver.active.push(buf)?;
+            let _ = self.clients.get(c).map(|(q, _)| q.active.pop());
+            self.in_flight[c] = self.in_flight[c].saturating_add(1);
             self.policy.sent(c, buf.len);
-            heads[c] = self.head(c);
-            lens[c] = heads[c].map_or(0, |(buf, _)| buf.len);
+            self.head(c);
         }
         if self.driver.publish_active() {
             self.driver_ch.deferred_notify()?;
         }
-        let mut again = false;
-        self.clients.each(|c, q, ch| {
+        let (mut again, ready) = (false, self.ready);
+        self.clients.each(|c, (q, ch)| {
             q.active.release();
             if q.publish_free() {
                 ch.notify()?;
             }
-            let parked = q.park_active_holding(lens[c] > 0);
+            let parked = q.park_active_holding(ready & (1 << c) != 0);
             again |= parked == Ok(true);
             Ok::<_, Error>(parked.is_ok())
         })?;
@@ -172,13 +214,17 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     type Error = Error;
 
-    /// Buffers the driver sent go back to their clients, then the clients' frames go out.
+    /// Buffers the driver sent go back to the client each came from (if that client has one at
+    /// the driver), then the clients' frames go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
-            match self.config.locate(buf.io_or_offset, buf.len) {
-                Some((c, back)) => self.stats.lost += u64::from(!self.clients.push(c, back)),
-                None => self.stats.lost += 1,
-            }
+            let back = locate(self.config, buf.io_or_offset).and_then(|(c, oid, off)| {
+                let n = self.in_flight.get_mut(c).filter(|n| **n > 0)?;
+                *n -= 1;
+                let back = NetBuffDesc::with_oid(off, buf.len, oid).ok()?;
+                push_to(&mut self.clients, c, back).then_some(())
+            });
+            self.stats.lost += u64::from(back.is_none());
         }
         while self.tx_provide()? {}
         Ok(())
@@ -276,9 +322,16 @@ mod tests {
             "before the driver could see it"
         );
         assert_eq!(s.driver.active_tail(), 1);
-        // The driver returns it, plus an address of client 1 and one of nobody.
+        // Client 1 sends its buffer 3 (it holds all four: it never primed its free queue).
+        let mut c1 = s.clients[1].source();
+        c1.active.push(NetBuffDesc::new(3 * 2048, 13)).unwrap();
+        c1.active.publish();
+        event(&mut v, ALL);
+        let d3 = drv.active.pop().unwrap().unwrap();
+        assert_eq!(d3.io_or_offset, IO[2] + 3 * 2048);
+        // The driver returns both, plus an address of nobody.
         drv.active.release();
-        for io in [d.io_or_offset, IO[2] + 3 * 2048, IO[1] + 2 * 2048] {
+        for io in [d.io_or_offset, d3.io_or_offset, IO[1] + 2 * 2048] {
             drv.free.push(NetBuffDesc::new(io, 13)).unwrap();
         }
         drv.free.publish();
@@ -291,7 +344,6 @@ mod tests {
             (2048, 1),
             "offset and region restored"
         );
-        let mut c1 = s.clients[1].source();
         let d1 = c1.free.pop().unwrap().unwrap();
         assert_eq!((d1.io_or_offset, d1.oid()), (3 * 2048, 0));
         assert_eq!(
@@ -302,6 +354,45 @@ mod tests {
                 faulty: 0
             }
         );
+    }
+
+    /// Issue 12 defect 2: a buffer the driver returns that nobody sent is refused; it must not
+    /// reach (and before adoption, corrupt) the client's free queue.
+    #[test]
+    fn a_buffer_nobody_sent_is_not_returned() {
+        let s = setup();
+        // SAFETY: as above.
+        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.unwrap();
+        let mut c0 = s.clients[0].source();
+        assert_eq!(c0.prime_free(0).unwrap(), 4);
+        let free_tail = || u16::from_le_bytes(s.clients[0].free.read(0, 2).try_into().unwrap());
+        assert_eq!(free_tail(), 4);
+        // The driver returns client 0's buffer 1, which was never sent.
+        let mut drv = s.driver.sink();
+        drv.free.push(NetBuffDesc::new(IO[0] + 2048, 60)).unwrap();
+        drv.free.publish();
+        event(&mut v, ALL);
+        assert_eq!(free_tail(), 4, "the client's primed free queue is intact");
+        assert_eq!(v.stats().lost, 1);
+        // The client still transmits, and gets its buffer back once, when it was really sent.
+        let d = c0.free.pop().unwrap().unwrap();
+        c0.free.release();
+        c0.active
+            .push(NetBuffDesc::new(d.io_or_offset, 60))
+            .unwrap();
+        c0.active.publish();
+        event(&mut v, ALL);
+        let sent = drv.active.pop().unwrap().unwrap();
+        assert_eq!(sent.io_or_offset, IO[0] + d.io_or_offset);
+        drv.active.release();
+        for _ in 0..2 {
+            drv.free.push(sent).unwrap();
+        }
+        drv.free.publish();
+        event(&mut v, ALL);
+        assert_eq!(free_tail(), 5, "returned once, not twice");
+        assert_eq!(v.stats().lost, 2);
+        assert_eq!(v.stats().faulty, 0);
     }
 
     /// Both clients queue three frames before the virt runs: one pass orders them.

@@ -44,6 +44,7 @@
 #![cfg_attr(not(test), no_std)]
 
 mod capacity;
+pub mod clients;
 mod index;
 mod memory;
 mod ring;
