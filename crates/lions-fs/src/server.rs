@@ -410,17 +410,16 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
         config: &crate::FsServerConfig,
         backend: B,
     ) -> Result<Self, QueueError> {
+        let channel = config
+            .client
+            .channel()
+            .ok_or(QueueError::Channel(config.client.id))?;
         // SAFETY: forwarded from the caller.
         let queues = unsafe { FsServerQueues::from_connection(&config.client) }?;
         // SAFETY: forwarded from the caller.
         let share = unsafe { ShareRegion::from_resource(&config.client.share) }
             .ok_or(QueueError::Unmapped)?;
-        Ok(Self::new(
-            queues,
-            share,
-            Channel::new(config.client.id),
-            backend,
-        ))
+        Ok(Self::new(queues, share, channel, backend))
     }
 
     /// The backend.
