@@ -303,7 +303,9 @@ fn bad_first_clusters_are_errors() {
             (b"DIR        ", 0xFFFF_FFF0),
             (b"FILE    TXT", 0xFFFF_FFFF),
         ] {
-            if fat == lamfat::FatType::Fat16 && cluster > 0xFFFF {
+            // FAT16 entries hold 16 bits; on the FAT32 image (81 000 clusters) 0xFFF0 is valid.
+            let fat32 = fat == lamfat::FatType::Fat32;
+            if (!fat32 && cluster > 0xFFFF) || (fat32 && cluster == 0xFFF0) {
                 continue;
             }
             let mut bad = img.clone();
@@ -381,30 +383,52 @@ fn next(x: &mut u64) -> u64 {
 
 /// Seeded random corruption of a small valid image (bytes anywhere in the metadata area, most
 /// of them in the boot sector, FATs and directories), then every operation through the server:
-/// no panic and no hang for any seed. `LIONS_FS_FUZZ_CASES` runs more cases (default 150).
+/// no panic and no hang for any seed. `LIONS_FS_FUZZ_CASES` runs more cases (default 300).
 #[test]
 fn random_corruption_never_panics_the_server() {
     let cases: u64 = std::env::var("LIONS_FS_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(150);
+        .unwrap_or(300);
     let base = valid_image(8, lamfat::FatType::Fat16);
-    // Boot sector, FATs, root directory and the first data clusters (where /dir lives).
-    let hot = 128 * 1024;
+    // FAT16 layout from the boot sector: the FAT, the root directory, then the data clusters
+    // (the files and /dir live in the first few dozen).
+    let (fat_at, fat_len) = fat_region(&base, lamfat::FatType::Fat16);
+    let root_at = fat_at + usize::from(base[16]) * fat_len;
+    let root_len = usize::from(u16::from_le_bytes([base[17], base[18]])) * 32;
+    let hot = root_at + root_len + 64 * 1024;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for seed in 1..=cases {
             let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
             let mut img = base.clone();
-            let flips = 1 + next(&mut x) % 24;
+            let flips = 1 + next(&mut x) % 12;
             for _ in 0..flips {
-                let at = (next(&mut x) % hot) as usize;
-                img[at] = match next(&mut x) % 4 {
-                    0 => 0,
-                    1 => 0xFF,
-                    2 => img[at] ^ (1 << (next(&mut x) % 8)),
-                    _ => next(&mut x) as u8,
+                let r = next(&mut x);
+                let v = match next(&mut x) % 4 {
+                    0 => (next(&mut x) % 4) as u16,
+                    1 => 0xFFF0 + (next(&mut x) % 16) as u16,
+                    2 => (next(&mut x) % 9000) as u16,
+                    _ => next(&mut x) as u16,
                 };
+                let at = match r % 4 {
+                    // Any byte of the metadata and the first clusters.
+                    0 => {
+                        let at = (next(&mut x) % hot as u64) as usize;
+                        img[at] = v as u8;
+                        continue;
+                    }
+                    // A FAT entry of the first hundred clusters (in use by the files).
+                    1 => fat_at + 2 * (next(&mut x) % 100) as usize,
+                    // A directory entry's first-cluster field (low or high word), or its size.
+                    _ => {
+                        let entries = (root_len + 32 * 1024) / 32;
+                        let e = (next(&mut x) % entries as u64) as usize * 32;
+                        let e = if e < root_len { root_at + e } else { root_at + root_len + (e - root_len) };
+                        e + [26, 20, 28, 30][(next(&mut x) % 4) as usize]
+                    }
+                };
+                img[at..at + 2].copy_from_slice(&v.to_le_bytes());
             }
             let r = std::panic::catch_unwind(move || exercise(img));
             if r.is_err() {

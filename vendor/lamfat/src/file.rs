@@ -10,6 +10,9 @@ use crate::{
 
 const MAX_FILE_SIZE: u32 = u32::MAX;
 
+/// lions-* patch: the largest directory FAT allows (65 536 entries of 32 bytes).
+const MAX_DIR_BYTES: u32 = 65_536 * 32;
+
 /// A FAT filesystem file object used for reading and writing data.
 ///
 /// This struct is created by the `open_file` or `create_file` methods on `Dir`.
@@ -107,7 +110,8 @@ impl<'a, IO: ReadWriteSeek, TP, OCC> File<'a, IO, TP, OCC> {
                     Ok(cluster) => {
                         let size = cluster_size.min(bytes_left);
                         bytes_left -= size;
-                        Ok(Extent {
+                        // lions-* patch: the first cluster comes from the directory entry.
+                        fs.check_cluster(cluster).map(|cluster| Extent {
                             offset: fs.offset_from_cluster(cluster),
                             size,
                         })
@@ -277,6 +281,13 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Read for File<'_, IO, TP, OCC> {
         let Some(current_cluster) = current_cluster_opt else {
             return Ok(0);
         };
+        // lions-* patch: the first cluster comes from the directory entry; and a directory
+        // (whose size is not recorded) ends at the largest size FAT allows, so a directory whose
+        // chain loops ends too.
+        let current_cluster = self.fs.check_cluster(current_cluster)?;
+        if self.is_dir() && self.offset >= MAX_DIR_BYTES {
+            return Ok(0);
+        }
         let offset_in_cluster = self.offset % cluster_size;
         let bytes_left_in_cluster = (cluster_size - offset_in_cluster) as usize;
         let bytes_left_in_file = self.bytes_left_in_file().unwrap_or(bytes_left_in_cluster);
@@ -361,12 +372,18 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
                 new_cluster
             }
         } else {
-            // self.current_cluster should be a valid cluster
+            // self.current_cluster should be a valid cluster (lions-* patch: an error, not a
+            // panic, if the disk made it otherwise)
             match self.current_cluster {
                 Some(n) => n,
-                None => panic!("Offset inside cluster but no cluster allocated"),
+                None => return Err(Error::CorruptedFileSystem),
             }
         };
+        // lions-* patch: as in `read`.
+        let current_cluster = self.fs.check_cluster(current_cluster)?;
+        if self.is_dir() && self.offset >= MAX_DIR_BYTES {
+            return Ok(0);
+        }
         trace!("write {} bytes in cluster {}", write_size, current_cluster);
         let offset_in_fs =
             self.fs.offset_from_cluster(current_cluster) + u64::from(offset_in_cluster);
@@ -453,7 +470,8 @@ impl<IO: ReadWriteSeek, TP, OCC> Seek for File<'_, IO, TP, OCC> {
             // Note: new_offset_in_clusters cannot be 0 here because new_offset is not 0
             debug_assert!(new_offset_in_clusters > 0);
             let clusters_to_skip = new_offset_in_clusters - 1;
-            let mut cluster = first_cluster;
+            // lions-* patch: the first cluster comes from the directory entry.
+            let mut cluster = self.fs.check_cluster(first_cluster)?;
             let mut iter = self.fs.cluster_iter(first_cluster);
             for i in 0..clusters_to_skip {
                 cluster = if let Some(r) = iter.next() {

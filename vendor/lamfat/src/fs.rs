@@ -465,10 +465,24 @@ impl<IO: Read + Write + Seek, TP, OCC> FileSystem<IO, TP, OCC> {
     }
 
     fn sector_from_cluster(&self, cluster: u32) -> u32 {
+        // lions-* patch: callers pass clusters checked by `check_cluster`; saturate so that an
+        // unchecked one can never underflow (it was a panic for a cluster of 0 or 1).
         self.first_data_sector
             + self
                 .bpb
-                .sectors_from_clusters(cluster - RESERVED_FAT_ENTRIES)
+                .sectors_from_clusters(cluster.saturating_sub(RESERVED_FAT_ENTRIES))
+    }
+
+    /// lions-* patch: `cluster` if it names a data cluster of this volume
+    /// (`2..total_clusters + 2`), else `CorruptedFileSystem`. Cluster numbers come from the disk
+    /// (directory entries, FAT entries, the boot sector): check each before use.
+    pub(crate) fn check_cluster(&self, cluster: u32) -> Result<u32, Error<IO::Error>> {
+        if cluster >= RESERVED_FAT_ENTRIES && cluster - RESERVED_FAT_ENTRIES < self.total_clusters {
+            Ok(cluster)
+        } else {
+            error!("cluster number {} is outside the volume", cluster);
+            Err(Error::CorruptedFileSystem)
+        }
     }
 
     pub fn cluster_size(&self) -> u32 {
@@ -498,7 +512,7 @@ impl<IO: Read + Write + Seek, TP, OCC> FileSystem<IO, TP, OCC> {
         cluster: u32,
     ) -> ClusterIterator<impl ReadWriteSeek<Error = Error<IO::Error>> + '_, IO::Error> {
         let disk_slice = self.fat_slice();
-        ClusterIterator::new(disk_slice, self.fat_type, cluster)
+        ClusterIterator::new(disk_slice, self.fat_type, cluster, self.total_clusters)
     }
 
     pub(crate) fn truncate_cluster_chain(&self, cluster: u32) -> Result<(), Error<IO::Error>> {

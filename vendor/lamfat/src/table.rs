@@ -143,7 +143,8 @@ where
 {
     let end_cluster = total_clusters + RESERVED_FAT_ENTRIES;
     let start_cluster = match hint {
-        Some(n) if n < end_cluster => n,
+        // lions-* patch: a hint from the disk (FSInfo) below the first data cluster is ignored.
+        Some(n) if (RESERVED_FAT_ENTRIES..end_cluster).contains(&n) => n,
         _ => RESERVED_FAT_ENTRIES,
     };
     let new_cluster = match find_free_cluster(fat, fat_type, start_cluster, end_cluster) {
@@ -603,6 +604,10 @@ pub(crate) struct ClusterIterator<B, E, S = B> {
     fat_type: FatType,
     cluster: Option<u32>,
     err: bool,
+    // lions-* patch: clusters on the volume; every cluster the chain names is checked against
+    // it, and a chain longer than it loops.
+    total_clusters: u32,
+    steps: u32,
     // phantom is needed to add type bounds on the storage type
     phantom_s: PhantomData<S>,
     phantom_e: PhantomData<E>,
@@ -615,12 +620,14 @@ where
     S: Read + Write + Seek,
     Error<E>: From<S::Error>,
 {
-    pub(crate) fn new(fat: B, fat_type: FatType, cluster: u32) -> Self {
+    pub(crate) fn new(fat: B, fat_type: FatType, cluster: u32, total_clusters: u32) -> Self {
         Self {
             fat,
             fat_type,
             cluster: Some(cluster),
             err: false,
+            total_clusters,
+            steps: 0,
             phantom_s: PhantomData,
             phantom_e: PhantomData,
         }
@@ -628,8 +635,10 @@ where
 
     pub(crate) fn truncate(&mut self) -> Result<u32, Error<E>> {
         if let Some(n) = self.cluster {
-            // Move to the next cluster
-            self.next();
+            // Move to the next cluster (lions-* patch: stop at a corrupt chain)
+            if let Some(Err(e)) = self.next() {
+                return Err(e);
+            }
             // Mark previous cluster as end of chain
             write_fat(
                 self.fat.borrow_mut(),
@@ -647,7 +656,11 @@ where
     pub(crate) fn free(&mut self) -> Result<u32, Error<E>> {
         let mut num_free = 0;
         while let Some(n) = self.cluster {
-            self.next();
+            // lions-* patch: stop at a corrupt chain (before, a failed step left `self.cluster`
+            // unchanged and this loop freed the same cluster forever).
+            if let Some(Err(e)) = self.next() {
+                return Err(e);
+            }
             write_fat(self.fat.borrow_mut(), self.fat_type, n, FatValue::Free)?;
             num_free += 1;
         }
@@ -669,11 +682,29 @@ where
             return None;
         }
         if let Some(current_cluster) = self.cluster {
+            // lions-* patch: the cluster whose FAT entry is read, and the entry's value, must name
+            // data clusters of the volume, and the chain must end within as many steps as the
+            // volume has clusters (else it loops).
+            let valid = |c: u32| {
+                c >= RESERVED_FAT_ENTRIES && c - RESERVED_FAT_ENTRIES < self.total_clusters
+            };
+            if !valid(current_cluster) || self.steps >= self.total_clusters {
+                self.err = true;
+                self.cluster = None;
+                return Some(Err(Error::CorruptedFileSystem));
+            }
+            self.steps += 1;
             self.cluster =
                 match get_next_cluster(self.fat.borrow_mut(), self.fat_type, current_cluster) {
+                    Ok(Some(next)) if !valid(next) => {
+                        self.err = true;
+                        self.cluster = None;
+                        return Some(Err(Error::CorruptedFileSystem));
+                    }
                     Ok(next_cluster) => next_cluster,
                     Err(err) => {
                         self.err = true;
+                        self.cluster = None;
                         return Some(Err(err));
                     }
                 }
