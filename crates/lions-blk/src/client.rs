@@ -27,10 +27,21 @@
 //! Owns a [`BlkClient`] and uses its whole data region as a bounce buffer:
 //! [`read_blocks`](BlockingBlk::read_blocks) and [`write_blocks`](BlockingBlk::write_blocks) move
 //! any whole number of 4 KiB blocks in chunks of at most the data region's size, each submitted,
-//! published, and waited for by spinning on the response queue ([`lions_os::relax`] between
-//! looks). As with the serial client, this finishes only while the virt and the driver run
-//! concurrently (seL4 with higher priorities or other cores, the host board); on the
-//! single-threaded `sim` backend use the asynchronous API from the PD's event handler.
+//! published, and waited for by polling the response queue ([`lions_os::relax`] between looks).
+//! As with the serial client, this finishes only while the virt and the driver run concurrently
+//! (seL4 with higher priorities or other cores, the host board); on the single-threaded `sim`
+//! backend use the asynchronous API from the PD's event handler.
+//!
+//! ## Queued ([`QueuedBlk`])
+//!
+//! Many requests in flight, each borrowing a run of 4 KiB slots of the data region: posted
+//! writes, prefetched reads, FLUSH after the writes (see the type). The FS server's block device.
+//!
+//! ## Bounded waits
+//!
+//! A blocking call waits at most its *patience* ([`DEFAULT_PATIENCE`] relax pauses in a row with
+//! nothing answered) and then fails with [`ClientError::Stalled`]: the virt stops answering a
+//! client it faulted, and a server must not hang inside a handler because of it.
 
 use crate::config::BlkClientConfig;
 use crate::queue::{

@@ -53,7 +53,11 @@ fn valid_image(mib: u64, fat: lamfat::FatType) -> Vec<u8> {
 
 /// Cluster size of the test images: FAT32 needs at least 65 525 clusters.
 fn cluster_bytes(fat: lamfat::FatType) -> u32 {
-    if fat == lamfat::FatType::Fat32 { 512 } else { 1024 }
+    if fat == lamfat::FatType::Fat32 {
+        512
+    } else {
+        1024
+    }
 }
 
 /// Geometry from the boot sector: (bytes of one FAT entry ×2 (FAT12: 3), first FAT byte,
@@ -171,7 +175,14 @@ fn exercise(img: Vec<u8>) -> Transcript {
             continue;
         }
         for offset in [0, 5000, 9000] {
-            call(&mut wire, Command::FileRead { fd, offset, buf: data });
+            call(
+                &mut wire,
+                Command::FileRead {
+                    fd,
+                    offset,
+                    buf: data,
+                },
+            );
         }
         call(&mut wire, Command::FileSize { fd });
         call(
@@ -192,7 +203,14 @@ fn exercise(img: Vec<u8>) -> Transcript {
         );
         call(&mut wire, Command::FileSync { fd });
         call(&mut wire, Command::FileTruncate { fd, length: 1500 });
-        call(&mut wire, Command::FileRead { fd, offset: 0, buf: data });
+        call(
+            &mut wire,
+            Command::FileRead {
+                fd,
+                offset: 0,
+                buf: data,
+            },
+        );
         call(&mut wire, Command::FileClose { fd });
     }
     for d in ["/", "/dir", "/dir/sub"] {
@@ -216,7 +234,10 @@ fn exercise(img: Vec<u8>) -> Transcript {
         call(&mut wire, Command::DirRewind { fd });
         call(&mut wire, Command::DirClose { fd });
     }
-    let (old, new) = (path(&wire, 0, "/file.txt"), path(&wire, 0x100, "/dir/moved.txt"));
+    let (old, new) = (
+        path(&wire, 0, "/file.txt"),
+        path(&wire, 0x100, "/dir/moved.txt"),
+    );
     call(
         &mut wire,
         Command::Rename {
@@ -266,7 +287,10 @@ fn a_valid_image_serves_everything() {
         let mib = if fat == lamfat::FatType::Fat32 { 40 } else { 8 };
         let t = exercise_in_time(valid_image(mib, fat), "valid");
         assert_eq!(t[0], (CommandType::Initialise, Status::Success));
-        assert_eq!(t.last(), Some(&(CommandType::Deinitialise, Status::Success)));
+        assert_eq!(
+            t.last(),
+            Some(&(CommandType::Deinitialise, Status::Success))
+        );
         assert!(
             status_of(&t, CommandType::FileRead)
                 .iter()
@@ -311,7 +335,10 @@ fn bad_first_clusters_are_errors() {
             let mut bad = img.clone();
             let at = entry(&bad, name);
             set_first_cluster(&mut bad, at, cluster);
-            let what = format!("{fat:?} {} first cluster {cluster:#x}", String::from_utf8_lossy(name));
+            let what = format!(
+                "{fat:?} {} first cluster {cluster:#x}",
+                String::from_utf8_lossy(name)
+            );
             let t = exercise_in_time(bad, &what);
             assert_eq!(t[0], (CommandType::Initialise, Status::Success), "{what}");
             // What lives in the bad object fails with a status; the server keeps serving.
@@ -338,7 +365,11 @@ fn bad_chains_are_errors() {
         let img = valid_image(mib, fat);
         let file = first_cluster(&img, entry(&img, b"FILE    TXT"));
         let dir = first_cluster(&img, entry(&img, b"DIR        "));
-        let huge = if fat == lamfat::FatType::Fat16 { 0xFFF0 } else { 0x0FFF_FFF0 };
+        let huge = if fat == lamfat::FatType::Fat16 {
+            0xFFF0
+        } else {
+            0x0FFF_FFF0
+        };
         for (what, c, v) in [
             ("file chain -> 1", file, 1),
             ("file chain -> past the end", file + 1, huge),
@@ -424,7 +455,11 @@ fn random_corruption_never_panics_the_server() {
                     _ => {
                         let entries = (root_len + 32 * 1024) / 32;
                         let e = (next(&mut x) % entries as u64) as usize * 32;
-                        let e = if e < root_len { root_at + e } else { root_at + root_len + (e - root_len) };
+                        let e = if e < root_len {
+                            root_at + e
+                        } else {
+                            root_at + root_len + (e - root_len)
+                        };
                         e + [26, 20, 28, 30][(next(&mut x) % 4) as usize]
                     }
                 };
