@@ -757,11 +757,8 @@ impl<'a> QueuedBlk<'a> {
         if count == 0 || self.ops.iter().flatten().any(|o| o.overlaps(block, count)) {
             return Ok(());
         }
-        // `count <= max_blocks() <= u16::MAX`.
-        if self
-            .try_start(OpKind::Read, block, count as u16, None)?
-            .is_some()
-        {
+        let count = u16::try_from(count).unwrap_or(u16::MAX); // `<= max_blocks() <= u16::MAX`
+        if self.try_start(OpKind::Read, block, count, None)?.is_some() {
             self.client.publish()?;
         }
         Ok(())
@@ -787,8 +784,9 @@ impl<'a> QueuedBlk<'a> {
         if let Some(i) = hit {
             let op = self.finish(i)?;
             let r = op.ok().and_then(|()| {
-                // `block - op.block < op.count`, a few thousand at most.
-                let at = (op.slot + (block - op.block) as usize) * BLK;
+                // `block - op.block < op.count <= u16::MAX`.
+                let at =
+                    (op.slot + usize::from(u16::try_from(block - op.block).unwrap_or(0))) * BLK;
                 self.client.copy_from_data(at, buf)
             });
             self.release(i);
