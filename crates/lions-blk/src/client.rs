@@ -536,6 +536,13 @@ impl<'a> QueuedBlk<'a> {
         wait_for(self.patience, || Ok((client.info(), false)))
     }
 
+    /// Take the responses the virt published, without waiting (call it when the virt notifies
+    /// this client's channel): finished writes free their slots and failures are kept for the
+    /// next call; prefetched reads wait to be taken. Returns whether anything was answered.
+    pub fn poll(&mut self) -> Result<bool, ClientError> {
+        self.reap()
+    }
+
     /// Requests out (or completed reads not yet taken).
     pub fn outstanding(&self) -> usize {
         self.ops.iter().flatten().count()

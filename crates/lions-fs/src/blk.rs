@@ -55,6 +55,11 @@ impl BlockDevice for QueuedBlk<'_> {
         QueuedBlk::flush(self).map_err(block_error)
     }
 
+    fn poll(&mut self) {
+        // A queue error shows again at the next real request.
+        let _ = QueuedBlk::poll(self);
+    }
+
     fn prefetch(&mut self, lba: u64, blocks: u64) {
         // A hint: a queue error shows again at the next real request.
         let _ = QueuedBlk::prefetch(self, lba, blocks);

@@ -45,6 +45,9 @@ pub trait BlockDevice {
     fn prefetch(&mut self, lba: u64, blocks: u64) {
         let _ = (lba, blocks);
     }
+    /// The device notified (its requests may have finished): take what it finished without
+    /// waiting. The default does nothing.
+    fn poll(&mut self) {}
 }
 
 /// Check a transfer of `len` bytes at `lba` against a device's geometry; returns the block count.

@@ -115,6 +115,11 @@ impl BlockCache {
         }
     }
 
+    /// The device notified: let it take what it finished ([`BlockDevice::poll`]).
+    pub fn poll(&mut self) {
+        self.dev.poll();
+    }
+
     /// Bytes per block.
     pub fn block_size(&self) -> usize {
         self.bs
@@ -574,6 +579,9 @@ mod tests {
         fn prefetch(&mut self, lba: u64, blocks: u64) {
             self.1.borrow_mut().push((lba, blocks));
         }
+        fn poll(&mut self) {
+            self.1.borrow_mut().push((u64::MAX, 0));
+        }
     }
 
     #[test]
@@ -591,5 +599,8 @@ mod tests {
         hints.borrow_mut().clear();
         c.read(40, &mut block).unwrap();
         assert!(hints.borrow().is_empty());
+        // A notification of the device reaches it.
+        c.poll();
+        assert_eq!(*hints.borrow(), [(u64::MAX, 0)]);
     }
 }

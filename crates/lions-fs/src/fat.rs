@@ -877,6 +877,10 @@ impl FsBackend for FatFs {
         })
     }
 
+    fn device_notified(&mut self) {
+        self.disk.borrow_mut().cache.poll();
+    }
+
     fn dir_tell(&mut self, h: u32) -> Result<u64, Status> {
         self.with(|_, opens| match opens.objects.get(h as usize) {
             Some(Some(Object::Dir { pos, .. })) => Ok(*pos),

@@ -326,6 +326,9 @@ pub trait FsBackend {
     fn dir_tell(&mut self, dir: Self::Handle) -> Result<u64, Status>;
     /// Back to the first entry.
     fn dir_rewind(&mut self, dir: Self::Handle) -> Result<(), Status>;
+    /// A channel other than the client's notified (the block device underneath answered): take
+    /// what it finished without waiting. The default does nothing.
+    fn device_notified(&mut self) {}
 }
 
 /// Counters of a server.
@@ -729,6 +732,9 @@ impl<B: FsBackend> Handler for FsServer<'_, B> {
     type Error = ServerError;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), ServerError> {
+        if channels.bits() & !ChannelSet::default().with(self.client).bits() != 0 {
+            self.backend.device_notified();
+        }
         if channels.contains(self.client) && self.process() > 0 {
             self.client.notify()?;
         }
