@@ -10,11 +10,13 @@
 //!   and closes it, then reads it back in 32 KiB requests checking every byte, and prints the
 //!   times it measured with the timer driver (`fileio: bench write|read <bytes> bytes in <ns>
 //!   ns`). Path: client → FS queues → `fs_fat` (FsServer, 4 KiB bounce per backend call, FatFs
-//!   on lamfat) → blocking blk client → `blk_virt` → `blk_driver_host` (`pread`/`pwrite`,
-//!   FLUSH = `fdatasync`) → the image file.
+//!   on lamfat with the library's block cache) → queued blk client (`QueuedBlk`: posted writes,
+//!   prefetched reads) → `blk_virt` → `blk_driver_host` (`pread`/`pwrite`, FLUSH = `fdatasync`)
+//!   → the image file.
 //! - **Peer**: `fileio_direct` (examples/fileio, release build) on a copy of the same fresh image:
-//!   the same `FatFs` over the same 4 KiB-block interface, `pread`/`pwrite`/`fdatasync` on the
-//!   file, the same 32 KiB writes and reads and byte checks, timed with the monotonic clock.
+//!   the same `FatFs` with the same cache configuration over the same 4 KiB-block interface,
+//!   `pread`/`pwrite`/`fdatasync` on the file, the same 32 KiB writes and reads and byte checks,
+//!   timed with the monotonic clock.
 //! - **Peer in 4 KiB calls** (a diagnostic, on another copy): the same, with each backend call
 //!   moving 4 KiB, as the FS server's bounce buffer makes it: the part of the gap that is the
 //!   FAT backend called eight times as often, not the queues and processes in between.

@@ -99,7 +99,9 @@ pub mod queue;
 pub mod storage_info;
 pub mod virt;
 
-pub use client::{BlkClient, BlockingBlk, ClientError, Completion, RequestId};
+pub use client::{
+    BlkClient, BlockingBlk, ClientError, Completion, DEFAULT_PATIENCE, QueuedBlk, RequestId,
+};
 pub use config::{
     BlkClientConfig, BlkConnectionResource, BlkDriverConfig, BlkVirtClient, BlkVirtConfig,
     BlkVirtDriver,

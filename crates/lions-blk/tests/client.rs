@@ -10,7 +10,7 @@ mod common;
 use common::sim::{BLK, Conn, res};
 use lions_blk::{
     BlkClient, BlkRequester, BlkResponse, BlkServer, BlkStorageInfo, BlockingBlk, ClientError,
-    Completion, RequestCode, ResponseStatus, StorageInfoPage, StorageInfoWriter,
+    Completion, QueuedBlk, RequestCode, ResponseStatus, StorageInfoPage, StorageInfoWriter,
 };
 use lions_os::runtime::{Backend, with_backend};
 use lions_os::sim::Region;
@@ -229,7 +229,7 @@ fn blocking_adaptor_with_a_concurrent_server() {
         let fake = Fake::default();
         with_backend(&fake, || {
             let mut b = BlockingBlk::new(client(&conn, &data));
-            assert_eq!(b.wait_ready().capacity, 64);
+            assert_eq!(b.wait_ready().unwrap().capacity, 64);
             assert_eq!(b.info().map(|i| i.capacity), Some(64));
             let text: Vec<u8> = (0..10 * BLK).map(|i| (i * 7 % 253) as u8).collect();
             b.write_blocks(20, &text).unwrap();
@@ -261,4 +261,107 @@ fn blocking_adaptor_with_a_concurrent_server() {
     });
     let want: Vec<u8> = (0..10 * BLK).map(|i| (i * 7 % 253) as u8).collect();
     assert!(disk[20 * BLK..30 * BLK] == want[..]);
+}
+
+/// Issue 12 item 5: a virt that stops answering (it faulted this client, or is gone) must not
+/// hang the caller: every blocking wait gives up with `Stalled` after its patience, for
+/// `BlockingBlk` and `QueuedBlk` alike, including the wait for the storage info.
+#[test]
+fn blocking_waits_give_up_when_the_virt_stops_answering() {
+    let conn = Conn::new(8);
+    let data = Region::new(4 * BLK);
+    let fake = Fake::default();
+    with_backend(&fake, || {
+        let mut b = BlockingBlk::with_patience(client(&conn, &data), 50);
+        assert_eq!(b.wait_ready(), Err(ClientError::Stalled), "never published");
+        publish_info(&conn, 64);
+        assert_eq!(b.wait_ready().unwrap().capacity, 64);
+        // Nobody serves the queue: each call returns instead of spinning forever.
+        let mut buf = vec![0u8; BLK];
+        assert_eq!(b.read_blocks(0, &mut buf), Err(ClientError::Stalled));
+        assert_eq!(b.write_blocks(0, &buf), Err(ClientError::Stalled));
+        assert_eq!(b.flush(), Err(ClientError::Stalled));
+        assert_eq!(b.barrier(), Err(ClientError::Stalled));
+
+        let mut q = QueuedBlk::with_patience(b.into_inner(), 50);
+        assert_eq!(q.read_blocks(0, &mut buf), Err(ClientError::Stalled));
+        // A posted write returns at once; the flush that must wait for it gives up.
+        assert_eq!(q.write_blocks(8, &buf), Ok(()));
+        assert_eq!(q.flush(), Err(ClientError::Stalled));
+        assert!(q.into_inner().is_err());
+    });
+}
+
+#[test]
+fn queued_io_with_a_concurrent_server() {
+    let conn = Conn::new(16);
+    let data = Region::new(8 * BLK); // eight slots
+    let mut disk = vec![0u8; 64 * BLK];
+    let stop = AtomicBool::new(false);
+    publish_info(&conn, 64);
+    let (res0, data_addr) = (conn.res(0), common::sim::addr(&data));
+    let pattern = |seed: usize, n: usize| -> Vec<u8> {
+        (0..n * BLK).map(|i| ((i + seed) * 7 % 253) as u8).collect()
+    };
+    std::thread::scope(|s| {
+        let server = s.spawn(|| serve(res0, data_addr, &mut disk, &stop));
+        let fake = Fake::default();
+        with_backend(&fake, || {
+            let mut q = QueuedBlk::new(client(&conn, &data));
+            assert_eq!(q.wait_ready().unwrap().capacity, 64);
+            assert_eq!(q.max_blocks(), 8);
+            // Posted writes: more blocks than slots, so later ones wait for room.
+            let a = pattern(1, 20);
+            q.write_blocks(0, &a).unwrap();
+            // A rewrite of blocks possibly still out waits for the first write: the second wins.
+            let b = pattern(2, 3);
+            q.write_blocks(2, &b).unwrap();
+            q.flush().unwrap();
+            assert_eq!(q.outstanding(), 0);
+            // Completions are taken when the virt notifies (`poll`), with no call waiting.
+            q.write_blocks(30, &pattern(4, 2)).unwrap();
+            let mut polls = 0;
+            while q.outstanding() > 0 {
+                q.poll().unwrap();
+                polls += 1;
+                assert!(polls < 10_000_000, "the server answers");
+                std::hint::spin_loop();
+            }
+            let mut back = vec![0u8; 20 * BLK];
+            q.read_blocks(0, &mut back).unwrap();
+            let mut want = a.clone();
+            want[2 * BLK..5 * BLK].copy_from_slice(&b);
+            assert!(
+                back == want,
+                "twenty blocks in runs of eight, the rewrite last"
+            );
+            // A prefetch is taken by a read inside it; a write over a prefetch drops it.
+            q.prefetch(8, 4).unwrap();
+            let mut two = vec![0u8; 2 * BLK];
+            q.read_blocks(9, &mut two).unwrap();
+            assert!(two[..] == want[9 * BLK..11 * BLK]);
+            q.prefetch(0, 4).unwrap();
+            let c = pattern(3, 1);
+            q.write_blocks(1, &c).unwrap();
+            q.read_blocks(0, &mut two).unwrap();
+            assert!(two[BLK..] == c[..], "the write, not the prefetched block");
+            // Prefetch hints outside the device do nothing.
+            q.prefetch(64, 4).unwrap();
+            q.prefetch(62, 8).unwrap();
+            // Device errors: a read fails at once, a posted write at the next call.
+            assert_eq!(
+                q.read_blocks(39, &mut two),
+                Err(ClientError::Status(ResponseStatus::ErrIo))
+            );
+            q.write_blocks(40, &c).unwrap();
+            assert_eq!(q.flush(), Err(ClientError::Status(ResponseStatus::ErrIo)));
+            q.flush().unwrap();
+            assert_eq!(q.read_blocks(63, &mut two), Err(ClientError::Range));
+            assert_eq!(q.write_blocks(0, &two[..100]), Err(ClientError::Range));
+            let c = q.into_inner().unwrap();
+            assert_eq!(c.in_flight(), 0);
+        });
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+    });
 }

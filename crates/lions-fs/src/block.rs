@@ -40,6 +40,14 @@ pub trait BlockDevice {
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError>;
     /// Make every completed write durable (sDDF `FLUSH`).
     fn flush(&mut self) -> Result<(), BlockError>;
+    /// A hint: `blocks` blocks from `lba` will be read soon. A device that can fetch them in the
+    /// background (the queued blk client) starts now; the default does nothing.
+    fn prefetch(&mut self, lba: u64, blocks: u64) {
+        let _ = (lba, blocks);
+    }
+    /// The device notified (its requests may have finished): take what it finished without
+    /// waiting. The default does nothing.
+    fn poll(&mut self) {}
 }
 
 /// Check a transfer of `len` bytes at `lba` against a device's geometry; returns the block count.

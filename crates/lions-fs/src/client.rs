@@ -297,6 +297,10 @@ impl<'a> FsClient<'a> {
     /// The config's regions are mapped in this component for `'a`, shared only with the server,
     /// and no other client side exists over them (see [`FsClientQueues::from_connection`]).
     pub unsafe fn new(config: &crate::FsClientConfig) -> Result<Self, QueueError> {
+        let channel = config
+            .server
+            .channel()
+            .ok_or(QueueError::Channel(config.server.id))?;
         // SAFETY: forwarded from the caller.
         let queues = unsafe { FsClientQueues::from_connection(&config.server) }?;
         // SAFETY: forwarded from the caller.
@@ -305,7 +309,7 @@ impl<'a> FsClient<'a> {
         Ok(Self::with_parts(
             queues,
             share,
-            Channel::new(config.server.id),
+            channel,
             DEFAULT_BUFFER_BYTES,
         ))
     }

@@ -32,6 +32,27 @@ pub struct FsConnectionResource {
     pub _pad: [u8; 5],
 }
 
+impl FsConnectionResource {
+    /// The channel to the peer, or `None` when `id` is above [`lions_os::MAX_CHANNEL`] (a
+    /// config is data: a bad id is an error, never a panic).
+    pub fn channel(&self) -> Option<lions_os::Channel> {
+        lions_os::Channel::try_new(self.id)
+    }
+
+    /// Check what a component relies on before it uses the connection: the channel id is one
+    /// Microkit has (at most 61).
+    pub fn validate(&self, config: &'static str) -> Result<(), ConfigError> {
+        match self.channel() {
+            Some(_) => Ok(()),
+            None => Err(ConfigError::Invalid {
+                config,
+                field: "id",
+                value: u64::from(self.id),
+            }),
+        }
+    }
+}
+
 /// FS server config: `fs_server_config_t` (64 B), section `.fs_server_config`.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -46,6 +67,10 @@ impl Config for FsServerConfig {
     const SECTION: &'static str = ".fs_server_config";
     const MAGIC: &'static [u8] = &FS_MAGIC;
     const NAME: &'static str = "fs_server_config_t";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.client.validate(Self::NAME)
+    }
 }
 
 /// FS client config: `fs_client_config_t` (64 B), section `.fs_client_config`.
@@ -62,6 +87,10 @@ impl Config for FsClientConfig {
     const SECTION: &'static str = ".fs_client_config";
     const MAGIC: &'static [u8] = &FS_MAGIC;
     const NAME: &'static str = "fs_client_config_t";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate(Self::NAME)
+    }
 }
 
 /// Why a config string could not be read.
@@ -187,6 +216,36 @@ mod tests {
             ],
             [".fs_server_config", ".fs_client_config", ".nfs_config"]
         );
+    }
+
+    /// Issue 12 item 5: a channel id above 61 is a config error (and `channel()` is `None`), not
+    /// a panic in `Channel::new` when the server or client is built.
+    #[test]
+    fn channel_ids_above_61_are_invalid() {
+        let mut s = FsServerConfig::new_zeroed();
+        s.magic = FS_MAGIC;
+        let mut c = FsClientConfig::new_zeroed();
+        c.magic = FS_MAGIC;
+        for id in [0u8, 61] {
+            s.client.id = id;
+            c.server.id = id;
+            assert!(s.check().is_ok() && c.check().is_ok(), "id {id}");
+            assert_eq!(s.client.channel().map(lions_os::Channel::index), Some(id));
+        }
+        for id in [62u8, 63, 200, 255] {
+            s.client.id = id;
+            c.server.id = id;
+            for r in [s.check(), c.check()] {
+                assert!(
+                    matches!(
+                        r,
+                        Err(ConfigError::Invalid { field: "id", value, .. }) if value == u64::from(id)
+                    ),
+                    "id {id}: {r:?}"
+                );
+            }
+            assert_eq!(s.client.channel(), None);
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@
 //!   FatFs; `DEINITIALISE` writes everything back and clears the volume's dirty flag.
 
 use crate::block::{BlockDevice, BlockError};
+use crate::cache::{BlockCache, CacheConfig};
 use crate::queue::{FsStat, OpenFlags, OpenOptions, Status};
 use crate::server::FsBackend;
 use alloc::boxed::Box;
@@ -89,55 +90,42 @@ impl From<BlockError> for DiskError {
 }
 
 /// A block device as the byte stream the FAT library reads: arbitrary offsets and lengths,
-/// with one block of write-back cache (read-modify-write for partial blocks; aligned runs of
-/// whole blocks go straight to the device).
+/// through the one [`BlockCache`] (whole blocks at a block boundary go to the cache as runs;
+/// the rest as parts of one block).
 pub struct BlockIo {
-    dev: Box<dyn BlockDevice>,
+    cache: BlockCache,
     block: usize,
     size: u64,
     pos: u64,
-    cache: Vec<u8>,
-    cached: Option<u64>,
-    dirty: bool,
 }
 
 impl BlockIo {
-    /// The stream over `dev`.
+    /// The stream over `dev` with a cache of [`CacheConfig::default`].
     pub fn new(dev: Box<dyn BlockDevice>) -> Self {
-        let block = dev.block_size().max(1);
-        let size = dev.block_count().saturating_mul(block as u64);
+        Self::with_cache(dev, CacheConfig::default())
+    }
+
+    /// The stream over `dev` with a cache of `cfg`.
+    pub fn with_cache(dev: Box<dyn BlockDevice>, cfg: CacheConfig) -> Self {
+        let cache = BlockCache::new(dev, cfg);
+        let block = cache.block_size();
+        let size = cache.block_count().saturating_mul(block as u64);
         Self {
-            dev,
+            cache,
             block,
             size,
             pos: 0,
-            cache: vec![0; block],
-            cached: None,
-            dirty: false,
         }
     }
 
     /// The device back (after a [`flush`](Write::flush), or cached writes are lost).
     pub fn into_device(self) -> Box<dyn BlockDevice> {
-        self.dev
+        self.cache.into_device()
     }
 
-    fn write_back(&mut self) -> Result<(), DiskError> {
-        if let (true, Some(lba)) = (self.dirty, self.cached) {
-            self.dev.write_blocks(lba, &self.cache)?;
-        }
-        self.dirty = false;
-        Ok(())
-    }
-
-    fn load(&mut self, lba: u64) -> Result<(), DiskError> {
-        if self.cached != Some(lba) {
-            self.write_back()?;
-            self.cached = None;
-            self.dev.read_blocks(lba, &mut self.cache)?;
-            self.cached = Some(lba);
-        }
-        Ok(())
+    /// The cache.
+    pub fn cache(&self) -> &BlockCache {
+        &self.cache
     }
 
     /// Where the current position is: block, offset in it, and whole blocks available from it
@@ -155,8 +143,10 @@ impl BlockIo {
         (lba, off as usize, whole)
     }
 
-    fn cached_in(&self, lba: u64, n: u64) -> bool {
-        self.cached.is_some_and(|c| c >= lba && c - lba < n)
+    /// Bytes of a partial transfer of `len` at the current position (inside one block).
+    fn part(&self, off: usize, len: usize) -> usize {
+        let left = usize::try_from(self.size - self.pos).unwrap_or(usize::MAX);
+        len.min(self.block - off).min(left)
     }
 }
 
@@ -170,21 +160,17 @@ impl Read for BlockIo {
             return Ok(0);
         }
         let (lba, off, whole) = self.locate(buf.len());
-        if whole > 0 {
-            if self.cached_in(lba, whole) {
-                self.write_back()?;
-            }
+        let n = if whole > 0 {
             // `whole * block <= buf.len()`.
             #[allow(clippy::cast_possible_truncation)]
             let n = whole as usize * self.block;
-            self.dev.read_blocks(lba, &mut buf[..n])?;
-            self.pos += n as u64;
-            return Ok(n);
-        }
-        self.load(lba)?;
-        let left = usize::try_from(self.size - self.pos).unwrap_or(usize::MAX);
-        let n = buf.len().min(self.block - off).min(left);
-        buf[..n].copy_from_slice(&self.cache[off..off + n]);
+            self.cache.read(lba, &mut buf[..n])?;
+            n
+        } else {
+            let n = self.part(off, buf.len());
+            self.cache.read_part(lba, off, &mut buf[..n])?;
+            n
+        };
         self.pos += n as u64;
         Ok(n)
     }
@@ -196,30 +182,22 @@ impl Write for BlockIo {
             return Ok(0);
         }
         let (lba, off, whole) = self.locate(buf.len());
-        if whole > 0 {
-            if self.cached_in(lba, whole) {
-                // The new blocks supersede the cached one, dirty or not.
-                self.cached = None;
-                self.dirty = false;
-            }
+        let n = if whole > 0 {
             #[allow(clippy::cast_possible_truncation)]
             let n = whole as usize * self.block;
-            self.dev.write_blocks(lba, &buf[..n])?;
-            self.pos += n as u64;
-            return Ok(n);
-        }
-        self.load(lba)?;
-        let left = usize::try_from(self.size - self.pos).unwrap_or(usize::MAX);
-        let n = buf.len().min(self.block - off).min(left);
-        self.cache[off..off + n].copy_from_slice(&buf[..n]);
-        self.dirty = true;
+            self.cache.write(lba, &buf[..n])?;
+            n
+        } else {
+            let n = self.part(off, buf.len());
+            self.cache.write_part(lba, off, &buf[..n])?;
+            n
+        };
         self.pos += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> Result<(), DiskError> {
-        self.write_back()?;
-        self.dev.flush()?;
+        self.cache.flush()?;
         Ok(())
     }
 }
@@ -326,10 +304,15 @@ pub struct FatFs {
 }
 
 impl FatFs {
-    /// A backend over `dev` (mounted by `INITIALISE`).
+    /// A backend over `dev` (mounted by `INITIALISE`) with a cache of [`CacheConfig::default`].
     pub fn new(dev: impl BlockDevice + 'static) -> Self {
+        Self::with_cache(dev, CacheConfig::default())
+    }
+
+    /// A backend over `dev` with a cache of `cfg` (see [`crate::cache`]).
+    pub fn with_cache(dev: impl BlockDevice + 'static, cfg: CacheConfig) -> Self {
         Self {
-            disk: Rc::new(RefCell::new(BlockIo::new(Box::new(dev)))),
+            disk: Rc::new(RefCell::new(BlockIo::with_cache(Box::new(dev), cfg))),
             mounted: None,
         }
     }
@@ -892,6 +875,10 @@ impl FsBackend for FatFs {
             }
             Ok(())
         })
+    }
+
+    fn device_notified(&mut self) {
+        self.disk.borrow_mut().cache.poll();
     }
 
     fn dir_tell(&mut self, h: u32) -> Result<u64, Status> {

@@ -10,6 +10,8 @@
 //! | [`share`] | [`ShareRegion`]: bounds-checked copies in and out of the share region, path checks | no_std |
 //! | [`server`] | [`FsServer`] (a [`lions_os::Handler`]): command dispatch, [`FdTable`] with generations and busy counts; [`FsBackend`], the trait a file system implements | no_std |
 //! | [`block`] | [`BlockDevice`], what a backend sits on (the lions-blk client provides one) | no_std |
+//! | [`blk`] | [`fat_server`](blk::fat_server): the FAT server on a lions-blk client (the `fs_fat` component), [`BlockDevice`] for lions-blk's `QueuedBlk` | no_std + alloc, feature `fat` |
+//! | [`cache`] | [`BlockCache`]: the backend's one block cache (write-back LRU, read runs, prefetch hints, write-back runs), sized by [`CacheConfig`] | no_std + alloc, feature `fat` |
 //! | [`fat`] | [`FatFs`], the FAT backend; [`RamDisk`]; `format` | no_std + alloc, feature `fat` (default) |
 //! | [`client`] | [`FsClient`]: asynchronous requests completed in any order, blocking calls, [`File`] with embedded-io `Read`/`Write`/`Seek` | no_std |
 //!
@@ -59,7 +61,11 @@
 #[cfg(feature = "fat")]
 extern crate alloc;
 
+#[cfg(feature = "fat")]
+pub mod blk;
 pub mod block;
+#[cfg(feature = "fat")]
+pub mod cache;
 pub mod client;
 pub mod config;
 #[cfg(feature = "fat")]
@@ -69,6 +75,8 @@ pub mod server;
 pub mod share;
 
 pub use block::{BlockDevice, BlockError};
+#[cfg(feature = "fat")]
+pub use cache::{BlockCache, CacheConfig};
 pub use client::{File, FsClient, FsError, Reply, Request, RequestId};
 pub use config::{FsClientConfig, FsConnectionResource, FsServerConfig, NfsConfig, StrError};
 #[cfg(feature = "fat")]

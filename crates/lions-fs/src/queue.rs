@@ -829,6 +829,8 @@ pub enum QueueError {
     Handle(HandleError),
     /// A config names a region that is not mapped here (vaddr 0).
     Unmapped,
+    /// A config's channel id is above [`lions_os::MAX_CHANNEL`].
+    Channel(u8),
 }
 
 impl From<RegionError> for QueueError {
@@ -849,6 +851,7 @@ impl core::fmt::Display for QueueError {
             Self::Region(e) => e.fmt(f),
             Self::Handle(e) => e.fmt(f),
             Self::Unmapped => write!(f, "queue region is not mapped in this component"),
+            Self::Channel(id) => write!(f, "channel id {id} is above 61"),
         }
     }
 }

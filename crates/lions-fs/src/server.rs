@@ -326,6 +326,9 @@ pub trait FsBackend {
     fn dir_tell(&mut self, dir: Self::Handle) -> Result<u64, Status>;
     /// Back to the first entry.
     fn dir_rewind(&mut self, dir: Self::Handle) -> Result<(), Status>;
+    /// A channel other than the client's notified (the block device underneath answered): take
+    /// what it finished without waiting. The default does nothing.
+    fn device_notified(&mut self) {}
 }
 
 /// Counters of a server.
@@ -410,17 +413,16 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
         config: &crate::FsServerConfig,
         backend: B,
     ) -> Result<Self, QueueError> {
+        let channel = config
+            .client
+            .channel()
+            .ok_or(QueueError::Channel(config.client.id))?;
         // SAFETY: forwarded from the caller.
         let queues = unsafe { FsServerQueues::from_connection(&config.client) }?;
         // SAFETY: forwarded from the caller.
         let share = unsafe { ShareRegion::from_resource(&config.client.share) }
             .ok_or(QueueError::Unmapped)?;
-        Ok(Self::new(
-            queues,
-            share,
-            Channel::new(config.client.id),
-            backend,
-        ))
+        Ok(Self::new(queues, share, channel, backend))
     }
 
     /// The backend.
@@ -730,6 +732,9 @@ impl<B: FsBackend> Handler for FsServer<'_, B> {
     type Error = ServerError;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), ServerError> {
+        if channels.bits() & !ChannelSet::default().with(self.client).bits() != 0 {
+            self.backend.device_notified();
+        }
         if channels.contains(self.client) && self.process() > 0 {
             self.client.notify()?;
         }
