@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p xtask --bench net_echo` (root or CAP_NET_ADMIN; `ip`, `socat`).
 //! `LIONS_BENCH_SECS` (default 5) is the measuring time per peer, `LIONS_BENCH_WINDOW` (default
-//! 64) the datagrams kept in flight, `LIONS_BENCH_PAYLOAD` (default 1000) their size.
+//! 64) the datagrams kept in flight, `LIONS_BENCH_PAYLOAD` (default 1000) their size,
+//! `LIONS_BENCH_LAUNCHER` more `lions-host` options (e.g. `--no-rt`).
 //!
 //! ## Topology
 //!
@@ -222,12 +223,21 @@ fn main() {
     let _ = socat.wait();
 
     // The system, release build, with the launcher's counters at exit.
-    let mut sys = System::start_with("echo_server", &["--release", "--", "--stats"], &[]);
+    let extra = std::env::var("LIONS_BENCH_LAUNCHER").unwrap_or_default();
+    let mut args = vec!["--release", "--", "--stats"];
+    args.extend(extra.split_whitespace());
+    let mut sys = System::start_with("echo_server", &args, &[]);
     sys.expect("both clients up", |s: &Screen| {
         let t = s.text();
         t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
     });
-    let pids = pids_under("target/lions/echo_server/");
+    // This checkout's PDs only (another checkout may run the example at the same time).
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    let dir = std::fs::canonicalize(&target).unwrap_or(target);
+    let pids = pids_under(&format!("{}/lions/echo_server/", dir.display()));
     let names: Vec<String> = pids
         .iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
@@ -240,13 +250,20 @@ fn main() {
     );
     let lions = saturate(&gen_socket(SYSTEM), &pids, secs, window, payload);
     sys.ctrl_c();
-    let notifications: u64 = sys.with_screen(|s| {
+    let table: Vec<String> = sys.with_screen(|s| {
         s.errors
             .iter()
-            .filter_map(|l| l.strip_prefix("lions-host: "))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum()
+            .filter(|l| l.starts_with("lions-host: "))
+            .cloned()
+            .collect()
     });
+    let column = |i: usize| -> u64 {
+        table
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(i)?.parse::<u64>().ok())
+            .sum()
+    };
+    let (notifications, ppcs) = (column(2), column(4));
     let _ = Command::new("ip").args(["netns", "del", GEN_NS]).output();
 
     println!(
@@ -262,4 +279,11 @@ fn main() {
         "notifications per echoed packet (all PDs, launcher --stats): {:.2} ({notifications} for {packets})",
         notifications as f64 / packets as f64
     );
+    println!(
+        "PPCs per echoed packet: {:.2}; per PD (launcher --stats):",
+        ppcs as f64 / packets as f64
+    );
+    for l in &table {
+        println!("  {}", l.trim_start_matches("lions-host: "));
+    }
 }
