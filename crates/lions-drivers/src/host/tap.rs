@@ -23,18 +23,24 @@
 //!   NIC raises no receive interrupt without buffers: frames wait in the kernel's queue (its
 //!   `txqueuelen`, 1000 by default), and what overflows it is dropped by Linux.
 //! - **Transmit.** `tx_post` writes the frame to the TAP at once (a TAP write does not block; the
-//!   kernel drops a frame it cannot queue) and completes it; completions are reported by an
-//!   interrupt raised from an eventfd at `tx_kick`, so the generic driver's IRQ path returns the
-//!   buffers (during a hold-off, below, the hold-off's end reports them instead).
-//! - **Interrupt moderation.** As a NIC's interrupt throttling: an interrupt that delivered frames
-//!   starts a hold-off of [`RX_HOLDOFF_NS`] during which the TAP is not watched; its end (a
-//!   timerfd) raises the interrupt, whose service reads every frame that arrived meanwhile. A
-//!   frame after a quiet spell raises the interrupt at once; under load the driver, and every PD
-//!   behind it, wakes once per hold-off for a batch instead of once per frame. Nothing spins: the
-//!   driver sleeps until the timer or a frame.
+//!   kernel drops a frame it cannot queue) and completes it. Completions are reported as a NIC
+//!   with transmit-interrupt coalescing does: once [`TX_REPORT`] have gathered (by an interrupt
+//!   raised from an eventfd at `tx_kick`, or by the next interrupt anyway: the hold-off's end
+//!   during one, below), or [`TX_IDLE_NS`] after the last transmission (a timerfd), so the
+//!   generic driver's IRQ path returns the buffers in batches and a quiet link returns them all.
+//! - **Interrupt moderation** (as a NIC's adaptive interrupt throttling). An interrupt service
+//!   that read more than one frame means frames queue up faster than they are served: it starts
+//!   a hold-off during which the TAP is not watched; the hold-off's end (a timerfd) raises the
+//!   interrupt, whose service reads every frame that arrived meanwhile. The hold-off is
+//!   [`HOLDOFF_SHORT_NS`] after a small batch and [`HOLDOFF_BULK_NS`] after one of at least
+//!   [`BULK_FRAMES`]; a service that reads one frame or none ends the moderation, so a lone frame
+//!   is served at once, and a flow with fewer than [`BULK_FRAMES`] frames in flight waits at most
+//!   the short hold-off. Under load the driver, and every PD behind it, then wakes once per batch
+//!   instead of once per frame. Nothing spins: the driver sleeps until the timer or a frame.
 //! - **Interrupt.** One fd is the IRQ ([`HostTap::attach_irq`]): an epoll set holding the TAP
-//!   (readable, while buffers are posted and no hold-off runs), the completion eventfd and the
-//!   hold-off timerfd. `ack_irq` clears the eventfd and an expired hold-off.
+//!   (readable, while buffers are posted and no hold-off runs), the completion eventfd, the
+//!   hold-off timerfd and the transmit idle timerfd. `ack_irq` clears the eventfd and the expired
+//!   timers.
 
 use lions_net::{EthDevice, NetBuffDesc};
 use lions_os::{Channel, DeviceRegionResource, OsError};
@@ -48,9 +54,18 @@ use std::ptr::NonNull;
 pub const RX_RING: usize = 256;
 /// Transmitted frames awaiting their completion report at most.
 pub const TX_RING: usize = 256;
-/// Hold-off after a receive interrupt that delivered frames (see the [module docs](self)):
-/// at most one receive interrupt per 200 µs under load, none delayed after a quiet spell.
-pub const RX_HOLDOFF_NS: u32 = 200_000;
+/// Completed transmissions reported together (see the [module docs](self)).
+pub const TX_REPORT: usize = 32;
+/// Time after the last transmission at which every completion is reported.
+pub const TX_IDLE_NS: u32 = 1_000_000;
+/// Frames read by one interrupt service (or hold-off) from which the next hold-off is the bulk
+/// one.
+pub const BULK_FRAMES: u64 = 16;
+/// Hold-off after a service that read a few frames.
+pub const HOLDOFF_SHORT_NS: u32 = 50_000;
+/// Hold-off after a service that read [`BULK_FRAMES`] or more (the most a frame waits for its
+/// interrupt).
+pub const HOLDOFF_BULK_NS: u32 = 250_000;
 /// Bytes of one net buffer.
 const BUF: usize = 2048;
 /// Lowest device address of the host board's DMA window (`tools/lions_meta.py`: sdfgen allocates
@@ -146,9 +161,14 @@ pub struct HostTap {
     epoll: OwnedFd,
     kick: OwnedFd,
     holdoff: OwnedFd,
+    tx_idle: OwnedFd,
+    /// Report every completion (the idle timer expired) until none is left.
+    tx_release: bool,
     /// A hold-off runs (the TAP is not watched until it ends).
     holding: bool,
-    /// Frames delivered since the interrupt was acknowledged.
+    /// Length of the current (or last) hold-off.
+    holdoff_ns: u32,
+    /// Frames read since the last interrupt service outside a hold-off ended.
     rx_this_irq: u64,
     name: String,
     dma: Dma,
@@ -217,12 +237,22 @@ impl HostTap {
                 libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
             )
         })?;
+        // SAFETY: creates a new descriptor.
+        let tx_idle = owned(unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            )
+        })?;
         let dev = Self {
             tap,
             epoll,
             kick,
             holdoff,
+            tx_idle,
+            tx_release: false,
             holding: false,
+            holdoff_ns: 0,
             rx_this_irq: 0,
             name: name.into(),
             dma,
@@ -233,6 +263,7 @@ impl HostTap {
         };
         dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.kick.as_fd(), libc::EPOLLIN as u32)?;
         dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.holdoff.as_fd(), libc::EPOLLIN as u32)?;
+        dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.tx_idle.as_fd(), libc::EPOLLIN as u32)?;
         dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.tap.as_fd(), 0)?;
         Ok(dev)
     }
@@ -261,29 +292,24 @@ impl HostTap {
         }
     }
 
-    /// Start a hold-off (see the [module docs](self)); without a timer, none.
+    /// An interrupt service read `n` frames: start the next hold-off, or end the moderation
+    /// (see the [module docs](self)).
+    fn moderate(&mut self, n: u64) {
+        self.holdoff_ns = match n {
+            0 | 1 => return,
+            n if n < BULK_FRAMES => HOLDOFF_SHORT_NS,
+            _ => HOLDOFF_BULK_NS,
+        };
+        self.hold_off();
+    }
+
+    /// Start a hold-off of `holdoff_ns`; without a timer, none.
     fn hold_off(&mut self) {
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: libc::c_long::from(RX_HOLDOFF_NS),
-            },
-        };
-        // SAFETY: `spec` is a live itimerspec; the old value is not asked for.
-        let r = unsafe {
-            libc::timerfd_settime(self.holdoff.as_raw_fd(), 0, &spec, std::ptr::null_mut())
-        };
-        if r == 0 {
+        if arm(self.holdoff.as_fd(), self.holdoff_ns) {
             self.holding = true;
             self.watch_rx();
             // Completions kicked meanwhile are reported at the hold-off's end, with the frames.
-            let mut count = [0u8; 8];
-            // SAFETY: reads 8 bytes into a live buffer from our non-blocking eventfd.
-            let _ = unsafe { libc::read(self.kick.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+            take(self.kick.as_fd());
         }
     }
 
@@ -332,11 +358,11 @@ impl EthDevice for HostTap {
                 if n >= 0 {
                     self.stats.errors += 1;
                 }
-                if self.rx_this_irq > 0 && !self.holding {
-                    // Frames are flowing: the next ones wait for the hold-off's end.
-                    self.hold_off();
+                if !self.holding {
+                    // Frames read during a hold-off count towards the batch it collects.
+                    self.moderate(self.rx_this_irq);
+                    self.rx_this_irq = 0;
                 }
-                self.rx_this_irq = 0;
                 return None;
             };
             if n == 0 || usize::from(n) >= BUF {
@@ -378,12 +404,25 @@ impl EthDevice for HostTap {
     }
 
     fn tx_poll(&mut self) -> Option<NetBuffDesc> {
-        self.tx_done.pop_front()
+        if self.tx_done.len() >= TX_REPORT {
+            // Report them all, not just down to the threshold.
+            self.tx_release = true;
+        }
+        if !self.tx_release {
+            return None;
+        }
+        let d = self.tx_done.pop_front();
+        if d.is_none() {
+            self.tx_release = false;
+        }
+        d
     }
 
     fn tx_kick(&mut self) {
-        if self.holding {
-            // The hold-off's end raises the interrupt that reports these completions.
+        // The rest is reported once the link has been quiet for a while.
+        arm(self.tx_idle.as_fd(), TX_IDLE_NS);
+        if self.holding || self.tx_done.len() < TX_REPORT {
+            // Not enough to report yet, or the hold-off's end raises the interrupt that does.
             return;
         }
         let one = 1u64.to_ne_bytes();
@@ -393,19 +432,38 @@ impl EthDevice for HostTap {
     }
 
     fn ack_irq(&mut self) {
-        let mut count = [0u8; 8];
-        // SAFETY: reads 8 bytes into a live buffer from our non-blocking eventfd.
-        let _ = unsafe { libc::read(self.kick.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
-        if self.holding {
-            // SAFETY: as above, from our non-blocking timerfd: 8 bytes once it expired, else
-            // EAGAIN.
-            let n = unsafe { libc::read(self.holdoff.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
-            if n == 8 {
-                self.holding = false;
-                self.watch_rx();
-            }
+        take(self.kick.as_fd());
+        if take(self.tx_idle.as_fd()) {
+            self.tx_release = true;
+        }
+        if self.holding && take(self.holdoff.as_fd()) {
+            self.holding = false;
+            self.watch_rx();
         }
     }
+}
+
+/// Read and clear the non-blocking eventfd or timerfd `fd`: whether it had fired.
+fn take(fd: BorrowedFd<'_>) -> bool {
+    let mut count = [0u8; 8];
+    // SAFETY: reads 8 bytes into a live buffer; the fd does not block (EAGAIN when not fired).
+    unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), 8) == 8 }
+}
+
+/// Arm the one-shot timerfd `fd` to expire in `ns` (below a second); false if it cannot be.
+fn arm(fd: BorrowedFd<'_>, ns: u32) -> bool {
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::c_long::from(ns),
+        },
+    };
+    // SAFETY: `spec` is a live itimerspec; the old value is not asked for.
+    unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) == 0 }
 }
 
 #[cfg(test)]
