@@ -17,6 +17,14 @@
 //! both peers are reached from `gen` through the veth and the same kernel; the system's packets
 //! also cross the TAP and the system's PDs, `socat`'s cross one more kernel socket instead.
 //!
+//! ## Placement
+//!
+//! The example puts its PDs on CPU 0 (real-time priorities from the system description, as the
+//! launcher sets them where permitted). So that other load on the machine disturbs both peers
+//! alike, `socat` runs there too, at the real-time priority of the system's net driver
+//! ([`PEER_PRIO`]), and the generator runs on the last CPU at a real-time priority above both
+//! ([`GEN_PRIO`]); where real-time scheduling is not permitted both stay at normal priority.
+//!
 //! ## Measure
 //!
 //! A closed loop: the generator keeps `window` datagrams in flight and counts echoes for
@@ -37,6 +45,50 @@ use std::time::{Duration, Instant};
 const GEN_NS: &str = "lionsbench-gen";
 const SYSTEM: (&str, u16) = ("10.0.2.10", 1235);
 const SOCAT: (&str, u16) = ("10.0.3.1", 7777);
+/// SCHED_FIFO priority of `socat`: the launcher's for the net driver's SDF priority 110.
+const PEER_PRIO: i32 = 1 + 110 * 98 / 254;
+/// SCHED_FIFO priority of the generator (this thread while it measures).
+const GEN_PRIO: i32 = 60;
+
+/// Put process or thread `pid` (0: this thread) on `cpu` under SCHED_FIFO at `prio`, as far as
+/// permitted (a refusal leaves it as it was).
+fn place(pid: libc::pid_t, cpu: usize, prio: i32) {
+    // SAFETY: plain system calls on live, initialised locals.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), &set);
+        let param = libc::sched_param {
+            sched_priority: prio,
+        };
+        libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param);
+    }
+}
+
+/// Run `f` as the generator: this thread on the last CPU it may use, at [`GEN_PRIO`] (as far as
+/// permitted); its affinity and normal scheduling are restored afterwards.
+fn as_generator<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: sched_getaffinity fills a live, zeroed cpu_set_t.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set);
+        set
+    };
+    let last = (0..libc::CPU_SETSIZE as usize)
+        .rev()
+        // SAFETY: reads a bit of a live cpu_set_t.
+        .find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .unwrap_or(0);
+    place(0, last, GEN_PRIO);
+    let r = f();
+    // SAFETY: plain system calls on live, initialised locals.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+    r
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -217,8 +269,10 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("net_echo: cannot run socat ({e}): install socat"));
+    place(socat.id() as libc::pid_t, 0, PEER_PRIO);
     std::thread::sleep(Duration::from_millis(300));
-    let linux = saturate(&gen_socket(SOCAT), &[socat.id()], secs, window, payload);
+    let sock = gen_socket(SOCAT);
+    let linux = as_generator(|| saturate(&sock, &[socat.id()], secs, window, payload));
     let _ = socat.kill();
     let _ = socat.wait();
 
@@ -248,7 +302,8 @@ fn main() {
         "PD processes of echo_server: {names:?}\n{}",
         sys.with_screen(Screen::transcript)
     );
-    let lions = saturate(&gen_socket(SYSTEM), &pids, secs, window, payload);
+    let sock = gen_socket(SYSTEM);
+    let lions = as_generator(|| saturate(&sock, &pids, secs, window, payload));
     sys.ctrl_c();
     let table: Vec<String> = sys.with_screen(|s| {
         s.errors

@@ -31,11 +31,12 @@
 //! - **Interrupt moderation** (as a NIC's adaptive interrupt throttling). An interrupt service
 //!   that read more than one frame means frames queue up faster than they are served: it starts
 //!   a hold-off during which the TAP is not watched; the hold-off's end (a timerfd) raises the
-//!   interrupt, whose service reads every frame that arrived meanwhile. The hold-off is
-//!   [`HOLDOFF_SHORT_NS`] after a small batch and [`HOLDOFF_BULK_NS`] after one of at least
-//!   [`BULK_FRAMES`]; a service that reads one frame or none ends the moderation, so a lone frame
-//!   is served at once, and a flow with fewer than [`BULK_FRAMES`] frames in flight waits at most
-//!   the short hold-off. Under load the driver, and every PD behind it, then wakes once per batch
+//!   interrupt, whose service reads every frame that arrived meanwhile: at most one receive
+//!   interrupt per [`HOLDOFF_NS`] under load (a NIC's "bulk" throttling rate). A service that
+//!   read one frame holds off too if one that read more ended less than [`BULK_SPELL_NS`] ago
+//!   (the first frame of the next burst); otherwise frames are served at once. So a request
+//!   answered before the next one is sent (one frame in flight) never waits, while a flow of a
+//!   few frames in flight may wait up to one hold-off per round trip. Under load the driver, and every PD behind it, then wakes once per batch
 //!   instead of once per frame. Nothing spins: the driver sleeps until the timer or a frame.
 //! - **Interrupt.** One fd is the IRQ ([`HostTap::attach_irq`]): an epoll set holding the TAP
 //!   (readable, while buffers are posted and no hold-off runs), the completion eventfd, the
@@ -58,14 +59,12 @@ pub const TX_RING: usize = 256;
 pub const TX_REPORT: usize = 32;
 /// Time after the last transmission at which every completion is reported.
 pub const TX_IDLE_NS: u32 = 1_000_000;
-/// Frames read by one interrupt service (or hold-off) from which the next hold-off is the bulk
-/// one.
-pub const BULK_FRAMES: u64 = 16;
-/// Hold-off after a service that read a few frames.
-pub const HOLDOFF_SHORT_NS: u32 = 50_000;
-/// Hold-off after a service that read [`BULK_FRAMES`] or more (the most a frame waits for its
-/// interrupt).
-pub const HOLDOFF_BULK_NS: u32 = 250_000;
+/// Hold-off after an interrupt service that read more than one frame (the most a frame waits for
+/// its interrupt).
+pub const HOLDOFF_NS: u32 = 200_000;
+/// How long after a service that read more than one frame a service that read one still starts
+/// a hold-off.
+pub const BULK_SPELL_NS: u32 = 2_000_000;
 /// Bytes of one net buffer.
 const BUF: usize = 2048;
 /// Lowest device address of the host board's DMA window (`tools/lions_meta.py`: sdfgen allocates
@@ -166,8 +165,8 @@ pub struct HostTap {
     tx_release: bool,
     /// A hold-off runs (the TAP is not watched until it ends).
     holding: bool,
-    /// Length of the current (or last) hold-off.
-    holdoff_ns: u32,
+    /// End of the last interrupt service that read more than one frame.
+    last_bulk: Option<std::time::Instant>,
     /// Frames read since the last interrupt service outside a hold-off ended.
     rx_this_irq: u64,
     name: String,
@@ -252,8 +251,8 @@ impl HostTap {
             tx_idle,
             tx_release: false,
             holding: false,
-            holdoff_ns: 0,
             rx_this_irq: 0,
+            last_bulk: None,
             name: name.into(),
             dma,
             rx_posted: VecDeque::with_capacity(RX_RING),
@@ -295,17 +294,19 @@ impl HostTap {
     /// An interrupt service read `n` frames: start the next hold-off, or end the moderation
     /// (see the [module docs](self)).
     fn moderate(&mut self, n: u64) {
-        self.holdoff_ns = match n {
-            0 | 1 => return,
-            n if n < BULK_FRAMES => HOLDOFF_SHORT_NS,
-            _ => HOLDOFF_BULK_NS,
-        };
-        self.hold_off();
+        let now = std::time::Instant::now();
+        if n > 1 {
+            self.last_bulk = Some(now);
+        }
+        let spell = std::time::Duration::from_nanos(u64::from(BULK_SPELL_NS));
+        if n > 1 || (n == 1 && self.last_bulk.is_some_and(|t| now - t < spell)) {
+            self.hold_off();
+        }
     }
 
-    /// Start a hold-off of `holdoff_ns`; without a timer, none.
+    /// Start a hold-off of [`HOLDOFF_NS`]; without a timer, none.
     fn hold_off(&mut self) {
-        if arm(self.holdoff.as_fd(), self.holdoff_ns) {
+        if arm(self.holdoff.as_fd(), HOLDOFF_NS) {
             self.holding = true;
             self.watch_rx();
             // Completions kicked meanwhile are reported at the hold-off's end, with the frames.
