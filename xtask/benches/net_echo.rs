@@ -24,6 +24,7 @@
 //! alike, `socat` runs there too, at the real-time priority of the system's net driver
 //! ([`PEER_PRIO`]), and the generator runs on the last CPU at a real-time priority above both
 //! ([`GEN_PRIO`]); where real-time scheduling is not permitted both stay at normal priority.
+//! `LIONS_BENCH_PLACE=0` leaves `socat` and the generator wherever Linux puts them.
 //!
 //! ## Measure
 //!
@@ -53,6 +54,9 @@ const GEN_PRIO: i32 = 60;
 /// Put process or thread `pid` (0: this thread) on `cpu` under SCHED_FIFO at `prio`, as far as
 /// permitted (a refusal leaves it as it was).
 fn place(pid: libc::pid_t, cpu: usize, prio: i32) {
+    if env_or("LIONS_BENCH_PLACE", 1) == 0 {
+        return;
+    }
     // SAFETY: plain system calls on live, initialised locals.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -23,25 +23,12 @@
 //!   NIC raises no receive interrupt without buffers: frames wait in the kernel's queue (its
 //!   `txqueuelen`, 1000 by default), and what overflows it is dropped by Linux.
 //! - **Transmit.** `tx_post` writes the frame to the TAP at once (a TAP write does not block; the
-//!   kernel drops a frame it cannot queue) and completes it. Completions are reported as a NIC
-//!   with transmit-interrupt coalescing does: once [`TX_REPORT`] have gathered (by an interrupt
-//!   raised from an eventfd at `tx_kick`, or by the next interrupt anyway: the hold-off's end
-//!   during one, below), or [`TX_IDLE_NS`] after the last transmission (a timerfd), so the
-//!   generic driver's IRQ path returns the buffers in batches and a quiet link returns them all.
-//! - **Interrupt moderation** (as a NIC's adaptive interrupt throttling). An interrupt service
-//!   that read more than one frame means frames queue up faster than they are served: it starts
-//!   a hold-off during which the TAP is not watched; the hold-off's end (a timerfd) raises the
-//!   interrupt, whose service reads every frame that arrived meanwhile: at most one receive
-//!   interrupt per [`HOLDOFF_NS`] under load (a NIC's "bulk" throttling rate). A service that
-//!   read one frame holds off too if one that read more ended less than [`BULK_SPELL_NS`] ago
-//!   (the first frame of the next burst); otherwise frames are served at once. So a request
-//!   answered before the next one is sent (one frame in flight) never waits, while a flow of a
-//!   few frames in flight may wait up to one hold-off per round trip. Under load the driver, and every PD behind it, then wakes once per batch
-//!   instead of once per frame. Nothing spins: the driver sleeps until the timer or a frame.
+//!   kernel drops a frame it cannot queue) and completes it; completions are reported by an
+//!   interrupt raised from an eventfd at `tx_kick`, so the generic driver's IRQ path returns the
+//!   buffers.
 //! - **Interrupt.** One fd is the IRQ ([`HostTap::attach_irq`]): an epoll set holding the TAP
-//!   (readable, while buffers are posted and no hold-off runs), the completion eventfd, the
-//!   hold-off timerfd and the transmit idle timerfd. `ack_irq` clears the eventfd and the expired
-//!   timers.
+//!   (readable, while buffers are posted) and the completion eventfd. `ack_irq` clears the
+//!   eventfd.
 
 use lions_net::{EthDevice, NetBuffDesc};
 use lions_os::{Channel, DeviceRegionResource, OsError};
@@ -55,16 +42,6 @@ use std::ptr::NonNull;
 pub const RX_RING: usize = 256;
 /// Transmitted frames awaiting their completion report at most.
 pub const TX_RING: usize = 256;
-/// Completed transmissions reported together (see the [module docs](self)).
-pub const TX_REPORT: usize = 32;
-/// Time after the last transmission at which every completion is reported.
-pub const TX_IDLE_NS: u32 = 1_000_000;
-/// Hold-off after an interrupt service that read more than one frame (the most a frame waits for
-/// its interrupt).
-pub const HOLDOFF_NS: u32 = 200_000;
-/// How long after a service that read more than one frame a service that read one still starts
-/// a hold-off.
-pub const BULK_SPELL_NS: u32 = 2_000_000;
 /// Bytes of one net buffer.
 const BUF: usize = 2048;
 /// Lowest device address of the host board's DMA window (`tools/lions_meta.py`: sdfgen allocates
@@ -159,16 +136,6 @@ pub struct HostTap {
     tap: OwnedFd,
     epoll: OwnedFd,
     kick: OwnedFd,
-    holdoff: OwnedFd,
-    tx_idle: OwnedFd,
-    /// Report every completion (the idle timer expired) until none is left.
-    tx_release: bool,
-    /// A hold-off runs (the TAP is not watched until it ends).
-    holding: bool,
-    /// End of the last interrupt service that read more than one frame.
-    last_bulk: Option<std::time::Instant>,
-    /// Frames read since the last interrupt service outside a hold-off ended.
-    rx_this_irq: u64,
     name: String,
     dma: Dma,
     rx_posted: VecDeque<NetBuffDesc>,
@@ -229,30 +196,10 @@ impl HostTap {
         let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: creates a new descriptor.
         let kick = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-        // SAFETY: creates a new descriptor.
-        let holdoff = owned(unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-            )
-        })?;
-        // SAFETY: creates a new descriptor.
-        let tx_idle = owned(unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-            )
-        })?;
         let dev = Self {
             tap,
             epoll,
             kick,
-            holdoff,
-            tx_idle,
-            tx_release: false,
-            holding: false,
-            rx_this_irq: 0,
-            last_bulk: None,
             name: name.into(),
             dma,
             rx_posted: VecDeque::with_capacity(RX_RING),
@@ -261,8 +208,6 @@ impl HostTap {
             stats: TapStats::default(),
         };
         dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.kick.as_fd(), libc::EPOLLIN as u32)?;
-        dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.holdoff.as_fd(), libc::EPOLLIN as u32)?;
-        dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.tx_idle.as_fd(), libc::EPOLLIN as u32)?;
         dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.tap.as_fd(), 0)?;
         Ok(dev)
     }
@@ -277,9 +222,8 @@ impl HostTap {
         Ok(())
     }
 
-    /// Watch the TAP for received frames only while a buffer is posted and no hold-off runs.
-    fn watch_rx(&mut self) {
-        let on = !self.rx_posted.is_empty() && !self.holding;
+    /// Watch the TAP for received frames only while a buffer is posted.
+    fn watch_rx(&mut self, on: bool) {
         if on != self.rx_watched {
             let events = if on { libc::EPOLLIN as u32 } else { 0 };
             if self
@@ -288,29 +232,6 @@ impl HostTap {
             {
                 self.rx_watched = on;
             }
-        }
-    }
-
-    /// An interrupt service read `n` frames: start the next hold-off, or end the moderation
-    /// (see the [module docs](self)).
-    fn moderate(&mut self, n: u64) {
-        let now = std::time::Instant::now();
-        if n > 1 {
-            self.last_bulk = Some(now);
-        }
-        let spell = std::time::Duration::from_nanos(u64::from(BULK_SPELL_NS));
-        if n > 1 || (n == 1 && self.last_bulk.is_some_and(|t| now - t < spell)) {
-            self.hold_off();
-        }
-    }
-
-    /// Start a hold-off of [`HOLDOFF_NS`]; without a timer, none.
-    fn hold_off(&mut self) {
-        if arm(self.holdoff.as_fd(), HOLDOFF_NS) {
-            self.holding = true;
-            self.watch_rx();
-            // Completions kicked meanwhile are reported at the hold-off's end, with the frames.
-            take(self.kick.as_fd());
         }
     }
 
@@ -338,7 +259,7 @@ impl EthDevice for HostTap {
 
     fn rx_post(&mut self, buf: NetBuffDesc) {
         self.rx_posted.push_back(buf);
-        self.watch_rx();
+        self.watch_rx(true);
     }
 
     fn rx_poll(&mut self) -> Option<NetBuffDesc> {
@@ -359,11 +280,6 @@ impl EthDevice for HostTap {
                 if n >= 0 {
                     self.stats.errors += 1;
                 }
-                if !self.holding {
-                    // Frames read during a hold-off count towards the batch it collects.
-                    self.moderate(self.rx_this_irq);
-                    self.rx_this_irq = 0;
-                }
                 return None;
             };
             if n == 0 || usize::from(n) >= BUF {
@@ -373,9 +289,8 @@ impl EthDevice for HostTap {
             }
             self.rx_posted.pop_front();
             if self.rx_posted.is_empty() {
-                self.watch_rx();
+                self.watch_rx(false);
             }
-            self.rx_this_irq += 1;
             self.stats.rx_frames += 1;
             buf.len = n;
             return Some(buf);
@@ -405,27 +320,10 @@ impl EthDevice for HostTap {
     }
 
     fn tx_poll(&mut self) -> Option<NetBuffDesc> {
-        if self.tx_done.len() >= TX_REPORT {
-            // Report them all, not just down to the threshold.
-            self.tx_release = true;
-        }
-        if !self.tx_release {
-            return None;
-        }
-        let d = self.tx_done.pop_front();
-        if d.is_none() {
-            self.tx_release = false;
-        }
-        d
+        self.tx_done.pop_front()
     }
 
     fn tx_kick(&mut self) {
-        // The rest is reported once the link has been quiet for a while.
-        arm(self.tx_idle.as_fd(), TX_IDLE_NS);
-        if self.holding || self.tx_done.len() < TX_REPORT {
-            // Not enough to report yet, or the hold-off's end raises the interrupt that does.
-            return;
-        }
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from a live buffer to our eventfd. A full counter (EAGAIN)
         // still leaves the eventfd readable, which is all the interrupt needs.
@@ -433,38 +331,10 @@ impl EthDevice for HostTap {
     }
 
     fn ack_irq(&mut self) {
-        take(self.kick.as_fd());
-        if take(self.tx_idle.as_fd()) {
-            self.tx_release = true;
-        }
-        if self.holding && take(self.holdoff.as_fd()) {
-            self.holding = false;
-            self.watch_rx();
-        }
+        let mut count = [0u8; 8];
+        // SAFETY: reads 8 bytes into a live buffer from our non-blocking eventfd.
+        let _ = unsafe { libc::read(self.kick.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
     }
-}
-
-/// Read and clear the non-blocking eventfd or timerfd `fd`: whether it had fired.
-fn take(fd: BorrowedFd<'_>) -> bool {
-    let mut count = [0u8; 8];
-    // SAFETY: reads 8 bytes into a live buffer; the fd does not block (EAGAIN when not fired).
-    unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), 8) == 8 }
-}
-
-/// Arm the one-shot timerfd `fd` to expire in `ns` (below a second); false if it cannot be.
-fn arm(fd: BorrowedFd<'_>, ns: u32) -> bool {
-    let spec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::c_long::from(ns),
-        },
-    };
-    // SAFETY: `spec` is a live itimerspec; the old value is not asked for.
-    unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) == 0 }
 }
 
 #[cfg(test)]
