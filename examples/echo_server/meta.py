@@ -27,12 +27,14 @@ ECHO_MAGIC = b"lionsEC\x01"
 args = parse_args("echo_server")
 asm = Assembly("echo_server", args.board)
 
-#: Every PD on one CPU, as a Microkit system without `cpu` attributes runs on seL4: the priorities
-#: then order the work (a PD runs when every higher one is blocked), so each stage takes the whole
-#: batch its producers left instead of waking on every frame from another core. On the host board
-#: this is the launcher's CPU affinity (LIONS_CPU=N picks another CPU, LIONS_CPU=any none).
-_cpu = os.environ.get("LIONS_CPU", "0")
-CPU = None if _cpu == "any" else int(_cpu)
+#: Host board: every PD on one CPU (the first this process may use), as a Microkit system without
+#: `cpu` attributes runs on seL4 (core 0). The priorities then order the work (a PD runs only when
+#: every higher one is blocked), so each stage takes the whole batch its producers left instead of
+#: being woken for every frame on another core. The launcher makes this the PDs' CPU affinity;
+#: LIONS_CPU=N picks another CPU, LIONS_CPU=any leaves them unpinned. Other boards keep
+#: Microkit's default.
+_cpu = os.environ.get("LIONS_CPU", str(min(os.sched_getaffinity(0))))
+CPU = None if args.board != "host" or _cpu == "any" else int(_cpu)
 
 #: Per board: (timer driver, its node), (serial driver, its node), net node.
 TIMER, SERIAL, NET_NODE = {

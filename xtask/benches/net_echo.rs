@@ -19,11 +19,12 @@
 //!
 //! ## Placement
 //!
-//! The example puts its PDs on CPU 0 (real-time priorities from the system description, as the
-//! launcher sets them where permitted). So that other load on the machine disturbs both peers
-//! alike, `socat` runs there too, at the real-time priority of the system's net driver
-//! ([`PEER_PRIO`]), and the generator runs on the last CPU at a real-time priority above both
-//! ([`GEN_PRIO`]); where real-time scheduling is not permitted both stay at normal priority.
+//! The example puts its PDs on the first CPU this process may use (real-time priorities from the
+//! system description, as the launcher sets them where permitted). So that other load on the
+//! machine disturbs both peers alike, `socat` runs there too, at the real-time priority of the
+//! system's net driver ([`PEER_PRIO`]), and the generator runs on the last CPU at a real-time
+//! priority above both ([`GEN_PRIO`]); where real-time scheduling is not permitted both stay at
+//! normal priority.
 //! `LIONS_BENCH_PLACE=0` leaves `socat` and the generator wherever Linux puts them.
 //!
 //! ## Measure
@@ -69,21 +70,33 @@ fn place(pid: libc::pid_t, cpu: usize, prio: i32) {
     }
 }
 
-/// Run `f` as the generator: this thread on the last CPU it may use, at [`GEN_PRIO`] (as far as
-/// permitted); its affinity and normal scheduling are restored afterwards.
-fn as_generator<T>(f: impl FnOnce() -> T) -> T {
+/// The CPUs this thread may use.
+fn allowed() -> libc::cpu_set_t {
     // SAFETY: sched_getaffinity fills a live, zeroed cpu_set_t.
-    let set = unsafe {
+    unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set);
         set
-    };
-    let last = (0..libc::CPU_SETSIZE as usize)
-        .rev()
-        // SAFETY: reads a bit of a live cpu_set_t.
-        .find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .unwrap_or(0);
-    place(0, last, GEN_PRIO);
+    }
+}
+
+/// The first and the last CPU in `set`.
+fn first_last(set: &libc::cpu_set_t) -> (usize, usize) {
+    // SAFETY: reads bits of a live cpu_set_t.
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, set) })
+        .collect();
+    (
+        cpus.first().copied().unwrap_or(0),
+        cpus.last().copied().unwrap_or(0),
+    )
+}
+
+/// Run `f` as the generator: this thread on the last CPU it may use, at [`GEN_PRIO`] (as far as
+/// permitted); its affinity and normal scheduling are restored afterwards.
+fn as_generator<T>(f: impl FnOnce() -> T) -> T {
+    let set = allowed();
+    place(0, first_last(&set).1, GEN_PRIO);
     let r = f();
     // SAFETY: plain system calls on live, initialised locals.
     unsafe {
@@ -273,7 +286,11 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("net_echo: cannot run socat ({e}): install socat"));
-    place(socat.id() as libc::pid_t, 0, PEER_PRIO);
+    place(
+        socat.id() as libc::pid_t,
+        first_last(&allowed()).0,
+        PEER_PRIO,
+    );
     std::thread::sleep(Duration::from_millis(300));
     let sock = gen_socket(SOCAT);
     let linux = as_generator(|| saturate(&sock, &[socat.id()], secs, window, payload));
