@@ -326,13 +326,25 @@ fn main() {
     let sock = gen_socket(SYSTEM);
     let lions = as_generator(|| saturate(&sock, &pids, secs, window, payload));
     sys.ctrl_c();
-    let table: Vec<String> = sys.with_screen(|s| {
+    // The launcher prints its counters as it ends; its stderr may still be on its way to us.
+    let rows = |s: &Screen| -> Vec<String> {
         s.errors
             .iter()
             .filter(|l| l.starts_with("lions-host: "))
             .cloned()
             .collect()
-    });
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut table = sys.with_screen(rows);
+    while table.len() <= pids.len() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+        table = sys.with_screen(rows);
+    }
+    assert!(
+        table.len() > pids.len(),
+        "no complete counter table from the launcher (--stats):\n{}",
+        sys.stop()
+    );
     let column = |i: usize| -> u64 {
         table
             .iter()
