@@ -24,6 +24,15 @@ ECHO_MAGIC = b"lionsEC\x01"
 args = parse_args("echo_server")
 asm = Assembly("echo_server", args.board)
 
+#: Host board: every PD on one CPU (the first this process may use), as a Microkit system without
+#: `cpu` attributes runs on seL4 (core 0). The priorities then order the work (a PD runs only when
+#: every higher one is blocked), so each stage takes the whole batch its producers left instead of
+#: being woken for every frame on another core. The launcher makes this the PDs' CPU affinity;
+#: LIONS_CPU=N picks another CPU, LIONS_CPU=any leaves them unpinned. Other boards keep
+#: Microkit's default.
+_cpu = os.environ.get("LIONS_CPU", str(min(os.sched_getaffinity(0))))
+CPU = None if args.board != "host" or _cpu == "any" else int(_cpu)
+
 #: Per board: (timer driver, its node), (serial driver, its node), net node.
 TIMER, SERIAL, NET_NODE = {
     "host": (("timer_driver_host", "timer"), ("serial_driver_host", "serial"), "net"),
@@ -33,9 +42,9 @@ TIMER, SERIAL, NET_NODE = {
         "virtio_mmio@a003e00",
     ),
 }[args.board]
-timer_driver = asm.pd("timer_driver", TIMER[0], package="lions-components", priority=254)
-serial_driver = asm.pd("serial_driver", SERIAL[0], package="lions-components", priority=200)
-serial_virt_tx = asm.pd("serial_virt_tx", package="lions-components", priority=199)
+timer_driver = asm.pd("timer_driver", TIMER[0], package="lions-components", priority=254, cpu=CPU)
+serial_driver = asm.pd("serial_driver", SERIAL[0], package="lions-components", priority=200, cpu=CPU)
+serial_virt_tx = asm.pd("serial_virt_tx", package="lions-components", priority=199, cpu=CPU)
 #: The host board's NIC: a TAP (root or CAP_NET_ADMIN, or a TAP made for the user) or, with
 #: LIONS_NET=user, the user-mode network (no privileges; host ports forwarded per
 #: LIONS_NET_FORWARD).
@@ -45,11 +54,11 @@ if NET_DRIVER is None:
     raise SystemExit(f"echo_server: LIONS_NET={os.environ['LIONS_NET']!r}: expected 'tap' or 'user'")
 if args.board == "qemu_virt_aarch64":
     NET_DRIVER = "net_driver_virtio"
-net_driver = asm.pd("net_driver", NET_DRIVER, package="lions-components", priority=110)
-net_virt_tx = asm.pd("net_virt_tx", package="lions-components", priority=109)
-net_virt_rx = asm.pd("net_virt_rx", package="lions-components", priority=108)
-copiers = [asm.pd(f"net_copy{i}", "net_copy", package="lions-components", priority=100) for i in range(len(CLIENTS))]
-clients = [asm.pd(f"client{i}", "echo", priority=99) for i in range(len(CLIENTS))]
+net_driver = asm.pd("net_driver", NET_DRIVER, package="lions-components", priority=110, cpu=CPU)
+net_virt_tx = asm.pd("net_virt_tx", package="lions-components", priority=109, cpu=CPU)
+net_virt_rx = asm.pd("net_virt_rx", package="lions-components", priority=108, cpu=CPU)
+copiers = [asm.pd(f"net_copy{i}", "net_copy", package="lions-components", priority=100, cpu=CPU) for i in range(len(CLIENTS))]
+clients = [asm.pd(f"client{i}", "echo", priority=99, cpu=CPU) for i in range(len(CLIENTS))]
 
 timer = asm.timer(timer_driver, node=TIMER[1])
 serial = asm.serial(serial_driver, serial_virt_tx, node=SERIAL[1])

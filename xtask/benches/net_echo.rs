@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p xtask --bench net_echo` (root or CAP_NET_ADMIN; `ip`, `socat`).
 //! `LIONS_BENCH_SECS` (default 5) is the measuring time per peer, `LIONS_BENCH_WINDOW` (default
-//! 64) the datagrams kept in flight, `LIONS_BENCH_PAYLOAD` (default 1000) their size.
+//! 64) the datagrams kept in flight, `LIONS_BENCH_PAYLOAD` (default 1000) their size,
+//! `LIONS_BENCH_LAUNCHER` more `lions-host` options (e.g. `--no-rt`).
 //!
 //! ## Topology
 //!
@@ -15,6 +16,16 @@
 //! the system's clients sit (10.0.2.10), and runs `socat` as the Linux peer on 10.0.3.1:7777. So
 //! both peers are reached from `gen` through the veth and the same kernel; the system's packets
 //! also cross the TAP and the system's PDs, `socat`'s cross one more kernel socket instead.
+//!
+//! ## Placement
+//!
+//! The example puts its PDs on the first CPU this process may use (real-time priorities from the
+//! system description, as the launcher sets them where permitted). So that other load on the
+//! machine disturbs both peers alike, `socat` runs there too, at the real-time priority of the
+//! system's net driver ([`PEER_PRIO`]), and the generator runs on the last CPU at a real-time
+//! priority above both ([`GEN_PRIO`]); where real-time scheduling is not permitted both stay at
+//! normal priority.
+//! `LIONS_BENCH_PLACE=0` leaves `socat` and the generator wherever Linux puts them.
 //!
 //! ## Measure
 //!
@@ -36,6 +47,65 @@ use std::time::{Duration, Instant};
 const GEN_NS: &str = "lionsbench-gen";
 const SYSTEM: (&str, u16) = ("10.0.2.10", 1235);
 const SOCAT: (&str, u16) = ("10.0.3.1", 7777);
+/// SCHED_FIFO priority of `socat`: the launcher's for the net driver's SDF priority 110.
+const PEER_PRIO: i32 = 1 + 110 * 98 / 254;
+/// SCHED_FIFO priority of the generator (this thread while it measures).
+const GEN_PRIO: i32 = 60;
+
+/// Put process or thread `pid` (0: this thread) on `cpu` under SCHED_FIFO at `prio`, as far as
+/// permitted (a refusal leaves it as it was).
+fn place(pid: libc::pid_t, cpu: usize, prio: i32) {
+    if env_or("LIONS_BENCH_PLACE", 1) == 0 {
+        return;
+    }
+    // SAFETY: plain system calls on live, initialised locals.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), &set);
+        let param = libc::sched_param {
+            sched_priority: prio,
+        };
+        libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param);
+    }
+}
+
+/// The CPUs this thread may use.
+fn allowed() -> libc::cpu_set_t {
+    // SAFETY: sched_getaffinity fills a live, zeroed cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set);
+        set
+    }
+}
+
+/// The first and the last CPU in `set`.
+fn first_last(set: &libc::cpu_set_t) -> (usize, usize) {
+    // SAFETY: reads bits of a live cpu_set_t.
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, set) })
+        .collect();
+    (
+        cpus.first().copied().unwrap_or(0),
+        cpus.last().copied().unwrap_or(0),
+    )
+}
+
+/// Run `f` as the generator: this thread on the last CPU it may use, at [`GEN_PRIO`] (as far as
+/// permitted); its affinity and normal scheduling are restored afterwards.
+fn as_generator<T>(f: impl FnOnce() -> T) -> T {
+    let set = allowed();
+    place(0, first_last(&set).1, GEN_PRIO);
+    let r = f();
+    // SAFETY: plain system calls on live, initialised locals.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+    r
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -216,18 +286,33 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("net_echo: cannot run socat ({e}): install socat"));
+    place(
+        socat.id() as libc::pid_t,
+        first_last(&allowed()).0,
+        PEER_PRIO,
+    );
     std::thread::sleep(Duration::from_millis(300));
-    let linux = saturate(&gen_socket(SOCAT), &[socat.id()], secs, window, payload);
+    let sock = gen_socket(SOCAT);
+    let linux = as_generator(|| saturate(&sock, &[socat.id()], secs, window, payload));
     let _ = socat.kill();
     let _ = socat.wait();
 
     // The system, release build, with the launcher's counters at exit.
-    let mut sys = System::start_with("echo_server", &["--release", "--", "--stats"], &[]);
+    let extra = std::env::var("LIONS_BENCH_LAUNCHER").unwrap_or_default();
+    let mut args = vec!["--release", "--", "--stats"];
+    args.extend(extra.split_whitespace());
+    let mut sys = System::start_with("echo_server", &args, &[]);
     sys.expect("both clients up", |s: &Screen| {
         let t = s.text();
         t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
     });
-    let pids = pids_under("target/lions/echo_server/");
+    // This checkout's PDs only (another checkout may run the example at the same time).
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    let dir = std::fs::canonicalize(&target).unwrap_or(target);
+    let pids = pids_under(&format!("{}/lions/echo_server/", dir.display()));
     let names: Vec<String> = pids
         .iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
@@ -238,15 +323,35 @@ fn main() {
         "PD processes of echo_server: {names:?}\n{}",
         sys.with_screen(Screen::transcript)
     );
-    let lions = saturate(&gen_socket(SYSTEM), &pids, secs, window, payload);
+    let sock = gen_socket(SYSTEM);
+    let lions = as_generator(|| saturate(&sock, &pids, secs, window, payload));
     sys.ctrl_c();
-    let notifications: u64 = sys.with_screen(|s| {
+    // The launcher prints its counters as it ends; its stderr may still be on its way to us.
+    let rows = |s: &Screen| -> Vec<String> {
         s.errors
             .iter()
-            .filter_map(|l| l.strip_prefix("lions-host: "))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .filter(|l| l.starts_with("lions-host: "))
+            .cloned()
+            .collect()
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut table = sys.with_screen(rows);
+    while table.len() <= pids.len() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+        table = sys.with_screen(rows);
+    }
+    assert!(
+        table.len() > pids.len(),
+        "no complete counter table from the launcher (--stats):\n{}",
+        sys.stop()
+    );
+    let column = |i: usize| -> u64 {
+        table
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(i)?.parse::<u64>().ok())
             .sum()
-    });
+    };
+    let (notifications, ppcs) = (column(2), column(4));
     let _ = Command::new("ip").args(["netns", "del", GEN_NS]).output();
 
     println!(
@@ -262,4 +367,11 @@ fn main() {
         "notifications per echoed packet (all PDs, launcher --stats): {:.2} ({notifications} for {packets})",
         notifications as f64 / packets as f64
     );
+    println!(
+        "PPCs per echoed packet: {:.2}; per PD (launcher --stats):",
+        ppcs as f64 / packets as f64
+    );
+    for l in &table {
+        println!("  {}", l.trim_start_matches("lions-host: "));
+    }
 }

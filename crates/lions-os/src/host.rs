@@ -9,9 +9,10 @@
 //!
 //! 1. run `init`, perform its deferred action, acknowledge every IRQ channel once;
 //! 2. loop: serve one waiting PPC (calls go before notifications), else deliver the pending
-//!    notification badge together with any IRQ whose host fd became readable, else block on the
-//!    PD's eventfd (and, with IRQ fds registered, `poll` them too); after every event perform the
-//!    deferred action ([`runtime::take_deferred`]).
+//!    notification badge together with any IRQ whose host fd became readable, else announce the
+//!    sleep in the control block (so only then do notifications write the eventfd, see
+//!    [`control`]), re-check, and block on the PD's eventfd (and, with IRQ fds registered, `poll`
+//!    them too); after every event perform the deferred action ([`runtime::take_deferred`]).
 //!
 //! Rights (notify, PPC, IRQ ack) are checked against the manifest; a refused operation is an
 //! [`OsError`] naming the PD and the channel. A PPC into a PD that is gone, or dies while serving
@@ -294,7 +295,7 @@ impl HostPd {
             if self.armed.get() != 0 && !self.irq_fds.borrow().is_empty() {
                 self.poll_irqs(false);
             }
-            let bits = ChannelSet::from_bits(self.slot().pending.swap(0, Ordering::AcqRel)).bits();
+            let bits = ChannelSet::from_bits(self.slot().take_pending()).bits();
             let irqs = self.fired.take();
             if bits | irqs != 0 {
                 let st = &self.slot().stats;
@@ -306,6 +307,11 @@ impl HostPd {
                     return ExitCode::from(EXIT_HANDLER_ERROR);
                 }
                 self.run_deferred();
+                continue;
+            }
+            // Announce the sleep, then re-check: a notification posted before the flag was set
+            // did not write our eventfd.
+            if !self.slot().prepare_sleep() || self.slot().calls.load(Ordering::SeqCst) != 0 {
                 continue;
             }
             if self.armed.get() != 0 && !self.irq_fds.borrow().is_empty() {

@@ -4,7 +4,8 @@
 //!
 //! ## The poll discipline (one event)
 //!
-//! 1. **Process**: read the time (`GET_TIME` on the timer), run smoltcp over every received frame
+//! 1. **Process**: read the time (`GET_TIME` on the timer, once per event: the rounds of one
+//!    event share it, so a burst of frames costs one call), run smoltcp over every received frame
 //!    and everything the sockets have to send ([`NetStack::poll`]).
 //! 2. **Publish and notify**: returned Rx buffers and queued Tx frames are published; the copier
 //!    or the Tx virtualiser is notified only if it got something and asked.
@@ -209,6 +210,7 @@ impl<'a, 's> NetStack<'a, 's> {
     /// budget ([`NetDevice::set_rx_budget`]); without an application between rounds (see
     /// [`process`](Self::process)) a socket may overflow.
     pub fn poll(&mut self) -> Result<bool, Error> {
+        self.read_time()?;
         let mut changed = false;
         loop {
             let (c, more) = self.round()?;
@@ -224,10 +226,16 @@ impl<'a, 's> NetStack<'a, 's> {
         self.device.set_rx_budget(frames);
     }
 
-    /// One round: smoltcp over up to one Rx budget of frames and everything to send, then publish
-    /// and notify. Returns (socket state may have changed, more work is waiting).
-    fn round(&mut self) -> Result<(bool, bool), Error> {
+    /// Read the time for the rounds of one event (never earlier than the last reading).
+    fn read_time(&mut self) -> Result<(), Error> {
         self.now_ns = self.timer.time_now()?.max(self.now_ns);
+        Ok(())
+    }
+
+    /// One round at the time of the last [`read_time`](Self::read_time): smoltcp over up to one
+    /// Rx budget of frames and everything to send, then publish and notify. Returns (socket state
+    /// may have changed, more work is waiting).
+    fn round(&mut self) -> Result<(bool, bool), Error> {
         let now = instant(self.now_ns);
         self.device.refill_budget();
         let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
@@ -248,6 +256,7 @@ impl<'a, 's> NetStack<'a, 's> {
         &mut self,
         mut app: impl FnMut(&mut Interface, &mut SocketSet<'s>) -> bool,
     ) -> Result<(), Error> {
+        self.read_time()?;
         loop {
             let (_, more) = self.round()?;
             let did = app(&mut self.iface, &mut self.sockets);

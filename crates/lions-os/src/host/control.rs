@@ -10,7 +10,8 @@
 //! offset 64    PdSlot[num_pds]  (1088 B each, 64-byte aligned), indexed by PD number
 //!
 //! PdSlot, byte offsets:
-//!   0  pending   u64  notification badge: bit n = the slot's own channel n (OR-coalesced)
+//!   0  pending   u64  notification badge: bit n = the slot's own channel n (OR-coalesced);
+//!                     bit 63 [`SLEEPING`]: the PD is blocked (or about to block) on its eventfd
 //!   8  calls     u64  PPC requests waiting: bit n = a call arrived on the slot's channel n
 //!  16  state     u32  0 starting, 1 running, 2 gone (faulted, exited or stopped)
 //!  20  calling   u32  callee PD number + 1 while this PD waits in a PPC, else 0
@@ -25,9 +26,15 @@
 //! Each PD also has an eventfd (its wake-up), owned by the launcher and passed to the PD and its
 //! peers. Wake-up rules:
 //!
-//! - **notify**: the sender ORs the bit into the receiver's `pending` (acquire-release) and writes
-//!   the receiver's eventfd only if `pending` was zero before (a non-zero word already has a wake-up
-//!   on its way). A gone receiver's notifications are dropped.
+//! - **sleep**: before blocking, a PD ORs [`SLEEPING`] into its own `pending` (sequentially
+//!   consistent); if any channel bit was already set it does not block. After waking (or to handle
+//!   its badge) it swaps `pending` to zero, which also clears [`SLEEPING`].
+//! - **notify**: the sender ORs the bit into the receiver's `pending` (sequentially consistent) and
+//!   writes the receiver's eventfd only if `pending` was exactly [`SLEEPING`] before: the receiver
+//!   is blocked (or about to) and this is the first notification since. A receiver that is running
+//!   sees the bit before it next blocks, so a notification to it costs no system call and no
+//!   wake-up; a word that already holds channel bits has a wake-up on its way. A gone receiver's
+//!   notifications are dropped.
 //! - **PPC**: the caller writes label, count and registers into its own slot, sets `calling` and
 //!   `reply = seq|waiting` (sequentially consistent), re-checks that the callee is not gone, ORs its
 //!   channel bit (in the callee's numbering) into the callee's `calls`, writes the callee's eventfd
@@ -53,7 +60,12 @@ use super::sys;
 pub const MAGIC: u64 = u64::from_le_bytes(*b"LionsHst");
 
 /// Layout version; bumped on any change to this file's layout or rules.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// Bit of `PdSlot::pending` that says the PD is blocked (or about to block) on its eventfd, so a
+/// notification must write it (see the [module docs](self)). Above every channel bit.
+pub const SLEEPING: u64 = 1 << 63;
+const _: () = assert!(crate::channel::MAX_CHANNEL < 63);
 
 /// The first 64 bytes of the control block.
 #[repr(C, align(64))]
@@ -156,6 +168,18 @@ impl PdSlot {
     /// Set the slot's state.
     pub fn set_state(&self, s: PdState) {
         self.state.store(s as u32, Ordering::SeqCst);
+    }
+
+    /// Announce that this PD is about to block on its eventfd (own slot only). Returns false,
+    /// leaving the flag set, when notification bits are already pending (handle them instead of
+    /// blocking); the next [`take_pending`](Self::take_pending) clears the flag either way.
+    pub fn prepare_sleep(&self) -> bool {
+        self.pending.fetch_or(SLEEPING, Ordering::SeqCst) & !SLEEPING == 0
+    }
+
+    /// Take the pending notification badge (own slot only), clearing [`SLEEPING`] too.
+    pub fn take_pending(&self) -> u64 {
+        self.pending.swap(0, Ordering::SeqCst) & !SLEEPING
     }
 
     /// Take the lowest pending call request, if any (callee side).
@@ -262,7 +286,7 @@ impl ControlBlock {
         if s.state() == PdState::Gone {
             return None;
         }
-        Some(s.pending.fetch_or(bits, Ordering::AcqRel) == 0)
+        Some(s.pending.fetch_or(bits, Ordering::SeqCst) == SLEEPING)
     }
 
     /// Mark PD `pd` gone (launcher side, after its process ended): clears its pending work and
@@ -332,9 +356,22 @@ mod tests {
     fn notify_coalesces_and_gone_drops() {
         let (fd, cb) = ControlBlock::create(2).unwrap();
         assert_eq!(
+            cb.post_notification(1, 1 << 2),
+            Some(false),
+            "a running PD is not woken"
+        );
+        assert!(!cb.slot(1).prepare_sleep(), "work pending: do not block");
+        assert_eq!(
+            cb.slot(1).take_pending(),
+            1 << 2,
+            "the flag is not a channel"
+        );
+        assert_eq!(cb.slot(1).pending.load(Ordering::SeqCst), 0);
+        assert!(cb.slot(1).prepare_sleep(), "nothing pending: block");
+        assert_eq!(
             cb.post_notification(1, 1 << 3),
             Some(true),
-            "first bit wakes"
+            "first bit wakes a sleeper"
         );
         assert_eq!(cb.post_notification(1, 1 << 3), Some(false), "coalesced");
         assert_eq!(
@@ -342,14 +379,12 @@ mod tests {
             Some(false),
             "wake already on its way"
         );
-        assert_eq!(
-            cb.slot(1).pending.swap(0, Ordering::AcqRel),
-            (1 << 3) | (1 << 5)
-        );
+        assert_eq!(cb.slot(1).take_pending(), (1 << 3) | (1 << 5));
         // A second mapping sees the same memory.
         let other = ControlBlock::open(fd.as_fd(), 2).unwrap();
+        assert!(other.slot(0).prepare_sleep());
         assert_eq!(cb.post_notification(0, 1), Some(true));
-        assert_eq!(other.slot(0).pending.load(Ordering::Acquire), 1);
+        assert_eq!(other.slot(0).pending.load(Ordering::Acquire), SLEEPING | 1);
         assert!(
             ControlBlock::open(fd.as_fd(), 3).is_err(),
             "size mismatch refused"
