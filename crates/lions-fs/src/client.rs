@@ -537,7 +537,17 @@ impl<'a> FsClient<'a> {
                 _ => self.bogus += 1,
             }
         }
-        self.queues.completions.release();
+        if self.queues.completions.release() > 0 && self.queues.server_may_wait_at_wrap() {
+            // The server stops producing at the index wrap until we took what came before it;
+            // it is not told otherwise (FS servers are woken only by notifications), so requests
+            // still waiting for an answer would wait forever.
+            let waiting = self.slots[..self.limit]
+                .iter()
+                .any(|s| matches!(s.state, SlotState::Pending { .. }));
+            if waiting {
+                self.server.notify()?;
+            }
+        }
         Ok(n)
     }
 

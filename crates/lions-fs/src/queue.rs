@@ -902,6 +902,8 @@ pub struct FsClientQueues<'a> {
     pub commands: Producer<'a, u64, FsCmd>,
     /// Completions we receive.
     pub completions: Consumer<'a, u64, FsCmpl>,
+    /// The completion queue's shared head (ours), to tell when the server may wait at the wrap.
+    cmpl_head: &'a AtomicU64,
 }
 
 /// The server side: consumes commands, produces completions. Publish, then always notify.
@@ -926,10 +928,20 @@ impl<'a> FsClientQueues<'a> {
     ) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
         let (cmd, cmpl) = unsafe { memories(cmd, cmd_len, cmpl, cmpl_len)? };
+        let cmpl_head = cmpl.header().head();
         Ok(Self {
             commands: cmd.producer()?,
             completions: cmpl.consumer()?,
+            cmpl_head,
         })
+    }
+
+    /// Whether the server may be holding completions back at the index wrap: 511 slots do not
+    /// divide 2^64, so a producer never lets entries straddle the wrap and waits there until
+    /// the consumer has taken everything before it. True within one ring of the wrap.
+    pub fn server_may_wait_at_wrap(&self) -> bool {
+        let head = self.cmpl_head.load(core::sync::atomic::Ordering::Relaxed);
+        u64::MAX - head < FS_QUEUE_CAPACITY as u64 || head < FS_QUEUE_CAPACITY as u64
     }
 
     /// The client side of a connection from a config.

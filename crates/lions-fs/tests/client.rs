@@ -508,3 +508,76 @@ fn event_driven_client_pd_pipelines_requests() {
     assert_eq!(sim.stats(server).notifies_sent, 3);
     assert_eq!(sim.stats(server).wakeups, 3);
 }
+
+/// Queues whose indices start just below 2^64 (a restarted pair, or a peer that began there):
+/// the server's completion queue stops at the index wrap until the client has taken every
+/// completion before it (511 slots do not divide 2^64). A client with requests still in flight
+/// must then tell the server it took them, or its remaining requests wait forever.
+#[test]
+fn pipelined_requests_across_the_u64_index_wrap() {
+    use lions_queue::QueueHeader as _;
+    let conn = Conn::new(1 << 20);
+    let start = u64::MAX - 5;
+    for region in [&conn.cmd, &conn.cmpl] {
+        // SAFETY: the region is page-aligned and larger than the header; nobody else uses it
+        // yet. Both queues share the header layout (head and tail u64).
+        let h = unsafe {
+            &*region
+                .as_ptr()
+                .as_ptr()
+                .cast::<lions_fs::queue::CommandQueue>()
+        };
+        h.head().store(start, std::sync::atomic::Ordering::Relaxed);
+        h.tail().store(start, std::sync::atomic::Ordering::Relaxed);
+    }
+    let (fat, _disk) = fat_backend(16);
+    let mut server = conn.server(fat);
+    let mut c = client(&conn, 32 * 1024);
+    let backend = Outside::alone();
+    with_backend(&backend, || {
+        // 40 requests; staging says Busy while the command queue waits at the wrap, and then
+        // the client pumps. The kernel: the server runs when the client notified it, the client
+        // when the server published; give up when nothing moves.
+        let (mut staged, mut seen, mut done) = (0, 0, 0);
+        let mut out = vec![0u8; 256];
+        c.stage(Request::Initialise).unwrap();
+        for _ in 0..1000 {
+            // Send, let the server run, send again (the command queue moved past the wrap),
+            // let it run again; only then take completions, so the server meets a completion
+            // queue held at the wrap with commands still waiting.
+            let mut published = 0;
+            let mut notified = false;
+            for _ in 0..2 {
+                while staged < 20 {
+                    match c.stage(Request::Stat { path: "/" }) {
+                        Ok(_) => staged += 1,
+                        Err(FsError::Busy) => break,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                c.flush().unwrap();
+                if backend.notifies.get() > seen {
+                    seen = backend.notifies.get();
+                    notified = true;
+                    published += server.process();
+                }
+            }
+            c.process().unwrap();
+            while let Some(id) = c.next_done() {
+                match c.poll(id, &mut out) {
+                    Some(Ok(Reply::Stat(_))) => done += 1,
+                    Some(Ok(Reply::Done)) => {} // Initialise
+                    r => panic!("{r:?}"),
+                }
+            }
+            if !notified && published == 0 {
+                break;
+            }
+        }
+        assert_eq!(
+            (staged, done),
+            (20, 20),
+            "every request completed across the wrap"
+        );
+    });
+}
