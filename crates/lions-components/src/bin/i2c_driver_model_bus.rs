@@ -6,8 +6,9 @@
 //! unchanged.
 //!
 //! - Time: on the host board the DS3231 model follows the host's clock (whole seconds since the
-//!   PD started, from the power-on time 2000-01-01 00:00:00 until a client sets it). On seL4 it
-//!   has no clock and stands still.
+//!   PD started, from the power-on time 2000-01-01 00:00:00 until a client sets it). On seL4
+//!   (aarch64) it follows the Arm generic timer's counter (`CNTPCT_EL0` / `CNTFRQ_EL0`, read
+//!   only; seL4 exports them to user level for sDDF's timer driver too): whole seconds since boot.
 //! - Cards (host board): the environment variable `LIONS_I2C_CARD` names a file; at every
 //!   InListPassiveTarget the model reads it: hexadecimal UID bytes (e.g. `04a1b2c3`) put that
 //!   card in the field, an empty or missing file takes it away.
@@ -40,6 +41,14 @@ fn clock() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_secs()
 }
 
+/// Seconds of the Arm generic timer's counter since boot.
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+fn clock() -> u64 {
+    use lions_drivers::qemu_virt_aarch64::generic_timer::{PhysicalTimer, TimerRegs};
+    let mut counter = PhysicalTimer::new();
+    counter.counter() / counter.frequency().max(1)
+}
+
 /// The card `LIONS_I2C_CARD`'s file names, if any.
 #[cfg(target_os = "linux")]
 fn card() -> Option<Uid> {
@@ -62,7 +71,7 @@ fn bus() -> Bus {
     #[cfg(target_os = "linux")]
     pn532.set_card_source(card);
     let bus = ModelBus::new(Ds3231Model::new(), pn532);
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", all(target_os = "none", target_arch = "aarch64")))]
     let bus = bus.with_clock(clock);
     bus
 }
