@@ -474,6 +474,11 @@ fn every_rule_is_checked_before_the_driver_sees_anything() {
             (1, 0x50, MT),
         ),
         (
+            "a bad body before good ones",
+            vec![hdr(3, 0x50), wr(0, 1), raw(CLIENT_BASE - 1, 1, 0), wr(1, 1)],
+            (2, 0x50, MT),
+        ),
+        (
             "end past the region",
             vec![hdr(2, 0x50), wr(0, 1), wr(DATA - 4, 5)],
             (2, 0x50, MT),
