@@ -26,8 +26,9 @@
 //! - **Driver notification** (`response`): each response goes to the client that submitted the
 //!   transaction (the address's owner at submission; the driver answers in order), even if it has
 //!   released the address since; a new owner never sees another client's answer.
-//! - **Notifications**: the driver is notified (deferred) after a commit, a client after its
-//!   response queue got something. No signal flags (I²C producers always notify).
+//! - **Notifications**: the driver is notified (deferred) once per event in which something was
+//!   committed, a client after its response queue got something. No signal flags (I²C producers
+//!   always notify).
 //! - **Misbehaving client**: impossible queue indices mark it faulty ([`I2cVirt::faulty`]); its
 //!   addresses are freed and it is ignored from then on. Nothing a client writes panics the virt.
 
@@ -165,7 +166,6 @@ impl<'a> I2cVirt<'a> {
             q.requests.release();
             if error == I2cError::Ok {
                 self.inflight.push(c);
-                self.driver_ch.deferred_notify()?;
             } else {
                 let _ = q.responses.push(I2cResponse::new(index, address, error));
             }
@@ -210,6 +210,7 @@ impl Handler for I2cVirt<'_> {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
         // The driver answered: route each response to its submitter, then retry the deferred
         // FIFO in order.
+        let committed = self.inflight.2;
         while let Some(r) = self.driver.responses.pop()? {
             if let Some((q, _)) = self.inflight.pop().and_then(|c| self.clients[c].as_mut()) {
                 let _ = q.responses.push(r);
@@ -231,6 +232,10 @@ impl Handler for I2cVirt<'_> {
                 self.deferred.push(c);
                 self.waiting |= 1 << c;
             }
+        }
+        // One notification for everything committed in this event.
+        if self.inflight.2 != committed {
+            self.driver_ch.deferred_notify()?;
         }
         for (q, ch) in self.clients[..n].iter_mut().flatten() {
             if q.responses.publish() > 0 {
