@@ -13,6 +13,8 @@ Writes DIR/i2c.system, the drivers' `.device_resources` blobs, `.i2c_driver_conf
 DIR/assembly.json.
 """
 
+import os
+
 from lions_meta import Assembly, parse_args
 
 # The I2C driver per board: no board here has a usable I2C controller (QEMU's virt machine has
@@ -29,15 +31,22 @@ TIMER_DRIVER = {
 args = parse_args("i2c")
 asm = Assembly("i2c", args.board)
 
+# With LIONS_I2C_DEV=/dev/i2c-N set when it is built, the host board drives a real adapter instead
+# of the model bus: `i2c_driver_host_dev` on the `i2c-dev` node of tools/host.dts (a DS3231 and a
+# PN532 wired to that bus).
+real_bus = args.board == "host" and bool(os.environ.get("LIONS_I2C_DEV"))
+i2c_binary = "i2c_driver_host_dev" if real_bus else "i2c_driver_model_bus"
+i2c_node = "i2c-dev" if real_bus else I2C_NODE[args.board]
+
 # A PPC goes from a lower to a higher priority and clients block in it: the timer driver on top,
 # then the I2C driver and the virtualiser (clients call it to claim addresses), then the clients.
 timer_driver = asm.pd("timer_driver", TIMER_DRIVER[args.board], package="lions-components", priority=254)
-i2c_driver = asm.pd("i2c_driver", "i2c_driver_model_bus", package="lions-components", priority=200)
+i2c_driver = asm.pd("i2c_driver", i2c_binary, package="lions-components", priority=200)
 i2c_virt = asm.pd("i2c_virt", "i2c_virt", package="lions-components", priority=199)
 clock = asm.pd("clock", priority=2)
 nfc = asm.pd("nfc", priority=1)
 
-i2c = asm.i2c(i2c_driver, i2c_virt, node=I2C_NODE[args.board])
+i2c = asm.i2c(i2c_driver, i2c_virt, node=i2c_node)
 i2c.add_client(clock)
 i2c.add_client(nfc)
 
