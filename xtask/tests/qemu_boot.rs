@@ -13,8 +13,9 @@
 //! - `timer`: the clock ticks (the generic timer's interrupt, through the passive driver's PPCs)
 //!   and the alarm's kept deadlines fire, never a replaced one.
 //! - `i2c`: the model bus in the driver PD (QEMU has no I²C controller) answers the PN532
-//!   firmware query of `nfc` through the virtualiser, and `clock` prints the DS3231 model's time,
-//!   which follows the generic timer's counter, at least twice and advancing.
+//!   firmware query of `nfc` through the virtualiser, `clock` prints the DS3231 model's time,
+//!   which follows the generic timer's counter, at least three times and advancing, and `nfc`
+//!   sees the model's demonstration card come and go.
 //! - `fileio`: on a fresh disk from `examples/fileio/make-disk.sh` as QEMU's virtio-blk
 //!   (`blk_driver_virtio`, `blk_virt`, the FAT server `fs_fat` with its heap), the client prints
 //!   every step through `fileio: done in`; after QEMU is stopped `fsck.fat -n` finds partition 1
@@ -216,9 +217,14 @@ fn boot_i2c() {
             .map(str::to_owned)
             .collect()
     };
-    let text = qemu.expect("the PN532's firmware and three clock readings", |t| {
-        t.contains("nfc: PN532 firmware 1.6 at 0x24") && clock_lines(t).len() >= 3
-    });
+    let text = qemu.expect(
+        "the PN532's firmware, three clock readings, the demo card",
+        |t| {
+            t.contains("nfc: PN532 firmware 1.6 at 0x24")
+                && clock_lines(t).len() >= 3
+                && t.contains("nfc: card 0453454c34 removed")
+        },
+    );
     let times = clock_lines(&text);
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
     assert!(

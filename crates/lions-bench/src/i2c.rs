@@ -169,9 +169,9 @@ pub fn virt(shim: &Shim, units: u64, warmup: u64, batch: u64) -> u64 {
             (sent[c], round_sent[c], seq) = (sent[c] + 1, round_sent[c] + 1, seq + 1);
         }
         // Each client with transactions notifies (I²C producers always do).
-        for c in 0..2 {
-            if round_sent[c] > 0 {
-                run(&mut virt, c as u8 + 1);
+        for (ch, &n) in (1u8..).zip(&round_sent) {
+            if n > 0 {
+                run(&mut virt, ch);
             }
         }
         // Driver: every transaction whole, for an owner, translated; answer each.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! `i2c_driver_meson`: the I²C driver of the Odroid-C4 (`amlogic,meson-axg-i2c`), a seL4 PD.
 //!
-//! The generic [`I2cDriver`] over a [`MesonI2c`] in the controller's register region, completed
+//! The generic [`I2cDriver`](lions_i2c::I2cDriver) over a
+//! [`MesonI2c`](lions_drivers::i2c::meson::MesonI2c) in the controller's register region, completed
 //! by the controller's IRQ, with the bus at 100 kHz from the 166.67 MHz `clk81` input.
 //!
 //! Config sections: `.device_resources` (region 0: the 4 KiB register block, mapped uncached; IRQ

@@ -11,7 +11,9 @@
 //!   only; seL4 exports them to user level for sDDF's timer driver too): whole seconds since boot.
 //! - Cards (host board): the environment variable `LIONS_I2C_CARD` names a file; at every
 //!   InListPassiveTarget the model reads it: hexadecimal UID bytes (e.g. `04a1b2c3`) put that
-//!   card in the field, an empty or missing file takes it away.
+//!   card in the field, an empty or missing file takes it away. On seL4 (aarch64), with no file
+//!   to read, a demonstration card (UID `0453454c34`) is in the field for the first 3 seconds of
+//!   every 10 (by the generic counter).
 //!
 //! Config sections: `.device_resources` (its first IRQ is the driver's channel; the model never
 //! raises it) and `.i2c_driver_config` (the queues to the virtualiser). The client data regions
@@ -19,7 +21,7 @@
 //! the virtualiser checked and translated.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", all(target_os = "none", target_arch = "aarch64")))]
 use lions_drivers::i2c::model::Uid;
 use lions_drivers::i2c::model::{Ds3231Model, ModelBus, Pn532Model};
 use lions_i2c::{I2cDriver, I2cDriverConfig, MappedData};
@@ -65,10 +67,16 @@ fn card() -> Option<Uid> {
     Some(Uid::new(&bytes?))
 }
 
+/// The demonstration card of seL4: in the field 3 seconds out of 10.
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+fn card() -> Option<Uid> {
+    (clock() % 10 < 3).then(|| Uid::new(&[0x04, 0x53, 0x45, 0x4c, 0x34]))
+}
+
 fn bus() -> Bus {
     #[allow(unused_mut)]
     let mut pn532 = Pn532Model::new();
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", all(target_os = "none", target_arch = "aarch64")))]
     pn532.set_card_source(card);
     let bus = ModelBus::new(Ds3231Model::new(), pn532);
     #[cfg(any(target_os = "linux", all(target_os = "none", target_arch = "aarch64")))]
