@@ -327,6 +327,10 @@ fn a_nack_is_reported_at_its_command_and_the_bus_is_released() {
             "{mode:?}: halted with a STOP"
         );
         assert!(!w.model.borrow().held());
+        assert!(
+            !w.model.borrow().busy(),
+            "{mode:?}: the halt waited for its STOP"
+        );
         // 0x50 does not acknowledge 0xff: the 2nd body (a new segment) fails at its second byte,
         // nothing after it is sent.
         w.mem.borrow_mut()[..4].copy_from_slice(&[0x12, 0x00, 0xff, 0x01]);

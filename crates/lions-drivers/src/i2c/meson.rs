@@ -41,8 +41,8 @@
 //! - [`Completion::Poll`]: the call polls `CTRL.STATUS` at most `limit` times; a list still busy
 //!   then is a [`BusError::Timeout`], and the controller is halted.
 //!
-//! `halt` clears `CTRL.START` (the controller abandons the list) and runs a lone `STOP` so the bus
-//! is released.
+//! `halt` clears `CTRL.START` (the controller abandons the list), runs a lone `STOP` so the bus
+//! is released, and polls `CTRL.STATUS` (at most [`HALT_POLLS`] times) until that STOP is done.
 
 use crate::mmio::Mmio;
 use lions_i2c::{BusError, I2cDevice, Progress, Step};
@@ -70,6 +70,9 @@ pub const CTRL_READ_COUNT_SHIFT: u32 = 8;
 pub const CTRL_CLKDIV_SHIFT: u32 = 12;
 /// `CTRL.CLKDIV_EXT` shift (the divider's bits 10 and 11).
 pub const CTRL_CLKDIV_EXT_SHIFT: u32 = 28;
+
+/// `CTRL` reads `halt` waits at most for its STOP to finish.
+pub const HALT_POLLS: u32 = 1000;
 
 /// Bytes of the data FIFO (each way).
 pub const FIFO: usize = 8;
@@ -273,6 +276,13 @@ impl<R: Mmio> I2cDevice for MesonI2c<R> {
         self.regs.write32(TOK_LIST0, Token::Stop as u32);
         self.regs.write32(TOK_LIST0 + 4, 0);
         self.regs.write32(CTRL, ctrl | CTRL_START);
+        // Let the STOP finish before anything restarts the controller (bounded: a hung bus stays
+        // hung, and the next list is refused the same way).
+        for _ in 0..HALT_POLLS {
+            if self.regs.read32(CTRL) & CTRL_STATUS == 0 {
+                break;
+            }
+        }
         (self.op, self.start) = (Op::Idle, false);
     }
 }
