@@ -68,7 +68,13 @@ Networking (host node `net`, `lions,host-net`), each client behind its own copie
                                         # client: .net_client_config <- net_client_<pd>.data
                                         # copier: .net_copy_config <- net_copy_<pd>.data
 
-To add a class (net, blk, i2c, fs), write its table of (section, blob name) per role as in
+I2C (host node `i2c`, `lions,host-i2c`: the model bus driver; qemu_virt_aarch64 node
+`i2c@9100000`); each client also gets a PPC channel to the virtualiser for bus claims:
+
+    i2c = asm.i2c(i2c_driver, i2c_virt, node="i2c")
+    i2c.add_client(pd)                  # records .i2c_client_config <- i2c_client_<pd>.data
+
+To add a class (net, blk, fs), write its table of (section, blob name) per role as in
 `serial` and `timer`: the blob names are in interop/README.md's blob table. `write` refuses to
 finish if a recorded blob was not produced, which catches a wrong name at once.
 """
@@ -371,6 +377,18 @@ class Assembly:
         self.subsystem(obj)
         self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
         return Subsystem(self, obj, ".timer_client_config", "timer_client_{pd}.data")
+
+    def i2c(self, driver, virt, *, node=None) -> Subsystem:
+        """An sDDF I2C subsystem (sdfgen `Sddf.I2c`). Records the driver's and the
+        virtualiser's blobs; add clients with `.add_client(pd)` (sdfgen keyword `data_size`).
+        sdfgen maps each client's data region into the driver too (there is no DMA), and gives
+        each client one channel to the virtualiser that it may also call (bus claims)."""
+        obj = Sddf.I2c(self.sdf, self._device(node), driver, virt)
+        self.subsystem(obj)
+        self.patch(driver, ".device_resources", f"{driver.name}_device_resources.data")
+        self.patch(driver, ".i2c_driver_config", "i2c_driver.data")
+        self.patch(virt, ".i2c_virt_config", "i2c_virt.data")
+        return Subsystem(self, obj, ".i2c_client_config", "i2c_client_{pd}.data")
 
     def net(self, driver, virt_tx, virt_rx, *, node=None, **kw) -> "NetSubsystem":
         """An sDDF net subsystem (sdfgen `Sddf.Net`; keyword `rx_dma_mr`). Records the driver's

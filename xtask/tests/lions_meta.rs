@@ -162,6 +162,24 @@ fn timer_helper_matches_sdfgen() {
     );
 }
 
+#[test]
+fn i2c_helper_matches_sdfgen() {
+    check(
+        "i2c",
+        &[
+            (
+                "i2c_driver",
+                ".device_resources",
+                "i2c_driver_device_resources.data",
+            ),
+            ("i2c_driver", ".i2c_driver_config", "i2c_driver.data"),
+            ("i2c_virt", ".i2c_virt_config", "i2c_virt.data"),
+            ("client0", ".i2c_client_config", "i2c_client_client0.data"),
+            ("client1", ".i2c_client_config", "i2c_client_client1.data"),
+        ],
+    );
+}
+
 /// Every example's committed `<example>/<example>.svg` is what `cargo xtask graph` draws today.
 #[test]
 fn committed_example_graphs_are_current() {

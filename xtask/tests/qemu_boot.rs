@@ -12,6 +12,10 @@
 //!   Ctrl-\ 1 Enter it reaches client 1.
 //! - `timer`: the clock ticks (the generic timer's interrupt, through the passive driver's PPCs)
 //!   and the alarm's kept deadlines fire, never a replaced one.
+//! - `i2c`: the model bus in the driver PD (QEMU has no I²C controller) answers the PN532
+//!   firmware query of `nfc` through the virtualiser, `clock` prints the DS3231 model's time,
+//!   which follows the generic timer's counter, at least three times and advancing, and `nfc`
+//!   sees the model's demonstration card come and go.
 //! - `fileio`: on a fresh disk from `examples/fileio/make-disk.sh` as QEMU's virtio-blk
 //!   (`blk_driver_virtio`, `blk_virt`, the FAT server `fs_fat` with its heap), the client prints
 //!   every step through `fileio: done in`; after QEMU is stopped `fsck.fat -n` finds partition 1
@@ -205,6 +209,31 @@ fn boot_timer() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+fn boot_i2c() {
+    let qemu = Qemu::boot("i2c");
+    let clock_lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("clock: 2"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let text = qemu.expect(
+        "the PN532's firmware, three clock readings, the demo card",
+        |t| {
+            t.contains("nfc: PN532 firmware 1.6 at 0x24")
+                && clock_lines(t).len() >= 3
+                && t.contains("nfc: card 0453454c34 removed")
+        },
+    );
+    let times = clock_lines(&text);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
+    assert!(
+        times.first() < times.last(),
+        "the RTC stands still:\n{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+}
+
 /// A free TCP/UDP port on the host (bound once and released; QEMU takes it just after).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -382,13 +411,14 @@ fn examples_boot_on_sel4_in_qemu() {
         // Straight to stderr, past the test harness's capture: one line, always visible.
         let _ = writeln!(
             std::io::stderr(),
-            "qemu_boot: NOT RUN (hello, serial, timer, fileio and echo_server on seL4 in QEMU): {why}"
+            "qemu_boot: NOT RUN (hello, serial, timer, i2c, fileio and echo_server on seL4 in QEMU): {why}"
         );
         return;
     }
     boot_hello();
     boot_serial();
     boot_timer();
+    boot_i2c();
     boot_fileio();
     boot_echo_server();
 }

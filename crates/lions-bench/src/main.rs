@@ -2,7 +2,7 @@
 //! # lions-bench: instruction-count workloads
 //!
 //! Deterministic, single-core workloads that drive one real component at a time (net Rx virt,
-//! copier, Tx virt; serial Tx and Rx virt; blk virt) through its real `Handler`, with the bench
+//! copier, Tx virt; serial Tx and Rx virt; blk virt; I2C virt) through its real `Handler`, with the bench
 //! playing every peer in plain heap memory laid out as the sDDF configs say. `cargo xtask bench
 //! insns` runs each workload under callgrind and divides the instructions counted inside the
 //! component (see [`os`]) by the units moved.
@@ -18,6 +18,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 mod blk;
+mod i2c;
 mod net;
 mod os;
 mod serial;
@@ -178,6 +179,24 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "4 KiB request",
         units: 100_000,
         run: |s, u, w| blk::virt(s, u, w, 1),
+    },
+    Workload {
+        name: "i2c_32",
+        symbol: "insns_i2c_virt",
+        component: "I2C virt, 2 clients",
+        batching: "32 transactions per round",
+        unit: "transaction",
+        units: 100_000,
+        run: |s, u, w| i2c::virt(s, u, w, 32),
+    },
+    Workload {
+        name: "i2c_1",
+        symbol: "insns_i2c_virt",
+        component: "I2C virt, 2 clients",
+        batching: "1 transaction per notify",
+        unit: "transaction",
+        units: 100_000,
+        run: |s, u, w| i2c::virt(s, u, w, 1),
     },
 ];
 

@@ -25,12 +25,15 @@ use lions_os::{Channel, ChannelSet, Handler, MessageInfo, OsError, RegionResourc
 /// The kernel stand-in: counts notifications per channel, refuses nothing.
 pub struct Shim {
     counts: [Cell<u64>; 64],
+    /// Message registers, for the PPCs a workload makes at start (I²C bus claims).
+    mrs: [Cell<u64>; 4],
 }
 
 impl Default for Shim {
     fn default() -> Self {
         Self {
             counts: [const { Cell::new(0) }; 64],
+            mrs: [const { Cell::new(0) }; 4],
         }
     }
 }
@@ -74,10 +77,14 @@ impl Backend for Shim {
     fn ppcall(&self, _: Channel, msg: MessageInfo) -> Result<MessageInfo, OsError> {
         Ok(msg)
     }
-    fn mr(&self, _: usize) -> u64 {
-        0
+    fn mr(&self, i: usize) -> u64 {
+        self.mrs.get(i).map_or(0, Cell::get)
     }
-    fn set_mr(&self, _: usize, _: u64) {}
+    fn set_mr(&self, i: usize, v: u64) {
+        if let Some(mr) = self.mrs.get(i) {
+            mr.set(v);
+        }
+    }
 }
 
 #[cold]

@@ -26,23 +26,50 @@
 //! - **Driver notification** (`response`): each response goes to the client that submitted the
 //!   transaction (the address's owner at submission; the driver answers in order), even if it has
 //!   released the address since; a new owner never sees another client's answer.
-//! - **Notifications**: the driver is notified (deferred) after a commit, a client after its
-//!   response queue got something. No signal flags (I²C producers always notify).
+//! - **Notifications**: the driver is notified (deferred) once per event in which something was
+//!   committed, a client after its response queue got something. No signal flags (I²C producers
+//!   always notify).
 //! - **Misbehaving client**: impossible queue indices mark it faulty ([`I2cVirt::faulty`]); its
 //!   addresses are freed and it is ignored from then on. Nothing a client writes panics the virt.
 
-// Client indices are below `MAX_CLIENTS` (64) and ring positions below 256: they fit a `u8`.
+// Client indices are below `MAX_CLIENTS` (64): they fit a `u8`.
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::config::{I2cVirtClient, I2cVirtConfig};
 use crate::queue::{
     BusReply, BusRequest, CmdFlags, Command, I2C_QUEUE_USABLE, I2cClientQueues, I2cCmd, I2cError,
-    I2cResponse, I2cServerQueues, QueueError,
+    I2cResponse, I2cServerQueues, QueueError, RequestProducer,
 };
 use crate::{Error, channel_of};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, MessageInfo, get_mr};
 
 const NOBODY: u8 = u8::MAX;
+
+/// An error and the index of the failing command (header 0, bodies from 1).
+type Answer = (I2cError, u64);
+
+/// A FIFO of client indices: slots, head, tail (`u8` positions wrap with the 256 slots).
+struct Fifo([u8; 256], u8, u8);
+
+impl Fifo {
+    fn front(&self) -> Option<usize> {
+        (self.1 != self.2).then_some(self.0[usize::from(self.1)].into())
+    }
+
+    fn full(&self) -> bool {
+        self.2.wrapping_add(1) == self.1
+    }
+
+    fn push(&mut self, c: usize) {
+        (self.0[usize::from(self.2)], self.2) = (c as u8, self.2.wrapping_add(1));
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        let c = self.front();
+        self.1 = self.1.wrapping_add(c.is_some().into());
+        c
+    }
+}
 
 /// The I²C virtualiser; see the module docs.
 pub struct I2cVirt<'a> {
@@ -52,15 +79,11 @@ pub struct I2cVirt<'a> {
     clients: [Option<(I2cServerQueues<'a>, Channel)>; MAX_CLIENTS],
     /// Owner (client index) of each bus address, or `NOBODY`.
     owner: [u8; 128],
-    /// The deferred-work FIFO of client indices from `fifo_head`; `waiting` = the set in it.
-    fifo: [u8; MAX_CLIENTS],
-    fifo_head: usize,
+    /// The deferred-work FIFO; `waiting` = the set of clients in it.
+    deferred: Fifo,
     waiting: u64,
-    /// The submitting client of each transaction the driver has not answered, in
-    /// `[in_head, in_tail)` (at most 255).
-    inflight: [u8; 256],
-    in_head: u8,
-    in_tail: u8,
+    /// The submitting client of each transaction the driver has not answered, oldest first.
+    inflight: Fifo,
     faulty: u64,
 }
 
@@ -72,35 +95,27 @@ impl<'a> I2cVirt<'a> {
     /// The config's regions are mapped read-write in this component for `'a`, each shared only
     /// with its peer, and no other handle of the same roles exists.
     pub unsafe fn new(config: &'a I2cVirtConfig) -> Result<Self, Error> {
-        let mut clients = [const { None }; MAX_CLIENTS];
-        let mut faulty = 0;
+        let mut virt = Self {
+            config,
+            // SAFETY: forwarded from the caller.
+            driver: unsafe { I2cClientQueues::from_connection(&config.driver) }?,
+            driver_ch: channel_of(&config.driver)?,
+            clients: [const { None }; MAX_CLIENTS],
+            owner: [NOBODY; 128],
+            deferred: Fifo([0; 256], 0, 0),
+            waiting: 0,
+            inflight: Fifo([0; 256], 0, 0),
+            faulty: 0,
+        };
         for (i, c) in config.clients().iter().enumerate() {
             // SAFETY: forwarded from the caller.
             match unsafe { I2cServerQueues::from_connection(&c.conn) } {
-                Ok(q) => clients[i] = Some((q, channel_of(&c.conn)?)),
-                Err(QueueError::Handle(_)) => faulty |= 1 << i,
+                Ok(q) => virt.clients[i] = Some((q, channel_of(&c.conn)?)),
+                Err(QueueError::Handle(_)) => virt.faulty |= 1 << i,
                 Err(e) => return Err(e.into()),
             }
         }
-        // SAFETY: forwarded from the caller.
-        let driver = unsafe { I2cClientQueues::from_connection(&config.driver) }?;
-        let (owner, fifo, inflight) = ([NOBODY; 128], [0; MAX_CLIENTS], [0; 256]);
-        let driver_ch = channel_of(&config.driver)?;
-        let (fifo_head, waiting, in_head, in_tail) = (0, 0, 0, 0);
-        Ok(Self {
-            config,
-            driver,
-            driver_ch,
-            clients,
-            owner,
-            fifo,
-            fifo_head,
-            waiting,
-            inflight,
-            in_head,
-            in_tail,
-            faulty,
-        })
+        Ok(virt)
     }
 
     /// Clients found misbehaving (bit i = client i); they are ignored.
@@ -110,110 +125,69 @@ impl<'a> I2cVirt<'a> {
 
     /// The client owning bus address `address`, if any.
     pub fn owner(&self, address: u8) -> Option<usize> {
-        self.owner
-            .get(usize::from(address))
-            .filter(|&&o| o != NOBODY)
-            .map(|&o| o.into())
-    }
-
-    /// Stop serving client `c` and free its addresses; returns `true` (done with it).
-    fn fault(&mut self, c: usize) -> bool {
-        self.faulty |= 1 << c;
-        self.clients[c] = None;
-        self.owner
-            .iter_mut()
-            .for_each(|o| *o = if usize::from(*o) == c { NOBODY } else { *o });
-        true
-    }
-
-    /// Queue a response for client `c` (dropped if its queue is full: it does not read them).
-    fn answer(&mut self, c: usize, r: I2cResponse) {
-        if let Some((q, _)) = &mut self.clients[c] {
-            let _ = q.responses.push(r);
-        }
+        let o = *self.owner.get(usize::from(address))?;
+        (o != NOBODY).then_some(o.into())
     }
 
     /// Serve client `c`'s queued transactions. `Ok(false)`: the next one waits for room in the
-    /// driver queue; `Ok(true)`: the queue is empty (or the client faulty).
+    /// driver queue; `Ok(true)`: the queue is empty, or the client faulty (then it is cut off
+    /// and its addresses freed).
     fn request(&mut self, c: usize) -> Result<bool, Error> {
-        let config: &'a I2cVirtConfig = self.config;
-        loop {
-            let Some((q, _)) = &mut self.clients[c] else {
-                return Ok(true);
-            };
+        let cfg = &self.config.clients()[c];
+        while let Some((q, _)) = &mut self.clients[c] {
             let (first, avail) = match (q.requests.peek(), q.requests.len()) {
                 (Ok(None), _) => return Ok(true),
                 (Ok(Some(first)), Ok(avail)) => (first, avail),
-                _ => return Ok(self.fault(c)),
+                _ => {
+                    (self.faulty, self.clients[c]) = (self.faulty | 1 << c, None);
+                    self.owner = self
+                        .owner
+                        .map(|o| if usize::from(o) == c { NOBODY } else { o });
+                    return Ok(true);
+                }
             };
-            let (n, address, error) = match first.decode() {
-                Ok(Command::Header { batch_len, address }) => (u64::from(batch_len), address, None),
-                _ => (0, 0, Some(I2cError::MalformedHeader)),
+            let (n, address) = match first.decode() {
+                Ok(Command::Header { batch_len, address }) => (u64::from(batch_len), address),
+                _ => (0, 0),
             };
-            let error = if error.is_some() || n == 0 || n + 1 >= I2C_QUEUE_USABLE || avail <= n {
-                I2cError::MalformedHeader
+            let (error, index) = if n == 0 || n + 1 >= I2C_QUEUE_USABLE || avail <= n {
+                (I2cError::MalformedHeader, 0)
             } else if self.owner[usize::from(address)] != c as u8 {
-                I2cError::UnpermittedAddr
-            } else if self.driver.requests.free()? <= n
-                || self.in_tail.wrapping_add(1) == self.in_head
-            {
+                (I2cError::UnpermittedAddr, 0)
+            } else if self.driver.requests.free()? <= n || self.inflight.full() {
                 return Ok(false);
             } else {
-                self.forward(c, &config.clients()[c], first, n)?
+                forward(q, &mut self.driver.requests, cfg, n)
             };
-            let Some((q, _)) = &mut self.clients[c] else {
-                return Ok(true);
-            };
-            // Skip what is left of the transaction (nothing if it was forwarded).
+            // Skip what is left of the transaction (nothing once it was forwarded).
             for _ in q.requests.consumed()..(n + 1).min(avail) {
                 let _ = q.requests.pop();
             }
-            let failing = q.requests.consumed().saturating_sub(1);
             q.requests.release();
-            if error != I2cError::Ok {
-                let index = if error == I2cError::MalformedTransaction {
-                    failing
-                } else {
-                    0
-                };
-                self.answer(c, I2cResponse::new(index, address, error));
+            if error == I2cError::Ok {
+                self.inflight.push(c);
+            } else {
+                let _ = q.responses.push(I2cResponse::new(index, address, error));
             }
         }
+        Ok(true)
     }
+}
 
-    /// Validate, translate and stage client `c`'s transaction of `n` bodies (the header is next
-    /// in its queue); commit it whole, or abort it and return the error.
-    fn forward(
-        &mut self,
-        c: usize,
-        cfg: &I2cVirtClient,
-        hdr: I2cCmd,
-        n: u64,
-    ) -> Result<I2cError, Error> {
-        let (Some((q, _)), d) = (&mut self.clients[c], &mut self.driver.requests) else {
-            return Ok(I2cError::Other);
-        };
-        let _ = q.requests.pop();
-        d.stage(hdr).map_err(|_| Error::DriverQueue)?;
-        let mut prev = None;
-        for _ in 0..n {
-            let cmd = q
-                .requests
-                .pop()
-                .ok()
-                .flatten()
-                .and_then(|b| body(cfg, b, &mut prev));
-            if cmd.is_none_or(|cmd| d.stage(cmd).is_err()) {
-                d.abort();
-                return Ok(I2cError::MalformedTransaction);
-            }
+/// Validate, translate and stage the header and the `n` bodies next in `q`, and commit them
+/// whole; or abort them and return the error with the failing command's index.
+fn forward(q: &mut I2cServerQueues, d: &mut RequestProducer, c: &I2cVirtClient, n: u64) -> Answer {
+    let mut prev = None;
+    for i in 0..=n {
+        let cmd = q.requests.pop().ok().flatten();
+        let cmd = cmd.and_then(|b| (i == 0).then_some(b).or_else(|| body(c, b, &mut prev)));
+        if cmd.is_none_or(|cmd| d.stage(cmd).is_err()) {
+            d.abort();
+            return (I2cError::MalformedTransaction, i);
         }
-        d.commit();
-        self.inflight[usize::from(self.in_tail)] = c as u8;
-        self.in_tail = self.in_tail.wrapping_add(1);
-        self.driver_ch.deferred_notify()?;
-        Ok(I2cError::Ok)
     }
+    d.commit();
+    (I2cError::Ok, 0)
 }
 
 /// Check one body command against the rules in the module docs and translate its pointer;
@@ -234,17 +208,20 @@ impl Handler for I2cVirt<'_> {
     type Error = Error;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
-        // The driver answered: route the responses, then retry the deferred FIFO in order.
+        // The driver answered: route each response to its submitter, then retry the deferred
+        // FIFO in order.
+        let committed = self.inflight.2;
         while let Some(r) = self.driver.responses.pop()? {
-            if self.in_head != self.in_tail {
-                self.answer(self.inflight[usize::from(self.in_head)].into(), r);
-                self.in_head = self.in_head.wrapping_add(1);
+            if let Some((q, _)) = self.inflight.pop().and_then(|c| self.clients[c].as_mut()) {
+                let _ = q.responses.push(r);
             }
         }
         self.driver.responses.release();
-        while self.waiting != 0 && self.request(self.fifo[self.fifo_head].into())? {
-            self.waiting &= !(1 << self.fifo[self.fifo_head]);
-            self.fifo_head = (self.fifo_head + 1) % MAX_CLIENTS;
+        while let Some(c) = self.deferred.front()
+            && self.request(c)?
+        {
+            self.deferred.pop();
+            self.waiting &= !(1 << c);
         }
         let n = self.config.clients().len();
         for c in 0..n {
@@ -252,10 +229,13 @@ impl Handler for I2cVirt<'_> {
                 .as_ref()
                 .is_some_and(|q| channels.contains(q.1));
             if hit && self.waiting & (1 << c) == 0 && (self.waiting != 0 || !self.request(c)?) {
-                let at = (self.fifo_head + self.waiting.count_ones() as usize) % MAX_CLIENTS;
-                self.fifo[at] = c as u8;
+                self.deferred.push(c);
                 self.waiting |= 1 << c;
             }
+        }
+        // One notification for everything committed in this event.
+        if self.inflight.2 != committed {
+            self.driver_ch.deferred_notify()?;
         }
         for (q, ch) in self.clients[..n].iter_mut().flatten() {
             if q.responses.publish() > 0 {
@@ -268,24 +248,16 @@ impl Handler for I2cVirt<'_> {
     fn protected(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, Error> {
         let n = self.config.clients().len();
         let c = (0..n).find(|&c| self.clients[c].as_ref().is_some_and(|q| q.1 == ch));
+        let c = c.map_or(NOBODY, |c| c as u8);
         let a = usize::try_from(get_mr(0))
             .ok()
-            .filter(|&a| a < self.owner.len());
-        let (Some(c), Some(a)) = (c, a) else {
-            return Ok(MessageInfo::new(BusReply::Failure as u64, 0));
+            .filter(|&a| a < 128 && c != NOBODY);
+        let (a, new) = match (a, BusRequest::try_from(msg.label())) {
+            (Some(a), Ok(BusRequest::Claim)) if [c, NOBODY].contains(&self.owner[a]) => (a, c),
+            (Some(a), Ok(BusRequest::Release)) if self.owner[a] == c => (a, NOBODY),
+            _ => return Ok(MessageInfo::new(BusReply::Failure as u64, 0)),
         };
-        let (owned, free) = (usize::from(self.owner[a]) == c, self.owner[a] == NOBODY);
-        let ok = match BusRequest::try_from(msg.label()) {
-            Ok(BusRequest::Claim) if owned || free => Some(c as u8),
-            Ok(BusRequest::Release) if owned => Some(NOBODY),
-            _ => None,
-        };
-        self.owner[a] = ok.unwrap_or(self.owner[a]);
-        let reply = if ok.is_some() {
-            BusReply::Success
-        } else {
-            BusReply::Failure
-        };
-        Ok(MessageInfo::new(reply as u64, 0))
+        self.owner[a] = new;
+        Ok(MessageInfo::new(BusReply::Success as u64, 0))
     }
 }

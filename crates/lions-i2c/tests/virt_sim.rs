@@ -474,6 +474,11 @@ fn every_rule_is_checked_before_the_driver_sees_anything() {
             (1, 0x50, MT),
         ),
         (
+            "a bad body before good ones",
+            vec![hdr(3, 0x50), wr(0, 1), raw(CLIENT_BASE - 1, 1, 0), wr(1, 1)],
+            (2, 0x50, MT),
+        ),
+        (
             "end past the region",
             vec![hdr(2, 0x50), wr(0, 1), wr(DATA - 4, 5)],
             (2, 0x50, MT),
@@ -691,4 +696,21 @@ fn a_command_storm_never_reaches_the_driver_unvalidated() {
     assert_eq!(ok0.len(), good);
     assert!(ok0.iter().all(|r| *r == (0, 0x50, I2cError::Ok)));
     assert_eq!(virt.borrow().faulty(), 0);
+}
+
+#[test]
+fn the_driver_is_notified_once_per_event_however_much_it_was_given() {
+    rig!(w, virt, rig, 1);
+    rig.cmd(0, [Cmd::Claim(0x50)]);
+    *w.paused.borrow_mut() = true;
+    let before = rig.sim.stats(rig.virt_pd).notifies_sent;
+    rig.raw(0, (0..5).flat_map(|i| [hdr(1, 0x50), wr(i, 1)]).collect());
+    assert_eq!(
+        rig.sim.stats(rig.virt_pd).notifies_sent - before,
+        1,
+        "five transactions committed in one event, one notification"
+    );
+    rig.resume_driver();
+    assert_eq!(rig.seen().len(), 5);
+    assert_eq!(rig.responses(0), [(0, 0x50, I2cError::Ok); 5]);
 }

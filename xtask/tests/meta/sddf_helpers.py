@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
-"""Rebuild interop's `serial` or `timer` system through lions_meta's subsystem helpers.
+"""Rebuild interop's `serial`, `timer` or `i2c` system through lions_meta's subsystem helpers.
 
-    sddf_helpers.py serial|timer OUTPUT_DIR
+    sddf_helpers.py serial|timer|i2c OUTPUT_DIR
 
 Same PDs, priorities and options as interop/meta/<system>.py, so the `.system` file and the blobs
 must equal interop/fixtures/<system>/, and assembly.json must name sdfgen's blobs.
@@ -29,6 +29,13 @@ elif which == "timer":
     timer = asm.timer(driver, node="timer")
     for client in clients:
         timer.add_client(client)
+elif which == "i2c":
+    driver = asm.pd("i2c_driver", priority=200)
+    virt = asm.pd("i2c_virt", priority=199)
+    clients = [asm.pd(f"client{i}", priority=1) for i in range(2)]
+    i2c = asm.i2c(driver, virt, node="i2c@9100000")
+    for client in clients:
+        i2c.add_client(client)
 else:
     raise SystemExit(f"unknown system {which}")
 asm.write(out)

@@ -6,11 +6,14 @@
 //! unchanged.
 //!
 //! - Time: on the host board the DS3231 model follows the host's clock (whole seconds since the
-//!   PD started, from the power-on time 2000-01-01 00:00:00 until a client sets it). On seL4 it
-//!   has no clock and stands still.
+//!   PD started, from the power-on time 2000-01-01 00:00:00 until a client sets it). On seL4
+//!   (aarch64) it follows the Arm generic timer's counter (`CNTPCT_EL0` / `CNTFRQ_EL0`, read
+//!   only; seL4 exports them to user level for sDDF's timer driver too): whole seconds since boot.
 //! - Cards (host board): the environment variable `LIONS_I2C_CARD` names a file; at every
 //!   InListPassiveTarget the model reads it: hexadecimal UID bytes (e.g. `04a1b2c3`) put that
-//!   card in the field, an empty or missing file takes it away.
+//!   card in the field, an empty or missing file takes it away. On seL4 (aarch64), with no file
+//!   to read, a demonstration card (UID `0453454c34`) is in the field for the first 3 seconds of
+//!   every 10 (by the generic counter).
 //!
 //! Config sections: `.device_resources` (its first IRQ is the driver's channel; the model never
 //! raises it) and `.i2c_driver_config` (the queues to the virtualiser). The client data regions
@@ -18,7 +21,7 @@
 //! the virtualiser checked and translated.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", all(target_os = "none", target_arch = "aarch64")))]
 use lions_drivers::i2c::model::Uid;
 use lions_drivers::i2c::model::{Ds3231Model, ModelBus, Pn532Model};
 use lions_i2c::{I2cDriver, I2cDriverConfig, MappedData};
@@ -40,6 +43,14 @@ fn clock() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_secs()
 }
 
+/// Seconds of the Arm generic timer's counter since boot.
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+fn clock() -> u64 {
+    use lions_drivers::qemu_virt_aarch64::generic_timer::{PhysicalTimer, TimerRegs};
+    let mut counter = PhysicalTimer::new();
+    counter.counter() / counter.frequency().max(1)
+}
+
 /// The card `LIONS_I2C_CARD`'s file names, if any.
 #[cfg(target_os = "linux")]
 fn card() -> Option<Uid> {
@@ -56,13 +67,19 @@ fn card() -> Option<Uid> {
     Some(Uid::new(&bytes?))
 }
 
+/// The demonstration card of seL4: in the field 3 seconds out of 10.
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+fn card() -> Option<Uid> {
+    (clock() % 10 < 3).then(|| Uid::new(&[0x04, 0x53, 0x45, 0x4c, 0x34]))
+}
+
 fn bus() -> Bus {
     #[allow(unused_mut)]
     let mut pn532 = Pn532Model::new();
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", all(target_os = "none", target_arch = "aarch64")))]
     pn532.set_card_source(card);
     let bus = ModelBus::new(Ds3231Model::new(), pn532);
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", all(target_os = "none", target_arch = "aarch64")))]
     let bus = bus.with_clock(clock);
     bus
 }

@@ -11,7 +11,10 @@
 //! - [`tap::HostTap`] (`lions,host-net`): a Linux TAP interface as an Ethernet device.
 //! - [`usernet::UserNet`] (`lions,host-net`, no privileges): an Ethernet segment ending in a
 //!   gateway in the driver process, with host port forwarding.
+//! - [`i2cdev::HostI2c`] (`lions,host-i2c-dev`): a Linux I²C adapter (`/dev/i2c-N`, `I2C_RDWR`)
+//!   as an [`lions_i2c::I2cDevice`].
 
+pub mod i2cdev;
 pub mod serial;
 mod sys;
 pub mod tap;
