@@ -36,8 +36,10 @@ pub struct ByteRing<'a> {
     /// The data region: `mask + 1` bytes.
     data: NonNull<u8>,
     /// Capacity - 1; the capacity is a power of two up to 2^31, so `index & mask` is a byte of the
-    /// data region and `mask + 1` does not overflow.
+    /// data region.
     mask: u32,
+    /// The capacity, `mask + 1` (kept: one add less on every check).
+    cap: u32,
 }
 
 /// The most bytes in one ring (2^31) fit a `u32`; `usize` is at least 32 bits on our targets.
@@ -66,13 +68,14 @@ impl<'a> ByteRing<'a> {
             tail,
             data,
             mask: to_u32(len - 1),
+            cap: to_u32(len),
         })
     }
 
     /// The capacity in bytes.
     #[inline]
     pub fn capacity(&self) -> u32 {
-        self.mask + 1
+        self.cap
     }
 
     /// The (head, tail) in shared memory now, refused when they hold more bytes than the capacity.
@@ -289,10 +292,11 @@ impl ByteProducer<'_> {
     /// before the consumer's Acquire load sees it); returns how many.
     #[inline]
     pub fn publish(&mut self) -> u64 {
-        let n = self.tail.wrapping_sub(self.shared_tail);
+        let tail = self.tail;
+        let n = tail.wrapping_sub(self.shared_tail);
         if n != 0 {
-            self.ring.tail.store(self.tail, Ordering::Release);
-            self.shared_tail = self.tail;
+            self.ring.tail.store(tail, Ordering::Release);
+            self.shared_tail = tail;
         }
         n.into()
     }
@@ -513,10 +517,11 @@ impl ByteConsumer<'_> {
     /// producer's Acquire load sees it); returns how many.
     #[inline]
     pub fn release(&mut self) -> u64 {
-        let n = self.head.wrapping_sub(self.shared_head);
+        let head = self.head;
+        let n = head.wrapping_sub(self.shared_head);
         if n != 0 {
-            self.ring.head.store(self.head, Ordering::Release);
-            self.shared_head = self.head;
+            self.ring.head.store(head, Ordering::Release);
+            self.shared_head = head;
         }
         n.into()
     }

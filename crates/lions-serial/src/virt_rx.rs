@@ -125,7 +125,7 @@ impl<'a> VirtRx<'a> {
 
     /// Phase 3 toward a client: publish what it got and notify it if anything.
     fn flush(&mut self, c: usize) -> Result<(), Error> {
-        if let Some((q, ch)) = &mut self.clients[c] {
+        if let Some((q, ch)) = &mut self.clients[c % MAX_CLIENTS] {
             let n = q.publish();
             if q.should_notify(n) {
                 ch.notify()?;
@@ -134,37 +134,39 @@ impl<'a> VirtRx<'a> {
         Ok(())
     }
 
-    /// Input from the driver to the clients. Outside a switch sequence, the bytes up to the next
-    /// switch character go straight from the driver's ring into the current client's, as many as
-    /// it has room for; the rest go [`rx_bytes`](Self::rx_bytes).
+    /// Input from the driver to the clients. The fast path: outside a switch sequence, every
+    /// input byte goes straight from the driver's ring into the current client's (no switch
+    /// character among them, room for all), then one notification. Anything else goes
+    /// [`rx_slow`](Self::rx_slow) from where the fast path stopped.
     fn rx_return(&mut self) -> Result<(), Error> {
         // The driver's tail is re-read once: it notifies again for anything it adds later.
-        let mut left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
-        if self.machine.seq.is_none()
-            && let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS]
-        {
-            left -= self.driver.move_until(q, left, self.machine.switch);
-            // All of it went to the current client (the common case): publish to it here.
-            let n = if left == 0 { q.publish() } else { 0 };
-            if q.should_notify(n) {
-                ch.notify()?;
-            }
+        let left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
+        let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS] else {
+            return self.rx_slow(left);
+        };
+        if self.machine.seq.is_some() {
+            return self.rx_slow(left);
         }
-        if left > 0 {
-            self.rx_bytes(left)?;
-            self.flush(self.current)?;
+        let moved = self.driver.move_until(q, left, self.machine.switch);
+        if moved < left {
+            return self.rx_slow(left - moved);
         }
         let freed = self.driver.release() > 0;
         if self.driver.should_notify(freed) {
             self.driver_ch.notify()?;
         }
+        if q.publish() > 0 {
+            ch.notify()?;
+        }
         Ok(())
     }
 
-    /// The `left` input bytes the fast path did not move (a switch sequence and what follows it,
-    /// or bytes for a full or faulty client), byte by byte through the [`SwitchMachine`].
+    /// The rest of [`rx_return`](Self::rx_return): the `left` input bytes the fast path did not
+    /// move (a switch sequence and what follows it, or bytes for a full or faulty client), byte
+    /// by byte through the [`SwitchMachine`]; then publish to the driver and the current client,
+    /// notifying each as the rule says.
     #[inline(never)]
-    fn rx_bytes(&mut self, left: usize) -> Result<(), Error> {
+    fn rx_slow(&mut self, left: usize) -> Result<(), Error> {
         for _ in 0..left {
             let Some(b) = self.driver.pop()? else {
                 break;
@@ -178,7 +180,11 @@ impl<'a> VirtRx<'a> {
                 Action::Consume => {}
             }
         }
-        Ok(())
+        let freed = self.driver.release() > 0;
+        if self.driver.should_notify(freed) {
+            self.driver_ch.notify()?;
+        }
+        self.flush(self.current)
     }
 
     /// Phase 1 for one byte the machine passed through: stage it for the current client, or
