@@ -444,20 +444,19 @@ impl ByteConsumer<'_> {
         Ok(None)
     }
 
-    /// Move unread bytes into `dst`'s staged bytes up to the first `stop` byte (not taken), at
-    /// most `n`, at most what our cached view of the tail holds (re-read it first, with
-    /// [`len`](Self::len)), and at most the room `dst` has (its head re-read when the cached view
-    /// is short; on a peer error the cached room still counts). Byte by byte, scanning as it
-    /// copies: for input that comes a few bytes at a time. Returns how many moved.
+    /// Move unread bytes into `dst`'s staged bytes up to the first `stop` byte (not taken): at
+    /// most what our cached view of the tail holds (re-read it first, with [`len`](Self::len)),
+    /// and at most the room `dst` has (its head re-read when the cached view is short; on a peer
+    /// error the cached room still counts). Byte by byte, scanning as it copies: for input that
+    /// comes a few bytes at a time. Returns how many moved.
     #[inline]
-    pub fn move_until(&mut self, dst: &mut ByteProducer<'_>, n: usize, stop: u8) -> usize {
+    pub fn move_until(&mut self, dst: &mut ByteProducer<'_>, stop: u8) -> usize {
+        let avail = self.avail_cached();
         let mut room = dst.free_cached();
-        if (room as usize) < n {
+        if room < avail {
             room = dst.room_cold();
         }
-        // `k <= avail`, which fits a u32.
-        #[allow(clippy::cast_possible_truncation)]
-        let k = (self.avail_cached().min(room) as usize).min(n) as u32;
+        let k = avail.min(room);
         let (src, dst_ring) = (self.ring, dst.ring);
         let (from, to) = (self.head, dst.tail);
         let mut i = 0;

@@ -147,7 +147,7 @@ impl<'a> VirtRx<'a> {
         if self.machine.seq.is_some() {
             return self.rx_slow(left);
         }
-        let moved = self.driver.move_until(q, left, self.machine.switch);
+        let moved = self.driver.move_until(q, self.machine.switch);
         if moved < left {
             return self.rx_slow(left - moved);
         }
