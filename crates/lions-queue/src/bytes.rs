@@ -538,3 +538,99 @@ impl ByteConsumer<'_> {
         Ok(self.len()? == 0)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Two indices and a data region of `N` bytes.
+    struct Mem<const N: usize> {
+        head: AtomicU32,
+        tail: AtomicU32,
+        data: core::cell::UnsafeCell<[u8; N]>,
+    }
+
+    impl<const N: usize> Mem<N> {
+        fn at(start: u32) -> Self {
+            Self {
+                head: AtomicU32::new(start),
+                tail: AtomicU32::new(start),
+                data: core::cell::UnsafeCell::new([0; N]),
+            }
+        }
+
+        fn ring(&self) -> ByteRing<'_> {
+            let data = NonNull::new(self.data.get().cast()).unwrap();
+            // SAFETY: `data` lives as long as the borrow; each test makes one handle per role.
+            unsafe { ByteRing::new(&self.head, &self.tail, data, N) }.unwrap()
+        }
+    }
+
+    #[test]
+    fn capacity_is_checked_once() {
+        let (h, t) = (AtomicU32::new(0), AtomicU32::new(0));
+        let mut d = [0u8; 48];
+        let p = NonNull::new(d.as_mut_ptr()).unwrap();
+        // SAFETY: fails before any access.
+        let e = unsafe { ByteRing::new(&h, &t, p, 48) }.err();
+        assert_eq!(e, Some(CapacityError::NotPowerOfTwo(48)));
+        // SAFETY: as above.
+        let e = unsafe { ByteRing::new(&h, &t, p, 0) }.err();
+        assert_eq!(e, Some(CapacityError::Zero));
+        t.store(17, Ordering::Relaxed);
+        // SAFETY: `p` is 48 bytes; the ring uses 16.
+        let ring = unsafe { ByteRing::new(&h, &t, p, 16) }.unwrap();
+        assert!(
+            matches!(ring.consumer(), Err(HandleError::Peer(_))),
+            "17 bytes in 16"
+        );
+    }
+
+    #[test]
+    fn runs_wrap_in_index_and_in_region() {
+        let m = Mem::<8>::at(u32::MAX - 2);
+        let ring = m.ring();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let mut out = [0u8; 8];
+        for round in 0..4u8 {
+            let msg = [round, round + 1, round + 2, round + 3, round + 4, round + 5];
+            assert_eq!(tx.write(&msg).unwrap(), 6);
+            assert_eq!(tx.write(&msg).unwrap(), 2, "only what fits");
+            assert_eq!(tx.publish(), 8);
+            assert_eq!(rx.len().unwrap(), 8);
+            assert_eq!(rx.read(&mut out).unwrap(), 8);
+            assert_eq!(out[..6], msg);
+            assert_eq!(out[6..], msg[..2]);
+            assert_eq!(rx.release(), 8);
+            assert_eq!(tx.free().unwrap(), 8);
+        }
+    }
+
+    #[test]
+    fn move_until_stops_at_the_byte_the_room_and_the_input() {
+        let a = Mem::<16>::at(14);
+        let b = Mem::<4>::at(3);
+        let (src_ring, dst_ring) = (a.ring(), b.ring());
+        let (mut src_tx, mut src) = (src_ring.producer().unwrap(), src_ring.consumer().unwrap());
+        let (mut dst, mut dst_rx) = (dst_ring.producer().unwrap(), dst_ring.consumer().unwrap());
+        src_tx.write(b"abc|defgh").unwrap();
+        src_tx.publish();
+        assert_eq!(src.move_until(&mut dst, b'|'), 0, "the tail is not re-read");
+        assert_eq!(src.len().unwrap(), 9);
+        assert_eq!(src.move_until(&mut dst, b'|'), 3, "up to the stop byte");
+        assert_eq!(src.pop().unwrap(), Some(b'|'));
+        assert_eq!(src.move_until(&mut dst, b'|'), 1, "up to the room in `dst`");
+        dst.publish();
+        let mut out = [0; 4];
+        assert_eq!(dst_rx.read(&mut out).unwrap(), 4);
+        assert_eq!(&out, b"abcd");
+        dst_rx.release();
+        assert_eq!(src.move_until(&mut dst, b'|'), 4, "room re-read when short");
+        assert_eq!(src.move_to(&mut dst, 8), 0, "`dst` full");
+        src.release();
+        // A consumer that claims to have read past the published tail is refused.
+        b.head.store(100, Ordering::Relaxed);
+        assert_eq!(dst.refresh().unwrap_err().field, IndexField::Head);
+    }
+}

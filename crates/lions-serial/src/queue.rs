@@ -7,21 +7,11 @@
 //! [`Signal`] of `lions_queue::signal`; the consumer's half, a SeqCst fence, a load and a store, is
 //! written out in [`SerialConsumer::should_notify`] so it inlines into every virt event).
 //!
-//! The handles own the byte ring itself (a `u32`-indexed ring of bytes is small enough to keep
-//! here, next to its one wire layout), so the hot paths are plain arithmetic:
-//!
-//! - The capacity (the data region's size) is checked once when a handle is made: a power of two
-//!   up to 2^31. From then on a byte's place is `index & mask`, always inside the data region,
-//!   whatever a peer wrote.
-//! - The peer's index is read (Acquire) only when the cached view is short, and checked once per
-//!   read with two subtractions and a compare: the producer's tail may only grow, by at most the
-//!   capacity past our head; the consumer's head may only grow, up to our published tail. A bad
-//!   index is a [`PeerError`]; the handle keeps its last good view.
-//! - Bytes move with one copy per contiguous run: at most two runs for a slice, at most three for
-//!   a ring-to-ring move ([`SerialConsumer::move_to`], the Tx virt's data path); input is copied
-//!   while scanned for the switch character ([`SerialConsumer::move_until`]). Bytes in the
-//!   shared data region are never referenced as a Rust slice (a peer may write them); they are
-//!   copied with raw-pointer copies, and scanned with volatile reads.
+//! The byte ring itself is `lions_queue::bytes` (capacity checked once, masked index, the peer's
+//! index re-read only when the cached view is short and checked with one compare, one copy per
+//! contiguous run, `move_until` for input scanned as it is copied); the handles deref to its
+//! [`ByteProducer`] and [`ByteConsumer`] and add the `serial_queue_t` header, the connection
+//! config and the serial signalling rule.
 
 use crate::config::SerialConnectionResource;
 use core::ops::{Deref, DerefMut};
