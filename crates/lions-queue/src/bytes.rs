@@ -250,14 +250,6 @@ impl ByteProducer<'_> {
         Ok(self.free_cached())
     }
 
-    /// [`room`](Self::room) out of line, a peer error ignored (the cached room still counts).
-    #[cold]
-    #[inline(never)]
-    fn room_cold(&mut self) -> u32 {
-        let _ = self.refresh();
-        self.free_cached()
-    }
-
     /// Stage as many bytes of `bytes` as fit; returns how many. They become visible at the next
     /// [`publish`](Self::publish). A peer error is returned only when nothing could be staged.
     #[inline]
@@ -446,17 +438,12 @@ impl ByteConsumer<'_> {
 
     /// Move unread bytes into `dst`'s staged bytes up to the first `stop` byte (not taken): at
     /// most what our cached view of the tail holds (re-read it first, with [`len`](Self::len)),
-    /// and at most the room `dst` has (its head re-read when the cached view is short; on a peer
-    /// error the cached room still counts). Byte by byte, scanning as it copies: for input that
-    /// comes a few bytes at a time. Returns how many moved.
+    /// and at most the room `dst` is known to have (no re-read: a caller that finds this short
+    /// goes on with [`pop`](Self::pop) and [`ByteProducer::push`], which re-read). Byte by byte,
+    /// scanning as it copies: for input that comes a few bytes at a time. Returns how many moved.
     #[inline]
     pub fn move_until(&mut self, dst: &mut ByteProducer<'_>, stop: u8) -> usize {
-        let avail = self.avail_cached();
-        let mut room = dst.free_cached();
-        if room < avail {
-            room = dst.room_cold();
-        }
-        let k = avail.min(room);
+        let k = self.avail_cached().min(dst.free_cached());
         let (src, dst_ring) = (self.ring, dst.ring);
         let (from, to) = (self.head, dst.tail);
         let mut i = 0;
@@ -626,7 +613,9 @@ mod tests {
         assert_eq!(dst_rx.read(&mut out).unwrap(), 4);
         assert_eq!(&out, b"abcd");
         dst_rx.release();
-        assert_eq!(src.move_until(&mut dst, b'|'), 4, "room re-read when short");
+        assert_eq!(src.move_until(&mut dst, b'|'), 0, "room by the cached view");
+        dst.free().unwrap();
+        assert_eq!(src.move_until(&mut dst, b'|'), 4, "room re-read");
         assert_eq!(src.move_to(&mut dst, 8), 0, "`dst` full");
         src.release();
         // A consumer that claims to have read past the published tail is refused.
