@@ -439,11 +439,32 @@ impl ByteConsumer<'_> {
     /// Move unread bytes into `dst`'s staged bytes up to the first `stop` byte (not taken): at
     /// most what our cached view of the tail holds (re-read it first, with [`len`](Self::len)),
     /// and at most the room `dst` is known to have (no re-read: a caller that finds this short
-    /// goes on with [`pop`](Self::pop) and [`ByteProducer::push`], which re-read). Byte by byte,
-    /// scanning as it copies: for input that comes a few bytes at a time. Returns how many moved.
+    /// goes on with [`pop`](Self::pop) and [`ByteProducer::push`], which re-read). Scans as it
+    /// copies: for input that comes a few bytes at a time, often one (a UART interrupt per
+    /// character), which is handled inline; more go byte by byte out of line. Returns how many
+    /// moved.
     #[inline]
     pub fn move_until(&mut self, dst: &mut ByteProducer<'_>, stop: u8) -> usize {
         let k = self.avail_cached().min(dst.free_cached());
+        if k != 1 {
+            return self.move_until_n(dst, stop, k);
+        }
+        // SAFETY: `k == 1 <= avail`: an unread published byte of ours. Volatile: the peer may
+        // write it.
+        let b = unsafe { self.ring.at(self.head).read_volatile() };
+        if b == stop {
+            return 0;
+        }
+        // SAFETY: `k == 1 <= free`: a free byte of `dst`.
+        unsafe { dst.ring.at(dst.tail).write_volatile(b) };
+        self.head = self.head.wrapping_add(1);
+        dst.tail = dst.tail.wrapping_add(1);
+        1
+    }
+
+    /// [`move_until`](Self::move_until) for `k` bytes (at most what both cached views allow).
+    #[inline(never)]
+    fn move_until_n(&mut self, dst: &mut ByteProducer<'_>, stop: u8, k: u32) -> usize {
         let (src, dst_ring) = (self.ring, dst.ring);
         let (from, to) = (self.head, dst.tail);
         let mut i = 0;
