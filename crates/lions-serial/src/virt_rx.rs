@@ -135,11 +135,12 @@ impl<'a> VirtRx<'a> {
     }
 
     /// The input [`rx_return`](Handler::notified) did not move straight (a switch sequence and
-    /// what follows it, or bytes for a full or faulty client), `left` bytes at most, byte by byte
-    /// through the [`SwitchMachine`]; then phase 3 toward the driver and the current client.
+    /// what follows it, or bytes for a full or faulty client): the rest of what the driver's tail
+    /// showed, byte by byte through the [`SwitchMachine`]; then phase 3 toward the driver and the
+    /// current client.
     #[inline(never)]
-    fn rx_bytes(&mut self, left: usize) -> Result<(), Error> {
-        for _ in 0..left {
+    fn rx_bytes(&mut self) -> Result<(), Error> {
+        for _ in 0..self.driver.avail_cached() {
             let Some(b) = self.driver.pop()? else { break };
             let c = self.current % MAX_CLIENTS;
             match (self.machine.feed(b), &mut self.clients[c]) {
@@ -177,16 +178,15 @@ impl Handler for VirtRx<'_> {
     /// [`rx_bytes`](VirtRx::rx_bytes) from where it stopped.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         // The driver's tail is re-read once: it notifies again for anything it adds later.
-        let left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
+        self.driver.refresh()?;
         let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS] else {
-            return self.rx_bytes(left);
+            return self.rx_bytes();
         };
-        let moved = match self.machine.seq {
-            None => self.driver.move_until(q, self.machine.switch),
-            Some(_) => 0,
-        };
-        if moved < left {
-            return self.rx_bytes(left - moved);
+        if self.machine.seq.is_none() {
+            self.driver.move_until(q, self.machine.switch);
+        }
+        if self.driver.avail_cached() > 0 {
+            return self.rx_bytes();
         }
         if self.driver.release() > 0 && self.driver.should_notify(true) {
             self.driver_ch.notify()?;
