@@ -64,7 +64,7 @@ pub struct VirtTx<'a> {
     /// Clients waiting for room: bit c = client c is in the FIFO (each at most once).
     waiting: u64,
     /// The FIFO of waiting clients: entries `first..last` (free-running, mod `MAX_CLIENTS`).
-    fifo: [u8; MAX_CLIENTS],
+    fifo: [usize; MAX_CLIENTS],
     first: usize,
     last: usize,
     faulty: u64,
@@ -84,9 +84,9 @@ impl<'a> VirtTx<'a> {
         // SAFETY: forwarded from the caller.
         let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
         let (mut client_chs, mut by_channel) = (0, [0; CHANNELS]);
-        for (c, (_, ch)) in (0u8..)
+        for (c, ch) in (0u8..)
             .zip(&clients)
-            .filter_map(|(c, q)| Some((c, q.as_ref()?)))
+            .filter_map(|(c, q)| Some((c, q.as_ref()?.1)))
         {
             client_chs |= 1 << ch.index();
             by_channel[usize::from(ch.index())] = c;
@@ -251,10 +251,7 @@ impl<'a> VirtTx<'a> {
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
         if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
-            // `c < n <= MAX_CLIENTS` fits a u8 (MAX_CLIENTS is 64).
-            #[allow(clippy::cast_possible_truncation)]
-            let id = c as u8;
-            self.fifo[self.last % MAX_CLIENTS] = id;
+            self.fifo[self.last % MAX_CLIENTS] = c;
             self.last = self.last.wrapping_add(1);
             self.waiting |= 1 << c;
         }
@@ -264,7 +261,7 @@ impl<'a> VirtTx<'a> {
     /// The driver freed space we asked for: serve the waiting clients in order.
     fn tx_return(&mut self) -> Result<(), Error> {
         while self.waiting != 0 {
-            let c = usize::from(self.fifo[self.first % MAX_CLIENTS]);
+            let c = self.fifo[self.first % MAX_CLIENTS] % MAX_CLIENTS;
             if !self.transfer(c)? {
                 break;
             }
