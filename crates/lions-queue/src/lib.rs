@@ -43,6 +43,7 @@
 //! ```
 #![cfg_attr(not(test), no_std)]
 
+pub mod bytes;
 mod capacity;
 pub mod clients;
 mod index;

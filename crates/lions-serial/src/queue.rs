@@ -7,31 +7,22 @@
 //! [`Signal`] of `lions_queue::signal`; the consumer's half, a SeqCst fence, a load and a store, is
 //! written out in [`SerialConsumer::should_notify`] so it inlines into every virt event).
 //!
-//! The handles own the byte ring itself (a `u32`-indexed ring of bytes is small enough to keep
-//! here, next to its one wire layout), so the hot paths are plain arithmetic:
-//!
-//! - The capacity (the data region's size) is checked once when a handle is made: a power of two
-//!   up to 2^31. From then on a byte's place is `index & mask`, always inside the data region,
-//!   whatever a peer wrote.
-//! - The peer's index is read (Acquire) only when the cached view is short, and checked once per
-//!   read with two subtractions and a compare: the producer's tail may only grow, by at most the
-//!   capacity past our head; the consumer's head may only grow, up to our published tail. A bad
-//!   index is a [`PeerError`]; the handle keeps its last good view.
-//! - Bytes move with one copy per contiguous run: at most two runs for a slice, at most three for
-//!   a ring-to-ring move ([`SerialConsumer::move_to`], the Tx virt's data path); input is copied
-//!   while scanned for the switch character ([`SerialConsumer::move_until`]). Bytes in the
-//!   shared data region are never referenced as a Rust slice (a peer may write them); they are
-//!   copied with raw-pointer copies, and scanned with volatile reads.
+//! The byte ring itself is `lions_queue::bytes` (capacity checked once, masked index, the peer's
+//! index re-read only when the cached view is short and checked with one compare, one copy per
+//! contiguous run, `move_until` for input scanned as it is copied); the handles deref to its
+//! [`ByteProducer`] and [`ByteConsumer`] and add the `serial_queue_t` header, the connection
+//! config and the serial signalling rule.
 
 use crate::config::SerialConnectionResource;
-use core::ptr::{self, NonNull};
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
 use lions_os::{Channel, MAX_CLIENTS};
 use lions_queue::atomic::AtomicU32;
+use lions_queue::bytes::{ByteConsumer, ByteProducer, ByteRing};
 use lions_queue::signal::{SIGNAL_NOT_REQUESTED, SIGNAL_REQUESTED, park_with};
 use lions_queue::{
-    Capacity, HandleError, IndexField, PeerError, PushError, QueueHeader, QueueMemory, RegionError,
-    Signal,
+    Capacity, HandleError, PeerError, QueueHeader, QueueMemory, RegionError, Signal,
 };
 
 /// `serial_queue_t` (12 B), at the start of the queue region. The bytes live in the connection's
@@ -162,160 +153,30 @@ pub(crate) unsafe fn client_queues<'c, T>(
     Ok((queues, faulty))
 }
 
-/// One serial ring as a handle sees it: the shared header, the data region and the capacity.
-#[derive(Clone, Copy)]
-struct Ring<'a> {
-    header: &'a SerialQueue,
-    /// The data region: `mask + 1` bytes.
+/// The byte ring of a connection, its capacity checked (a power of two up to 2^31).
+///
+/// # Safety
+/// As for [`memory`].
+unsafe fn ring<'a>(
+    queue: NonNull<u8>,
+    queue_len: usize,
     data: NonNull<u8>,
-    /// Capacity - 1. The capacity is a power of two up to 2^31 (checked in `memory`), so every
-    /// `index & mask` is a byte of the data region and `mask + 1` does not overflow.
-    mask: u32,
-}
-
-/// The most bytes in one ring (2^31) fit a `u32`; `usize` is at least 32 bits on our targets.
-fn to_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-impl<'a> Ring<'a> {
-    /// The ring over checked regions, and the (head, tail) it holds now. Indices that no producer
-    /// could have written (more bytes than the capacity) are a [`HandleError`].
-    ///
-    /// # Safety
-    /// As for [`memory`].
-    unsafe fn new(
-        queue: NonNull<u8>,
-        queue_len: usize,
-        data: NonNull<u8>,
-        data_len: usize,
-    ) -> Result<(Self, u32, u32), SerialQueueError> {
-        // SAFETY: forwarded from the caller.
-        let mem = unsafe { memory(queue, queue_len, data, data_len) }?;
-        let header = mem.header();
-        // `memory` checked the capacity: a power of two up to 2^31, so `data_len - 1` fits a u32.
-        let ring = Self {
-            header,
-            data,
-            mask: to_u32(data_len - 1),
-        };
-        let tail = header.tail.load(Ordering::Acquire);
-        let head = header.head.load(Ordering::Acquire);
-        if tail.wrapping_sub(head) > ring.capacity() {
-            return Err(SerialQueueError::Handle(HandleError::Peer(PeerError {
-                field: IndexField::Tail,
-                value: tail.into(),
-                low: head.into(),
-                high: head.wrapping_add(ring.capacity()).into(),
-            })));
-        }
-        Ok((ring, head, tail))
-    }
-
-    fn capacity(&self) -> u32 {
-        self.mask + 1
-    }
-
-    /// Pointer to the byte of ring index `index`.
-    fn at(&self, index: u32) -> *mut u8 {
-        // SAFETY: `index & mask < capacity`, the data region's length: in bounds.
-        unsafe { self.data.as_ptr().add((index & self.mask) as usize) }
-    }
-
-    /// Bytes from `index` to the end of the data region (at least 1).
-    fn run(&self, index: u32) -> u32 {
-        self.capacity() - (index & self.mask)
-    }
-
-    /// Copy `src` into the ring from `index`: one copy per contiguous run (at most two).
-    ///
-    /// # Safety
-    /// We own the `src.len() <= capacity` bytes from `index` for writing (outside the consumer's
-    /// `[head, tail)`).
-    unsafe fn copy_in(&self, index: u32, src: &[u8]) {
-        let n = to_u32(src.len());
-        let first = n.min(self.run(index));
-        // SAFETY: `first` bytes from `at(index)` and `n - first` from the start of the data
-        // region lie inside it; `src` is private memory, so the ranges do not overlap; the caller
-        // owns the bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(src.as_ptr(), self.at(index), first as usize);
-            if first < n {
-                ptr::copy_nonoverlapping(
-                    src.as_ptr().add(first as usize),
-                    self.data.as_ptr(),
-                    (n - first) as usize,
-                );
-            }
-        }
-    }
-
-    /// Copy ring bytes from `index` into `out`: one copy per contiguous run (at most two).
-    ///
-    /// # Safety
-    /// We own the `out.len() <= capacity` bytes from `index` for reading (inside the producer's
-    /// published `[head, tail)`).
-    unsafe fn copy_out(&self, index: u32, out: &mut [u8]) {
-        let n = to_u32(out.len());
-        let first = n.min(self.run(index));
-        // SAFETY: as in `copy_in`, reading into private memory.
-        unsafe {
-            ptr::copy_nonoverlapping(self.at(index), out.as_mut_ptr(), first as usize);
-            if first < n {
-                ptr::copy_nonoverlapping(
-                    self.data.as_ptr(),
-                    out.as_mut_ptr().add(first as usize),
-                    (n - first) as usize,
-                );
-            }
-        }
-    }
-}
-
-/// Copy `n` bytes from ring `src` at index `from` to ring `dst` at index `to`: one copy per
-/// contiguous run of both (at most three).
-///
-/// # Safety
-/// We own the `n` bytes of `src` from `from` for reading and the `n` bytes of `dst` from `to` for
-/// writing; `n` is at most either capacity.
-unsafe fn copy_between(src: &Ring<'_>, from: u32, dst: &Ring<'_>, to: u32, n: u32) {
-    let k = n.min(src.run(from)).min(dst.run(to));
-    // SAFETY: `k` bytes from each pointer lie inside its region (`run`); the caller owns them.
-    // `copy`, not `copy_nonoverlapping`: a (mis)configuration could map both rings' data at the
-    // same place, which garbles bytes but must not be undefined behaviour.
-    unsafe { ptr::copy(src.at(from), dst.at(to), k as usize) };
-    if k < n {
-        // One ring wraps inside the move: the rest, in at most two more runs.
-        // SAFETY: forwarded from the caller, for the bytes after the first `k`.
-        unsafe { copy_wrapped(src, from.wrapping_add(k), dst, to.wrapping_add(k), n - k) };
-    }
-}
-
-/// The rest of a [`copy_between`] after a wrap.
-///
-/// # Safety
-/// As for [`copy_between`].
-#[inline(never)]
-unsafe fn copy_wrapped(src: &Ring<'_>, mut from: u32, dst: &Ring<'_>, mut to: u32, mut n: u32) {
-    while n > 0 {
-        let k = n.min(src.run(from)).min(dst.run(to));
-        // SAFETY: as in `copy_between`.
-        unsafe { ptr::copy(src.at(from), dst.at(to), k as usize) };
-        (from, to, n) = (from.wrapping_add(k), to.wrapping_add(k), n - k);
-    }
+    data_len: usize,
+) -> Result<(&'a SerialQueue, ByteRing<'a>), SerialQueueError> {
+    // SAFETY: forwarded from the caller.
+    let header = unsafe { memory(queue, queue_len, data, data_len) }?.header();
+    // SAFETY: forwarded from the caller; `memory` checked the data region.
+    let ring = unsafe { ByteRing::new(&header.head, &header.tail, data, data_len) }
+        .map_err(|e| SerialQueueError::Region(RegionError::Capacity(e)))?;
+    Ok((header, ring))
 }
 
 /// The producing end of a serial queue (a client's Tx, the driver's Rx, a virt's side toward the
-/// driver on Tx and toward clients on Rx).
+/// driver on Tx and toward clients on Rx): the byte ring's producer ([`ByteProducer`], which it
+/// derefs to: `write`, `push`, `publish`, `free`, ...) and the signal flag.
 pub struct SerialProducer<'a> {
-    ring: Ring<'a>,
+    bytes: ByteProducer<'a>,
     signal: Signal<'a>,
-    /// Tail including staged bytes.
-    tail: u32,
-    /// Tail as last published.
-    shared_tail: u32,
-    /// Last validated head.
-    head: u32,
 }
 
 impl<'a> SerialProducer<'a> {
@@ -332,18 +193,13 @@ impl<'a> SerialProducer<'a> {
         data_len: usize,
     ) -> Result<Self, SerialQueueError> {
         // SAFETY: forwarded from the caller.
-        let (ring, head, tail) = unsafe { Ring::new(queue, queue_len, data, data_len) }?;
-        let signal = Signal::new(&ring.header.producer_signalled);
+        let (header, ring) = unsafe { ring(queue, queue_len, data, data_len) }?;
+        let signal = Signal::new(&header.producer_signalled);
+        let bytes = ring.producer().map_err(SerialQueueError::Handle)?;
         // A new producer is not waiting: withdraw a stale request (a zero-filled region reads as
         // "requested"), so the consumer does not send a notification nobody asked for.
         signal.cancel();
-        Ok(Self {
-            ring,
-            signal,
-            tail,
-            shared_tail: tail,
-            head,
-        })
+        Ok(Self { bytes, signal })
     }
 
     /// Producer over a connection from this component's config (its vaddrs are our mappings).
@@ -357,100 +213,6 @@ impl<'a> SerialProducer<'a> {
         let (q, ql, d, dl) = regions(conn)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(q, ql, d, dl) }
-    }
-
-    /// The capacity in bytes (every byte is usable).
-    pub fn capacity(&self) -> u64 {
-        self.ring.capacity().into()
-    }
-
-    /// Free bytes by the head we last saw (no re-read: the consumer may have freed more).
-    pub(crate) fn free_cached(&self) -> u32 {
-        self.ring.capacity() - self.tail.wrapping_sub(self.head)
-    }
-
-    /// Re-read the consumer's head (Acquire: its reads of the bytes it freed happen before our
-    /// writes to them) and check it moved forward, not past our published tail.
-    fn refresh(&mut self) -> Result<(), PeerError> {
-        let head = self.ring.header.head.load(Ordering::Acquire);
-        if head.wrapping_sub(self.head) > self.shared_tail.wrapping_sub(self.head) {
-            return Err(PeerError {
-                field: IndexField::Head,
-                value: head.into(),
-                low: self.head.into(),
-                high: self.shared_tail.into(),
-            });
-        }
-        self.head = head;
-        Ok(())
-    }
-
-    /// Room for up to `want` bytes: the cached free space, re-read only when it is short. A peer
-    /// error is returned only when there is no room at all.
-    fn room(&mut self, want: usize) -> Result<u32, PeerError> {
-        let free = self.free_cached();
-        if (free as usize) < want
-            && let Err(e) = self.refresh()
-            && free == 0
-        {
-            return Err(e);
-        }
-        Ok(self.free_cached())
-    }
-
-    /// Re-read the head out of line, ignoring a peer error (the cached room still counts).
-    #[cold]
-    #[inline(never)]
-    fn room_cold(&mut self) -> u32 {
-        let _ = self.refresh();
-        self.free_cached()
-    }
-
-    /// Stage as many bytes of `bytes` as fit; returns how many. They become visible at the next
-    /// [`publish`](Self::publish). A peer error is returned only when nothing could be staged.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<usize, PeerError> {
-        let n = (self.room(bytes.len())? as usize).min(bytes.len());
-        // SAFETY: the `n <= free` bytes from our tail lie outside the consumer's [head, tail), so
-        // it does not read them until we publish.
-        unsafe { self.ring.copy_in(self.tail, &bytes[..n]) };
-        self.tail = self.tail.wrapping_add(to_u32(n));
-        Ok(n)
-    }
-
-    /// Stage one byte.
-    pub fn push(&mut self, byte: u8) -> Result<(), PushError<u8>> {
-        if self.free_cached() == 0 {
-            self.refresh().map_err(|e| PushError::Peer(e, byte))?;
-            if self.free_cached() == 0 {
-                return Err(PushError::Full(byte));
-            }
-        }
-        // SAFETY: a free byte (outside the consumer's [head, tail)), inside the data region.
-        unsafe { self.ring.at(self.tail).write_volatile(byte) };
-        self.tail = self.tail.wrapping_add(1);
-        Ok(())
-    }
-
-    /// Publish every staged byte with one Release store of the tail (our byte writes happen
-    /// before the consumer's Acquire load sees it); returns how many.
-    pub fn publish(&mut self) -> u64 {
-        let n = self.tail.wrapping_sub(self.shared_tail);
-        if n != 0 {
-            self.ring.header.tail.store(self.tail, Ordering::Release);
-            self.shared_tail = self.tail;
-        }
-        n.into()
-    }
-
-    /// Drop every staged byte (an aborted transfer).
-    pub fn abort(&mut self) {
-        self.tail = self.shared_tail;
-    }
-
-    /// Free bytes now (re-reads the head).
-    pub fn free(&mut self) -> Result<u64, PeerError> {
-        self.refresh()?;
-        Ok(self.free_cached().into())
     }
 
     /// The notification rule, producer side: after publishing, **always** notify the consumer if
@@ -470,21 +232,29 @@ impl<'a> SerialProducer<'a> {
     /// [`park`](Self::park) for a batch: wait until at least `needed` bytes are free. `Ok(true)`:
     /// they are now (the request is withdrawn).
     pub fn park_for(&mut self, needed: u64) -> Result<bool, PeerError> {
-        park_with(self.signal, || self.free().map(|n| n >= needed))
+        park_with(self.signal, || self.bytes.free().map(|n| n >= needed))
+    }
+}
+
+impl<'a> Deref for SerialProducer<'a> {
+    type Target = ByteProducer<'a>;
+    fn deref(&self) -> &ByteProducer<'a> {
+        &self.bytes
+    }
+}
+
+impl DerefMut for SerialProducer<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.bytes
     }
 }
 
 /// The consuming end of a serial queue (the driver's Tx, a client's Rx, a virt's side toward
-/// clients on Tx and toward the driver on Rx).
+/// clients on Tx and toward the driver on Rx): the byte ring's consumer ([`ByteConsumer`], which
+/// it derefs to: `read`, `pop`, `move_to`, `release`, ...) and the signal flag.
 pub struct SerialConsumer<'a> {
-    ring: Ring<'a>,
-    /// Head including bytes read but not yet released.
-    head: u32,
-    /// Head as last published (never re-read from shared memory: the producer can write that
-    /// word too).
-    shared_head: u32,
-    /// Last validated tail.
-    tail: u32,
+    bytes: ByteConsumer<'a>,
+    flag: &'a AtomicU32,
 }
 
 impl<'a> SerialConsumer<'a> {
@@ -500,12 +270,10 @@ impl<'a> SerialConsumer<'a> {
         data_len: usize,
     ) -> Result<Self, SerialQueueError> {
         // SAFETY: forwarded from the caller.
-        let (ring, head, tail) = unsafe { Ring::new(queue, queue_len, data, data_len) }?;
+        let (header, ring) = unsafe { ring(queue, queue_len, data, data_len) }?;
         Ok(Self {
-            ring,
-            head,
-            shared_head: head,
-            tail,
+            bytes: ring.consumer().map_err(SerialQueueError::Handle)?,
+            flag: &header.producer_signalled,
         })
     }
 
@@ -521,203 +289,10 @@ impl<'a> SerialConsumer<'a> {
         unsafe { Self::new(q, ql, d, dl) }
     }
 
-    /// The capacity in bytes.
-    pub fn capacity(&self) -> u64 {
-        self.ring.capacity().into()
-    }
-
-    /// Unread bytes by the tail we last saw.
-    fn avail_cached(&self) -> u32 {
-        self.tail.wrapping_sub(self.head)
-    }
-
-    /// Re-read the producer's tail (Acquire: its byte writes happen before our reads) and check
-    /// the length it implies lies between what we already saw and the capacity.
-    fn refresh(&mut self) -> Result<(), PeerError> {
-        let tail = self.ring.header.tail.load(Ordering::Acquire);
-        // `seen <= len <= capacity` as one compare: the tail grew by at most the room that was
-        // left (`seen <= capacity` always holds, so the subtraction does not wrap).
-        let seen = self.tail.wrapping_sub(self.shared_head);
-        if tail.wrapping_sub(self.tail) > self.ring.capacity() - seen {
-            return Err(PeerError {
-                field: IndexField::Tail,
-                value: tail.into(),
-                low: self.tail.into(),
-                high: self.shared_head.wrapping_add(self.ring.capacity()).into(),
-            });
-        }
-        self.tail = tail;
-        Ok(())
-    }
-
-    /// Up to `want` unread bytes: the cached count, re-read only when it is short. A peer error
-    /// is returned only when nothing is available at all.
-    fn available(&mut self, want: usize) -> Result<u32, PeerError> {
-        let avail = self.avail_cached();
-        if (avail as usize) < want
-            && let Err(e) = self.refresh()
-            && avail == 0
-        {
-            return Err(e);
-        }
-        Ok(self.avail_cached())
-    }
-
-    /// Read up to `out.len()` published bytes; returns how many. Their slots go back to the producer
-    /// at the next [`release`](Self::release). A peer error is returned only when nothing could
-    /// be read.
-    pub fn read(&mut self, out: &mut [u8]) -> Result<usize, PeerError> {
-        let n = (self.available(out.len())? as usize).min(out.len());
-        // SAFETY: the `n` bytes from our head lie in [head, tail) as published and observed with
-        // Acquire, so the producer does not write them until we release past them.
-        unsafe { self.ring.copy_out(self.head, &mut out[..n]) };
-        self.head = self.head.wrapping_add(to_u32(n));
-        Ok(n)
-    }
-
-    /// Read one byte.
-    pub fn pop(&mut self) -> Result<Option<u8>, PeerError> {
-        if self.avail_cached() == 0 {
-            self.refresh()?;
-            if self.avail_cached() == 0 {
-                return Ok(None);
-            }
-        }
-        // SAFETY: an unread published byte, inside the data region. Volatile: a misbehaving peer
-        // can only garble its own data.
-        let b = unsafe { self.ring.at(self.head).read_volatile() };
-        self.head = self.head.wrapping_add(1);
-        Ok(Some(b))
-    }
-
-    /// Copy published bytes, starting `offset` bytes past the next unread one, into `out` without
-    /// consuming them; returns how many (0 when fewer than `offset + 1` are available). For a
-    /// consumer that must not take bytes it cannot pass on (a driver whose device FIFO is full).
-    pub fn peek_at(&mut self, offset: usize, out: &mut [u8]) -> Result<usize, PeerError> {
-        let avail = usize::try_from(self.len()?).unwrap_or(usize::MAX);
-        let n = out.len().min(avail.saturating_sub(offset));
-        if n > 0 {
-            // SAFETY: `offset + n <= avail`: bytes in [head, tail) as published (see `read`).
-            unsafe {
-                let from = self.head.wrapping_add(to_u32(offset));
-                self.ring.copy_out(from, &mut out[..n]);
-            }
-        }
-        Ok(n)
-    }
-
-    /// The offset of the last `byte` among the first `within` unread bytes, if any (searched
-    /// without consuming).
-    pub fn rfind(&mut self, byte: u8, within: usize) -> Result<Option<usize>, PeerError> {
-        let mut buf = [0u8; 64];
-        let mut end = within;
-        while end > 0 {
-            let start = end.saturating_sub(buf.len());
-            let got = self.peek_at(start, &mut buf[..end - start])?;
-            if let Some(i) = buf[..got].iter().rposition(|&b| b == byte) {
-                return Ok(Some(start + i));
-            }
-            end = start;
-        }
-        Ok(None)
-    }
-
-    /// Move unread bytes into `dst`'s staged bytes up to the first `stop` byte (not taken), at
-    /// most `n`, at most what our cached view of the tail holds (re-read it first, with
-    /// [`len`](Self::len)), and at most the room `dst` has (its head re-read when the cached view
-    /// is short; on a peer error the cached room still counts). Byte by byte, scanning as it
-    /// copies: input comes a few bytes at a time. Returns how many moved.
-    #[inline]
-    pub fn move_until(&mut self, dst: &mut SerialProducer<'_>, n: usize, stop: u8) -> usize {
-        let mut room = dst.free_cached();
-        if (room as usize) < n {
-            room = dst.room_cold();
-        }
-        // `k <= avail`, which fits a u32.
-        #[allow(clippy::cast_possible_truncation)]
-        let k = (self.avail_cached().min(room) as usize).min(n) as u32;
-        let (src, dst_ring) = (self.ring, dst.ring);
-        let (from, to) = (self.head, dst.tail);
-        let mut i = 0;
-        while i < k {
-            // SAFETY: `i < k <= avail`: an unread published byte of ours, inside our data region.
-            // Volatile: the peer may write it.
-            let b = unsafe { src.at(from.wrapping_add(i)).read_volatile() };
-            if b == stop {
-                break;
-            }
-            // SAFETY: `i < k <= free`: a free byte of `dst`, inside its data region.
-            unsafe { dst_ring.at(to.wrapping_add(i)).write_volatile(b) };
-            i += 1;
-        }
-        self.head = from.wrapping_add(i);
-        dst.tail = to.wrapping_add(i);
-        i as usize
-    }
-
-    /// Move up to `n` unread bytes into `dst`'s staged bytes (sDDF's `serial_transfer_all`, for a
-    /// component that consumes one queue and produces another): one copy per contiguous run of
-    /// both rings, no bounce buffer; returns how many. It stops early when either side runs out
-    /// (each re-reads the peer's index only when its cached view is short) or a peer index is
-    /// impossible. The bytes moved are read here; hand their slots back with
-    /// [`release`](Self::release) and publish them with [`SerialProducer::publish`].
-    #[inline]
-    pub fn move_to(&mut self, dst: &mut SerialProducer<'_>, n: usize) -> usize {
-        // Re-read the peers' indices only when the cached views are short; on a peer error, what
-        // the cached views allow still moves.
-        let _ = self.available(n);
-        let _ = dst.room(n);
-        self.move_seen(dst, n)
-    }
-
-    /// [`move_to`](Self::move_to) by the cached views only (no re-read of either peer's index):
-    /// for a caller that has just checked both sides.
-    #[inline]
-    pub(crate) fn move_seen(&mut self, dst: &mut SerialProducer<'_>, n: usize) -> usize {
-        // `k <= avail`, which fits a u32.
-        #[allow(clippy::cast_possible_truncation)]
-        let k = (self.avail_cached().min(dst.free_cached()) as usize).min(n) as u32;
-        // SAFETY: `k <= avail`: published bytes of ours, in [head, tail); `k <= free`: free bytes
-        // of `dst`, outside its consumer's [head, tail).
-        unsafe { copy_between(&self.ring, self.head, &dst.ring, dst.tail, k) };
-        self.head = self.head.wrapping_add(k);
-        dst.tail = dst.tail.wrapping_add(k);
-        k as usize
-    }
-
-    /// Consume up to `n` bytes without copying them out; returns how many. A peer error is
-    /// returned only when nothing is available.
-    pub fn skip(&mut self, n: usize) -> Result<usize, PeerError> {
-        let k = to_u32(n).min(self.available(n)?);
-        self.head = self.head.wrapping_add(k);
-        Ok(k as usize)
-    }
-
-    /// Hand every read slot back with one Release store of the head (our reads happen before the
-    /// producer's Acquire load sees it); returns how many.
-    pub fn release(&mut self) -> u64 {
-        let n = self.head.wrapping_sub(self.shared_head);
-        if n != 0 {
-            self.ring.header.head.store(self.head, Ordering::Release);
-            self.shared_head = self.head;
-        }
-        n.into()
-    }
-
-    /// Bytes available now (re-reads the tail).
-    pub fn len(&mut self) -> Result<u64, PeerError> {
-        self.refresh()?;
-        Ok(self.avail_cached().into())
-    }
-
-    /// Whether nothing is available now (re-reads the tail).
-    pub fn is_empty(&mut self) -> Result<bool, PeerError> {
-        Ok(self.len()? == 0)
-    }
-
     /// The notification rule, consumer side: notify the producer only if we freed space
     /// (`did_work`) **and** it asked; a `true` answer also withdraws its request, so one request
     /// gets one notification.
+    #[inline]
     pub fn should_notify(&self, did_work: bool) -> bool {
         // Inline here (the hot path of every virt event): the notifier's half of
         // `lions_queue::signal`, a SeqCst fence between our index store and the flag load.
@@ -725,12 +300,24 @@ impl<'a> SerialConsumer<'a> {
             return false;
         }
         fence(Ordering::SeqCst);
-        let flag = &self.ring.header.producer_signalled;
-        if flag.load(Ordering::Relaxed) != SIGNAL_REQUESTED {
+        if self.flag.load(Ordering::Relaxed) != SIGNAL_REQUESTED {
             return false;
         }
-        flag.store(SIGNAL_NOT_REQUESTED, Ordering::Relaxed);
+        self.flag.store(SIGNAL_NOT_REQUESTED, Ordering::Relaxed);
         true
+    }
+}
+
+impl<'a> Deref for SerialConsumer<'a> {
+    type Target = ByteConsumer<'a>;
+    fn deref(&self) -> &ByteConsumer<'a> {
+        &self.bytes
+    }
+}
+
+impl DerefMut for SerialConsumer<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.bytes
     }
 }
 

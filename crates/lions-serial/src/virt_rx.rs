@@ -97,16 +97,17 @@ impl<'a> VirtRx<'a> {
     /// The config's regions are mapped in this component for `'a`, each shared only with its peer,
     /// and no other handle of the same roles exists (see [`SerialConsumer::from_connection`]).
     pub unsafe fn new(config: &SerialVirtRxConfig) -> Result<Self, SerialQueueError> {
+        let conns = config.clients();
         // SAFETY: forwarded from the caller.
         let (clients, faulty) =
-            unsafe { client_queues(config.clients().iter(), SerialProducer::from_connection) }?;
-        let n = config.clients().len();
+            unsafe { client_queues(conns.iter(), SerialProducer::from_connection) }?;
+        // SAFETY: forwarded from the caller.
+        let driver = unsafe { SerialConsumer::from_connection(&config.driver) }?;
         Ok(Self {
-            // SAFETY: forwarded from the caller.
-            driver: unsafe { SerialConsumer::from_connection(&config.driver) }?,
+            driver,
             driver_ch: config.driver.channel()?,
             clients,
-            machine: SwitchMachine::new(config.switch_char, config.terminate_num_char, n),
+            machine: SwitchMachine::new(config.switch_char, config.terminate_num_char, conns.len()),
             current: 0,
             drops: 0,
             faulty,
@@ -123,84 +124,77 @@ impl<'a> VirtRx<'a> {
         self.faulty
     }
 
-    /// Phase 3 toward a client: publish what it got and notify it if anything.
+    /// Phase 3 toward client `c`: publish what it got and notify it if anything.
     fn flush(&mut self, c: usize) -> Result<(), Error> {
-        if let Some((q, ch)) = &mut self.clients[c] {
-            let n = q.publish();
-            if q.should_notify(n) {
-                ch.notify()?;
-            }
+        if let Some((q, ch)) = &mut self.clients[c % MAX_CLIENTS]
+            && q.publish() > 0
+        {
+            ch.notify()?;
         }
         Ok(())
     }
 
-    /// Input from the driver to the clients. Outside a switch sequence, the bytes up to the next
-    /// switch character go straight from the driver's ring into the current client's, as many as
-    /// it has room for; the rest go [`rx_bytes`](Self::rx_bytes).
-    fn rx_return(&mut self) -> Result<(), Error> {
-        // The driver's tail is re-read once: it notifies again for anything it adds later.
-        let mut left = usize::try_from(self.driver.len()?).unwrap_or(usize::MAX);
-        if self.machine.seq.is_none()
-            && let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS]
-        {
-            left -= self.driver.move_until(q, left, self.machine.switch);
-            // All of it went to the current client (the common case): publish to it here.
-            let n = if left == 0 { q.publish() } else { 0 };
-            if q.should_notify(n) {
-                ch.notify()?;
+    /// The input [`rx_return`](Handler::notified) did not move straight (a switch sequence and
+    /// what follows it, or bytes for a full or faulty client): the rest of what the driver's tail
+    /// showed, byte by byte through the [`SwitchMachine`]; then phase 3 toward the driver and the
+    /// current client.
+    #[inline(never)]
+    fn rx_bytes(&mut self) -> Result<(), Error> {
+        for _ in 0..self.driver.avail_cached() {
+            let Some(b) = self.driver.pop()? else { break };
+            let c = self.current % MAX_CLIENTS;
+            match (self.machine.feed(b), &mut self.clients[c]) {
+                (Action::Deliver(b), Some((q, _))) => match q.push(b) {
+                    Ok(()) => continue,
+                    Err(PushError::Peer(..)) => {
+                        (self.clients[c], self.faulty) = (None, self.faulty | 1 << c)
+                    }
+                    Err(PushError::Full(_)) => {}
+                },
+                (Action::Deliver(_), None) => {}
+                (Action::Switch(next), _) => {
+                    self.flush(c)?;
+                    self.current = next;
+                    continue;
+                }
+                (Action::Consume, _) => continue,
             }
+            self.drops += 1;
         }
-        if left > 0 {
-            self.rx_bytes(left)?;
-            self.flush(self.current)?;
-        }
-        let freed = self.driver.release() > 0;
-        if self.driver.should_notify(freed) {
+        if self.driver.release() > 0 && self.driver.should_notify(true) {
             self.driver_ch.notify()?;
         }
-        Ok(())
-    }
-
-    /// The `left` input bytes the fast path did not move (a switch sequence and what follows it,
-    /// or bytes for a full or faulty client), byte by byte through the [`SwitchMachine`].
-    #[inline(never)]
-    fn rx_bytes(&mut self, left: usize) -> Result<(), Error> {
-        for _ in 0..left {
-            let Some(b) = self.driver.pop()? else {
-                break;
-            };
-            match self.machine.feed(b) {
-                Action::Deliver(b) => self.deliver_byte(b),
-                Action::Switch(c) => {
-                    self.flush(self.current)?;
-                    self.current = c;
-                }
-                Action::Consume => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Phase 1 for one byte the machine passed through: stage it for the current client, or
-    /// count it as dropped.
-    fn deliver_byte(&mut self, b: u8) {
-        let c = self.current;
-        let pushed = self.clients[c].as_mut().map(|(q, _)| q.push(b));
-        if let Some(Err(PushError::Peer(..))) = pushed {
-            self.faulty |= 1 << c;
-            self.clients[c] = None;
-        }
-        self.drops += u64::from(!matches!(pushed, Some(Ok(()))));
+        self.flush(self.current)
     }
 }
 
 impl Handler for VirtRx<'_> {
     type Error = Error;
 
-    /// Only the driver has a reason to notify; whoever did, the driver queue is drained (a
-    /// client's notification costs one look at an empty queue).
+    /// `rx_return`: only the driver has a reason to notify; whoever did, its queue is drained (a
+    /// client's notification costs one look at an empty queue). Fast path: outside a switch
+    /// sequence, every input byte goes straight from the driver's ring into the current client's
+    /// (no switch character among them, room for all); anything else goes
+    /// [`rx_bytes`](VirtRx::rx_bytes) from where it stopped.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        self.rx_return()
+        // The driver's tail is re-read once: it notifies again for anything it adds later.
+        self.driver.refresh()?;
+        let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS] else {
+            return self.rx_bytes();
+        };
+        if self.machine.seq.is_none() {
+            self.driver.move_until(q, self.machine.switch);
+        }
+        if self.driver.avail_cached() > 0 {
+            return self.rx_bytes();
+        }
+        if self.driver.release() > 0 && self.driver.should_notify(true) {
+            self.driver_ch.notify()?;
+        }
+        if q.publish() > 0 {
+            ch.notify()?;
+        }
+        Ok(())
     }
 }
 

@@ -41,13 +41,6 @@ const OVERHEAD: u64 = 5 + 4;
 /// `MAX_CHANNEL` never occur; the spare entries keep the lookup free of bounds checks).
 const CHANNELS: usize = 64;
 
-/// Stage client `c`'s colour code (out of line: the plain path stays short).
-#[inline(never)]
-fn stage_colour(driver: &mut SerialProducer<'_>, c: usize) {
-    // The caller checked the room.
-    let _ = driver.write(&colour_code(c));
-}
-
 /// The colour start code of client `client`: `ESC[3Xm`, X = 1 + `client` mod 6.
 pub fn colour_code(client: usize) -> [u8; 5] {
     // `client % 6 < 6`, so the digit is '1'..='6'.
@@ -60,19 +53,18 @@ pub struct VirtTx<'a> {
     config: &'a SerialVirtTxConfig,
     driver: SerialProducer<'a>,
     driver_ch: Channel,
-    /// The driver queue's capacity.
-    cap: u64,
     /// Each client's Tx queue (we consume) and channel; `None` once faulty.
     clients: [Option<(SerialConsumer<'a>, Channel)>; MAX_CLIENTS],
     /// The channels of the clients still served (not faulty).
     client_chs: u64,
     /// The client at the other end of each channel in `client_chs`.
     by_channel: [u8; CHANNELS],
-    colour: bool,
+    /// Bytes of colour around a transfer: [`OVERHEAD`] with colour on, else 0.
+    overhead: u64,
     /// Clients waiting for room: bit c = client c is in the FIFO (each at most once).
     waiting: u64,
     /// The FIFO of waiting clients: entries `first..last` (free-running, mod `MAX_CLIENTS`).
-    fifo: [u8; MAX_CLIENTS],
+    fifo: [usize; MAX_CLIENTS],
     first: usize,
     last: usize,
     faulty: u64,
@@ -91,24 +83,23 @@ impl<'a> VirtTx<'a> {
         let (clients, faulty) = unsafe { client_queues(conns, SerialConsumer::from_connection) }?;
         // SAFETY: forwarded from the caller.
         let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
-        let cap = driver.capacity();
-        let mut client_chs = 0;
-        let mut by_channel = [0; CHANNELS];
-        for (c, client) in (0u8..).zip(&clients) {
-            if let Some((_, ch)) = client {
-                client_chs |= 1 << ch.index();
-                by_channel[usize::from(ch.index())] = c;
-            }
+        let (mut client_chs, mut by_channel) = (0, [0; CHANNELS]);
+        for (c, ch) in (0u8..)
+            .zip(&clients)
+            .filter_map(|(c, q)| Some((c, q.as_ref()?.1)))
+        {
+            client_chs |= 1 << ch.index();
+            by_channel[usize::from(ch.index())] = c;
         }
+        let colour = config.enable_colour() && driver.capacity() > OVERHEAD;
         Ok(Self {
             config,
             driver,
             driver_ch: config.driver.channel()?,
-            cap,
             clients,
             client_chs,
             by_channel,
-            colour: config.enable_colour() && cap > OVERHEAD,
+            overhead: if colour { OVERHEAD } else { 0 },
             waiting: 0,
             fifo: [0; MAX_CLIENTS],
             first: 0,
@@ -133,7 +124,7 @@ impl<'a> VirtTx<'a> {
         if self.config.enable_rx() {
             self.driver.write(self.config.begin_str())?;
         }
-        if self.colour {
+        if self.overhead > 0 {
             for (c, client) in self.config.clients().iter().enumerate() {
                 let name = client.name();
                 if self.driver.free()? < OVERHEAD + name.len() as u64 + 3 {
@@ -145,13 +136,7 @@ impl<'a> VirtTx<'a> {
             }
             self.driver.write(b"\r\n")?;
         }
-        self.notify_driver()
-    }
-
-    /// Phase 3 toward the driver: publish, and notify (the producer always does).
-    fn notify_driver(&mut self) -> Result<(), Error> {
-        let n = self.driver.publish();
-        if self.driver.should_notify(n) {
+        if self.driver.publish() > 0 {
             self.driver_ch.notify()?;
         }
         Ok(())
@@ -159,41 +144,36 @@ impl<'a> VirtTx<'a> {
 
     /// Phases 1 and 2 for client `c`: move its batch. `Ok(false)`: the driver queue lacks room
     /// and a signal is requested; `Ok(true)`: done (moved, nothing to move, or client faulty).
-    ///
-    /// The common case, a batch that fits the room we already know of, is one straight move;
-    /// anything else goes round [`transfer_rounds`](Self::transfer_rounds).
+    /// The common case, a batch that fits the room known (re-read once when short), is one
+    /// straight move; anything else goes round [`transfer_rounds`](Self::transfer_rounds).
     #[inline(always)]
     fn transfer(&mut self, c: usize) -> Result<bool, Error> {
-        let overhead = if self.colour { OVERHEAD } else { 0 };
         let Some((q, _)) = &mut self.clients[c] else {
             return Ok(true);
         };
         let Ok(left) = q.len() else {
             return Ok(self.mark_faulty(c));
         };
-        if left == 0 {
-            return Ok(true);
-        }
-        // The room we know of, re-read only when short (the driver is trusted: an error is ours).
-        if left + overhead > u64::from(self.driver.free_cached())
-            && left + overhead > self.driver.free()?
-        {
+        let want = left + self.overhead;
+        // The driver is trusted: an error re-reading its head is ours.
+        if want > u64::from(self.driver.free_cached()) && want > self.driver.free()? {
             return self.transfer_rounds(c, left);
         }
-        // `left` bytes came from a `u32` ring.
-        self.round(c, usize::try_from(left).unwrap_or(0))?;
+        if left > 0 {
+            // `left` bytes came from a `u32` ring.
+            self.round(c, usize::try_from(left).unwrap_or(0))?;
+        }
         Ok(true)
     }
 
-    /// [`transfer`](Self::transfer) when the room is not known to suffice: re-read the driver's
-    /// head; room for the whole batch, or for a full driver queue when the batch can never fit;
-    /// else ask for a signal. A batch larger than the room goes in pieces cut after a line end.
+    /// [`transfer`](Self::transfer) when the room does not suffice: room for the whole batch, or
+    /// for a full driver queue when the batch can never fit; else ask for a signal. A batch
+    /// larger than the room goes in pieces cut after a line end.
     #[inline(never)]
     fn transfer_rounds(&mut self, c: usize, mut left: u64) -> Result<bool, Error> {
-        let overhead = if self.colour { OVERHEAD } else { 0 };
         while left > 0 {
-            // `want > overhead` (colour is on only when `cap > overhead`), so each round moves.
-            let want = (left + overhead).min(self.cap);
+            // `want > overhead` (colour is on only when `capacity > overhead`): each round moves.
+            let want = (left + self.overhead).min(self.driver.capacity());
             let free = self.driver.free()?;
             if free < want {
                 if !self.driver.park_for(want)? {
@@ -202,20 +182,17 @@ impl<'a> VirtTx<'a> {
                 continue;
             }
             // `n <= left`, which came from a `u32` ring.
-            let mut n = usize::try_from(left.min(free - overhead)).unwrap_or(0);
-            if (n as u64) < left {
-                let Some((q, _)) = &mut self.clients[c] else {
-                    return Ok(true);
-                };
+            let mut n = usize::try_from(left.min(free - self.overhead)).unwrap_or(0);
+            if let Some((q, _)) = &mut self.clients[c]
+                && (n as u64) < left
+            {
                 match q.rfind(b'\n', n) {
                     Ok(Some(end)) => n = end + 1,
                     Ok(None) => {}
                     Err(_) => return Ok(self.mark_faulty(c)),
                 }
             }
-            if !self.round(c, n)? {
-                return Ok(true);
-            }
+            self.round(c, n)?;
             left -= n as u64;
         }
         Ok(true)
@@ -224,32 +201,42 @@ impl<'a> VirtTx<'a> {
     /// One round for client `c`: stage the colour code, `n` bytes of its batch straight from its
     /// ring into the driver's (one copy per contiguous run) and the reset code, publish to the
     /// driver and hand the client's bytes back, notifying each as the rule says. The caller saw
-    /// `n` bytes published and room for them and the colour. `Ok(false)`: the client misbehaved.
+    /// `n` bytes published and room for them and the colour, so all `n` move.
     #[inline(always)]
-    fn round(&mut self, c: usize, n: usize) -> Result<bool, Error> {
+    fn round(&mut self, c: usize, n: usize) -> Result<(), Error> {
+        match self.overhead {
+            0 => self.round_in::<false>(c, n),
+            _ => self.round_colour(c, n),
+        }
+    }
+
+    /// [`round`](Self::round) with colour, out of line: the plain path stays short.
+    #[inline(never)]
+    fn round_colour(&mut self, c: usize, n: usize) -> Result<(), Error> {
+        self.round_in::<true>(c, n)
+    }
+
+    /// [`round`](Self::round), with the colour codes if `COLOUR`.
+    #[inline(always)]
+    fn round_in<const COLOUR: bool>(&mut self, c: usize, n: usize) -> Result<(), Error> {
         let Some((q, ch)) = &mut self.clients[c] else {
-            return Ok(false);
+            return Ok(());
         };
-        if self.colour {
-            stage_colour(&mut self.driver, c);
+        if COLOUR {
+            let _ = self.driver.write(&colour_code(c));
         }
-        // The views were just checked: the cached ones hold the `n` bytes.
-        if q.move_seen(&mut self.driver, n) < n {
-            self.driver.abort();
-            return Ok(!self.mark_faulty(c));
-        }
-        if self.colour {
+        q.move_seen(&mut self.driver, n);
+        if COLOUR {
             let _ = self.driver.write(RESET);
         }
-        let published = self.driver.publish();
-        if self.driver.should_notify(published) {
+        if self.driver.publish() > 0 {
             self.driver_ch.notify()?;
         }
         let freed = q.release() > 0;
         if q.should_notify(freed) {
             ch.notify()?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Stop serving client `c`; returns `true` (done with it).
@@ -264,10 +251,7 @@ impl<'a> VirtTx<'a> {
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
         if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
-            // `c < n <= MAX_CLIENTS` fits a u8 (MAX_CLIENTS is 64).
-            #[allow(clippy::cast_possible_truncation)]
-            let id = c as u8;
-            self.fifo[self.last % MAX_CLIENTS] = id;
+            self.fifo[self.last % MAX_CLIENTS] = c;
             self.last = self.last.wrapping_add(1);
             self.waiting |= 1 << c;
         }
@@ -277,7 +261,7 @@ impl<'a> VirtTx<'a> {
     /// The driver freed space we asked for: serve the waiting clients in order.
     fn tx_return(&mut self) -> Result<(), Error> {
         while self.waiting != 0 {
-            let c = usize::from(self.fifo[self.first % MAX_CLIENTS]);
+            let c = self.fifo[self.first % MAX_CLIENTS] % MAX_CLIENTS;
             if !self.transfer(c)? {
                 break;
             }
