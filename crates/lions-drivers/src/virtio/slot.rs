@@ -95,9 +95,9 @@ mod tests {
     /// (`@a003e00`): the registers are at the region's vaddr itself.
     #[test]
     fn the_slot_is_at_the_regions_vaddr_for_every_offset_in_the_page() {
-        for in_page in (0..PAGE_SIZE as u64).step_by(SLOT_LEN) {
+        for in_page in (0..PAGE_SIZE).step_by(SLOT_LEN) {
             let vaddr = 0x2000_0000 + in_page;
-            assert_eq!(slot(vaddr, 0x1000), Ok(vaddr as usize), "{in_page:#x}");
+            assert_eq!(slot(vaddr as u64, 0x1000), Ok(vaddr), "{in_page:#x}");
         }
         assert_eq!(slot(0x2000_0000, 0x1000), Ok(0x2000_0000));
         assert_eq!(slot(0x2000_0200, 0x1000), Ok(0x2000_0200));
