@@ -122,7 +122,8 @@ fn tap_not_runnable() -> Option<String> {
     });
     probe.join().unwrap().map(|e| {
         format!(
-            "needs root or CAP_NET_ADMIN for a network namespace and a TAP (unshare: {e});              the user-mode network test runs without"
+            "needs root or CAP_NET_ADMIN for a network namespace and a TAP (unshare: {e}); \
+             the user-mode network test runs without it"
         )
     })
 }
