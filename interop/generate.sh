@@ -8,7 +8,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${1:-$HERE/fixtures}"
-SYSTEMS=(serial timer blk i2c net net_vswitch fat nfs)
+SYSTEMS=(serial timer blk i2c net net_vswitch fat nfs virtio_sddf)
 
 export PYTHONDONTWRITEBYTECODE=1
 PY="$("$HERE/setup-venv.sh")"

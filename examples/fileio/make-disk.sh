@@ -17,7 +17,7 @@
 #
 # Partition type "Microsoft basic data"; disk and partition GUIDs are fixed and mkfs.fat runs with
 # --invariant, so the same command makes the same image (mtools still stamps file times).
-# OUT is replaced. Prints the layout (sfdisk -d) when done.
+# OUT is replaced (its folder made if missing). Prints the layout (sfdisk -d) when done.
 set -euo pipefail
 
 usage() { echo "usage: $0 OUT.img [P1_MIB (default 64)]" >&2; exit 2; }
@@ -62,7 +62,8 @@ total=$(((1 + p1_mib + p2_mib + 1) * mib))
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-rm -f "$out"
+mkdir -p -- "$(dirname -- "$out")"
+rm -f -- "$out"
 truncate -s "$total" "$out"
 sfdisk --quiet --no-reread --no-tell-kernel "$out" <<EOF
 label: gpt

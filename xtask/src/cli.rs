@@ -35,6 +35,53 @@ boards: host (default): one Linux process per PD;
         qemu_virt_aarch64: seL4 Microkit (PDs for aarch64-unknown-none; loader.img and `run`
         need the Microkit SDK 2.3.0 in $MICROKIT_SDK, `run` needs qemu-system-aarch64)";
 
+/// The whole help of `cargo xtask help` (`-h`, `--help`): [`USAGE`], then the `examples` (the
+/// folders under `examples/` with a `meta.py`), the environment variables the examples, the host
+/// board's drivers and xtask read, and the `lions-host` launcher's options (after `--` of `run`).
+/// The one place the help text is kept: a new command or variable goes here.
+pub fn help(examples: &[String]) -> String {
+    let examples = if examples.is_empty() {
+        "  (none found: examples/<name>/meta.py)".to_owned()
+    } else {
+        format!("  {}", examples.join(", "))
+    };
+    format!(
+        "{USAGE}
+
+examples (examples/<name>/, each with a README saying what it prints):
+{examples}
+  e.g. cargo xtask run hello; cargo xtask run serial; cargo xtask run timer;
+       LIONS_NET=user cargo xtask run echo_server;
+       examples/fileio/make-disk.sh target/fileio/disk.img &&
+         LIONS_HOST_BLK_IMAGE=$PWD/target/fileio/disk.img cargo xtask run fileio
+
+environment (the host board passes the launcher's environment to every PD):
+  LIONS_NET=tap|user       echo_server's NIC: tap (default; a TAP, needs root or CAP_NET_ADMIN,
+                           or a TAP made for you) or user (user-mode network, no privileges)
+  LIONS_TAP=NAME           the TAP interface the tap driver opens (default lions0)
+  LIONS_NET_FORWARD=LIST   user-mode network: host ports on 127.0.0.1 forwarded to clients,
+                           comma-separated tcp|udp:HOSTPORT:GUESTIP:GUESTPORT
+                           (e.g. udp:5555:10.0.2.10:1235,tcp:5555:10.0.2.10:1236)
+  LIONS_HOST_BLK_IMAGE=F   fileio's disk image file (make it with examples/fileio/make-disk.sh);
+                           LIONS_HOST_BLK_READ_ONLY=1 opens it read-only
+  LIONS_FILEIO_BENCH=MIB   fileio also writes and reads back a file of MIB MiB and prints rates
+  LIONS_HOST_SERIAL=PATH   a terminal or pty for the host serial driver instead of this one
+  MICROKIT_SDK=DIR         the Microkit SDK 2.3.0 (qemu_virt_aarch64: loader.img and run)
+  LIONS_VENV=DIR, PYTHON   where the sdfgen venv goes (default target/sdfgen-venv) and the
+                           python3 that makes it
+  CARGO_TARGET_DIR         output goes to $CARGO_TARGET_DIR/lions/<example>/<board>/
+
+launcher options (host board: cargo xtask run <example> -- OPTIONS; see lions-host --help):
+  --restart                restart a PD that faulted (up to --max-restarts times, default 3)
+  --max-restarts N         the restart limit per PD
+  --trace                  report starts, exits and scheduling decisions on stderr
+  --stats                  print per-PD counters (notifications, PPCs, IRQs, restarts) at exit
+  --no-rt                  do not ask for SCHED_FIFO priorities
+  --search-path DIR        more folders for PD images (xtask passes the output folder)
+qemu_virt_aarch64: the arguments after -- go to qemu-system-aarch64 (devices, drives, netdevs)"
+    )
+}
+
 /// A target board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Board {
@@ -425,5 +472,28 @@ mod tests {
         assert_eq!(Board::Host.target(), None);
         assert!(!Board::Host.is_sel4());
         assert!(USAGE.contains("MICROKIT_SDK"));
+    }
+
+    #[test]
+    fn help_names_the_examples_variables_and_launcher_options() {
+        let h = super::help(&["echo_server".into(), "hello".into()]);
+        assert!(h.starts_with(USAGE), "{h}");
+        assert!(h.contains("\n  echo_server, hello\n"), "{h}");
+        for word in [
+            "LIONS_NET=",
+            "LIONS_NET_FORWARD=",
+            "LIONS_TAP=",
+            "LIONS_HOST_BLK_IMAGE=",
+            "MICROKIT_SDK=",
+            "--restart",
+            "--max-restarts N",
+            "--trace",
+            "--stats",
+            "--no-rt",
+            "--search-path DIR",
+        ] {
+            assert!(h.contains(word), "help lacks {word}:\n{h}");
+        }
+        assert!(super::help(&[]).contains("(none found"));
     }
 }

@@ -17,7 +17,7 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
     let root = workspace_root();
     match cmd {
         Command::Help => {
-            println!("{}", crate::cli::USAGE);
+            println!("{}", crate::cli::help(&meta::examples(&root)));
             Ok(())
         }
         Command::Build(args) => build(&root, &args).map(|_| ()),

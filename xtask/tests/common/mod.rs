@@ -18,6 +18,8 @@
 //!   driver made raw, where Ctrl-C is just a byte) and kills it if it has not ended within 10 s.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod harness;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

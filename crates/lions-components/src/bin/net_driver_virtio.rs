@@ -6,23 +6,19 @@
 //! [`VirtioNet`](lions_drivers::qemu_virt_aarch64::virtio_net::VirtioNet).
 //!
 //! Config sections: `.device_resources` (region 0: the page holding the virtio-mmio slot, mapped
-//! uncached; region 1: `virtio_rings`, 64 KiB of DMA memory; IRQ 0: the device's interrupt) and
-//! `.net_driver_config` (the queues to the virtualisers). QEMU's `virt` board puts the net slot
-//! [`SLOT_OFFSET`] bytes into its page (0xa003e00), as the board's device tree says.
+//! uncached, its vaddr the slot's own address; region 1: `virtio_rings`, 64 KiB of DMA memory;
+//! IRQ 0: the device's interrupt) and `.net_driver_config` (the queues to the virtualisers). Any
+//! slot of the page works ([`register_slot`](lions_drivers::virtio::register_slot)): sDDF's QEMU
+//! systems put the NIC at `virtio_mmio@a000000`, our examples at `virtio_mmio@a003e00`.
 //!
 //! Built for any other target it is a program that says it is not a host-board component.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-/// Offset of the virtio-mmio register slot in the mapped page (`virtio_mmio@a003e00`).
-pub const SLOT_OFFSET: usize = 0xe00;
-/// Bytes of one virtio-mmio slot.
-pub const SLOT_LEN: usize = 0x200;
-
 #[cfg(target_os = "none")]
 mod sel4 {
-    use super::{SLOT_LEN, SLOT_OFFSET};
     use lions_drivers::mmio::MmioRegion;
     use lions_drivers::qemu_virt_aarch64::virtio_net::{VirtioNet, split_rings};
+    use lions_drivers::virtio::{SLOT_LEN, register_slot};
     use lions_net::{EthDriver, NetDriverConfig};
     use lions_os::DeviceResources;
 
@@ -40,20 +36,13 @@ mod sel4 {
         let [regs, rings] = resources.regions() else {
             fail("`.device_resources` needs the `regs` and `virtio_rings` regions")
         };
-        // sdfgen 0.35.1 gives the device's own address: the page's vaddr plus the slot's offset
-        // in it (a page-aligned vaddr would mean the page itself).
-        let (vaddr, len) = regs
-            .region
-            .as_raw_parts()
-            .unwrap_or_else(|| fail("register region missing"));
-        let in_page = vaddr.addr().get() % 0x1000;
-        let slot = if in_page == 0 { SLOT_OFFSET } else { 0 };
-        if in_page + slot != SLOT_OFFSET || len < SLOT_OFFSET + SLOT_LEN {
-            fail("register region does not hold the virtio-mmio slot at 0xe00 of its page");
-        }
-        // SAFETY: the system description maps the device page uncached into this PD only; the
-        // slot lies inside it (checked above) and this is its only handle.
-        let regs = unsafe { MmioRegion::new(vaddr.add(slot), SLOT_LEN) }
+        // sdfgen gives the device's own address: the page's vaddr plus the slot's offset in it,
+        // whichever of the page's slots the device is in (sDDF's systems use 0x000 and 0x200).
+        let slot = register_slot(regs).unwrap_or_else(|e| fail(e));
+        // SAFETY: the system description maps the device page uncached into this PD only;
+        // `register_slot` checked that the slot lies inside that mapping, and this is its only
+        // handle.
+        let regs = unsafe { MmioRegion::new(slot, SLOT_LEN) }
             .unwrap_or_else(|| fail("register slot is not 4-byte aligned"));
         let (base, len) = rings
             .region

@@ -12,6 +12,8 @@
 //!   [`DmaRegion`]: chains added with one Release publication of the available index, used
 //!   entries taken after an Acquire fence and checked (an id that is not a chain we gave the
 //!   device is skipped, a used index further ahead than the queue size stops the queue).
+//! - [`slot::register_slot`]: the device's register slot from the driver's `regs` region as
+//!   sdfgen writes it (the region's vaddr includes the slot's offset in its page).
 //!
 //! Everything here is written against [`Mmio`](crate::mmio::Mmio) and [`DmaRegion`], so the host
 //! tests run it against a device model that processes the rings in a byte buffer standing in for
@@ -30,9 +32,11 @@ pub mod mmio;
 #[cfg(test)]
 pub(crate) mod model;
 pub mod queue;
+pub mod slot;
 
 pub use mmio::{VirtioError, VirtioMmio};
 pub use queue::{Buffer, SplitQueue, Used};
+pub use slot::{SLOT_LEN, SlotError, register_slot};
 
 /// Memory shared with a device: mapped in this component at `base`, seen by the device at
 /// `io_addr`.
