@@ -126,13 +126,7 @@ mod tests {
 
     fn conn(i: u64, id: u8) -> BlkConnectionResource {
         let b = i << 24;
-        BlkConnectionResource::new(
-            r(b, 4096),
-            r(b + 0x1000, 4096),
-            r(b + 0x2000, 4096),
-            32,
-            id,
-        )
+        BlkConnectionResource::new(r(b, 4096), r(b + 0x1000, 4096), r(b + 0x2000, 4096), 32, id)
     }
 
     fn data(i: u64) -> DeviceRegionResource {
