@@ -346,7 +346,9 @@ mod tests {
         ));
         let mut full = NetVirtRxConfig::new(conn(0, 0), dev(0), r(0, 0));
         for i in 0..MAX_CLIENTS {
-            full = full.with_client(conn(1, 1), &[mac(i as u8)]).unwrap();
+            full = full
+                .with_client(conn(1, 1), &[mac(u8::try_from(i).unwrap())])
+                .unwrap();
         }
         full.check().unwrap();
         assert!(full.with_client(conn(1, 1), &[]).is_err());
