@@ -57,6 +57,7 @@
 //!   checked against the array length before any access.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+mod builders;
 pub mod cell;
 mod channel;
 pub mod config;
