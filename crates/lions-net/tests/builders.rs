@@ -224,8 +224,8 @@ fn built_configs_carry_a_whole_subsystem() {
             dma(&cli_tx_data, TX_IO, CLIENT_BUFS),
         ],
     };
-    // SAFETY (all components below): the regions are declared before the components and the
-    // sim, so they outlive every handle; one handle per role per queue.
+    // SAFETY: the regions are declared before the components and the sim, so they outlive every
+    // handle; one handle per role per queue (the same holds for every component below).
     let driver = RefCell::new(unsafe { EthDriver::new(dev, &drv, Channel::new(D_IRQ)) }.unwrap());
     // SAFETY: as above.
     let virt_rx = RefCell::new(unsafe { VirtRx::new(&vrx, Coherent) }.unwrap());
