@@ -112,7 +112,7 @@ impl SerialVirtTxConfig {
 
     /// Add the next client (its index is the number of clients so far): the queue it produces
     /// into, and its name for the colour legend (no NUL, shorter than
-    /// [`NAME_LENGTH`](crate::config::NAME_LENGTH)).
+    /// [`NAME_LENGTH`]).
     pub fn with_client(
         mut self,
         conn: SerialConnectionResource,
@@ -129,7 +129,7 @@ impl SerialVirtTxConfig {
     }
 
     /// The banner written to the driver at start-up when Rx is on (no NUL, shorter than
-    /// [`BEGIN_STR_LENGTH`](crate::config::BEGIN_STR_LENGTH)).
+    /// [`BEGIN_STR_LENGTH`]).
     pub fn with_begin_str(mut self, text: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         self.begin_str = c_string::<BEGIN_STR_LENGTH>(Self::NAME, "begin_str", text.as_ref())?;
         Ok(self)

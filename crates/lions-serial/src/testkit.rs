@@ -135,7 +135,7 @@ pub enum RigError {
     Sim(SimError),
     /// PDs faulted (a handler returned an error or panicked).
     Fault(Vec<SimFault>),
-    /// The system kept working for [`MAX_ROUNDS`] rounds (a device model that never quiets down).
+    /// The system kept working for 100 000 rounds (a device model that never quiets down).
     NeverSettled,
 }
 

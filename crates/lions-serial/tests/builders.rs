@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Subsystem tests whose configs come from the config builders (through
 //! [`SerialMemory`](lions_serial::testkit::SerialMemory)), not from zeroed structs: colour and
-//! legend, a subsystem without Rx, and back-pressure from a slow device.
+//! legend, a subsystem without Rx, back-pressure from a slow device, and a faulting driver.
 #![allow(clippy::unwrap_used)]
 
 use lions_os::Config;
 use lions_serial::SerialDevice;
-use lions_serial::testkit::{SerialMemory, SerialModel, SerialOptions, SerialRig};
+use lions_serial::testkit::{RigError, SerialMemory, SerialModel, SerialOptions, SerialRig};
 use lions_serial::virt_tx::colour_code;
 
 /// A device whose transmitter takes `room` bytes per tick, interrupting while the driver waits.
@@ -152,4 +152,51 @@ fn a_slow_device_back_pressures_every_queue_losslessly() {
     expect.extend_from_slice(b"second client\r\n");
     assert_eq!(out, expect);
     assert_eq!(rig.virt_tx().faulty(), 0);
+}
+
+/// A device whose transmitter breaks: the driver PD faults, and the rig says so.
+struct Broken;
+
+impl SerialDevice for Broken {
+    fn tx_write(&mut self, _: &[u8]) -> usize {
+        panic!("transmitter on fire")
+    }
+    fn rx_read(&mut self, _: &mut [u8]) -> usize {
+        0
+    }
+    fn set_tx_irq(&mut self, _: bool) {}
+    fn set_rx_irq(&mut self, _: bool) {}
+}
+
+impl SerialModel for Broken {
+    fn take_transmitted(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn receive(&mut self, _: &[u8]) {}
+    fn irq_pending(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_faulting_driver_is_reported_not_hidden() {
+    let mut mem = SerialMemory::new(&SerialOptions::default()).unwrap();
+    let mut rig = SerialRig::new(&mut mem, Broken).unwrap();
+    let err = rig.write(0, b"x\n").unwrap_err();
+    match err {
+        RigError::Fault(faults) => {
+            assert_eq!(faults.len(), 1);
+            assert_eq!(faults[0].pd, "serial_driver");
+            assert!(
+                faults[0].cause.contains("transmitter on fire"),
+                "{faults:?}"
+            );
+        }
+        other => panic!("expected a fault, got {other}"),
+    }
+    // More clients than the config arrays hold are refused up front.
+    assert!(matches!(
+        SerialMemory::new(&SerialOptions::clients(65)),
+        Err(RigError::Config(_))
+    ));
 }
