@@ -91,6 +91,7 @@
 //! are whole transfer units ([`lions_os::Config::check`]).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+mod builders;
 pub mod client;
 pub mod config;
 pub mod driver;

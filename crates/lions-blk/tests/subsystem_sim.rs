@@ -14,21 +14,19 @@
 
 mod common;
 
-use common::sim::{BLK, Conn, DiskState, MemDisk, Seen, addr, res};
+use common::sim::{BLK, Conn, DiskState, MemDisk, Seen, addr};
 use common::{gpt_image, mbr_image};
-use lions_blk::config::BLK_MAGIC;
 use lions_blk::partition::Scheme;
 use lions_blk::{
     BlkClient, BlkClientConfig, BlkDriver, BlkDriverConfig, BlkRequest, BlkRequester,
     BlkStorageInfo, BlkVirt, BlkVirtConfig, Completion, DeviceOp, Error, RequestCode,
     ResponseStatus,
 };
-use lions_os::sim::{PdId, Region, Sim};
-use lions_os::{Channel, ChannelSet, DeviceRegionResource, Handler};
+use lions_os::sim::{PdId, Region, Shared, Sim};
+use lions_os::{Channel, ChannelSet, Handler};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
-use zerocopy::FromZeros;
 
 const MIB: usize = 1 << 20;
 // Driver: IRQ 0, virt 1. Virt: driver 0, client c is 1 + c. Client: virt 0, command IRQ 1.
@@ -115,30 +113,23 @@ impl World {
         let bounce = Region::new(40 * 1024);
         let conns: Vec<Conn> = (0..n).map(|_| Conn::new(o.client_cap)).collect();
         let data: Vec<Region> = (0..n).map(|_| Region::new(o.data)).collect();
-        let mut drv = BlkDriverConfig::new_zeroed();
-        drv.magic = BLK_MAGIC;
-        drv.virt = driver_conn.res(D_VIRT);
-        let mut virt = BlkVirtConfig::new_zeroed();
-        virt.magic = BLK_MAGIC;
-        virt.num_clients = n as u64;
-        virt.driver.conn = driver_conn.res(V_DRIVER);
-        virt.driver.data = DeviceRegionResource {
-            region: res(&bounce),
-            io_addr: addr(&bounce),
-        };
+        // Built with the config builders: magic and count filled in, no zeroed structs.
+        let drv = BlkDriverConfig::new(driver_conn.res(D_VIRT));
+        let dev_region = |r: &Region| r.device_resource(addr(r));
+        let mut virt = BlkVirtConfig::new(driver_conn.res(V_DRIVER), dev_region(&bounce));
         let mut cli = Vec::new();
         for c in 0..n {
-            virt.clients[c].conn = conns[c].res(1 + c as u8);
-            virt.clients[c].data = DeviceRegionResource {
-                region: res(&data[c]),
-                io_addr: addr(&data[c]),
-            };
-            virt.clients[c].partition = o.partitions[c];
-            let mut cfg = BlkClientConfig::new_zeroed();
-            cfg.magic = BLK_MAGIC;
-            cfg.virt = conns[c].res(C_VIRT);
-            cfg.data = res(&data[c]);
-            cli.push(cfg);
+            virt = virt
+                .with_client(
+                    conns[c].res(1 + c as u8),
+                    dev_region(&data[c]),
+                    o.partitions[c],
+                )
+                .unwrap();
+            cli.push(BlkClientConfig::new(
+                conns[c].res(C_VIRT),
+                data[c].resource(),
+            ));
         }
         let disk = DiskState::new(o.image.clone());
         disk.window(&bounce);
@@ -162,16 +153,6 @@ impl World {
     fn blk_virt(&self) -> BlkVirt<'_> {
         // SAFETY: the regions live in `self`, outliving the handle; one handle per role.
         unsafe { BlkVirt::new(&self.virt) }.unwrap()
-    }
-}
-
-/// A handler the test keeps a reference to.
-struct Shared<'a, H>(&'a RefCell<H>);
-
-impl<H: Handler> Handler for Shared<'_, H> {
-    type Error = H::Error;
-    fn notified(&mut self, channels: ChannelSet) -> Result<(), H::Error> {
-        self.0.borrow_mut().notified(channels)
     }
 }
 
@@ -299,10 +280,10 @@ impl<'a> Rig<'a> {
         let drv = unsafe { BlkDriver::new(MemDisk(&w.disk), &w.drv, Channel::new(D_IRQ)) }.unwrap();
         // Leaked so that its `init` closure and its handler can share it for the sim's life.
         let drv: &'a RefCell<_> = Box::leak(Box::new(RefCell::new(drv)));
-        let driver = sim.add_pd("blk_driver", 200, false, Shared(drv));
+        let driver = sim.add_pd("blk_driver", 200, false, Shared::new(drv));
         sim.irq(driver, D_IRQ).unwrap();
         sim.init(driver, || drv.borrow_mut().init());
-        let v = sim.add_pd("blk_virt", 199, false, Shared(virt));
+        let v = sim.add_pd("blk_virt", 199, false, Shared::new(virt));
         sim.channel(driver, D_VIRT, v, V_DRIVER).unwrap();
         sim.init(v, || virt.borrow_mut().init());
         let clients = (0..o.partitions.len())

@@ -20,6 +20,17 @@
 //! Register access goes through one small abstraction, [`mmio::Mmio`] (32-bit reads and writes at
 //! byte offsets): [`mmio::MmioRegion`] on a board, register models in the host tests.
 //!
+//! ## Writing a driver
+//!
+//! Implement the class trait over a register-access trait, put a model of the device behind the
+//! registers, and test the driver inside its whole subsystem on the deterministic `sim` backend:
+//! for serial, `lions_serial::testkit::SerialRig` (feature `sim` of `lions-serial`) builds the
+//! generic driver around your device, the Tx and Rx virtualisers and N clients in one call. The
+//! worked example "a new UART driver, tested" (a FIFO UART with a status register) is
+//! `crates/lions-serial/tests/worked_uart.rs`, run by `cargo test -p lions-serial`. Configs for a
+//! hand-built system come from the class crates' safe constructors (`SerialDriverConfig::new`,
+//! `BlkDriverConfig::new`, ...), with no zerocopy or pointer casts.
+//!
 //! ## Resource descriptors
 //!
 //! `config/<class>/<driver>/config.json` in this crate, in sDDF's format, so sdfgen picks a driver

@@ -64,6 +64,7 @@ extern crate alloc;
 #[cfg(feature = "fat")]
 pub mod blk;
 pub mod block;
+mod builders;
 #[cfg(feature = "fat")]
 pub mod cache;
 pub mod client;

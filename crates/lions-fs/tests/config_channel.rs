@@ -6,32 +6,23 @@
 mod common;
 
 use common::Conn;
-use lions_fs::config::FS_MAGIC;
-use lions_fs::{FsClient, FsClientConfig, FsServer, FsServerConfig, QueueError, RamDisk};
-use lions_os::RegionResource;
-use lions_os::sim::Region;
-use zerocopy::FromZeros;
-
-fn res(r: &Region) -> RegionResource {
-    RegionResource {
-        vaddr: r.as_ptr().as_ptr() as u64,
-        size: r.len() as u64,
-    }
-}
+use lions_fs::{
+    FsClient, FsClientConfig, FsConnectionResource, FsServer, FsServerConfig, QueueError, RamDisk,
+};
 
 #[test]
 fn channel_ids_above_61_are_errors_not_panics() {
     for id in [0u8, 61, 62, 63, 255] {
         let conn = Conn::new(4096);
-        let mut s = FsServerConfig::new_zeroed();
-        s.magic = FS_MAGIC;
-        s.client.command_queue = res(&conn.cmd);
-        s.client.completion_queue = res(&conn.cmpl);
-        s.client.share = res(&conn.share);
-        s.client.id = id;
-        let mut c = FsClientConfig::new_zeroed();
-        c.magic = FS_MAGIC;
-        c.server = s.client;
+        let link = FsConnectionResource::new(
+            conn.cmd.resource(),
+            conn.cmpl.resource(),
+            conn.share.resource(),
+            0,
+            id,
+        );
+        let s = FsServerConfig::new(link);
+        let c = FsClientConfig::new(link);
         // SAFETY: the regions outlive both ends; one server and one client per connection.
         let server =
             unsafe { FsServer::from_config(&s, lions_fs::FatFs::new(RamDisk::new(512, 8))) };

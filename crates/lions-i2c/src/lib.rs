@@ -57,6 +57,7 @@
 //! ([`I2cVirtClient::translate`] checks the whole `[ptr, ptr + len)` range).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+mod builders;
 pub mod client;
 pub mod config;
 pub mod driver;

@@ -98,6 +98,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod arp;
+mod builders;
 pub mod cache;
 pub mod client;
 pub mod config;

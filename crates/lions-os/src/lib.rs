@@ -14,6 +14,20 @@
 //! Backends: `host` (feature; a Linux process per PD), `sim` (feature; in-process, deterministic)
 //! and [`microkit`] (seL4, selected by building for `aarch64-unknown-none`).
 //!
+//! ## Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `std` | host-side helpers (reading config blobs from files); implied by `host` and `sim` |
+//! | `host` | the host board: each PD a Linux process started by `lions-host` (`lions_os::host`) |
+//! | `sim` | `lions_os::sim`: every PD of a system in one process under a deterministic, seL4-priority scheduler, for tests of whole subsystems; `sim::Region` for shared memory and its [`RegionResource`]s, `sim::Shared` to keep a reference to a component the simulator runs |
+//! | `debug-print` | seL4 backend: [`debug_println!`] to the kernel's debug console |
+//!
+//! `sim` is for tests: enable it in the test crate's dev-dependencies
+//! (`lions-os = { version = "…", features = ["sim"] }`), never in a component's own dependencies.
+//! The class crates build on it (for example `lions-serial`'s `sim` feature and its
+//! `testkit::SerialRig`).
+//!
 //! A backend implements [`runtime::Backend`] and installs itself with [`runtime::with_backend`].
 //! Every operation is checked against the rights the system description gave the PD; a refused one
 //! returns an [`OsError`] naming the PD, the operation and the channel.
@@ -43,6 +57,7 @@
 //!   checked against the array length before any access.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+mod builders;
 pub mod cell;
 mod channel;
 pub mod config;

@@ -42,9 +42,11 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 mod region;
+mod shared;
 mod types;
 
 pub use region::Region;
+pub use shared::{Shared, SharedError};
 pub use types::{End, Event, PdId, PdStats, SimError, SimFault};
 
 const CHANNELS: usize = MAX_CHANNEL as usize + 1;

@@ -63,10 +63,13 @@
 //! every connected data region's size (a power of two) before use ([`lions_os::Config::check`]).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod builders;
 pub mod client;
 pub mod config;
 pub mod driver;
 pub mod queue;
+#[cfg(feature = "sim")]
+pub mod testkit;
 pub mod virt_rx;
 pub mod virt_tx;
 

@@ -40,6 +40,7 @@
 //! fit a `u64`. Callers that want saturation (a deadline "never") write `.unwrap_or(u64::MAX)`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+mod builders;
 pub mod client;
 pub mod config;
 pub mod driver;

@@ -545,17 +545,12 @@ fn client_reports_a_refusal_as_an_error() {
 
 #[test]
 fn client_from_config() {
-    let cfg = lions_timer::TimerClientConfig {
-        magic: *b"sDDF\x06",
-        driver_id: 4,
-    };
+    let cfg = lions_timer::TimerClientConfig::new(4);
+    assert_eq!(cfg.magic, *b"sDDF\x06");
     assert_eq!(
         TimerClient::from_config(&cfg).map(|c| c.channel()),
         Some(Channel::new(4))
     );
-    let bad = lions_timer::TimerClientConfig {
-        driver_id: 62,
-        ..cfg
-    };
+    let bad = lions_timer::TimerClientConfig::new(62);
     assert_eq!(TimerClient::from_config(&bad), None);
 }

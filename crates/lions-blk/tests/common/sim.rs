@@ -49,14 +49,13 @@ impl Conn {
     }
 
     pub fn res(&self, id: u8) -> BlkConnectionResource {
-        BlkConnectionResource {
-            storage_info: res(&self.info),
-            req_queue: res(&self.req),
-            resp_queue: res(&self.resp),
-            num_buffers: self.cap,
+        BlkConnectionResource::new(
+            self.info.resource(),
+            self.req.resource(),
+            self.resp.resource(),
+            self.cap,
             id,
-            _pad: [0; 5],
-        }
+        )
     }
 
     /// The request queue header, as a misbehaving peer sees it.
