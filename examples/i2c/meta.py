@@ -43,7 +43,7 @@ i2c_node = "i2c-dev" if real_bus else I2C_NODE[args.board]
 timer_driver = asm.pd("timer_driver", TIMER_DRIVER[args.board], package="lions-components", priority=254)
 i2c_driver = asm.pd("i2c_driver", i2c_binary, package="lions-components", priority=200)
 i2c_virt = asm.pd("i2c_virt", "i2c_virt", package="lions-components", priority=199)
-clock = asm.pd("clock", priority=2)
+clock = asm.pd("clock", "rtc_clock", priority=2)
 nfc = asm.pd("nfc", priority=1)
 
 i2c = asm.i2c(i2c_driver, i2c_virt, node=i2c_node)
