@@ -138,6 +138,16 @@ pub(crate) fn child_setup(
     }
     // SAFETY: plain prctl with integer arguments.
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // A PD started as root keeps root's other powers, but not the ones that reach into
+        // another process's memory or descriptors (ptrace, /proc/<pid>/mem of a non-dumpable
+        // process, pidfd_getfd, process_vm_writev), raw I/O or kernel modules.
+        for cap in [CAP_SYS_PTRACE, CAP_SYS_RAWIO, CAP_SYS_MODULE] {
+            // SAFETY: plain prctl with integer arguments.
+            check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) })?;
+        }
+    }
     // SAFETY: getppid cannot fail.
     if unsafe { libc::getppid() } != launcher {
         return Err(io::Error::other("the launcher ended during start-up"));
@@ -154,6 +164,17 @@ pub(crate) fn child_setup(
         check(unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) })?;
     }
     Ok(())
+}
+
+const CAP_SYS_MODULE: libc::c_ulong = 16;
+const CAP_SYS_RAWIO: libc::c_ulong = 17;
+const CAP_SYS_PTRACE: libc::c_ulong = 19;
+
+/// Forbid other processes of the same user (the PDs) to open this one's memory or descriptors
+/// through /proc, ptrace or pidfd_getfd.
+pub(crate) fn set_not_dumpable() -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
 }
 
 /// This process's id.

@@ -13,12 +13,14 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A new anonymous shared-memory file of `size` bytes (zero-filled), closed on exec.
-pub(crate) fn memfd(name: &str, size: u64) -> io::Result<OwnedFd> {
+/// A new anonymous shared-memory file of `size` bytes (zero-filled), closed on exec; `sealable`
+/// allows [`seal_read_only`] later.
+pub(crate) fn memfd(name: &str, size: u64, sealable: bool) -> io::Result<OwnedFd> {
     let mut cname: Vec<u8> = name.bytes().filter(|&b| b != 0).take(200).collect();
     cname.push(0);
+    let flags = libc::MFD_CLOEXEC | if sealable { libc::MFD_ALLOW_SEALING } else { 0 };
     // SAFETY: `cname` is a NUL-terminated string that outlives the call.
-    let fd = check(unsafe { libc::memfd_create(cname.as_ptr().cast(), libc::MFD_CLOEXEC) })?;
+    let fd = check(unsafe { libc::memfd_create(cname.as_ptr().cast(), flags) })?;
     // SAFETY: `memfd_create` just returned this descriptor; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let size =
@@ -80,21 +82,73 @@ pub(crate) fn map_at(
     Ok(())
 }
 
-/// A shared read-write mapping of a file, unmapped on drop.
+/// Seal a memfd made with `sealable` so that nobody can write it any more, through any
+/// descriptor or any new mapping (Linux 5.1+), nor resize it; mappings made before stay writable.
+pub(crate) fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let seals = libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    // SAFETY: plain fcntl with integer arguments.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }).map(drop)
+}
+
+/// Forbid other processes of the same user (without CAP_SYS_PTRACE) to inspect this one: no
+/// `/proc/<pid>/mem`, `/proc/<pid>/fd`, ptrace or `pidfd_getfd`.
+pub(crate) fn set_not_dumpable() -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
+}
+
+/// A new epoll instance, closed on exec.
+pub(crate) fn epoll() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the new descriptor is owned by nobody else.
+    let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: `epoll_create1` just returned this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Watch `fd` (an eventfd) for readability, edge-triggered, in `ep`: every write to it wakes a
+/// waiter once, with no read needed.
+pub(crate) fn epoll_add_edge(ep: BorrowedFd<'_>, fd: RawFd) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 0,
+    };
+    // SAFETY: `ev` is a live local the kernel reads.
+    check(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) }).map(drop)
+}
+
+/// Wait for events in `ep` (`timeout_ms` -1: forever, 0: collect only), retried on EINTR.
+pub(crate) fn epoll_wait(ep: RawFd, timeout_ms: libc::c_int) {
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
+    loop {
+        // SAFETY: the kernel writes at most `evs.len()` events into a live local array.
+        let r = unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), 16, timeout_ms) };
+        if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// A shared mapping of a file, unmapped on drop.
 pub(crate) struct Mapping {
     ptr: core::ptr::NonNull<u8>,
     len: usize,
 }
 
 impl Mapping {
-    /// Map `len` bytes of `fd` read-write and shared, wherever the kernel chooses.
-    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+    /// Map `len` bytes of `fd` shared (read-write, or read-only when `!writable`), wherever the
+    /// kernel chooses.
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize, writable: bool) -> io::Result<Self> {
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
         // SAFETY: the kernel picks a free range; nothing existing is touched.
         let p = unsafe {
             libc::mmap(
                 core::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
@@ -134,7 +188,8 @@ pub(crate) fn wake(fd: RawFd) {
     unsafe { libc::write(fd, (&raw const one).cast(), 8) };
 }
 
-/// Block until an eventfd's counter is non-zero, then reset it.
+/// Block until an eventfd's counter is non-zero, then reset it (a PPC caller waiting for its
+/// reply on the channel's inbound eventfd).
 pub(crate) fn wait(fd: RawFd) {
     let mut v: u64 = 0;
     loop {
