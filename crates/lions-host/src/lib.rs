@@ -370,8 +370,12 @@ impl Board {
                 if (i, c.id) > (c.peer, c.peer_id) {
                     continue; // Made from the other end.
                 }
-                let name = format!("lions-host-channel:{}:{}", pd.name, c.id);
-                let (fd, page) = ChannelPage::create(&name).map_err(os("creating a channel page"))?;
+                let name = format!(
+                    "lions-host-channel:{}:{}-{}:{}",
+                    pd.name, c.id, plan.pds[c.peer].name, c.peer_id
+                );
+                let (fd, page) =
+                    ChannelPage::create(&name).map_err(os("creating a channel page"))?;
                 let wake = [
                     sys::eventfd().map_err(os("creating eventfds"))?,
                     sys::eventfd().map_err(os("creating eventfds"))?,

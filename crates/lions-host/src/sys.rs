@@ -132,6 +132,23 @@ pub(crate) fn child_setup(
     cpu: Option<u32>,
     launcher: libc::pid_t,
 ) -> io::Result<()> {
+    // Nothing but `keep` (and stdio) crosses the exec, whatever the launcher's own parent left
+    // open without close-on-exec (a jobserver pipe, ...).
+    // SAFETY: marks descriptors close-on-exec; no memory is touched.
+    let marked = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if marked != 0 {
+        for fd in 3..4096 {
+            // SAFETY: F_SETFD on a descriptor number; an unused one fails harmlessly (EBADF).
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
     for &fd in keep {
         // SAFETY: F_SETFD with 0 clears close-on-exec of a descriptor this process holds.
         check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;

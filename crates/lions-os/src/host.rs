@@ -237,9 +237,11 @@ impl HostPd {
             }
             Ok(fd)
         };
-        // SAFETY (of the borrows below): each descriptor was adopted into `fds` just before and
-        // stays open for the process's life.
-        let borrow = |fd: RawFd| unsafe { BorrowedFd::borrow_raw(fd) };
+        let borrow = |fd: RawFd| {
+            // SAFETY: only called on a descriptor just adopted into `fds`, which keeps it open
+            // for the process's life.
+            unsafe { BorrowedFd::borrow_raw(fd) }
+        };
         let board_fd = adopt(m.board_fd, "board table")?;
         let board = BoardTable::open(borrow(board_fd), m.num_pds as usize)
             .map_err(|e| fail(format!("board table: {e}")))?;
@@ -351,7 +353,10 @@ impl HostPd {
     /// Announce the sleep on every inbound half; false when work is already waiting.
     fn prepare_sleep(&self) -> bool {
         for &ch in &self.notify_in {
-            if self.linked(ch).is_some_and(|l| !l.inbound().prepare_sleep()) {
+            if self
+                .linked(ch)
+                .is_some_and(|l| !l.inbound().prepare_sleep())
+            {
                 return false;
             }
         }
@@ -482,7 +487,8 @@ impl HostPd {
             dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         half.label.store(reply_msg.label(), Ordering::Relaxed);
-        half.count.store(reply_msg.count() as u64, Ordering::Relaxed);
+        half.count
+            .store(reply_msg.count() as u64, Ordering::Relaxed);
         Stats::bump(&self.st().ppcs_served, 1);
         if half.finish_call(w, reply::REPLIED) {
             sys::wake(link.out_wake);

@@ -471,15 +471,25 @@ mod tests {
         let ro = BoardTable::open(fd.as_fd(), 3).unwrap();
         assert_eq!(ro.state(2), PdState::Running);
         t.set_state(2, PdState::Gone);
-        assert_eq!(ro.state(2), PdState::Gone, "the launcher's writes stay visible");
-        assert!(BoardTable::open(fd.as_fd(), 4).is_err(), "size mismatch refused");
+        assert_eq!(
+            ro.state(2),
+            PdState::Gone,
+            "the launcher's writes stay visible"
+        );
+        assert!(
+            BoardTable::open(fd.as_fd(), 4).is_err(),
+            "size mismatch refused"
+        );
         // Neither a writable map nor a write through any descriptor is possible after the seal.
         assert!(sys::Mapping::new(fd.as_fd(), BoardTable::size(3), true).is_err());
         let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
         let reopened = std::fs::OpenOptions::new().write(true).open(&path);
         if let Ok(mut f) = reopened {
             use std::io::Write as _;
-            assert!(f.write_all(&[0xff; 8]).is_err(), "write through a re-opened fd");
+            assert!(
+                f.write_all(&[0xff; 8]).is_err(),
+                "write through a re-opened fd"
+            );
         }
         assert_eq!(ro.header().magic.load(Ordering::SeqCst), MAGIC);
     }

@@ -120,7 +120,7 @@ impl Manifest {
         let mut s = String::new();
         let flag = |on: bool, c: char| if on { Some(c) } else { None };
         let flags = |v: &[Option<char>]| {
-            let f: String = v.into_iter().flatten().collect();
+            let f: String = v.iter().flatten().collect();
             if f.is_empty() { "-".to_owned() } else { f }
         };
         // Writing to a String cannot fail.
@@ -229,7 +229,9 @@ impl Manifest {
                         peer: num(peer).ok_or_else(|| bad("bad peer"))?,
                         peer_id: num(peer_id).ok_or_else(|| bad("bad peer id"))?,
                         page_fd: num(page).ok_or_else(|| bad("bad fd"))?,
-                        end: num(end).filter(|&e: &u8| e < 2).ok_or_else(|| bad("bad end"))?,
+                        end: num(end)
+                            .filter(|&e: &u8| e < 2)
+                            .ok_or_else(|| bad("bad end"))?,
                         in_fd: num(in_fd).ok_or_else(|| bad("bad fd"))?,
                         out_fd: num(out_fd).ok_or_else(|| bad("bad fd"))?,
                         notify: flags.contains('n'),

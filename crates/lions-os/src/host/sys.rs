@@ -85,7 +85,8 @@ pub(crate) fn map_at(
 /// Seal a memfd made with `sealable` so that nobody can write it any more, through any
 /// descriptor or any new mapping (Linux 5.1+), nor resize it; mappings made before stay writable.
 pub(crate) fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let seals = libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    let seals =
+        libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
     // SAFETY: plain fcntl with integer arguments.
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }).map(drop)
 }
@@ -113,7 +114,8 @@ pub(crate) fn epoll_add_edge(ep: BorrowedFd<'_>, fd: RawFd) -> io::Result<()> {
         u64: 0,
     };
     // SAFETY: `ev` is a live local the kernel reads.
-    check(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) }).map(drop)
+    check(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) })
+        .map(drop)
 }
 
 /// Wait for events in `ep` (`timeout_ms` -1: forever, 0: collect only), retried on EINTR.
