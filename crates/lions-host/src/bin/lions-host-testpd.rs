@@ -557,6 +557,27 @@ fn own_fds() -> Vec<(i32, String)> {
     v
 }
 
+/// This process's shared-memory mappings: start, end, writable, name.
+fn memfd_maps() -> Vec<(usize, usize, bool, String)> {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("/memfd:"))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (s, e) = f.next()?.split_once('-')?;
+            let perms = f.next()?;
+            let name = l[l.find("/memfd:")?..].to_owned();
+            Some((
+                usize::from_str_radix(s, 16).ok()?,
+                usize::from_str_radix(e, 16).ok()?,
+                perms.contains('w'),
+                name,
+            ))
+        })
+        .collect()
+}
+
 /// Processes whose name (comm) is one of `names`.
 fn pids_named(names: &[&str]) -> Vec<(String, i32)> {
     let mut out = Vec::new();
@@ -605,7 +626,38 @@ fn attack() {
     // Every shared mapping I can make writable, filled with every pattern a forgery could use:
     // all bits (every channel bit, every call state), PENDING, a waiting call, a reply.
     let patterns: [u64; 5] = [!0, 1, (5 << 2) | 1, (5 << 2) | 2, 0x5555_5555_5555_5555];
+    let maps = memfd_maps();
+    println!(
+        "mal: my shared mappings: {}",
+        maps.iter()
+            .map(|m| format!("{}{}", m.3, if m.2 { "(rw)" } else { "(r)" }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     for round in 0..100 {
+        // The mappings the runtime made: writable ones get the patterns, read-only ones are made
+        // writable if they can be.
+        for &(start, end, writable, ref name) in &maps {
+            let board = name.contains("lions-host-board");
+            if writable {
+                check(format!("writable mapping of {name}"), !board);
+                for a in (start..end).step_by(8) {
+                    // SAFETY: inside a shared mapping of this process (from /proc/self/maps).
+                    unsafe { &*(a as *const AtomicU64) }
+                        .store(patterns[round % patterns.len()], Ordering::SeqCst);
+                }
+            } else {
+                // SAFETY: changes the protection of a shared mapping only this test writes.
+                let r = unsafe {
+                    libc::mprotect(
+                        start as *mut libc::c_void,
+                        end - start,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                    )
+                };
+                check(format!("mprotect of the mapping of {name}"), r != 0);
+            }
+        }
         for (n, l) in &fds {
             if !l.starts_with("/memfd:") {
                 // Signal through it (an eventfd write; anything else refuses or does nothing).
