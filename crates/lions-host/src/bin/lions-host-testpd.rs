@@ -578,8 +578,11 @@ fn memfd_maps() -> Vec<(usize, usize, bool, String)> {
         .collect()
 }
 
-/// Processes whose name (comm) is one of `names`.
+/// The launcher's other children whose name (comm) is one of `names` (other systems may run on
+/// the machine at the same time).
 fn pids_named(names: &[&str]) -> Vec<(String, i32)> {
+    // SAFETY: getppid cannot fail.
+    let launcher = unsafe { libc::getppid() };
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -587,7 +590,18 @@ fn pids_named(names: &[&str]) -> Vec<(String, i32)> {
         };
         if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
             let c = c.trim().to_owned();
-            if names.contains(&c.as_str()) {
+            // The parent is the 4th field of /proc/<pid>/stat, after "(comm)".
+            let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    st.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<i32>()
+                        .ok()
+                });
+            if names.contains(&c.as_str()) && ppid == Some(launcher) {
                 out.push((c, pid));
             }
         }
