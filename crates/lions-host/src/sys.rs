@@ -164,6 +164,14 @@ pub(crate) fn child_setup(
             // SAFETY: plain prctl with integer arguments.
             check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) })?;
         }
+        // A real group id unlike the effective one makes the kernel start the new program
+        // non-dumpable (before its first instruction, so there is no window in which a peer
+        // could open its descriptors or attach to it before `lions-os` says so itself), and
+        // makes every ptrace-class access between PDs fail the credential match.
+        // SAFETY: getegid cannot fail.
+        let egid = unsafe { libc::getegid() };
+        // SAFETY: setresgid with integer arguments.
+        check(unsafe { libc::setresgid(PD_REAL_GID, egid, egid) })?;
     }
     // SAFETY: getppid cannot fail.
     if unsafe { libc::getppid() } != launcher {
@@ -183,6 +191,8 @@ pub(crate) fn child_setup(
     Ok(())
 }
 
+/// Real group id of PDs started by a root launcher (`nogroup`); their effective group is kept.
+const PD_REAL_GID: libc::gid_t = 65534;
 const CAP_SYS_MODULE: libc::c_ulong = 16;
 const CAP_SYS_RAWIO: libc::c_ulong = 17;
 const CAP_SYS_PTRACE: libc::c_ulong = 19;

@@ -620,6 +620,15 @@ fn a_malicious_pd_cannot_forge_notifications_calls_or_replies() {
             "victim's /proc/{pid}/fd not readable here (not root): checked by mal's own listing only"
         ),
     }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // Started by root: a real group unlike the effective one, so the kernel made the PD
+        // non-dumpable at exec.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let gid = status.lines().find(|x| x.starts_with("Gid:")).unwrap();
+        let g: Vec<&str> = gid.split_whitespace().collect();
+        assert!(g[1] == "65534" && g[2] != "65534", "{gid}");
+    }
     let stop = l.stop();
     let out = l.output();
     assert_eq!(stop.code(), Some(0), "{out}");
