@@ -63,9 +63,11 @@
 //!    channels (id, peer, peer's id, page, end, eventfds, notify/PPC rights of both ends) and its
 //!    IRQ channels. Only the descriptors its manifest names are inherited. The launcher makes
 //!    itself non-dumpable and, when it runs as root, drops `CAP_SYS_PTRACE`, `CAP_SYS_RAWIO` and
-//!    `CAP_SYS_MODULE` from the PDs' bounding set; each PD makes itself non-dumpable as it starts.
-//!    So no PD can open another's (or the launcher's) memory or descriptors through `/proc`,
-//!    ptrace or `pidfd_getfd`. The PD maps its regions (`MAP_SHARED | MAP_FIXED_NOREPLACE`) before
+//!    `CAP_SYS_MODULE` from the PDs' bounding set and gives them real group 65534 (effective group
+//!    kept), so the kernel starts them non-dumpable and ptrace-class access between them fails the
+//!    credential match; each PD also makes itself non-dumpable as it starts. So no PD can open
+//!    another's (or the launcher's) memory or descriptors through `/proc`, ptrace or
+//!    `pidfd_getfd`. The PD maps its regions (`MAP_SHARED | MAP_FIXED_NOREPLACE`) before
 //!    `init` runs.
 //! 5. `cpu` becomes the process's CPU affinity; `priority` (0..=254) becomes SCHED_FIFO priority
 //!    1..=99 where permitted (otherwise normal scheduling, noted once under `--trace`).
