@@ -54,13 +54,14 @@
 //!    is plain shared memory here: a host driver reaches its device through a host fd instead.
 //! 3. Kernel objects are split by who may write them (least privilege, as seL4's capabilities):
 //!    per channel a shared page (each direction's pending flag, call word and message registers)
-//!    and two eventfds, passed only to the channel's two ends; per PD a stats page only it and the
+//!    and two non-blocking wake-up pipes (one per direction: write end to the sender, read end to
+//!    the receiver), passed only to the channel's two ends; per PD a stats page only it and the
 //!    launcher map; and a board table of every PD's lifecycle state that only the launcher writes
 //!    (sealed before any PD starts, so PDs can map it read-only only). The layout and the wake-up
 //!    rules are documented in [`lions_os::host::control`].
 //! 4. Each PD is started with a manifest (format in [`lions_os::host::manifest`]): its name and
 //!    number, the board table, its stats page, its maps (region fd, vaddr, size, rights), its
-//!    channels (id, peer, peer's id, page, end, eventfds, notify/PPC rights of both ends) and its
+//!    channels (id, peer, peer's id, page, end, pipe ends, notify/PPC rights of both ends) and its
 //!    IRQ channels. Only the descriptors its manifest names are inherited. The launcher makes
 //!    itself non-dumpable and, when it runs as root, drops `CAP_SYS_PTRACE`, `CAP_SYS_RAWIO` and
 //!    `CAP_SYS_MODULE` from the PDs' bounding set and gives them real group 65534 (effective group
@@ -324,12 +325,13 @@ struct Proc {
     restarts: u32,
 }
 
-/// One channel's kernel objects in the launcher: its page and one eventfd per half.
+/// One channel's kernel objects in the launcher: its page and one wake-up pipe per half.
 struct ChannelObj {
     _fd: OwnedFd,
     page: ChannelPage,
-    /// `wake[h]` is the eventfd of half `h` (written by end `h`, waited on by the other end).
-    wake: [OwnedFd; 2],
+    /// `wake[h]` is the wake-up pipe (read end, write end) of half `h`: end `h` holds the write
+    /// end, the other end the read end.
+    wake: [(OwnedFd, OwnedFd); 2],
     /// The PD at each end.
     ends: [usize; 2],
 }
@@ -364,7 +366,7 @@ impl Board {
             .map(|pd| StatsPage::create(&format!("lions-host-stats:{}", pd.name)))
             .collect::<io::Result<Vec<_>>>()
             .map_err(os("creating stats pages"))?;
-        // One page and two eventfds per channel; `ends[pd][id]` = (channel object, end).
+        // One page and two wake-up pipes per channel; `ends[pd][id]` = (channel object, end).
         let mut channels = Vec::new();
         let mut ends: Vec<[Option<(usize, usize)>; 64]> = vec![[None; 64]; plan.pds.len()];
         for (i, pd) in plan.pds.iter().enumerate() {
@@ -379,8 +381,8 @@ impl Board {
                 let (fd, page) =
                     ChannelPage::create(&name).map_err(os("creating a channel page"))?;
                 let wake = [
-                    sys::eventfd().map_err(os("creating eventfds"))?,
-                    sys::eventfd().map_err(os("creating eventfds"))?,
+                    sys::pipe().map_err(os("creating wake-up pipes"))?,
+                    sys::pipe().map_err(os("creating wake-up pipes"))?,
                 ];
                 ends[i][usize::from(c.id)] = Some((channels.len(), 0));
                 ends[c.peer][usize::from(c.peer_id)] = Some((channels.len(), 1));
@@ -437,8 +439,8 @@ impl Board {
                             peer_id: c.peer_id,
                             page_fd: obj._fd.as_raw_fd(),
                             end: u8::try_from(end).unwrap_or(0),
-                            in_fd: obj.wake[1 - end].as_raw_fd(),
-                            out_fd: obj.wake[end].as_raw_fd(),
+                            in_fd: obj.wake[1 - end].0.as_raw_fd(),
+                            out_fd: obj.wake[end].1.as_raw_fd(),
                             notify: c.notify,
                             peer_notify,
                             pp: c.pp,
@@ -694,7 +696,7 @@ impl Board {
                 if let Some(w) = inb.waiting_call()
                     && inb.finish_call(w, call::GONE)
                 {
-                    sys::wake(c.wake[end].as_raw_fd());
+                    sys::wake(c.wake[end].1.as_raw_fd());
                 }
                 let w = out.call.load(Ordering::SeqCst);
                 out.call.store(w & !call::MASK, Ordering::SeqCst);

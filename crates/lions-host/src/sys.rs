@@ -61,7 +61,17 @@ pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     })?))
 }
 
-/// Add one to an eventfd's counter.
+/// A non-blocking pipe (read end, write end), closed on exec unless a child clears that flag:
+/// a channel direction's wake-up. Only the receiver holds the read end and only the sender the
+/// write end, so neither can change (or block) the other's side.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: the kernel writes two descriptors into a live local array.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+/// Add one to an eventfd's counter, or write a byte into a non-blocking pipe.
 pub(crate) fn wake(fd: RawFd) {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live local; the descriptor is a number only.

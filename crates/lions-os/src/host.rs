@@ -11,14 +11,14 @@
 //! 1. run `init`, perform its deferred action, acknowledge every IRQ channel once;
 //! 2. loop: serve one waiting PPC (calls go before notifications), else deliver the pending
 //!    notification badge together with any IRQ whose host fd became readable, else announce the
-//!    sleep in each inbound channel half (so only then do notifications write an eventfd, see
-//!    [`control`]), re-check, and block on the epoll set of its channels' inbound eventfds (and,
+//!    sleep in each inbound channel half (so only then do notifications write a wake-up pipe, see
+//!    [`control`]), re-check, and block on the epoll set of its channels' inbound pipes (and,
 //!    with IRQ fds registered, `poll` them too); after every event perform the deferred action
 //!    ([`runtime::take_deferred`]).
 //!
 //! **Wire protocol and least privilege.** A PD holds exactly the kernel objects of the channels
-//! its system description gives it: per channel a shared page and two eventfds (one per
-//! direction), plus the read-only board table (every PD's lifecycle state, written only by the
+//! its system description gives it: per channel a shared page and, per direction, one end of a
+//! wake-up pipe (the write end of the outbound one, the read end of the inbound one), plus the read-only board table (every PD's lifecycle state, written only by the
 //! launcher) and its own stats page. It has no word or descriptor through which it could signal,
 //! call or answer on another channel, and the first thing a PD does is make itself non-dumpable,
 //! so other PDs of the same user cannot open its memory or descriptors through `/proc` (the
@@ -70,9 +70,9 @@ struct Link {
     page: ChannelPage,
     /// This PD's end of the page: its outbound half.
     end: usize,
-    /// Eventfd of the inbound half (the peer writes it).
+    /// Read end of the inbound half's wake-up pipe.
     in_wake: RawFd,
-    /// Eventfd of the outbound half (this PD writes it).
+    /// Write end of the outbound half's wake-up pipe.
     out_wake: RawFd,
     notify: bool,
     pp: bool,
@@ -93,7 +93,7 @@ struct HostPd {
     name: String,
     board: BoardTable,
     stats: StatsPage,
-    /// Edge-triggered epoll set of every inbound eventfd: the PD's wake-up.
+    /// Edge-triggered epoll set of every inbound wake-up pipe: the PD's wake-up.
     epoll: OwnedFd,
     /// The inherited descriptors (kept open for the process's life).
     _fds: Vec<OwnedFd>,
@@ -402,7 +402,7 @@ impl HostPd {
                 continue;
             }
             // Announce the sleep, then re-check: a notification posted before the flag was set
-            // did not write our eventfd.
+            // did not write our wake-up pipe.
             if !self.prepare_sleep() {
                 continue;
             }
@@ -422,7 +422,7 @@ impl HostPd {
         }
     }
 
-    /// Poll the armed IRQ fds (and, when `block`, the wake-up eventfd, waiting for either).
+    /// Poll the armed IRQ fds (and, when `block`, the wake-up epoll set, waiting for either).
     fn poll_irqs(&self, block: bool) {
         let armed = self.armed.get();
         let mut fds: Vec<libc::pollfd> = Vec::new();

@@ -462,6 +462,7 @@ impl Handler for Victim {
             println!("victim: FORGED notification {channels}");
         }
         self.deliveries += 1;
+        Channel::new(1).notify().unwrap();
         Ok(())
     }
     fn protected(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
@@ -633,13 +634,34 @@ fn attack() {
         let mine = l.contains("lions-host-channel:") && l.contains("mal:")
             || l.contains("lions-host-stats:mal")
             || l.contains("lions-host-board")
-            || l.contains("[eventfd]")
+            || l.starts_with("pipe:")
             || l.contains("[eventpoll]");
         check(format!("holds descriptor {n} = {l}"), mine);
     }
+    // Two wake-up pipe ends per channel (the inbound read end, the outbound write end).
+    let pipes = fds.iter().filter(|(_, l)| l.starts_with("pipe:")).count();
+    check(format!("holds {pipes} pipe ends, not 6"), pipes == 6);
     // Every shared mapping I can make writable, filled with every pattern a forgery could use:
     // all bits (every channel bit, every call state), PENDING, a waiting call, a reply.
     let patterns: [u64; 5] = [!0, 1, (5 << 2) | 1, (5 << 2) | 2, 0x5555_5555_5555_5555];
+    // Try to make a peer's wake-up write block (a full counter or pipe, a blocking descriptor):
+    // fill everything I can write, then clear O_NONBLOCK on every descriptor I hold. The victim
+    // notifies me on channel 1 after every notification from honest, so a blocked write would
+    // stop it serving honest's calls.
+    for (n, _) in &fds {
+        let full = u64::MAX - 1;
+        // SAFETY: writes 8 bytes from a live local.
+        unsafe { libc::write(*n, (&raw const full).cast(), 8) };
+        let buf = [0u8; 4096];
+        for _ in 0..64 {
+            // SAFETY: writes from a live local buffer.
+            if unsafe { libc::write(*n, buf.as_ptr().cast(), buf.len()) } <= 0 {
+                break;
+            }
+        }
+        // SAFETY: plain fcntl with integer arguments.
+        unsafe { libc::fcntl(*n, libc::F_SETFL, 0) };
+    }
     let maps = memfd_maps();
     println!(
         "mal: my shared mappings: {}",
@@ -674,7 +696,10 @@ fn attack() {
         }
         for (n, l) in &fds {
             if !l.starts_with("/memfd:") {
-                // Signal through it (an eventfd write; anything else refuses or does nothing).
+                if l.starts_with("pipe:") {
+                    continue; // Filled above; now blocking, a write would hang this PD itself.
+                }
+                // Signal through it (a wake-up pipe's write end; anything else refuses).
                 // SAFETY: writes 8 bytes from a live local.
                 unsafe { libc::write(*n, (&raw const round).cast(), 8) };
                 continue;

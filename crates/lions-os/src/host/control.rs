@@ -28,8 +28,10 @@
 //!   80  count   u64  message register count (request, then reply; the reader clamps it)
 //!   88  mrs     120 x u64 message registers of the call
 //!
-//! wake-ups     two eventfds per channel, one per half: the sender writes it, the receiver waits
-//!              on it (an epoll set, edge-triggered, of all its channels' inbound eventfds)
+//! wake-ups     one non-blocking pipe per half: only the sender holds its write end, only the
+//!              receiver its read end (in an edge-triggered epoll set of all its inbound pipes,
+//!              drained after each wake-up). Neither end can block, fill for good or change the
+//!              flags of the other's side, so a peer cannot make a sender's wake-up write hang.
 //!
 //! stats page   one 4096-byte memfd per PD, mapped read-write by that PD and by the launcher:
 //!              [`Stats`] at offset 0 (5 x u64), cumulative over restarts
@@ -43,7 +45,7 @@
 //! - **notify**: the sender (which must hold the notify right; the receiver ignores the flag of a
 //!   peer that does not) drops the notification if the receiver is gone in the board table, else
 //!   ORs [`flag::PENDING`] into its outbound half (sequentially consistent) and writes the half's
-//!   eventfd only if the word was exactly [`flag::SLEEPING`] before: the receiver is blocked (or
+//!   pipe only if the word was exactly [`flag::SLEEPING`] before: the receiver is blocked (or
 //!   about to) and this is the first notification on this channel since. A running receiver sees
 //!   the flag before it next blocks, so a notification to it costs no system call.
 //! - **sleep**: before blocking, a PD ORs [`flag::SLEEPING`] into the pending word of each inbound
@@ -54,20 +56,20 @@
 //!   ids only ever get bits its own peers set, each on its own channel.
 //! - **PPC**: the caller writes label, count and registers into its outbound half, stores
 //!   `seq | WAITING` in its `call` (sequentially consistent), re-checks that the callee is not gone,
-//!   writes the half's eventfd, and reads its inbound eventfd of that channel until `call` holds
+//!   writes the half's pipe, and waits on its inbound pipe of that channel until `call` holds
 //!   `seq | REPLIED` (or `GONE`). The callee serves calls before notifications, lowest channel
 //!   first, and only on channels whose peer holds the PPC right: it copies label, count (clamped)
 //!   and registers into its private registers, runs `protected`, writes the reply into the half and
 //!   moves `call` from the exact word it read to `REPLIED` with one compare-and-swap, then writes
-//!   its outbound eventfd of that channel.
+//!   its outbound pipe of that channel.
 //! - **death**: the launcher marks the PD gone in the board table (sequentially consistent), then,
-//!   in each of the PD's channel pages, moves a call waiting on it to `GONE` and writes the eventfd
+//!   in each of the PD's channel pages, moves a call waiting on it to `GONE` and writes the pipe
 //!   toward the caller, cancels the PD's own call, and clears its inbound pending words. With the
 //!   caller's re-check, a call into a dying PD always returns.
 //!
 //! A PD can write only the halves of its own channels: a forged flag, call or reply there is one
 //! its peer could receive from it legitimately anyway (a notification on a channel it holds; a call
-//! it is refused unless it holds the PPC right; a reply to a call it was made). An eventfd write
+//! it is refused unless it holds the PPC right; a reply to a call it was made). A pipe write
 //! carries no badge, so a spurious wake-up costs the receiver one more check.
 
 use crate::channel::MAX_MESSAGE_REGISTERS;
@@ -90,7 +92,7 @@ pub const PAGE_SIZE: usize = 4096;
 pub mod flag {
     /// The sender notified the receiver.
     pub const PENDING: u64 = 1;
-    /// The receiver is blocked (or about to block) on its eventfds.
+    /// The receiver is blocked (or about to block) on its wake-up pipes.
     pub const SLEEPING: u64 = 2;
 }
 
@@ -176,7 +178,7 @@ pub struct Half {
 }
 
 impl Half {
-    /// Post a notification (sender side). Returns whether the half's eventfd must be written.
+    /// Post a notification (sender side). Returns whether the half's wake-up pipe must be written.
     pub fn notify(&self) -> bool {
         self.pending.fetch_or(flag::PENDING, Ordering::SeqCst) == flag::SLEEPING
     }

@@ -25,8 +25,8 @@
 //! `board` is the read-only [board table](super::control::BoardTable) memfd, `stats` this PD's
 //! [stats page](super::control::StatsPage), each `map` a region memfd to map at `vaddr` before
 //! `init` runs. A `channel` names the channel's [page](super::control::ChannelPage) memfd, which
-//! end of it this PD is (0 or 1), and the eventfds of the inbound half (the peer writes it, this
-//! PD waits on it) and of the outbound half. These are the only kernel objects of the board a PD
+//! end of it this PD is (0 or 1), the read end of the inbound half's wake-up pipe (the peer
+//! writes it, this PD waits on it) and the write end of the outbound half's. These are the only kernel objects of the board a PD
 //! gets. The final `end` guards against truncation.
 
 use std::fmt::Write as _;
@@ -70,9 +70,9 @@ pub struct ManifestChannel {
     pub page_fd: RawFd,
     /// Which end of the page this PD is (0 or 1): its outbound half.
     pub end: u8,
-    /// Eventfd of the inbound half (the peer writes, this PD waits).
+    /// Read end of the inbound half's wake-up pipe (the peer writes, this PD waits).
     pub in_fd: RawFd,
-    /// Eventfd of the outbound half (this PD writes, the peer waits).
+    /// Write end of the outbound half's wake-up pipe (this PD writes, the peer waits).
     pub out_fd: RawFd,
     /// This PD may notify the peer.
     pub notify: bool,

@@ -106,25 +106,47 @@ pub(crate) fn epoll() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Watch `fd` (an eventfd) for readability, edge-triggered, in `ep`: every write to it wakes a
-/// waiter once, with no read needed.
+/// Watch `fd` (the read end of a wake-up pipe) for readability, edge-triggered, in `ep`, with the
+/// descriptor as the event's data.
 pub(crate) fn epoll_add_edge(ep: BorrowedFd<'_>, fd: RawFd) -> io::Result<()> {
     let mut ev = libc::epoll_event {
         events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-        u64: 0,
+        u64: u64::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
     };
     // SAFETY: `ev` is a live local the kernel reads.
     check(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) })
         .map(drop)
 }
 
-/// Wait for events in `ep` (`timeout_ms` -1: forever, 0: collect only), retried on EINTR.
+/// Wait for events in `ep` (`timeout_ms` -1: forever, 0: collect only), retried on EINTR, and
+/// drain every wake-up pipe that fired.
 pub(crate) fn epoll_wait(ep: RawFd, timeout_ms: libc::c_int) {
     let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
     loop {
         // SAFETY: the kernel writes at most `evs.len()` events into a live local array.
         let r = unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), 16, timeout_ms) };
-        if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+        if r >= 0 {
+            for e in evs.iter().take(usize::try_from(r).unwrap_or(0)) {
+                drain(RawFd::try_from(e.u64).unwrap_or(-1));
+            }
+            return;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// Empty the read end of a (non-blocking) wake-up pipe.
+fn drain(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    loop {
+        // SAFETY: reads at most `buf.len()` bytes into a live local buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n < 256 {
             return;
         }
     }
@@ -182,25 +204,24 @@ impl Drop for Mapping {
     }
 }
 
-/// Add one to an eventfd's counter (wakes its reader). Errors are ignored: a peer's eventfd is
-/// owned by the launcher and stays valid; a full counter (2^64 - 2) already means "wake up".
+/// Write a wake-up byte into the write end of a channel's (non-blocking) wake-up pipe. Errors are
+/// ignored: a full pipe already holds wake-ups its reader has not taken.
 pub(crate) fn wake(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live local; the descriptor is a number only.
-    unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+    let one: u8 = 1;
+    // SAFETY: writes 1 byte from a live local; the descriptor is a number only.
+    unsafe { libc::write(fd, (&raw const one).cast(), 1) };
 }
 
-/// Block until an eventfd's counter is non-zero, then reset it (a PPC caller waiting for its
-/// reply on the channel's inbound eventfd).
+/// Block until the read end of a wake-up pipe is readable, then drain it (a PPC caller waiting
+/// for its reply on the channel's inbound pipe).
 pub(crate) fn wait(fd: RawFd) {
-    let mut v: u64 = 0;
-    loop {
-        // SAFETY: reads 8 bytes into a live local.
-        let n = unsafe { libc::read(fd, (&raw mut v).cast(), 8) };
-        if n == 8 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
+    let mut p = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    poll(&mut p, -1);
+    drain(fd);
 }
 
 /// `poll(2)`, retried on EINTR; returns how many entries have events.
