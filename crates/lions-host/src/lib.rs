@@ -52,18 +52,28 @@
 //! 2. Every memory region becomes a memfd of its size (zero-filled; kept open for the launcher's
 //!    life, so region contents survive a PD restart). A region with `phys_addr` (a device region)
 //!    is plain shared memory here: a host driver reaches its device through a host fd instead.
-//! 3. A control block memfd holds every PD's pending-notification word, PPC request word, reply
-//!    state, message registers and counters; each PD has an eventfd as its wake-up. The layout and
-//!    the wake-up rules are documented in [`lions_os::host::control`].
+//! 3. Kernel objects are split by who may write them (least privilege, as seL4's capabilities):
+//!    per channel a shared page (each direction's pending flag, call word and message registers)
+//!    and two non-blocking wake-up pipes (one per direction: write end to the sender, read end to
+//!    the receiver), passed only to the channel's two ends; per PD a stats page only it and the
+//!    launcher map; and a board table of every PD's lifecycle state that only the launcher writes
+//!    (sealed before any PD starts, so PDs can map it read-only only). The layout and the wake-up
+//!    rules are documented in [`lions_os::host::control`].
 //! 4. Each PD is started with a manifest (format in [`lions_os::host::manifest`]): its name and
-//!    number, the control block, its eventfd, its maps (region fd, vaddr, size, rights), its
-//!    channels (id, peer, peer's id, peer's eventfd, notify/PPC rights) and its IRQ channels. Only
-//!    the descriptors its manifest names are inherited. The PD maps its regions
-//!    (`MAP_SHARED | MAP_FIXED_NOREPLACE`) before `init` runs.
+//!    number, the board table, its stats page, its maps (region fd, vaddr, size, rights), its
+//!    channels (id, peer, peer's id, page, end, pipe ends, notify/PPC rights of both ends) and its
+//!    IRQ channels. Only the descriptors its manifest names are inherited. The launcher makes
+//!    itself non-dumpable and, when it runs as root, drops `CAP_SYS_PTRACE`, `CAP_SYS_RAWIO` and
+//!    `CAP_SYS_MODULE` from the PDs' bounding set and gives them real group 65534 (effective group
+//!    kept), so the kernel starts them non-dumpable and ptrace-class access between them fails the
+//!    credential match; each PD also makes itself non-dumpable as it starts. So no PD can open
+//!    another's (or the launcher's) memory or descriptors through `/proc`, ptrace or
+//!    `pidfd_getfd`. The PD maps its regions (`MAP_SHARED | MAP_FIXED_NOREPLACE`) before
+//!    `init` runs.
 //! 5. `cpu` becomes the process's CPU affinity; `priority` (0..=254) becomes SCHED_FIFO priority
 //!    1..=99 where permitted (otherwise normal scheduling, noted once under `--trace`).
-//! 6. The launcher waits on the PD processes (pidfds). A PD that ends is marked gone in the control
-//!    block at once: PPCs waiting on it return `PeerGone`, notifications to it are dropped, and the
+//! 6. The launcher waits on the PD processes (pidfds). A PD that ends is marked gone in the board
+//!    table at once: PPCs waiting on it return `PeerGone`, notifications to it are dropped, and the
 //!    others keep running.
 
 #[cfg(not(target_os = "linux"))]
@@ -72,7 +82,7 @@ compile_error!("lions-host runs on Linux only");
 mod plan;
 mod sys;
 
-use lions_os::host::control::{ControlBlock, PdState};
+use lions_os::host::control::{BoardTable, ChannelPage, PdState, StatsPage, call};
 use lions_os::host::manifest::{MANIFEST_ENV, Manifest, ManifestChannel, ManifestIrq, ManifestMap};
 use lions_os::host::{EXIT_HANDLER_ERROR, EXIT_PANIC, EXIT_STARTUP};
 use plan::Plan;
@@ -220,7 +230,7 @@ pub struct Fault {
     pub restarted: bool,
 }
 
-/// Per-PD counters, read from the control block at exit.
+/// Per-PD counters, read from the PDs' stats pages at exit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PdStats {
     /// The PD.
@@ -315,14 +325,26 @@ struct Proc {
     restarts: u32,
 }
 
+/// One channel's kernel objects in the launcher: its page and one wake-up pipe per half.
+struct ChannelObj {
+    _fd: OwnedFd,
+    page: ChannelPage,
+    /// `wake[h]` is the wake-up pipe (read end, write end) of half `h`: end `h` holds the write
+    /// end, the other end the read end.
+    wake: [(OwnedFd, OwnedFd); 2],
+    /// The PD at each end.
+    ends: [usize; 2],
+}
+
 /// Everything the launcher holds while a system runs.
 struct Board {
     plan: Plan,
     options: Options,
-    cb: ControlBlock,
-    _cb_fd: OwnedFd,
+    board: BoardTable,
+    _board_fd: OwnedFd,
+    stats: Vec<(OwnedFd, StatsPage)>,
+    channels: Vec<ChannelObj>,
     _regions: Vec<OwnedFd>,
-    wake: Vec<OwnedFd>,
     manifests: Vec<OwnedFd>,
     /// Descriptors each PD inherits.
     keep: Vec<Vec<RawFd>>,
@@ -334,8 +356,44 @@ struct Board {
 
 impl Board {
     fn new(plan: Plan, options: Options) -> Result<Self, Error> {
-        let (cb_fd, cb) =
-            ControlBlock::create(plan.pds.len()).map_err(os("creating the control block"))?;
+        // Never let a PD open this process's memory or descriptors through /proc.
+        sys::set_not_dumpable().map_err(os("PR_SET_DUMPABLE"))?;
+        let (board_fd, board) =
+            BoardTable::create(plan.pds.len()).map_err(os("creating the board table"))?;
+        let stats = plan
+            .pds
+            .iter()
+            .map(|pd| StatsPage::create(&format!("lions-host-stats:{}", pd.name)))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(os("creating stats pages"))?;
+        // One page and two wake-up pipes per channel; `ends[pd][id]` = (channel object, end).
+        let mut channels = Vec::new();
+        let mut ends: Vec<[Option<(usize, usize)>; 64]> = vec![[None; 64]; plan.pds.len()];
+        for (i, pd) in plan.pds.iter().enumerate() {
+            for c in &pd.channels {
+                if (i, c.id) > (c.peer, c.peer_id) {
+                    continue; // Made from the other end.
+                }
+                let name = format!(
+                    "lions-host-channel:{}:{}-{}:{}",
+                    pd.name, c.id, plan.pds[c.peer].name, c.peer_id
+                );
+                let (fd, page) =
+                    ChannelPage::create(&name).map_err(os("creating a channel page"))?;
+                let wake = [
+                    sys::pipe().map_err(os("creating wake-up pipes"))?,
+                    sys::pipe().map_err(os("creating wake-up pipes"))?,
+                ];
+                ends[i][usize::from(c.id)] = Some((channels.len(), 0));
+                ends[c.peer][usize::from(c.peer_id)] = Some((channels.len(), 1));
+                channels.push(ChannelObj {
+                    _fd: fd,
+                    page,
+                    wake,
+                    ends: [i, c.peer],
+                });
+            }
+        }
         let mut regions = Vec::new();
         for (name, size) in &plan.regions {
             let fd = sys::memfd(&format!("lions-region:{name}"), *size).map_err(os(format!(
@@ -343,19 +401,15 @@ impl Board {
             )))?;
             regions.push(fd);
         }
-        let wake = (0..plan.pds.len())
-            .map(|_| sys::eventfd())
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(os("creating eventfds"))?;
         let mut manifests = Vec::new();
         let mut keep = Vec::new();
         for (i, pd) in plan.pds.iter().enumerate() {
             let m = Manifest {
                 name: pd.name.clone(),
                 index: u32::try_from(i).unwrap_or(u32::MAX),
-                control_fd: cb_fd.as_raw_fd(),
+                board_fd: board_fd.as_raw_fd(),
                 num_pds: u32::try_from(plan.pds.len()).unwrap_or(u32::MAX),
-                wake_fd: wake[i].as_raw_fd(),
+                stats_fd: stats[i].0.as_raw_fd(),
                 maps: pd
                     .maps
                     .iter()
@@ -372,14 +426,26 @@ impl Board {
                 channels: pd
                     .channels
                     .iter()
-                    .map(|c| ManifestChannel {
-                        id: c.id,
-                        peer: u32::try_from(c.peer).unwrap_or(u32::MAX),
-                        peer_id: c.peer_id,
-                        peer_wake_fd: wake[c.peer].as_raw_fd(),
-                        notify: c.notify,
-                        pp: c.pp,
-                        peer_pp: c.peer_pp,
+                    .filter_map(|c| {
+                        let (k, end) = ends[i][usize::from(c.id)]?;
+                        let obj = &channels[k];
+                        let peer_notify = plan.pds[c.peer]
+                            .channels
+                            .iter()
+                            .any(|p| p.id == c.peer_id && p.peer == i && p.notify);
+                        Some(ManifestChannel {
+                            id: c.id,
+                            peer: u32::try_from(c.peer).unwrap_or(u32::MAX),
+                            peer_id: c.peer_id,
+                            page_fd: obj._fd.as_raw_fd(),
+                            end: u8::try_from(end).unwrap_or(0),
+                            in_fd: obj.wake[1 - end].0.as_raw_fd(),
+                            out_fd: obj.wake[end].1.as_raw_fd(),
+                            notify: c.notify,
+                            peer_notify,
+                            pp: c.pp,
+                            peer_pp: c.peer_pp,
+                        })
                     })
                     .collect(),
                 irqs: pd
@@ -392,9 +458,13 @@ impl Board {
                 .map_err(os(format!("protection_domain \"{}\": manifest", pd.name)))?;
             sys::write_all_at(&fd, m.to_text().as_bytes())
                 .map_err(os(format!("protection_domain \"{}\": manifest", pd.name)))?;
-            let mut k = vec![fd.as_raw_fd(), m.control_fd, m.wake_fd];
+            let mut k = vec![fd.as_raw_fd(), m.board_fd, m.stats_fd];
             k.extend(m.maps.iter().map(|x| x.fd));
-            k.extend(m.channels.iter().map(|x| x.peer_wake_fd));
+            k.extend(
+                m.channels
+                    .iter()
+                    .flat_map(|x| [x.page_fd, x.in_fd, x.out_fd]),
+            );
             k.sort_unstable();
             k.dedup();
             keep.push(k);
@@ -414,10 +484,11 @@ impl Board {
             realtime: options.realtime,
             plan,
             options,
-            cb,
-            _cb_fd: cb_fd,
+            board,
+            _board_fd: board_fd,
+            stats,
+            channels,
             _regions: regions,
-            wake,
             manifests,
             keep,
             procs,
@@ -462,6 +533,7 @@ impl Board {
                 }
             }
         }
+        self.board.set_state(i, PdState::Running);
         let p = &mut self.procs[i];
         p.pidfd = sys::pidfd_open(pid).ok();
         p.child = Some(child);
@@ -535,9 +607,7 @@ impl Board {
             };
             self.procs[i].child = None;
             self.procs[i].pidfd = None;
-            for caller in self.cb.mark_gone(i) {
-                sys::wake(self.wake[caller].as_raw_fd());
-            }
+            self.mark_gone(i);
             let name = self.plan.pds[i].name.clone();
             let cause = Cause::of(status);
             if !cause.is_fault() {
@@ -562,12 +632,12 @@ impl Board {
                     restarts + 1,
                     self.options.max_restarts
                 );
-                self.cb.reset_for_restart(i);
+                self.reset_for_restart(i);
                 match self.spawn(i) {
                     Ok(()) => true,
                     Err(e) => {
                         eprintln!("lions-host: {name}: restart failed: {e}");
-                        self.cb.mark_gone(i);
+                        self.mark_gone(i);
                         false
                     }
                 }
@@ -602,18 +672,48 @@ impl Board {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        for (i, p) in self.procs.iter_mut().enumerate() {
+        for p in &mut self.procs {
             if let Some(mut c) = p.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();
             }
             p.pidfd = None;
-            if self.cb.slot(i).state() != PdState::Gone {
-                for caller in self.cb.mark_gone(i) {
-                    sys::wake(self.wake[caller].as_raw_fd());
-                }
+        }
+        for i in 0..self.procs.len() {
+            if self.board.state(i) != PdState::Gone {
+                self.mark_gone(i);
             }
         }
+    }
+
+    /// PD `i` ended: mark it gone, answer every call waiting on it with `GONE` (waking the
+    /// caller), cancel its own call and clear its inbound notifications.
+    fn mark_gone(&self, i: usize) {
+        self.board.set_state(i, PdState::Gone);
+        for c in &self.channels {
+            for end in (0..2).filter(|&e| c.ends[e] == i) {
+                let (out, inb) = (c.page.half(end), c.page.half(1 - end));
+                if let Some(w) = inb.waiting_call()
+                    && inb.finish_call(w, call::GONE)
+                {
+                    sys::wake(c.wake[end].1.as_raw_fd());
+                }
+                let w = out.call.load(Ordering::SeqCst);
+                out.call.store(w & !call::MASK, Ordering::SeqCst);
+                inb.pending.store(0, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Make a gone PD's channels ready for a new incarnation (before the re-spawn). Regions,
+    /// stats and call sequences persist.
+    fn reset_for_restart(&self, i: usize) {
+        for c in &self.channels {
+            for end in (0..2).filter(|&e| c.ends[e] == i) {
+                c.page.half(1 - end).pending.store(0, Ordering::SeqCst);
+            }
+        }
+        self.board.set_state(i, PdState::Starting);
     }
 
     fn stats(&self) -> Vec<PdStats> {
@@ -623,7 +723,7 @@ impl Board {
             .iter()
             .enumerate()
             .map(|(i, pd)| {
-                let s = &self.cb.slot(i).stats;
+                let s = self.stats[i].1.stats();
                 PdStats {
                     pd: pd.name.clone(),
                     notifications_sent: ld(&s.notifications_sent),

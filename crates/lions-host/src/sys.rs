@@ -61,7 +61,17 @@ pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     })?))
 }
 
-/// Add one to an eventfd's counter.
+/// A non-blocking pipe (read end, write end), closed on exec unless a child clears that flag:
+/// a channel direction's wake-up. Only the receiver holds the read end and only the sender the
+/// write end, so neither can change (or block) the other's side.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: the kernel writes two descriptors into a live local array.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+/// Add one to an eventfd's counter, or write a byte into a non-blocking pipe.
 pub(crate) fn wake(fd: RawFd) {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live local; the descriptor is a number only.
@@ -132,12 +142,47 @@ pub(crate) fn child_setup(
     cpu: Option<u32>,
     launcher: libc::pid_t,
 ) -> io::Result<()> {
+    // Nothing but `keep` (and stdio) crosses the exec, whatever the launcher's own parent left
+    // open without close-on-exec (a jobserver pipe, ...).
+    // SAFETY: marks descriptors close-on-exec; no memory is touched.
+    let marked = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if marked != 0 {
+        for fd in 3..4096 {
+            // SAFETY: F_SETFD on a descriptor number; an unused one fails harmlessly (EBADF).
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
     for &fd in keep {
         // SAFETY: F_SETFD with 0 clears close-on-exec of a descriptor this process holds.
         check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
     }
     // SAFETY: plain prctl with integer arguments.
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // A PD started as root keeps root's other powers, but not the ones that reach into
+        // another process's memory or descriptors (ptrace, /proc/<pid>/mem of a non-dumpable
+        // process, pidfd_getfd, process_vm_writev), raw I/O or kernel modules.
+        for cap in [CAP_SYS_PTRACE, CAP_SYS_RAWIO, CAP_SYS_MODULE] {
+            // SAFETY: plain prctl with integer arguments.
+            check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) })?;
+        }
+        // A real group id unlike the effective one makes the kernel start the new program
+        // non-dumpable (before its first instruction, so there is no window in which a peer
+        // could open its descriptors or attach to it before `lions-os` says so itself), and
+        // makes every ptrace-class access between PDs fail the credential match.
+        // SAFETY: getegid cannot fail.
+        let egid = unsafe { libc::getegid() };
+        // SAFETY: setresgid with integer arguments.
+        check(unsafe { libc::setresgid(PD_REAL_GID, egid, egid) })?;
+    }
     // SAFETY: getppid cannot fail.
     if unsafe { libc::getppid() } != launcher {
         return Err(io::Error::other("the launcher ended during start-up"));
@@ -154,6 +199,19 @@ pub(crate) fn child_setup(
         check(unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) })?;
     }
     Ok(())
+}
+
+/// Real group id of PDs started by a root launcher (`nogroup`); their effective group is kept.
+const PD_REAL_GID: libc::gid_t = 65534;
+const CAP_SYS_MODULE: libc::c_ulong = 16;
+const CAP_SYS_RAWIO: libc::c_ulong = 17;
+const CAP_SYS_PTRACE: libc::c_ulong = 19;
+
+/// Forbid other processes of the same user (the PDs) to open this one's memory or descriptors
+/// through /proc, ptrace or pidfd_getfd.
+pub(crate) fn set_not_dumpable() -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
 }
 
 /// This process's id.

@@ -536,3 +536,127 @@ fn terminal_mode_is_restored_after_a_pd_made_it_raw() {
         "the launcher put the mode back"
     );
 }
+
+/// The link targets of a process's descriptors (stdio excluded), if this process may read them.
+fn fds_of(pid: u32) -> Option<Vec<String>> {
+    let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            let l = std::fs::read_link(e.path()).ok()?;
+            (n > 2).then(|| l.to_string_lossy().into_owned())
+        })
+        .collect();
+    v.sort();
+    Some(v)
+}
+
+#[test]
+fn a_malicious_pd_cannot_forge_notifications_calls_or_replies() {
+    // victim serves honest's calls (channel 2) and takes honest's notifications (4); mal holds
+    // one channel to the victim on which it may notify (3), one on which it may not (1), and one
+    // from honest (5) on which it may not notify either. mal's role tries every forgery.
+    let s = system(
+        "forgery",
+        &format!(
+            r#"{}{}{}
+               <channel><end pd="honest" id="2" pp="true"/><end pd="victim" id="2"/></channel>
+               <channel><end pd="honest" id="4"/><end pd="victim" id="4" notify="false"/></channel>
+               <channel><end pd="mal" id="3"/><end pd="victim" id="3" notify="false"/></channel>
+               <channel><end pd="mal" id="1" notify="false"/><end pd="victim" id="1"/></channel>
+               <channel><end pd="honest" id="5"/><end pd="mal" id="5" notify="false"/></channel>"#,
+            pd("victim", "").replace("priority=\"100\"", "priority=\"150\""),
+            pd("honest", ""),
+            pd("mal", ""),
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("victim: ready pid ");
+    let pid: u32 = l
+        .seen
+        .iter()
+        .find_map(|x| x.split("victim: ready pid ").nth(1))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap();
+    l.expect("mal: my descriptors:");
+    l.expect("forgeries tried, 0 landed");
+    l.expect("honest: 500 calls answered by the victim, 0 wrong; victim saw ");
+    // The victim holds the objects of its channels 1..=4, its stats page and the board table:
+    // four channel pages, eight wake-up pipe ends, its epoll set.
+    match fds_of(pid) {
+        Some(fds) => {
+            let pages: Vec<&String> = fds
+                .iter()
+                .filter(|f| f.contains("lions-host-channel:"))
+                .collect();
+            assert_eq!(pages.len(), 4, "{fds:?}");
+            assert!(pages.iter().all(|f| f.contains("victim:")), "{fds:?}");
+            assert_eq!(
+                fds.iter().filter(|f| f.starts_with("pipe:")).count(),
+                8,
+                "{fds:?}"
+            );
+            assert_eq!(
+                fds.iter().filter(|f| f.contains("[eventpoll]")).count(),
+                1,
+                "{fds:?}"
+            );
+            assert_eq!(
+                fds.iter()
+                    .filter(|f| f.contains("lions-host-stats:victim"))
+                    .count(),
+                1
+            );
+            assert_eq!(
+                fds.iter()
+                    .filter(|f| f.contains("lions-host-board"))
+                    .count(),
+                1
+            );
+            assert_eq!(fds.len(), 4 + 8 + 1 + 2, "nothing else: {fds:?}");
+        }
+        None => println!(
+            "victim's /proc/{pid}/fd not readable here (not root): checked by mal's own listing only"
+        ),
+    }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // Started by root: a real group unlike the effective one, so the kernel made the PD
+        // non-dumpable at exec.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let gid = status.lines().find(|x| x.starts_with("Gid:")).unwrap();
+        let g: Vec<&str> = gid.split_whitespace().collect();
+        assert!(g[1] == "65534" && g[2] != "65534", "{gid}");
+    }
+    let stop = l.stop();
+    let out = l.output();
+    assert_eq!(stop.code(), Some(0), "{out}");
+    assert!(!out.contains("FORGED"), "a forgery landed:\n{out}");
+    assert!(!out.contains("LANDED"), "a forgery landed:\n{out}");
+    // mal held only its own three channels' objects.
+    let mal_fds = out
+        .lines()
+        .find(|x| x.starts_with("mal: my descriptors:"))
+        .unwrap();
+    assert_eq!(
+        mal_fds.matches("lions-host-channel:").count(),
+        3,
+        "{mal_fds}"
+    );
+    assert!(
+        !mal_fds.contains("honest:2") && !mal_fds.contains("honest:4"),
+        "{mal_fds}"
+    );
+    let tried: u32 = out
+        .lines()
+        .find_map(|x| {
+            x.strip_prefix("mal: ")?
+                .split(" forgeries tried")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    assert!(tried > 1000, "{tried} forgeries tried:\n{out}");
+}

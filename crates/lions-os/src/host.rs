@@ -5,14 +5,25 @@
 //! feature) reads the PD's [`manifest`] from the descriptor named in
 //! [`manifest::MANIFEST_ENV`], maps every memory region at its SDF address with its SDF rights
 //! (`MAP_SHARED | MAP_FIXED_NOREPLACE`; a write to a read-only map is a SIGSEGV), maps the
-//! [control block](control), installs a panic hook, then runs the Microkit event loop:
+//! board table (read-only), its stats page and the page of each of its channels (see
+//! [`control`]), installs a panic hook, then runs the Microkit event loop:
 //!
 //! 1. run `init`, perform its deferred action, acknowledge every IRQ channel once;
 //! 2. loop: serve one waiting PPC (calls go before notifications), else deliver the pending
 //!    notification badge together with any IRQ whose host fd became readable, else announce the
-//!    sleep in the control block (so only then do notifications write the eventfd, see
-//!    [`control`]), re-check, and block on the PD's eventfd (and, with IRQ fds registered, `poll`
-//!    them too); after every event perform the deferred action ([`runtime::take_deferred`]).
+//!    sleep in each inbound channel half (so only then do notifications write a wake-up pipe, see
+//!    [`control`]), re-check, and block on the epoll set of its channels' inbound pipes (and,
+//!    with IRQ fds registered, `poll` them too); after every event perform the deferred action
+//!    ([`runtime::take_deferred`]).
+//!
+//! **Wire protocol and least privilege.** A PD holds exactly the kernel objects of the channels
+//! its system description gives it: per channel a shared page and, per direction, one end of a
+//! wake-up pipe (the write end of the outbound one, the read end of the inbound one), plus the read-only board table (every PD's lifecycle state, written only by the
+//! launcher) and its own stats page. It has no word or descriptor through which it could signal,
+//! call or answer on another channel, and the first thing a PD does is make itself non-dumpable,
+//! so other PDs of the same user cannot open its memory or descriptors through `/proc` (the
+//! launcher drops `CAP_SYS_PTRACE` from PDs it starts as root). The layouts and rules are in
+//! [`control`], the start-up manifest in [`manifest`].
 //!
 //! Rights (notify, PPC, IRQ ack) are checked against the manifest; a refused operation is an
 //! [`OsError`] naming the PD and the channel. A PPC into a PD that is gone, or dies while serving
@@ -39,9 +50,9 @@ use crate::channel::{Channel, ChannelSet, MAX_CHANNEL, MAX_MESSAGE_REGISTERS, Me
 use crate::error::{Op, OsError, OsErrorKind};
 use crate::handler::Handler;
 use crate::runtime::{self, Backend};
-use control::{ControlBlock, PdSlot, PdState, Stats, reply};
+use control::{BoardTable, ChannelPage, Half, PdState, Stats, StatsPage, call as reply};
 use core::cell::{Cell, RefCell};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use manifest::{MANIFEST_ENV, Manifest};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::ExitCode;
@@ -53,26 +64,46 @@ pub const EXIT_HANDLER_ERROR: u8 = 102;
 /// Exit status of a PD process that could not start.
 pub const EXIT_STARTUP: u8 = 103;
 
-/// A channel as the manifest describes it.
-#[derive(Debug, Clone, Copy)]
+/// A channel as the manifest describes it, with its kernel objects.
 struct Link {
     peer: usize,
-    peer_id: u8,
-    peer_wake: RawFd,
+    page: ChannelPage,
+    /// This PD's end of the page: its outbound half.
+    end: usize,
+    /// Read end of the inbound half's wake-up pipe.
+    in_wake: RawFd,
+    /// Write end of the outbound half's wake-up pipe.
+    out_wake: RawFd,
     notify: bool,
     pp: bool,
-    peer_pp: bool,
+}
+
+impl Link {
+    fn outbound(&self) -> &Half {
+        self.page.half(self.end)
+    }
+
+    fn inbound(&self) -> &Half {
+        self.page.half(1 - self.end)
+    }
 }
 
 /// A PD's state in its own process.
 struct HostPd {
     name: String,
-    index: usize,
-    cb: ControlBlock,
-    wake: RawFd,
-    /// Our eventfd and the peers' (kept open for the process's life).
+    board: BoardTable,
+    stats: StatsPage,
+    /// Edge-triggered epoll set of every inbound wake-up pipe: the PD's wake-up.
+    epoll: OwnedFd,
+    /// The inherited descriptors (kept open for the process's life).
     _fds: Vec<OwnedFd>,
     links: [Option<Link>; MAX_CHANNEL as usize + 1],
+    /// Channels whose peer may notify this PD (their inbound pending words are its badge).
+    notify_in: Vec<u8>,
+    /// Channels whose peer may PPC this PD.
+    calls_in: Vec<u8>,
+    /// The IPC buffer (private to this process).
+    mrs: [AtomicU64; MAX_MESSAGE_REGISTERS],
     /// Channels that are IRQs.
     irq_mask: u64,
     /// Host fds registered as IRQ sources, with the poll events that raise them.
@@ -165,6 +196,9 @@ fn startup_error(pd: &str, what: impl core::fmt::Display) -> String {
 impl HostPd {
     fn from_env() -> Result<Self, String> {
         let prog = std::env::args().next().unwrap_or_else(|| "pd".into());
+        // First of all: no other PD may open our memory or our descriptors through /proc.
+        sys::set_not_dumpable()
+            .map_err(|e| startup_error(&prog, format_args!("PR_SET_DUMPABLE: {e}")))?;
         let fd_text = std::env::var(MANIFEST_ENV).map_err(|_| {
             startup_error(
                 &prog,
@@ -195,56 +229,75 @@ impl HostPd {
     fn new(m: Manifest) -> Result<Self, String> {
         let name = m.name.clone();
         let fail = |what: String| startup_error(&name, what);
-        let control = sys::adopt_fd(m.control_fd)
-            .map_err(|e| fail(format!("control block fd {}: {e}", m.control_fd)))?;
-        let cb = ControlBlock::open(control.as_fd(), m.num_pds as usize)
-            .map_err(|e| fail(format!("control block: {e}")))?;
-        drop(control);
-        let index = m.index as usize;
-        if index >= cb.num_pds() {
-            return Err(fail(format!("PD number {index} out of range")));
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        // Adopt an inherited descriptor once, however often the manifest names it.
+        let mut adopt = |fd: RawFd, what: &str| -> Result<RawFd, String> {
+            if !fds.iter().any(|f| f.as_raw_fd() == fd) {
+                fds.push(sys::adopt_fd(fd).map_err(|e| fail(format!("{what} fd {fd}: {e}")))?);
+            }
+            Ok(fd)
+        };
+        let borrow = |fd: RawFd| {
+            // SAFETY: only called on a descriptor just adopted into `fds`, which keeps it open
+            // for the process's life.
+            unsafe { BorrowedFd::borrow_raw(fd) }
+        };
+        let board_fd = adopt(m.board_fd, "board table")?;
+        let board = BoardTable::open(borrow(board_fd), m.num_pds as usize)
+            .map_err(|e| fail(format!("board table: {e}")))?;
+        if m.index as usize >= board.num_pds() {
+            return Err(fail(format!("PD number {} out of range", m.index)));
         }
+        let stats_fd = adopt(m.stats_fd, "stats page")?;
+        let stats =
+            StatsPage::open(borrow(stats_fd)).map_err(|e| fail(format!("stats page: {e}")))?;
         for map in &m.maps {
-            let fd = sys::adopt_fd(map.fd).map_err(|e| {
-                fail(format!(
-                    "memory region \"{}\": fd {}: {e}",
-                    map.region, map.fd
-                ))
-            })?;
+            let fd = adopt(map.fd, &format!("memory region \"{}\":", map.region))?;
             let prot = sys::prot(map.read, map.write, map.execute);
-            sys::map_at(fd.as_fd(), map.vaddr, map.size, prot).map_err(|e| {
+            sys::map_at(borrow(fd), map.vaddr, map.size, prot).map_err(|e| {
                 fail(format!(
                     "map of memory region \"{}\" at {:#x} (size {:#x}): {e}",
                     map.region, map.vaddr, map.size
                 ))
             })?;
         }
-        let mut fds = vec![
-            sys::adopt_fd(m.wake_fd).map_err(|e| fail(format!("wake-up fd {}: {e}", m.wake_fd)))?,
-        ];
-        let mut links = [None; MAX_CHANNEL as usize + 1];
+        let epoll = sys::epoll().map_err(|e| fail(format!("epoll: {e}")))?;
+        let mut links: [Option<Link>; MAX_CHANNEL as usize + 1] = core::array::from_fn(|_| None);
+        let (mut notify_in, mut calls_in) = (Vec::new(), Vec::new());
         for c in &m.channels {
             let ok = usize::from(c.id) < links.len()
                 && c.peer_id <= MAX_CHANNEL
-                && (c.peer as usize) < cb.num_pds();
+                && (c.peer as usize) < board.num_pds()
+                && links[usize::from(c.id)].is_none();
             if !ok {
-                return Err(fail(format!("channel {} out of range", c.id)));
+                return Err(fail(format!("channel {} out of range or repeated", c.id)));
             }
-            if !fds.iter().any(|f| f.as_raw_fd() == c.peer_wake_fd) {
-                fds.push(
-                    sys::adopt_fd(c.peer_wake_fd)
-                        .map_err(|e| fail(format!("channel {}: wake-up fd: {e}", c.id)))?,
-                );
+            let what = format!("channel {}:", c.id);
+            let page_fd = adopt(c.page_fd, &what)?;
+            let in_wake = adopt(c.in_fd, &what)?;
+            let out_wake = adopt(c.out_fd, &what)?;
+            let page = ChannelPage::open(borrow(page_fd))
+                .map_err(|e| fail(format!("channel {}: page: {e}", c.id)))?;
+            sys::epoll_add_edge(epoll.as_fd(), in_wake)
+                .map_err(|e| fail(format!("channel {}: epoll: {e}", c.id)))?;
+            if c.peer_notify {
+                notify_in.push(c.id);
+            }
+            if c.peer_pp {
+                calls_in.push(c.id);
             }
             links[usize::from(c.id)] = Some(Link {
                 peer: c.peer as usize,
-                peer_id: c.peer_id,
-                peer_wake: c.peer_wake_fd,
+                page,
+                end: usize::from(c.end),
+                in_wake,
+                out_wake,
                 notify: c.notify,
                 pp: c.pp,
-                peer_pp: c.peer_pp,
             });
         }
+        notify_in.sort_unstable();
+        calls_in.sort_unstable();
         let mut irq_mask = 0u64;
         for i in &m.irqs {
             if i.id > MAX_CHANNEL {
@@ -254,11 +307,14 @@ impl HostPd {
         }
         Ok(Self {
             name,
-            index,
-            cb,
-            wake: m.wake_fd,
+            board,
+            stats,
+            epoll,
             _fds: fds,
             links,
+            notify_in,
+            calls_in,
+            mrs: core::array::from_fn(|_| AtomicU64::new(0)),
             irq_mask,
             irq_fds: RefCell::new(Vec::new()),
             armed: Cell::new(0),
@@ -266,26 +322,62 @@ impl HostPd {
         })
     }
 
-    fn slot(&self) -> &PdSlot {
-        self.cb.slot(self.index)
+    fn st(&self) -> &Stats {
+        self.stats.stats()
+    }
+
+    fn linked(&self, ch: u8) -> Option<&Link> {
+        self.links.get(usize::from(ch)).and_then(Option::as_ref)
+    }
+
+    /// The lowest channel with a call waiting, and the call word.
+    fn take_call(&self) -> Option<(u8, u64)> {
+        self.calls_in.iter().find_map(|&ch| {
+            self.linked(ch)
+                .and_then(|l| l.inbound().waiting_call())
+                .map(|w| (ch, w))
+        })
+    }
+
+    /// Take the pending notification badge: one bit per inbound half that held the flag.
+    fn take_pending(&self) -> u64 {
+        let mut bits = 0;
+        for &ch in &self.notify_in {
+            if self.linked(ch).is_some_and(|l| l.inbound().take()) {
+                bits |= 1 << ch;
+            }
+        }
+        bits
+    }
+
+    /// Announce the sleep on every inbound half; false when work is already waiting.
+    fn prepare_sleep(&self) -> bool {
+        for &ch in &self.notify_in {
+            if self
+                .linked(ch)
+                .is_some_and(|l| !l.inbound().prepare_sleep())
+            {
+                return false;
+            }
+        }
+        self.take_call().is_none()
     }
 
     fn err(&self, op: Op, ch: Channel, kind: OsErrorKind) -> OsError {
         OsError::new(&self.name, op, Some(ch), kind)
     }
 
-    fn link(&self, ch: Channel) -> Option<Link> {
-        self.links[usize::from(ch.index())]
+    fn link(&self, ch: Channel) -> Option<&Link> {
+        self.linked(ch.index())
     }
 
     fn event_loop<H: Handler>(&self, init: impl FnOnce() -> H) -> ExitCode {
         let mut handler = init();
         self.run_deferred();
         self.armed.set(self.irq_mask);
-        self.slot().set_state(PdState::Running);
         loop {
-            if let Some(ch) = self.slot().take_call() {
-                if let Err(e) = self.serve(ch, &mut handler) {
+            if let Some((ch, w)) = self.take_call() {
+                if let Err(e) = self.serve(ch, w, &mut handler) {
                     eprintln!("{}: {e}", self.name);
                     return ExitCode::from(EXIT_HANDLER_ERROR);
                 }
@@ -295,10 +387,10 @@ impl HostPd {
             if self.armed.get() != 0 && !self.irq_fds.borrow().is_empty() {
                 self.poll_irqs(false);
             }
-            let bits = ChannelSet::from_bits(self.slot().take_pending()).bits();
+            let bits = ChannelSet::from_bits(self.take_pending()).bits();
             let irqs = self.fired.take();
             if bits | irqs != 0 {
-                let st = &self.slot().stats;
+                let st = self.st();
                 Stats::bump(&st.notifications_received, u64::from(bits.count_ones()));
                 Stats::bump(&st.irqs_received, u64::from(irqs.count_ones()));
                 let set = ChannelSet::from_bits(bits | irqs);
@@ -310,14 +402,14 @@ impl HostPd {
                 continue;
             }
             // Announce the sleep, then re-check: a notification posted before the flag was set
-            // did not write our eventfd.
-            if !self.slot().prepare_sleep() || self.slot().calls.load(Ordering::SeqCst) != 0 {
+            // did not write our wake-up pipe.
+            if !self.prepare_sleep() {
                 continue;
             }
             if self.armed.get() != 0 && !self.irq_fds.borrow().is_empty() {
                 self.poll_irqs(true);
             } else {
-                sys::wait(self.wake);
+                sys::epoll_wait(self.epoll.as_raw_fd(), -1);
             }
         }
     }
@@ -330,14 +422,14 @@ impl HostPd {
         }
     }
 
-    /// Poll the armed IRQ fds (and, when `block`, the wake-up eventfd, waiting for either).
+    /// Poll the armed IRQ fds (and, when `block`, the wake-up epoll set, waiting for either).
     fn poll_irqs(&self, block: bool) {
         let armed = self.armed.get();
         let mut fds: Vec<libc::pollfd> = Vec::new();
         let mut chans: Vec<u8> = Vec::new();
         if block {
             fds.push(libc::pollfd {
-                fd: self.wake,
+                fd: self.epoll.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             });
@@ -362,7 +454,7 @@ impl HostPd {
                 continue;
             }
             if ch == u8::MAX {
-                sys::wait(self.wake);
+                sys::epoll_wait(self.epoll.as_raw_fd(), 0);
             } else if p.revents & libc::POLLNVAL != 0 {
                 eprintln!(
                     "{}: the IRQ fd {} of channel {ch} was closed; unregistered",
@@ -376,49 +468,30 @@ impl HostPd {
         }
     }
 
-    /// Serve the PPC waiting on channel `ch`.
-    fn serve<H: Handler>(&self, ch: u8, handler: &mut H) -> Result<(), String> {
-        let (Some(channel), Some(link)) = (
-            Channel::try_new(ch),
-            self.links.get(usize::from(ch)).copied().flatten(),
-        ) else {
-            return Ok(()); // Not a channel of ours: a stale or forged request.
-        };
-        if !link.peer_pp {
+    /// Serve the PPC waiting on channel `ch`, whose call word was `w`.
+    fn serve<H: Handler>(&self, ch: u8, w: u64, handler: &mut H) -> Result<(), String> {
+        let (Some(channel), Some(link)) = (Channel::try_new(ch), self.linked(ch)) else {
             return Ok(());
-        }
-        let caller = self.cb.slot(link.peer);
-        let w = caller.reply.load(Ordering::Acquire);
-        let me = u32::try_from(self.index + 1).unwrap_or(u32::MAX);
-        if w & reply::MASK != reply::WAITING || caller.calling.load(Ordering::Acquire) != me {
-            return Ok(()); // The caller is gone or gave up.
-        }
-        let count = usize::try_from(caller.count.load(Ordering::Relaxed))
-            .unwrap_or(MAX_MESSAGE_REGISTERS)
-            .min(MAX_MESSAGE_REGISTERS);
-        let label = caller.label.load(Ordering::Relaxed);
-        let own = self.slot();
-        for (dst, src) in own.mrs.iter().zip(&caller.mrs).take(count) {
+        };
+        let half = link.inbound();
+        // Copy the request out of shared memory first: the caller cannot change it under us.
+        let count = half.clamped_count();
+        let label = half.label.load(Ordering::Relaxed);
+        for (dst, src) in self.mrs.iter().zip(&half.mrs).take(count) {
             dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         let reply_msg = handler
             .protected(channel, MessageInfo::new(label, count))
             .map_err(|e| format!("protected({channel}) failed: {e}"))?;
-        for (dst, src) in caller.mrs.iter().zip(&own.mrs).take(reply_msg.count()) {
+        for (dst, src) in half.mrs.iter().zip(&self.mrs).take(reply_msg.count()) {
             dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        caller.label.store(reply_msg.label(), Ordering::Relaxed);
-        caller
-            .count
+        half.label.store(reply_msg.label(), Ordering::Relaxed);
+        half.count
             .store(reply_msg.count() as u64, Ordering::Relaxed);
-        Stats::bump(&own.stats.ppcs_served, 1);
-        let done = (w & !reply::MASK) | reply::REPLIED;
-        if caller
-            .reply
-            .compare_exchange(w, done, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            sys::wake(link.peer_wake);
+        Stats::bump(&self.st().ppcs_served, 1);
+        if half.finish_call(w, reply::REPLIED) {
+            sys::wake(link.out_wake);
         }
         Ok(())
     }
@@ -440,16 +513,14 @@ impl Backend for HostPd {
             .link(ch)
             .filter(|l| l.notify)
             .ok_or_else(|| self.err(Op::Notify, ch, OsErrorKind::NotPermitted))?;
-        match self.cb.post_notification(link.peer, 1 << link.peer_id) {
-            None => Ok(()), // The peer is gone: dropped, as seL4 drops signals to a stopped PD.
-            Some(wake) => {
-                if wake {
-                    sys::wake(link.peer_wake);
-                }
-                Stats::bump(&self.slot().stats.notifications_sent, 1);
-                Ok(())
-            }
+        if self.board.state(link.peer) == PdState::Gone {
+            return Ok(()); // Dropped, as seL4 drops signals to a stopped PD.
         }
+        if link.outbound().notify() {
+            sys::wake(link.out_wake);
+        }
+        Stats::bump(&self.st().notifications_sent, 1);
+        Ok(())
     }
 
     fn irq_ack(&self, ch: Channel) -> Result<(), OsError> {
@@ -466,48 +537,47 @@ impl Backend for HostPd {
             .link(ch)
             .filter(|l| l.pp)
             .ok_or_else(|| self.err(Op::PpCall, ch, OsErrorKind::NotPermitted))?;
-        let own = self.slot();
-        let callee = self.cb.slot(link.peer);
-        own.label.store(msg.label(), Ordering::Relaxed);
-        own.count.store(msg.count() as u64, Ordering::Relaxed);
-        let seq = (own.reply.load(Ordering::Relaxed) >> 2).wrapping_add(1) & (u64::MAX >> 2);
-        let callee_no = u32::try_from(link.peer + 1).unwrap_or(u32::MAX);
-        own.calling.store(callee_no, Ordering::SeqCst);
-        own.reply
+        let half = link.outbound();
+        for (dst, src) in half.mrs.iter().zip(&self.mrs).take(msg.count()) {
+            dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        half.label.store(msg.label(), Ordering::Relaxed);
+        half.count.store(msg.count() as u64, Ordering::Relaxed);
+        let seq = (half.call.load(Ordering::Relaxed) >> 2).wrapping_add(1) & (u64::MAX >> 2);
+        half.call
             .store((seq << 2) | reply::WAITING, Ordering::SeqCst);
         let finish = |r: Result<MessageInfo, OsError>| {
-            own.calling.store(0, Ordering::SeqCst);
-            own.reply.store(seq << 2, Ordering::SeqCst);
+            half.call.store(seq << 2, Ordering::SeqCst);
             r
         };
-        if callee.state() == PdState::Gone {
+        if self.board.state(link.peer) == PdState::Gone {
             return finish(Err(self.err(Op::PpCall, ch, OsErrorKind::PeerGone)));
         }
-        callee.calls.fetch_or(1 << link.peer_id, Ordering::AcqRel);
-        sys::wake(link.peer_wake);
+        sys::wake(link.out_wake);
         loop {
-            match own.reply.load(Ordering::Acquire) & reply::MASK {
-                reply::REPLIED => {
-                    let count = usize::try_from(own.count.load(Ordering::Relaxed)).unwrap_or(0);
-                    let info = MessageInfo::new(own.label.load(Ordering::Relaxed), count);
-                    Stats::bump(&own.stats.ppcs_made, 1);
-                    return finish(Ok(info));
+            let w = half.call.load(Ordering::Acquire);
+            if w == (seq << 2) | reply::REPLIED {
+                let count = half.clamped_count();
+                for (dst, src) in self.mrs.iter().zip(&half.mrs).take(count) {
+                    dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
                 }
-                reply::GONE => return finish(Err(self.err(Op::PpCall, ch, OsErrorKind::PeerGone))),
-                _ => sys::wait(self.wake),
+                let info = MessageInfo::new(half.label.load(Ordering::Relaxed), count);
+                Stats::bump(&self.st().ppcs_made, 1);
+                return finish(Ok(info));
             }
+            if w == (seq << 2) | reply::GONE {
+                return finish(Err(self.err(Op::PpCall, ch, OsErrorKind::PeerGone)));
+            }
+            sys::wait(link.in_wake);
         }
     }
 
     fn mr(&self, i: usize) -> u64 {
-        self.slot()
-            .mrs
-            .get(i)
-            .map_or(0, |m| m.load(Ordering::Relaxed))
+        self.mrs.get(i).map_or(0, |m| m.load(Ordering::Relaxed))
     }
 
     fn set_mr(&self, i: usize, value: u64) {
-        if let Some(m) = self.slot().mrs.get(i) {
+        if let Some(m) = self.mrs.get(i) {
             m.store(value, Ordering::Relaxed);
         }
     }

@@ -39,6 +39,17 @@
 //! message registers and returns its reply registers; one deferred action (notify or IRQ ack) is
 //! held per event and a second deferral performs the first immediately.
 //!
+//! On the host board (`host` feature) the kernel objects are shared pages and pipes, split by who
+//! may write them so that rights stay unforgeable as seL4 capabilities are: per channel one page
+//! (each direction's pending flag, `SLEEPING` flag, call word and message registers) and one
+//! wake-up pipe per direction (write end to the sender, read end to the receiver), held only by
+//! the channel's two ends; per PD a stats page; and a board
+//! table of every PD's lifecycle state that only the launcher can write (sealed; PDs map it
+//! read-only). A receiver reads a channel's flag as that channel's bit only when the peer holds the
+//! notify right, and serves a call only when the peer holds the PPC right; a sender writes the
+//! pipe only when the receiver announced its sleep. Layout version 3, documented in
+//! `host::control`; the start-up manifest in `host::manifest`.
+//!
 //! ## Wire protocol: configuration blobs
 //!
 //! A system's metaprogram (`sdfgen`) writes one binary blob per component and subsystem; the build

@@ -142,6 +142,12 @@ fn init() -> Boxed {
             println!("{n}: ready pid {}", std::process::id());
             Box::new(NullHandler)
         }
+        "mal" => Box::new(Mal { done: false }),
+        "victim" => {
+            println!("victim: ready pid {}", std::process::id());
+            Box::new(Victim { deliveries: 0 })
+        }
+        "honest" => honest(),
         "bench_a" => bench_a(),
         "bench_b" => Box::new(Echo),
         other => panic!("no test role named {other}"),
@@ -439,4 +445,395 @@ impl Handler for Echo {
         set_mr(0, get_mr(0) + 1);
         Ok(MessageInfo::new(0, 1))
     }
+}
+
+/// The victim of the forgery test: serves `honest`'s calls on channel 2 (increment mr0; label 77
+/// answers the number of deliveries seen), takes notifications from `honest` (channel 4) and
+/// `mal` (channel 3, the only right `mal` holds), and reports anything else as forged.
+struct Victim {
+    deliveries: u64,
+}
+
+impl Handler for Victim {
+    type Error = Infallible;
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+        let allowed = (1 << 3) | (1 << 4);
+        if channels.bits() & !allowed != 0 || channels.bits() == 0 {
+            println!("victim: FORGED notification {channels}");
+        }
+        self.deliveries += 1;
+        Channel::new(1).notify().unwrap();
+        Ok(())
+    }
+    fn protected(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, Infallible> {
+        if ch.index() != 2 || !(msg.label() == 1 || msg.label() == 77) || msg.count() != 1 {
+            println!(
+                "victim: FORGED call on channel {} label {} count {}",
+                ch.index(),
+                msg.label(),
+                msg.count()
+            );
+        }
+        if msg.label() == 77 {
+            set_mr(0, self.deliveries);
+        } else {
+            set_mr(0, get_mr(0) + 1);
+        }
+        Ok(MessageInfo::new(0, 1))
+    }
+}
+
+/// The honest client of the forgery test: once the victim answered, tells `mal` to attack
+/// (channel 5), then calls the victim (channel 2) and notifies it (channel 4) for about a second,
+/// checking every reply.
+fn honest() -> Boxed {
+    let call = |k: u64| {
+        set_mr(0, k);
+        let r = Channel::new(2).pp_call(MessageInfo::new(1, 1)).unwrap();
+        r.label() == 0 && r.count() == 1 && get_mr(0) == k + 1
+    };
+    assert!(call(0), "first call");
+    Channel::new(5).notify().unwrap();
+    let (mut good, mut bad) = (0, 0);
+    for k in 1..=500u64 {
+        if call(k * 1000) {
+            good += 1;
+        } else {
+            bad += 1;
+        }
+        if k % 10 == 0 {
+            Channel::new(4).notify().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    set_mr(0, 0);
+    Channel::new(2).pp_call(MessageInfo::new(77, 1)).unwrap();
+    println!(
+        "honest: {good} calls answered by the victim, {bad} wrong; victim saw {} deliveries",
+        get_mr(0)
+    );
+    Box::new(Honest)
+}
+
+struct Honest;
+
+impl Handler for Honest {
+    type Error = Infallible;
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+        println!("honest: FORGED notification {channels}");
+        Ok(())
+    }
+}
+
+/// The malicious PD of the forgery test: when `honest` tells it the others run, it tries every
+/// forgery it can think of and reports each one that lands.
+struct Mal {
+    done: bool,
+}
+
+impl Handler for Mal {
+    type Error = Infallible;
+    fn notified(&mut self, _: ChannelSet) -> Result<(), Infallible> {
+        if !self.done {
+            self.done = true;
+            attack();
+        }
+        Ok(())
+    }
+}
+
+/// The descriptors of this process (number, link target), stdio excluded.
+fn own_fds() -> Vec<(i32, String)> {
+    let mut v: Vec<(i32, String)> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            let l = std::fs::read_link(e.path()).ok()?;
+            Some((n, l.to_string_lossy().into_owned()))
+        })
+        .filter(|(n, l)| *n > 2 && !l.starts_with("/proc/"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// This process's shared-memory mappings: start, end, writable, name.
+fn memfd_maps() -> Vec<(usize, usize, bool, String)> {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("/memfd:"))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (s, e) = f.next()?.split_once('-')?;
+            let perms = f.next()?;
+            let name = l[l.find("/memfd:")?..].to_owned();
+            Some((
+                usize::from_str_radix(s, 16).ok()?,
+                usize::from_str_radix(e, 16).ok()?,
+                perms.contains('w'),
+                name,
+            ))
+        })
+        .collect()
+}
+
+/// The launcher's other children whose name (comm) is one of `names` (other systems may run on
+/// the machine at the same time).
+fn pids_named(names: &[&str]) -> Vec<(String, i32)> {
+    // SAFETY: getppid cannot fail.
+    let launcher = unsafe { libc::getppid() };
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            let c = c.trim().to_owned();
+            // The parent is the 4th field of /proc/<pid>/stat, after "(comm)".
+            let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    st.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<i32>()
+                        .ok()
+                });
+            if names.contains(&c.as_str()) && ppid == Some(launcher) {
+                out.push((c, pid));
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_lines)]
+fn attack() {
+    let mut tried = 0u32;
+    let mut landed: Vec<String> = Vec::new();
+    let mut check = |what: String, refused: bool| {
+        tried += 1;
+        if !refused {
+            landed.push(what);
+        }
+    };
+    let fds = own_fds();
+    println!(
+        "mal: my descriptors: {}",
+        fds.iter()
+            .map(|(n, l)| format!("{n}={l}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    // Only objects of my own channels (every channel page names `mal` as an end), my stats page
+    // and the board table.
+    for (n, l) in &fds {
+        let mine = l.contains("lions-host-channel:") && l.contains("mal:")
+            || l.contains("lions-host-stats:mal")
+            || l.contains("lions-host-board")
+            || l.starts_with("pipe:")
+            || l.contains("[eventpoll]");
+        check(format!("holds descriptor {n} = {l}"), mine);
+    }
+    // Two wake-up pipe ends per channel (the inbound read end, the outbound write end).
+    let pipes = fds.iter().filter(|(_, l)| l.starts_with("pipe:")).count();
+    check(format!("holds {pipes} pipe ends, not 6"), pipes == 6);
+    // Every shared mapping I can make writable, filled with every pattern a forgery could use:
+    // all bits (every channel bit, every call state), PENDING, a waiting call, a reply.
+    let patterns: [u64; 5] = [!0, 1, (5 << 2) | 1, (5 << 2) | 2, 0x5555_5555_5555_5555];
+    // Try to make a peer's wake-up write block (a full counter or pipe, a blocking descriptor):
+    // fill everything I can write, then clear O_NONBLOCK on every descriptor I hold. The victim
+    // notifies me on channel 1 after every notification from honest, so a blocked write would
+    // stop it serving honest's calls.
+    for (n, _) in &fds {
+        let full = u64::MAX - 1;
+        // SAFETY: writes 8 bytes from a live local.
+        unsafe { libc::write(*n, (&raw const full).cast(), 8) };
+        let buf = [0u8; 4096];
+        for _ in 0..64 {
+            // SAFETY: writes from a live local buffer.
+            if unsafe { libc::write(*n, buf.as_ptr().cast(), buf.len()) } <= 0 {
+                break;
+            }
+        }
+        // SAFETY: plain fcntl with integer arguments.
+        unsafe { libc::fcntl(*n, libc::F_SETFL, 0) };
+    }
+    let maps = memfd_maps();
+    println!(
+        "mal: my shared mappings: {}",
+        maps.iter()
+            .map(|m| format!("{}{}", m.3, if m.2 { "(rw)" } else { "(r)" }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for round in 0..100 {
+        // The mappings the runtime made: writable ones get the patterns, read-only ones are made
+        // writable if they can be.
+        for &(start, end, writable, ref name) in &maps {
+            let board = name.contains("lions-host-board");
+            if writable {
+                check(format!("writable mapping of {name}"), !board);
+                for a in (start..end).step_by(8) {
+                    // SAFETY: inside a shared mapping of this process (from /proc/self/maps).
+                    unsafe { &*(a as *const AtomicU64) }
+                        .store(patterns[round % patterns.len()], Ordering::SeqCst);
+                }
+            } else {
+                // SAFETY: changes the protection of a shared mapping only this test writes.
+                let r = unsafe {
+                    libc::mprotect(
+                        start as *mut libc::c_void,
+                        end - start,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                    )
+                };
+                check(format!("mprotect of the mapping of {name}"), r != 0);
+            }
+        }
+        for (n, l) in &fds {
+            if !l.starts_with("/memfd:") {
+                if l.starts_with("pipe:") {
+                    continue; // Filled above; now blocking, a write would hang this PD itself.
+                }
+                // Signal through it (a wake-up pipe's write end; anything else refuses).
+                // SAFETY: writes 8 bytes from a live local.
+                unsafe { libc::write(*n, (&raw const round).cast(), 8) };
+                continue;
+            }
+            let board = l.contains("lions-host-board");
+            // SAFETY: fstat into a live local.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            unsafe { libc::fstat(*n, &raw mut st) };
+            let len = usize::try_from(st.st_size).unwrap_or(0).max(8);
+            // SAFETY: a fresh mapping chosen by the kernel; only this function touches it.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    *n,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                check(format!("writable map of {l}"), board);
+            } else {
+                check(format!("writable map of {l}"), !board);
+                let words = p.cast::<AtomicU64>();
+                for i in 0..len / 8 {
+                    // SAFETY: within the mapping just made.
+                    unsafe { &*words.add(i) }
+                        .store(patterns[round % patterns.len()], Ordering::SeqCst);
+                }
+                // SAFETY: unmaps exactly the mapping above.
+                unsafe { libc::munmap(p, len) };
+            }
+            if board {
+                // A read-only map made writable, a write through the descriptor, and a write
+                // through the descriptor re-opened read-write.
+                // SAFETY: a fresh read-only mapping chosen by the kernel.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        libc::PROT_READ,
+                        libc::MAP_SHARED,
+                        *n,
+                        0,
+                    )
+                };
+                if p != libc::MAP_FAILED {
+                    // SAFETY: changes the protection of the mapping just made only.
+                    let r = unsafe { libc::mprotect(p, len, libc::PROT_READ | libc::PROT_WRITE) };
+                    check("mprotect of the board table".into(), r != 0);
+                    // SAFETY: unmaps exactly the mapping above.
+                    unsafe { libc::munmap(p, len) };
+                }
+                let gone = [2u8; 4];
+                // SAFETY: writes 4 bytes from a live local at offset 64 (PD 0's state).
+                let r = unsafe { libc::pwrite(*n, gone.as_ptr().cast(), 4, 64) };
+                check("pwrite to the board table".into(), r < 0);
+                let re = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(format!("/proc/self/fd/{n}"));
+                if let Ok(f) = re {
+                    use std::os::unix::fs::FileExt as _;
+                    check(
+                        "write to the board table re-opened".into(),
+                        f.write_at(&gone, 64).is_err(),
+                    );
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The other PDs' and the launcher's memory and descriptors.
+    let mut targets = pids_named(&["victim", "honest"]);
+    // SAFETY: getppid cannot fail.
+    targets.push(("launcher".into(), unsafe { libc::getppid() }));
+    check(
+        format!("found the other PDs: {targets:?}"),
+        targets.len() == 3,
+    );
+    for (who, pid) in &targets {
+        for mode in [true, false] {
+            let r = std::fs::OpenOptions::new()
+                .read(true)
+                .write(mode)
+                .open(format!("/proc/{pid}/mem"));
+            check(format!("open /proc/{pid}/mem of {who}"), r.is_err());
+        }
+        // Root may list the numbers (the directory is root's once the PD is non-dumpable), but
+        // neither read where an entry leads nor open it.
+        for dir in ["fd", "map_files"] {
+            let entries: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            for e in entries {
+                let link = std::fs::read_link(&e);
+                check(
+                    format!("read link {} of {who}: {link:?}", e.display()),
+                    link.is_err(),
+                );
+                let f = std::fs::File::open(&e);
+                check(format!("open {} of {who}", e.display()), f.is_err());
+            }
+        }
+        for fd in 0..64 {
+            let r = std::fs::File::open(format!("/proc/{pid}/fd/{fd}"));
+            check(format!("open /proc/{pid}/fd/{fd} of {who}"), r.is_err());
+        }
+        // SAFETY: plain system calls with integer arguments.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, *pid, 0) };
+        if pidfd >= 0 {
+            for fd in 0..64 {
+                // SAFETY: as above; a descriptor it returned is closed at once.
+                let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+                if r >= 0 {
+                    // SAFETY: closes the descriptor just obtained.
+                    unsafe { libc::close(i32::try_from(r).unwrap_or(-1)) };
+                }
+                check(format!("pidfd_getfd {fd} of {who}"), r < 0);
+            }
+            // SAFETY: closes the pidfd opened above.
+            unsafe { libc::close(i32::try_from(pidfd).unwrap_or(-1)) };
+        }
+        // SAFETY: PTRACE_SEIZE does not stop the target; detached at once if it succeeded.
+        let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, *pid, 0, 0) };
+        if r == 0 {
+            // SAFETY: as above.
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, *pid, 0, 0) };
+        }
+        check(format!("ptrace {who}"), r != 0);
+    }
+    for l in &landed {
+        println!("mal: LANDED: {l}");
+    }
+    println!("mal: {tried} forgeries tried, {} landed", landed.len());
 }

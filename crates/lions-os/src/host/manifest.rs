@@ -10,20 +10,24 @@
 //! addresses and sizes hexadecimal with `0x`. Names come last on their line and may hold spaces.
 //!
 //! ```text
-//! lions-host-manifest 1
+//! lions-host-manifest 2
 //! pd <index> <name>
-//! control <fd> <num_pds>
-//! wake <fd>
+//! board <fd> <num_pds>
+//! stats <fd>
 //! map <fd> <vaddr> <size> <perms> <region name>       perms: some of "rwx", or "-"
-//! channel <id> <peer index> <peer id> <peer wake fd> <flags>
-//!                                    flags: some of "n" (may notify), "p" (may PPC the peer),
-//!                                    "c" (the peer may PPC this PD), or "-"
+//! channel <id> <peer index> <peer id> <page fd> <end> <in fd> <out fd> <flags>
+//!                                    flags: some of "n" (may notify), "m" (the peer may notify),
+//!                                    "p" (may PPC the peer), "c" (the peer may PPC this PD), or "-"
 //! irq <id> <irq number>
 //! end
 //! ```
 //!
-//! `control` is the [control block](super::control) memfd, `wake` this PD's eventfd, each `map` a
-//! region memfd to map at `vaddr` before `init` runs. The final `end` guards against truncation.
+//! `board` is the read-only [board table](super::control::BoardTable) memfd, `stats` this PD's
+//! [stats page](super::control::StatsPage), each `map` a region memfd to map at `vaddr` before
+//! `init` runs. A `channel` names the channel's [page](super::control::ChannelPage) memfd, which
+//! end of it this PD is (0 or 1), the read end of the inbound half's wake-up pipe (the peer
+//! writes it, this PD waits on it) and the write end of the outbound half's. These are the only kernel objects of the board a PD
+//! gets. The final `end` guards against truncation.
 
 use std::fmt::Write as _;
 use std::os::fd::RawFd;
@@ -32,7 +36,7 @@ use std::os::fd::RawFd;
 pub const MANIFEST_ENV: &str = "LIONS_HOST_MANIFEST";
 
 /// First line of a manifest.
-pub const MANIFEST_HEADER: &str = "lions-host-manifest 1";
+pub const MANIFEST_HEADER: &str = "lions-host-manifest 2";
 
 /// A memory region to map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +62,22 @@ pub struct ManifestMap {
 pub struct ManifestChannel {
     /// This PD's id for the channel.
     pub id: u8,
-    /// The peer's PD number (its slot in the control block).
+    /// The peer's PD number (its word in the board table).
     pub peer: u32,
     /// The peer's id for the channel.
     pub peer_id: u8,
-    /// The peer's eventfd.
-    pub peer_wake_fd: RawFd,
+    /// The channel page's memfd.
+    pub page_fd: RawFd,
+    /// Which end of the page this PD is (0 or 1): its outbound half.
+    pub end: u8,
+    /// Read end of the inbound half's wake-up pipe (the peer writes, this PD waits).
+    pub in_fd: RawFd,
+    /// Write end of the outbound half's wake-up pipe (this PD writes, the peer waits).
+    pub out_fd: RawFd,
     /// This PD may notify the peer.
     pub notify: bool,
+    /// The peer may notify this PD.
+    pub peer_notify: bool,
     /// This PD may PPC the peer.
     pub pp: bool,
     /// The peer may PPC this PD.
@@ -86,14 +98,14 @@ pub struct ManifestIrq {
 pub struct Manifest {
     /// PD name.
     pub name: String,
-    /// PD number (slot in the control block).
+    /// PD number (its word in the board table).
     pub index: u32,
-    /// Control block memfd.
-    pub control_fd: RawFd,
-    /// Number of PDs (slots).
+    /// Board table memfd (sealed, read-only).
+    pub board_fd: RawFd,
+    /// Number of PDs.
     pub num_pds: u32,
-    /// This PD's eventfd.
-    pub wake_fd: RawFd,
+    /// This PD's stats page memfd.
+    pub stats_fd: RawFd,
     /// Regions to map.
     pub maps: Vec<ManifestMap>,
     /// Channels to other PDs.
@@ -107,17 +119,17 @@ impl Manifest {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let flag = |on: bool, c: char| if on { Some(c) } else { None };
-        let flags = |v: [Option<char>; 3]| {
-            let f: String = v.into_iter().flatten().collect();
+        let flags = |v: &[Option<char>]| {
+            let f: String = v.iter().flatten().collect();
             if f.is_empty() { "-".to_owned() } else { f }
         };
         // Writing to a String cannot fail.
         let _ = writeln!(s, "{MANIFEST_HEADER}");
         let _ = writeln!(s, "pd {} {}", self.index, self.name);
-        let _ = writeln!(s, "control {} {}", self.control_fd, self.num_pds);
-        let _ = writeln!(s, "wake {}", self.wake_fd);
+        let _ = writeln!(s, "board {} {}", self.board_fd, self.num_pds);
+        let _ = writeln!(s, "stats {}", self.stats_fd);
         for m in &self.maps {
-            let p = flags([flag(m.read, 'r'), flag(m.write, 'w'), flag(m.execute, 'x')]);
+            let p = flags(&[flag(m.read, 'r'), flag(m.write, 'w'), flag(m.execute, 'x')]);
             let _ = writeln!(
                 s,
                 "map {} {:#x} {:#x} {p} {}",
@@ -125,11 +137,16 @@ impl Manifest {
             );
         }
         for c in &self.channels {
-            let f = flags([flag(c.notify, 'n'), flag(c.pp, 'p'), flag(c.peer_pp, 'c')]);
+            let f = flags(&[
+                flag(c.notify, 'n'),
+                flag(c.peer_notify, 'm'),
+                flag(c.pp, 'p'),
+                flag(c.peer_pp, 'c'),
+            ]);
             let _ = writeln!(
                 s,
-                "channel {} {} {} {} {f}",
-                c.id, c.peer, c.peer_id, c.peer_wake_fd
+                "channel {} {} {} {} {} {} {} {f}",
+                c.id, c.peer, c.peer_id, c.page_fd, c.end, c.in_fd, c.out_fd
             );
         }
         for i in &self.irqs {
@@ -147,7 +164,7 @@ impl Manifest {
             _ => return Err(format!("manifest: first line is not \"{MANIFEST_HEADER}\"")),
         }
         let mut m = Self::default();
-        let (mut have_pd, mut have_control, mut have_wake) = (false, false, false);
+        let (mut have_pd, mut have_board, mut have_stats) = (false, false, false);
         for (n, line) in lines {
             let bad = |what: &str| format!("manifest line {}: {what}: {line:?}", n + 1);
             let (kw, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -160,18 +177,18 @@ impl Manifest {
                     m.name = name.to_owned();
                     have_pd = true;
                 }
-                "control" => {
+                "board" => {
                     let f: Vec<&str> = rest.split(' ').collect();
                     let [fd, n] = f[..] else {
-                        return Err(bad("control needs fd and PD count"));
+                        return Err(bad("board needs fd and PD count"));
                     };
-                    m.control_fd = num(fd).ok_or_else(|| bad("bad fd"))?;
+                    m.board_fd = num(fd).ok_or_else(|| bad("bad fd"))?;
                     m.num_pds = num(n).ok_or_else(|| bad("bad PD count"))?;
-                    have_control = true;
+                    have_board = true;
                 }
-                "wake" => {
-                    m.wake_fd = num(rest).ok_or_else(|| bad("bad fd"))?;
-                    have_wake = true;
+                "stats" => {
+                    m.stats_fd = num(rest).ok_or_else(|| bad("bad fd"))?;
+                    have_stats = true;
                 }
                 "map" => {
                     let mut f = rest.splitn(5, ' ');
@@ -199,18 +216,26 @@ impl Manifest {
                 }
                 "channel" => {
                     let f: Vec<&str> = rest.split(' ').collect();
-                    let [id, peer, peer_id, wake, flags] = f[..] else {
-                        return Err(bad("channel needs id, peer, peer id, peer wake fd, flags"));
+                    let [id, peer, peer_id, page, end, in_fd, out_fd, flags] = f[..] else {
+                        return Err(bad(
+                            "channel needs id, peer, peer id, page fd, end, in fd, out fd, flags",
+                        ));
                     };
-                    if !flags.chars().all(|c| "npc-".contains(c)) {
+                    if !flags.chars().all(|c| "nmpc-".contains(c)) {
                         return Err(bad("bad channel flags"));
                     }
                     m.channels.push(ManifestChannel {
                         id: num(id).ok_or_else(|| bad("bad id"))?,
                         peer: num(peer).ok_or_else(|| bad("bad peer"))?,
                         peer_id: num(peer_id).ok_or_else(|| bad("bad peer id"))?,
-                        peer_wake_fd: num(wake).ok_or_else(|| bad("bad fd"))?,
+                        page_fd: num(page).ok_or_else(|| bad("bad fd"))?,
+                        end: num(end)
+                            .filter(|&e: &u8| e < 2)
+                            .ok_or_else(|| bad("bad end"))?,
+                        in_fd: num(in_fd).ok_or_else(|| bad("bad fd"))?,
+                        out_fd: num(out_fd).ok_or_else(|| bad("bad fd"))?,
                         notify: flags.contains('n'),
+                        peer_notify: flags.contains('m'),
                         pp: flags.contains('p'),
                         peer_pp: flags.contains('c'),
                     });
@@ -225,8 +250,8 @@ impl Manifest {
                     });
                 }
                 "end" => {
-                    if !(have_pd && have_control && have_wake) {
-                        return Err(bad("pd, control or wake missing"));
+                    if !(have_pd && have_board && have_stats) {
+                        return Err(bad("pd, board or stats missing"));
                     }
                     return Ok(m);
                 }
@@ -254,9 +279,9 @@ mod tests {
         Manifest {
             name: "serial virt tx".into(),
             index: 2,
-            control_fd: 5,
+            board_fd: 5,
             num_pds: 4,
-            wake_fd: 9,
+            stats_fd: 9,
             maps: vec![ManifestMap {
                 fd: 7,
                 vaddr: 0x2000_0000,
@@ -270,8 +295,12 @@ mod tests {
                 id: 1,
                 peer: 0,
                 peer_id: 61,
-                peer_wake_fd: 8,
+                page_fd: 8,
+                end: 1,
+                in_fd: 10,
+                out_fd: 11,
                 notify: true,
+                peer_notify: false,
                 pp: false,
                 peer_pp: true,
             }],
@@ -287,7 +316,7 @@ mod tests {
             text.contains("map 7 0x20000000 0x1000 r tx data\n"),
             "{text}"
         );
-        assert!(text.contains("channel 1 0 61 8 nc\n"), "{text}");
+        assert!(text.contains("channel 1 0 61 8 1 10 11 nc\n"), "{text}");
         assert_eq!(Manifest::parse(&text).unwrap(), m);
     }
 
@@ -299,14 +328,18 @@ mod tests {
                 .unwrap_err()
                 .contains("truncated")
         );
-        let bad = text.replace("wake 9", "wake nine");
+        let bad = text.replace("stats 9", "stats nine");
         assert!(
             Manifest::parse(&bad)
                 .unwrap_err()
                 .starts_with("manifest line 4: bad fd")
         );
         assert!(Manifest::parse("hello").is_err());
-        let bad = text.replace("channel 1 0 61 8 nc", "channel 1 0 61 8 q");
+        let bad = text.replace("channel 1 0 61 8 1 10 11 nc", "channel 1 0 61 8 1 10 11 q");
+        assert!(Manifest::parse(&bad).unwrap_err().contains("flags"));
+        let bad = text.replace("channel 1 0 61 8 1 10 11 nc", "channel 1 0 61 8 2 10 11 nc");
+        assert!(Manifest::parse(&bad).unwrap_err().contains("bad end"));
+        let bad = text.replace("channel 1 0 61 8 1 10 11 nc", "channel 1 0 61 8 nc");
         assert!(Manifest::parse(&bad).unwrap_err().contains("flags"));
     }
 }

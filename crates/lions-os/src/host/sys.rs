@@ -13,12 +13,14 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A new anonymous shared-memory file of `size` bytes (zero-filled), closed on exec.
-pub(crate) fn memfd(name: &str, size: u64) -> io::Result<OwnedFd> {
+/// A new anonymous shared-memory file of `size` bytes (zero-filled), closed on exec; `sealable`
+/// allows [`seal_read_only`] later.
+pub(crate) fn memfd(name: &str, size: u64, sealable: bool) -> io::Result<OwnedFd> {
     let mut cname: Vec<u8> = name.bytes().filter(|&b| b != 0).take(200).collect();
     cname.push(0);
+    let flags = libc::MFD_CLOEXEC | if sealable { libc::MFD_ALLOW_SEALING } else { 0 };
     // SAFETY: `cname` is a NUL-terminated string that outlives the call.
-    let fd = check(unsafe { libc::memfd_create(cname.as_ptr().cast(), libc::MFD_CLOEXEC) })?;
+    let fd = check(unsafe { libc::memfd_create(cname.as_ptr().cast(), flags) })?;
     // SAFETY: `memfd_create` just returned this descriptor; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let size =
@@ -80,21 +82,97 @@ pub(crate) fn map_at(
     Ok(())
 }
 
-/// A shared read-write mapping of a file, unmapped on drop.
+/// Seal a memfd made with `sealable` so that nobody can write it any more, through any
+/// descriptor or any new mapping (Linux 5.1+), nor resize it; mappings made before stay writable.
+pub(crate) fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let seals =
+        libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    // SAFETY: plain fcntl with integer arguments.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }).map(drop)
+}
+
+/// Forbid other processes of the same user (without CAP_SYS_PTRACE) to inspect this one: no
+/// `/proc/<pid>/mem`, `/proc/<pid>/fd`, ptrace or `pidfd_getfd`.
+pub(crate) fn set_not_dumpable() -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
+}
+
+/// A new epoll instance, closed on exec.
+pub(crate) fn epoll() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the new descriptor is owned by nobody else.
+    let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: `epoll_create1` just returned this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Watch `fd` (the read end of a wake-up pipe) for readability, edge-triggered, in `ep`, with the
+/// descriptor as the event's data.
+pub(crate) fn epoll_add_edge(ep: BorrowedFd<'_>, fd: RawFd) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: u64::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+    };
+    // SAFETY: `ev` is a live local the kernel reads.
+    check(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) })
+        .map(drop)
+}
+
+/// Wait for events in `ep` (`timeout_ms` -1: forever, 0: collect only), retried on EINTR, and
+/// drain every wake-up pipe that fired.
+pub(crate) fn epoll_wait(ep: RawFd, timeout_ms: libc::c_int) {
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
+    loop {
+        // SAFETY: the kernel writes at most `evs.len()` events into a live local array.
+        let r = unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), 16, timeout_ms) };
+        if r >= 0 {
+            for e in evs.iter().take(usize::try_from(r).unwrap_or(0)) {
+                drain(RawFd::try_from(e.u64).unwrap_or(-1));
+            }
+            return;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// Empty the read end of a (non-blocking) wake-up pipe.
+fn drain(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    loop {
+        // SAFETY: reads at most `buf.len()` bytes into a live local buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n < 256 {
+            return;
+        }
+    }
+}
+
+/// A shared mapping of a file, unmapped on drop.
 pub(crate) struct Mapping {
     ptr: core::ptr::NonNull<u8>,
     len: usize,
 }
 
 impl Mapping {
-    /// Map `len` bytes of `fd` read-write and shared, wherever the kernel chooses.
-    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+    /// Map `len` bytes of `fd` shared (read-write, or read-only when `!writable`), wherever the
+    /// kernel chooses.
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize, writable: bool) -> io::Result<Self> {
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
         // SAFETY: the kernel picks a free range; nothing existing is touched.
         let p = unsafe {
             libc::mmap(
                 core::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
@@ -126,24 +204,24 @@ impl Drop for Mapping {
     }
 }
 
-/// Add one to an eventfd's counter (wakes its reader). Errors are ignored: a peer's eventfd is
-/// owned by the launcher and stays valid; a full counter (2^64 - 2) already means "wake up".
+/// Write a wake-up byte into the write end of a channel's (non-blocking) wake-up pipe. Errors are
+/// ignored: a full pipe already holds wake-ups its reader has not taken.
 pub(crate) fn wake(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live local; the descriptor is a number only.
-    unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+    let one: u8 = 1;
+    // SAFETY: writes 1 byte from a live local; the descriptor is a number only.
+    unsafe { libc::write(fd, (&raw const one).cast(), 1) };
 }
 
-/// Block until an eventfd's counter is non-zero, then reset it.
+/// Block until the read end of a wake-up pipe is readable, then drain it (a PPC caller waiting
+/// for its reply on the channel's inbound pipe).
 pub(crate) fn wait(fd: RawFd) {
-    let mut v: u64 = 0;
-    loop {
-        // SAFETY: reads 8 bytes into a live local.
-        let n = unsafe { libc::read(fd, (&raw mut v).cast(), 8) };
-        if n == 8 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
+    let mut p = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    poll(&mut p, -1);
+    drain(fd);
 }
 
 /// `poll(2)`, retried on EINTR; returns how many entries have events.
