@@ -166,6 +166,58 @@ impl NetQueue {
     pub fn signal(&self) -> Signal<'_> {
         Signal::new(&self.consumer_signalled)
     }
+
+    /// Entries published beyond the consumer's head, by the raw indices as C reads them: a hint
+    /// for whether to pop, never used to reach a slot (the ring handle checks what it pops).
+    #[inline(always)]
+    fn waiting(&self) -> u16 {
+        let tail = self.tail.load(core::sync::atomic::Ordering::Acquire);
+        tail.wrapping_sub(self.head.load(core::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Whether the consumer's request for a signal still stands (the producer has not taken it):
+    /// then whatever the producer publishes next is notified, and no re-check is needed.
+    #[inline(always)]
+    fn request_stands(&self) -> bool {
+        self.consumer_signalled
+            .load(core::sync::atomic::Ordering::Relaxed)
+            == signal::SIGNAL_REQUESTED
+    }
+}
+
+/// Phases 1 and 2 on a queue we consume, as C does them and no more: pop while the raw view
+/// promised entries (`pending`); when it runs out, release the consumed slots and look at the
+/// raw indices again; once they show nothing, sleep if our request for a signal still stands,
+/// else request one and re-check. The ring handle refreshes (and checks) the tail only when it
+/// pops past its cached view, so an idle queue costs two index loads and a flag load.
+#[inline(always)]
+fn next_in(
+    c: &mut Consumer<'_, u16, NetBuffDesc>,
+    q: &NetQueue,
+    pending: &mut u16,
+) -> Result<Option<NetBuffDesc>, PeerError> {
+    loop {
+        if *pending != 0 {
+            *pending -= 1;
+            if let Some(buf) = c.pop()? {
+                return Ok(Some(buf));
+            }
+        }
+        c.release();
+        *pending = q.waiting();
+        if *pending != 0 {
+            continue;
+        }
+        if q.request_stands() {
+            return Ok(None);
+        }
+        q.signal().request();
+        *pending = q.waiting();
+        if *pending == 0 {
+            return Ok(None);
+        }
+        q.signal().cancel();
+    }
 }
 
 // SAFETY: `head` and `tail` return fields of `self`; the descriptors start at offset 8 in the C
@@ -213,6 +265,9 @@ pub struct NetSource<'a> {
     free_signal: Signal<'a>,
     active_signal: Signal<'a>,
     free_raw: Raw,
+    /// The free queue's header, and the entries its raw indices last promised.
+    free_q: &'a NetQueue,
+    free_pending: u16,
 }
 
 /// The end of a queue pair that takes filled buffers and returns them empty: consumes *active*,
@@ -226,6 +281,9 @@ pub struct NetSink<'a> {
     active_signal: Signal<'a>,
     free_raw: Raw,
     adopted: bool,
+    /// The active queue's header, and the entries its raw indices last promised.
+    active_q: &'a NetQueue,
+    active_pending: u16,
 }
 
 /// A queue region as the handle was made over it, to make a second handle of another role.
@@ -269,6 +327,8 @@ impl<'a> NetSource<'a> {
         // SAFETY: forwarded from the caller.
         let (active, active_signal) = unsafe { map(active, active_len, cap)? };
         Ok(Self {
+            free_q: free.header(),
+            free_pending: 0,
             free: free.consumer()?,
             active: active.producer()?,
             free_signal,
@@ -312,19 +372,11 @@ impl<'a> NetSource<'a> {
     }
 
     /// Phases 1 and 2 on *free* in one call: the next returned buffer, or, once the queue is
-    /// empty, release the consumed slots, request a signal and re-check; `None` when it is safe to
-    /// sleep.
+    /// empty, release the consumed slots and request a signal (unless our request still stands) and
+    /// re-check; `None` when it is safe to sleep. An idle queue costs two index loads and a flag load.
     #[inline(always)]
     pub fn next_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
-        loop {
-            if let Some(buf) = self.free.pop()? {
-                return Ok(Some(buf));
-            }
-            self.free.release();
-            if !self.park_free()? {
-                return Ok(None);
-            }
-        }
+        next_in(&mut self.free, self.free_q, &mut self.free_pending)
     }
 
     /// Phase 3 on *active*: publish what was staged; whether to notify the sink now (it asked and
@@ -379,6 +431,8 @@ impl<'a> NetSink<'a> {
         // SAFETY: forwarded from the caller.
         let (active, active_signal) = unsafe { map(active, active_len, cap)? };
         Ok(Self {
+            active_q: active.header(),
+            active_pending: 0,
             free: free.producer()?,
             active: active.consumer()?,
             free_signal,
@@ -446,19 +500,12 @@ impl<'a> NetSink<'a> {
     }
 
     /// Phases 1 and 2 on *active* in one call: the next buffer handed to us, or, once the queue
-    /// is empty, release the consumed slots, request a signal and re-check; `None` when it is safe
-    /// to sleep.
+    /// is empty, release the consumed slots and request a signal (unless our request still stands)
+    /// and re-check; `None` when it is safe to sleep. An idle queue costs two index loads and a
+    /// flag load.
     #[inline(always)]
     pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
-        loop {
-            if let Some(buf) = self.active.pop()? {
-                return Ok(Some(buf));
-            }
-            self.active.release();
-            if !self.park_active()? {
-                return Ok(None);
-            }
-        }
+        next_in(&mut self.active, self.active_q, &mut self.active_pending)
     }
 
     /// Phase 3 on *free*: publish what was staged; whether to notify the source now (it asked and
