@@ -185,11 +185,23 @@ impl NetQueue {
     }
 }
 
+/// Entries the raw indices show beyond our local head of `q`. When there are some, the ring handle
+/// re-reads (and checks) the tail, so the pops that follow take its fast path.
+#[inline(always)]
+fn look(c: &mut Consumer<'_, u16, NetBuffDesc>, q: &NetQueue) -> Result<u16, PeerError> {
+    // `consumed() <= capacity <= u16::MAX + 1`; the wrapping difference is the raw count.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = q.waiting().wrapping_sub(c.consumed() as u16);
+    if n != 0 {
+        c.refresh()?;
+    }
+    Ok(n)
+}
+
 /// Phases 1 and 2 on a queue we consume, as C does them and no more: pop while the raw view
 /// promised entries (`pending`); when it runs out, release the consumed slots and look at the
 /// raw indices again; once they show nothing, sleep if our request for a signal still stands,
-/// else request one and re-check. The ring handle refreshes (and checks) the tail only when it
-/// pops past its cached view, so an idle queue costs two index loads and a flag load.
+/// else request one and re-check. An idle queue costs two index loads and a flag load.
 #[inline(always)]
 fn next_in(
     c: &mut Consumer<'_, u16, NetBuffDesc>,
@@ -202,9 +214,10 @@ fn next_in(
             if let Some(buf) = c.pop()? {
                 return Ok(Some(buf));
             }
+            *pending = 0;
         }
         c.release();
-        *pending = q.waiting();
+        *pending = look(c, q)?;
         if *pending != 0 {
             continue;
         }
@@ -212,12 +225,45 @@ fn next_in(
             return Ok(None);
         }
         q.signal().request();
-        *pending = q.waiting();
+        *pending = look(c, q)?;
         if *pending == 0 {
             return Ok(None);
         }
         q.signal().cancel();
     }
+}
+
+/// The next entry of a queue we consume without parking (`pending` as for [`next_in`]).
+#[inline(always)]
+fn take_in(
+    c: &mut Consumer<'_, u16, NetBuffDesc>,
+    q: &NetQueue,
+    pending: &mut u16,
+) -> Result<Option<NetBuffDesc>, PeerError> {
+    if *pending == 0 {
+        *pending = look(c, q)?;
+        if *pending == 0 {
+            return Ok(None);
+        }
+    }
+    *pending -= 1;
+    c.pop()
+}
+
+/// The next entry of a queue we consume without taking it (`pending` as for [`next_in`]).
+#[inline(always)]
+fn peek_in(
+    c: &mut Consumer<'_, u16, NetBuffDesc>,
+    q: &NetQueue,
+    pending: &mut u16,
+) -> Result<Option<NetBuffDesc>, PeerError> {
+    if *pending == 0 {
+        *pending = look(c, q)?;
+        if *pending == 0 {
+            return Ok(None);
+        }
+    }
+    c.peek()
 }
 
 // SAFETY: `head` and `tail` return fields of `self`; the descriptors start at offset 8 in the C
@@ -379,6 +425,13 @@ impl<'a> NetSource<'a> {
         next_in(&mut self.free, self.free_q, &mut self.free_pending)
     }
 
+    /// The next returned buffer without parking (a copier taking its client's free buffers): an
+    /// empty queue costs two index loads.
+    #[inline(always)]
+    pub fn take_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        take_in(&mut self.free, self.free_q, &mut self.free_pending)
+    }
+
     /// Phase 3 on *active*: publish what was staged; whether to notify the sink now (it asked and
     /// something was published).
     #[inline]
@@ -506,6 +559,43 @@ impl<'a> NetSink<'a> {
     #[inline(always)]
     pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         next_in(&mut self.active, self.active_q, &mut self.active_pending)
+    }
+
+    /// The next buffer on *active* without taking it (a Tx virt looking at a client's next frame):
+    /// an empty queue costs two index loads. [`take_active`](Self::take_active) takes it.
+    #[inline(always)]
+    pub fn peek_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        peek_in(&mut self.active, self.active_q, &mut self.active_pending)
+    }
+
+    /// Take the buffer [`peek_active`](Self::peek_active) showed (its slot is handed back at the
+    /// next release).
+    #[inline(always)]
+    pub fn take_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        take_in(&mut self.active, self.active_q, &mut self.active_pending)
+    }
+
+    /// Phase 2 on *active* for a Tx virt, after its pass: release the consumed slots; while
+    /// `holding` (frames left queued on purpose) make sure a signal is requested, without a
+    /// re-check; otherwise sleep if our request still stands, else request one and re-check.
+    /// `Ok(true)`: frames arrived meanwhile (request cancelled, run again).
+    #[inline(always)]
+    pub fn rest_active(&mut self, holding: bool) -> Result<bool, PeerError> {
+        self.active.release();
+        let q = self.active_q;
+        if q.request_stands() {
+            return Ok(false);
+        }
+        q.signal().request();
+        if holding {
+            return Ok(false);
+        }
+        self.active_pending = look(&mut self.active, q)?;
+        if self.active_pending == 0 {
+            return Ok(false);
+        }
+        q.signal().cancel();
+        Ok(true)
     }
 
     /// Phase 3 on *free*: publish what was staged; whether to notify the source now (it asked and

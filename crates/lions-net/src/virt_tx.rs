@@ -152,7 +152,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         self.ready &= !bit;
         let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
         while let Some((q, _)) = self.clients.get(c) {
-            let buf = match q.active.peek() {
+            let buf = match q.peek_active() {
                 Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
                 Ok(None) => return,
                 _ => break,
@@ -162,7 +162,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 return;
             }
             self.stats.bad += 1;
-            let _ = q.active.pop();
+            let _ = q.take_active();
             self.stats.lost += u64::from(!push_to(&mut self.clients, c, buf));
         }
         self.clients.fault(c);
@@ -189,7 +189,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 r => r?,
             }
             self.cache.clean(span);
-            let _ = self.clients.get(c).map(|(q, _)| q.active.pop());
+            let _ = self.clients.get(c).map(|(q, _)| q.take_active());
             self.in_flight[c] = self.in_flight[c].saturating_add(1);
             self.policy.sent(c, buf.len);
             self.head(c);
@@ -199,13 +199,12 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         }
         let (mut again, ready) = (false, self.ready);
         self.clients.each(|c, (q, ch)| {
-            q.active.release();
             if q.publish_free() {
                 ch.notify()?;
             }
-            let parked = q.park_active_holding(ready & (1 << c) != 0);
-            again |= parked == Ok(true);
-            Ok::<_, Error>(parked.is_ok())
+            let rested = q.rest_active(ready & (1 << c) != 0);
+            again |= rested == Ok(true);
+            Ok::<_, Error>(rested.is_ok())
         })?;
         Ok(again)
     }
