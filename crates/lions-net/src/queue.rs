@@ -217,19 +217,22 @@ fn next_in(
             *pending = 0;
         }
         c.release();
-        *pending = look(c, q)?;
+        // Nothing consumed is unreleased now: the raw count is the whole count.
+        *pending = q.waiting();
         if *pending != 0 {
+            c.refresh()?;
             continue;
         }
         if q.request_stands() {
             return Ok(None);
         }
         q.signal().request();
-        *pending = look(c, q)?;
+        *pending = q.waiting();
         if *pending == 0 {
             return Ok(None);
         }
         q.signal().cancel();
+        c.refresh()?;
     }
 }
 
@@ -457,7 +460,7 @@ impl<'a> NetSource<'a> {
     /// asked; the request is consumed.
     #[inline]
     pub fn should_notify_active(&self, did_work: bool) -> bool {
-        self.active_signal.should_notify(did_work)
+        did_work && self.active_signal.should_notify(true)
     }
 }
 
@@ -635,7 +638,7 @@ impl<'a> NetSink<'a> {
     /// Phase 3 on *free*: whether to notify the source now (only if `did_work` and it asked).
     #[inline]
     pub fn should_notify_free(&self, did_work: bool) -> bool {
-        self.free_signal.should_notify(did_work)
+        did_work && self.free_signal.should_notify(true)
     }
 }
 
