@@ -935,6 +935,56 @@ mod tests {
     }
 
     #[test]
+    fn idle_queues_keep_a_standing_request_and_find_late_work() {
+        let free = Region::starting_at(4, 0);
+        let active = Region::starting_at(4, 0);
+        let (mut src, mut sink) = pair(&free, &active, 4);
+        let flag = || active.header().consumer_signalled.load(Ordering::Relaxed);
+        assert_eq!(sink.next_active().unwrap(), None);
+        assert_eq!(flag(), 0, "an empty queue asks for a signal");
+        assert_eq!(sink.next_active().unwrap(), None);
+        assert_eq!(flag(), 0, "the request still stands");
+        // The source publishes and takes the request (it notifies).
+        src.active.push(NetBuffDesc::new(0x800, 60)).unwrap();
+        src.active.push(NetBuffDesc::new(0x1000, 61)).unwrap();
+        assert!(src.publish_active());
+        assert_eq!(flag(), 1);
+        assert_eq!(
+            sink.next_active().unwrap(),
+            Some(NetBuffDesc::new(0x800, 60))
+        );
+        // Published meanwhile, not notified: found in the same drain.
+        src.active.push(NetBuffDesc::new(0x1800, 62)).unwrap();
+        src.active.publish();
+        assert_eq!(sink.next_active().unwrap().map(|d| d.len), Some(61));
+        assert_eq!(sink.next_active().unwrap().map(|d| d.len), Some(62));
+        assert_eq!(sink.next_active().unwrap(), None);
+        assert_eq!(flag(), 0, "the taken request is made again");
+        assert_eq!(active.header().head.load(Ordering::Relaxed), 3, "released");
+        // Peek and take: the same entry once; a Tx-style rest while holding requests a signal.
+        src.active.push(NetBuffDesc::new(0x2000, 63)).unwrap();
+        assert!(src.publish_active());
+        assert_eq!(sink.peek_active().unwrap().map(|d| d.len), Some(63));
+        assert_eq!(sink.peek_active().unwrap().map(|d| d.len), Some(63));
+        assert!(!sink.rest_active(true).unwrap());
+        assert_eq!(flag(), 0);
+        assert_eq!(sink.take_active().unwrap().map(|d| d.len), Some(63));
+        assert_eq!(sink.peek_active().unwrap(), None);
+        assert!(!sink.rest_active(false).unwrap());
+        assert_eq!(active.header().head.load(Ordering::Relaxed), 4);
+        // The source takes what the sink returns, without parking.
+        assert_eq!(src.take_free().unwrap(), None);
+        sink.free.push(NetBuffDesc::new(0x800, 0)).unwrap();
+        assert!(!sink.publish_free(), "the source never asked");
+        assert_eq!(src.take_free().unwrap(), Some(NetBuffDesc::new(0x800, 0)));
+        assert_eq!(src.take_free().unwrap(), None);
+        // A lying source: five entries in a four-slot ring.
+        active.header().tail.store(9, Ordering::Relaxed);
+        assert!(sink.next_active().is_err());
+        assert!(sink.peek_active().is_err());
+    }
+
+    #[test]
     fn corrupt_indices_are_peer_errors() {
         let free = Region::starting_at(4, 10);
         let active = Region::starting_at(4, 10);

@@ -161,7 +161,12 @@ pub fn ppcall(ch: Channel, msg: MessageInfo) -> Result<MessageInfo, OsError> {
 #[inline]
 pub fn defer(action: Deferred) -> Result<(), OsError> {
     let fr = frame().ok_or_else(|| {
-        OsError::new("?", Op::Defer, Some(action.channel()), OsErrorKind::NoBackend)
+        OsError::new(
+            "?",
+            Op::Defer,
+            Some(action.channel()),
+            OsErrorKind::NoBackend,
+        )
     })?;
     match fr.deferred.replace(action) {
         Some(previous) => previous.execute(),
