@@ -35,6 +35,7 @@ use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, cl
 use crate::region::{DataRegion, Span};
 use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_queue::PushError;
 
 /// What the Tx virtualiser refused or lost.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -144,14 +145,21 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         &self.policy
     }
 
-    /// Look at client `c`'s next valid frame (bad ones before it go back to the client) and record
-    /// it in `heads`, `lens` and `ready`. A client whose indices are impossible is faulted.
+    /// Look at client `c`'s next valid frame (after taking the one just sent, if `take`; bad
+    /// ones before it go back to the client) and record it in `heads`, `lens` and `ready`. A
+    /// client whose indices are impossible is faulted.
     #[inline(always)]
-    fn head(&mut self, c: usize) {
+    fn head(&mut self, c: usize, take: bool) {
         let bit = 1u64 << c;
         self.ready &= !bit;
         let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
-        while let Some((q, _)) = self.clients.get(c) {
+        let Some((q, _)) = self.clients.get(c) else {
+            return;
+        };
+        if take {
+            let _ = q.take_active();
+        }
+        loop {
             let buf = match q.peek_active() {
                 Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
                 Ok(None) => return,
@@ -163,7 +171,14 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             }
             self.stats.bad += 1;
             let _ = q.take_active();
-            self.stats.lost += u64::from(!push_to(&mut self.clients, c, buf));
+            match q.free.push(buf) {
+                Ok(()) => {}
+                Err(PushError::Full(_)) => self.stats.lost += 1,
+                Err(PushError::Peer(..)) => {
+                    self.stats.lost += 1;
+                    break;
+                }
+            }
         }
         self.clients.fault(c);
     }
@@ -174,7 +189,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         self.policy.begin();
         let mut todo = self.clients.live();
         while todo != 0 {
-            self.head(todo.trailing_zeros() as usize);
+            self.head(todo.trailing_zeros() as usize, false);
             todo &= todo - 1;
         }
         while let Some(c) = self.policy.pick(self.ready, &self.lens) {
@@ -185,14 +200,13 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             };
             // Staged: the driver cannot see it before the publish below, after the clean.
             match self.driver.active.push(buf) {
-                Err(lions_queue::PushError::Full(_)) => break,
+                Err(PushError::Full(_)) => break,
                 r => r?,
             }
             self.cache.clean(span);
-            let _ = self.clients.get(c).map(|(q, _)| q.take_active());
             self.in_flight[c] = self.in_flight[c].saturating_add(1);
             self.policy.sent(c, buf.len);
-            self.head(c);
+            self.head(c, true);
         }
         if self.driver.publish_active() {
             self.driver_ch.deferred_notify()?;
