@@ -35,7 +35,7 @@ use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, cl
 use crate::region::{DataRegion, Span};
 use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
-use lions_queue::PushError;
+use lions_queue::{PushError, clients::bits};
 
 /// What the Tx virtualiser refused or lost.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,10 +109,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// at least readable), each shared only with its peers; no other handle of the same roles
     /// exists.
     pub unsafe fn new(cfg: &'a NetVirtTxConfig, policy: P, cache: C) -> Result<Self, SetupError> {
-        for r in cfg.clients().iter().flat_map(|c| c.regions()) {
-            // SAFETY: forwarded from the caller; checks the mapping covers `num_buffers`.
-            unsafe { r.buffers() }?;
-        }
+        let mut regions = cfg.clients().iter().flat_map(|c| c.regions());
+        // SAFETY: forwarded from the caller; checks each mapping covers its `num_buffers`.
+        regions.try_for_each(|r| unsafe { r.buffers() }.map(drop))?;
         let conns = cfg.clients().iter().map(|c| &c.conn);
         Ok(Self {
             config: cfg,
@@ -133,9 +132,8 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 
     /// Counters of refused and lost buffers, and the faulted clients.
     pub fn stats(&self) -> TxStats {
-        let faulty = self.clients.faulty();
         TxStats {
-            faulty,
+            faulty: self.clients.faulty(),
             ..self.stats
         }
     }
@@ -156,9 +154,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         let Some((q, _)) = self.clients.get(c) else {
             return;
         };
-        if take {
-            let _ = q.take_active();
-        }
+        let _ = take.then(|| q.take_active());
         loop {
             let buf = match q.peek_active() {
                 Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
@@ -172,12 +168,8 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             self.stats.bad += 1;
             let _ = q.take_active();
             match q.free.push(buf) {
-                Ok(()) => {}
-                Err(PushError::Full(_)) => self.stats.lost += 1,
-                Err(PushError::Peer(..)) => {
-                    self.stats.lost += 1;
-                    break;
-                }
+                Err(PushError::Peer(..)) => break self.stats.lost += 1,
+                r => self.stats.lost += u64::from(r.is_err()),
             }
         }
         self.clients.fault(c);
@@ -187,14 +179,11 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// Returns whether a drained client's queue refilled meanwhile (run again).
     fn tx_provide(&mut self) -> Result<bool, Error> {
         self.policy.begin();
-        let mut todo = self.clients.live();
-        while todo != 0 {
-            self.head(todo.trailing_zeros() as usize, false);
-            todo &= todo - 1;
+        for c in bits(self.clients.live()) {
+            self.head(c, false);
         }
         while let Some(c) = self.policy.pick(self.ready, &self.lens) {
-            let (Some(Some((buf, span))), true) =
-                (self.heads.get(c).copied(), self.ready & (1 << c) != 0)
+            let Some(&Some((buf, span))) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0)
             else {
                 break;
             };
@@ -232,8 +221,7 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
             let back = locate(self.config, buf.io_or_offset).and_then(|(c, oid, off)| {
-                let n = self.in_flight.get_mut(c).filter(|n| **n > 0)?;
-                *n -= 1;
+                *self.in_flight.get_mut(c).filter(|n| **n > 0)? -= 1;
                 let back = NetBuffDesc::with_oid(off, buf.len, oid).ok()?;
                 push_to(&mut self.clients, c, back).then_some(())
             });
