@@ -333,6 +333,9 @@ pub struct NetSink<'a> {
     /// The active queue's header, and the entries its raw indices last promised.
     active_q: &'a NetQueue,
     active_pending: u16,
+    /// The free queue's header, and its head as last seen raw.
+    free_q: &'a NetQueue,
+    free_head_seen: u16,
 }
 
 /// A queue region as the handle was made over it, to make a second handle of another role.
@@ -489,6 +492,8 @@ impl<'a> NetSink<'a> {
         Ok(Self {
             active_q: active.header(),
             active_pending: 0,
+            free_q: free.header(),
+            free_head_seen: 0,
             free: free.producer()?,
             active: active.consumer()?,
             free_signal,
@@ -601,6 +606,20 @@ impl<'a> NetSink<'a> {
         Ok(true)
     }
 
+    /// Stage a buffer on *free*. When the source's raw head moved since we last looked, the ring
+    /// handle re-reads (and checks) it first, so a queue that is full by its cached view (a Tx
+    /// virt returning into a client's nearly full free queue) takes the fast path.
+    #[inline(always)]
+    pub fn push_free(&mut self, buf: NetBuffDesc) -> Result<(), PushError<NetBuffDesc>> {
+        let head = self.free_q.head.load(core::sync::atomic::Ordering::Relaxed);
+        if head != self.free_head_seen {
+            self.free_head_seen = head;
+            // A peer error shows again, and is reported, in the push's own refresh.
+            let _ = self.free.refresh();
+        }
+        self.free.push(buf)
+    }
+
     /// Phase 3 on *free*: publish what was staged; whether to notify the source now (it asked and
     /// something was published).
     #[inline]
@@ -647,6 +666,12 @@ impl<'a> NetSink<'a> {
 pub trait ClientEnd<'a> {
     /// That queue's producer.
     fn outbound(&mut self) -> &mut Producer<'a, u16, NetBuffDesc>;
+
+    /// Stage `buf` on that queue.
+    #[inline(always)]
+    fn push_out(&mut self, buf: NetBuffDesc) -> Result<(), PushError<NetBuffDesc>> {
+        self.outbound().push(buf)
+    }
 }
 
 impl<'a> ClientEnd<'a> for NetSource<'a> {
@@ -658,6 +683,11 @@ impl<'a> ClientEnd<'a> for NetSource<'a> {
 impl<'a> ClientEnd<'a> for NetSink<'a> {
     fn outbound(&mut self) -> &mut Producer<'a, u16, NetBuffDesc> {
         &mut self.free
+    }
+
+    #[inline(always)]
+    fn push_out(&mut self, buf: NetBuffDesc) -> Result<(), PushError<NetBuffDesc>> {
+        self.push_free(buf)
     }
 }
 
@@ -692,7 +722,7 @@ pub fn push_to<'a, T: ClientEnd<'a>>(clients: &mut Clients<T>, c: usize, buf: Ne
     let Some((q, _)) = clients.get(c) else {
         return false;
     };
-    match q.outbound().push(buf) {
+    match q.push_out(buf) {
         Ok(()) => true,
         Err(PushError::Full(_)) => false,
         Err(PushError::Peer(..)) => {

@@ -167,7 +167,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             }
             self.stats.bad += 1;
             let _ = q.take_active();
-            match q.free.push(buf) {
+            match q.push_free(buf) {
                 Err(PushError::Peer(..)) => break self.stats.lost += 1,
                 r => self.stats.lost += u64::from(r.is_err()),
             }
