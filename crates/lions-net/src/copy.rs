@@ -93,7 +93,7 @@ impl<'a> Copier<'a> {
         match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
             None => s.bad_from_virt += 1,
             Some(_) if s.client_faulty => s.dropped += 1,
-            Some(src) => match q.free.pop() {
+            Some(src) => match q.take_free() {
                 Ok(Some(dst)) => {
                     let out = NetBuffDesc::new(dst.io_or_offset, src.len());
                     let span = self.client_data.span(out.io_or_offset, out.len);

@@ -166,6 +166,107 @@ impl NetQueue {
     pub fn signal(&self) -> Signal<'_> {
         Signal::new(&self.consumer_signalled)
     }
+
+    /// Entries published beyond the consumer's head, by the raw indices as C reads them: a hint
+    /// for whether to pop, never used to reach a slot (the ring handle checks what it pops).
+    #[inline(always)]
+    fn waiting(&self) -> u16 {
+        let tail = self.tail.load(core::sync::atomic::Ordering::Acquire);
+        tail.wrapping_sub(self.head.load(core::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Whether the consumer's request for a signal still stands (the producer has not taken it):
+    /// then whatever the producer publishes next is notified, and no re-check is needed.
+    #[inline(always)]
+    fn request_stands(&self) -> bool {
+        self.consumer_signalled
+            .load(core::sync::atomic::Ordering::Relaxed)
+            == signal::SIGNAL_REQUESTED
+    }
+}
+
+/// Entries the raw indices show beyond our local head of `q`. When there are some, the ring handle
+/// re-reads (and checks) the tail, so the pops that follow take its fast path.
+#[inline(always)]
+fn look(c: &mut Consumer<'_, u16, NetBuffDesc>, q: &NetQueue) -> Result<u16, PeerError> {
+    // `consumed() <= capacity <= u16::MAX + 1`; the wrapping difference is the raw count.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = q.waiting().wrapping_sub(c.consumed() as u16);
+    if n != 0 {
+        c.refresh()?;
+    }
+    Ok(n)
+}
+
+/// Phases 1 and 2 on a queue we consume, as C does them and no more: pop while the raw view
+/// promised entries (`pending`); when it runs out, release the consumed slots and look at the
+/// raw indices again; once they show nothing, sleep if our request for a signal still stands,
+/// else request one and re-check. An idle queue costs two index loads and a flag load.
+#[inline(always)]
+fn next_in(
+    c: &mut Consumer<'_, u16, NetBuffDesc>,
+    q: &NetQueue,
+    pending: &mut u16,
+) -> Result<Option<NetBuffDesc>, PeerError> {
+    loop {
+        if *pending != 0 {
+            *pending -= 1;
+            if let Some(buf) = c.pop()? {
+                return Ok(Some(buf));
+            }
+            *pending = 0;
+        }
+        c.release();
+        // Nothing consumed is unreleased now: the raw count is the whole count.
+        *pending = q.waiting();
+        if *pending != 0 {
+            c.refresh()?;
+            continue;
+        }
+        if q.request_stands() {
+            return Ok(None);
+        }
+        q.signal().request();
+        *pending = q.waiting();
+        if *pending == 0 {
+            return Ok(None);
+        }
+        q.signal().cancel();
+        c.refresh()?;
+    }
+}
+
+/// The next entry of a queue we consume without parking (`pending` as for [`next_in`]).
+#[inline(always)]
+fn take_in(
+    c: &mut Consumer<'_, u16, NetBuffDesc>,
+    q: &NetQueue,
+    pending: &mut u16,
+) -> Result<Option<NetBuffDesc>, PeerError> {
+    if *pending == 0 {
+        *pending = look(c, q)?;
+        if *pending == 0 {
+            return Ok(None);
+        }
+    }
+    *pending -= 1;
+    c.pop()
+}
+
+/// The next entry of a queue we consume without taking it (`pending` as for [`next_in`]).
+#[inline(always)]
+fn peek_in(
+    c: &mut Consumer<'_, u16, NetBuffDesc>,
+    q: &NetQueue,
+    pending: &mut u16,
+) -> Result<Option<NetBuffDesc>, PeerError> {
+    if *pending == 0 {
+        *pending = look(c, q)?;
+        if *pending == 0 {
+            return Ok(None);
+        }
+    }
+    c.peek()
 }
 
 // SAFETY: `head` and `tail` return fields of `self`; the descriptors start at offset 8 in the C
@@ -213,6 +314,9 @@ pub struct NetSource<'a> {
     free_signal: Signal<'a>,
     active_signal: Signal<'a>,
     free_raw: Raw,
+    /// The free queue's header, and the entries its raw indices last promised.
+    free_q: &'a NetQueue,
+    free_pending: u16,
 }
 
 /// The end of a queue pair that takes filled buffers and returns them empty: consumes *active*,
@@ -226,6 +330,12 @@ pub struct NetSink<'a> {
     active_signal: Signal<'a>,
     free_raw: Raw,
     adopted: bool,
+    /// The active queue's header, and the entries its raw indices last promised.
+    active_q: &'a NetQueue,
+    active_pending: u16,
+    /// The free queue's header, and its head as last seen raw.
+    free_q: &'a NetQueue,
+    free_head_seen: u16,
 }
 
 /// A queue region as the handle was made over it, to make a second handle of another role.
@@ -269,6 +379,8 @@ impl<'a> NetSource<'a> {
         // SAFETY: forwarded from the caller.
         let (active, active_signal) = unsafe { map(active, active_len, cap)? };
         Ok(Self {
+            free_q: free.header(),
+            free_pending: 0,
             free: free.consumer()?,
             active: active.producer()?,
             free_signal,
@@ -312,19 +424,18 @@ impl<'a> NetSource<'a> {
     }
 
     /// Phases 1 and 2 on *free* in one call: the next returned buffer, or, once the queue is
-    /// empty, release the consumed slots, request a signal and re-check; `None` when it is safe to
-    /// sleep.
+    /// empty, release the consumed slots and request a signal (unless our request still stands) and
+    /// re-check; `None` when it is safe to sleep. An idle queue costs two index loads and a flag load.
     #[inline(always)]
     pub fn next_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
-        loop {
-            if let Some(buf) = self.free.pop()? {
-                return Ok(Some(buf));
-            }
-            self.free.release();
-            if !self.park_free()? {
-                return Ok(None);
-            }
-        }
+        next_in(&mut self.free, self.free_q, &mut self.free_pending)
+    }
+
+    /// The next returned buffer without parking (a copier taking its client's free buffers): an
+    /// empty queue costs two index loads.
+    #[inline(always)]
+    pub fn take_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        take_in(&mut self.free, self.free_q, &mut self.free_pending)
     }
 
     /// Phase 3 on *active*: publish what was staged; whether to notify the sink now (it asked and
@@ -352,7 +463,7 @@ impl<'a> NetSource<'a> {
     /// asked; the request is consumed.
     #[inline]
     pub fn should_notify_active(&self, did_work: bool) -> bool {
-        self.active_signal.should_notify(did_work)
+        did_work && self.active_signal.should_notify(true)
     }
 }
 
@@ -379,6 +490,10 @@ impl<'a> NetSink<'a> {
         // SAFETY: forwarded from the caller.
         let (active, active_signal) = unsafe { map(active, active_len, cap)? };
         Ok(Self {
+            active_q: active.header(),
+            active_pending: 0,
+            free_q: free.header(),
+            free_head_seen: 0,
             free: free.producer()?,
             active: active.consumer()?,
             free_signal,
@@ -446,19 +561,63 @@ impl<'a> NetSink<'a> {
     }
 
     /// Phases 1 and 2 on *active* in one call: the next buffer handed to us, or, once the queue
-    /// is empty, release the consumed slots, request a signal and re-check; `None` when it is safe
-    /// to sleep.
+    /// is empty, release the consumed slots and request a signal (unless our request still stands)
+    /// and re-check; `None` when it is safe to sleep. An idle queue costs two index loads and a
+    /// flag load.
     #[inline(always)]
     pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
-        loop {
-            if let Some(buf) = self.active.pop()? {
-                return Ok(Some(buf));
-            }
-            self.active.release();
-            if !self.park_active()? {
-                return Ok(None);
-            }
+        next_in(&mut self.active, self.active_q, &mut self.active_pending)
+    }
+
+    /// The next buffer on *active* without taking it (a Tx virt looking at a client's next frame):
+    /// an empty queue costs two index loads. [`take_active`](Self::take_active) takes it.
+    #[inline(always)]
+    pub fn peek_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        peek_in(&mut self.active, self.active_q, &mut self.active_pending)
+    }
+
+    /// Take the buffer [`peek_active`](Self::peek_active) showed (its slot is handed back at the
+    /// next release).
+    #[inline(always)]
+    pub fn take_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
+        take_in(&mut self.active, self.active_q, &mut self.active_pending)
+    }
+
+    /// Phase 2 on *active* for a Tx virt, after its pass: release the consumed slots; while
+    /// `holding` (frames left queued on purpose) make sure a signal is requested, without a
+    /// re-check; otherwise sleep if our request still stands, else request one and re-check.
+    /// `Ok(true)`: frames arrived meanwhile (request cancelled, run again).
+    #[inline(always)]
+    pub fn rest_active(&mut self, holding: bool) -> Result<bool, PeerError> {
+        self.active.release();
+        let q = self.active_q;
+        if q.request_stands() {
+            return Ok(false);
         }
+        q.signal().request();
+        if holding {
+            return Ok(false);
+        }
+        self.active_pending = look(&mut self.active, q)?;
+        if self.active_pending == 0 {
+            return Ok(false);
+        }
+        q.signal().cancel();
+        Ok(true)
+    }
+
+    /// Stage a buffer on *free*. When the source's raw head moved since we last looked, the ring
+    /// handle re-reads (and checks) it first, so a queue that is full by its cached view (a Tx
+    /// virt returning into a client's nearly full free queue) takes the fast path.
+    #[inline(always)]
+    pub fn push_free(&mut self, buf: NetBuffDesc) -> Result<(), PushError<NetBuffDesc>> {
+        let head = self.free_q.head.load(core::sync::atomic::Ordering::Relaxed);
+        if head != self.free_head_seen {
+            self.free_head_seen = head;
+            // A peer error shows again, and is reported, in the push's own refresh.
+            let _ = self.free.refresh();
+        }
+        self.free.push(buf)
     }
 
     /// Phase 3 on *free*: publish what was staged; whether to notify the source now (it asked and
@@ -498,7 +657,7 @@ impl<'a> NetSink<'a> {
     /// Phase 3 on *free*: whether to notify the source now (only if `did_work` and it asked).
     #[inline]
     pub fn should_notify_free(&self, did_work: bool) -> bool {
-        self.free_signal.should_notify(did_work)
+        did_work && self.free_signal.should_notify(true)
     }
 }
 
@@ -507,6 +666,12 @@ impl<'a> NetSink<'a> {
 pub trait ClientEnd<'a> {
     /// That queue's producer.
     fn outbound(&mut self) -> &mut Producer<'a, u16, NetBuffDesc>;
+
+    /// Stage `buf` on that queue.
+    #[inline(always)]
+    fn push_out(&mut self, buf: NetBuffDesc) -> Result<(), PushError<NetBuffDesc>> {
+        self.outbound().push(buf)
+    }
 }
 
 impl<'a> ClientEnd<'a> for NetSource<'a> {
@@ -518,6 +683,11 @@ impl<'a> ClientEnd<'a> for NetSource<'a> {
 impl<'a> ClientEnd<'a> for NetSink<'a> {
     fn outbound(&mut self) -> &mut Producer<'a, u16, NetBuffDesc> {
         &mut self.free
+    }
+
+    #[inline(always)]
+    fn push_out(&mut self, buf: NetBuffDesc) -> Result<(), PushError<NetBuffDesc>> {
+        self.push_free(buf)
     }
 }
 
@@ -552,7 +722,7 @@ pub fn push_to<'a, T: ClientEnd<'a>>(clients: &mut Clients<T>, c: usize, buf: Ne
     let Some((q, _)) = clients.get(c) else {
         return false;
     };
-    match q.outbound().push(buf) {
+    match q.push_out(buf) {
         Ok(()) => true,
         Err(PushError::Full(_)) => false,
         Err(PushError::Peer(..)) => {
@@ -792,6 +962,56 @@ mod tests {
         sink.cancel_active_signal();
         src.cancel_free_signal();
         assert!(!sink.should_notify_free(true));
+    }
+
+    #[test]
+    fn idle_queues_keep_a_standing_request_and_find_late_work() {
+        let free = Region::starting_at(4, 0);
+        let active = Region::starting_at(4, 0);
+        let (mut src, mut sink) = pair(&free, &active, 4);
+        let flag = || active.header().consumer_signalled.load(Ordering::Relaxed);
+        assert_eq!(sink.next_active().unwrap(), None);
+        assert_eq!(flag(), 0, "an empty queue asks for a signal");
+        assert_eq!(sink.next_active().unwrap(), None);
+        assert_eq!(flag(), 0, "the request still stands");
+        // The source publishes and takes the request (it notifies).
+        src.active.push(NetBuffDesc::new(0x800, 60)).unwrap();
+        src.active.push(NetBuffDesc::new(0x1000, 61)).unwrap();
+        assert!(src.publish_active());
+        assert_eq!(flag(), 1);
+        assert_eq!(
+            sink.next_active().unwrap(),
+            Some(NetBuffDesc::new(0x800, 60))
+        );
+        // Published meanwhile, not notified: found in the same drain.
+        src.active.push(NetBuffDesc::new(0x1800, 62)).unwrap();
+        src.active.publish();
+        assert_eq!(sink.next_active().unwrap().map(|d| d.len), Some(61));
+        assert_eq!(sink.next_active().unwrap().map(|d| d.len), Some(62));
+        assert_eq!(sink.next_active().unwrap(), None);
+        assert_eq!(flag(), 0, "the taken request is made again");
+        assert_eq!(active.header().head.load(Ordering::Relaxed), 3, "released");
+        // Peek and take: the same entry once; a Tx-style rest while holding requests a signal.
+        src.active.push(NetBuffDesc::new(0x2000, 63)).unwrap();
+        assert!(src.publish_active());
+        assert_eq!(sink.peek_active().unwrap().map(|d| d.len), Some(63));
+        assert_eq!(sink.peek_active().unwrap().map(|d| d.len), Some(63));
+        assert!(!sink.rest_active(true).unwrap());
+        assert_eq!(flag(), 0);
+        assert_eq!(sink.take_active().unwrap().map(|d| d.len), Some(63));
+        assert_eq!(sink.peek_active().unwrap(), None);
+        assert!(!sink.rest_active(false).unwrap());
+        assert_eq!(active.header().head.load(Ordering::Relaxed), 4);
+        // The source takes what the sink returns, without parking.
+        assert_eq!(src.take_free().unwrap(), None);
+        sink.free.push(NetBuffDesc::new(0x800, 0)).unwrap();
+        assert!(!sink.publish_free(), "the source never asked");
+        assert_eq!(src.take_free().unwrap(), Some(NetBuffDesc::new(0x800, 0)));
+        assert_eq!(src.take_free().unwrap(), None);
+        // A lying source: five entries in a four-slot ring.
+        active.header().tail.store(9, Ordering::Relaxed);
+        assert!(sink.next_active().is_err());
+        assert!(sink.peek_active().is_err());
     }
 
     #[test]

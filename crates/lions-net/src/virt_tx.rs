@@ -35,6 +35,7 @@ use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, cl
 use crate::region::{DataRegion, Span};
 use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_queue::{PushError, clients::bits};
 
 /// What the Tx virtualiser refused or lost.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -108,10 +109,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// at least readable), each shared only with its peers; no other handle of the same roles
     /// exists.
     pub unsafe fn new(cfg: &'a NetVirtTxConfig, policy: P, cache: C) -> Result<Self, SetupError> {
-        for r in cfg.clients().iter().flat_map(|c| c.regions()) {
-            // SAFETY: forwarded from the caller; checks the mapping covers `num_buffers`.
-            unsafe { r.buffers() }?;
-        }
+        let mut regions = cfg.clients().iter().flat_map(|c| c.regions());
+        // SAFETY: forwarded from the caller; checks each mapping covers its `num_buffers`.
+        regions.try_for_each(|r| unsafe { r.buffers() }.map(drop))?;
         let conns = cfg.clients().iter().map(|c| &c.conn);
         Ok(Self {
             config: cfg,
@@ -132,9 +132,8 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 
     /// Counters of refused and lost buffers, and the faulted clients.
     pub fn stats(&self) -> TxStats {
-        let faulty = self.clients.faulty();
         TxStats {
-            faulty,
+            faulty: self.clients.faulty(),
             ..self.stats
         }
     }
@@ -144,15 +143,20 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         &self.policy
     }
 
-    /// Look at client `c`'s next valid frame (bad ones before it go back to the client) and record
-    /// it in `heads`, `lens` and `ready`. A client whose indices are impossible is faulted.
+    /// Look at client `c`'s next valid frame (after taking the one just sent, if `take`; bad
+    /// ones before it go back to the client) and record it in `heads`, `lens` and `ready`. A
+    /// client whose indices are impossible is faulted.
     #[inline(always)]
-    fn head(&mut self, c: usize) {
+    fn head(&mut self, c: usize, take: bool) {
         let bit = 1u64 << c;
         self.ready &= !bit;
         let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
-        while let Some((q, _)) = self.clients.get(c) {
-            let buf = match q.active.peek() {
+        let Some((q, _)) = self.clients.get(c) else {
+            return;
+        };
+        let _ = take.then(|| q.take_active());
+        loop {
+            let buf = match q.peek_active() {
                 Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
                 Ok(None) => return,
                 _ => break,
@@ -162,8 +166,11 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 return;
             }
             self.stats.bad += 1;
-            let _ = q.active.pop();
-            self.stats.lost += u64::from(!push_to(&mut self.clients, c, buf));
+            let _ = q.take_active();
+            match q.push_free(buf) {
+                Err(PushError::Peer(..)) => break self.stats.lost += 1,
+                r => self.stats.lost += u64::from(r.is_err()),
+            }
         }
         self.clients.fault(c);
     }
@@ -172,40 +179,35 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// Returns whether a drained client's queue refilled meanwhile (run again).
     fn tx_provide(&mut self) -> Result<bool, Error> {
         self.policy.begin();
-        let mut todo = self.clients.live();
-        while todo != 0 {
-            self.head(todo.trailing_zeros() as usize);
-            todo &= todo - 1;
+        for c in bits(self.clients.live()) {
+            self.head(c, false);
         }
         while let Some(c) = self.policy.pick(self.ready, &self.lens) {
-            let (Some(Some((buf, span))), true) =
-                (self.heads.get(c).copied(), self.ready & (1 << c) != 0)
+            let Some(&Some((buf, span))) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0)
             else {
                 break;
             };
             // Staged: the driver cannot see it before the publish below, after the clean.
             match self.driver.active.push(buf) {
-                Err(lions_queue::PushError::Full(_)) => break,
+                Err(PushError::Full(_)) => break,
                 r => r?,
             }
             self.cache.clean(span);
-            let _ = self.clients.get(c).map(|(q, _)| q.active.pop());
             self.in_flight[c] = self.in_flight[c].saturating_add(1);
             self.policy.sent(c, buf.len);
-            self.head(c);
+            self.head(c, true);
         }
         if self.driver.publish_active() {
             self.driver_ch.deferred_notify()?;
         }
         let (mut again, ready) = (false, self.ready);
         self.clients.each(|c, (q, ch)| {
-            q.active.release();
             if q.publish_free() {
                 ch.notify()?;
             }
-            let parked = q.park_active_holding(ready & (1 << c) != 0);
-            again |= parked == Ok(true);
-            Ok::<_, Error>(parked.is_ok())
+            let rested = q.rest_active(ready & (1 << c) != 0);
+            again |= rested == Ok(true);
+            Ok::<_, Error>(rested.is_ok())
         })?;
         Ok(again)
     }
@@ -219,8 +221,7 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
             let back = locate(self.config, buf.io_or_offset).and_then(|(c, oid, off)| {
-                let n = self.in_flight.get_mut(c).filter(|n| **n > 0)?;
-                *n -= 1;
+                *self.in_flight.get_mut(c).filter(|n| **n > 0)? -= 1;
                 let back = NetBuffDesc::with_oid(off, buf.len, oid).ok()?;
                 push_to(&mut self.clients, c, back).then_some(())
             });

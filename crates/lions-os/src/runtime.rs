@@ -160,12 +160,14 @@ pub fn ppcall(ch: Channel, msg: MessageInfo) -> Result<MessageInfo, OsError> {
 /// deferred, it is performed now and `action` takes its place.
 #[inline]
 pub fn defer(action: Deferred) -> Result<(), OsError> {
-    let fr = frame().ok_or(OsError::new(
-        "?",
-        Op::Defer,
-        Some(action.channel()),
-        OsErrorKind::NoBackend,
-    ))?;
+    let fr = frame().ok_or_else(|| {
+        OsError::new(
+            "?",
+            Op::Defer,
+            Some(action.channel()),
+            OsErrorKind::NoBackend,
+        )
+    })?;
     match fr.deferred.replace(action) {
         Some(previous) => previous.execute(),
         None => Ok(()),

@@ -69,6 +69,16 @@ pub fn region(vaddr: u64, size: u64) -> Result<(NonNull<u8>, usize), QueueError>
     Ok((ptr.ok_or(QueueError::Unmapped)?, len))
 }
 
+/// The members of `set` (bit `c` = client `c`) in index order: the cost is the number of members.
+#[inline]
+pub fn bits(mut set: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let c = (set != 0).then(|| set.trailing_zeros() as usize)?;
+        set &= set - 1;
+        Some(c)
+    })
+}
+
 /// A virtualiser's clients: one `T` (its queue ends, channel, ...) per configured client, and the
 /// set of live ones.
 pub struct Clients<T> {
@@ -192,6 +202,9 @@ mod tests {
             t.each(|c, _| if c == 2 { Err(c) } else { Ok(true) }),
             Err(2)
         );
+        assert_eq!(bits(0b1010_0001).collect::<Vec<_>>(), [0, 5, 7]);
+        assert_eq!(bits(1 << 63).collect::<Vec<_>>(), [63]);
+        assert_eq!(bits(0).count(), 0);
         let r = Clients::<u8>::new(0..3, |c, _| if c == 2 { Err("bad") } else { Ok(Some(0)) });
         assert_eq!(r.err(), Some("bad"));
     }
