@@ -30,6 +30,9 @@
 //! restored when the system ends, so a host serial driver that made it raw and was then stopped
 //! (or faulted) never leaves the user's shell raw.
 //!
+//! A PD that could not start (it called `lions_os::startup_failed`: a port in use, a missing disk
+//! image, ...) stops the whole system at once, with a line naming it; its own message says why.
+//!
 //! **Exit status**: 0 when stopped by a signal or when every PD exited normally, with no fault left
 //! unrestarted; 1 when a PD faulted and was not restarted (no `--restart`, or its restart limit was
 //! reached); 2 when the system description is bad or the system could not start (a missing image,
@@ -561,6 +564,16 @@ impl Board {
             if let Some(s) = self.signals.received() {
                 signal = Some(s);
                 self.trace(format_args!("stopping ({})", sys::signal_name(s).0));
+                break;
+            }
+            // A PD that could not start (a port in use, a missing disk image) leaves a system
+            // that only looks alive: stop it, naming the PD, whose own message says why.
+            if let Some(f) = self.faults.iter().find(|f| f.cause == Cause::StartupFailed) {
+                eprintln!(
+                    "lions-host: stopping the system: {} could not start (its message above says \
+                     why; fix that and start the system again)",
+                    f.pd
+                );
                 break;
             }
             let mut fds = vec![libc::pollfd {

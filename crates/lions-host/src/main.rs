@@ -8,6 +8,29 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: lions-host [--restart] [--max-restarts N] [--trace] [--stats] [--no-rt] \
 [--search-path DIR]... <file.system>";
 
+/// `--help`: what the launcher does, every option, the signals and the exit status.
+const HELP: &str = "\
+lions-host: run a seL4 Microkit system description (.system, as sdfgen writes it) on Linux, one
+process per protection domain. Memory regions become shared memory mapped at the description's
+vaddrs with its rights; channels and PPCs follow seL4 semantics, and a PD holds only the channels
+the description gives it. PD binaries are built with lions-os's `host` feature; `cargo xtask run
+<example>` builds and assembles a system and starts this launcher on it.
+
+options:
+  --search-path DIR   where program_image paths are looked up, in order, before the directory of
+                      the .system file (repeatable); NAME.elf also matches NAME
+  --restart           re-spawn a PD that faulted; its memory regions keep their contents
+  --max-restarts N    restarts per PD at most (default 3)
+  --trace             report every start, exit and scheduling decision on stderr
+  --stats             print per-PD counters (notifications, PPCs, IRQs, restarts) at exit
+  --no-rt             do not ask for real-time priorities (SCHED_FIFO) for the PDs
+  -h, --help          this text
+
+Ctrl-C or SIGTERM stops the whole system (SIGTERM to every PD, SIGKILL after a second).
+exit status: 0 stopped by a signal or every PD exited normally; 1 a PD faulted and was not
+restarted; 2 a bad system description, or the system could not start (a missing image, a region
+that cannot be mapped, a PD that failed to start), with the PD named on stderr.";
+
 fn main() -> ExitCode {
     let mut options = Options::default();
     let mut system: Option<PathBuf> = None;
@@ -27,7 +50,7 @@ fn main() -> ExitCode {
                 None => return usage("--search-path needs a directory"),
             },
             Some("-h" | "--help") => {
-                println!("{USAGE}");
+                println!("{USAGE}\n\n{HELP}");
                 return ExitCode::SUCCESS;
             }
             Some(a) if a.starts_with('-') => return usage(&format!("unknown option {a}")),

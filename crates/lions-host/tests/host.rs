@@ -391,6 +391,21 @@ fn write_to_read_only_region_faults_and_the_others_keep_running() {
     );
 }
 
+/// A PD that cannot start stops the whole system at once (exit status 2), named, with its own
+/// reason, even under `--restart`: the rest would only look alive.
+#[test]
+fn a_pd_that_cannot_start_stops_the_system() {
+    // `def_b` idles (a handler waiting for notifications that never come).
+    let s = system(
+        "cannot_start",
+        &format!("{}{}", pd("cannot_start", ""), pd("def_b", "")),
+    );
+    let mut l = launch(&s, &["--restart"]);
+    l.expect("cannot_start: cannot start: port 1234 is in use (try another port)");
+    l.expect("lions-host: stopping the system: cannot_start could not start");
+    assert_eq!(l.wait().code(), Some(2), "{}", l.output());
+}
+
 #[test]
 fn restart_respawns_a_faulted_pd_with_its_regions() {
     let s = system(

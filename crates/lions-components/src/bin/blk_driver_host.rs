@@ -41,10 +41,19 @@ fn init() -> BlkDriver<'static, HostBlk> {
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
     let path = std::env::var_os(IMAGE_ENV)
         .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| fail(format_args!("{IMAGE_ENV} names no disk image")));
+        .unwrap_or_else(|| {
+            fail(format_args!(
+                "{IMAGE_ENV} names no disk image (make one, e.g. examples/fileio/make-disk.sh, \
+                 and set {IMAGE_ENV}=<path> when you start the system)"
+            ))
+        });
     let read_only = std::env::var_os(READ_ONLY_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-    let mut dev = HostBlk::open(Path::new(&path), read_only)
-        .unwrap_or_else(|e| fail(format_args!("{}: {e}", path.to_string_lossy())));
+    let mut dev = HostBlk::open(Path::new(&path), read_only).unwrap_or_else(|e| {
+        fail(format_args!(
+            "{}: {e} (the disk image {IMAGE_ENV} names; examples/fileio/make-disk.sh makes one)",
+            path.to_string_lossy()
+        ))
+    });
     let conn = &config.virt;
     let own = [conn.storage_info, conn.req_queue, conn.resp_queue];
     let mut windows = 0;

@@ -124,6 +124,7 @@ fn init() -> Boxed {
             Box::new(NullHandler)
         }
         "doomed" => panic!("always"),
+        "cannot_start" => lions_os::startup_failed("port 1234 is in use (try another port)"),
         "irq_pd" => irq_pd(),
         "raw_term" => {
             // What a host serial driver does to the launching terminal; never undone here.
