@@ -112,6 +112,10 @@ mod testkit;
 pub mod virt_rx;
 pub mod virt_tx;
 
+/// The TCP/IP stack the client library is built on, re-exported so a client names its types
+/// (`lions_net::smoltcp::wire::Ipv4Address`, sockets, ...) at exactly the version this crate uses.
+pub use smoltcp;
+
 pub use arp::{ArpEntry, ArpResponder, ArpStats};
 #[cfg(target_arch = "aarch64")]
 pub use cache::Aarch64Cache;
