@@ -18,7 +18,7 @@
 
 use crate::capacity::{Capacity, CapacityError};
 use crate::index::RingIndex;
-use crate::sync::{Ordering, Slot, read_run, write_run};
+use crate::sync::{Ordering, Slot, read_array, read_run, write_run};
 use zerocopy::FromBytes;
 
 /// Which index a misbehaving peer wrote.
@@ -735,6 +735,56 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
         Ok(n)
     }
 
+    /// Pop up to `max` entries in place: the returned iterator yields each entry by value, reading
+    /// its slot once (a volatile read) when it reaches it, with no copy through a private buffer
+    /// (rtrb's `read_chunk`, without handing out references into shared memory). Every entry the
+    /// iterator yields is popped; those it does not reach stay in the ring. Their slots are handed
+    /// back at the next [`release`](Self::release). A peer error is returned only when nothing
+    /// is available.
+    #[inline]
+    pub fn pop_iter(&mut self, max: usize) -> Result<PopIter<'_, 'a, I, T>, PeerError> {
+        let avail = self.stop.dist_from(self.local_head);
+        let (a, b) = if avail >= max as u64 {
+            self.slots.runs(self.local_head, max)
+        } else {
+            self.pop_iter_runs(max)?
+        };
+        Ok(PopIter {
+            a: a.iter(),
+            b: b.iter(),
+            n: a.len() + b.len(),
+            consumer: self,
+        })
+    }
+
+    /// `pop_iter` beyond the fast-path stop: refresh the tail, and the path of fixed capacities.
+    /// Returns the (at most two) runs of slots the iterator may read.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn pop_iter_runs(&mut self, max: usize) -> Result<(&'a [Slot<T>], &'a [Slot<T>]), PeerError> {
+        if self.tail.dist_from(self.local_head) < max as u64
+            && let Err(e) = self.refresh()
+            && self.local_head == self.tail
+        {
+            return Err(e);
+        }
+        let mut avail = self.tail.dist_from(self.local_head);
+        if self.cap.is_power_of_two() {
+            // At most `usable <= slots` entries are available, which fits a usize.
+            #[allow(clippy::cast_possible_truncation)]
+            let n = (avail as usize).min(max);
+            return Ok(self.slots.runs(self.local_head, n));
+        }
+        // As in `pop_slice_slow`: never past the index wrap, where `index % slots` jumps.
+        avail = avail.min((I::MAX - self.local_head.to_u64()).saturating_add(1));
+        #[allow(clippy::cast_possible_truncation)]
+        let n = (avail as usize).min(max);
+        let start = self.cap.slot(self.local_head.to_u64());
+        let first = n.min(self.cap.slot_count() - start);
+        let slots = self.slots.slots;
+        Ok((&slots[start..start + first], &slots[..n - first]))
+    }
+
     /// Entries popped but whose slots are not yet handed back.
     pub fn consumed(&self) -> u64 {
         self.local_head.dist_from(self.shared_head)
@@ -758,5 +808,95 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
         let v = self.pop()?;
         self.release();
         Ok(v)
+    }
+}
+
+/// Slots `PopIter::fold` reads in one volatile read.
+const FOLD_GROUP: usize = 8;
+
+/// Entries popped in place by [`Consumer::pop_iter`], yielded by value in ring order.
+///
+/// Each slot is read exactly once, with a volatile read, when the iterator reaches it; the value
+/// is a private copy, so checking it cannot be raced by the peer, and no reference into shared
+/// memory is handed out. Dropping the iterator pops exactly the entries it yielded (forgetting it
+/// pops none).
+pub struct PopIter<'c, 'a, I: RingIndex, T> {
+    /// The run from the head to the end of the array.
+    a: core::slice::Iter<'a, Slot<T>>,
+    /// The run from the start of the array (empty unless the entries wrap).
+    b: core::slice::Iter<'a, Slot<T>>,
+    /// Entries the iterator started with.
+    n: usize,
+    consumer: &'c mut Consumer<'a, I, T>,
+}
+
+impl<I: RingIndex, T> PopIter<'_, '_, I, T> {
+    /// Entries not yet yielded.
+    #[inline(always)]
+    fn left(&self) -> usize {
+        self.a.len() + self.b.len()
+    }
+}
+
+impl<I: RingIndex, T: Copy + FromBytes> Iterator for PopIter<'_, '_, I, T> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        let slot = match self.a.next() {
+            Some(s) => s,
+            None => self.b.next()?,
+        };
+        // SAFETY: the slot is one of the entries in [head, tail) as published by the producer and
+        // observed with Acquire, and not yet handed back (the head moves only when we drop).
+        Some(unsafe { slot.read() })
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.left();
+        (n, Some(n))
+    }
+
+    /// Internal iteration (`sum`, `for_each`, ...): one tight loop per run, the iterator's state
+    /// left in registers. The entries count as popped once the loop is done (if `f` unwinds, none
+    /// of them do).
+    #[inline]
+    fn fold<B, F: FnMut(B, T) -> B>(mut self, init: B, mut f: F) -> B {
+        let mut acc = init;
+        for run in [self.a.as_slice(), self.b.as_slice()] {
+            // Groups of `FOLD_GROUP` slots are read in one go (still once each, into a private
+            // array, so the caller's `f` sees values the compiler may combine, e.g. vectorise a
+            // sum); the rest one by one.
+            let (groups, rest) = run.as_chunks::<FOLD_GROUP>();
+            for group in groups {
+                // SAFETY: as in `next`, for each slot of the group.
+                for v in unsafe { read_array(group) } {
+                    acc = f(acc, v);
+                }
+            }
+            for slot in rest {
+                // SAFETY: as in `next`.
+                acc = f(acc, unsafe { slot.read() });
+            }
+        }
+        self.a = Default::default();
+        self.b = Default::default();
+        acc
+    }
+}
+
+impl<I: RingIndex, T: Copy + FromBytes> ExactSizeIterator for PopIter<'_, '_, I, T> {}
+
+impl<I: RingIndex, T> Drop for PopIter<'_, '_, I, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let taken = self.n - self.left();
+        let c = &mut *self.consumer;
+        c.local_head = c.local_head.add(taken as u64);
+        if !c.cap.is_power_of_two() {
+            // Fixed capacities keep the fast-path stop pinned to the head (see `set_stop`).
+            c.stop = c.local_head;
+        }
     }
 }
