@@ -10,6 +10,8 @@
 //! - `spsc_drive -- two [REPS]`: REPS (101) pinned two-thread runs of 2^16 items of every mode,
 //!   interleaved (ours single, rtrb single, ours batched, rtrb batched, ...); prints the minimum and
 //!   median ns per item and the ratios.
+//! - `spsc_drive -- tos|trs|tob|trb [REPS]`: REPS (200) pinned runs of one two-thread mode (ours/rtrb
+//!   single/batched), for `perf record -e cpu-clock`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 #[path = "spsc_work/mod.rs"]
@@ -53,7 +55,13 @@ fn main() {
     match which.as_str() {
         "one" => {
             pin(1);
-            let names = ["ours single", "rtrb single", "ours batched", "rtrb batched", "ours slice"];
+            let names = [
+                "ours single",
+                "rtrb single",
+                "ours batched",
+                "rtrb batched",
+                "ours slice",
+            ];
             let mut times = vec![Vec::new(); names.len()];
             for _ in 0..reps.unwrap_or(200) {
                 for (k, v) in times.iter_mut().enumerate() {
@@ -92,6 +100,20 @@ fn main() {
             }
             report(&names, &mut times, "ns/item");
         }
+        mode @ ("tos" | "trs" | "tob" | "trb") => {
+            // One two-thread workload, REPS (200) times (for `perf record`).
+            let run = match mode {
+                "tos" => two_ours_single,
+                "trs" => two_rtrb_single,
+                "tob" => two_ours_batched,
+                _ => two_rtrb_batched,
+            };
+            let mut v: Vec<f64> = (0..reps.unwrap_or(200))
+                .map(|_| run().as_nanos() as f64 / STREAM as f64)
+                .collect();
+            let (min, med) = min_med(&mut v);
+            println!("{mode}: min {min:.2} median {med:.2} ns/item");
+        }
         mode => {
             for _ in 0..1000 {
                 t += match mode {
@@ -100,7 +122,7 @@ fn main() {
                     "os" => ours_single(&mut p, &mut c),
                     "rb" => rtrb_batched(&mut rp, &mut rc),
                     "rs" => rtrb_single(&mut rp, &mut rc),
-                    _ => panic!("os|rs|ob|rb|oslice|one [REPS]|two [REPS]"),
+                    _ => panic!("os|rs|ob|rb|oslice|one|two|tos|trs|tob|trb [REPS]"),
                 };
             }
             println!("{t}");

@@ -736,7 +736,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 
     /// Pop up to `max` entries in place: the returned iterator yields each entry by value, reading
-    /// its slot once (a volatile read) when it reaches it, with no copy through a private buffer
+    /// its slot once when it reaches it (see [`PopIter`]), with no copy through a private buffer
     /// (rtrb's `read_chunk`, without handing out references into shared memory). Every entry the
     /// iterator yields is popped; those it does not reach stay in the ring. Their slots are handed
     /// back at the next [`release`](Self::release). A peer error is returned only when nothing
@@ -811,14 +811,16 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 }
 
-/// Slots `PopIter::fold` reads in one volatile read.
+/// Slots `PopIter::fold` copies at once (64 bytes of `u64`, one cache line).
 const FOLD_GROUP: usize = 8;
 
 /// Entries popped in place by [`Consumer::pop_iter`], yielded by value in ring order.
 ///
-/// Each slot is read exactly once, with a volatile read, when the iterator reaches it; the value
-/// is a private copy, so checking it cannot be raced by the peer, and no reference into shared
-/// memory is handed out. Dropping the iterator pops exactly the entries it yielded (forgetting it
+/// Each slot is read exactly once, when the iterator reaches it: one by one with a volatile read
+/// (`next`), or, under internal iteration (`fold`, so `sum`, `for_each`, `count`, ...), eight at a
+/// time into a private array followed by a compiler fence (see `sync::read_array`), which lets the
+/// compiler vectorise the caller's loop. Either way the caller gets private copies: checking one
+/// cannot be raced by the peer, and no reference into shared memory is handed out. Dropping the iterator pops exactly the entries it yielded (forgetting it
 /// pops none).
 pub struct PopIter<'c, 'a, I: RingIndex, T> {
     /// The run from the head to the end of the array.

@@ -87,8 +87,13 @@ impl<T: Copy> Slot<T> {
     }
 }
 
-/// Read `K` consecutive slots at once, each byte exactly once (one volatile read of the array, which
-/// the compiler may do with wide loads), into a private copy.
+/// Read `K` consecutive slots at once into a private copy, each slot exactly once: one plain read of
+/// the array (so the compiler may use wide loads and vectorise what the caller does with the copy),
+/// then a compiler fence. The copy is made before the fence and used only after it, and memory may
+/// have changed across a fence, so the compiler cannot satisfy a later use of the copy by reading
+/// the slot again (the double fetch a volatile read also rules out, one slot at a time). A
+/// misbehaving peer writing meanwhile can only make the copy a torn `T`, valid because
+/// `T: FromBytes`.
 ///
 /// # Safety
 /// As for [`Slot::read`], for every slot read.
@@ -101,10 +106,8 @@ pub(crate) unsafe fn read_array<T: Copy, const K: usize>(slots: &[Slot<T>; K]) -
         // caller owns the slots.
         let v = unsafe {
             core::ptr::read(
-                core::cell::UnsafeCell::raw_get(
-                    slots.as_ptr().cast::<core::cell::UnsafeCell<T>>(),
-                )
-                .cast::<[T; K]>(),
+                core::cell::UnsafeCell::raw_get(slots.as_ptr().cast::<core::cell::UnsafeCell<T>>())
+                    .cast::<[T; K]>(),
             )
         };
         // The copy is made before the fence and used after it, so the compiler cannot replace a

@@ -161,9 +161,28 @@ pub fn pinned_pair(producer: impl FnOnce() + Send, consumer: impl FnOnce() -> u6
     t
 }
 
+/// Before a two-thread run, pass one ring's worth of items through from the calling (consumer)
+/// thread, so every ring starts with its slots mapped and in the consumer's cache (ours are
+/// zeroed at construction, rtrb's are not touched until written; without this, rtrb's first
+/// writes fault pages in and the two rings start from different states).
+fn warm_ours(p: &mut OursP<'_>, c: &mut OursC<'_>) {
+    for i in 0..N {
+        p.enqueue(i).unwrap();
+        c.dequeue().unwrap().unwrap();
+    }
+}
+
+fn warm_rtrb(p: &mut rtrb::Producer<u64>, c: &mut rtrb::Consumer<u64>) {
+    for i in 0..N {
+        p.push(i).unwrap();
+        c.pop().unwrap();
+    }
+}
+
 pub fn two_ours_single() -> Duration {
     let mut s = ours();
     let (mut p, mut c, _) = s.split().unwrap();
+    warm_ours(&mut p, &mut c);
     pinned_pair(
         move || {
             for i in 0..STREAM {
@@ -196,6 +215,7 @@ pub fn two_ours_single() -> Duration {
 pub fn two_ours_batched() -> Duration {
     let mut s = ours();
     let (mut p, mut c, _) = s.split().unwrap();
+    warm_ours(&mut p, &mut c);
     pinned_pair(
         move || {
             let mut i = 0;
@@ -230,6 +250,7 @@ pub fn two_ours_batched() -> Duration {
 
 pub fn two_rtrb_single() -> Duration {
     let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAP);
+    warm_rtrb(&mut p, &mut c);
     pinned_pair(
         move || {
             for i in 0..STREAM {
@@ -260,6 +281,7 @@ pub fn two_rtrb_single() -> Duration {
 /// on `TooFewSlots(k)` we take the `k` there are.
 pub fn two_rtrb_batched() -> Duration {
     let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAP);
+    warm_rtrb(&mut p, &mut c);
     pinned_pair(
         move || {
             let mut i = 0;
