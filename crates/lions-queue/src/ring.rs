@@ -524,10 +524,13 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     /// before the consumer's Acquire load sees the new tail). Returns how many were published.
     #[inline]
     pub fn publish(&mut self) -> u64 {
-        let n = self.staged();
+        // Our fields are updated before the store: a Release store is a barrier the compiler does
+        // not forward our own fields across, so updating them after it would reload them.
+        let tail = self.local_tail;
+        let n = tail.dist_from(self.shared_tail);
         if n != 0 {
-            I::store(self.tail_ref, self.local_tail, Ordering::Release);
-            self.shared_tail = self.local_tail;
+            self.shared_tail = tail;
+            I::store(self.tail_ref, tail, Ordering::Release);
         }
         n
     }
@@ -794,10 +797,12 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// the producer's Acquire load sees it). Returns how many.
     #[inline]
     pub fn release(&mut self) -> u64 {
-        let n = self.consumed();
+        // As in `Producer::publish`: our fields first, then the store.
+        let head = self.local_head;
+        let n = head.dist_from(self.shared_head);
         if n != 0 {
-            I::store(self.head_ref, self.local_head, Ordering::Release);
-            self.shared_head = self.local_head;
+            self.shared_head = head;
+            I::store(self.head_ref, head, Ordering::Release);
         }
         n
     }
