@@ -168,6 +168,7 @@ impl<'a, T> SlotArray<'a, T> {
     }
 
     /// Slot of `index` by the wire rule `index % slots` (fixed capacities, slow path only).
+    #[inline]
     fn modulo<I: RingIndex>(&self, cap: Capacity, index: I) -> &'a Slot<T> {
         // `cap.slot(..) < cap.slots() <= slots.len()` (checked in `new`); indexing stays checked
         // here because this path is not the hot one.
@@ -192,6 +193,50 @@ fn snapshot<I: RingIndex>(
         });
     }
     Ok((head, tail))
+}
+
+/// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our writes
+/// to them) and check it lies between our last view `seen` and our published tail. Out of line and
+/// by value, so a caller's handle need not leave registers for it.
+#[inline(never)]
+fn checked_head<I: RingIndex>(
+    head_ref: &I::Atomic,
+    seen: I,
+    shared_tail: I,
+) -> Result<I, PeerError> {
+    let head = I::load(head_ref, Ordering::Acquire);
+    if head.dist_from(seen) > shared_tail.dist_from(seen) {
+        return Err(PeerError {
+            field: IndexField::Head,
+            value: head.to_u64(),
+            low: seen.to_u64(),
+            high: shared_tail.to_u64(),
+        });
+    }
+    Ok(head)
+}
+
+/// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
+/// length it implies lies between what we already saw (`seen`) and `usable`. Out of line and by
+/// value, as `checked_head`.
+#[inline(never)]
+fn checked_tail<I: RingIndex>(
+    tail_ref: &I::Atomic,
+    shared_head: I,
+    seen: I,
+    usable: u64,
+) -> Result<I, PeerError> {
+    let tail = I::load(tail_ref, Ordering::Acquire);
+    let len = tail.dist_from(shared_head);
+    if len < seen.dist_from(shared_head) || len > usable {
+        return Err(PeerError {
+            field: IndexField::Tail,
+            value: tail.to_u64(),
+            low: seen.to_u64(),
+            high: shared_head.add(usable).to_u64(),
+        });
+    }
+    Ok(tail)
 }
 
 /// The producing end of a ring: the only handle that writes entries and the tail.
@@ -264,6 +309,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// The first index we may not write, by what we last saw of the head.
+    #[inline]
     fn write_limit(&self) -> I {
         let full = self.head.add(self.cap.usable());
         if self.cap.is_power_of_two() {
@@ -283,6 +329,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Set the fast-path limit after the head or our tail moved other than by a masked push.
+    #[inline]
     fn set_limit(&mut self) {
         self.limit = if self.cap.is_power_of_two() {
             self.write_limit()
@@ -292,6 +339,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Entries that may still be pushed by what we last saw of the head.
+    #[inline]
     fn free_cached(&self) -> u64 {
         self.write_limit().dist_from(self.local_tail)
     }
@@ -299,18 +347,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     /// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our
     /// writes to them) and check it lies between our last view and our published tail.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
-        let head = I::load(self.head_ref, Ordering::Acquire);
-        let moved = head.dist_from(self.head);
-        let allowed = self.shared_tail.dist_from(self.head);
-        if moved > allowed {
-            return Err(PeerError {
-                field: IndexField::Head,
-                value: head.to_u64(),
-                low: self.head.to_u64(),
-                high: self.shared_tail.to_u64(),
-            });
-        }
-        self.head = head;
+        self.head = checked_head::<I>(self.head_ref, self.head, self.shared_tail)?;
         self.set_limit();
         Ok(())
     }
@@ -338,41 +375,39 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Stage one entry; it becomes visible to the consumer at the next [`publish`](Self::publish).
-    #[inline]
+    ///
+    /// At the fast-path limit the head is re-read out of line by value (`checked_head`), so the
+    /// handle never escapes and a caller's loop can keep it in registers.
+    #[inline(always)]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         if self.local_tail == self.limit {
-            return self.push_slow(value);
+            core::hint::cold_path();
+            if self.free_cached() == 0 {
+                match checked_head::<I>(self.head_ref, self.head, self.shared_tail) {
+                    Ok(head) => {
+                        self.head = head;
+                        self.set_limit();
+                    }
+                    Err(e) => return Err(PushError::Peer(e, value)),
+                }
+                if self.free_cached() == 0 {
+                    return Err(PushError::Full(value));
+                }
+            }
+            if !self.cap.is_power_of_two() {
+                // SAFETY: `free_cached() > 0`, so the slot lies outside the consumer's
+                // [head, tail) and the window does not straddle the index wrap (`write_limit`).
+                unsafe { self.slots.modulo(self.cap, self.local_tail).write(value) };
+                self.local_tail = self.local_tail.add(1);
+                self.set_limit();
+                return Ok(());
+            }
+            // A power of two with room again: the limit moved past `local_tail`.
         }
         // SAFETY: `local_tail` lies before `limit = head + usable`, so its slot is outside the
         // consumer's [head, tail) and by the ring protocol it does not read it until we publish.
         unsafe { self.slots.at(self.local_tail).write(value) };
         self.local_tail = self.local_tail.add(1);
-        Ok(())
-    }
-
-    /// `push` when the fast-path limit is reached: refresh the head when the cached view is full,
-    /// and the only path of fixed (non-power-of-two) capacities.
-    #[cold]
-    #[inline(never)]
-    fn push_slow(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.free_cached() == 0 {
-            if let Err(e) = self.refresh() {
-                return Err(PushError::Peer(e, value));
-            }
-            if self.free_cached() == 0 {
-                return Err(PushError::Full(value));
-            }
-        }
-        let slot = if self.cap.is_power_of_two() {
-            self.slots.at(self.local_tail)
-        } else {
-            self.slots.modulo(self.cap, self.local_tail)
-        };
-        // SAFETY: `free_cached() > 0`, so the slot lies outside the consumer's [head, tail) (and,
-        // for a fixed capacity, the window does not straddle the index wrap, see `write_limit`).
-        unsafe { slot.write(value) };
-        self.local_tail = self.local_tail.add(1);
-        self.set_limit();
         Ok(())
     }
 
@@ -536,7 +571,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Push and publish one entry.
-    #[inline]
+    #[inline(always)]
     pub fn enqueue(&mut self, value: T) -> Result<(), PushError<T>> {
         self.push(value)?;
         self.publish();
@@ -578,6 +613,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 
     /// Set the fast-path stop after the tail or our head moved other than by a masked pop.
+    #[inline]
     fn set_stop(&mut self) {
         self.stop = if self.cap.is_power_of_two() {
             self.tail
@@ -589,18 +625,12 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
     /// length it implies lies between what we already saw and the capacity.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
-        let tail = I::load(self.tail_ref, Ordering::Acquire);
-        let len = tail.dist_from(self.shared_head);
-        let seen = self.tail.dist_from(self.shared_head);
-        if len < seen || len > self.cap.usable() {
-            return Err(PeerError {
-                field: IndexField::Tail,
-                value: tail.to_u64(),
-                low: self.tail.to_u64(),
-                high: self.shared_head.add(self.cap.usable()).to_u64(),
-            });
-        }
-        self.tail = tail;
+        self.tail = checked_tail::<I>(
+            self.tail_ref,
+            self.shared_head,
+            self.tail,
+            self.cap.usable(),
+        )?;
         self.set_stop();
         Ok(())
     }
@@ -649,27 +679,38 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
 
     /// Take the next entry; its slot is handed back to the producer at the next
     /// [`release`](Self::release).
-    #[inline]
+    ///
+    /// At the fast-path stop the tail is re-read out of line by value (`checked_tail`), so the
+    /// handle never escapes and a caller's loop can keep it in registers.
+    #[inline(always)]
     pub fn pop(&mut self) -> Result<Option<T>, PeerError> {
         if self.local_head == self.stop {
-            return self.pop_slow();
+            core::hint::cold_path();
+            if self.local_head == self.tail {
+                self.tail = checked_tail::<I>(
+                    self.tail_ref,
+                    self.shared_head,
+                    self.tail,
+                    self.cap.usable(),
+                )?;
+                self.set_stop();
+                if self.local_head == self.tail {
+                    return Ok(None);
+                }
+            }
+            if !self.cap.is_power_of_two() {
+                // SAFETY: as in `peek`.
+                let v = unsafe { self.slots.modulo(self.cap, self.local_head).read() };
+                self.local_head = self.local_head.add(1);
+                self.set_stop();
+                return Ok(Some(v));
+            }
+            // A power of two: the stop moved to the new tail, past `local_head`.
         }
         // SAFETY: as in `peek`.
         let v = unsafe { self.slots.at(self.local_head).read() };
         self.local_head = self.local_head.add(1);
         Ok(Some(v))
-    }
-
-    /// `pop` at the fast-path stop.
-    #[cold]
-    #[inline(never)]
-    fn pop_slow(&mut self) -> Result<Option<T>, PeerError> {
-        let v = self.peek_slow()?;
-        if v.is_some() {
-            self.local_head = self.local_head.add(1);
-            self.set_stop();
-        }
-        Ok(v)
     }
 
     /// Copy the slots from `local_head` by mask into `out`, in at most two runs. The caller has
@@ -808,7 +849,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 
     /// Pop one entry and release its slot at once.
-    #[inline]
+    #[inline(always)]
     pub fn dequeue(&mut self) -> Result<Option<T>, PeerError> {
         let v = self.pop()?;
         self.release();
