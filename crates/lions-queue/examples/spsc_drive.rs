@@ -1,143 +1,131 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! The one-thread workloads of `benches/spsc.rs` (1024 pushes then 1024 pops, one at a time or in
-//! batches of 64) as plain functions, for callgrind and for a load-robust ratio against rtrb.
+//! The workloads of `benches/spsc.rs` (`spsc_work/mod.rs`) as a plain program, for callgrind and for
+//! load-robust ratios against rtrb (ratio = rtrb's time / ours: at or above 1.0, ours is as fast).
 //!
-//! - `spsc_drive -- os|rs|ob|rb`: 1000 rounds of one mode (ours/rtrb, single/batched), for
-//!   `valgrind --tool=callgrind` (take the inclusive cost of the mode's function).
-//! - `spsc_drive -- min`: 200 repetitions of 500 rounds of each mode, interleaved, printing the
-//!   fastest repetition per mode and the time ratios.
-//! - `ITER=1`: ours batched fills the slots with `push_iter` instead of `push_slice`.
+//! - `spsc_drive -- os|rs|ob|rb|oslice`: 1000 one-thread rounds of one mode (ours/rtrb
+//!   single/batched; `oslice` = ours batched through `push_slice`/`pop_slice`), for
+//!   `valgrind --tool=callgrind` (take the inclusive cost of the mode's function / 1000).
+//! - `spsc_drive -- one [REPS]`: REPS (200) repetitions of 500 rounds of every one-thread mode,
+//!   interleaved; prints the minimum and median ns per round of each and the ratios.
+//! - `spsc_drive -- two [REPS]`: REPS (101) pinned two-thread runs of 2^16 items of every mode,
+//!   interleaved (ours single, rtrb single, ours batched, rtrb batched, ...); prints the minimum and
+//!   median ns per item and the ratios.
+//! - `spsc_drive -- tos|trs|tob|trb [REPS]`: REPS (200) pinned runs of one two-thread mode (ours/rtrb
+//!   single/batched), for `perf record -e cpu-clock`.
 #![allow(missing_docs, clippy::unwrap_used)]
-use lions_queue::RingStorage;
-use std::hint::black_box;
-const CAP: usize = 1024;
-const BATCH: usize = 64;
-const N: u64 = CAP as u64;
-const ROUNDS: u64 = 1000;
-static ITER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-#[inline(never)]
-fn ours_batched(
-    p: &mut lions_queue::Producer<'_, u32, u64>,
-    c: &mut lions_queue::Consumer<'_, u32, u64>,
-) -> u64 {
-    let mut buf = [0u64; BATCH];
-    for chunk in 0..N / BATCH as u64 {
-        let base = black_box(chunk * BATCH as u64);
-        if ITER.load(std::sync::atomic::Ordering::Relaxed) {
-            let k = p.push_iter(base..base + BATCH as u64).unwrap();
-            debug_assert_eq!(k, BATCH);
-        } else {
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = base + i as u64;
-            }
-            assert_eq!(p.push_slice(&buf).unwrap(), BATCH);
-        }
-        p.publish();
-    }
-    let mut sum = 0;
-    for _ in 0..N / BATCH as u64 {
-        let k = c.pop_slice(&mut buf).unwrap();
-        debug_assert_eq!(k, BATCH);
-        sum += buf[..k].iter().sum::<u64>();
-        c.release();
-    }
-    sum
+#[path = "spsc_work/mod.rs"]
+mod spsc_work;
+
+use spsc_work::*;
+use std::time::Instant;
+
+/// Minimum and median of `v` (sorted in place).
+fn min_med(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2])
 }
 
-#[inline(never)]
-fn ours_single(
-    p: &mut lions_queue::Producer<'_, u32, u64>,
-    c: &mut lions_queue::Consumer<'_, u32, u64>,
-) -> u64 {
-    for i in 0..N {
-        p.enqueue(black_box(i)).unwrap();
+fn report(names: &[&str], times: &mut [Vec<f64>], unit: &str) {
+    let stats: Vec<(f64, f64)> = times.iter_mut().map(|v| min_med(v)).collect();
+    for (name, (min, med)) in names.iter().zip(&stats) {
+        println!("{name:>14}: min {min:8.2} median {med:8.2} {unit}");
     }
-    let mut sum = 0;
-    for _ in 0..N {
-        sum += c.dequeue().unwrap().unwrap();
+    // Pairs (ours, rtrb) by position: 0/1, 2/3.
+    for pair in [(0, 1), (2, 3)] {
+        let (o, r) = (stats[pair.0], stats[pair.1]);
+        println!(
+            "{:>14} vs {}: ratio (rtrb time / ours) min {:.2}x median {:.2}x",
+            names[pair.0],
+            names[pair.1],
+            r.0 / o.0,
+            r.1 / o.1
+        );
     }
-    sum
-}
-
-#[inline(never)]
-fn rtrb_batched(rp: &mut rtrb::Producer<u64>, rc: &mut rtrb::Consumer<u64>) -> u64 {
-    for chunk in 0..N / BATCH as u64 {
-        let base = chunk * BATCH as u64;
-        let n = rp
-            .write_chunk_uninit(BATCH)
-            .unwrap()
-            .fill_from_iter(black_box(base)..base + BATCH as u64);
-        debug_assert_eq!(n, BATCH);
-    }
-    let mut sum = 0;
-    for _ in 0..N / BATCH as u64 {
-        let chunk = rc.read_chunk(BATCH).unwrap();
-        let (a, b) = chunk.as_slices();
-        sum += a.iter().sum::<u64>() + b.iter().sum::<u64>();
-        chunk.commit_all();
-    }
-    sum
-}
-
-#[inline(never)]
-fn rtrb_single(rp: &mut rtrb::Producer<u64>, rc: &mut rtrb::Consumer<u64>) -> u64 {
-    for i in 0..N {
-        rp.push(black_box(i)).unwrap();
-    }
-    let mut sum = 0;
-    for _ in 0..N {
-        sum += rc.pop().unwrap();
-    }
-    sum
 }
 
 fn main() {
-    let which = std::env::args().nth(1).unwrap_or_default();
-    ITER.store(
-        std::env::var_os("ITER").is_some(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let mut s = Box::new(RingStorage::<u32, u64, CAP>::new());
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_default();
+    let reps: Option<usize> = args.next().and_then(|a| a.parse().ok());
+    let mut s = ours();
     let (mut p, mut c, _) = s.split().unwrap();
     let (mut rp, mut rc) = rtrb::RingBuffer::<u64>::new(CAP);
     let mut t = 0;
-    if which == "min" {
-        let mut best = [f64::MAX; 4];
-        let names = ["os", "rs", "ob", "rb"];
-        for _rep in 0..200 {
-            for (k, m) in names.iter().enumerate() {
-                let start = std::time::Instant::now();
-                for _ in 0..500 {
-                    t += match *m {
-                        "ob" => ours_batched(&mut p, &mut c),
-                        "os" => ours_single(&mut p, &mut c),
-                        "rb" => rtrb_batched(&mut rp, &mut rc),
-                        _ => rtrb_single(&mut rp, &mut rc),
-                    };
+    match which.as_str() {
+        "one" => {
+            pin(1);
+            let names = [
+                "ours single",
+                "rtrb single",
+                "ours batched",
+                "rtrb batched",
+                "ours slice",
+            ];
+            let mut times = vec![Vec::new(); names.len()];
+            for _ in 0..reps.unwrap_or(200) {
+                for (k, v) in times.iter_mut().enumerate() {
+                    let start = Instant::now();
+                    for _ in 0..500 {
+                        t += match k {
+                            0 => ours_single(&mut p, &mut c),
+                            1 => rtrb_single(&mut rp, &mut rc),
+                            2 => ours_batched(&mut p, &mut c),
+                            3 => rtrb_batched(&mut rp, &mut rc),
+                            _ => ours_batched_slice(&mut p, &mut c),
+                        };
+                    }
+                    v.push(start.elapsed().as_nanos() as f64 / 500.0);
                 }
-                best[k] = best[k].min(start.elapsed().as_nanos() as f64 / 500.0);
             }
+            report(&names, &mut times, "ns/round of 1024 items");
+            println!("(checksum {t})");
         }
-        println!(
-            "min ns/round: os {:.0} rs {:.0} (ours/rtrb time {:.2})  ob {:.0} rb {:.0} (ours/rtrb time {:.2})  {t}",
-            best[0],
-            best[1],
-            best[0] / best[1],
-            best[2],
-            best[3],
-            best[2] / best[3]
-        );
-        return;
+        "two" => {
+            if !pin(1) || !pin(0) {
+                println!("warning: could not pin to CPUs 0 and 1; runs are not pinned");
+            }
+            let names = ["ours single", "rtrb single", "ours batched", "rtrb batched"];
+            let mut times = vec![Vec::new(); names.len()];
+            for _ in 0..reps.unwrap_or(101) {
+                for (k, v) in times.iter_mut().enumerate() {
+                    let d = match k {
+                        0 => two_ours_single(),
+                        1 => two_rtrb_single(),
+                        2 => two_ours_batched(),
+                        _ => two_rtrb_batched(),
+                    };
+                    v.push(d.as_nanos() as f64 / STREAM as f64);
+                }
+            }
+            report(&names, &mut times, "ns/item");
+        }
+        mode @ ("tos" | "trs" | "tob" | "trb") => {
+            // One two-thread workload, REPS (200) times (for `perf record`).
+            let run = match mode {
+                "tos" => two_ours_single,
+                "trs" => two_rtrb_single,
+                "tob" => two_ours_batched,
+                _ => two_rtrb_batched,
+            };
+            let mut v: Vec<f64> = (0..reps.unwrap_or(200))
+                .map(|_| run().as_nanos() as f64 / STREAM as f64)
+                .collect();
+            let (min, med) = min_med(&mut v);
+            println!("{mode}: min {min:.2} median {med:.2} ns/item");
+        }
+        mode => {
+            for _ in 0..1000 {
+                t += match mode {
+                    "ob" => ours_batched(&mut p, &mut c),
+                    "oslice" => ours_batched_slice(&mut p, &mut c),
+                    "os" => ours_single(&mut p, &mut c),
+                    "rb" => rtrb_batched(&mut rp, &mut rc),
+                    "rs" => rtrb_single(&mut rp, &mut rc),
+                    _ => panic!("os|rs|ob|rb|oslice|one|two|tos|trs|tob|trb [REPS]"),
+                };
+            }
+            println!("{t}");
+        }
     }
-    for _ in 0..ROUNDS {
-        t += match which.as_str() {
-            "ob" => ours_batched(&mut p, &mut c),
-            "os" => ours_single(&mut p, &mut c),
-            "rb" => rtrb_batched(&mut rp, &mut rc),
-            "rs" => rtrb_single(&mut rp, &mut rc),
-            _ => panic!("ob|os|rb|rs"),
-        };
-    }
-    println!("{t}");
 }

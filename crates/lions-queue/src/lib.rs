@@ -55,7 +55,7 @@ mod sync;
 pub use capacity::{Capacity, CapacityError};
 pub use index::RingIndex;
 pub use memory::{QueueHeader, QueueMemory, RegionError, RingStorage};
-pub use ring::{Consumer, HandleError, IndexField, PeerError, Producer, PushError};
+pub use ring::{Consumer, HandleError, IndexField, PeerError, PopIter, Producer, PushError};
 pub use signal::Signal;
 pub use sync::Slot;
 

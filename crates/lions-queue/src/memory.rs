@@ -175,32 +175,49 @@ impl<'a, H: QueueHeader> QueueMemory<'a, H> {
 
 /// Ring storage owned by this process: both ends and a signal flag, for tests, benchmarks, loom
 /// models and the sim backend. `N` is the slot count.
+///
+/// Not a wire layout (those are [`QueueHeader`]s over shared regions): the head, the tail, the flag
+/// and the slots each start a cache line of their own, so the producer's and the consumer's stores
+/// do not invalidate each other's lines (as rtrb pads its indices).
+#[repr(C)]
 pub struct RingStorage<I: RingIndex, T, const N: usize> {
-    pub(crate) head: I::Atomic,
-    pub(crate) tail: I::Atomic,
-    flag: AtomicU32,
-    slots: [Slot<T>; N],
+    pub(crate) head: CacheLine<I::Atomic>,
+    pub(crate) tail: CacheLine<I::Atomic>,
+    flag: CacheLine<AtomicU32>,
+    slots: CacheLine<[Slot<T>; N]>,
+}
+
+/// A field alone on its cache line (128 bytes: two 64-byte lines, which adjacent-line prefetchers
+/// fetch together on x86_64, and the line size of some aarch64 cores).
+#[repr(C, align(128))]
+pub(crate) struct CacheLine<T>(T);
+
+impl<T> core::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl<I: RingIndex, T: Copy + FromBytes, const N: usize> RingStorage<I, T, N> {
     /// Empty storage with both indices at `start` (tests start near the wrap).
     pub fn starting_at(start: I) -> Self {
         Self {
-            head: I::new_atomic(start),
-            tail: I::new_atomic(start),
-            flag: AtomicU32::new(SIGNAL_NOT_REQUESTED),
-            slots: core::array::from_fn(|_| Slot::new(T::new_zeroed())),
+            head: CacheLine(I::new_atomic(start)),
+            tail: CacheLine(I::new_atomic(start)),
+            flag: CacheLine(AtomicU32::new(SIGNAL_NOT_REQUESTED)),
+            slots: CacheLine(core::array::from_fn(|_| Slot::new(T::new_zeroed()))),
         }
     }
 
     /// The shared head, for tests that play a misbehaving consumer (no handle needed).
     pub fn raw_head(&self) -> &I::Atomic {
-        &self.head
+        &self.head.0
     }
 
     /// The shared tail, for tests that play a misbehaving producer.
     pub fn raw_tail(&self) -> &I::Atomic {
-        &self.tail
+        &self.tail.0
     }
 
     /// Empty storage with both indices at zero.
@@ -219,9 +236,9 @@ impl<I: RingIndex, T: Copy + FromBytes, const N: usize> RingStorage<I, T, N> {
         // and exactly one producer and one consumer are made.
         unsafe {
             Ok((
-                Producer::new(&this.head, &this.tail, &this.slots, cap)?,
-                Consumer::new(&this.head, &this.tail, &this.slots, cap)?,
-                Signal::new(&this.flag),
+                Producer::new(&this.head.0, &this.tail.0, &this.slots.0, cap)?,
+                Consumer::new(&this.head.0, &this.tail.0, &this.slots.0, cap)?,
+                Signal::new(&this.flag.0),
             ))
         }
     }

@@ -18,7 +18,7 @@
 
 use crate::capacity::{Capacity, CapacityError};
 use crate::index::RingIndex;
-use crate::sync::{Ordering, Slot, read_run, write_run};
+use crate::sync::{Ordering, Slot, read_array, read_run, write_run};
 use zerocopy::FromBytes;
 
 /// Which index a misbehaving peer wrote.
@@ -168,6 +168,7 @@ impl<'a, T> SlotArray<'a, T> {
     }
 
     /// Slot of `index` by the wire rule `index % slots` (fixed capacities, slow path only).
+    #[inline]
     fn modulo<I: RingIndex>(&self, cap: Capacity, index: I) -> &'a Slot<T> {
         // `cap.slot(..) < cap.slots() <= slots.len()` (checked in `new`); indexing stays checked
         // here because this path is not the hot one.
@@ -192,6 +193,50 @@ fn snapshot<I: RingIndex>(
         });
     }
     Ok((head, tail))
+}
+
+/// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our writes
+/// to them) and check it lies between our last view `seen` and our published tail. Out of line and
+/// by value, so a caller's handle need not leave registers for it.
+#[inline(never)]
+fn checked_head<I: RingIndex>(
+    head_ref: &I::Atomic,
+    seen: I,
+    shared_tail: I,
+) -> Result<I, PeerError> {
+    let head = I::load(head_ref, Ordering::Acquire);
+    if head.dist_from(seen) > shared_tail.dist_from(seen) {
+        return Err(PeerError {
+            field: IndexField::Head,
+            value: head.to_u64(),
+            low: seen.to_u64(),
+            high: shared_tail.to_u64(),
+        });
+    }
+    Ok(head)
+}
+
+/// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
+/// length it implies lies between what we already saw (`seen`) and `usable`. Out of line and by
+/// value, as `checked_head`.
+#[inline(never)]
+fn checked_tail<I: RingIndex>(
+    tail_ref: &I::Atomic,
+    shared_head: I,
+    seen: I,
+    usable: u64,
+) -> Result<I, PeerError> {
+    let tail = I::load(tail_ref, Ordering::Acquire);
+    let len = tail.dist_from(shared_head);
+    if len < seen.dist_from(shared_head) || len > usable {
+        return Err(PeerError {
+            field: IndexField::Tail,
+            value: tail.to_u64(),
+            low: seen.to_u64(),
+            high: shared_head.add(usable).to_u64(),
+        });
+    }
+    Ok(tail)
 }
 
 /// The producing end of a ring: the only handle that writes entries and the tail.
@@ -264,6 +309,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// The first index we may not write, by what we last saw of the head.
+    #[inline]
     fn write_limit(&self) -> I {
         let full = self.head.add(self.cap.usable());
         if self.cap.is_power_of_two() {
@@ -283,6 +329,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Set the fast-path limit after the head or our tail moved other than by a masked push.
+    #[inline]
     fn set_limit(&mut self) {
         self.limit = if self.cap.is_power_of_two() {
             self.write_limit()
@@ -292,6 +339,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Entries that may still be pushed by what we last saw of the head.
+    #[inline]
     fn free_cached(&self) -> u64 {
         self.write_limit().dist_from(self.local_tail)
     }
@@ -299,18 +347,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     /// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our
     /// writes to them) and check it lies between our last view and our published tail.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
-        let head = I::load(self.head_ref, Ordering::Acquire);
-        let moved = head.dist_from(self.head);
-        let allowed = self.shared_tail.dist_from(self.head);
-        if moved > allowed {
-            return Err(PeerError {
-                field: IndexField::Head,
-                value: head.to_u64(),
-                low: self.head.to_u64(),
-                high: self.shared_tail.to_u64(),
-            });
-        }
-        self.head = head;
+        self.head = checked_head::<I>(self.head_ref, self.head, self.shared_tail)?;
         self.set_limit();
         Ok(())
     }
@@ -338,41 +375,39 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     }
 
     /// Stage one entry; it becomes visible to the consumer at the next [`publish`](Self::publish).
-    #[inline]
+    ///
+    /// At the fast-path limit the head is re-read out of line by value (`checked_head`), so the
+    /// handle never escapes and a caller's loop can keep it in registers.
+    #[inline(always)]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         if self.local_tail == self.limit {
-            return self.push_slow(value);
+            core::hint::cold_path();
+            if self.free_cached() == 0 {
+                match checked_head::<I>(self.head_ref, self.head, self.shared_tail) {
+                    Ok(head) => {
+                        self.head = head;
+                        self.set_limit();
+                    }
+                    Err(e) => return Err(PushError::Peer(e, value)),
+                }
+                if self.free_cached() == 0 {
+                    return Err(PushError::Full(value));
+                }
+            }
+            if !self.cap.is_power_of_two() {
+                // SAFETY: `free_cached() > 0`, so the slot lies outside the consumer's
+                // [head, tail) and the window does not straddle the index wrap (`write_limit`).
+                unsafe { self.slots.modulo(self.cap, self.local_tail).write(value) };
+                self.local_tail = self.local_tail.add(1);
+                self.set_limit();
+                return Ok(());
+            }
+            // A power of two with room again: the limit moved past `local_tail`.
         }
         // SAFETY: `local_tail` lies before `limit = head + usable`, so its slot is outside the
         // consumer's [head, tail) and by the ring protocol it does not read it until we publish.
         unsafe { self.slots.at(self.local_tail).write(value) };
         self.local_tail = self.local_tail.add(1);
-        Ok(())
-    }
-
-    /// `push` when the fast-path limit is reached: refresh the head when the cached view is full,
-    /// and the only path of fixed (non-power-of-two) capacities.
-    #[cold]
-    #[inline(never)]
-    fn push_slow(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.free_cached() == 0 {
-            if let Err(e) = self.refresh() {
-                return Err(PushError::Peer(e, value));
-            }
-            if self.free_cached() == 0 {
-                return Err(PushError::Full(value));
-            }
-        }
-        let slot = if self.cap.is_power_of_two() {
-            self.slots.at(self.local_tail)
-        } else {
-            self.slots.modulo(self.cap, self.local_tail)
-        };
-        // SAFETY: `free_cached() > 0`, so the slot lies outside the consumer's [head, tail) (and,
-        // for a fixed capacity, the window does not straddle the index wrap, see `write_limit`).
-        unsafe { slot.write(value) };
-        self.local_tail = self.local_tail.add(1);
-        self.set_limit();
         Ok(())
     }
 
@@ -524,16 +559,19 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     /// before the consumer's Acquire load sees the new tail). Returns how many were published.
     #[inline]
     pub fn publish(&mut self) -> u64 {
-        let n = self.staged();
+        // Our fields are updated before the store: a Release store is a barrier the compiler does
+        // not forward our own fields across, so updating them after it would reload them.
+        let tail = self.local_tail;
+        let n = tail.dist_from(self.shared_tail);
         if n != 0 {
-            I::store(self.tail_ref, self.local_tail, Ordering::Release);
-            self.shared_tail = self.local_tail;
+            self.shared_tail = tail;
+            I::store(self.tail_ref, tail, Ordering::Release);
         }
         n
     }
 
     /// Push and publish one entry.
-    #[inline]
+    #[inline(always)]
     pub fn enqueue(&mut self, value: T) -> Result<(), PushError<T>> {
         self.push(value)?;
         self.publish();
@@ -575,6 +613,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 
     /// Set the fast-path stop after the tail or our head moved other than by a masked pop.
+    #[inline]
     fn set_stop(&mut self) {
         self.stop = if self.cap.is_power_of_two() {
             self.tail
@@ -586,18 +625,12 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
     /// length it implies lies between what we already saw and the capacity.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
-        let tail = I::load(self.tail_ref, Ordering::Acquire);
-        let len = tail.dist_from(self.shared_head);
-        let seen = self.tail.dist_from(self.shared_head);
-        if len < seen || len > self.cap.usable() {
-            return Err(PeerError {
-                field: IndexField::Tail,
-                value: tail.to_u64(),
-                low: self.tail.to_u64(),
-                high: self.shared_head.add(self.cap.usable()).to_u64(),
-            });
-        }
-        self.tail = tail;
+        self.tail = checked_tail::<I>(
+            self.tail_ref,
+            self.shared_head,
+            self.tail,
+            self.cap.usable(),
+        )?;
         self.set_stop();
         Ok(())
     }
@@ -646,27 +679,38 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
 
     /// Take the next entry; its slot is handed back to the producer at the next
     /// [`release`](Self::release).
-    #[inline]
+    ///
+    /// At the fast-path stop the tail is re-read out of line by value (`checked_tail`), so the
+    /// handle never escapes and a caller's loop can keep it in registers.
+    #[inline(always)]
     pub fn pop(&mut self) -> Result<Option<T>, PeerError> {
         if self.local_head == self.stop {
-            return self.pop_slow();
+            core::hint::cold_path();
+            if self.local_head == self.tail {
+                self.tail = checked_tail::<I>(
+                    self.tail_ref,
+                    self.shared_head,
+                    self.tail,
+                    self.cap.usable(),
+                )?;
+                self.set_stop();
+                if self.local_head == self.tail {
+                    return Ok(None);
+                }
+            }
+            if !self.cap.is_power_of_two() {
+                // SAFETY: as in `peek`.
+                let v = unsafe { self.slots.modulo(self.cap, self.local_head).read() };
+                self.local_head = self.local_head.add(1);
+                self.set_stop();
+                return Ok(Some(v));
+            }
+            // A power of two: the stop moved to the new tail, past `local_head`.
         }
         // SAFETY: as in `peek`.
         let v = unsafe { self.slots.at(self.local_head).read() };
         self.local_head = self.local_head.add(1);
         Ok(Some(v))
-    }
-
-    /// `pop` at the fast-path stop.
-    #[cold]
-    #[inline(never)]
-    fn pop_slow(&mut self) -> Result<Option<T>, PeerError> {
-        let v = self.peek_slow()?;
-        if v.is_some() {
-            self.local_head = self.local_head.add(1);
-            self.set_stop();
-        }
-        Ok(v)
     }
 
     /// Copy the slots from `local_head` by mask into `out`, in at most two runs. The caller has
@@ -735,6 +779,56 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
         Ok(n)
     }
 
+    /// Pop up to `max` entries in place: the returned iterator yields each entry by value, reading
+    /// its slot once when it reaches it (see [`PopIter`]), with no copy through a private buffer
+    /// (rtrb's `read_chunk`, without handing out references into shared memory). Every entry the
+    /// iterator yields is popped; those it does not reach stay in the ring. Their slots are handed
+    /// back at the next [`release`](Self::release). A peer error is returned only when nothing
+    /// is available.
+    #[inline]
+    pub fn pop_iter(&mut self, max: usize) -> Result<PopIter<'_, 'a, I, T>, PeerError> {
+        let avail = self.stop.dist_from(self.local_head);
+        let (a, b) = if avail >= max as u64 {
+            self.slots.runs(self.local_head, max)
+        } else {
+            self.pop_iter_runs(max)?
+        };
+        Ok(PopIter {
+            a: a.iter(),
+            b: b.iter(),
+            n: a.len() + b.len(),
+            consumer: self,
+        })
+    }
+
+    /// `pop_iter` beyond the fast-path stop: refresh the tail, and the path of fixed capacities.
+    /// Returns the (at most two) runs of slots the iterator may read.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn pop_iter_runs(&mut self, max: usize) -> Result<(&'a [Slot<T>], &'a [Slot<T>]), PeerError> {
+        if self.tail.dist_from(self.local_head) < max as u64
+            && let Err(e) = self.refresh()
+            && self.local_head == self.tail
+        {
+            return Err(e);
+        }
+        let mut avail = self.tail.dist_from(self.local_head);
+        if self.cap.is_power_of_two() {
+            // At most `usable <= slots` entries are available, which fits a usize.
+            #[allow(clippy::cast_possible_truncation)]
+            let n = (avail as usize).min(max);
+            return Ok(self.slots.runs(self.local_head, n));
+        }
+        // As in `pop_slice_slow`: never past the index wrap, where `index % slots` jumps.
+        avail = avail.min((I::MAX - self.local_head.to_u64()).saturating_add(1));
+        #[allow(clippy::cast_possible_truncation)]
+        let n = (avail as usize).min(max);
+        let start = self.cap.slot(self.local_head.to_u64());
+        let first = n.min(self.cap.slot_count() - start);
+        let slots = self.slots.slots;
+        Ok((&slots[start..start + first], &slots[..n - first]))
+    }
+
     /// Entries popped but whose slots are not yet handed back.
     pub fn consumed(&self) -> u64 {
         self.local_head.dist_from(self.shared_head)
@@ -744,19 +838,113 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// the producer's Acquire load sees it). Returns how many.
     #[inline]
     pub fn release(&mut self) -> u64 {
-        let n = self.consumed();
+        // As in `Producer::publish`: our fields first, then the store.
+        let head = self.local_head;
+        let n = head.dist_from(self.shared_head);
         if n != 0 {
-            I::store(self.head_ref, self.local_head, Ordering::Release);
-            self.shared_head = self.local_head;
+            self.shared_head = head;
+            I::store(self.head_ref, head, Ordering::Release);
         }
         n
     }
 
     /// Pop one entry and release its slot at once.
-    #[inline]
+    #[inline(always)]
     pub fn dequeue(&mut self) -> Result<Option<T>, PeerError> {
         let v = self.pop()?;
         self.release();
         Ok(v)
+    }
+}
+
+/// Slots `PopIter::fold` copies at once (64 bytes of `u64`, one cache line).
+const FOLD_GROUP: usize = 8;
+
+/// Entries popped in place by [`Consumer::pop_iter`], yielded by value in ring order.
+///
+/// Each slot is read exactly once, when the iterator reaches it: one by one with a volatile read
+/// (`next`), or, under internal iteration (`fold`, so `sum`, `for_each`, `count`, ...), eight at a
+/// time into a private array followed by a compiler fence (see `sync::read_array`), which lets the
+/// compiler vectorise the caller's loop. Either way the caller gets private copies: checking one
+/// cannot be raced by the peer, and no reference into shared memory is handed out. Dropping the iterator pops exactly the entries it yielded (forgetting it
+/// pops none).
+pub struct PopIter<'c, 'a, I: RingIndex, T> {
+    /// The run from the head to the end of the array.
+    a: core::slice::Iter<'a, Slot<T>>,
+    /// The run from the start of the array (empty unless the entries wrap).
+    b: core::slice::Iter<'a, Slot<T>>,
+    /// Entries the iterator started with.
+    n: usize,
+    consumer: &'c mut Consumer<'a, I, T>,
+}
+
+impl<I: RingIndex, T> PopIter<'_, '_, I, T> {
+    /// Entries not yet yielded.
+    #[inline(always)]
+    fn left(&self) -> usize {
+        self.a.len() + self.b.len()
+    }
+}
+
+impl<I: RingIndex, T: Copy + FromBytes> Iterator for PopIter<'_, '_, I, T> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        let slot = match self.a.next() {
+            Some(s) => s,
+            None => self.b.next()?,
+        };
+        // SAFETY: the slot is one of the entries in [head, tail) as published by the producer and
+        // observed with Acquire, and not yet handed back (the head moves only when we drop).
+        Some(unsafe { slot.read() })
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.left();
+        (n, Some(n))
+    }
+
+    /// Internal iteration (`sum`, `for_each`, ...): one tight loop per run, the iterator's state
+    /// left in registers. The entries count as popped once the loop is done (if `f` unwinds, none
+    /// of them do).
+    #[inline]
+    fn fold<B, F: FnMut(B, T) -> B>(mut self, init: B, mut f: F) -> B {
+        let mut acc = init;
+        for run in [self.a.as_slice(), self.b.as_slice()] {
+            // Groups of `FOLD_GROUP` slots are read in one go (still once each, into a private
+            // array, so the caller's `f` sees values the compiler may combine, e.g. vectorise a
+            // sum); the rest one by one.
+            let (groups, rest) = run.as_chunks::<FOLD_GROUP>();
+            for group in groups {
+                // SAFETY: as in `next`, for each slot of the group.
+                for v in unsafe { read_array(group) } {
+                    acc = f(acc, v);
+                }
+            }
+            for slot in rest {
+                // SAFETY: as in `next`.
+                acc = f(acc, unsafe { slot.read() });
+            }
+        }
+        self.a = Default::default();
+        self.b = Default::default();
+        acc
+    }
+}
+
+impl<I: RingIndex, T: Copy + FromBytes> ExactSizeIterator for PopIter<'_, '_, I, T> {}
+
+impl<I: RingIndex, T> Drop for PopIter<'_, '_, I, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let taken = self.n - self.left();
+        let c = &mut *self.consumer;
+        c.local_head = c.local_head.add(taken as u64);
+        if !c.cap.is_power_of_two() {
+            // Fixed capacities keep the fast-path stop pinned to the head (see `set_stop`).
+            c.stop = c.local_head;
+        }
     }
 }

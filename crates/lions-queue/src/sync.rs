@@ -87,6 +87,39 @@ impl<T: Copy> Slot<T> {
     }
 }
 
+/// Read `K` consecutive slots at once into a private copy, each slot exactly once: one plain read of
+/// the array (so the compiler may use wide loads and vectorise what the caller does with the copy),
+/// then a compiler fence. The copy is made before the fence and used only after it, and memory may
+/// have changed across a fence, so the compiler cannot satisfy a later use of the copy by reading
+/// the slot again (the double fetch a volatile read also rules out, one slot at a time). A
+/// misbehaving peer writing meanwhile can only make the copy a torn `T`, valid because
+/// `T: FromBytes`.
+///
+/// # Safety
+/// As for [`Slot::read`], for every slot read.
+#[inline(always)]
+pub(crate) unsafe fn read_array<T: Copy, const K: usize>(slots: &[Slot<T>; K]) -> [T; K] {
+    #[cfg(not(loom))]
+    {
+        // SAFETY: `Slot<T>` is `repr(transparent)` over `UnsafeCell<T>`, so `[Slot<T>; K]` has the
+        // layout of `[T; K]` and the pointer (from the cells, aligned) may be read through; the
+        // caller owns the slots.
+        let v = unsafe {
+            core::ptr::read(
+                core::cell::UnsafeCell::raw_get(slots.as_ptr().cast::<core::cell::UnsafeCell<T>>())
+                    .cast::<[T; K]>(),
+            )
+        };
+        // The copy is made before the fence and used after it, so the compiler cannot replace a
+        // use by a second read of the slots (memory may have changed across the fence).
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        v
+    }
+    #[cfg(loom)]
+    // SAFETY: forwarded from the caller.
+    return core::array::from_fn(|i| unsafe { slots[i].read() });
+}
+
 /// Copy `src` into the first slots, `min(src.len(), slots.len())` of them (one `memcpy` outside
 /// loom; the callers pass runs of equal length). The caller owns those slots for writing under the
 /// ring protocol.

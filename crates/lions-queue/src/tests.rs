@@ -278,3 +278,93 @@ fn push_iter_reports_a_lying_consumer() {
     let e = p.push_iter(0..1).unwrap_err();
     assert_eq!((e.field, e.value), (IndexField::Head, 9));
 }
+
+#[test]
+fn pop_iter_reads_in_place_across_the_array_end() {
+    // 32 slots starting 5 before the u16 wrap and 20 in: entries 20.. sit at slots 20..31, 0..
+    let mut s = RingStorage::<u16, u64, 32>::starting_at(u16::MAX - 4);
+    let (mut p, mut c, _) = s.split().unwrap();
+    assert_eq!(p.push_iter(0..20).unwrap(), 20);
+    p.publish();
+    assert_eq!(c.pop_iter(20).unwrap().count(), 20);
+    c.release();
+    assert_eq!(p.push_iter(100..131).unwrap(), 31);
+    p.publish();
+    // Through `fold` (groups of eight and single slots, both runs of the wrap).
+    let it = c.pop_iter(64).unwrap();
+    assert_eq!(it.len(), 31, "only what is published");
+    assert_eq!(it.sum::<u64>(), (100..131).sum::<u64>());
+    assert_eq!(c.consumed(), 31);
+    assert_eq!(p.free().unwrap(), 1, "nothing handed back before release");
+    assert_eq!(c.release(), 31);
+    assert_eq!(p.free().unwrap(), 32);
+    assert_eq!(c.pop_iter(8).unwrap().len(), 0, "empty");
+}
+
+#[test]
+fn pop_iter_pops_only_what_it_yields() {
+    let mut s = RingStorage::<u32, u64, 8>::new();
+    let (mut p, mut c, _) = s.split().unwrap();
+    assert_eq!(p.push_iter(10..16).unwrap(), 6);
+    p.publish();
+    let mut it = c.pop_iter(4).unwrap();
+    assert_eq!(it.size_hint(), (4, Some(4)));
+    assert_eq!(it.next(), Some(10));
+    assert_eq!(it.next(), Some(11));
+    drop(it);
+    assert_eq!(c.consumed(), 2, "two yielded, two left in the ring");
+    let it = c.pop_iter(8).unwrap();
+    core::mem::forget(it);
+    assert_eq!(c.consumed(), 2, "a forgotten iterator pops nothing");
+    let mut all = [0; 4];
+    let mut n = 0;
+    c.pop_iter(8).unwrap().for_each(|v| {
+        all[n] = v;
+        n += 1;
+    });
+    assert_eq!((n, all), (4, [12, 13, 14, 15]));
+    assert_eq!(c.release(), 6);
+}
+
+#[test]
+fn pop_iter_keeps_the_wrap_rule_of_fixed_capacities() {
+    // As `non_power_of_two_never_straddles_the_wrap`, read through `pop_iter`.
+    let cap = Capacity::fixed::<u16>(6, 6).unwrap();
+    let mut s = RingStorage::<u16, u64, 6>::starting_at(u16::MAX - 2);
+    let (mut p, mut c, _) = s.split_with(cap).unwrap();
+    assert_eq!(p.push_slice(&[10, 11, 12, 13]).unwrap(), 3);
+    p.publish();
+    let mut it = c.pop_iter(6).unwrap();
+    assert_eq!(it.next(), Some(10));
+    drop(it);
+    assert_eq!(c.pop_iter(6).unwrap().collect::<Vec<_>>(), [11, 12]);
+    c.release();
+    assert_eq!(p.push_slice(&[20, 21, 22, 23, 24, 25, 26]).unwrap(), 6);
+    p.publish();
+    assert_eq!(
+        c.pop_iter(6).unwrap().collect::<Vec<_>>(),
+        [20, 21, 22, 23, 24, 25]
+    );
+    assert_eq!(c.pop().unwrap(), None);
+}
+
+#[test]
+fn pop_iter_reports_a_lying_producer() {
+    let r = Raw::<u32, u32, 4>::new();
+    // SAFETY: one consumer over `r`, which outlives it; the test plays the producer.
+    let mut c = unsafe { Consumer::<u32, u32>::new(&r.head, &r.tail, &r.slots, r.cap()).unwrap() };
+    u32::store(&r.tail, 2, Ordering::Relaxed);
+    assert_eq!(c.pop_iter(1).unwrap().count(), 1);
+    u32::store(&r.tail, 99, Ordering::Relaxed); // far past capacity
+    assert_eq!(
+        c.pop_iter(4).unwrap().count(),
+        1,
+        "the entry already seen stays readable"
+    );
+    let e = c.pop_iter(4).err().unwrap();
+    assert_eq!((e.field, e.value), (IndexField::Tail, 99));
+    u32::store(&r.tail, 0, Ordering::Relaxed); // backwards
+    assert!(c.pop_iter(1).is_err());
+    u32::store(&r.tail, 3, Ordering::Relaxed);
+    assert_eq!(c.pop_iter(4).unwrap().count(), 1);
+}

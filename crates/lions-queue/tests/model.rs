@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Property tests of `Producer`/`Consumer` against a `VecDeque` model.
 //!
-//! Random sequences of push/push_slice/enqueue/publish/abort/pop/pop_slice/peek/dequeue/release
+//! Random sequences of push/push_slice/push_iter/enqueue/publish/abort/pop/pop_slice/pop_iter/peek/
+//! dequeue/release
 //! over `u16`, `u32` and `u64` indices, power-of-two capacities (all slots usable or one held
 //! back) and non-power-of-two fixed capacities (6/6, 6/5, 254/253), starting near the index wrap.
 //! The consumer must see exactly the published entries in order; `len`/`free`/`is_full` must agree
@@ -50,6 +51,10 @@ enum Op {
     Abort,
     Pop,
     PopSlice(usize),
+    /// `push_iter` of this many items.
+    PushIter(usize),
+    /// `pop_iter` of at most the first, taking at most the second from the iterator.
+    PopIter(usize, usize),
     Peek,
     Dequeue,
     Release,
@@ -65,6 +70,8 @@ fn op(max_batch: usize) -> impl Strategy<Value = Op> {
         1 => Just(Op::Abort),
         5 => Just(Op::Pop),
         2 => (0..=max_batch).prop_map(Op::PopSlice),
+        2 => (0..=max_batch).prop_map(Op::PushIter),
+        2 => (0..=max_batch, 0..=max_batch).prop_map(|(n, t)| Op::PopIter(n, t)),
         1 => Just(Op::Peek),
         1 => Just(Op::Dequeue),
         3 => Just(Op::Release),
@@ -247,6 +254,34 @@ fn apply<I: RingIndex>(
             let k = c.pop_slice(&mut out).unwrap();
             prop_assert_eq!(k, n.min(m.visible.len()));
             for &v in &out[..k] {
+                prop_assert_eq!(Some(v), m.pop());
+            }
+        }
+        Op::PushIter(n) => {
+            let k = (n as u64).min(m.free());
+            prop_assert_eq!(p.push_iter(m.next..m.next + n as u64).unwrap() as u64, k);
+            for _ in 0..k {
+                m.push();
+            }
+        }
+        Op::PopIter(n, take) => {
+            let mut it = c.pop_iter(n).unwrap();
+            let k = it.len();
+            prop_assert_eq!(k, n.min(m.visible.len()));
+            let got: Vec<u64> = if take >= k {
+                // All of it, through `fold`.
+                let mut all = Vec::new();
+                it.for_each(|v| all.push(v));
+                all
+            } else {
+                // Part of it, through `next`; the rest stays in the ring.
+                let part = it.by_ref().take(take).collect();
+                prop_assert_eq!(it.len(), k - take);
+                drop(it);
+                part
+            };
+            prop_assert_eq!(got.len(), take.min(k));
+            for v in got {
                 prop_assert_eq!(Some(v), m.pop());
             }
         }
@@ -701,6 +736,28 @@ fn lied_op<I: RingIndex>(
                 Err(e) => peer_err(&e, IndexField::Tail, tail_lie)?,
             }
         }
+        Op::PushIter(n) => match p.push_iter(m.next..m.next + n as u64) {
+            Ok(k) => {
+                let fits = m.free().min(n as u64);
+                prop_assert!(k as u64 <= fits);
+                prop_assert!(k as u64 == fits || head_lie != Lie::None);
+                for _ in 0..k {
+                    m.push();
+                }
+            }
+            Err(e) => peer_err(&e, IndexField::Head, head_lie)?,
+        },
+        Op::PopIter(n, take) => match c.pop_iter(n) {
+            Ok(it) => {
+                let k = it.len();
+                prop_assert!(k <= m.visible.len());
+                prop_assert!(k == n.min(m.visible.len()) || tail_lie != Lie::None);
+                for v in it.take(take) {
+                    prop_assert_eq!(Some(v), m.pop());
+                }
+            }
+            Err(e) => peer_err(&e, IndexField::Tail, tail_lie)?,
+        },
         Op::Check => {
             match p.len() {
                 Ok(n) => {
@@ -792,6 +849,18 @@ fn chaos_op<I: RingIndex>(
                 Err(e) => tail_err(e)?,
             }
         }
+        Op::PushIter(n) => {
+            if let Err(e) = p.push_iter(core::iter::repeat_n(7, n)) {
+                head_err(e)?;
+            }
+        }
+        Op::PopIter(n, take) => match c.pop_iter(n) {
+            Ok(it) => {
+                prop_assert!(it.len() <= n);
+                prop_assert!(it.take(take).count() <= n);
+            }
+            Err(e) => tail_err(e)?,
+        },
         Op::Release => {
             c.release();
         }
