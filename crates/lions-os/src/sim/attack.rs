@@ -16,7 +16,8 @@
 //! - The budget comes from the environment: `LIONS_ATTACK_CASES` (cases, default per target),
 //!   `LIONS_ATTACK_SECONDS` (run cases until that many seconds have passed instead; for
 //!   `cargo xtask fuzz`), `LIONS_ATTACK_SEED` (the first case's seed, default per target),
-//!   `LIONS_ATTACK_KEEP` (replay: a comma list of action indices to keep, with one case),
+//!   `LIONS_ATTACK_KEEP` (replay: a comma list of action indices to keep, `none` for none, with
+//!   one case),
 //!   `LIONS_ATTACK_OUT` (a folder where a failure's reproducer is written).
 //! - A failure is shrunk greedily (remove chunks of halving size while the case still fails, up
 //!   to [`SHRINK_RUNS`] runs), written to `LIONS_ATTACK_OUT/<name>-<seed>.txt` when set, and
@@ -231,7 +232,10 @@ impl Target {
         std::panic::set_hook(Box::new(|_| {}));
         let (kept, why) = shrink(all, kept, why, execute);
         std::panic::set_hook(hook);
-        let list: Vec<String> = kept.iter().map(ToString::to_string).collect();
+        let mut list: Vec<String> = kept.iter().map(ToString::to_string).collect();
+        if list.is_empty() {
+            list.push("none".into());
+        }
         let replay = format!(
             "LIONS_ATTACK_SEED={seed:#x} LIONS_ATTACK_KEEP={} cargo test -p {} --test attack -- \
              --exact {} --nocapture",
