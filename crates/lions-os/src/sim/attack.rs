@@ -238,7 +238,7 @@ impl Target {
         }
         let replay = format!(
             "LIONS_ATTACK_SEED={seed:#x} LIONS_ATTACK_KEEP={} cargo test -p {} --test attack -- \
-             --exact {} --nocapture",
+             --exact {} --include-ignored --nocapture",
             list.join(","),
             self.package,
             self.name
