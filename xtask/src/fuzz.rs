@@ -135,9 +135,9 @@ pub fn run(root: &Path, a: &FuzzArgs) -> Result<(), Error> {
 
 /// A seed from the clock and the process id.
 fn fresh_seed() -> u64 {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs() ^ u64::from(d.subsec_nanos()).rotate_left(40)
+    });
     t ^ u64::from(std::process::id()).rotate_left(32)
 }
 

@@ -311,11 +311,21 @@ impl World {
         }
     }
 
-    fn data(&self, c: usize) -> &mut [u8] {
+    /// A copy of client `c`'s data region.
+    fn data(&self, c: usize) -> Vec<u8> {
         let r = &self.data[c];
-        // SAFETY: the region lives in `self`; the sim is single-threaded and nothing holds a
-        // reference into it across this use.
-        unsafe { std::slice::from_raw_parts_mut(r.as_ptr().as_ptr(), r.len()) }
+        // SAFETY: the region lives in `self`; the sim is single-threaded, nothing writes it now.
+        unsafe { std::slice::from_raw_parts(r.as_ptr().as_ptr(), r.len()) }.to_vec()
+    }
+
+    /// Write `bytes` at `at` in client `c`'s data region (as the client does).
+    fn data_write(&self, c: usize, at: usize, bytes: &[u8]) {
+        let r = &self.data[c];
+        assert!(at + bytes.len() <= r.len());
+        // SAFETY: inside the live region (checked above); nothing else accesses it now.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), r.at(at).as_ptr(), bytes.len());
+        }
     }
 
     /// Check the invariants that hold between steps.
@@ -407,7 +417,7 @@ impl GoodPd<'_> {
         }
         if let GoodOp::Write { seed, .. } = op {
             let bytes = pattern(seed, block, usize::from(count) * BLK);
-            w.data(c)[offset as usize..][..bytes.len()].copy_from_slice(&bytes);
+            w.data_write(c, offset as usize, &bytes);
             book.shadow[c][offset as usize..][..bytes.len()].copy_from_slice(&bytes);
         }
         book.next_id[c] = id.wrapping_add(1);
@@ -825,7 +835,7 @@ fn exec_partition(acts: &[PartAct]) -> Result<(), String> {
                 img[i] = value;
             }
             PartAct::Corrupt(Corrupt::Field { at, value, reseal }) => {
-                let at = if ss4k && at >= 512 && at < 1024 {
+                let at = if ss4k && (512..1024).contains(&at) {
                     at - 512 + 4096
                 } else {
                     at

@@ -27,7 +27,8 @@
 //!
 //! The engine uses only `std`, so crates without a `lions-os` dependency include this file by
 //! path.
-#![allow(clippy::print_stderr)]
+// Seeds, counts and indices are u64 on a 64-bit host; the rest is test output.
+#![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
 
 use std::fmt::{Debug, Write as _};
 use std::panic::{AssertUnwindSafe, catch_unwind};
