@@ -717,7 +717,7 @@ fn blk_virt() {
     let t = Target {
         name: "blk_virt",
         package: "lions-blk",
-        default_cases: 16,
+        default_cases: 12,
     }
     .run(generate, execute);
     assert!(t.actions > 0);
@@ -883,7 +883,7 @@ fn partition() {
     let t = Target {
         name: "partition",
         package: "lions-blk",
-        default_cases: 1000,
+        default_cases: 300,
     }
     .run(gen_partition, exec_partition);
     assert!(t.cases > 0);
