@@ -29,6 +29,10 @@ pub const TARGETS: &[(&str, &str)] = &[
     ("serial_rx_virt", "lions-serial"),
     ("net_rx_virt", "lions-net"),
     ("net_rx_virt_unicast", "lions-net"),
+    ("net_tx_virt", "lions-net"),
+    ("net_tx_virt_forging_driver", "lions-net"),
+    ("net_copy", "lions-net"),
+    ("net_arp", "lions-net"),
     ("queue", "lions-queue"),
 ];
 

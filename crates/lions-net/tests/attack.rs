@@ -26,7 +26,7 @@ use lions_os::sim::attack::{Rng, Target};
 use lions_os::sim::{PdId, Region, Sim};
 use lions_os::{Channel, ChannelSet, ConfigClass, DeviceRegionResource, Handler, RegionResource};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use zerocopy::FromZeros;
 
@@ -1056,4 +1056,421 @@ fn net_tx_virt_forging_driver() {
             what was sent"]
 fn net_tx_virt_defect_forged_return() {
     assert_eq!(tx::execute(&[tx::TxAct::Forge(0x2000_1000)]), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The copier.
+
+mod copy {
+    //! The copier between a scripted Rx virt (trusted: it stamps each frame and hands it over) and
+    //! a client that behaves (takes frames, checks them, returns its buffers) until it attacks:
+    //! returns any offset (duplicates, another buffer, misaligned, past the region), corrupts its
+    //! indices and flips its signal flag.
+    //!
+    //! After every step: the copier never faults; every DMA buffer it returns to the virt is one
+    //! the virt gave it, once, with its descriptor unchanged; until the client first misbehaves,
+    //! the client receives exactly the frames sent (in order, bytes intact) except those dropped
+    //! for want of a client buffer. At the end every DMA buffer is home (the copier never keeps
+    //! one, whatever the client did) and, if the client never misbehaved, it still gets frames.
+    use super::*;
+    use lions_net::{Copier, NetCopyConfig};
+
+    #[derive(Debug, Clone)]
+    pub(super) enum CAct {
+        /// The virt sends a frame of this length.
+        Frame(u16),
+        /// The client takes its frames and returns `n` buffers.
+        Take(u8),
+        EvilReturn(u64, u16),
+        EvilIndex {
+            free: bool,
+            tail: bool,
+            value: u16,
+        },
+        EvilSignal(u32),
+    }
+
+    struct CWorld {
+        rx: Pair,
+        cl: Pair,
+        dma: Region,
+        cdata: Region,
+        cfg: NetCopyConfig,
+        /// DMA buffers the virt owns / lent to the copier (index → frame number and length).
+        home: RefCell<Vec<bool>>,
+        lent: RefCell<BTreeMap<u64, (u32, u16)>>,
+        sent: RefCell<u32>,
+        /// Frames sent while the client was good (number, length), in order.
+        expect: RefCell<VecDeque<(u32, u16)>>,
+        /// Client buffers held by the good client, to return.
+        held: RefCell<VecDeque<u64>>,
+        evil: RefCell<bool>,
+        got: RefCell<u32>,
+        todo: RefCell<VecDeque<CAct>>,
+        failure: RefCell<Option<String>>,
+    }
+
+    fn fill(n: u32, i: usize) -> u8 {
+        (n as usize * 31 + i) as u8
+    }
+
+    impl CWorld {
+        fn new() -> Self {
+            let rx = Pair::new();
+            let cl = Pair::new();
+            let dma = Region::new(usize::from(BUFS) * BUF as usize);
+            let cdata = Region::new(usize::from(BUFS) * BUF as usize);
+            let mut cfg = NetCopyConfig::new_zeroed();
+            cfg.magic = lions_os::sddf_magic(ConfigClass::Net);
+            cfg.rx = rx.conn(0);
+            cfg.rx_data[0] = res(&dma);
+            cfg.client = cl.conn(1);
+            cfg.client_data = res(&cdata);
+            Self {
+                rx,
+                cl,
+                dma,
+                cdata,
+                cfg,
+                home: RefCell::new(vec![true; usize::from(BUFS)]),
+                lent: RefCell::default(),
+                sent: RefCell::new(0),
+                expect: RefCell::default(),
+                held: RefCell::default(),
+                evil: RefCell::new(false),
+                got: RefCell::new(0),
+                todo: RefCell::default(),
+                failure: RefCell::new(None),
+            }
+        }
+        fn fail(&self, why: String) {
+            self.failure.borrow_mut().get_or_insert(why);
+        }
+    }
+
+    struct VirtPd<'a> {
+        w: &'a CWorld,
+    }
+
+    impl Handler for VirtPd<'_> {
+        type Error = lions_os::OsError;
+        fn notified(&mut self, set: ChannelSet) -> Result<(), Self::Error> {
+            let w = self.w;
+            w.rx.free.signal().store(0, Ordering::SeqCst);
+            while let Some((off, len)) = w.rx.free.pop() {
+                match w.lent.borrow_mut().remove(&(off / BUF)) {
+                    Some((_, l)) if off % BUF == 0 && l == len => {
+                        w.home.borrow_mut()[(off / BUF) as usize] = true;
+                    }
+                    other => w.fail(format!("the virt got back {off:#x}+{len} ({other:?})")),
+                }
+            }
+            if set.contains(Channel::new(D_IRQ)) {
+                let acts: Vec<CAct> = w.todo.borrow_mut().drain(..).collect();
+                let mut any = false;
+                for a in acts {
+                    let CAct::Frame(len) = a else { continue };
+                    let Some(i) = w.home.borrow().iter().position(|&h| h) else {
+                        continue;
+                    };
+                    let n = *w.sent.borrow();
+                    *w.sent.borrow_mut() += 1;
+                    for k in 0..usize::from(len) {
+                        // SAFETY: i < BUFS and len <= 2048: inside the DMA region.
+                        unsafe { w.dma.at(i * BUF as usize + k).write(fill(n, k)) };
+                    }
+                    w.home.borrow_mut()[i] = false;
+                    w.lent.borrow_mut().insert(i as u64, (n, len));
+                    if !*w.evil.borrow() {
+                        w.expect.borrow_mut().push_back((n, len));
+                    }
+                    assert!(w.rx.active.push(i as u64 * BUF, len));
+                    any = true;
+                }
+                if any {
+                    Channel::new(D_VIRT).notify()?;
+                }
+                Channel::new(D_IRQ).irq_ack()?;
+            }
+            Ok(())
+        }
+    }
+
+    struct ClientPd<'a> {
+        w: &'a CWorld,
+    }
+
+    impl ClientPd<'_> {
+        fn take(&self) {
+            let w = self.w;
+            w.cl.active.signal().store(0, Ordering::SeqCst);
+            while let Some((off, len)) = w.cl.active.pop() {
+                if *w.evil.borrow() {
+                    continue;
+                }
+                if off % BUF != 0 || off / BUF >= u64::from(BUFS) {
+                    return w.fail(format!("the client got offset {off:#x}"));
+                }
+                // Frames may be dropped (no client buffer): skip expectations up to this one.
+                let bytes: Vec<u8> = (0..usize::from(len))
+                    // SAFETY: inside the client data region (checked above; len <= 2048).
+                    .map(|k| unsafe { w.cdata.at(off as usize + k).read() })
+                    .collect();
+                let mut expect = w.expect.borrow_mut();
+                let found = loop {
+                    let Some((n, l)) = expect.pop_front() else {
+                        break false;
+                    };
+                    if l == len && bytes.iter().enumerate().all(|(k, &b)| b == fill(n, k)) {
+                        break true;
+                    }
+                };
+                if !found {
+                    return w.fail(format!("the client got a frame nobody sent ({len} B)"));
+                }
+                *w.got.borrow_mut() += 1;
+                w.held.borrow_mut().push_back(off);
+            }
+        }
+    }
+
+    impl Handler for ClientPd<'_> {
+        type Error = lions_os::OsError;
+        fn notified(&mut self, set: ChannelSet) -> Result<(), Self::Error> {
+            let w = self.w;
+            self.take();
+            if set.contains(Channel::new(C_CMD)) {
+                let acts: Vec<CAct> = w.todo.borrow_mut().drain(..).collect();
+                for a in acts {
+                    match a {
+                        CAct::Take(n) => {
+                            for _ in 0..n {
+                                let Some(off) = w.held.borrow_mut().pop_front() else {
+                                    break;
+                                };
+                                // Full only after the client's own index corruption.
+                                if !w.cl.free.push(off, 0) {
+                                    break;
+                                }
+                            }
+                        }
+                        CAct::EvilReturn(off, len) => {
+                            *w.evil.borrow_mut() = true;
+                            w.cl.free.push(off, len);
+                        }
+                        CAct::EvilIndex { free, tail, value } => {
+                            *w.evil.borrow_mut() = true;
+                            let q = if free { &w.cl.free } else { &w.cl.active };
+                            let ix = if tail { q.tail() } else { q.head() };
+                            ix.store(value, Ordering::Release);
+                        }
+                        CAct::EvilSignal(v) => w.cl.active.signal().store(v, Ordering::Release),
+                        CAct::Frame(_) => {}
+                    }
+                }
+                Channel::new(C_VIRT).notify()?;
+                Channel::new(C_CMD).irq_ack()?;
+            }
+            Ok(())
+        }
+    }
+
+    struct SharedCopy<'a>(&'a RefCell<Copier<'a>>);
+
+    impl Handler for SharedCopy<'_> {
+        type Error = lions_net::Error;
+        fn notified(&mut self, set: ChannelSet) -> Result<(), Self::Error> {
+            self.0.borrow_mut().notified(set)
+        }
+    }
+
+    pub(super) fn execute(acts: &[CAct]) -> Result<(), String> {
+        let w = CWorld::new();
+        // SAFETY: the regions live in `w`, outliving the copier; one handle per role.
+        let copier = RefCell::new(unsafe { Copier::new(&w.cfg) }.unwrap());
+        // The client adopts its primed free queue: it holds none of those buffers.
+        let mut sim = Sim::new();
+        let virt = sim.add_pd("virt", 200, false, VirtPd { w: &w });
+        sim.irq(virt, D_IRQ).unwrap();
+        let k = sim.add_pd("net_copy", 150, false, SharedCopy(&copier));
+        sim.channel(virt, D_VIRT, k, 0).unwrap();
+        let client = sim.add_pd("client", 100, false, ClientPd { w: &w });
+        sim.channel(client, C_VIRT, k, 1).unwrap();
+        sim.irq(client, C_CMD).unwrap();
+        let run = |sim: &mut Sim<'_>, a: &CAct| -> Result<(), String> {
+            let (pd, ch) = match a {
+                CAct::Frame(_) => (virt, D_IRQ),
+                _ => (client, C_CMD),
+            };
+            w.todo.borrow_mut().push_back(a.clone());
+            sim.inject_irq(pd, ch).unwrap();
+            sim.run_until_idle(100_000).map_err(|e| format!("{e:?}"))?;
+            if let Some(f) = sim.faults().into_iter().find(|f| f.pd != "client") {
+                return Err(format!("fault: {f:?}"));
+            }
+            w.failure.borrow().clone().map_or(Ok(()), Err)
+        };
+        for a in acts {
+            run(&mut sim, a)?;
+        }
+        run(&mut sim, &CAct::Take(u8::MAX))?;
+        let before = *w.got.borrow();
+        for _ in 0..3 {
+            run(&mut sim, &CAct::Frame(60))?;
+        }
+        let home = w.home.borrow().iter().filter(|&&h| h).count();
+        if home != usize::from(BUFS) {
+            return Err(format!("liveness: {home} of {BUFS} DMA buffers home"));
+        }
+        if !*w.evil.borrow() && *w.got.borrow() == before {
+            return Err("liveness: the good client gets no more frames".into());
+        }
+        Ok(())
+    }
+
+    pub(super) fn generate(r: &mut Rng) -> Vec<CAct> {
+        let attack = r.chance(2, 3);
+        (0..20 + r.index(100))
+            .map(|_| match r.below(if attack { 10 } else { 6 }) {
+                0..=2 => CAct::Frame(if r.chance(7, 8) {
+                    1 + r.below(BUF) as u16
+                } else {
+                    r.pick(&[1, 14, 2048])
+                }),
+                3..=5 => CAct::Take(r.below(5) as u8),
+                6 | 7 => CAct::EvilReturn(
+                    if r.chance(1, 2) {
+                        r.below(u64::from(BUFS) + 2) * BUF
+                    } else {
+                        r.nasty()
+                    },
+                    r.nasty() as u16,
+                ),
+                8 => CAct::EvilIndex {
+                    free: r.chance(1, 2),
+                    tail: r.chance(1, 2),
+                    value: r.nasty() as u16,
+                },
+                _ => CAct::EvilSignal(r.nasty() as u32),
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn net_copy() {
+    let t = Target {
+        name: "net_copy",
+        package: "lions-net",
+        default_cases: 64,
+    }
+    .run(copy::generate, copy::execute);
+    assert!(t.actions > 0);
+}
+
+/// The ARP responder's decision on mutated and random frames (network input anyone can send):
+/// no panic; a reply only to a well-formed request for a table address from a unicast sender
+/// other than the owner, and then exactly the RFC 826 reply.
+#[derive(Debug, Clone)]
+enum ArpMut {
+    /// Start from a valid request for table entry `k`, or from random bytes.
+    Base(Option<usize>, u16),
+    Byte(usize, u8),
+    Len(u16),
+}
+
+fn arp_execute(acts: &[ArpMut]) -> Result<(), String> {
+    use lions_net::ArpEntry;
+    let table = [
+        ArpEntry {
+            ip: [10, 0, 0, 1],
+            mac: mac(0),
+        },
+        ArpEntry {
+            ip: [10, 0, 0, 2],
+            mac: mac(1),
+        },
+    ];
+    let mut f = vec![0u8; 60];
+    for a in acts {
+        match *a {
+            ArpMut::Base(Some(k), seed) => {
+                f = vec![0u8; 60];
+                f[..6].copy_from_slice(&[0xff; 6]);
+                f[6..12].copy_from_slice(&[2, 0, 0, 0, (seed >> 8) as u8, seed as u8]);
+                f[12..14].copy_from_slice(&[8, 6]);
+                f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+                f.copy_within(6..12, 22);
+                f[28..32].copy_from_slice(&[10, 0, 0, 99]);
+                f[38..42].copy_from_slice(&table[k % 2].ip);
+            }
+            ArpMut::Base(None, seed) => {
+                let mut r = Rng::new(u64::from(seed));
+                f = (0..60).map(|_| r.u32() as u8).collect();
+            }
+            ArpMut::Byte(at, v) => {
+                if let Some(b) = f.get_mut(at) {
+                    *b = v;
+                }
+            }
+            ArpMut::Len(n) => f.resize(usize::from(n), 0),
+        }
+    }
+    let mut out = [0u8; lions_net::arp::REPLY_LEN as usize];
+    let Some(n) = lions_net::arp::reply(&table, &f, &mut out) else {
+        return Ok(());
+    };
+    let ok = f.len() >= 42
+        && f[12..14] == [8, 6]
+        && f[14..22] == [0, 1, 8, 0, 6, 4, 0, 1]
+        && f[22] & 1 == 0;
+    let entry = table.iter().find(|e| f.len() >= 42 && e.ip == f[38..42]);
+    let Some(e) = entry.filter(|_| ok) else {
+        return Err(format!(
+            "a reply to a frame that is no request for us: {f:?}"
+        ));
+    };
+    if f[22..28] == e.mac.0 {
+        return Err("a reply to the owner's own probe".into());
+    }
+    let want: Vec<u8> = [
+        &f[22..28],
+        &e.mac.0[..],
+        &[8, 6, 0, 1, 8, 0, 6, 4, 0, 2],
+        &e.mac.0[..],
+        &e.ip[..],
+        &f[22..28],
+        &f[28..32],
+    ]
+    .concat();
+    if usize::from(n) != out.len() || out[..42] != want[..] || out[42..].iter().any(|&b| b != 0) {
+        return Err(format!("wrong reply {out:?} to {f:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn net_arp() {
+    let t = Target {
+        name: "net_arp",
+        package: "lions-net",
+        default_cases: 5000,
+    }
+    .run(
+        |r| {
+            let mut v = vec![ArpMut::Base(
+                r.chance(4, 5).then(|| r.index(3)),
+                r.u32() as u16,
+            )];
+            for _ in 0..r.below(4) {
+                v.push(match r.below(5) {
+                    0 => ArpMut::Len(r.below(70) as u16),
+                    _ => ArpMut::Byte(r.index(44), if r.chance(1, 2) { r.u32() as u8 } else { 1 }),
+                });
+            }
+            v
+        },
+        arp_execute,
+    );
+    assert!(t.actions > 0);
 }
