@@ -33,6 +33,8 @@ pub const TARGETS: &[(&str, &str)] = &[
     ("net_tx_virt_forging_driver", "lions-net"),
     ("net_copy", "lions-net"),
     ("net_arp", "lions-net"),
+    ("fs_fat", "lions-fs"),
+    ("fs_fat_boot_sector", "lions-fs"),
     ("queue", "lions-queue"),
 ];
 
