@@ -4,7 +4,8 @@
 //! a release build.
 //!
 //! 1. `cargo test --release -p <package> --test attack -- --exact <target> --include-ignored
-//!    --nocapture`, with
+//!    --nocapture` (release code with overflow checks and debug assertions, built in
+//!    `target/fuzz/build/`), with
 //!    `LIONS_ATTACK_SECONDS=N`, `LIONS_ATTACK_SEED=S` (fresh from the clock unless given) and
 //!    `LIONS_ATTACK_OUT=target/fuzz/<target>/` in its environment (ignored targets, those pinned
 //!    on a known defect, run too).
@@ -119,8 +120,22 @@ pub fn run(root: &Path, a: &FuzzArgs) -> Result<(), Error> {
         );
         let status = Process::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .current_dir(root)
-            .args(["test", "--release", "-p", package, "--test", "attack", "--"])
+            .args([
+                "test",
+                "--release",
+                "-p",
+                package,
+                "--test",
+                "attack",
+                "--target-dir",
+            ])
+            .arg(target_dir(root).join("fuzz").join("build"))
+            .arg("--")
             .args(["--exact", name, "--include-ignored", "--nocapture"])
+            // Optimised, but with overflow checks and debug assertions (in the dependencies too,
+            // e.g. the FAT library): an overflow is a finding, not a silent wrong value.
+            .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+            .env("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true")
             .env("LIONS_ATTACK_SECONDS", a.seconds.to_string())
             .env("LIONS_ATTACK_SEED", format!("{seed:#x}"))
             .env("LIONS_ATTACK_OUT", &out)

@@ -1474,3 +1474,12 @@ fn net_arp() {
     );
     assert!(t.actions > 0);
 }
+
+/// The same defect found by `cargo xtask fuzz net_tx_virt_forging_driver` (seed 0x5eed0001): the
+/// driver returns a misaligned address inside good client 0's region; the client gets offset
+/// 0x1545 on its free queue, a buffer that does not exist.
+#[test]
+#[ignore = "defect: issue 12 #2, the Tx virt hands a driver's misaligned address to a client"]
+fn net_tx_virt_defect_forged_misaligned_return() {
+    assert_eq!(tx::execute(&[tx::TxAct::Forge(0x2000_1545)]), Ok(()));
+}

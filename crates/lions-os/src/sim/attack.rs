@@ -20,8 +20,8 @@
 //!   one case),
 //!   `LIONS_ATTACK_OUT` (a folder where a failure's reproducer is written).
 //! - A failure is shrunk greedily (remove chunks of halving size while the case still fails, up
-//!   to [`SHRINK_RUNS`] runs), written to `LIONS_ATTACK_OUT/<name>-<seed>.txt` when set, and
-//!   reported by a panic whose message holds the one-line replay command.
+//!   to [`SHRINK_RUNS`] runs and [`SHRINK_TIME`]), written to `LIONS_ATTACK_OUT/<name>-<seed>.txt`
+//!   when set, and reported by a panic whose message holds the one-line replay command.
 //! - At the end of a run one line goes to stderr: `attack <name>: <cases> cases, <actions>
 //!   actions, seeds <first>..=<last>`.
 //!
@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 /// Most executions spent shrinking one failure.
 pub const SHRINK_RUNS: usize = 4000;
+/// Most time spent shrinking one failure (a hanging case costs its target's timeout per run).
+pub const SHRINK_TIME: Duration = Duration::from_secs(120);
 
 /// A small, fast, seeded generator (xorshift64* over a splitmix64-scrambled seed).
 #[derive(Debug, Clone)]
@@ -293,10 +295,11 @@ fn shrink<A: Debug + Clone>(
     execute: &impl Fn(&[A]) -> Result<(), String>,
 ) -> (Vec<usize>, String) {
     let mut runs = 0;
+    let started = Instant::now();
     let mut chunk = kept.len().div_ceil(2).max(1);
     loop {
         let mut i = 0;
-        while i < kept.len() && runs < SHRINK_RUNS {
+        while i < kept.len() && runs < SHRINK_RUNS && started.elapsed() < SHRINK_TIME {
             let trial: Vec<usize> = kept[..i]
                 .iter()
                 .chain(&kept[(i + chunk).min(kept.len())..])
@@ -311,7 +314,7 @@ fn shrink<A: Debug + Clone>(
                 Ok(()) => i += chunk,
             }
         }
-        if chunk == 1 || runs >= SHRINK_RUNS {
+        if chunk == 1 || runs >= SHRINK_RUNS || started.elapsed() >= SHRINK_TIME {
             return (kept, why);
         }
         chunk = chunk.div_ceil(2);
