@@ -25,6 +25,9 @@ commands:
         each component (net/serial/blk virtualisers, net copier) beside sDDF's C figures;
         WORKLOAD: name prefixes (net_rx, serial_tx_32, blk, ...; all by default); --json: JSON;
         --units: units per workload; --top: the N costliest functions of each workload
+  fuzz <target>|all|list [--seconds N] [--seed S]
+        run an adversarial attacker (release) for N s (default 60) with fresh seeds; a failure is
+        shrunk and saved with its replay command under target/fuzz/<target>/
   help  show this text
 
 <example>: a folder name under examples/, or a path to a system folder of your own (a product
@@ -174,6 +177,8 @@ pub enum Command {
     },
     /// `bench insns`.
     BenchInsns(crate::insns::InsnsArgs),
+    /// `fuzz`.
+    Fuzz(crate::fuzz::FuzzArgs),
     /// `help`, `-h`, `--help`.
     Help,
 }
@@ -191,9 +196,12 @@ where
     if matches!(cmd.as_str(), "help" | "-h" | "--help") {
         return Ok(Command::Help);
     }
+    if cmd == "fuzz" {
+        return crate::fuzz::parse(args);
+    }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, bench, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, fuzz, help"
         )));
     }
     if cmd == "bench" {

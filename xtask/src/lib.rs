@@ -42,6 +42,7 @@
 pub mod assembly;
 pub mod cli;
 pub mod elf;
+pub mod fuzz;
 pub mod graph;
 pub mod insns;
 pub mod json;

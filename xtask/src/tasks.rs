@@ -32,6 +32,7 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             regions,
         } => graph_cmd(&root, &example, board, output, regions),
         Command::BenchInsns(args) => crate::insns::run(&root, &args),
+        Command::Fuzz(args) => crate::fuzz::run(&root, &args),
     }
 }
 

@@ -41,6 +41,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub mod attack;
 mod region;
 mod shared;
 mod types;
