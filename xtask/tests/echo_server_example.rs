@@ -10,8 +10,11 @@
 //!   and it fails saying the same. Everything the system needs from outside (the sdfgen venv
 //!   from PyPI, crates) is built by `xtask build echo_server` *before* the test enters its
 //!   namespace, which has no route out.
-//! - Over the user-mode network (`LIONS_NET=user`, no privileges): UDP and TCP echo of both
-//!   clients through host ports on 127.0.0.1 forwarded by the driver (`LIONS_NET_FORWARD`).
+//! - Over the user-mode network (`LIONS_NET=user`, no privileges): first the README's own
+//!   `echo hello | socat - TCP:127.0.0.1:PORT` to each client, one right after the other (socat's
+//!   default 0.5 s wait after its input ends: the gateway's first contact with each client must
+//!   answer within it, which a 1 s ARP stall did not), then UDP and TCP echo of both clients
+//!   through host ports on 127.0.0.1 forwarded by the driver (`LIONS_NET_FORWARD`).
 //!
 //! The two tests take turns (one system build directory); the runner is
 //! [`common::harness`] (`harness = false`), which can report a test as not run.
@@ -290,6 +293,21 @@ fn echo_server_over_the_user_mode_network_with_port_forwarding() {
         let t = s.text();
         t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
     });
+    // The README's line, with socat's defaults, to each client in turn: the first contact.
+    for (addr, port) in CLIENTS.iter().zip(ports) {
+        let started = std::time::Instant::now();
+        let out = run(
+            Command::new("sh").args(["-c", &format!("echo hello | socat - TCP:127.0.0.1:{port}")]),
+            "socat",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello\n",
+            "the README's first TCP echo of {addr} through 127.0.0.1:{port} printed nothing \
+             after {:?} (socat waits 0.5 s for the answer)",
+            started.elapsed()
+        );
+    }
     for (addr, port) in CLIENTS.iter().zip(ports) {
         let line = format!("a datagram for {addr} through 127.0.0.1:{port}\n");
         let back = socat(&format!("UDP:127.0.0.1:{port}"), line.as_bytes());

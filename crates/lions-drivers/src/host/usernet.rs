@@ -19,6 +19,13 @@
 //! - **Frames** the guest sends (`tx_post`) are copied out of its DMA buffer at once and queued
 //!   for the gateway; frames the gateway sends wait (at most [`WIRE_FRAMES`], then dropped) until
 //!   a receive buffer is posted.
+//! - **Neighbours**: smoltcp limits ARP requests per interface, not per address: after one
+//!   request it sends no other for 1 s, so a second guest contacted within that second would wait
+//!   for it (its SYN or datagram held back as "neighbour pending"). The gateway therefore asks
+//!   for a forward's guest itself, with an ARP request of its own put on the segment before the
+//!   first packet toward it (and again at least every [`ARP_REFRESH`] while it is used, well
+//!   within smoltcp's 60 s cache lifetime); smoltcp takes the guest's reply into its cache like
+//!   any ARP aimed at it, and the packet goes at once.
 //! - **Interrupt**: one epoll fd ([`UserNet::attach_irq`]) over the forward sockets, a timerfd
 //!   for the gateway's TCP timers and an eventfd raised when frames or completions are waiting.
 //!   The gateway runs in `ack_irq`, at the start of each interrupt, which the generic driver then
@@ -32,12 +39,15 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address,
+};
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The gateway's address on the segment.
 pub const GATEWAY_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 1);
@@ -47,6 +57,9 @@ pub const GATEWAY_MAC: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x02, 0x01];
 pub const TCP_SLOTS: usize = 16;
 /// Frames waiting for the guest at most.
 pub const WIRE_FRAMES: usize = 1024;
+/// How often at most the gateway asks a guest in use for its MAC address itself (see the
+/// [module docs](self)).
+pub const ARP_REFRESH: Duration = Duration::from_secs(10);
 const RX_RING: usize = 256;
 const TX_RING: usize = 256;
 const BUF: usize = 2048;
@@ -154,6 +167,8 @@ impl Device for Wire {
 struct Conn {
     host: TcpStream,
     slot: usize,
+    /// The guest's address.
+    guest: Ipv4Addr,
     /// Bytes from the guest not yet written to the host.
     to_host: Vec<u8>,
     host_eof: bool,
@@ -205,6 +220,8 @@ pub struct UserNet {
     ports: Vec<Port>,
     conns: Vec<Conn>,
     next_port: u16,
+    /// Guests asked for their MAC address, and when last.
+    asked: Vec<(Ipv4Addr, Instant)>,
     epoch: Instant,
     stats: UserNetStats,
 }
@@ -314,6 +331,7 @@ impl UserNet {
             ports,
             conns: Vec::new(),
             next_port: 40000,
+            asked: Vec::new(),
             epoch: Instant::now(),
             stats: UserNetStats::default(),
         };
@@ -390,8 +408,10 @@ impl UserNet {
                 }
                 *busy = true;
                 self.stats.connections += 1;
+                ask_neighbor(&mut self.asked, &mut self.wire, fwd.guest.0);
                 if watch(&self.epoll, host.as_fd(), true, false, libc::EPOLL_CTL_ADD).is_ok() {
                     self.conns.push(Conn {
+                        guest: fwd.guest.0,
                         host,
                         slot,
                         to_host: Vec::new(),
@@ -412,6 +432,7 @@ impl UserNet {
         let mut i = 0;
         while i < self.conns.len() {
             let c = &mut self.conns[i];
+            ask_neighbor(&mut self.asked, &mut self.wire, c.guest);
             let (h, _) = self.tcp_slots[c.slot];
             let sock = self.sockets.get_mut::<tcp::Socket>(h);
             // Host -> guest, as much as the socket takes.
@@ -506,6 +527,7 @@ impl UserNet {
             let sock = self.sockets.get_mut::<udp::Socket>(*handle);
             while let Ok((n, from)) = host.recv_from(&mut buf) {
                 *peer = Some(from);
+                ask_neighbor(&mut self.asked, &mut self.wire, fwd.guest.0);
                 // A full socket drops the datagram, as a congested link would.
                 let _ = sock.send_slice(&buf[..n], fwd.endpoint());
                 moved = true;
@@ -534,6 +556,41 @@ impl UserNet {
         }
         let delay = self.iface.poll_delay(self.now(), &self.sockets);
         arm(self.timer.as_raw_fd(), delay.map(|d| d.total_micros()));
+    }
+}
+
+/// Put the gateway's own ARP request for `guest` on the segment, unless `guest` lies outside the
+/// gateway's subnet or was asked within [`ARP_REFRESH`] (`asked` records when).
+fn ask_neighbor(asked: &mut Vec<(Ipv4Addr, Instant)>, wire: &mut Wire, guest: Ipv4Addr) {
+    if guest.octets()[..3] != GATEWAY_IP.octets()[..3] || guest == GATEWAY_IP {
+        return;
+    }
+    let now = Instant::now();
+    match asked.iter_mut().find(|(ip, _)| *ip == guest) {
+        Some((_, at)) if now.duration_since(*at) < ARP_REFRESH => return,
+        Some((_, at)) => *at = now,
+        None => asked.push((guest, now)),
+    }
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(GATEWAY_MAC),
+        source_protocol_addr: GATEWAY_IP,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: guest,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(GATEWAY_MAC),
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut frame = vec![0u8; eth.buffer_len() + arp.buffer_len()];
+    let mut f = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.emit(&mut f);
+    arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
+    if wire.to_guest.len() < WIRE_FRAMES {
+        wire.to_guest.push_back(frame);
+    } else {
+        wire.dropped += 1;
     }
 }
 
@@ -687,5 +744,104 @@ mod tests {
         ] {
             assert_eq!(Forward::parse(bad), None, "{bad}");
         }
+    }
+
+    /// A port on 127.0.0.1 free just now.
+    fn free_port() -> u16 {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// The frames the gateway has for the guest, after one interrupt.
+    fn interrupt(dev: &mut UserNet) -> Vec<Vec<u8>> {
+        dev.ack_irq();
+        dev.wire.to_guest.drain(..).collect()
+    }
+
+    /// The target of `frame` if it is an ARP request from the gateway.
+    fn arp_request(frame: &[u8]) -> Option<Ipv4Address> {
+        let f = EthernetFrame::new_checked(frame).ok()?;
+        if f.ethertype() != EthernetProtocol::Arp {
+            return None;
+        }
+        match ArpRepr::parse(&ArpPacket::new_checked(f.payload()).ok()?).ok()? {
+            ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Request,
+                source_protocol_addr,
+                target_protocol_addr,
+                ..
+            } if source_protocol_addr == GATEWAY_IP => Some(target_protocol_addr),
+            _ => None,
+        }
+    }
+
+    /// The model guest `ip` at `mac` answers the gateway's ARP request.
+    fn arp_reply(ip: Ipv4Address, mac: [u8; 6]) -> Vec<u8> {
+        let arp = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: EthernetAddress(mac),
+            source_protocol_addr: ip,
+            target_hardware_addr: EthernetAddress(GATEWAY_MAC),
+            target_protocol_addr: GATEWAY_IP,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress(mac),
+            dst_addr: EthernetAddress(GATEWAY_MAC),
+            ethertype: EthernetProtocol::Arp,
+        };
+        let mut frame = vec![0u8; eth.buffer_len() + arp.buffer_len()];
+        let mut f = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.emit(&mut f);
+        arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
+        frame
+    }
+
+    /// Whether one of `frames` is an IPv4 packet to `mac`.
+    fn ipv4_to(frames: &[Vec<u8>], mac: [u8; 6]) -> bool {
+        frames.iter().any(|f| {
+            EthernetFrame::new_checked(&f[..]).is_ok_and(|f| {
+                f.ethertype() == EthernetProtocol::Ipv4 && f.dst_addr() == EthernetAddress(mac)
+            })
+        })
+    }
+
+    /// Two guests contacted one right after the other through their forwards: the second is
+    /// asked for its MAC address at once, and its SYN follows its reply, not smoltcp's
+    /// interface-wide 1 s silence after the first guest's ARP request.
+    #[test]
+    fn a_second_guest_is_reached_without_the_arp_silence() {
+        let guests = [
+            (Ipv4Address::new(10, 0, 2, 10), [0x52, 0x54, 1, 0, 0, 0]),
+            (Ipv4Address::new(10, 0, 2, 11), [0x52, 0x54, 1, 0, 0, 1]),
+        ];
+        let ports = [free_port(), free_port()];
+        let forwards: Vec<Forward> = guests
+            .iter()
+            .zip(ports)
+            .map(|((ip, _), p)| Forward {
+                tcp: true,
+                host_port: p,
+                guest: (*ip, 1236),
+            })
+            .collect();
+        // SAFETY: no regions, so no windows.
+        let dma = unsafe { Dma::new(&[]) };
+        let mut dev = UserNet::new(dma, &forwards).unwrap();
+        let mut hosts = Vec::new();
+        for ((ip, mac), port) in guests.into_iter().zip(ports) {
+            hosts.push(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
+            let frames = interrupt(&mut dev);
+            assert!(
+                frames.iter().any(|f| arp_request(f) == Some(ip)),
+                "no ARP request for {ip} on the first contact"
+            );
+            dev.wire.to_gateway.push_back(arp_reply(ip, mac));
+            let frames = interrupt(&mut dev);
+            assert!(ipv4_to(&frames, mac), "no SYN to {ip} after its ARP reply");
+        }
+        assert_eq!(dev.stats().connections, 2);
     }
 }
