@@ -300,6 +300,10 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
     /// writes to them) and check it lies between our last view and our published tail.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
         let head = I::load(self.head_ref, Ordering::Acquire);
+        if head == self.head {
+            // Nothing freed since the last look: the cached view and limit still hold.
+            return Ok(());
+        }
         let moved = head.dist_from(self.head);
         let allowed = self.shared_tail.dist_from(self.head);
         if moved > allowed {
@@ -587,6 +591,10 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// length it implies lies between what we already saw and the capacity.
     pub fn refresh(&mut self) -> Result<(), PeerError> {
         let tail = I::load(self.tail_ref, Ordering::Acquire);
+        if tail == self.tail {
+            // Nothing new since the last look: the cached view and stop still hold.
+            return Ok(());
+        }
         let len = tail.dist_from(self.shared_head);
         let seen = self.tail.dist_from(self.shared_head);
         if len < seen || len > self.cap.usable() {
