@@ -298,6 +298,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
 
     /// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our
     /// writes to them) and check it lies between our last view and our published tail.
+    #[inline]
     pub fn refresh(&mut self) -> Result<(), PeerError> {
         let head = I::load(self.head_ref, Ordering::Acquire);
         if head == self.head {
@@ -589,6 +590,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
 
     /// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
     /// length it implies lies between what we already saw and the capacity.
+    #[inline]
     pub fn refresh(&mut self) -> Result<(), PeerError> {
         let tail = I::load(self.tail_ref, Ordering::Acquire);
         if tail == self.tail {
