@@ -590,7 +590,6 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
 
     /// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
     /// length it implies lies between what we already saw and the capacity.
-    #[inline]
     pub fn refresh(&mut self) -> Result<(), PeerError> {
         let tail = I::load(self.tail_ref, Ordering::Acquire);
         if tail == self.tail {
