@@ -61,6 +61,8 @@ pub struct Capacity {
     usable: u64,
     /// `slots - 1` when `slots` is a power of two, else 0 (then slot = index % slots).
     mask: u64,
+    /// Whether `slots` is a power of two, decided once here so the hot paths test one flag.
+    pow2: bool,
 }
 
 impl Capacity {
@@ -77,6 +79,7 @@ impl Capacity {
             slots,
             usable: slots,
             mask: slots - 1,
+            pow2: true,
         })
     }
 
@@ -103,6 +106,7 @@ impl Capacity {
             slots,
             usable,
             mask,
+            pow2: slots.is_power_of_two(),
         })
     }
 
@@ -116,18 +120,21 @@ impl Capacity {
     }
 
     /// Number of slots in the entry array.
+    #[inline]
     pub fn slots(&self) -> u64 {
         self.slots
     }
 
     /// Most entries that may be in the ring at once.
+    #[inline]
     pub fn usable(&self) -> u64 {
         self.usable
     }
 
     /// Whether the slot mapping is continuous across the index wrap.
+    #[inline]
     pub fn is_power_of_two(&self) -> bool {
-        self.mask != 0 || self.slots == 1
+        self.pow2
     }
 
     /// Number of slots as a `usize` (it was checked against a storage length when a handle was

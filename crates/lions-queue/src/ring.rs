@@ -346,6 +346,7 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
 
     /// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our
     /// writes to them) and check it lies between our last view and our published tail.
+    #[inline]
     pub fn refresh(&mut self) -> Result<(), PeerError> {
         self.head = checked_head::<I>(self.head_ref, self.head, self.shared_tail)?;
         self.set_limit();

@@ -34,12 +34,14 @@ pub struct Signal<'a> {
 
 impl<'a> Signal<'a> {
     /// The flag at `flag`.
+    #[inline]
     pub fn new(flag: &'a AtomicU32) -> Self {
         Self { flag }
     }
 
     /// Waiter: ask to be signalled. The SeqCst fence orders this store before the waiter's
     /// re-check of the ring (store-buffering, see the module docs).
+    #[inline]
     pub fn request(&self) {
         self.flag.store(SIGNAL_REQUESTED, Ordering::Relaxed);
         fence(Ordering::SeqCst);
@@ -47,18 +49,21 @@ impl<'a> Signal<'a> {
 
     /// Either side: withdraw the request. No fence: a cancel is always followed by a request (or by
     /// the notification it stands for) before anyone sleeps on the flag.
+    #[inline]
     pub fn cancel(&self) {
         self.flag.store(SIGNAL_NOT_REQUESTED, Ordering::Relaxed);
     }
 
     /// Notifier: whether the waiter asked. The SeqCst fence orders the notifier's preceding index
     /// publication before this load.
+    #[inline]
     pub fn is_requested(&self) -> bool {
         fence(Ordering::SeqCst);
         self.flag.load(Ordering::Relaxed) == SIGNAL_REQUESTED
     }
 
     /// Notifier: if the waiter asked, cancel its request and return true (the caller then notifies).
+    #[inline]
     pub fn take_request(&self) -> bool {
         if self.is_requested() {
             self.cancel();
@@ -69,6 +74,7 @@ impl<'a> Signal<'a> {
     }
 
     /// Notifier, phase 3: notify only when work was done and the waiter asked.
+    #[inline]
     pub fn should_notify(&self, did_work: bool) -> bool {
         did_work && self.take_request()
     }
