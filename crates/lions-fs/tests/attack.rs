@@ -10,10 +10,9 @@
 //! within a bound (a hang is reported as a failure); errors are fine. Protocol attacks on the
 //! server itself (bad commands, share offsets, fds) are in `protocol.rs`.
 //!
-//! The full mix finds issue 12 defect 3 (lamfat 0.4.3 subtracts 2 from a directory entry's first
-//! cluster of 0 or 1): `fs_fat` is ignored until that fix lands, with its minimised reproducer
-//! pinned in `fs_fat_defect_cluster_below_2`; `fs_fat_boot_sector` (corruption of the boot
-//! sector only) stays on in CI.
+//! Before the patched lamfat the full mix found issue 12 defect 3 (lamfat 0.4.3 subtracted 2 from
+//! a directory entry's first cluster of 0 or 1); its minimised reproducer stays pinned in
+//! `fs_fat_defect_cluster_below_2`. `fs_fat_boot_sector` corrupts the boot sector only.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
@@ -203,8 +202,6 @@ fn generate(r: &mut Rng, boot_only: bool) -> Vec<Corrupt> {
 }
 
 #[test]
-#[ignore = "defect: issue 12 #3, lamfat 0.4.3 panics on a directory entry's first cluster of 0 \
-            or 1 (pinned by fs_fat_defect_cluster_below_2)"]
 fn fs_fat() {
     let t = Target {
         name: "fs_fat",
@@ -230,7 +227,6 @@ fn fs_fat_boot_sector() {
 /// of the base image with first cluster 1; walking the tree makes lamfat 0.4.3 compute
 /// `cluster - 2` (`fs.rs:471`), an overflow panic in debug builds (a wrong sector in release).
 #[test]
-#[ignore = "defect: issue 12 #3, a directory entry's first cluster below 2 panics the FAT backend"]
 fn fs_fat_defect_cluster_below_2() {
     assert!(
         entries().contains(&23136),

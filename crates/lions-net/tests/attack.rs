@@ -15,10 +15,10 @@
 //! it returns it. At the end (attacker quiet, everything good returned) frames still reach the
 //! good clients (liveness).
 //!
-//! `net_rx_virt` runs the whole mix and finds issue 12 defect 1 (a broadcast buffer's count can
-//! be decremented by a client that does not hold it): it is ignored until that fix lands, with
-//! its minimised reproducer pinned in `net_rx_virt_defect_broadcast_refcount`. `net_rx_virt_unicast`
-//! runs the same attack without broadcast frames and stays on in CI.
+//! `net_rx_virt` runs the whole mix; before the per-buffer holder set it found issue 12 defect 1
+//! (a broadcast buffer's count decremented by a client that did not hold it), whose minimised
+//! reproducer stays pinned in `net_rx_virt_defect_broadcast_refcount`. `net_rx_virt_unicast` runs
+//! the same attack without broadcast frames.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use lions_net::{Coherent, MacAddr, NetConnectionResource, NetVirtRxConfig, VirtRx};
@@ -569,8 +569,6 @@ fn generate(r: &mut Rng, broadcast: bool) -> Vec<Act> {
 }
 
 #[test]
-#[ignore = "defect: issue 12 #1, the Rx virt frees a broadcast buffer a good client still holds \
-            (pinned by net_rx_virt_defect_broadcast_refcount)"]
 fn net_rx_virt() {
     let t = Target {
         name: "net_rx_virt",
@@ -596,8 +594,6 @@ fn net_rx_virt_unicast() {
 /// reaches both good clients and the attacker; the attacker returns it twice; good client 1
 /// returns it; the virt hands it to the driver while good client 0 still holds it.
 #[test]
-#[ignore = "defect: issue 12 #1, a client returning a broadcast buffer it does not hold (twice) \
-            frees it under a good client that still holds it"]
 fn net_rx_virt_defect_broadcast_refcount() {
     let acts = [
         Act::Frame(Dst::Broadcast),
@@ -1036,8 +1032,9 @@ fn net_tx_virt() {
 }
 
 #[test]
-#[ignore = "defect: issue 12 #2, the Tx virt passes a driver-returned address nobody sent to the \
-            client owning it (pinned by net_tx_virt_defect_forged_return)"]
+#[ignore = "defect (open): the Tx virt counts each client's buffers at the driver, not which \
+            ones; a lying driver can hand a client back one of its own buffers still in flight \
+            (only that client is affected). Run with --include-ignored"]
 fn net_tx_virt_forging_driver() {
     let t = Target {
         name: "net_tx_virt_forging_driver",
@@ -1052,8 +1049,6 @@ fn net_tx_virt_forging_driver() {
 /// returns the device address of good client 0's buffer 2, which the client holds and never sent;
 /// the virt hands it to the client's free queue as if it came back from transmission.
 #[test]
-#[ignore = "defect: issue 12 #2, the Tx virt does not check what the driver returns against \
-            what was sent"]
 fn net_tx_virt_defect_forged_return() {
     assert_eq!(tx::execute(&[tx::TxAct::Forge(0x2000_1000)]), Ok(()));
 }
@@ -1479,7 +1474,6 @@ fn net_arp() {
 /// driver returns a misaligned address inside good client 0's region; the client gets offset
 /// 0x1545 on its free queue, a buffer that does not exist.
 #[test]
-#[ignore = "defect: issue 12 #2, the Tx virt hands a driver's misaligned address to a client"]
 fn net_tx_virt_defect_forged_misaligned_return() {
     assert_eq!(tx::execute(&[tx::TxAct::Forge(0x2000_1545)]), Ok(()));
 }
