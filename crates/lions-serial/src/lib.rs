@@ -32,9 +32,11 @@
 //!   `head`. Both read the peer's index with Acquire and publish their own with Release. Indices
 //!   are free-running `u32` and wrap in 32 bits; byte `i` is at `data[i % capacity]`.
 //! - **Enqueue** (producer): stage bytes into free slots, then publish them with one tail store
-//!   ([`queue::SerialProducer::write`], [`publish`](queue::SerialProducer::publish)).
+//!   ([`write`](lions_queue::bytes::ByteProducer::write), [`publish`](lions_queue::bytes::ByteProducer::publish),
+//!   reached through [`queue::SerialProducer`]).
 //! - **Dequeue** (consumer): read bytes up to the tail, then hand the slots back with one head store
-//!   ([`queue::SerialConsumer::read`], [`release`](queue::SerialConsumer::release)).
+//!   ([`read`](lions_queue::bytes::ByteConsumer::read), [`release`](lions_queue::bytes::ByteConsumer::release),
+//!   reached through [`queue::SerialConsumer`]).
 //! - **Notification rule**: the producer **always** notifies the consumer after publishing
 //!   anything. The consumer notifies the producer **only when asked**: a producer that finds the
 //!   queue full stores 0 ("signal me") into `producer_signalled`, re-checks for space

@@ -175,7 +175,7 @@ impl Handler for VirtRx<'_> {
     /// client's notification costs one look at an empty queue). Fast path: outside a switch
     /// sequence, every input byte goes straight from the driver's ring into the current client's
     /// (no switch character among them, room for all); anything else goes
-    /// [`rx_bytes`](VirtRx::rx_bytes) from where it stopped.
+    /// byte by byte (`rx_bytes`) from where it stopped.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         // The driver's tail is re-read once: it notifies again for anything it adds later.
         self.driver.refresh()?;
