@@ -25,6 +25,9 @@ commands:
         each component (net/serial/blk virtualisers, net copier) beside sDDF's C figures;
         WORKLOAD: name prefixes (net_rx, serial_tx_32, blk, ...; all by default); --json: JSON;
         --units: units per workload; --top: the N costliest functions of each workload
+  size [--files]
+        code lines (not blank, not comment, no test code) of each component and class
+        library beside the paper's Table 2; --files: each file's count too
   fuzz <target>|all|list [--seconds N] [--seed S]
         run an adversarial attacker (release) for N s (default 60) with fresh seeds; a failure is
         shrunk and saved with its replay command under target/fuzz/<target>/
@@ -179,6 +182,11 @@ pub enum Command {
     BenchInsns(crate::insns::InsnsArgs),
     /// `fuzz`.
     Fuzz(crate::fuzz::FuzzArgs),
+    /// `size [--files]`: print each file's count when set.
+    Size {
+        /// Print each file's count under its row.
+        files: bool,
+    },
     /// `help`, `-h`, `--help`.
     Help,
 }
@@ -199,9 +207,20 @@ where
     if cmd == "fuzz" {
         return crate::fuzz::parse(args);
     }
+    if cmd == "size" {
+        let mut files = false;
+        for arg in args {
+            match arg.as_str() {
+                "--files" => files = true,
+                "-h" | "--help" => return Ok(Command::Help),
+                _ => return Err(Error(format!("`size` does not take `{arg}`"))),
+            }
+        }
+        return Ok(Command::Size { files });
+    }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, bench, fuzz, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, size, fuzz, help"
         )));
     }
     if cmd == "bench" {

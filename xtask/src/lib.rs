@@ -10,6 +10,7 @@
 //! | `run <ex> [--board B] [--release] [-- ARGS]` | `build`, then replaces itself with the `lions-host` launcher on the `.system` file, or with `qemu-system-aarch64` booting `loader.img` (extra `ARGS` go to the launcher or QEMU) |
 //! | `graph <ex> [--board B] [-o FILE.svg]` | metaprogram only, then draws the `.system` as SVG |
 //! | `bench insns [WORKLOAD...] [--json] [--units N] [--top N]` | instructions per unit inside each component under callgrind, beside sDDF's C figures ([`insns`]) |
+//! | `size [--files]` | code lines of each component and class library beside the paper's Table 2 ([`size`]) |
 //!
 //! Boards: `host` (default; one Linux process per PD) and `qemu_virt_aarch64` (seL4 Microkit 2.3.0:
 //! PDs built for `aarch64-unknown-none` with `lions-os/debug-print`, the SDK's `debug`
@@ -49,6 +50,7 @@ pub mod json;
 pub mod meta;
 pub mod microkit;
 pub mod patch;
+pub mod size;
 pub mod tasks;
 
 use std::fmt;

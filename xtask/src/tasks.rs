@@ -33,6 +33,13 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
         } => graph_cmd(&root, &example, board, output, regions),
         Command::BenchInsns(args) => crate::insns::run(&root, &args),
         Command::Fuzz(args) => crate::fuzz::run(&root, &args),
+        Command::Size { files } => {
+            print!(
+                "{}",
+                crate::size::render(&crate::size::count(&root)?, files)
+            );
+            Ok(())
+        }
     }
 }
 
