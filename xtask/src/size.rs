@@ -167,7 +167,7 @@ pub fn code_lines(src: &str) -> u32 {
     let mut count = 0;
     let mut in_block = false;
     // Inside a `#[cfg(test)]` item: the brace depth reached so far (None: not yet opened).
-    let mut skipping: Option<Option<i32>> = None;
+    let mut skipping: Option<Option<isize>> = None;
     for raw in src.lines() {
         let mut line = raw.trim();
         if in_block {
@@ -189,9 +189,9 @@ pub fn code_lines(src: &str) -> u32 {
             continue;
         }
         if let Some(depth) = skipping.as_mut() {
-            let opens = line.matches('{').count() as i32;
-            let closes = line.matches('}').count() as i32;
-            let d = depth.unwrap_or(0) + opens - closes;
+            let opens = line.matches('{').count();
+            let closes = line.matches('}').count();
+            let d = depth.unwrap_or(0) + opens as isize - closes as isize;
             if depth.is_none() && opens == 0 {
                 if line.ends_with(';') && !line.starts_with("#[") {
                     skipping = None;
