@@ -26,8 +26,8 @@
 //! `pds` and, per PD, `binary` and `image` are required.
 
 use crate::Error;
-use crate::json::{self, Value};
 use crate::patch::write_section;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// One config blob to write into a section.
@@ -95,7 +95,7 @@ impl Assembly {
     /// Parse the JSON text.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let bad = |msg: String| Error(format!("assembly.json: {msg}"));
-        let root = json::parse(text).map_err(|e| bad(e.to_string()))?;
+        let root: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let pds = root
             .get("pds")
             .and_then(Value::as_object)

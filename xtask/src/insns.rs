@@ -296,52 +296,38 @@ pub fn table(rows: &[Row]) -> String {
     s
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+/// Rounded to `places` decimals, as the table prints it.
+fn round(v: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (v * scale).round() / scale
 }
 
-/// The rows as a JSON array.
+/// The rows as a JSON array (figures rounded as the table prints them).
 pub fn json(rows: &[Row]) -> String {
-    let num = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.2}"));
-    let items: Vec<String> = rows
+    let items: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            let top: Vec<String> = r
+            let top: Vec<serde_json::Value> = r
                 .top
                 .iter()
-                .map(|(n, c)| format!("[{},{c:.2}]", json_str(n)))
+                .map(|(n, c)| serde_json::json!([n, round(*c, 2)]))
                 .collect();
-            format!(
-                "{{\"workload\":{},\"component\":{},\"batching\":{},\"unit\":{},\"units\":{},\
-                 \"c\":{},\"ours\":{:.2},\"ratio\":{},\"notify_per_unit\":{:.4},\
-                 \"copy_excluded_per_unit\":{},\"top\":[{}]}}",
-                json_str(&r.workload.name),
-                json_str(&r.workload.component),
-                json_str(&r.workload.batching),
-                json_str(&r.workload.unit),
-                r.units,
-                num(r.c),
-                r.per_unit,
-                num(r.c.map(|c| r.per_unit / c)),
-                r.notify_per_unit,
-                num(r.copy_per_unit),
-                top.join(",")
-            )
+            serde_json::json!({
+                "workload": r.workload.name,
+                "component": r.workload.component,
+                "batching": r.workload.batching,
+                "unit": r.workload.unit,
+                "units": r.units,
+                "c": r.c.map(|c| round(c, 2)),
+                "ours": round(r.per_unit, 2),
+                "ratio": r.c.map(|c| round(r.per_unit / c, 2)),
+                "notify_per_unit": round(r.notify_per_unit, 4),
+                "copy_excluded_per_unit": r.copy_per_unit.map(|c| round(c, 2)),
+                "top": top,
+            })
         })
         .collect();
-    format!("[\n  {}\n]", items.join(",\n  "))
+    serde_json::to_string_pretty(&items).unwrap_or_default()
 }
 
 fn output_of(mut cmd: Process, what: &str) -> Result<String, Error> {
@@ -458,6 +444,28 @@ fn=(3)
 fn=(4) <lions_net::copy::Copier as lions_os::handler::Handler>::notified
 0 600
 ";
+
+    #[test]
+    fn json_rows_carry_every_figure_rounded() {
+        let r = Row {
+            workload: w("sym\"quoted"),
+            units: 10,
+            per_unit: 123.456,
+            copy_per_unit: None,
+            notify_per_unit: 0.031_25,
+            c: Some(100.0),
+            top: vec![("f \"g\"".into(), 1.234)],
+        };
+        let v: serde_json::Value = serde_json::from_str(&json(&[r])).unwrap();
+        let row = &v[0];
+        assert_eq!(row["workload"], "net_copy_32");
+        assert_eq!(row["ours"], 123.46);
+        assert_eq!(row["ratio"], 1.23);
+        assert_eq!(row["notify_per_unit"], 0.0313);
+        assert!(row["copy_excluded_per_unit"].is_null());
+        assert_eq!(row["top"][0][0], "f \"g\"");
+        assert_eq!(row["top"][0][1], 1.23);
+    }
 
     fn w(symbol: &str) -> Workload {
         Workload {

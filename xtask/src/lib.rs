@@ -46,7 +46,6 @@ pub mod elf;
 pub mod fuzz;
 pub mod graph;
 pub mod insns;
-pub mod json;
 pub mod meta;
 pub mod microkit;
 pub mod patch;

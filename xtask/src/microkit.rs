@@ -14,7 +14,7 @@
 
 use crate::Error;
 use crate::cli::Board;
-use crate::json::{self, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -127,12 +127,11 @@ impl Sdk {
 /// `lions-os` compiled in.
 pub fn check_invocations(text: &str) -> Result<(), Error> {
     use lions_os::microkit::board::current::IRQ_ACK_IRQ;
-    let root = json::parse(text).map_err(|e| Error(e.to_string()))?;
-    let label = match root.get("IRQAckIRQ") {
-        Some(Value::Number(n)) => *n,
-        _ => return Err(Error("no number `IRQAckIRQ`".into())),
+    let root: Value = serde_json::from_str(text).map_err(|e| Error(e.to_string()))?;
+    let Some(label) = root.get("IRQAckIRQ").and_then(Value::as_u64) else {
+        return Err(Error("no number `IRQAckIRQ`".into()));
     };
-    if label == IRQ_ACK_IRQ as f64 {
+    if label == IRQ_ACK_IRQ {
         Ok(())
     } else {
         Err(Error(format!(
