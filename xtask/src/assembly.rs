@@ -85,16 +85,17 @@ fn plain_file_name(what: &str, pd: &str, name: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error(format!(
-            "assembly.json: PD `{pd}`: {what} `{name}` must be a plain file name in the output folder"
-        )))
+        Err(Error::invalid(
+            "assembly.json",
+            format!("PD `{pd}`: {what} `{name}` must be a plain file name in the output folder"),
+        ))
     }
 }
 
 impl Assembly {
     /// Parse the JSON text.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let bad = |msg: String| Error(format!("assembly.json: {msg}"));
+        let bad = |msg: String| Error::invalid("assembly.json", msg);
         let root: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let pds = root
             .get("pds")
@@ -151,8 +152,8 @@ impl Assembly {
     /// Read `<dir>/assembly.json`.
     pub fn load(dir: &Path) -> Result<Self, Error> {
         let path = dir.join("assembly.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, &e))?;
-        Self::parse(&text).map_err(|e| Error(format!("{}: {}", path.display(), e.0)))
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        Self::parse(&text).map_err(|e| e.within(path.display()))
     }
 }
 
@@ -174,38 +175,34 @@ pub fn assemble(
             .or_else(|| candidates.clone().next_back())
             .unwrap_or_else(|| PathBuf::from(&pd.binary));
         let mut elf = std::fs::read(&bin).map_err(|e| {
-            Error(format!(
-                "PD `{}`: reading its binary `{}` ({}): {e}",
-                pd.name,
-                pd.binary,
-                bin.display()
-            ))
+            let doing = format!("PD `{}`: reading its binary `{}` at", pd.name, pd.binary);
+            Error::io(&doing, &bin, e)
         })?;
         let mut written = Vec::new();
         let mut skipped = Vec::new();
         for patch in &pd.patches {
             let blob_path = out_dir.join(&patch.blob);
             let blob = std::fs::read(&blob_path).map_err(|e| {
-                Error(format!(
-                    "PD `{}`: reading blob for section `{}` ({}): {e}",
-                    pd.name,
-                    patch.section,
-                    blob_path.display()
-                ))
+                let doing = format!(
+                    "PD `{}`: reading the blob for section `{}` at",
+                    pd.name, patch.section
+                );
+                Error::io(&doing, &blob_path, e)
             })?;
             if blob.is_empty() {
                 skipped.push(patch.section.clone());
                 continue;
             }
             write_section(&mut elf, &patch.section, &blob).map_err(|e| {
-                Error(format!(
-                    "PD `{}` (binary `{}`): section `{}` <- {} ({} bytes): {e}",
-                    pd.name,
-                    pd.binary,
-                    patch.section,
-                    patch.blob,
-                    blob.len()
-                ))
+                Error::invalid(
+                    format!("PD `{}` (binary `{}`)", pd.name, pd.binary),
+                    format!(
+                        "section `{}` <- {} ({} bytes): {e}",
+                        patch.section,
+                        patch.blob,
+                        blob.len()
+                    ),
+                )
             })?;
             written.push((patch.section.clone(), blob.len()));
         }
@@ -228,10 +225,10 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("writing", &tmp, &e))?;
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("writing", &tmp, e))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| Error::io("making executable", &tmp, &e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming to", path, &e))
+        .map_err(|e| Error::io("making executable", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming to", path, e))
 }
 
 #[cfg(test)]
@@ -274,7 +271,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_entries() {
-        let e = |t: &str| Assembly::parse(t).unwrap_err().0;
+        let e = |t: &str| Assembly::parse(t).unwrap_err().to_string();
         assert!(e("{}").contains("no `pds`"));
         assert!(
             e(r#"{"pds": {"a": {"image": "a.elf"}}}"#).contains("PD `a` has no string `binary`")
@@ -317,7 +314,7 @@ mod tests {
             &dir,
         )
         .unwrap_err()
-        .0;
+        .to_string();
         assert!(
             err.contains("PD `client0`")
                 && err.contains("`.device_resources`")
@@ -334,7 +331,7 @@ mod tests {
             &dir,
         )
         .unwrap_err()
-        .0;
+        .to_string();
         assert!(
             err.contains("`.no_such`") && err.contains("no such section"),
             "{err}"

@@ -116,7 +116,7 @@ impl Board {
             .find(|b| b.name() == name)
             .ok_or_else(|| {
                 let known: Vec<_> = Self::ALL.iter().map(|b| b.name()).collect();
-                Error(format!(
+                Error::usage(format!(
                     "unknown board `{name}`; known boards: {}",
                     known.join(", ")
                 ))
@@ -199,7 +199,7 @@ where
 {
     let mut args = args.into_iter().map(Into::into);
     let Some(cmd) = args.next() else {
-        return Err(Error("no command given".into()));
+        return Err(Error::usage("no command given"));
     };
     if matches!(cmd.as_str(), "help" | "-h" | "--help") {
         return Ok(Command::Help);
@@ -213,13 +213,13 @@ where
             match arg.as_str() {
                 "--files" => files = true,
                 "-h" | "--help" => return Ok(Command::Help),
-                _ => return Err(Error(format!("`size` does not take `{arg}`"))),
+                _ => return Err(Error::usage(format!("`size` does not take `{arg}`"))),
             }
         }
         return Ok(Command::Size { files });
     }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
-        return Err(Error(format!(
+        return Err(Error::usage(format!(
             "unknown command `{cmd}`; commands: build, run, graph, bench, size, fuzz, help"
         )));
     }
@@ -242,7 +242,7 @@ where
             inline
                 .clone()
                 .or_else(|| args.next())
-                .ok_or_else(|| Error(format!("`{flag}` needs {what}")))
+                .ok_or_else(|| Error::usage(format!("`{flag}` needs {what}")))
         };
         match flag.as_str() {
             "--board" => board = Board::parse(&value("a board name")?)?,
@@ -251,24 +251,26 @@ where
             "--regions" if cmd == "graph" => {
                 let v = value("all, grouped or none")?;
                 regions = crate::graph::Regions::parse(&v).ok_or_else(|| {
-                    Error(format!("`--regions` takes all, grouped or none, not `{v}`"))
+                    Error::usage(format!("`--regions` takes all, grouped or none, not `{v}`"))
                 })?;
             }
             "--" if cmd == "run" => launcher_args.extend(args.by_ref()),
             "-h" | "--help" => return Ok(Command::Help),
             f if f.starts_with('-') => {
-                return Err(Error(format!("`{cmd}` does not take option `{arg}`")));
+                return Err(Error::usage(format!(
+                    "`{cmd}` does not take option `{arg}`"
+                )));
             }
             _ if example.is_none() => example = Some(arg),
             _ => {
-                return Err(Error(format!(
+                return Err(Error::usage(format!(
                     "`{cmd}` takes one example, got a second: `{arg}`"
                 )));
             }
         }
     }
     let Some(example) = example else {
-        return Err(Error(format!("`{cmd}` needs an example name")));
+        return Err(Error::usage(format!("`{cmd}` needs an example name")));
     };
     let build = BuildArgs {
         example,
@@ -296,9 +298,11 @@ fn parse_bench(mut args: impl Iterator<Item = String>) -> Result<Command, Error>
         Some("insns") => {}
         Some("-h" | "--help") => return Ok(Command::Help),
         Some(other) => {
-            return Err(Error(format!("unknown bench `{other}`; benches: insns")));
+            return Err(Error::usage(format!(
+                "unknown bench `{other}`; benches: insns"
+            )));
         }
-        None => return Err(Error("`bench` needs a bench name: insns".into())),
+        None => return Err(Error::usage("`bench` needs a bench name: insns")),
     }
     let mut a = crate::insns::InsnsArgs::default();
     while let Some(arg) = args.next() {
@@ -309,7 +313,7 @@ fn parse_bench(mut args: impl Iterator<Item = String>) -> Result<Command, Error>
         let mut number = || -> Result<u64, Error> {
             let v = inline.clone().or_else(|| args.next());
             v.and_then(|v| v.parse().ok())
-                .ok_or_else(|| Error(format!("`{flag}` needs a number")))
+                .ok_or_else(|| Error::usage(format!("`{flag}` needs a number")))
         };
         match flag.as_str() {
             "--json" if inline.is_none() => a.json = true,
@@ -317,7 +321,9 @@ fn parse_bench(mut args: impl Iterator<Item = String>) -> Result<Command, Error>
             "--top" => a.top = usize::try_from(number()?).unwrap_or(usize::MAX),
             "-h" | "--help" => return Ok(Command::Help),
             f if f.starts_with('-') => {
-                return Err(Error(format!("`bench insns` does not take option `{arg}`")));
+                return Err(Error::usage(format!(
+                    "`bench insns` does not take option `{arg}`"
+                )));
             }
             _ => a.only.push(arg),
         }
@@ -329,8 +335,9 @@ fn parse_bench(mut args: impl Iterator<Item = String>) -> Result<Command, Error>
 mod tests {
     use super::*;
 
-    fn p(args: &[&str]) -> Result<Command, Error> {
-        parse(args.iter().copied())
+    /// The parse, its error as the sentence the user sees.
+    fn p(args: &[&str]) -> Result<Command, String> {
+        parse(args.iter().copied()).map_err(|e| e.to_string())
     }
 
     fn build(example: &str, release: bool) -> BuildArgs {
@@ -399,7 +406,7 @@ mod tests {
         assert!(
             p(&["graph", "hello", "--regions", "some"])
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("all, grouped or none")
         );
     }
@@ -429,7 +436,7 @@ mod tests {
                 top: 5,
             }))
         );
-        let err = |args: &[&str]| p(args).unwrap_err().0;
+        let err = |args: &[&str]| p(args).unwrap_err().to_string();
         assert_eq!(err(&["bench"]), "`bench` needs a bench name: insns");
         assert_eq!(
             err(&["bench", "speed"]),
@@ -455,7 +462,7 @@ mod tests {
 
     #[test]
     fn errors_say_what_is_wrong() {
-        let err = |args: &[&str]| p(args).unwrap_err().0;
+        let err = |args: &[&str]| p(args).unwrap_err().to_string();
         assert_eq!(err(&[]), "no command given");
         assert!(err(&["frobnicate"]).contains("commands: build, run, graph, bench"));
         assert_eq!(err(&["build"]), "`build` needs an example name");
@@ -488,8 +495,8 @@ mod tests {
     #[test]
     fn qemu_board_builds_for_aarch64_under_sel4() {
         assert_eq!(
-            Board::parse("qemu_virt_aarch64"),
-            Ok(Board::QemuVirtAarch64)
+            Board::parse("qemu_virt_aarch64").ok(),
+            Some(Board::QemuVirtAarch64)
         );
         assert_eq!(
             Board::QemuVirtAarch64.target(),

@@ -68,24 +68,28 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<crate::cli::Comma
                 Some(h) => u64::from_str_radix(h, 16).ok(),
                 None => v.parse().ok(),
             };
-            n.ok_or_else(|| Error(format!("`{flag}` needs a number")))
+            n.ok_or_else(|| Error::usage(format!("`{flag}` needs a number")))
         };
         match flag.as_str() {
             "--seconds" => a.seconds = number()?,
             "--seed" => a.seed = Some(number()?),
             "-h" | "--help" => return Ok(crate::cli::Command::Help),
             f if f.starts_with('-') => {
-                return Err(Error(format!("`fuzz` does not take option `{arg}`")));
+                return Err(Error::usage(format!("`fuzz` does not take option `{arg}`")));
             }
             _ if a.target.is_empty() => a.target = arg,
-            _ => return Err(Error(format!("`fuzz` takes one target, got `{arg}` too"))),
+            _ => {
+                return Err(Error::usage(format!(
+                    "`fuzz` takes one target, got `{arg}` too"
+                )));
+            }
         }
     }
     if a.target.is_empty() {
-        return Err(Error("`fuzz` needs a target (or `list`, `all`)".into()));
+        return Err(Error::usage("`fuzz` needs a target (or `list`, `all`)"));
     }
     if !matches!(a.target.as_str(), "all" | "list") && !TARGETS.iter().any(|t| t.0 == a.target) {
-        return Err(Error(format!(
+        return Err(Error::usage(format!(
             "unknown fuzz target `{}`; targets: {}",
             a.target,
             names()
@@ -142,7 +146,7 @@ pub fn run(root: &Path, a: &FuzzArgs) -> Result<(), Error> {
             .env_remove("LIONS_ATTACK_KEEP")
             .env_remove("LIONS_ATTACK_CASES")
             .status()
-            .map_err(|e| Error(format!("cargo test -p {package}: cannot start: {e}")))?;
+            .map_err(|e| Error::start(format!("cargo test -p {package}"), e))?;
         if !status.success() {
             failed.push(format!("{name} (see {})", out.display()));
         }
@@ -150,7 +154,10 @@ pub fn run(root: &Path, a: &FuzzArgs) -> Result<(), Error> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error(format!("fuzz: failures in {}", failed.join(", "))))
+        Err(Error::invalid(
+            "fuzz",
+            format!("failures in {}", failed.join(", ")),
+        ))
     }
 }
 
@@ -169,7 +176,7 @@ mod tests {
     fn parse_str(s: &str) -> Result<FuzzArgs, Error> {
         match parse(s.split_whitespace().map(String::from))? {
             crate::cli::Command::Fuzz(a) => Ok(a),
-            other => Err(Error(format!("{other:?}"))),
+            other => Err(Error::usage(format!("{other:?}"))),
         }
     }
 
@@ -185,7 +192,12 @@ mod tests {
             }
         );
         assert_eq!(parse_str("all --seconds=2").unwrap().seconds, 2);
-        assert!(parse_str("nope").unwrap_err().0.contains("blk_virt"));
+        assert!(
+            parse_str("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("blk_virt")
+        );
         assert!(parse_str("queue --seconds x").is_err());
         assert!(parse_str("").is_err());
     }

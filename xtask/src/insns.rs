@@ -83,14 +83,17 @@ pub fn parse_list(text: &str) -> Result<Vec<Workload>, Error> {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             let [name, symbol, units, component, batching, unit] = f[..] else {
-                return Err(Error(format!("lions-bench list: bad line `{l}`")));
+                return Err(Error::invalid(
+                    "lions-bench list",
+                    format!("bad line `{l}`"),
+                ));
             };
             Ok(Workload {
                 name: name.into(),
                 symbol: symbol.into(),
-                units: units
-                    .parse()
-                    .map_err(|_| Error(format!("lions-bench list: bad units in `{l}`")))?,
+                units: units.parse().map_err(|_| {
+                    Error::invalid("lions-bench list", format!("bad units in `{l}`"))
+                })?,
                 component: component.into(),
                 batching: batching.into(),
                 unit: unit.into(),
@@ -207,12 +210,15 @@ pub fn row(w: &Workload, profile: &Profile, stdout: &str, top: usize) -> Result<
     }
     let units = units
         .filter(|&u| u > 0)
-        .ok_or_else(|| Error(format!("{}: the workload reported no units", w.name)))?;
+        .ok_or_else(|| Error::invalid(w.name.clone(), "the workload reported no units"))?;
     if profile.total == 0 {
-        return Err(Error(format!(
-            "{}: callgrind collected nothing under `{}` (symbol missing?)",
-            w.name, w.symbol
-        )));
+        return Err(Error::invalid(
+            w.name.clone(),
+            format!(
+                "callgrind collected nothing under `{}` (symbol missing?)",
+                w.symbol
+            ),
+        ));
     }
     let sum = |f: &dyn Fn(&str) -> bool| -> u64 {
         profile
@@ -331,15 +337,13 @@ pub fn json(rows: &[Row]) -> String {
 }
 
 fn output_of(mut cmd: Process, what: &str) -> Result<String, Error> {
-    let out = cmd
-        .output()
-        .map_err(|e| Error(format!("{what}: cannot start: {e}")))?;
+    let out = cmd.output().map_err(|e| Error::start(what, e))?;
     if !out.status.success() {
-        return Err(Error(format!(
-            "{what} failed ({}):\n{}",
+        return Err(Error::failed(
+            what,
             out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )));
+            format!(":\n{}", String::from_utf8_lossy(&out.stderr)),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -347,9 +351,8 @@ fn output_of(mut cmd: Process, what: &str) -> Result<String, Error> {
 /// Build lions-bench and measure the workloads asked for; print the table (or JSON).
 pub fn run(root: &Path, args: &InsnsArgs) -> Result<(), Error> {
     if Process::new("valgrind").arg("--version").output().is_err() {
-        return Err(Error(
-            "valgrind is not installed; install it (Debian/Ubuntu: `apt-get install valgrind`)"
-                .into(),
+        return Err(Error::missing(
+            "valgrind is not installed; install it (Debian/Ubuntu: `apt-get install valgrind`)",
         ));
     }
     let mut build = Process::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -358,11 +361,9 @@ pub fn run(root: &Path, args: &InsnsArgs) -> Result<(), Error> {
         .args(["build", "-p", "lions-bench", "--profile", "bench-insns"]);
     let status = build
         .status()
-        .map_err(|e| Error(format!("cargo build -p lions-bench: cannot start: {e}")))?;
+        .map_err(|e| Error::start("cargo build -p lions-bench", e))?;
     if !status.success() {
-        return Err(Error(format!(
-            "cargo build -p lions-bench failed ({status})"
-        )));
+        return Err(Error::failed("cargo build -p lions-bench", status, ""));
     }
     let bin = target_dir(root).join("bench-insns").join("lions-bench");
     let mut list = Process::new(&bin);
@@ -376,14 +377,14 @@ pub fn run(root: &Path, args: &InsnsArgs) -> Result<(), Error> {
         .collect();
     if chosen.is_empty() {
         let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
-        return Err(Error(format!(
+        return Err(Error::usage(format!(
             "no workload matches {:?}; workloads: {}",
             args.only,
             names.join(", ")
         )));
     }
     let dir = target_dir(root).join("bench-insns").join("callgrind");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, &e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
     let mut rows = Vec::new();
     for w in chosen {
         let units = args.units.unwrap_or(w.units);
@@ -397,7 +398,7 @@ pub fn run(root: &Path, args: &InsnsArgs) -> Result<(), Error> {
             .args(["run", &w.name, "--units", &units.to_string()]);
         let stdout = output_of(vg, &format!("valgrind lions-bench run {}", w.name))?;
         let text =
-            std::fs::read_to_string(&out_file).map_err(|e| Error::io("reading", &out_file, &e))?;
+            std::fs::read_to_string(&out_file).map_err(|e| Error::io("reading", &out_file, e))?;
         rows.push(row(w, &parse_callgrind(&text)?, &stdout, args.top)?);
     }
     if args.json {

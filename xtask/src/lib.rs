@@ -37,8 +37,9 @@
 //! 6. `run` only: `lions-host <output>/<ex>.system --search-path <output> ARGS...`, or
 //!    `qemu-system-aarch64 -machine virt,virtualization=on ... -device loader,file=loader.img,...`.
 //!
-//! Errors are plain sentences naming what was being done ([`Error`]); `main` prints them and exits
-//! with status 1.
+//! Errors are typed ([`Error`]: usage, I/O on a path, a program that could not start or failed,
+//! something missing, an input that is wrong); each displays as a plain sentence naming what was
+//! being done. `main` prints it and exits with status 1 (2 for a usage error).
 
 pub mod assembly;
 pub mod cli;
@@ -55,29 +56,151 @@ pub mod tasks;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A failure of an xtask command, as the sentence shown to the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub String);
+/// Why an xtask command failed. `Display` is the sentence shown to the user; `source` gives the
+/// underlying I/O error where there is one.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The command line is not one xtask takes (`main` prints the usage and exits with 2).
+    Usage(String),
+    /// Reading or writing `path` failed while `doing` something ("reading", "writing", ...).
+    Io {
+        /// What was being done, as a verb phrase before the path.
+        doing: String,
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A program xtask runs (cargo, python, valgrind, QEMU, the Microkit tool) could not start.
+    Start {
+        /// The program, as the user would type it (`cargo build -p lions-bench`).
+        program: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A program xtask ran exited unsuccessfully.
+    Failed {
+        /// The program, as the user would type it, and what it was run on.
+        program: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed that explains the failure, or why it matters (may be empty).
+        detail: String,
+    },
+    /// Something this machine or checkout lacks (an SDK, valgrind, QEMU, an example), with what to
+    /// install or set.
+    Missing(String),
+    /// An input is not what it must be: a system description, `assembly.json`, a PD image, an
+    /// SDK's files, a tool's output. `context` names the file or thing, `detail` what is wrong.
+    Invalid {
+        /// The file or thing that is wrong (may be empty).
+        context: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
 
 impl Error {
-    /// An error with this message.
-    pub fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
+    /// A usage error with this message.
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Self::Usage(msg.into())
     }
 
     /// An I/O error on `path` while `doing` something.
-    pub fn io(doing: &str, path: &Path, e: &std::io::Error) -> Self {
-        Self(format!("{doing} {}: {e}", path.display()))
+    pub fn io(doing: &str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            doing: doing.to_owned(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// `program` could not start.
+    pub fn start(program: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Start {
+            program: program.into(),
+            source,
+        }
+    }
+
+    /// `program` ran and exited with `status`; `detail` explains (may be empty).
+    pub fn failed(
+        program: impl Into<String>,
+        status: std::process::ExitStatus,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::Failed {
+            program: program.into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// Something missing from this machine or checkout, with what to do about it.
+    pub fn missing(msg: impl Into<String>) -> Self {
+        Self::Missing(msg.into())
+    }
+
+    /// `context` (a file or thing; may be empty) is wrong: `detail`.
+    pub fn invalid(context: impl Into<String>, detail: impl fmt::Display) -> Self {
+        Self::Invalid {
+            context: context.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The same error with `context` (a file, a PD) put in front of what it says.
+    #[must_use]
+    pub fn within(self, context: impl fmt::Display) -> Self {
+        match self {
+            Self::Invalid {
+                context: inner,
+                detail,
+            } if inner.is_empty() => Self::invalid(context.to_string(), detail),
+            other => Self::invalid(context.to_string(), other),
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Usage(m) | Self::Missing(m) => f.write_str(m),
+            Self::Io {
+                doing,
+                path,
+                source,
+            } => write!(f, "{doing} {}: {source}", path.display()),
+            Self::Start { program, source } => write!(f, "{program}: cannot start: {source}"),
+            Self::Failed {
+                program,
+                status,
+                detail,
+            } => {
+                write!(f, "{program} failed ({status})")?;
+                if detail.is_empty() {
+                    Ok(())
+                } else if detail.starts_with('\n') || detail.starts_with(':') {
+                    f.write_str(detail)
+                } else {
+                    write!(f, ": {detail}")
+                }
+            }
+            Self::Invalid { context, detail } if context.is_empty() => f.write_str(detail),
+            Self::Invalid { context, detail } => write!(f, "{context}: {detail}"),
+        }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } | Self::Start { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// The workspace root (the parent of this crate's folder).
 pub fn workspace_root() -> PathBuf {

@@ -13,6 +13,10 @@ fn main() -> ExitCode {
     };
     match xtask::tasks::execute(cmd) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ xtask::Error::Usage(_)) => {
+            eprintln!("xtask: {e}\n\n{}", xtask::cli::USAGE);
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("xtask: error: {e}");
             ExitCode::FAILURE

@@ -41,9 +41,9 @@ pub fn system_name(example: &str) -> String {
 pub fn example_dir(root: &Path, name: &str) -> Result<PathBuf, Error> {
     if is_system_path(name) {
         let dir = std::fs::canonicalize(name)
-            .map_err(|e| Error(format!("system folder `{name}`: {e}")))?;
+            .map_err(|e| Error::io("opening the system folder", Path::new(name), e))?;
         if !dir.join("meta.py").is_file() {
-            return Err(Error(format!(
+            return Err(Error::missing(format!(
                 "system folder {} has no meta.py (the metaprogram that describes the system; \
                  see templates/product)",
                 dir.display()
@@ -55,7 +55,7 @@ pub fn example_dir(root: &Path, name: &str) -> Result<PathBuf, Error> {
     if known.iter().any(|k| k == name) {
         return Ok(root.join("examples").join(name));
     }
-    Err(Error(if known.is_empty() {
+    Err(Error::missing(if known.is_empty() {
         format!(
             "unknown example `{name}`: no examples/<name>/meta.py under {}",
             root.display()
@@ -78,22 +78,22 @@ pub fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| Error::io("running", &script, &e))?;
+        .map_err(|e| Error::io("running", &script, e))?;
     if !out.status.success() {
-        return Err(Error(format!(
-            "{} failed ({}): the sdfgen venv needs python3 with the venv module \
+        return Err(Error::failed(
+            script.display().to_string(),
+            out.status,
+            "the sdfgen venv needs python3 with the venv module \
              (Debian: apt-get install python3-venv) and network access to PyPI the first time",
-            script.display(),
-            out.status
-        )));
+        ));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let python = stdout.lines().last().unwrap_or("").trim();
     if python.is_empty() {
-        return Err(Error(format!(
-            "{} printed no python path",
-            script.display()
-        )));
+        return Err(Error::invalid(
+            script.display().to_string(),
+            "printed no python path",
+        ));
     }
     Ok(PathBuf::from(python))
 }
@@ -118,7 +118,7 @@ pub fn run_metaprogram(
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::io("running", &meta, &e))?;
+        .map_err(|e| Error::io("running", &meta, e))?;
     let mut last = None;
     if let Some(stderr) = child.stderr.take() {
         let mut err = std::io::stderr().lock();
@@ -131,14 +131,14 @@ pub fn run_metaprogram(
     }
     let status = child
         .wait()
-        .map_err(|e| Error::io("waiting for", &meta, &e))?;
+        .map_err(|e| Error::io("waiting for", &meta, e))?;
     if !status.success() {
         // A metaprogram's last word is usually why (an unsupported board, a Python error).
-        let why = last.map(|l| format!(": {l}")).unwrap_or_default();
-        return Err(Error(format!(
-            "metaprogram {} failed ({status}){why}",
-            meta.display()
-        )));
+        return Err(Error::failed(
+            format!("metaprogram {}", meta.display()),
+            status,
+            last.unwrap_or_default(),
+        ));
     }
     Ok(())
 }
@@ -151,7 +151,7 @@ mod tests {
     fn unknown_example_lists_the_known_ones() {
         let root = crate::workspace_root();
         assert!(examples(&root).contains(&"hello".to_owned()));
-        let e = example_dir(&root, "nope").unwrap_err().0;
+        let e = example_dir(&root, "nope").unwrap_err().to_string();
         assert!(
             e.starts_with("unknown example `nope`; known examples: "),
             "{e}"
@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(system_name(hello.to_str().unwrap()), "hello");
         let e = example_dir(&root, root.join("crates").to_str().unwrap())
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("has no meta.py"), "{e}");
     }
 }

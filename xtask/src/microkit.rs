@@ -54,7 +54,10 @@ impl Sdk {
     pub fn from_env(board: Board) -> Result<Self, Error> {
         match std::env::var_os(SDK_ENV) {
             Some(dir) if !dir.is_empty() => Self::at(PathBuf::from(dir), board),
-            _ => Err(Error(format!("{SDK_ENV} is not set: {}", download_hint()))),
+            _ => Err(Error::missing(format!(
+                "{SDK_ENV} is not set: {}",
+                download_hint()
+            ))),
         }
     }
 
@@ -63,7 +66,7 @@ impl Sdk {
         let sdk = Self { root };
         let tool = sdk.tool();
         if !tool.is_file() {
-            return Err(Error(format!(
+            return Err(Error::missing(format!(
                 "{SDK_ENV}={} is not a Microkit SDK: {} does not exist; {}",
                 sdk.root.display(),
                 tool.display(),
@@ -72,7 +75,7 @@ impl Sdk {
         }
         let config = sdk.config_dir(board);
         if !config.is_dir() {
-            return Err(Error(format!(
+            return Err(Error::missing(format!(
                 "the Microkit SDK in {} has no board `{board}` in configuration `{CONFIG}` \
                  ({} does not exist)",
                 sdk.root.display(),
@@ -95,8 +98,8 @@ impl Sdk {
     /// Check that the invocation labels `lions-os` uses are the SDK's for this board.
     pub fn check_board_constants(&self, board: Board) -> Result<(), Error> {
         let path = self.config_dir(board).join("invocations_all.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, &e))?;
-        check_invocations(&text).map_err(|e| Error(format!("{}: {}", path.display(), e.0)))
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        check_invocations(&text).map_err(|e| e.within(path.display()))
     }
 
     /// Run the Microkit tool on `system`, with the PD images in `out`; returns `out/loader.img`.
@@ -112,12 +115,13 @@ impl Sdk {
             .arg(out.join("report.txt"));
         let status = cmd
             .status()
-            .map_err(|e| Error::io("starting", &self.tool(), &e))?;
+            .map_err(|e| Error::io("starting", &self.tool(), e))?;
         if !status.success() {
-            return Err(Error(format!(
-                "the Microkit tool failed ({status}) on {}",
-                system.display()
-            )));
+            return Err(Error::failed(
+                format!("the Microkit tool on {}", system.display()),
+                status,
+                "",
+            ));
         }
         Ok(image)
     }
@@ -127,18 +131,21 @@ impl Sdk {
 /// `lions-os` compiled in.
 pub fn check_invocations(text: &str) -> Result<(), Error> {
     use lions_os::microkit::board::current::IRQ_ACK_IRQ;
-    let root: Value = serde_json::from_str(text).map_err(|e| Error(e.to_string()))?;
+    let root: Value = serde_json::from_str(text).map_err(|e| Error::invalid("", e))?;
     let Some(label) = root.get("IRQAckIRQ").and_then(Value::as_u64) else {
-        return Err(Error("no number `IRQAckIRQ`".into()));
+        return Err(Error::invalid("", "no number `IRQAckIRQ`"));
     };
     if label == IRQ_ACK_IRQ {
         Ok(())
     } else {
-        Err(Error(format!(
-            "IRQAckIRQ is {label} in this SDK but lions-os was built for {IRQ_ACK_IRQ} \
+        Err(Error::invalid(
+            "",
+            format!(
+                "IRQAckIRQ is {label} in this SDK but lions-os was built for {IRQ_ACK_IRQ} \
              (lions_os::microkit::board, Microkit {SDK_VERSION}): another SDK version or \
              kernel configuration"
-        )))
+            ),
+        ))
     }
 }
 
@@ -178,7 +185,9 @@ mod tests {
     #[test]
     fn invocation_labels_are_compared() {
         assert!(check_invocations(r#"{"InvalidInvocation": 0, "IRQAckIRQ": 31}"#).is_ok());
-        let e = check_invocations(r#"{"IRQAckIRQ": 30}"#).unwrap_err().0;
+        let e = check_invocations(r#"{"IRQAckIRQ": 30}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("30") && e.contains("31"), "{e}");
         assert!(check_invocations(r#"{"IRQAck": 31}"#).is_err());
         assert!(check_invocations("[").is_err());
@@ -188,14 +197,18 @@ mod tests {
     fn a_folder_without_the_tool_is_not_an_sdk() {
         let dir = std::env::temp_dir().join(format!("xtask-no-sdk-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let e = Sdk::at(dir.clone(), Board::QemuVirtAarch64).unwrap_err().0;
+        let e = Sdk::at(dir.clone(), Board::QemuVirtAarch64)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("bin/microkit") && e.contains("github.com/seL4/microkit/releases"),
             "{e}"
         );
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::write(dir.join("bin/microkit"), "").unwrap();
-        let e = Sdk::at(dir.clone(), Board::QemuVirtAarch64).unwrap_err().0;
+        let e = Sdk::at(dir.clone(), Board::QemuVirtAarch64)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("qemu_virt_aarch64") && e.contains("debug"),
             "{e}"

@@ -227,16 +227,17 @@ fn files_of(root: &Path, path: &str) -> Result<Vec<PathBuf>, Error> {
         return Ok(vec![full]);
     }
     if !full.is_dir() {
-        return Err(Error(format!(
-            "size: {path} does not exist; update xtask/src/size.rs's table after moving code"
-        )));
+        return Err(Error::invalid(
+            "size",
+            format!("{path} does not exist; update xtask/src/size.rs's table after moving code"),
+        ));
     }
     let mut out = Vec::new();
     let mut stack = vec![full];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("reading", &dir, &e))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("reading", &dir, e))?;
         for entry in entries {
-            let p = entry.map_err(|e| Error::io("reading", &dir, &e))?.path();
+            let p = entry.map_err(|e| Error::io("reading", &dir, e))?.path();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if p.is_dir() && name != "tests" {
                 stack.push(p);
@@ -268,7 +269,7 @@ pub fn count(root: &Path) -> Result<Vec<Counted>, Error> {
             for path in row.paths {
                 for f in files_of(root, path)? {
                     let src =
-                        std::fs::read_to_string(&f).map_err(|e| Error::io("reading", &f, &e))?;
+                        std::fs::read_to_string(&f).map_err(|e| Error::io("reading", &f, e))?;
                     let rel = f.strip_prefix(root).unwrap_or(&f).display().to_string();
                     files.push((rel, code_lines(&src)));
                 }

@@ -60,13 +60,11 @@ fn cargo() -> Process {
 }
 
 fn status_of(mut cmd: Process, what: &str) -> Result<(), Error> {
-    let status = cmd
-        .status()
-        .map_err(|e| Error(format!("{what}: cannot start: {e}")))?;
+    let status = cmd.status().map_err(|e| Error::start(what, e))?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error(format!("{what} failed ({status})")))
+        Err(Error::failed(what, status, ""))
     }
 }
 
@@ -76,9 +74,9 @@ fn metaprogram(root: &Path, example: &str, board: Board) -> Result<PathBuf, Erro
     let python = meta::ensure_venv(root)?;
     let out = output_dir(root, example, board);
     if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(|e| Error::io("clearing", &out, &e))?;
+        std::fs::remove_dir_all(&out).map_err(|e| Error::io("clearing", &out, e))?;
     }
-    std::fs::create_dir_all(&out).map_err(|e| Error::io("creating", &out, &e))?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::io("creating", &out, e))?;
     meta::run_metaprogram(&python, root, example, board, &out)?;
     Ok(out)
 }
@@ -109,7 +107,8 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
             .unwrap_or_else(|| format!("{}.system", meta::system_name(&args.example))),
     );
     // Check the description before spending time on a build.
-    lions_sdf::System::load(&system).map_err(|e| Error(format!("{}: {e}", system.display())))?;
+    lions_sdf::System::load(&system)
+        .map_err(|e| Error::invalid(system.display().to_string(), e))?;
 
     let product =
         meta::is_system_path(&args.example).then(|| meta::example_dir(root, &args.example));
@@ -248,12 +247,12 @@ pub fn expectations(system: &lions_sdf::System, pd: &Assembled) -> Expect {
 /// Check every PD image of a seL4 system ([`PdElf::check`]) and print its sizes.
 fn inspect_images(built: &Built) -> Result<(), Error> {
     let system = lions_sdf::System::load(&built.system)
-        .map_err(|e| Error(format!("{}: {e}", built.system.display())))?;
+        .map_err(|e| Error::invalid(built.system.display().to_string(), e))?;
     let mut problems = Vec::new();
     for pd in &built.images {
-        let bytes = std::fs::read(&pd.image).map_err(|e| Error::io("reading", &pd.image, &e))?;
+        let bytes = std::fs::read(&pd.image).map_err(|e| Error::io("reading", &pd.image, e))?;
         let elf =
-            PdElf::parse(&bytes).map_err(|e| Error(format!("{}: {e}", pd.image.display())))?;
+            PdElf::parse(&bytes).map_err(|e| Error::invalid(pd.image.display().to_string(), e))?;
         let found = elf.check(&expectations(&system, pd));
         let sizes = elf.sizes();
         eprintln!(
@@ -277,10 +276,10 @@ fn inspect_images(built: &Built) -> Result<(), Error> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error(format!(
-            "PD images the Microkit tool would refuse:\n  {}",
-            problems.join("\n  ")
-        )))
+        Err(Error::invalid(
+            "PD images the Microkit tool would refuse",
+            format!("\n  {}", problems.join("\n  ")),
+        ))
     }
 }
 
@@ -312,7 +311,7 @@ pub fn run(root: &Path, args: &BuildArgs, launcher_args: &[String]) -> Result<()
         .join("Cargo.toml")
         .is_file()
     {
-        return Err(Error(format!(
+        return Err(Error::missing(format!(
             "the host launcher crate crates/{LAUNCHER} is not in this tree; \
              the system is built in {}",
             out.display()
@@ -342,7 +341,7 @@ pub fn run(root: &Path, args: &BuildArgs, launcher_args: &[String]) -> Result<()
     );
     use std::os::unix::process::CommandExt;
     let e = cmd.exec();
-    Err(Error::io("starting", &launcher, &e))
+    Err(Error::io("starting", &launcher, e))
 }
 
 /// Replace this process with QEMU booting `loader` (extra arguments go to QEMU).
@@ -350,13 +349,13 @@ fn boot_in_qemu(loader: Option<PathBuf>, qemu_args: &[String]) -> Result<(), Err
     let Some(loader) = loader else {
         let why = Sdk::from_env(Board::QemuVirtAarch64)
             .err()
-            .unwrap_or_else(|| Error("no system image was made".into()));
-        return Err(Error(format!(
+            .unwrap_or_else(|| Error::missing("no system image was made"));
+        return Err(Error::missing(format!(
             "cannot boot: there is no system image (loader.img): {why}"
         )));
     };
     if !on_path(QEMU) {
-        return Err(Error(format!(
+        return Err(Error::missing(format!(
             "cannot boot {}: {QEMU} is not on PATH (Debian/Ubuntu: apt-get install \
              qemu-system-arm ipxe-qemu)",
             loader.display()
@@ -374,7 +373,7 @@ fn boot_in_qemu(loader: Option<PathBuf>, qemu_args: &[String]) -> Result<(), Err
     );
     use std::os::unix::process::CommandExt;
     let e = cmd.exec();
-    Err(Error(format!("starting {QEMU}: {e}")))
+    Err(Error::start(QEMU, e))
 }
 
 /// `graph`: metaprogram only, then the SVG (default `target/lions/<ex>/<ex>.svg`).
@@ -394,7 +393,7 @@ pub fn graph_cmd(
             .unwrap_or_else(|| format!("{name}.system")),
     );
     let sys = lions_sdf::System::load(&system_file)
-        .map_err(|e| Error(format!("{}: {e}", system_file.display())))?;
+        .map_err(|e| Error::invalid(system_file.display().to_string(), e))?;
     let svg = graph::render_with(&sys, &format!("{name} ({board})"), regions);
     let file = output.unwrap_or_else(|| match out.parent() {
         Some(dir) if meta::is_system_path(example) => dir.join(format!("{name}.svg")),
@@ -404,9 +403,9 @@ pub fn graph_cmd(
             .join(format!("{name}.svg")),
     });
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     }
-    std::fs::write(&file, svg).map_err(|e| Error::io("writing", &file, &e))?;
+    std::fs::write(&file, svg).map_err(|e| Error::io("writing", &file, e))?;
     eprintln!("xtask: wrote {}", file.display());
     Ok(())
 }

@@ -29,7 +29,7 @@ fn build_example(example: &str) -> Option<Built> {
     };
     match build(&xtask::workspace_root(), &args) {
         Ok(built) => Some(built),
-        Err(e) if e.0.starts_with("metaprogram ") => {
+        Err(e @ xtask::Error::Failed { .. }) if e.to_string().starts_with("metaprogram ") => {
             // Straight to stderr, past the harness's capture.
             let _ = writeln!(
                 std::io::stderr(),

@@ -52,7 +52,7 @@ fn not_runnable() -> Option<String> {
         ));
     }
     if let Err(e) = Sdk::from_env(Board::QemuVirtAarch64) {
-        return Some(e.0);
+        return Some(e.to_string());
     }
     if !on_path(QEMU) {
         return Some(format!(
