@@ -113,16 +113,21 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
     let product =
         meta::is_system_path(&args.example).then(|| meta::example_dir(root, &args.example));
     let mut bin_dirs = Vec::new();
-    let own = format!("lions-example-{}", args.example);
+    let workspace = Packages::load(root)?;
     let mut packages: Vec<&str> = Vec::new();
     if product.is_none() {
-        packages.push(&own);
+        let dir = meta::example_dir(root, &args.example)?;
+        let own = workspace.in_dir(&dir).ok_or_else(|| {
+            Error::missing(format!(
+                "example `{}` has no Cargo package of this workspace in {} (its PDs' crate)",
+                args.example,
+                dir.display()
+            ))
+        })?;
+        packages.push(own);
     }
     for pd in &asm.pds {
-        let ours = pd
-            .package
-            .as_deref()
-            .filter(|p| is_workspace_package(root, p));
+        let ours = pd.package.as_deref().filter(|p| workspace.contains(p));
         if let Some(p) = ours.filter(|p| !packages.contains(p)) {
             packages.push(p);
         }
@@ -135,9 +140,7 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
             .pds
             .iter()
             .filter(|pd| {
-                !pd.package
-                    .as_deref()
-                    .is_some_and(|p| is_workspace_package(root, p))
+                !pd.package.as_deref().is_some_and(|p| workspace.contains(p))
             })
             .map(|pd| pd.binary.as_str())
             .collect();
@@ -197,11 +200,50 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
 }
 
 /// Whether `package` is a member of this workspace (a folder `crates/<package>`).
-fn is_workspace_package(root: &Path, package: &str) -> bool {
-    root.join("crates")
-        .join(package)
-        .join("Cargo.toml")
-        .is_file()
+/// The packages of this workspace, as `cargo metadata` names them, with their folders.
+struct Packages(Vec<(String, PathBuf)>);
+
+impl Packages {
+    /// `cargo metadata --no-deps` of the workspace at `root`.
+    fn load(root: &Path) -> Result<Self, Error> {
+        let what = "cargo metadata --no-deps --format-version 1";
+        let out = cargo()
+            .current_dir(root)
+            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| Error::start(what, e))?;
+        if !out.status.success() {
+            return Err(Error::failed(what, out.status, ""));
+        }
+        let meta: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| Error::invalid(what, e))?;
+        let packages = meta["packages"].as_array().map_or(&[][..], Vec::as_slice);
+        Ok(Self(
+            packages
+                .iter()
+                .filter_map(|p| {
+                    let name = p["name"].as_str()?;
+                    let dir = Path::new(p["manifest_path"].as_str()?).parent()?;
+                    Some((name.to_owned(), dir.to_path_buf()))
+                })
+                .collect(),
+        ))
+    }
+
+    /// Whether `name` is one of them.
+    fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    /// The package whose manifest is in `dir`.
+    fn in_dir(&self, dir: &Path) -> Option<&str> {
+        let dir = std::fs::canonicalize(dir).ok()?;
+        self.0
+            .iter()
+            .find(|(_, d)| std::fs::canonicalize(d).is_ok_and(|d| d == dir))
+            .map(|(n, _)| n.as_str())
+    }
 }
 
 /// The target, features, binaries and profile of a PD build: on a seL4 board only the binaries
