@@ -139,9 +139,7 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
         let theirs: Vec<&str> = asm
             .pds
             .iter()
-            .filter(|pd| {
-                !pd.package.as_deref().is_some_and(|p| workspace.contains(p))
-            })
+            .filter(|pd| !pd.package.as_deref().is_some_and(|p| workspace.contains(p)))
             .map(|pd| pd.binary.as_str())
             .collect();
         let mut cmd = cargo();
