@@ -155,85 +155,101 @@ struct Link {
 
 /// The region boxes and map connectors `mode` draws for `sys`.
 fn regions_of(sys: &System, mode: Regions) -> (BTreeMap<String, RegionBox>, Vec<Link>) {
-    let mut boxes = BTreeMap::new();
-    let mut links = Vec::new();
     match mode {
-        Regions::None => {}
-        Regions::All => {
-            for (name, mr) in &sys.memory_regions {
-                let tip = format!("region {name}: {:#x} bytes", mr.size);
-                boxes.insert(
-                    name.clone(),
-                    RegionBox {
-                        label: name.clone(),
-                        tip,
-                    },
-                );
-            }
-            for (i, pd) in sys.pds.iter().enumerate() {
-                for m in &pd.maps {
-                    links.push(Link {
-                        pd: i,
-                        region: m.mr.clone(),
-                        label: m.perms.to_string(),
-                        tip: format!("{} maps {} at {:#x} ({})", pd.name, m.mr, m.vaddr, m.perms),
-                    });
-                }
-            }
-        }
-        Regions::Grouped => {
-            let group = |name: &str| name.split('/').next().unwrap_or(name).to_owned();
-            let mut members: BTreeMap<String, (usize, u64)> = BTreeMap::new();
-            for (name, mr) in &sys.memory_regions {
-                let e = members.entry(group(name)).or_default();
-                e.0 += 1;
-                e.1 += mr.size;
-            }
-            for (g, (n, bytes)) in &members {
-                let label = if *n == 1 {
-                    sys.memory_regions
-                        .keys()
-                        .find(|k| group(k) == *g)
-                        .cloned()
-                        .unwrap_or_else(|| g.clone())
-                } else {
-                    format!("{g}: {n} regions")
-                };
-                let tip = format!("{n} region(s) of {g}, {bytes:#x} bytes in all");
-                boxes.insert(g.clone(), RegionBox { label, tip });
-            }
-            for (i, pd) in sys.pds.iter().enumerate() {
-                let mut per_group: BTreeMap<String, Vec<&lions_sdf::Map>> = BTreeMap::new();
-                for m in &pd.maps {
-                    per_group.entry(group(&m.mr)).or_default().push(m);
-                }
-                for (g, maps) in per_group {
-                    let (r, w) = maps.iter().fold((false, false), |(r, w), m| {
-                        let p = m.perms.to_string();
-                        (r || p.contains('r'), w || p.contains('w'))
-                    });
-                    let rights =
-                        format!("{}{}", if r { "r" } else { "" }, if w { "w" } else { "" });
-                    let label = if maps.len() == 1 {
-                        maps[0].perms.to_string()
-                    } else {
-                        format!("{}× {rights}", maps.len())
-                    };
-                    let list: Vec<String> = maps
-                        .iter()
-                        .map(|m| format!("{} ({})", m.mr, m.perms))
-                        .collect();
-                    links.push(Link {
-                        pd: i,
-                        region: g,
-                        label,
-                        tip: format!("{} maps {}", pd.name, list.join(", ")),
-                    });
-                }
-            }
+        Regions::None => (BTreeMap::new(), Vec::new()),
+        Regions::All => every_region(sys),
+        Regions::Grouped => grouped_regions(sys),
+    }
+}
+
+/// [`Regions::All`]: a box per region and a connector per map, labelled with its perms.
+fn every_region(sys: &System) -> (BTreeMap<String, RegionBox>, Vec<Link>) {
+    let boxes = sys
+        .memory_regions
+        .iter()
+        .map(|(name, mr)| {
+            let tip = format!("region {name}: {:#x} bytes", mr.size);
+            let label = name.clone();
+            (name.clone(), RegionBox { label, tip })
+        })
+        .collect();
+    let mut links = Vec::new();
+    for (i, pd) in sys.pds.iter().enumerate() {
+        for m in &pd.maps {
+            links.push(Link {
+                pd: i,
+                region: m.mr.clone(),
+                label: m.perms.to_string(),
+                tip: format!("{} maps {} at {:#x} ({})", pd.name, m.mr, m.vaddr, m.perms),
+            });
         }
     }
     (boxes, links)
+}
+
+/// The subsystem a region belongs to: the first component of its name (`net/rx/...` -> `net`).
+fn group(name: &str) -> String {
+    name.split('/').next().unwrap_or(name).to_owned()
+}
+
+/// [`Regions::Grouped`]: a box per subsystem and a connector per PD that maps any of its regions,
+/// labelled with how many it maps and their rights.
+fn grouped_regions(sys: &System) -> (BTreeMap<String, RegionBox>, Vec<Link>) {
+    let mut members: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for (name, mr) in &sys.memory_regions {
+        let e = members.entry(group(name)).or_default();
+        e.0 += 1;
+        e.1 += mr.size;
+    }
+    let mut boxes = BTreeMap::new();
+    for (g, (n, bytes)) in &members {
+        let label = if *n == 1 {
+            sys.memory_regions
+                .keys()
+                .find(|k| group(k) == *g)
+                .cloned()
+                .unwrap_or_else(|| g.clone())
+        } else {
+            format!("{g}: {n} regions")
+        };
+        let tip = format!("{n} region(s) of {g}, {bytes:#x} bytes in all");
+        boxes.insert(g.clone(), RegionBox { label, tip });
+    }
+    let mut links = Vec::new();
+    for (i, pd) in sys.pds.iter().enumerate() {
+        let mut per_group: BTreeMap<String, Vec<&lions_sdf::Map>> = BTreeMap::new();
+        for m in &pd.maps {
+            per_group.entry(group(&m.mr)).or_default().push(m);
+        }
+        for (g, maps) in per_group {
+            links.push(group_link(i, &pd.name, g, &maps));
+        }
+    }
+    (boxes, links)
+}
+
+/// The connector from PD `pd` (named `name`) to group `g`, for its `maps` of that group.
+fn group_link(pd: usize, name: &str, g: String, maps: &[&lions_sdf::Map]) -> Link {
+    let (r, w) = maps.iter().fold((false, false), |(r, w), m| {
+        let p = m.perms.to_string();
+        (r || p.contains('r'), w || p.contains('w'))
+    });
+    let rights = format!("{}{}", if r { "r" } else { "" }, if w { "w" } else { "" });
+    let label = if maps.len() == 1 {
+        maps[0].perms.to_string()
+    } else {
+        format!("{}× {rights}", maps.len())
+    };
+    let list: Vec<String> = maps
+        .iter()
+        .map(|m| format!("{} ({})", m.mr, m.perms))
+        .collect();
+    Link {
+        pd,
+        region: g,
+        label,
+        tip: format!("{name} maps {}", list.join(", ")),
+    }
 }
 
 /// The system as SVG, every region drawn ([`Regions::All`]).
@@ -244,107 +260,151 @@ pub fn render(sys: &System, title: &str) -> String {
 /// The system as SVG, regions drawn as `mode` says.
 pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
     let (regions, links) = regions_of(sys, mode);
-    // Rows of PDs by priority, highest first; file order within a row.
-    let mut rows: BTreeMap<std::cmp::Reverse<u8>, Vec<usize>> = BTreeMap::new();
-    for (i, pd) in sys.pds.iter().enumerate() {
-        rows.entry(std::cmp::Reverse(pd.priority))
-            .or_default()
-            .push(i);
-    }
-    let step = PD_W + COL_GAP;
-    let widest = rows.values().map(Vec::len).max().unwrap_or(0) as f64;
-    let stagger = if rows.len() > 1 { step / 2.0 } else { 0.0 };
-    let pd_area_w = (widest * step - COL_GAP).max(0.0) + stagger;
-    let mut boxes = vec![
-        Rect {
-            x: 0.0,
-            y: 0.0,
-            w: PD_W,
-            h: PD_H
-        };
-        sys.pds.len()
-    ];
-    for (r, row) in rows.values().enumerate() {
-        let row_w = row.len() as f64 * step - COL_GAP;
-        let shift = if r % 2 == 1 { stagger } else { 0.0 };
-        let x0 = MARGIN + (pd_area_w - stagger - row_w) / 2.0 + shift;
-        let y = MARGIN + TITLE_H + r as f64 * (PD_H + ROW_GAP);
-        for (k, &i) in row.iter().enumerate() {
-            boxes[i].x = x0 + k as f64 * step;
-            boxes[i].y = y;
-        }
-    }
-    let pd_index: BTreeMap<&str, usize> = sys
-        .pds
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.name.as_str(), i))
-        .collect();
+    let pds = PdLayout::of(sys);
+    let column = RegionColumn::place(&regions, &links, &pds);
 
-    // Regions: a column on the right, each at the mean height of its mappers, then pushed apart.
-    let mr_w = regions
-        .values()
-        .map(|r| r.label.chars().count() as f64 * MONO_CHAR_W + 20.0)
-        .fold(110.0, f64::max);
-    let mr_x = MARGIN + pd_area_w + REGION_COL_GAP;
-    let mut want: Vec<(f64, f64, &str)> = regions
-        .keys()
-        .map(|name| {
-            let users: Vec<Rect> = links
-                .iter()
-                .filter(|l| &l.region == name)
-                .map(|l| boxes[l.pd])
-                .collect();
-            let n = users.len() as f64;
-            let (y, x) = if users.is_empty() {
-                (f64::MAX, 0.0)
-            } else {
-                (
-                    users.iter().map(|r| r.cy()).sum::<f64>() / n,
-                    users.iter().map(|r| r.cx()).sum::<f64>() / n,
-                )
-            };
-            (y, x, name.as_str())
-        })
-        .collect();
-    want.sort_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then(a.1.total_cmp(&b.1))
-            .then(a.2.cmp(b.2))
-    });
-    let mut mr_boxes: BTreeMap<&str, Rect> = BTreeMap::new();
-    let mut next_free = MARGIN + TITLE_H;
-    for (y, _, name) in want {
-        let top = if y == f64::MAX {
-            next_free
-        } else {
-            (y - MR_H / 2.0).max(next_free)
-        };
-        mr_boxes.insert(
-            name,
-            Rect {
-                x: mr_x,
-                y: top,
-                w: mr_w,
-                h: MR_H,
-            },
-        );
-        next_free = top + MR_H + MR_GAP;
-    }
-
-    let pd_bottom = boxes
+    let pd_bottom = pds
+        .boxes
         .iter()
         .map(|b| b.y + b.h)
         .fold(MARGIN + TITLE_H, f64::max);
-    let content_bottom = pd_bottom.max(next_free - MR_GAP);
+    let content_bottom = pd_bottom.max(column.bottom);
     let width = if regions.is_empty() {
-        MARGIN * 2.0 + pd_area_w
+        MARGIN * 2.0 + pds.area_w
     } else {
-        mr_x + mr_w + MARGIN
+        column.x + column.w + MARGIN
     }
     .max(560.0);
     let height = content_bottom + LEGEND_H + MARGIN;
 
+    let mut svg = header(width, height, title);
+    // Map connectors first, under the boxes; channels over the PD boxes so their ids and arrow
+    // heads are never hidden; region boxes last.
+    draw_maps(&mut svg, &links, &pds.boxes, &column.boxes);
+    draw_pds(&mut svg, sys, &pds.boxes);
+    draw_channels(&mut svg, sys, &pds.boxes);
+    draw_regions(&mut svg, &regions, &column.boxes);
+    legend(&mut svg, content_bottom, mode);
+    svg
+}
+
+/// Where the PD boxes go: rows by priority, highest first, file order within a row; alternate
+/// rows shifted by half a column.
+struct PdLayout {
+    /// One box per PD, in file order.
+    boxes: Vec<Rect>,
+    /// Width of the PD area.
+    area_w: f64,
+}
+
+impl PdLayout {
+    fn of(sys: &System) -> Self {
+        let mut rows: BTreeMap<std::cmp::Reverse<u8>, Vec<usize>> = BTreeMap::new();
+        for (i, pd) in sys.pds.iter().enumerate() {
+            rows.entry(std::cmp::Reverse(pd.priority))
+                .or_default()
+                .push(i);
+        }
+        let step = PD_W + COL_GAP;
+        let widest = rows.values().map(Vec::len).max().unwrap_or(0) as f64;
+        let stagger = if rows.len() > 1 { step / 2.0 } else { 0.0 };
+        let area_w = (widest * step - COL_GAP).max(0.0) + stagger;
+        let mut boxes = vec![
+            Rect {
+                x: 0.0,
+                y: 0.0,
+                w: PD_W,
+                h: PD_H
+            };
+            sys.pds.len()
+        ];
+        for (r, row) in rows.values().enumerate() {
+            let row_w = row.len() as f64 * step - COL_GAP;
+            let shift = if r % 2 == 1 { stagger } else { 0.0 };
+            let x0 = MARGIN + (area_w - stagger - row_w) / 2.0 + shift;
+            let y = MARGIN + TITLE_H + r as f64 * (PD_H + ROW_GAP);
+            for (k, &i) in row.iter().enumerate() {
+                boxes[i].x = x0 + k as f64 * step;
+                boxes[i].y = y;
+            }
+        }
+        Self { boxes, area_w }
+    }
+}
+
+/// The region column on the right: each box at the mean height of its mappers, pushed apart.
+struct RegionColumn<'a> {
+    /// Each region's box.
+    boxes: BTreeMap<&'a str, Rect>,
+    /// Left edge and width of the column.
+    x: f64,
+    w: f64,
+    /// The lowest box's bottom (the column's top if it is empty).
+    bottom: f64,
+}
+
+impl<'a> RegionColumn<'a> {
+    fn place(regions: &'a BTreeMap<String, RegionBox>, links: &[Link], pds: &PdLayout) -> Self {
+        let w = regions
+            .values()
+            .map(|r| r.label.chars().count() as f64 * MONO_CHAR_W + 20.0)
+            .fold(110.0, f64::max);
+        let x = MARGIN + pds.area_w + REGION_COL_GAP;
+        let mut want: Vec<(f64, f64, &str)> = regions
+            .keys()
+            .map(|name| {
+                let users: Vec<Rect> = links
+                    .iter()
+                    .filter(|l| &l.region == name)
+                    .map(|l| pds.boxes[l.pd])
+                    .collect();
+                let n = users.len() as f64;
+                let (y, cx) = if users.is_empty() {
+                    (f64::MAX, 0.0)
+                } else {
+                    (
+                        users.iter().map(|r| r.cy()).sum::<f64>() / n,
+                        users.iter().map(|r| r.cx()).sum::<f64>() / n,
+                    )
+                };
+                (y, cx, name.as_str())
+            })
+            .collect();
+        want.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(b.2))
+        });
+        let mut boxes = BTreeMap::new();
+        let mut next_free = MARGIN + TITLE_H;
+        for (y, _, name) in want {
+            let top = if y == f64::MAX {
+                next_free
+            } else {
+                (y - MR_H / 2.0).max(next_free)
+            };
+            boxes.insert(
+                name,
+                Rect {
+                    x,
+                    y: top,
+                    w,
+                    h: MR_H,
+                },
+            );
+            next_free = top + MR_H + MR_GAP;
+        }
+        Self {
+            boxes,
+            x,
+            w,
+            bottom: next_free - MR_GAP,
+        }
+    }
+}
+
+/// The XML prologue, the style sheet, the background and the title.
+fn header(width: f64, height: f64, title: &str) -> String {
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -370,18 +430,21 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
         t = esc(title),
         ty = MARGIN + 18.0,
     );
+    svg
+}
 
-    // Map connectors first, under the boxes. Spread each PD's and each region's connection points
-    // along its edge so several maps do not meet in one point.
+/// The map connectors. Each PD's and each region's connection points are spread along its edge
+/// so several maps do not meet in one point.
+fn draw_maps(svg: &mut String, links: &[Link], boxes: &[Rect], mr_boxes: &BTreeMap<&str, Rect>) {
     let mut maps_by_mr: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut maps_by_pd: Vec<usize> = vec![0; sys.pds.len()];
-    for l in &links {
+    let mut maps_by_pd: Vec<usize> = vec![0; boxes.len()];
+    for l in links {
         maps_by_mr.entry(l.region.as_str()).or_default().push(l.pd);
         maps_by_pd[l.pd] += 1;
     }
     let spread = |k: usize, n: usize, h: f64| h * (k as f64 + 1.0) / (n as f64 + 1.0);
-    let mut nth_of_pd: Vec<usize> = vec![0; sys.pds.len()];
-    for l in &links {
+    let mut nth_of_pd: Vec<usize> = vec![0; boxes.len()];
+    for l in links {
         let b = boxes[l.pd];
         let Some(r) = mr_boxes.get(l.region.as_str()) else {
             continue;
@@ -401,10 +464,11 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
             label = esc(&l.label),
         );
     }
+}
 
-    // PD boxes over the map connectors.
-    for (i, pd) in sys.pds.iter().enumerate() {
-        let b = boxes[i];
+/// The PD boxes, with name, priority and a tooltip of image and IRQs.
+fn draw_pds(svg: &mut String, sys: &System, boxes: &[Rect]) {
+    for (pd, b) in sys.pds.iter().zip(boxes) {
         let mut detail = format!("priority {}", pd.priority);
         if pd.passive {
             detail.push_str(", passive");
@@ -425,23 +489,45 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
             name = esc(&pd.name),
         );
     }
-    // Channels, over the PD boxes (lines end at the borders, bends avoid other boxes) so their
-    // ids and arrow heads are never hidden.
-    let mut chans = String::new();
-    let mut pair_count: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    // Channel-id labels placed so far: a new one moves along its channel until it clears them.
-    let mut placed: Vec<(f64, f64)> = Vec::new();
-    for ch in &sys.channels {
-        let [a, b] = &ch.ends;
-        let (Some(&ia), Some(&ib)) = (pd_index.get(a.pd.as_str()), pd_index.get(b.pd.as_str()))
-        else {
-            continue;
+}
+
+/// How far the `nth` channel between one pair of PDs bends: 0, +1, -1, +2, ... steps, more while
+/// its curve would cross another PD (`crosses`).
+fn bend_for(nth: usize, crosses: impl Fn(f64) -> bool) -> f64 {
+    let base = if nth == 0 {
+        0.0
+    } else if nth % 2 == 1 {
+        nth.div_ceil(2) as f64 * 36.0
+    } else {
+        -((nth / 2) as f64) * 36.0
+    };
+    let mut bend = base;
+    for extra in 1..=8 {
+        if !crosses(bend) {
+            break;
+        }
+        let e = f64::from(extra) * 30.0;
+        bend = if crosses(base + e) {
+            base - e
+        } else {
+            base + e
         };
+    }
+    bend
+}
+
+/// One channel's curve: its ends on the two PD borders, its control point and bend.
+struct Curve {
+    pa: (f64, f64),
+    pb: (f64, f64),
+    ctrl: (f64, f64),
+    bend: f64,
+}
+
+impl Curve {
+    /// The curve of the `nth` channel between PDs `ia` and `ib`, bent clear of other PDs.
+    fn between(boxes: &[Rect], ia: usize, ib: usize, nth: usize) -> Self {
         let (ra, rb) = (boxes[ia], boxes[ib]);
-        let n = pair_count.entry((ia.min(ib), ia.max(ib))).or_insert(0);
-        let nth = *n;
-        *n += 1;
-        // Bend: 0, +1, -1, +2, ... steps for parallel channels; more while crossing another PD.
         let (ca, cb) = ((ra.cx(), ra.cy()), (rb.cx(), rb.cy()));
         // The normal of the pair in a fixed order, so parallel channels bend apart whichever end
         // the file lists first.
@@ -451,13 +537,6 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
         let (nx, ny) = (-dy / len, dx / len);
         let mid = ((ca.0 + cb.0) / 2.0, (ca.1 + cb.1) / 2.0);
         let ctrl_for = |bend: f64| (mid.0 + nx * bend * 2.0, mid.1 + ny * bend * 2.0);
-        let base = if nth == 0 {
-            0.0
-        } else if nth % 2 == 1 {
-            nth.div_ceil(2) as f64 * 36.0
-        } else {
-            -((nth / 2) as f64) * 36.0
-        };
         let crosses = |bend: f64| {
             let c = ctrl_for(bend);
             (1..40).any(|s| {
@@ -468,23 +547,51 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
                     .any(|(j, r)| j != ia && j != ib && r.contains(x, y, 6.0))
             })
         };
-        let mut bend = base;
-        for extra in 1..=8 {
-            if !crosses(bend) {
-                break;
-            }
-            let e = f64::from(extra) * 30.0;
-            bend = if crosses(base + e) {
-                base - e
-            } else {
-                base + e
-            };
-        }
+        let bend = bend_for(nth, crosses);
         let ctrl = ctrl_for(bend);
-        let pa = ra.border_towards(ctrl.0, ctrl.1);
-        let pb = rb.border_towards(ctrl.0, ctrl.1);
+        Self {
+            pa: ra.border_towards(ctrl.0, ctrl.1),
+            pb: rb.border_towards(ctrl.0, ctrl.1),
+            ctrl,
+            bend,
+        }
+    }
+
+    /// Unit vector from `at` towards the control point (towards `other` on a straight line).
+    fn direction(&self, at: (f64, f64), other: (f64, f64)) -> (f64, f64) {
+        let (vx, vy) = if self.bend == 0.0 {
+            (other.0 - at.0, other.1 - at.1)
+        } else {
+            (self.ctrl.0 - at.0, self.ctrl.1 - at.1)
+        };
+        let l = (vx * vx + vy * vy).sqrt().max(1.0);
+        (vx / l, vy / l)
+    }
+}
+
+/// The channels: a curve, each end's id (moved along the channel until it clears the ids placed
+/// so far) and an arrow head at the callee of each PPC direction.
+fn draw_channels(svg: &mut String, sys: &System, boxes: &[Rect]) {
+    let pd_index: BTreeMap<&str, usize> = sys
+        .pds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
+    let mut pair_count: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    let mut placed: Vec<(f64, f64)> = Vec::new();
+    for ch in &sys.channels {
+        let [a, b] = &ch.ends;
+        let (Some(&ia), Some(&ib)) = (pd_index.get(a.pd.as_str()), pd_index.get(b.pd.as_str()))
+        else {
+            continue;
+        };
+        let n = pair_count.entry((ia.min(ib), ia.max(ib))).or_insert(0);
+        let c = Curve::between(boxes, ia, ib, *n);
+        *n += 1;
+        let (pa, pb, ctrl) = (c.pa, c.pb, c.ctrl);
         let _ = write!(
-            chans,
+            svg,
             r#"<g class="channel"><title>channel: {} — {}</title><path d="M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}"/>"#,
             esc(&end_desc(a)),
             esc(&end_desc(b)),
@@ -496,16 +603,7 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
             pb.1
         );
         for (end, at, other) in [(a, pa, pb), (b, pb, pa)] {
-            // Unit tangent from this end towards the control point (or the other end).
-            let (tx, ty) = {
-                let (vx, vy) = if bend == 0.0 {
-                    (other.0 - at.0, other.1 - at.1)
-                } else {
-                    (ctrl.0 - at.0, ctrl.1 - at.1)
-                };
-                let l = (vx * vx + vy * vy).sqrt().max(1.0);
-                (vx / l, vy / l)
-            };
+            let (tx, ty) = c.direction(at, other);
             let at_distance = |d: f64| (at.0 + tx * d - ty * 10.0, at.1 + ty * d + tx * 10.0);
             let clear = |(x, y): (f64, f64)| {
                 placed
@@ -518,26 +616,21 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
                 .unwrap_or_else(|| at_distance(20.0));
             placed.push((lx, ly));
             let _ = write!(
-                chans,
+                svg,
                 r#"<text class="halo" x="{lx:.1}" y="{ly:.1}" text-anchor="middle" dy="4">{}</text>"#,
                 end.id
             );
         }
-        // Arrow heads at the callee of each PPC direction.
         for (caller, callee_at, from) in [(a, pb, pa), (b, pa, pb)] {
             if !caller.pp {
                 continue;
             }
-            let (vx, vy) = if bend == 0.0 {
-                (callee_at.0 - from.0, callee_at.1 - from.1)
-            } else {
-                (callee_at.0 - ctrl.0, callee_at.1 - ctrl.1)
-            };
-            let l = (vx * vx + vy * vy).sqrt().max(1.0);
-            let (ux, uy) = (vx / l, vy / l);
+            // Pointing into the callee: the opposite of the direction out of it.
+            let (ox, oy) = c.direction(callee_at, from);
+            let (ux, uy) = (-ox, -oy);
             let (bx, by) = (callee_at.0 - ux * 12.0, callee_at.1 - uy * 12.0);
             let _ = write!(
-                chans,
+                svg,
                 r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}"/>"#,
                 callee_at.0,
                 callee_at.1,
@@ -547,11 +640,17 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
                 by - ux * 5.0
             );
         }
-        chans.push_str("</g>\n");
+        svg.push_str("</g>\n");
     }
+}
 
-    svg.push_str(&chans);
-    for (name, r) in &mr_boxes {
+/// The region boxes.
+fn draw_regions(
+    svg: &mut String,
+    regions: &BTreeMap<String, RegionBox>,
+    mr_boxes: &BTreeMap<&str, Rect>,
+) {
+    for (name, r) in mr_boxes {
         let Some(rb) = regions.get(*name) else {
             continue;
         };
@@ -568,7 +667,10 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
             ty = r.cy() + 4.0,
         );
     }
+}
 
+/// The three legend lines below the drawing, and the end of the document.
+fn legend(svg: &mut String, content_bottom: f64, mode: Regions) {
     let ly = content_bottom + 30.0;
     let _ = writeln!(
         svg,
@@ -585,193 +687,7 @@ pub fn render_with(sys: &System, title: &str, mode: Regions) -> String {
             Regions::None => "Memory regions not drawn (--regions all or grouped draws them).",
         },
     );
-    svg
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<system>
-    <memory_region name="shared" size="0x1000" />
-    <memory_region name="ring &amp; data" size="0x2000" />
-    <memory_region name="unused" size="0x1000" />
-    <protection_domain name="pong" priority="10">
-        <program_image path="pong.elf" />
-        <map mr="shared" vaddr="0x20000000" perms="rw" />
-        <map mr="ring &amp; data" vaddr="0x20001000" perms="rw" />
-    </protection_domain>
-    <protection_domain name="faulty" priority="5">
-        <program_image path="faulty.elf" />
-        <map mr="shared" vaddr="0x20000000" perms="r" />
-    </protection_domain>
-    <protection_domain name="ping" priority="1">
-        <program_image path="ping.elf" />
-        <map mr="ring &amp; data" vaddr="0x20000000" perms="r" />
-    </protection_domain>
-    <protection_domain name="ping2" priority="1">
-        <program_image path="ping.elf" />
-    </protection_domain>
-    <channel><end pd="ping" id="0" /><end pd="pong" id="0" /></channel>
-    <channel><end pd="ping" id="1" pp="true" notify="false" /><end pd="pong" id="1" /></channel>
-    <channel><end pd="pong" id="2" /><end pd="faulty" id="0" /></channel>
-    <channel><end pd="ping" id="2" /><end pd="ping2" id="0" /></channel>
-</system>"#;
-
-    fn classes<'a>(doc: &'a roxmltree::Document, class: &str) -> Vec<roxmltree::Node<'a, 'a>> {
-        doc.descendants()
-            .filter(|n| n.attribute("class") == Some(class))
-            .collect()
-    }
-
-    fn texts(node: roxmltree::Node) -> Vec<String> {
-        node.descendants()
-            .filter(|n| n.has_tag_name("text"))
-            .filter_map(|n| n.text().map(String::from))
-            .collect()
-    }
-
-    #[test]
-    fn svg_is_well_formed_and_complete() {
-        let sys = System::parse(SYSTEM).unwrap();
-        let svg = render(&sys, "hello <test>");
-        let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
-        assert!(
-            doc.root_element()
-                .has_tag_name(("http://www.w3.org/2000/svg", "svg"))
-        );
-
-        let pds = classes(&doc, "pd");
-        assert_eq!(pds.len(), 4);
-        for (pd, prio) in [("pong", 10), ("faulty", 5), ("ping", 1), ("ping2", 1)] {
-            let node = pds
-                .iter()
-                .find(|n| texts(**n).contains(&pd.to_owned()))
-                .unwrap_or_else(|| panic!("PD {pd} drawn"));
-            assert!(texts(*node).contains(&format!("priority {prio}")));
-        }
-        let mrs = classes(&doc, "mr");
-        assert_eq!(mrs.len(), 3);
-        for mr in ["shared", "ring & data", "unused"] {
-            assert!(
-                mrs.iter().any(|n| texts(*n).contains(&mr.to_owned())),
-                "{mr}"
-            );
-        }
-        // One connector per map, labelled with its perms; one line per channel.
-        let maps = classes(&doc, "map");
-        assert_eq!(maps.len(), 4);
-        let mut perms: Vec<String> = maps.iter().flat_map(|n| texts(*n)).collect();
-        perms.sort();
-        assert_eq!(perms, ["r", "r", "rw", "rw"]);
-        let channels = classes(&doc, "channel");
-        assert_eq!(channels.len(), 4);
-        for ch in &channels {
-            assert_eq!(ch.children().filter(|n| n.has_tag_name("path")).count(), 1);
-        }
-        // Each end's id is drawn; the one PPC gets one arrow head.
-        assert_eq!(texts(channels[1]), ["1", "1"]);
-        let arrows: usize = channels
-            .iter()
-            .map(|c| c.children().filter(|n| n.has_tag_name("polygon")).count())
-            .sum();
-        assert_eq!(arrows, 1);
-    }
-
-    #[test]
-    fn higher_priority_is_drawn_higher() {
-        let sys = System::parse(SYSTEM).unwrap();
-        let svg = render(&sys, "t");
-        let doc = roxmltree::Document::parse(&svg).unwrap();
-        let y_of = |name: &str| -> f64 {
-            let g = classes(&doc, "pd")
-                .into_iter()
-                .find(|n| texts(*n).contains(&name.to_owned()))
-                .unwrap();
-            let rect = g.children().find(|n| n.has_tag_name("rect")).unwrap();
-            rect.attribute("y").unwrap().parse().unwrap()
-        };
-        assert!(y_of("pong") < y_of("faulty"));
-        assert!(y_of("faulty") < y_of("ping"));
-        assert_eq!(y_of("ping"), y_of("ping2"));
-    }
-
-    #[test]
-    fn every_interop_fixture() {
-        // The sdfgen fixtures: bigger systems, long region names, several channels per pair.
-        let fixtures = crate::workspace_root().join("interop/fixtures");
-        let mut n = 0;
-        for entry in std::fs::read_dir(&fixtures).unwrap() {
-            let dir = entry.unwrap().path();
-            let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
-            let sys = System::load(dir.join(format!("{name}.system"))).unwrap();
-            let svg = render(&sys, &name);
-            if let Some(out) = std::env::var_os("XTASK_GRAPH_DUMP") {
-                std::fs::write(std::path::Path::new(&out).join(format!("{name}.svg")), &svg)
-                    .unwrap();
-            }
-            let doc = roxmltree::Document::parse(&svg).unwrap();
-            assert_eq!(classes(&doc, "pd").len(), sys.pds.len(), "{name}");
-            assert_eq!(
-                classes(&doc, "mr").len(),
-                sys.memory_regions.len(),
-                "{name}"
-            );
-            let maps: usize = sys.pds.iter().map(|p| p.maps.len()).sum();
-            assert_eq!(classes(&doc, "map").len(), maps, "{name}");
-            assert_eq!(classes(&doc, "channel").len(), sys.channels.len(), "{name}");
-            n += 1;
-        }
-        assert!(n >= 8);
-    }
-
-    #[test]
-    fn grouped_regions_and_labels_that_do_not_overlap() {
-        let fixtures = crate::workspace_root().join("interop/fixtures");
-        for entry in std::fs::read_dir(&fixtures).unwrap() {
-            let dir = entry.unwrap().path();
-            let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
-            let sys = System::load(dir.join(format!("{name}.system"))).unwrap();
-            let doc_for = |mode| render_with(&sys, &name, mode);
-            let svg = doc_for(Regions::Grouped);
-            let doc = roxmltree::Document::parse(&svg).unwrap();
-            let group = |mr: &str| mr.split('/').next().unwrap().to_owned();
-            let groups: std::collections::BTreeSet<String> =
-                sys.memory_regions.keys().map(|k| group(k)).collect();
-            assert_eq!(classes(&doc, "mr").len(), groups.len(), "{name}");
-            let pairs: std::collections::BTreeSet<(String, String)> = sys
-                .pds
-                .iter()
-                .flat_map(|p| p.maps.iter().map(|m| (p.name.clone(), group(&m.mr))))
-                .collect();
-            assert_eq!(classes(&doc, "map").len(), pairs.len(), "{name}");
-            // Channel ids: no two labels on top of each other.
-            let ids: Vec<(f64, f64)> = classes(&doc, "channel")
-                .iter()
-                .flat_map(|c| c.children().filter(|n| n.has_tag_name("text")))
-                .map(|t| {
-                    let f = |a| t.attribute(a).unwrap().parse::<f64>().unwrap();
-                    (f("x"), f("y"))
-                })
-                .collect();
-            for (i, a) in ids.iter().enumerate() {
-                for b in &ids[i + 1..] {
-                    assert!(
-                        (a.0 - b.0).abs() > 16.0 || (a.1 - b.1).abs() > 14.0,
-                        "{name}: channel ids at {a:?} and {b:?} overlap"
-                    );
-                }
-            }
-            let none = doc_for(Regions::None);
-            let doc = roxmltree::Document::parse(&none).unwrap();
-            assert!(classes(&doc, "mr").is_empty() && classes(&doc, "map").is_empty());
-        }
-    }
-
-    #[test]
-    fn empty_system() {
-        let svg = render(&System::default(), "empty");
-        roxmltree::Document::parse(&svg).unwrap();
-    }
-}
+mod tests;
