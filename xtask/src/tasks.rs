@@ -110,6 +110,47 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
     lions_sdf::System::load(&system)
         .map_err(|e| Error::invalid(system.display().to_string(), e))?;
 
+    let bin_dirs = compile(root, args, &asm)?;
+    let images = assemble(&asm, &bin_dirs, &out)?;
+    for done in &images {
+        let mut line = format!("xtask: {} -> {}", done.pd, done.image.display());
+        for (section, size) in &done.written {
+            line.push_str(&format!(", {section} ({size} B)"));
+        }
+        for section in &done.skipped {
+            line.push_str(&format!(", {section} skipped (empty blob)"));
+        }
+        eprintln!("{line}");
+    }
+    let mut built = Built {
+        out,
+        system,
+        images,
+        loader: None,
+    };
+    if args.board.is_sel4() {
+        inspect_images(&built)?;
+        match Sdk::from_env(args.board) {
+            Ok(sdk) => {
+                sdk.check_board_constants(args.board)?;
+                built.loader = Some(sdk.make_image(args.board, &built.system, &built.out)?);
+            }
+            Err(e) if std::env::var_os(crate::microkit::SDK_ENV).is_some() => return Err(e),
+            Err(e) => eprintln!("xtask: loader.img NOT made: {e}"),
+        }
+    }
+    eprintln!("xtask: built {}", built.system.display());
+    if let Some(loader) = &built.loader {
+        eprintln!("xtask: system image {}", loader.display());
+    }
+    Ok(built)
+}
+
+/// Whether `package` is a member of this workspace (a folder `crates/<package>`).
+/// `cargo build` of the binaries `asm` names: a system folder's own PDs in its own workspace,
+/// then the example's package and this workspace's component packages. Returns the folders to
+/// look for binaries in, the system folder's first.
+fn compile(root: &Path, args: &BuildArgs, asm: &Assembly) -> Result<Vec<PathBuf>, Error> {
     let product =
         meta::is_system_path(&args.example).then(|| meta::example_dir(root, &args.example));
     let mut bin_dirs = Vec::new();
@@ -162,42 +203,9 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
         status_of(cmd, &format!("cargo build of {}", packages.join(", ")))?;
     }
     bin_dirs.push(profile_dir(root, args.board, args.release));
-    let images = assemble(&asm, &bin_dirs, &out)?;
-    for done in &images {
-        let mut line = format!("xtask: {} -> {}", done.pd, done.image.display());
-        for (section, size) in &done.written {
-            line.push_str(&format!(", {section} ({size} B)"));
-        }
-        for section in &done.skipped {
-            line.push_str(&format!(", {section} skipped (empty blob)"));
-        }
-        eprintln!("{line}");
-    }
-    let mut built = Built {
-        out,
-        system,
-        images,
-        loader: None,
-    };
-    if args.board.is_sel4() {
-        inspect_images(&built)?;
-        match Sdk::from_env(args.board) {
-            Ok(sdk) => {
-                sdk.check_board_constants(args.board)?;
-                built.loader = Some(sdk.make_image(args.board, &built.system, &built.out)?);
-            }
-            Err(e) if std::env::var_os(crate::microkit::SDK_ENV).is_some() => return Err(e),
-            Err(e) => eprintln!("xtask: loader.img NOT made: {e}"),
-        }
-    }
-    eprintln!("xtask: built {}", built.system.display());
-    if let Some(loader) = &built.loader {
-        eprintln!("xtask: system image {}", loader.display());
-    }
-    Ok(built)
+    Ok(bin_dirs)
 }
 
-/// Whether `package` is a member of this workspace (a folder `crates/<package>`).
 /// The packages of this workspace, as `cargo metadata` names them, with their folders.
 struct Packages(Vec<(String, PathBuf)>);
 
