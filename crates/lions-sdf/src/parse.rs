@@ -156,20 +156,12 @@ pub(crate) fn parse(xml: &str) -> Result<System, Error> {
     Ok(sys)
 }
 
-fn parse_pd(
-    doc: &Document<'_>,
+/// A `<protection_domain>` element's attributes (its children are read by [`parse_pd`]).
+fn pd_attributes(
     node: Node<'_, '_>,
+    at: &At,
     parent: Option<&str>,
-    out: &mut Vec<ProtectionDomain>,
-) -> Result<(), Error> {
-    let at = At::of(
-        doc,
-        node,
-        parent
-            .map(|p| format!("protection_domain \"{p}\""))
-            .as_deref()
-            .unwrap_or(""),
-    );
+) -> Result<ProtectionDomain, Error> {
     let known = [
         "name",
         "priority",
@@ -181,12 +173,12 @@ fn parse_pd(
         "smc",
         "id",
     ];
-    let a = Attrs::new(node, &at, &known)?;
+    let a = Attrs::new(node, at, &known)?;
     let id = a.small::<u8>("id", u64::from(MAX_CHANNEL_ID))?;
     if parent.is_some() != id.is_some() {
         return Err(at.err("a child PD needs an id, and only a child PD has one"));
     }
-    let mut pd = ProtectionDomain {
+    Ok(ProtectionDomain {
         name: a.req("name")?,
         parent: parent.map(str::to_owned),
         id,
@@ -201,7 +193,24 @@ fn parse_pd(
         maps: Vec::new(),
         irqs: Vec::new(),
         setvars: Vec::new(),
-    };
+    })
+}
+
+fn parse_pd(
+    doc: &Document<'_>,
+    node: Node<'_, '_>,
+    parent: Option<&str>,
+    out: &mut Vec<ProtectionDomain>,
+) -> Result<(), Error> {
+    let at = At::of(
+        doc,
+        node,
+        parent
+            .map(|p| format!("protection_domain \"{p}\""))
+            .as_deref()
+            .unwrap_or(""),
+    );
+    let mut pd = pd_attributes(node, &at, parent)?;
     let here = format!("protection_domain \"{}\"", pd.name);
     let mut children = Vec::new();
     for child in elements(node) {
@@ -214,57 +223,8 @@ fn parse_pd(
                 }
                 pd.program_image = c.req("path")?;
             }
-            "map" => {
-                let c = Attrs::new(
-                    child,
-                    &cat,
-                    &[
-                        "mr",
-                        "vaddr",
-                        "perms",
-                        "cached",
-                        "setvar_vaddr",
-                        "setvar_size",
-                    ],
-                )?;
-                let perms_s = c.str("perms").unwrap_or_else(|| "rw".into());
-                let mut perms = Perms::default();
-                for ch in perms_s.chars() {
-                    match ch {
-                        'r' => perms.read = true,
-                        'w' => perms.write = true,
-                        'x' => perms.execute = true,
-                        _ => {
-                            return Err(
-                                cat.err(format!("perms \"{perms_s}\" may only hold r, w, x"))
-                            );
-                        }
-                    }
-                }
-                pd.maps.push(Map {
-                    mr: c.req("mr")?,
-                    vaddr: c.req_num("vaddr")?,
-                    perms,
-                    cached: c.bool("cached", true)?,
-                    setvar_vaddr: c.str("setvar_vaddr"),
-                    setvar_size: c.str("setvar_size"),
-                });
-            }
-            "irq" => {
-                let c = Attrs::new(child, &cat, &["irq", "id", "trigger"])?;
-                let trigger = c.str("trigger");
-                if let Some(t) = trigger.as_deref().filter(|t| *t != "level" && *t != "edge") {
-                    return Err(cat.err(format!("trigger \"{t}\" is not level or edge")));
-                }
-                let id = c
-                    .small("id", u64::from(MAX_CHANNEL_ID))?
-                    .ok_or_else(|| cat.err("missing attribute \"id\""))?;
-                pd.irqs.push(Irq {
-                    irq: c.req_num("irq")?,
-                    id,
-                    trigger,
-                });
-            }
+            "map" => pd.maps.push(parse_map(child, &cat)?),
+            "irq" => pd.irqs.push(parse_irq(child, &cat)?),
             "setvar" => {
                 let c = Attrs::new(child, &cat, &["symbol", "region_paddr"])?;
                 pd.setvars.push(SetVar {
@@ -285,6 +245,56 @@ fn parse_pd(
         parse_pd(doc, child, Some(&name), out)?;
     }
     Ok(())
+}
+
+/// A `<map>` element of a PD.
+fn parse_map(node: Node<'_, '_>, at: &At) -> Result<Map, Error> {
+    let known = [
+        "mr",
+        "vaddr",
+        "perms",
+        "cached",
+        "setvar_vaddr",
+        "setvar_size",
+    ];
+    let c = Attrs::new(node, at, &known)?;
+    let perms_s = c.str("perms").unwrap_or_else(|| "rw".into());
+    let mut perms = Perms::default();
+    for ch in perms_s.chars() {
+        match ch {
+            'r' => perms.read = true,
+            'w' => perms.write = true,
+            'x' => perms.execute = true,
+            _ => {
+                return Err(at.err(format!("perms \"{perms_s}\" may only hold r, w, x")));
+            }
+        }
+    }
+    Ok(Map {
+        mr: c.req("mr")?,
+        vaddr: c.req_num("vaddr")?,
+        perms,
+        cached: c.bool("cached", true)?,
+        setvar_vaddr: c.str("setvar_vaddr"),
+        setvar_size: c.str("setvar_size"),
+    })
+}
+
+/// An `<irq>` element of a PD.
+fn parse_irq(node: Node<'_, '_>, at: &At) -> Result<Irq, Error> {
+    let c = Attrs::new(node, at, &["irq", "id", "trigger"])?;
+    let trigger = c.str("trigger");
+    if let Some(t) = trigger.as_deref().filter(|t| *t != "level" && *t != "edge") {
+        return Err(at.err(format!("trigger \"{t}\" is not level or edge")));
+    }
+    let id = c
+        .small("id", u64::from(MAX_CHANNEL_ID))?
+        .ok_or_else(|| at.err("missing attribute \"id\""))?;
+    Ok(Irq {
+        irq: c.req_num("irq")?,
+        id,
+        trigger,
+    })
 }
 
 fn parse_channel(doc: &Document<'_>, node: Node<'_, '_>, at: &At) -> Result<Channel, Error> {
@@ -323,6 +333,45 @@ fn fail(element: String, message: String) -> Error {
     }
 }
 
+/// One PD's maps (the region exists, the vaddr is page-aligned, no wrap, no overlap) and
+/// setvars (the region exists); `el` names the PD in errors.
+fn check_maps(sys: &System, pd: &ProtectionDomain, el: &str) -> Result<(), Error> {
+    // Maps: region exists, aligned, no overlap.
+    let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+    for m in &pd.maps {
+        let mel = format!("{el} > map mr=\"{}\"", m.mr);
+        let mr = sys
+            .mr(&m.mr)
+            .ok_or_else(|| fail(mel.clone(), format!("no memory region named \"{}\"", m.mr)))?;
+        if !m.vaddr.is_multiple_of(mr.page_size) {
+            return Err(fail(
+                mel,
+                format!(
+                    "vaddr {:#x} is not aligned to the page size {:#x}",
+                    m.vaddr, mr.page_size
+                ),
+            ));
+        }
+        let end = m
+            .vaddr
+            .checked_add(mr.size)
+            .ok_or_else(|| fail(mel.clone(), "mapping wraps the address space".into()))?;
+        if let Some((_, _, other)) = spans.iter().find(|(s, e, _)| m.vaddr < *e && *s < end) {
+            return Err(fail(mel, format!("overlaps the map of \"{other}\"")));
+        }
+        spans.push((m.vaddr, end, &m.mr));
+    }
+    for s in &pd.setvars {
+        if sys.mr(&s.region_paddr).is_none() {
+            return Err(fail(
+                format!("{el} > setvar symbol=\"{}\"", s.symbol),
+                format!("no memory region named \"{}\"", s.region_paddr),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check(sys: &System) -> Result<(), Error> {
     let mut names = BTreeMap::new();
     for pd in &sys.pds {
@@ -330,39 +379,7 @@ pub(crate) fn check(sys: &System) -> Result<(), Error> {
         if names.insert(pd.name.as_str(), pd).is_some() {
             return Err(fail(el, "duplicate protection domain name".into()));
         }
-        // Maps: region exists, aligned, no overlap.
-        let mut spans: Vec<(u64, u64, &str)> = Vec::new();
-        for m in &pd.maps {
-            let mel = format!("{el} > map mr=\"{}\"", m.mr);
-            let mr = sys
-                .mr(&m.mr)
-                .ok_or_else(|| fail(mel.clone(), format!("no memory region named \"{}\"", m.mr)))?;
-            if !m.vaddr.is_multiple_of(mr.page_size) {
-                return Err(fail(
-                    mel,
-                    format!(
-                        "vaddr {:#x} is not aligned to the page size {:#x}",
-                        m.vaddr, mr.page_size
-                    ),
-                ));
-            }
-            let end = m
-                .vaddr
-                .checked_add(mr.size)
-                .ok_or_else(|| fail(mel.clone(), "mapping wraps the address space".into()))?;
-            if let Some((_, _, other)) = spans.iter().find(|(s, e, _)| m.vaddr < *e && *s < end) {
-                return Err(fail(mel, format!("overlaps the map of \"{other}\"")));
-            }
-            spans.push((m.vaddr, end, &m.mr));
-        }
-        for s in &pd.setvars {
-            if sys.mr(&s.region_paddr).is_none() {
-                return Err(fail(
-                    format!("{el} > setvar symbol=\"{}\"", s.symbol),
-                    format!("no memory region named \"{}\"", s.region_paddr),
-                ));
-            }
-        }
+        check_maps(sys, pd, &el)?;
     }
     // Channel ids: unique per PD across IRQs, channels and child PD ids.
     let mut used: BTreeMap<String, BTreeMap<u8, String>> = BTreeMap::new();
