@@ -14,7 +14,7 @@ pub(super) fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// Take ownership of a descriptor a successful system call just returned.
-fn owned(ret: libc::c_int) -> io::Result<OwnedFd> {
+pub(super) fn owned(ret: libc::c_int) -> io::Result<OwnedFd> {
     let fd = check(ret)?;
     // SAFETY: the call that returned `fd` created it for us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -172,4 +172,59 @@ pub(super) fn monotonic_ns() -> u64 {
     let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// A new eventfd counting from 0, non-blocking.
+pub(super) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call.
+    owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
+}
+
+/// Add, change (`EPOLL_CTL_MOD`) or remove (`EPOLL_CTL_DEL`) `fd` in `epoll`, watched for
+/// reading and/or writing, with `fd` itself as the event's data (so a wake-up says which fd).
+pub(super) fn epoll_ctl_fd(
+    epoll: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    read: bool,
+    write: bool,
+    op: libc::c_int,
+) -> io::Result<()> {
+    let events = (if read { libc::EPOLLIN } else { 0 }) | (if write { libc::EPOLLOUT } else { 0 });
+    let mut ev = libc::epoll_event {
+        events: u32::try_from(events).unwrap_or(0),
+        u64: u64::try_from(fd.as_raw_fd()).unwrap_or(0),
+    };
+    // SAFETY: `ev` is a live epoll_event; both fds are open.
+    check(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd.as_raw_fd(), &mut ev) }).map(drop)
+}
+
+/// Add 1 to the eventfd `fd` (a full counter is left as it is: it is readable either way).
+pub(super) fn signal(fd: BorrowedFd<'_>) {
+    let b = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live buffer to an eventfd.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), b.as_ptr().cast(), 8) };
+}
+
+/// Read and discard the count of the non-blocking eventfd or timerfd `fd` (none is fine).
+pub(super) fn consume(fd: BorrowedFd<'_>) {
+    let mut b = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into a live buffer from a non-blocking fd.
+    let _ = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), 8) };
+}
+
+/// Arm the timerfd `fd` to expire `micros` from now (at least 1 us), or disarm it (`None`).
+pub(super) fn timerfd_arm_in(fd: BorrowedFd<'_>, micros: Option<u64>) {
+    let us = micros.map_or(0, |m| m.max(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: libc::time_t::try_from(us / 1_000_000).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::try_from((us % 1_000_000) * 1000).unwrap_or(0),
+        },
+    };
+    // SAFETY: `spec` is live; the old value is not asked for.
+    let _ = unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
 }

@@ -30,12 +30,13 @@
 //!   (readable, while buffers are posted) and the completion eventfd. `ack_irq` clears the
 //!   eventfd.
 
+use super::sys;
 use lions_net::{EthDevice, NetBuffDesc};
 use lions_os::{Channel, DeviceRegionResource, OsError};
 use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 /// Receive buffers the device holds at most.
@@ -144,20 +145,6 @@ pub struct HostTap {
     stats: TapStats,
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn owned(ret: libc::c_int) -> io::Result<OwnedFd> {
-    let fd = check(ret)?;
-    // SAFETY: the call that returned `fd` created it for us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// `struct ifreq` as `TUNSETIFF` reads it: the name, then the flags (the union's first member).
 #[repr(C)]
 struct IfReq {
@@ -176,13 +163,7 @@ impl HostTap {
             ));
         }
         const TUN: &CStr = c"/dev/net/tun";
-        // SAFETY: the path is NUL-terminated and static.
-        let tap = owned(unsafe {
-            libc::open(
-                TUN.as_ptr(),
-                libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            )
-        })?;
+        let tap = sys::open(TUN, libc::O_RDWR | libc::O_NONBLOCK)?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
             // IFF_TAP | IFF_NO_PI = 0x1002 fits a c_short.
@@ -191,11 +172,9 @@ impl HostTap {
         };
         req.name[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `IfReq` lays out (40 bytes).
-        check(unsafe { libc::ioctl(tap.as_raw_fd(), libc::TUNSETIFF, &mut req) })?;
-        // SAFETY: creates a new descriptor.
-        let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: creates a new descriptor.
-        let kick = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        sys::check(unsafe { libc::ioctl(tap.as_raw_fd(), libc::TUNSETIFF, &mut req) })?;
+        let epoll = sys::epoll()?;
+        let kick = sys::eventfd()?;
         let dev = Self {
             tap,
             epoll,
@@ -207,29 +186,17 @@ impl HostTap {
             tx_done: VecDeque::with_capacity(TX_RING),
             stats: TapStats::default(),
         };
-        dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.kick.as_fd(), libc::EPOLLIN as u32)?;
-        dev.epoll_ctl(libc::EPOLL_CTL_ADD, dev.tap.as_fd(), 0)?;
+        let epoll = dev.epoll.as_fd();
+        sys::epoll_ctl_fd(epoll, dev.kick.as_fd(), true, false, libc::EPOLL_CTL_ADD)?;
+        sys::epoll_ctl_fd(epoll, dev.tap.as_fd(), false, false, libc::EPOLL_CTL_ADD)?;
         Ok(dev)
-    }
-
-    fn epoll_ctl(&self, op: libc::c_int, fd: BorrowedFd<'_>, events: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events,
-            u64: u64::try_from(fd.as_raw_fd()).unwrap_or(0),
-        };
-        // SAFETY: `ev` is a live epoll_event; both fds are open.
-        check(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd.as_raw_fd(), &mut ev) })?;
-        Ok(())
     }
 
     /// Watch the TAP for received frames only while a buffer is posted.
     fn watch_rx(&mut self, on: bool) {
         if on != self.rx_watched {
-            let events = if on { libc::EPOLLIN as u32 } else { 0 };
-            if self
-                .epoll_ctl(libc::EPOLL_CTL_MOD, self.tap.as_fd(), events)
-                .is_ok()
-            {
+            let (epoll, tap) = (self.epoll.as_fd(), self.tap.as_fd());
+            if sys::epoll_ctl_fd(epoll, tap, on, false, libc::EPOLL_CTL_MOD).is_ok() {
                 self.rx_watched = on;
             }
         }
@@ -324,16 +291,11 @@ impl EthDevice for HostTap {
     }
 
     fn tx_kick(&mut self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to our eventfd. A full counter (EAGAIN)
-        // still leaves the eventfd readable, which is all the interrupt needs.
-        let _ = unsafe { libc::write(self.kick.as_raw_fd(), one.as_ptr().cast(), 8) };
+        sys::signal(self.kick.as_fd());
     }
 
     fn ack_irq(&mut self) {
-        let mut count = [0u8; 8];
-        // SAFETY: reads 8 bytes into a live buffer from our non-blocking eventfd.
-        let _ = unsafe { libc::read(self.kick.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+        sys::consume(self.kick.as_fd());
     }
 }
 
