@@ -42,12 +42,12 @@ use super::tap::Dma;
 use lions_net::{EthDevice, NetBuffDesc};
 use lions_os::{Channel, OsError};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
-use smoltcp::socket::{tcp, udp};
+use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 use std::collections::VecDeque;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -184,39 +184,11 @@ impl UserNet {
                 (sockets.add(s), false)
             })
             .collect();
-        let mut ports = Vec::new();
-        for (i, f) in forwards.iter().enumerate() {
-            let at = (Ipv4Addr::LOCALHOST, f.host_port);
-            let what = |e: io::Error| {
-                let proto = if f.tcp { "tcp" } else { "udp" };
-                io::Error::new(
-                    e.kind(),
-                    format!("forward {proto} 127.0.0.1:{}: {e}", f.host_port),
-                )
-            };
-            if f.tcp {
-                let listener = TcpListener::bind(at).map_err(what)?;
-                listener.set_nonblocking(true)?;
-                ports.push(Port::Tcp { fwd: *f, listener });
-            } else {
-                let host = UdpSocket::bind(at).map_err(what)?;
-                host.set_nonblocking(true)?;
-                let meta = || &mut leak([udp::PacketMetadata::EMPTY; UDP_SLOTS])[..];
-                let mut s = udp::Socket::new(
-                    udp::PacketBuffer::new(meta(), leak_bytes(UDP_SLOTS * 1500)),
-                    udp::PacketBuffer::new(meta(), leak_bytes(UDP_SLOTS * 1500)),
-                );
-                // Distinct and non-zero: cannot fail.
-                let _ = s.bind(30000 + u16::try_from(i).unwrap_or(0));
-                let handle = sockets.add(s);
-                ports.push(Port::Udp {
-                    fwd: *f,
-                    host,
-                    handle,
-                    peer: None,
-                });
-            }
-        }
+        let ports = forwards
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Port::open(i, *f, &mut sockets))
+            .collect::<io::Result<Vec<_>>>()?;
         let dev = Self {
             dma,
             epoll,
@@ -235,25 +207,11 @@ impl UserNet {
             epoch: Instant::now(),
             stats: UserNetStats::default(),
         };
-        sys::epoll_ctl_fd(
-            dev.epoll.as_fd(),
-            dev.kick.as_fd(),
-            true,
-            false,
-            libc::EPOLL_CTL_ADD,
-        )?;
-        sys::epoll_ctl_fd(
-            dev.epoll.as_fd(),
-            dev.timer.as_fd(),
-            true,
-            false,
-            libc::EPOLL_CTL_ADD,
-        )?;
-        for p in &dev.ports {
-            let fd = match p {
-                Port::Tcp { listener, .. } => listener.as_fd(),
-                Port::Udp { host, .. } => host.as_fd(),
-            };
+        let ports = dev.ports.iter().map(Port::as_fd);
+        for fd in [dev.kick.as_fd(), dev.timer.as_fd()]
+            .into_iter()
+            .chain(ports)
+        {
             sys::epoll_ctl_fd(dev.epoll.as_fd(), fd, true, false, libc::EPOLL_CTL_ADD)?;
         }
         Ok(dev)

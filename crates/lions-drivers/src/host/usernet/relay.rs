@@ -3,12 +3,12 @@
 //! smoltcp stack, and the pump that runs them until the gateway is idle.
 
 use super::wire::ask_neighbor;
-use super::{Forward, TCP_BUF, UserNet, sys};
-use smoltcp::iface::SocketHandle;
+use super::{Forward, TCP_BUF, UDP_SLOTS, UserNet, leak, leak_bytes, sys};
+use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// A forwarded TCP connection.
 pub(super) struct Conn {
@@ -37,6 +37,50 @@ pub(super) enum Port {
         handle: SocketHandle,
         peer: Option<SocketAddr>,
     },
+}
+
+impl Port {
+    /// Forward number `i`: its host socket bound on 127.0.0.1 (an error names the port) and, for
+    /// UDP, its gateway socket in `sockets`.
+    pub(super) fn open(i: usize, f: Forward, sockets: &mut SocketSet<'static>) -> io::Result<Self> {
+        let at = (Ipv4Addr::LOCALHOST, f.host_port);
+        let what = |e: io::Error| {
+            let proto = if f.tcp { "tcp" } else { "udp" };
+            io::Error::new(
+                e.kind(),
+                format!("forward {proto} 127.0.0.1:{}: {e}", f.host_port),
+            )
+        };
+        if f.tcp {
+            let listener = TcpListener::bind(at).map_err(what)?;
+            listener.set_nonblocking(true)?;
+            return Ok(Self::Tcp { fwd: f, listener });
+        }
+        let host = UdpSocket::bind(at).map_err(what)?;
+        host.set_nonblocking(true)?;
+        let meta = || &mut leak([udp::PacketMetadata::EMPTY; UDP_SLOTS])[..];
+        let mut s = udp::Socket::new(
+            udp::PacketBuffer::new(meta(), leak_bytes(UDP_SLOTS * 1500)),
+            udp::PacketBuffer::new(meta(), leak_bytes(UDP_SLOTS * 1500)),
+        );
+        // Distinct and non-zero: cannot fail.
+        let _ = s.bind(30000 + u16::try_from(i).unwrap_or(0));
+        let handle = sockets.add(s);
+        Ok(Self::Udp {
+            fwd: f,
+            host,
+            handle,
+            peer: None,
+        })
+    }
+
+    /// The host socket, for the epoll set.
+    pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Tcp { listener, .. } => listener.as_fd(),
+            Self::Udp { host, .. } => host.as_fd(),
+        }
+    }
 }
 
 impl UserNet {

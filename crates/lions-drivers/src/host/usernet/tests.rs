@@ -5,7 +5,7 @@ use super::*;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,
 };
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 
 #[test]
 fn forwards_parse() {
