@@ -12,7 +12,8 @@
 //! the fixtures, so the published crates package no test that reads files outside themselves.
 #![allow(clippy::missing_panics_doc)]
 
-use lions_sdf::{AlignedBlob, System};
+use lions_os::RegionResource;
+use lions_sdf::{AlignedBlob, Map, MemoryRegion, System};
 use std::path::PathBuf;
 
 /// Directory of one fixture system.
@@ -38,8 +39,17 @@ impl Blob {
     }
 }
 
-/// A fixture's system description with test-assertion helpers.
+/// A fixture's system description with test-assertion helpers (and, through `Deref`, every
+/// query of [`System`]).
 pub struct Sdf(pub System);
+
+impl std::ops::Deref for Sdf {
+    type Target = System;
+
+    fn deref(&self) -> &System {
+        &self.0
+    }
+}
 
 impl Sdf {
     /// Load `interop/fixtures/<system>/<system>.system`.
@@ -103,5 +113,30 @@ impl Sdf {
         let mr = self.check_region(pd, vaddr, size);
         assert!(self.maps(peer, mr), "{peer} does not map {mr}");
         mr
+    }
+
+    /// The map and region of a config's region `r` in `pd`: mapped exactly at its vaddr, with
+    /// the region's size.
+    pub fn mapped(&self, pd: &str, r: &RegionResource) -> (&Map, &MemoryRegion) {
+        let p = self.0.pd(pd).unwrap_or_else(|| panic!("no PD {pd}"));
+        let (map, mr) = p
+            .map_at(&self.0, r.vaddr)
+            .unwrap_or_else(|| panic!("{pd}: nothing mapped at {:#x}", r.vaddr));
+        assert_eq!(map.vaddr, r.vaddr, "{pd}: vaddr is the map's start");
+        assert_eq!(mr.size, r.size, "{pd}: size of {}", mr.name);
+        (map, mr)
+    }
+
+    /// The one PD other than `pd` that maps `mr`.
+    pub fn peer_of(&self, pd: &str, mr: &str) -> &str {
+        let peers: Vec<_> = self
+            .0
+            .pds
+            .iter()
+            .filter(|p| p.name != pd && p.map_of(mr).is_some())
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(peers.len(), 1, "{mr} is shared by exactly two PDs");
+        peers[0]
     }
 }

@@ -5,40 +5,15 @@
 
 use lions_blk::config::{BlkClientConfig, BlkConnectionResource, BlkDriverConfig, BlkVirtConfig};
 use lions_blk::{BlkReqQueue, BlkRequest, BlkRespQueue, BlkResponse, BlkStorageInfo};
-use lions_os::{Config, DeviceRegionResource, RegionResource};
-use lions_sdf::{AlignedBlob, MemoryRegion, System};
+use lions_interop::{Blob, Sdf};
+use lions_os::{Config, DeviceRegionResource};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/fixtures");
-
-fn load(system: &str) -> System {
-    System::load(format!("{FIXTURES}/{system}/{system}.system")).unwrap()
+fn load(system: &str) -> Sdf {
+    Sdf::load(system)
 }
 
-fn blob(system: &str, name: &str) -> AlignedBlob {
-    AlignedBlob::read(format!("{FIXTURES}/{system}/{name}")).unwrap()
-}
-
-/// The region is mapped in `pd` exactly at its vaddr with the memory region's size; returns the
-/// memory region and whether `pd` may write it.
-fn mapped<'a>(sys: &'a System, pd: &str, r: &RegionResource) -> (&'a MemoryRegion, bool) {
-    let (map, mr) = sys.pd(pd).unwrap().map_at(sys, r.vaddr).unwrap_or_else(|| {
-        panic!("{pd}: nothing mapped at {:#x}", r.vaddr);
-    });
-    assert_eq!(map.vaddr, r.vaddr, "{pd}: vaddr is the map's start");
-    assert_eq!(mr.size, r.size, "{pd}: size of {}", mr.name);
-    (mr, map.perms.write)
-}
-
-/// The one other PD that maps `mr`.
-fn peer_of<'a>(sys: &'a System, pd: &str, mr: &str) -> &'a str {
-    let peers: Vec<_> = sys
-        .pds
-        .iter()
-        .filter(|p| p.name != pd && p.map_of(mr).is_some())
-        .map(|p| p.name.as_str())
-        .collect();
-    assert_eq!(peers.len(), 1, "{mr} is shared by exactly two PDs");
-    peers[0]
+fn blob(system: &str, name: &str) -> Blob {
+    Blob::load(system, name)
 }
 
 /// Which end of the connection a PD is: the server writes the storage info, the requester only
@@ -51,18 +26,18 @@ enum Role {
 
 /// A connection of `pd` to `peer`: all three regions mapped as described and shared with `peer`,
 /// `id` is `pd`'s end of their channel, and both queues of `num_buffers` entries fit.
-fn check_conn(sys: &System, pd: &str, conn: &BlkConnectionResource, peer: &str, role: Role) {
+fn check_conn(sdf: &Sdf, pd: &str, conn: &BlkConnectionResource, peer: &str, role: Role) {
     for r in [&conn.storage_info, &conn.req_queue, &conn.resp_queue] {
-        let (mr, _) = mapped(sys, pd, r);
-        assert_eq!(peer_of(sys, pd, &mr.name), peer);
+        let (_, mr) = sdf.mapped(pd, r);
+        assert_eq!(sdf.peer_of(pd, &mr.name), peer);
     }
-    let (_, writable) = mapped(sys, pd, &conn.storage_info);
+    let writable = sdf.mapped(pd, &conn.storage_info).0.perms.write;
     assert_eq!(
         writable,
         role == Role::Server,
         "{pd}: only the server may write storage info"
     );
-    assert_eq!(Some(conn.id), sys.channel_id(pd, peer), "{pd} -> {peer}");
+    assert_eq!(Some(conn.id), sdf.0.channel_id(pd, peer), "{pd} -> {peer}");
     let n = u64::from(conn.num_buffers);
     assert!(n.is_power_of_two());
     assert!(conn.storage_info.size >= size_of::<BlkStorageInfo>() as u64);
@@ -73,8 +48,9 @@ fn check_conn(sys: &System, pd: &str, conn: &BlkConnectionResource, peer: &str, 
 
 /// A data region as the device sees it: mapped at its vaddr, and `io_addr` is the region's
 /// physical address.
-fn check_device_data(sys: &System, pd: &str, data: &DeviceRegionResource) -> String {
-    let (mr, writable) = mapped(sys, pd, &data.region);
+fn check_device_data(sdf: &Sdf, pd: &str, data: &DeviceRegionResource) -> String {
+    let (map, mr) = sdf.mapped(pd, &data.region);
+    let writable = map.perms.write;
     assert!(writable);
     assert_eq!(
         mr.phys_addr,
@@ -87,32 +63,36 @@ fn check_device_data(sys: &System, pd: &str, data: &DeviceRegionResource) -> Str
 
 #[test]
 fn driver() {
-    let sys = load("blk");
+    let sdf = load("blk");
     let b = blob("blk", "blk_driver.data");
     assert_eq!(b.bytes().len(), size_of::<BlkDriverConfig>());
     let cfg = BlkDriverConfig::from_blob(b.bytes()).unwrap();
-    check_conn(&sys, "blk_driver", &cfg.virt, "blk_virt", Role::Server);
+    check_conn(&sdf, "blk_driver", &cfg.virt, "blk_virt", Role::Server);
 }
 
 #[test]
 fn virt() {
-    let sys = load("blk");
+    let sdf = load("blk");
     let b = blob("blk", "blk_virt.data");
     assert_eq!(b.bytes().len(), size_of::<BlkVirtConfig>());
     let cfg = BlkVirtConfig::from_blob(b.bytes()).unwrap();
     check_conn(
-        &sys,
+        &sdf,
         "blk_virt",
         &cfg.driver.conn,
         "blk_driver",
         Role::Requester,
     );
-    let driver_data = check_device_data(&sys, "blk_virt", &cfg.driver.data);
+    let driver_data = check_device_data(&sdf, "blk_virt", &cfg.driver.data);
     assert!(
-        sys.pd("blk_driver").unwrap().map_of(&driver_data).is_none(),
+        sdf.0
+            .pd("blk_driver")
+            .unwrap()
+            .map_of(&driver_data)
+            .is_none(),
         "drivers never map data"
     );
-    let clients = sys
+    let clients = sdf
         .channels_of("blk_virt")
         .filter(|(_, p)| p.pd.starts_with("client"))
         .count();
@@ -120,9 +100,9 @@ fn virt() {
     assert_eq!(cfg.clients().len(), clients);
     for (i, c) in cfg.clients().iter().enumerate() {
         let pd = format!("client{i}");
-        check_conn(&sys, "blk_virt", &c.conn, &pd, Role::Server);
-        let data = check_device_data(&sys, "blk_virt", &c.data);
-        assert_eq!(peer_of(&sys, "blk_virt", &data), pd);
+        check_conn(&sdf, "blk_virt", &c.conn, &pd, Role::Server);
+        let data = check_device_data(&sdf, "blk_virt", &c.data);
+        assert_eq!(sdf.peer_of("blk_virt", &data), pd);
         assert_eq!(
             c.partition,
             u32::try_from(i).unwrap(),
@@ -133,30 +113,31 @@ fn virt() {
 
 #[test]
 fn clients() {
-    let sys = load("blk");
+    let sdf = load("blk");
     for i in 0..2 {
         let pd = format!("client{i}");
         let b = blob("blk", &format!("blk_client_{pd}.data"));
         assert_eq!(b.bytes().len(), size_of::<BlkClientConfig>());
         let cfg = BlkClientConfig::from_blob(b.bytes()).unwrap();
-        check_conn(&sys, &pd, &cfg.virt, "blk_virt", Role::Requester);
-        let (mr, writable) = mapped(&sys, &pd, &cfg.data);
+        check_conn(&sdf, &pd, &cfg.virt, "blk_virt", Role::Requester);
+        let (map, mr) = sdf.mapped(&pd, &cfg.data);
+        let writable = map.perms.write;
         assert!(writable);
-        assert_eq!(peer_of(&sys, &pd, &mr.name), "blk_virt");
+        assert_eq!(sdf.peer_of(&pd, &mr.name), "blk_virt");
     }
 }
 
 #[test]
 fn fat_server_is_a_blk_client() {
-    let sys = load("fat");
+    let sdf = load("fat");
     let b = blob("fat", "blk_client_fatfs.data");
     let cfg = BlkClientConfig::from_blob(b.bytes()).unwrap();
-    check_conn(&sys, "fatfs", &cfg.virt, "blk_virt", Role::Requester);
+    check_conn(&sdf, "fatfs", &cfg.virt, "blk_virt", Role::Requester);
     let b = blob("fat", "blk_virt.data");
     let virt = BlkVirtConfig::from_blob(b.bytes()).unwrap();
     assert_eq!(virt.clients().len(), 1);
     check_conn(
-        &sys,
+        &sdf,
         "blk_virt",
         &virt.clients()[0].conn,
         "fatfs",

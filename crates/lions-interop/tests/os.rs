@@ -2,25 +2,20 @@
 //! Every `.device_resources` blob sdfgen 0.35.1 wrote for the reference systems in
 //! `interop/fixtures`, checked against the `.system` it came with.
 
+use lions_interop::{Blob, Sdf, fixture};
 use lions_os::{Config, DeviceResources};
-use lions_sdf::{AlignedBlob, System};
-use std::path::PathBuf;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/fixtures")
-}
 
 #[test]
 fn device_resources_match_the_system() {
     let mut checked = 0;
-    let mut systems: Vec<_> = std::fs::read_dir(fixtures())
+    let mut systems: Vec<_> = std::fs::read_dir(fixture(""))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     systems.sort();
     for dir in systems {
         let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
-        let sys = System::load(dir.join(format!("{name}.system"))).unwrap();
+        let sys = Sdf::load(&name);
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let file = path.file_name().unwrap().to_str().unwrap().to_owned();
@@ -30,7 +25,7 @@ fn device_resources_match_the_system() {
             let pd = sys
                 .pd(pd_name)
                 .unwrap_or_else(|| panic!("{name}: no PD {pd_name}"));
-            let blob = AlignedBlob::read(&path).unwrap();
+            let blob = Blob::load(&name, &file);
             assert_eq!(blob.bytes().len(), size_of::<DeviceResources>(), "{file}");
             let res = DeviceResources::from_blob(blob.bytes()).unwrap();
             assert!(

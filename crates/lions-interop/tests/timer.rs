@@ -3,25 +3,23 @@
 //! parse as our struct and name the client's PPC channel to the driver.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use lions_interop::{Blob, Sdf};
 use lions_os::Config;
-use lions_sdf::{AlignedBlob, System};
 use lions_timer::TimerClientConfig;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/fixtures");
 
 /// Every `timer_client_<pd>.data` of `system` names `pd`'s end of a PPC channel to the driver,
 /// and the clients found are exactly the driver's channel peers.
 fn check_system(system: &str) -> usize {
-    let sys = System::load(format!("{FIXTURES}/{system}/{system}.system")).unwrap();
+    let sys = Sdf::load(system);
     let mut found = 0;
     for (driver_end, client_end) in sys.channels_of("timer_driver") {
         let pd = &client_end.pd;
-        let b = AlignedBlob::read(format!("{FIXTURES}/{system}/timer_client_{pd}.data")).unwrap();
+        let b = Blob::load(system, &format!("timer_client_{pd}.data"));
         assert_eq!(b.bytes().len(), size_of::<TimerClientConfig>());
         let cfg = TimerClientConfig::from_blob(b.bytes()).unwrap();
         assert_eq!(
             Some(cfg.driver_id),
-            sys.channel_id(pd, "timer_driver"),
+            sys.0.channel_id(pd, "timer_driver"),
             "{system}/{pd}"
         );
         assert_eq!(cfg.driver_id, client_end.id);
@@ -46,7 +44,7 @@ fn net_system_clients() {
 
 #[test]
 fn foreign_blob_is_refused() {
-    let b = AlignedBlob::read(format!("{FIXTURES}/serial/serial_client_client0.data")).unwrap();
+    let b = Blob::load("serial", "serial_client_client0.data");
     assert!(
         TimerClientConfig::from_blob(b.bytes()).is_err(),
         "serial magic is not timer"
