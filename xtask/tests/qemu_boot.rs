@@ -235,6 +235,16 @@ fn boot_i2c() {
                 && t.contains("nfc: card 0453454c34 removed")
         },
     );
+    assert!(
+        text.contains("clock: DS3231 at 0x68 claimed"),
+        "clock did not claim the RTC's address:\n{text}"
+    );
+    let present = text.find("nfc: card 0453454c34 present");
+    let removed = text.find("nfc: card 0453454c34 removed");
+    assert!(
+        present.is_some() && present < removed,
+        "the card was not seen present before it was removed:\n{text}"
+    );
     let times = clock_lines(&text);
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
     assert!(
