@@ -25,7 +25,9 @@
 //!   `client0` (10.0.2.10), a datagram sent to the UDP forward and a line sent to the TCP forward
 //!   (with socat) come back unchanged from the echo services running on seL4. Needs socat.
 //!
-//! Without `$MICROKIT_SDK` (CI has none) or without `qemu-system-aarch64` the test is reported as
+//! Each example is its own trial (`hello_boots_on_sel4_in_qemu`, ...; a name filter runs one), so
+//! one failing boot hides no other result. Without `$MICROKIT_SDK` (CI has none), without
+//! `qemu-system-aarch64` or without a host tool the example's test uses, the trial is reported as
 //! **not run** with the reason (`test ... ignored, not run: ...`; counted as ignored, never as
 //! passed), by the runner of [`common::harness`] (`harness = false`); `-- --include-ignored` runs
 //! it anyway and it fails with the same reason.
@@ -59,13 +61,7 @@ fn not_runnable() -> Option<String> {
             "{QEMU} is not on PATH (Debian: apt-get install qemu-system-arm ipxe-qemu)"
         ));
     }
-    common::harness::missing_tools(&[
-        ("socat", "socat"),
-        ("sfdisk", "fdisk"),
-        ("mkfs.fat", "dosfstools"),
-        ("fsck.fat", "dosfstools"),
-        ("mdir", "mtools"),
-    ])
+    None
 }
 
 /// A booted system: QEMU with its console captured.
@@ -169,6 +165,7 @@ fn contains_all(text: &str, lines: &[&str]) -> bool {
 }
 
 fn boot_hello() {
+    require("hello");
     let qemu = Qemu::boot("hello");
     let expected = [
         "pong: wrote 0x11050042 into `shared` at 0x",
@@ -192,6 +189,7 @@ fn boot_hello() {
 }
 
 fn boot_serial() {
+    require("serial");
     let mut qemu = Qemu::boot("serial");
     qemu.expect("both greetings", |t| {
         t.contains("client0: hello; type and I echo") && t.contains("client1: hello")
@@ -210,6 +208,7 @@ fn boot_serial() {
 }
 
 fn boot_timer() {
+    require("timer");
     let qemu = Qemu::boot("timer");
     let text = qemu.expect("three clock ticks and two alarms", |t| {
         t.contains("clock: tick 3 t=") && t.contains("alarm: #2 fired after")
@@ -220,6 +219,7 @@ fn boot_timer() {
 }
 
 fn boot_i2c() {
+    require("i2c");
     let qemu = Qemu::boot("i2c");
     let clock_lines = |t: &str| -> Vec<String> {
         t.lines()
@@ -234,6 +234,16 @@ fn boot_i2c() {
                 && clock_lines(t).len() >= 3
                 && t.contains("nfc: card 0453454c34 removed")
         },
+    );
+    assert!(
+        text.contains("clock: DS3231 at 0x68 claimed"),
+        "clock did not claim the RTC's address:\n{text}"
+    );
+    let present = text.find("nfc: card 0453454c34 present");
+    let removed = text.find("nfc: card 0453454c34 removed");
+    assert!(
+        present.is_some() && present < removed,
+        "the card was not seen present before it was removed:\n{text}"
     );
     let times = clock_lines(&text);
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
@@ -254,6 +264,7 @@ fn free_port() -> u16 {
 }
 
 fn boot_echo_server() {
+    require("echo_server");
     let (udp, tcp) = (free_port(), free_port());
     let netdev = format!(
         "user,id=n0,hostfwd=udp:127.0.0.1:{udp}-10.0.2.10:1235,hostfwd=tcp:127.0.0.1:{tcp}-10.0.2.10:1236"
@@ -341,6 +352,7 @@ fn bytes_of(img: &std::path::Path, start: u64, len: u64) -> Vec<u8> {
 }
 
 fn boot_fileio() {
+    require("fileio");
     const MIB: u64 = 1 << 20;
     let dir = std::env::temp_dir().join(format!("lions-qemu-fileio-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -415,23 +427,50 @@ fn boot_fileio() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn examples_boot_on_sel4_in_qemu() {
-    if let Some(why) = not_runnable() {
-        panic!("cannot boot on seL4 here: {why}");
-    }
-    boot_hello();
-    boot_serial();
-    boot_timer();
-    boot_i2c();
-    boot_fileio();
-    boot_echo_server();
+/// Why `example`'s boot cannot run here: the SDK or QEMU missing, or a host tool its test uses.
+fn example_not_runnable(example: &str) -> Option<String> {
+    let why = not_runnable().or_else(|| match example {
+        "fileio" => common::harness::missing_tools(&[
+            ("sfdisk", "fdisk"),
+            ("mkfs.fat", "dosfstools"),
+            ("fsck.fat", "dosfstools"),
+            ("mdir", "mtools"),
+        ]),
+        "echo_server" => common::harness::missing_tools(&[("socat", "socat")]),
+        _ => None,
+    })?;
+    Some(format!("{example} on seL4: {why}"))
 }
 
+/// Panic with why `example` cannot boot here, if it cannot (a trial run with `--include-ignored`).
+fn require(example: &str) {
+    if let Some(why) = example_not_runnable(example) {
+        panic!("cannot boot on seL4 here: {why}");
+    }
+}
+
+/// One trial per example, each booted on its own, so one failing boot hides no other result.
 fn main() -> std::process::ExitCode {
-    common::harness::run(vec![common::harness::Trial {
-        name: "examples_boot_on_sel4_in_qemu",
-        run: examples_boot_on_sel4_in_qemu,
-        not_run: not_runnable()
-            .map(|why| format!("hello, serial, timer, fileio and echo_server on seL4: {why}")),
-    }])
+    let trials: [(&'static str, &'static str, fn()); 6] = [
+        ("hello_boots_on_sel4_in_qemu", "hello", boot_hello),
+        ("serial_boots_on_sel4_in_qemu", "serial", boot_serial),
+        ("timer_boots_on_sel4_in_qemu", "timer", boot_timer),
+        ("i2c_boots_on_sel4_in_qemu", "i2c", boot_i2c),
+        ("fileio_boots_on_sel4_in_qemu", "fileio", boot_fileio),
+        (
+            "echo_server_boots_on_sel4_in_qemu",
+            "echo_server",
+            boot_echo_server,
+        ),
+    ];
+    common::harness::run(
+        trials
+            .into_iter()
+            .map(|(name, example, run)| common::harness::Trial {
+                name,
+                run,
+                not_run: example_not_runnable(example),
+            })
+            .collect(),
+    )
 }

@@ -4,8 +4,9 @@
 //! uses. `cargo xtask` compares them with the SDK it is given (`invocations_all.json`) before it
 //! builds a system image, so a mismatch is an error at build time, not a mystery at run time.
 
-/// `qemu_virt_aarch64` on Microkit 2.3.0 / seL4 16.0.0 (MCS, hypervisor mode), `debug` and
-/// `release` configurations.
+/// `qemu_virt_aarch64` on Microkit 2.3.0 / seL4 16.0.0 (MCS, hypervisor mode), `debug`
+/// configuration (the one `cargo xtask` uses). The invocation labels differ in `release` and
+/// `benchmark`, whose kernels lack the debug-only TCB breakpoint and single-step invocations.
 pub mod qemu_virt_aarch64 {
     /// The board's name in the Microkit SDK (`board/<name>/`).
     pub const NAME: &str = "qemu_virt_aarch64";
@@ -17,7 +18,8 @@ pub mod qemu_virt_aarch64 {
     /// Top of the PD's stack (the tool sets SP here; a guard page separates it from the IPC
     /// buffer). Informative: `_start` uses SP as it finds it.
     pub const STACK_TOP: usize = 0xff_ffff_e000;
-    /// Invocation label of `IRQAckIRQ` (an IRQ handler capability's acknowledge).
+    /// Invocation label of `IRQAckIRQ` (an IRQ handler capability's acknowledge) in `debug`
+    /// (27 in `release`, where the four debug TCB invocations before it are absent).
     pub const IRQ_ACK_IRQ: u64 = 31;
 }
 
