@@ -151,6 +151,9 @@ pub enum SetupError {
         /// Bytes the config gives.
         have: u64,
     },
+    /// The Tx virtualiser's clients have more buffers than it can track
+    /// ([`virt_tx::MAX_TX_BUFFERS`]).
+    TooManyBuffers(u64),
 }
 
 impl From<QueueError> for SetupError {
@@ -168,6 +171,7 @@ impl core::fmt::Display for SetupError {
             Self::RegionTooSmall { needed, have } => {
                 write!(f, "region has {have} bytes, its buffers need {needed}")
             }
+            Self::TooManyBuffers(n) => write!(f, "{n} Tx buffers, more than the virt tracks"),
         }
     }
 }
