@@ -33,7 +33,7 @@
 
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
-use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients, push_to};
+use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients};
 use crate::region::{DataRegion, Span};
 use crate::{Error, NetVirtTxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
@@ -108,6 +108,8 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     /// Each client's first in-flight bit, and the bits (set: the driver has that buffer).
     first: [u32; MAX_CLIENTS],
     at_driver: [u64; MAX_TX_BUFFERS as usize / 64],
+    /// The region of the last return: device address, bytes, client, oid, first bit.
+    last: (u64, u64, usize, u8, u32),
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
@@ -148,6 +150,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             lens: [0; MAX_CLIENTS],
             first,
             at_driver: [0; MAX_TX_BUFFERS as usize / 64],
+            last: (0, 0, 0, 0, 0),
         })
     }
 
@@ -234,26 +237,34 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 
     /// Return `buf` from the driver to the client it came from if it is one of its buffers at
     /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
+    /// The region of the last return is tried first (returns come in runs), then all of them.
     #[inline(always)]
     fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
-        let mut bit = 0u32;
-        for (c, client) in self.config.clients().iter().enumerate() {
+        let (mut at, mut bit, io) = (self.last, 0u32, buf.io_or_offset);
+        'scan: for (c, client) in self.config.clients().iter().enumerate() {
             for (oid, r) in (0u8..).zip(client.regions()) {
-                let off = buf.io_or_offset.wrapping_sub(r.data.io_addr);
-                if off >= u64::from(r.num_buffers) * NET_BUFFER_SIZE {
-                    bit += r.num_buffers;
-                    continue;
+                if io.wrapping_sub(at.0) < at.1 {
+                    break 'scan;
                 }
-                // `off / 2048 < num_buffers`, a u32.
-                #[allow(clippy::cast_possible_truncation)]
-                let (w, m) = slot(bit + (off / NET_BUFFER_SIZE) as u32);
-                if self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
-                    return false;
-                }
-                self.at_driver[w] &= !m;
-                let back = NetBuffDesc::with_oid(off, buf.len, oid);
-                return back.is_ok_and(|b| push_to(&mut self.clients, c, b));
+                let bytes = u64::from(r.num_buffers) * NET_BUFFER_SIZE;
+                (at, bit) = ((r.data.io_addr, bytes, c, oid, bit), bit + r.num_buffers);
             }
+        }
+        let ((_, bytes, c, oid, first), off) = (at, io.wrapping_sub(at.0));
+        // `off / 2048 < num_buffers`, a u32.
+        #[allow(clippy::cast_possible_truncation)]
+        let (w, m) = slot(first + (off / NET_BUFFER_SIZE) as u32);
+        if off >= bytes || self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
+            return false;
+        }
+        (self.last, self.at_driver[w]) = (at, self.at_driver[w] & !m);
+        let back = NetBuffDesc::with_oid(off, buf.len, oid);
+        let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
+            return false;
+        };
+        match q.push_free(back) {
+            Err(PushError::Peer(..)) => self.clients.fault(c),
+            r => return r.is_ok(),
         }
         false
     }
