@@ -127,7 +127,10 @@ pub use config::{
 };
 pub use copy::{Copier, CopyStats};
 pub use driver::{EthDevice, EthDriver};
-pub use policy::{InOrder, Limit, RateLimit, RoundRobin, StrictPriority, TxPolicy};
+pub use policy::{
+    Chosen, InOrder, Limit, NetTxPolicyConfig, Order, RateLimit, RoundRobin, StrictPriority,
+    TxPolicy,
+};
 pub use queue::{
     BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetQueue, NetSink, NetSource, OID_MAX, QueueError,
 };
