@@ -35,13 +35,14 @@ use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
 use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients};
 use crate::region::{DataRegion, Span};
-use crate::{Error, NetVirtTxConfig, SetupError};
+use crate::{Error, NetVirtTxClient, NetVirtTxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 use lions_queue::{PushError, clients::bits};
 
 /// Most client buffers a Tx virtualiser serves, over all its clients' regions (one in-flight bit
 /// each, 4 KiB): 64 clients of 512 buffers (sdfgen's default).
 pub const MAX_TX_BUFFERS: u32 = 1 << 15;
+const WORDS: usize = MAX_TX_BUFFERS as usize / 64;
 
 /// What the Tx virtualiser refused or lost.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -58,24 +59,22 @@ pub struct TxStats {
 /// Word and mask of in-flight bit `b` (the mask keeps the word index in the array).
 #[inline(always)]
 fn slot(b: u32) -> (usize, u64) {
-    (
-        (b >> 6) as usize & (MAX_TX_BUFFERS as usize / 64 - 1),
-        1 << (b & 63),
-    )
+    ((b >> 6) as usize & (WORDS - 1), 1 << (b & 63))
 }
 
-/// Check client `c`'s descriptor `buf` against its regions (see the module docs; the offset
-/// checks are [`DataRegion::buffer`]'s). On success: the device address, the in-flight bit
-/// (`first`: the client's first bit) and the span to clean.
+/// A checked frame: its device address, in-flight bit, and the span to clean.
+type Head<'a> = (u64, u32, Span<'a>);
+
+/// Check a client's descriptor `buf` against its regions (see the module docs; the offset
+/// checks are [`DataRegion::buffer`]'s); `first` is the client's first in-flight bit.
 #[inline(always)]
 fn check<'a>(
-    cfg: &'a NetVirtTxConfig,
-    c: usize,
+    k: &'a NetVirtTxClient,
     first: u32,
-    at_driver: &[u64],
+    sent: &[u64],
     buf: &NetBuffDesc,
-) -> Option<(u64, u32, Span<'a>)> {
-    let regions = cfg.clients.get(c)?.regions();
+) -> Option<Head<'a>> {
+    let regions = k.regions();
     let oid = usize::from(buf.oid());
     let r = regions.get(oid).filter(|_| buf.len > 0)?;
     let (base, _) = r.data.region.as_raw_parts()?;
@@ -89,7 +88,18 @@ fn check<'a>(
     let bit = first + below + i as u32;
     let (w, m) = slot(bit);
     let io = r.data.io_addr.wrapping_add(buf.io_or_offset);
-    (at_driver[w] & m == 0).then_some((io, bit, span))
+    (sent[w] & m == 0).then_some((io, bit, span))
+}
+
+/// Send a bad descriptor back to its client unchanged, counted; false if the client is faulty.
+#[cold]
+#[inline(never)]
+fn bounce(q: &mut NetSink<'_>, stats: &mut TxStats, buf: NetBuffDesc) -> bool {
+    stats.bad += 1;
+    let _ = q.take_active();
+    let pushed = q.push_free(buf);
+    stats.lost += u64::from(pushed.is_err());
+    !matches!(pushed, Err(PushError::Peer(..)))
 }
 
 /// The Tx virtualiser; see the module docs.
@@ -107,9 +117,7 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     lens: [u16; MAX_CLIENTS],
     /// Each client's first in-flight bit, and the bits (set: the driver has that buffer).
     first: [u32; MAX_CLIENTS],
-    at_driver: [u64; MAX_TX_BUFFERS as usize / 64],
-    /// The region of the last return: device address, bytes, client, oid, first bit.
-    last: (u64, u64, usize, u8, u32),
+    at_driver: [u64; WORDS],
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
@@ -149,8 +157,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             heads: [(0, 0); MAX_CLIENTS],
             lens: [0; MAX_CLIENTS],
             first,
-            at_driver: [0; MAX_TX_BUFFERS as usize / 64],
-            last: (0, 0, 0, 0, 0),
+            at_driver: [0; WORDS],
         })
     }
 
@@ -183,17 +190,14 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 Ok(None) => return,
                 _ => break,
             };
-            let first = self.first[c];
-            if let Some((io, bit, span)) = check(self.config, c, first, &self.at_driver, &buf) {
+            let (k, first) = (&self.config.clients[c], self.first[c]);
+            if let Some((io, bit, span)) = check(k, first, &self.at_driver, &buf) {
                 self.cache.clean(span);
                 (self.heads[c], self.lens[c]) = ((io, bit), buf.len);
                 return self.ready |= 1 << c;
             }
-            self.stats.bad += 1;
-            let _ = q.take_active();
-            match q.push_free(buf) {
-                Err(PushError::Peer(..)) => break self.stats.lost += 1,
-                r => self.stats.lost += u64::from(r.is_err()),
+            if !bounce(q, &mut self.stats, buf) {
+                break;
             }
         }
         self.clients.fault(c);
@@ -237,34 +241,33 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
 
     /// Return `buf` from the driver to the client it came from if it is one of its buffers at
     /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
-    /// The region of the last return is tried first (returns come in runs), then all of them.
     #[inline(always)]
     fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
-        let (mut at, mut bit, io) = (self.last, 0u32, buf.io_or_offset);
-        'scan: for (c, client) in self.config.clients().iter().enumerate() {
+        let mut first = 0u32;
+        for (c, client) in self.config.clients().iter().enumerate() {
             for (oid, r) in (0u8..).zip(client.regions()) {
-                if io.wrapping_sub(at.0) < at.1 {
-                    break 'scan;
+                let off = buf.io_or_offset.wrapping_sub(r.data.io_addr);
+                if off >= u64::from(r.num_buffers) * NET_BUFFER_SIZE {
+                    first += r.num_buffers;
+                    continue;
                 }
-                let bytes = u64::from(r.num_buffers) * NET_BUFFER_SIZE;
-                (at, bit) = ((r.data.io_addr, bytes, c, oid, bit), bit + r.num_buffers);
+                // `off / 2048 < num_buffers`, a u32.
+                #[allow(clippy::cast_possible_truncation)]
+                let (w, m) = slot(first + (off / NET_BUFFER_SIZE) as u32);
+                if self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
+                    return false;
+                }
+                self.at_driver[w] &= !m;
+                let back = NetBuffDesc::with_oid(off, buf.len, oid);
+                let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
+                    return false;
+                };
+                match q.push_free(back) {
+                    Err(PushError::Peer(..)) => self.clients.fault(c),
+                    pushed => return pushed.is_ok(),
+                }
+                return false;
             }
-        }
-        let ((_, bytes, c, oid, first), off) = (at, io.wrapping_sub(at.0));
-        // `off / 2048 < num_buffers`, a u32.
-        #[allow(clippy::cast_possible_truncation)]
-        let (w, m) = slot(first + (off / NET_BUFFER_SIZE) as u32);
-        if off >= bytes || self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
-            return false;
-        }
-        (self.last, self.at_driver[w]) = (at, self.at_driver[w] & !m);
-        let back = NetBuffDesc::with_oid(off, buf.len, oid);
-        let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
-            return false;
-        };
-        match q.push_free(back) {
-            Err(PushError::Peer(..)) => self.clients.fault(c),
-            r => return r.is_ok(),
         }
         false
     }
