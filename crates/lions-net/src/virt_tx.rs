@@ -451,6 +451,77 @@ mod tests {
         assert_eq!(v.stats().faulty, 0);
     }
 
+    /// Issue 12 defect 2's remainder: the virt knows *which* buffers are at the driver. A buffer
+    /// sent twice is refused the second time (back to the client, counted bad); the driver gets
+    /// back in flight only what it holds, each once, whatever it returns meanwhile.
+    #[test]
+    fn each_buffer_is_at_the_driver_at_most_once() {
+        let s = setup();
+        // SAFETY: as above.
+        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.unwrap();
+        let (mut c0, mut drv) = (s.clients[0].source(), s.driver.sink());
+        for off in [2048, 2048] {
+            c0.active.push(NetBuffDesc::new(off, 60)).unwrap();
+        }
+        c0.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.active.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO[0] + 2048)
+        );
+        assert_eq!(
+            drv.active.pop().unwrap(),
+            None,
+            "the duplicate never reaches the driver"
+        );
+        assert_eq!(v.stats().bad, 1);
+        assert_eq!(
+            c0.free.pop().unwrap(),
+            Some(NetBuffDesc::new(2048, 60)),
+            "bounced"
+        );
+        // The driver returns buffer 0 (never sent), buffer 1 misaligned, then buffer 1 twice.
+        drv.active.release();
+        for io in [IO[0], IO[0] + 2048 + 1, IO[0] + 2048, IO[0] + 2048] {
+            drv.free.push(NetBuffDesc::new(io, 60)).unwrap();
+        }
+        drv.free.publish();
+        event(&mut v, ALL);
+        assert_eq!(c0.free.pop().unwrap().map(|d| d.io_or_offset), Some(2048));
+        assert_eq!(c0.free.pop().unwrap(), None, "once");
+        assert_eq!(v.stats().lost, 3);
+        // Back home, it may go out again.
+        c0.free.release();
+        c0.active.push(NetBuffDesc::new(2048, 60)).unwrap();
+        c0.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.active.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO[0] + 2048)
+        );
+        assert_eq!(v.stats().bad, 1);
+    }
+
+    #[test]
+    fn more_buffers_than_bits_are_refused() {
+        let mut s = setup();
+        s.cfg.clients[1].regions[0].num_buffers = MAX_TX_BUFFERS - 6 + 1;
+        s.data[2] = Mem::new((MAX_TX_BUFFERS as usize - 5) * 2048);
+        s.cfg.clients[1].regions[0].data.region = s.data[2].res();
+        // SAFETY: as above.
+        let r = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) };
+        assert_eq!(
+            r.err(),
+            Some(SetupError::TooManyBuffers(u64::from(MAX_TX_BUFFERS) + 1))
+        );
+        s.cfg.clients[1].regions[0].num_buffers -= 1;
+        // SAFETY: as above.
+        assert!(
+            unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.is_ok(),
+            "exactly full"
+        );
+    }
+
     /// Both clients queue three frames before the virt runs: one pass orders them.
     fn one_pass<P: TxPolicy>(policy: P) -> Vec<u64> {
         let s = setup();
