@@ -516,10 +516,8 @@ mod tests {
         );
         s.cfg.clients[1].regions[0].num_buffers -= 1;
         // SAFETY: as above.
-        assert!(
-            unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.is_ok(),
-            "exactly full"
-        );
+        let r = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) };
+        assert!(r.is_ok(), "exactly full");
     }
 
     /// Both clients queue three frames before the virt runs: one pass orders them.
