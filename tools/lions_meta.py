@@ -253,8 +253,9 @@ class NetSubsystem:
         stays as sdfgen writes it). Without this call the Tx virt runs round-robin.
 
         `order`: "in_order" (sDDF's), "round_robin", or "strict_priority" with `priorities`
-        {client PD: level 0..255, larger first; absent: 0}. `limits`: {client PD:
-        (bytes_per_sec, burst_bytes)} token buckets around the order; with limits the Tx virt
+        {client: level 0..255, larger first; absent: 0}. `limits`: {client: (bytes_per_sec,
+        burst_bytes)} token buckets around the order (a client is its PD or its name; a list of
+        pairs does as well as a dict); with limits the Tx virt
         must also be a timer client (`timer.add_client(net_virt_tx)`): the timer is the limits'
         clock and wakes the virt when a held-back client may send again. Call it after the
         clients are added (they are numbered in the order they were added)."""
@@ -268,12 +269,15 @@ class NetSubsystem:
 
         if order not in self.TX_ORDERS:
             raise SystemExit(f"lions_meta: tx_policy: order {order!r}; known: {', '.join(self.TX_ORDERS)}")
+        def pairs(x):
+            return x.items() if hasattr(x, "items") else (x or [])
+
         prio = bytearray(64)
-        for pd, level in (priorities or {}).items():
+        for pd, level in pairs(priorities):
             prio[index(pd)] = level
         buckets = [(0, 0)] * 64
         limited = 0
-        for pd, (rate, burst) in (limits or {}).items():
+        for pd, (rate, burst) in pairs(limits):
             buckets[index(pd)] = (rate, burst)
             limited |= 1 << index(pd)
         data = struct.pack("<8sB7xQ64s", b"lionsTP\x01", self.TX_ORDERS[order], limited, bytes(prio))
