@@ -67,6 +67,10 @@ Networking (host node `net`, `lions,host-net`), each client behind its own copie
     net.add_client_with_copier(client, copier, mac_addr="52:54:01:00:00:00")
                                         # client: .net_client_config <- net_client_<pd>.data
                                         # copier: .net_copy_config <- net_copy_<pd>.data
+    net.tx_policy("strict_priority", priorities={client: 7}, limits={other: (1_000_000, 16384)})
+                                        # net_virt_tx: .net_virt_tx_policy <- net_virt_tx_policy.data
+                                        # (default without it: round-robin; limits need
+                                        # timer.add_client(net_virt_tx))
 
 I2C (host node `i2c`, `lions,host-i2c`: the model bus driver; qemu_virt_aarch64 node
 `i2c@9100000`); each client also gets a PPC channel to the virtualiser for bus claims:
@@ -223,18 +227,63 @@ class NetSubsystem:
     """An sdfgen net subsystem whose clients' (and copiers') blobs are recorded as they are
     added."""
 
-    def __init__(self, asm: "Assembly", obj):
+    #: `tx_policy` orders, as `lions_net::policy::ORDER_*`.
+    TX_ORDERS = {"in_order": 0, "round_robin": 1, "strict_priority": 2}
+
+    def __init__(self, asm: "Assembly", obj, virt_tx=None):
         self.asm = asm
         self.obj = obj
+        self.virt_tx = virt_tx
+        #: Client PD names in the order they were added (the Tx virt's client numbers).
+        self.clients: list[str] = []
 
     def add_client_with_copier(self, client, copier=None, **kw) -> None:
         """Add `client` (sdfgen `add_client_with_copier`; keywords mac_addr, rx, tx) behind
         `copier`, and record `.net_client_config` for the client and `.net_copy_config` for the
         copier."""
         self.obj.add_client_with_copier(client, copier, **kw)
+        self.clients.append(client.name)
         self.asm.patch(client, ".net_client_config", f"net_client_{client.name}.data")
         if copier is not None:
             self.asm.patch(copier, ".net_copy_config", f"net_copy_{copier.name}.data")
+
+    def tx_policy(self, order: str = "round_robin", priorities=None, limits=None) -> None:
+        """Choose the Tx virtualiser's shaping policy: our own blob `.net_virt_tx_policy`
+        (`lions_net::NetTxPolicyConfig`, 1112 B; sDDF's Tx virt config has no room for it and
+        stays as sdfgen writes it). Without this call the Tx virt runs round-robin.
+
+        `order`: "in_order" (sDDF's), "round_robin", or "strict_priority" with `priorities`
+        {client: level 0..255, larger first; absent: 0}. `limits`: {client: (bytes_per_sec,
+        burst_bytes)} token buckets around the order (a client is its PD or its name; a list of
+        pairs does as well as a dict); with limits the Tx virt
+        must also be a timer client (`timer.add_client(net_virt_tx)`): the timer is the limits'
+        clock and wakes the virt when a held-back client may send again. Call it after the
+        clients are added (they are numbered in the order they were added)."""
+        import struct
+
+        def index(pd) -> int:
+            name = getattr(pd, "name", pd)
+            if name not in self.clients:
+                raise SystemExit(f"lions_meta: tx_policy: {name} is no client of this net subsystem")
+            return self.clients.index(name)
+
+        if order not in self.TX_ORDERS:
+            raise SystemExit(f"lions_meta: tx_policy: order {order!r}; known: {', '.join(self.TX_ORDERS)}")
+        def pairs(x):
+            return x.items() if hasattr(x, "items") else (x or [])
+
+        prio = bytearray(64)
+        for pd, level in pairs(priorities):
+            prio[index(pd)] = level
+        buckets = [(0, 0)] * 64
+        limited = 0
+        for pd, (rate, burst) in pairs(limits):
+            buckets[index(pd)] = (rate, burst)
+            limited |= 1 << index(pd)
+        data = struct.pack("<8sB7xQ64s", b"lionsTP\x01", self.TX_ORDERS[order], limited, bytes(prio))
+        data += b"".join(struct.pack("<QQ", r, b) for r, b in buckets)
+        assert len(data) == 1112
+        self.asm.blob(self.virt_tx, ".net_virt_tx_policy", "net_virt_tx_policy.data", data)
 
 
 class Assembly:
@@ -408,7 +457,7 @@ class Assembly:
                 self.fix_system(
                     lambda text, v=virt.name: _map_dma_identity(text, driver.name, v)
                 )
-        return NetSubsystem(self, obj)
+        return NetSubsystem(self, obj, virt_tx)
 
     def blk(self, driver, virt, *, node=None) -> Subsystem:
         """An sDDF blk subsystem (sdfgen `Sddf.Blk`). Records the driver's and the

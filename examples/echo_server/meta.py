@@ -68,5 +68,9 @@ for i, (client, copier, (ip, prefix, gateway)) in enumerate(zip(clients, copiers
     timer.add_client(client)
     serial.add_client(client)
     asm.blob(client, ".echo_config", f"echo_{client.name}.data", ECHO_MAGIC + bytes(ip) + bytes([prefix, 0, 0, 0]) + bytes(gateway))
+#: The Tx virt's shaping policy (lions' `.net_virt_tx_policy`; round-robin is also the default).
+#: Others: net.tx_policy("strict_priority", priorities={clients[0]: 7}), or rate limits with
+#: limits={clients[1]: (bytes_per_sec, burst_bytes)} and timer.add_client(net_virt_tx).
+net.tx_policy("round_robin")
 
 asm.write(args.output)

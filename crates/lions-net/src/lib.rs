@@ -21,8 +21,8 @@
 //! |---|---|---|
 //! | [`driver`] | `net_driver_*` | [`EthDevice`], the hardware trait a NIC driver implements, and [`EthDriver`], the generic loop that owns the queues and the signalling (`rx_provide`, `rx_return`, `tx_provide`, `tx_return`) |
 //! | [`virt_rx`] | `net_virt_rx` | [`VirtRx`]: demultiplexing by destination MAC, broadcast to every client with a per-buffer holder set, unmatched frames straight back to the driver, cache clean+invalidate before the header is read |
-//! | [`virt_tx`] | `net_virt_tx` | [`VirtTx`]: validation of every client descriptor (bad ones back to their client), translation to device addresses, cache clean, a [`TxPolicy`] choosing the order |
-//! | [`policy`] | (in `net_virt_tx`) | [`InOrder`], [`RoundRobin`], [`StrictPriority`], and per-client bandwidth limits ([`RateLimit`]) |
+//! | [`virt_tx`] | `net_virt_tx` | [`VirtTx`]: validation of every client descriptor (bad ones back to their client), translation to device addresses, cache clean, a [`TxPolicy`] choosing the order, an in-flight bit per client buffer (the driver gives back only what it holds) |
+//! | [`policy`] | (in `net_virt_tx`) | [`InOrder`], [`RoundRobin`], [`StrictPriority`], and per-client bandwidth limits ([`RateLimit`]); the system's choice in [`NetTxPolicyConfig`] |
 //! | [`copy`] | `net_copy` | [`Copier`]: frames from the shared Rx DMA region into the client's own region; drops when the client has no free buffer |
 //! | [`arp`] | (a client) | [`ArpResponder`]: answers ARP requests for a table of addresses (the paper's first broadcast scheme) |
 //! | [`cache`] | | [`CacheOps`]: [`Coherent`] (host, QEMU) or `Aarch64Cache` (`DC CVAC`/`DC CIVAC` + `DSB`) |
@@ -93,7 +93,8 @@
 //! ([`NetVirtRxConfig`], 27 744 B), `.net_virt_tx_config` ([`NetVirtTxConfig`], 134 200 B),
 //! `.net_copy_config` ([`NetCopyConfig`], 1128 B), `.net_vswitch_config` ([`NetVswitchConfig`],
 //! 7200 B), `.net_client_config` ([`NetClientConfig`], 128 B) and `.lib_sddf_lwip_config`
-//! ([`LibSddfLwipConfig`], 32 B). A connection ([`NetConnectionResource`], 40 B) names the free and
+//! ([`LibSddfLwipConfig`], 32 B). Our own, beside them: `.net_virt_tx_policy`
+//! ([`NetTxPolicyConfig`], 1112 B, magic `"lionsTP\x01"`), the Tx policy. A connection ([`NetConnectionResource`], 40 B) names the free and
 //! active queue regions as mapped in this component, the capacity and the channel id.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
@@ -127,7 +128,10 @@ pub use config::{
 };
 pub use copy::{Copier, CopyStats};
 pub use driver::{EthDevice, EthDriver};
-pub use policy::{InOrder, Limit, RateLimit, RoundRobin, StrictPriority, TxPolicy};
+pub use policy::{
+    Chosen, InOrder, Limit, NetTxPolicyConfig, Order, RateLimit, RoundRobin, StrictPriority,
+    TxPolicy,
+};
 pub use queue::{
     BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetQueue, NetSink, NetSource, OID_MAX, QueueError,
 };
@@ -151,6 +155,9 @@ pub enum SetupError {
         /// Bytes the config gives.
         have: u64,
     },
+    /// The Tx virtualiser's clients have more buffers than it can track
+    /// ([`virt_tx::MAX_TX_BUFFERS`]).
+    TooManyBuffers(u64),
 }
 
 impl From<QueueError> for SetupError {
@@ -168,6 +175,7 @@ impl core::fmt::Display for SetupError {
             Self::RegionTooSmall { needed, have } => {
                 write!(f, "region has {have} bytes, its buffers need {needed}")
             }
+            Self::TooManyBuffers(n) => write!(f, "{n} Tx buffers, more than the virt tracks"),
         }
     }
 }

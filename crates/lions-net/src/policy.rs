@@ -10,9 +10,22 @@
 //! | [`RoundRobin`] | one frame per ready client in turn | none: frame counts differ by at most one |
 //! | [`StrictPriority`] | highest priority first (ties: lowest index) | intended: lower levels get only what higher ones leave |
 //! | [`RateLimit`] | wraps any of the above; a client over its token bucket waits | a limited client never exceeds `burst + rate * t` bytes |
+//!
+//! ## Choosing one in the metaprogram
+//!
+//! sDDF's `net_virt_tx_config_t` has no field for a policy (and its layout must stay as sdfgen
+//! writes it), so a system states its choice in a blob of our own, [`NetTxPolicyConfig`] in section
+//! `.net_virt_tx_policy` of the Tx virt's image (`lions_meta`: `net.tx_policy(...)`). The
+//! `net_virt_tx` component reads it and builds a [`Chosen`] policy: an [`Order`] (in order,
+//! round-robin, strict priority with per-client levels), wrapped in a [`RateLimit`] when any client
+//! has a limit. A rate limit's clock is the timer driver (the Tx virt is then one of its clients:
+//! `.timer_client_config`), and the component arms a timeout at [`TxPolicy::wake_at`] so a held
+//! client is served when its bucket refills. A system that writes no policy blob gets
+//! round-robin.
 
 use crate::queue::NET_BUFFER_SIZE;
-use lions_os::MAX_CLIENTS;
+use lions_os::{Config, ConfigError, MAX_CLIENTS};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// A Tx shaping policy. The virtualiser calls [`begin`](Self::begin) once per pass, then
 /// [`pick`](Self::pick) and [`sent`](Self::sent) for each frame until `pick` says `None`, no client
@@ -100,8 +113,10 @@ impl TxPolicy for StrictPriority {
     }
 }
 
-/// A client's token bucket: `bytes_per_sec` of refill, at most `burst_bytes` saved up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A client's token bucket: `bytes_per_sec` of refill, at most `burst_bytes` saved up (16 B in a
+/// [`NetTxPolicyConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
 pub struct Limit {
     /// Refill rate (0: only the initial burst, ever).
     pub bytes_per_sec: u64,
@@ -210,6 +225,142 @@ impl<P: TxPolicy, F: FnMut() -> u64> TxPolicy for RateLimit<P, F> {
 
     fn wake_at(&self) -> Option<u64> {
         self.wake
+    }
+}
+
+/// The orders a system can choose at run time (from a [`NetTxPolicyConfig`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Order {
+    /// [`InOrder`].
+    InOrder(InOrder),
+    /// [`RoundRobin`].
+    RoundRobin(RoundRobin),
+    /// [`StrictPriority`].
+    StrictPriority(StrictPriority),
+}
+
+impl TxPolicy for Order {
+    #[inline]
+    fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
+        match self {
+            Self::InOrder(p) => p.pick(ready, len),
+            Self::RoundRobin(p) => p.pick(ready, len),
+            Self::StrictPriority(p) => p.pick(ready, len),
+        }
+    }
+
+    #[inline]
+    fn sent(&mut self, client: usize, len: u16) {
+        if let Self::RoundRobin(p) = self {
+            p.sent(client, len);
+        }
+    }
+}
+
+/// The policy a [`NetTxPolicyConfig`] chose: an [`Order`], within per-client rate limits if any
+/// client has one (`F` is the limits' clock).
+// One value per Tx virt, made once, and no allocator (no_std): no reason to box the large one.
+#[allow(clippy::large_enum_variant)]
+pub enum Chosen<F> {
+    /// No client is limited.
+    Plain(Order),
+    /// Some clients are limited.
+    Limited(RateLimit<Order, F>),
+}
+
+impl<F: FnMut() -> u64> TxPolicy for Chosen<F> {
+    fn begin(&mut self) {
+        if let Self::Limited(p) = self {
+            p.begin();
+        }
+    }
+
+    #[inline]
+    fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
+        match self {
+            Self::Plain(p) => p.pick(ready, len),
+            Self::Limited(p) => p.pick(ready, len),
+        }
+    }
+
+    #[inline]
+    fn sent(&mut self, client: usize, len: u16) {
+        match self {
+            Self::Plain(p) => p.sent(client, len),
+            Self::Limited(p) => p.sent(client, len),
+        }
+    }
+
+    fn wake_at(&self) -> Option<u64> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Limited(p) => p.wake_at(),
+        }
+    }
+}
+
+/// [`NetTxPolicyConfig::order`]: sDDF's order ([`InOrder`]).
+pub const ORDER_IN_ORDER: u8 = 0;
+/// [`NetTxPolicyConfig::order`]: [`RoundRobin`].
+pub const ORDER_ROUND_ROBIN: u8 = 1;
+/// [`NetTxPolicyConfig::order`]: [`StrictPriority`] by [`NetTxPolicyConfig::priority`].
+pub const ORDER_STRICT_PRIORITY: u8 = 2;
+
+/// The Tx policy a system chose in its metaprogram: our own blob (1112 B), section
+/// `.net_virt_tx_policy`, beside sDDF's `.net_virt_tx_config` (see the module docs). Client `c`
+/// is the Tx virt config's `clients[c]`.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct NetTxPolicyConfig {
+    /// `"lionsTP\x01"` (offset 0).
+    pub magic: [u8; 8],
+    /// [`ORDER_IN_ORDER`], [`ORDER_ROUND_ROBIN`] or [`ORDER_STRICT_PRIORITY`] (offset 8).
+    pub order: u8,
+    /// Zero (offset 9).
+    pub _pad: [u8; 7],
+    /// The clients with a rate limit, bit `c` = client `c` (offset 16).
+    pub limited: u64,
+    /// Each client's level for strict priority, larger first (offset 24).
+    pub priority: [u8; MAX_CLIENTS],
+    /// Each limited client's token bucket (offset 88).
+    pub limits: [Limit; MAX_CLIENTS],
+}
+
+impl NetTxPolicyConfig {
+    /// The order this config chose.
+    pub fn chosen_order(&self) -> Order {
+        match self.order {
+            ORDER_IN_ORDER => Order::InOrder(InOrder),
+            ORDER_STRICT_PRIORITY => Order::StrictPriority(StrictPriority::new(&self.priority)),
+            _ => Order::RoundRobin(RoundRobin::default()),
+        }
+    }
+
+    /// The policy this config chose, the limits reading `clock` (monotonic nanoseconds).
+    pub fn policy<F: FnMut() -> u64>(&self, clock: F) -> Chosen<F> {
+        if self.limited == 0 {
+            return Chosen::Plain(self.chosen_order());
+        }
+        let limited = (0..MAX_CLIENTS).filter(|c| self.limited >> c & 1 != 0);
+        let p = RateLimit::new(self.chosen_order(), clock);
+        Chosen::Limited(limited.fold(p, |p, c| p.limit(c, self.limits[c])))
+    }
+}
+
+impl Config for NetTxPolicyConfig {
+    const SECTION: &'static str = ".net_virt_tx_policy";
+    const MAGIC: &'static [u8] = b"lionsTP\x01";
+    const NAME: &'static str = "lions_net_tx_policy";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.order > ORDER_STRICT_PRIORITY {
+            return Err(ConfigError::Invalid {
+                config: Self::NAME,
+                field: "order",
+                value: self.order.into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -393,5 +544,77 @@ mod tests {
         now.set(5);
         assert_eq!(run(&mut p, 0b01, &lens, 3), []);
         assert!(p.inner().next == 1);
+    }
+
+    #[test]
+    fn policy_config_layout() {
+        use core::mem::offset_of;
+        assert_eq!(size_of::<Limit>(), 16);
+        assert_eq!(offset_of!(Limit, burst_bytes), 8);
+        assert_eq!(size_of::<NetTxPolicyConfig>(), 1112);
+        assert_eq!(align_of::<NetTxPolicyConfig>(), 8);
+        assert_eq!(offset_of!(NetTxPolicyConfig, magic), 0);
+        assert_eq!(offset_of!(NetTxPolicyConfig, order), 8);
+        assert_eq!(offset_of!(NetTxPolicyConfig, limited), 16);
+        assert_eq!(offset_of!(NetTxPolicyConfig, priority), 24);
+        assert_eq!(offset_of!(NetTxPolicyConfig, limits), 88);
+    }
+
+    /// The blob as `lions_meta` writes it (little-endian, packed as the offsets above).
+    fn blob(order: u8, limited: u64, prio: &[u8], limits: &[(usize, u64, u64)]) -> Vec<u8> {
+        let mut b = b"lionsTP\x01".to_vec();
+        b.extend([order, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend(limited.to_le_bytes());
+        b.extend((0..64).map(|c| prio.get(c).copied().unwrap_or(0)));
+        for c in 0..64 {
+            let (r, burst) = limits
+                .iter()
+                .find(|l| l.0 == c)
+                .map_or((0, 0), |l| (l.1, l.2));
+            b.extend(r.to_le_bytes());
+            b.extend(burst.to_le_bytes());
+        }
+        b
+    }
+
+    /// The blob as the component sees it: copied (a `Vec<u8>` need not be 8-aligned), checked.
+    fn parse(b: &[u8]) -> Result<NetTxPolicyConfig, ConfigError> {
+        let cfg = NetTxPolicyConfig::read_from_bytes(b).map_err(|_| ConfigError::Misaligned)?;
+        cfg.check().map(|()| cfg)
+    }
+
+    #[test]
+    fn the_config_chooses_the_policy() {
+        let all = 0b11;
+        let order = |b: &[u8]| run(&mut parse(b).unwrap().policy(|| 0), all, &LEN, 4);
+        assert_eq!(order(&blob(ORDER_IN_ORDER, 0, &[], &[])), [0, 0, 0, 0]);
+        assert_eq!(order(&blob(ORDER_ROUND_ROBIN, 0, &[], &[])), [0, 1, 0, 1]);
+        assert_eq!(
+            order(&blob(ORDER_STRICT_PRIORITY, 0, &[1, 7], &[])),
+            [1, 1, 1, 1]
+        );
+        // Client 0 limited to its 2048-byte burst: two 1000-byte frames, then only client 1.
+        let b = blob(ORDER_ROUND_ROBIN, 1, &[], &[(0, 1000, 0)]);
+        let cfg = parse(&b).unwrap();
+        let mut p = cfg.policy(|| 0);
+        assert!(matches!(p, Chosen::Limited(_)));
+        assert_eq!(
+            run(&mut p, all, &[1000; MAX_CLIENTS], 6),
+            [0, 1, 0, 1, 1, 1]
+        );
+        assert_eq!(p.wake_at(), Some(952_000_000));
+        let plain = parse(&blob(ORDER_IN_ORDER, 0, &[], &[])).unwrap();
+        assert!(matches!(
+            plain.policy(|| 0),
+            Chosen::Plain(Order::InOrder(_))
+        ));
+        assert_eq!(plain.policy(|| 0).wake_at(), None);
+        // A wrong magic or an unknown order is refused.
+        let mut bad = blob(3, 0, &[], &[]);
+        assert!(matches!(parse(&bad), Err(ConfigError::Invalid { .. })));
+        bad[8] = 0;
+        assert!(parse(&bad).is_ok());
+        bad[0] = b'L';
+        assert!(matches!(parse(&bad), Err(ConfigError::BadMagic { .. })));
     }
 }

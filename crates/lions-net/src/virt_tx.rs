@@ -4,21 +4,22 @@
 //!
 //! ## Protocol
 //!
-//! - **`tx_provide`** (any notification, after `tx_return`): every client's next frame is checked:
-//!   `0 < len <= 2048`; `oid` names one of the client's data regions; the offset is 2048-aligned
-//!   and below that region's `num_buffers * 2048`. A bad descriptor goes straight back, unchanged,
-//!   on the client's free queue and is counted ([`TxStats::bad`]); it never reaches the driver.
-//!   The [`TxPolicy`] then picks, frame by frame, which client's valid head frame goes next while
-//!   the driver's active queue has room; each is cleaned from the cache (the [`CacheOps`] hook),
-//!   translated to `region.io_addr + offset` and enqueued. The descriptor used is the copy that
-//!   was checked, so a client rewriting its queue slot meanwhile changes nothing. The driver is
-//!   notified (deferred: it runs at a higher priority) if it asked.
-//! - **`tx_return`**: drain the driver's free queue; each device address is mapped back to the
-//!   client, region (`oid`) and offset it came from and returned on that client's free queue. The
-//!   virt counts each client's buffers at the driver, and the driver can give a client back no
-//!   more than it has there: an address of no client, or of a client with nothing in flight, is
-//!   dropped and counted ([`TxStats::lost`]) and never touches a client's queue. Request a signal on the
-//!   driver's free queue and re-check.
+//! - **`tx_provide`** (any notification, after `tx_return`): every client's next frame is checked
+//!   once, here: `0 < len <= 2048`; `oid` names one of the client's data regions; the offset is
+//!   2048-aligned and below that region's `num_buffers * 2048`; the buffer is not already at the
+//!   driver. A bad descriptor goes straight back, unchanged, on the client's free queue and is
+//!   counted ([`TxStats::bad`]); it never reaches the driver. A good one is cleaned from the cache
+//!   (the [`CacheOps`] hook) and translated to `region.io_addr + offset`. The [`TxPolicy`] then
+//!   picks, frame by frame, which client's checked head frame goes next while the driver's active
+//!   queue has room. The descriptor sent is the copy that was checked, so a client rewriting its
+//!   queue slot meanwhile changes nothing; a frame left waiting is read and checked again in the
+//!   next pass. The driver is notified (deferred: it runs at a higher priority) if it asked.
+//! - **`tx_return`**: drain the driver's free queue. The virt keeps one *in-flight bit* per client
+//!   buffer, set when it hands the buffer to the driver. Each device address is mapped back to
+//!   the client, region (`oid`) and offset it came from; if it is 2048-aligned and its bit is set,
+//!   the bit is cleared and the buffer returned on that client's free queue. Anything else (an
+//!   address of nobody, a buffer not at the driver, a second return) is refused and counted
+//!   ([`TxStats::lost`]) and never touches a client's queue. Request a signal and re-check.
 //! - **Signals.** A client whose queue was drained requests a signal and re-checks; a client
 //!   with frames still waiting (held back by the policy or a full driver queue) requests one
 //!   without a re-check, so its next frame or the driver's next returned buffer runs the virt
@@ -27,58 +28,78 @@
 //!   the virt adopts that queue's tail when it sees the client's first frame.
 //! - **Misbehaviour.** A client whose indices are impossible is marked faulty ([`TxStats::faulty`])
 //!   and skipped; a full client free queue (a client that sent duplicates) drops and counts the
-//!   buffer. The driver is trusted: an impossible index from it is an [`Error`].
+//!   buffer. The driver is trusted to keep its queue indices (an impossible one is an [`Error`]),
+//!   not to return only what it was sent.
 
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
-use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients, push_to};
+use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients};
 use crate::region::{DataRegion, Span};
-use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
+use crate::{Error, NetVirtTxClient, NetVirtTxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 use lions_queue::{PushError, clients::bits};
+
+/// Most client buffers a Tx virtualiser serves, over all its clients' regions (one in-flight bit
+/// each, 4 KiB): 64 clients of 512 buffers (sdfgen's default).
+pub const MAX_TX_BUFFERS: u32 = 1 << 15;
+const WORDS: usize = MAX_TX_BUFFERS as usize / 64;
 
 /// What the Tx virtualiser refused or lost.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TxStats {
     /// Client descriptors that failed validation (returned to the client).
     pub bad: u64,
-    /// Buffers that could not be returned: a device address from the driver of no client, or of a
-    /// client with nothing in flight (nobody sent it), or a full client free queue.
+    /// Buffers the driver returned that are refused (of no client, not at the driver, or
+    /// misaligned), or that a full client free queue could not take.
     pub lost: u64,
     /// Clients found misbehaving (bit `c` = client `c`); they are ignored.
     pub faulty: u64,
 }
 
-/// A client's valid head frame: the driver descriptor and the span to clean.
-type Head<'a> = (NetBuffDesc, Span<'a>);
+/// Word and mask of in-flight bit `b` (the mask keeps the word index in the array).
+#[inline(always)]
+fn slot(b: u32) -> (usize, u64) {
+    ((b >> 6) as usize & (WORDS - 1), 1 << (b & 63))
+}
 
-/// Check a descriptor a client sent against its data regions (`regions[oid]`): `0 < len <=
-/// 2048`, `oid` names one of them, the offset is 2048-aligned and below its `num_buffers * 2048`
-/// (the last three by [`DataRegion::span`]). On success, the descriptor for the driver (device
-/// address) and the span to clean. Every check of a Tx descriptor is here.
-#[inline]
-fn check<'a>(regions: &'a [NetVirtTxRegion], buf: &NetBuffDesc) -> Option<Head<'a>> {
-    let r = regions
-        .get(usize::from(buf.oid()))
-        .filter(|_| buf.len > 0)?;
+/// A checked frame: its device address, in-flight bit, and the span to clean.
+type Head<'a> = (u64, u32, Span<'a>);
+
+/// Check a client's descriptor `buf` against its regions (see the module docs; the offset
+/// checks are [`DataRegion::buffer`]'s); `first` is the client's first in-flight bit.
+#[inline(always)]
+fn check<'a>(
+    k: &'a NetVirtTxClient,
+    first: u32,
+    sent: &[u64],
+    buf: &NetBuffDesc,
+) -> Option<Head<'a>> {
+    let regions = k.regions();
+    let oid = usize::from(buf.oid());
+    let r = regions.get(oid).filter(|_| buf.len > 0)?;
     let (base, _) = r.data.region.as_raw_parts()?;
     // SAFETY: `VirtTx::new` checked that this region maps `num_buffers * 2048` readable bytes for
     // 'a (the caller's promise).
     let data = unsafe { DataRegion::new(base, r.num_buffers.into(), false) };
-    let span = data.span(buf.io_or_offset, buf.len).ok()?;
+    let (i, span) = data.buffer(buf.io_or_offset, buf.len).ok()?;
+    let below: u32 = regions[..oid].iter().map(|r| r.num_buffers).sum();
+    // `new` checked that the bits of all buffers fit below `MAX_TX_BUFFERS`.
+    #[allow(clippy::cast_possible_truncation)]
+    let bit = first + below + i as u32;
+    let (w, m) = slot(bit);
     let io = r.data.io_addr.wrapping_add(buf.io_or_offset);
-    Some((NetBuffDesc::new(io, buf.len), span))
+    (sent[w] & m == 0).then_some((io, bit, span))
 }
 
-/// The client and region (as `oid`) whose buffer device address `io` is, and its offset there.
-#[inline]
-fn locate(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64)> {
-    cfg.clients().iter().enumerate().find_map(|(c, client)| {
-        (0u8..).zip(client.regions()).find_map(|(oid, r)| {
-            let off = io.wrapping_sub(r.data.io_addr);
-            (off < u64::from(r.num_buffers) * NET_BUFFER_SIZE).then_some((c, oid, off))
-        })
-    })
+/// Send a bad descriptor back to its client unchanged, counted; false if the client is faulty.
+#[cold]
+#[inline(never)]
+fn bounce(q: &mut NetSink<'_>, stats: &mut TxStats, buf: NetBuffDesc) -> bool {
+    stats.bad += 1;
+    let _ = q.take_active();
+    let pushed = q.push_free(buf);
+    stats.lost += u64::from(pushed.is_err());
+    !matches!(pushed, Err(PushError::Peer(..)))
 }
 
 /// The Tx virtualiser; see the module docs.
@@ -90,28 +111,37 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     policy: P,
     cache: C,
     stats: TxStats,
-    /// Each client's valid head frame, where `ready` has its bit.
-    heads: [Option<Head<'a>>; MAX_CLIENTS],
-    /// Each client's head frame length where `ready` has its bit (what the policy sees).
-    lens: [u16; MAX_CLIENTS],
-    /// Clients with a valid frame waiting.
+    /// Clients with a checked frame waiting; each one's device address, in-flight bit and length.
     ready: u64,
-    /// Buffers each client has at the driver: what the driver may give back.
-    in_flight: [u32; MAX_CLIENTS],
+    heads: [(u64, u32); MAX_CLIENTS],
+    lens: [u16; MAX_CLIENTS],
+    /// Each client's first in-flight bit, and the bits (set: the driver has that buffer).
+    first: [u32; MAX_CLIENTS],
+    at_driver: [u64; WORDS],
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// The virtualiser over the queues and regions in `config`, ordering frames by `policy`. A
-    /// client whose queues already hold inconsistent indices starts out faulty.
+    /// client whose queues already hold inconsistent indices starts out faulty. Refused if the
+    /// clients' regions hold more than [`MAX_TX_BUFFERS`] buffers.
     ///
     /// # Safety
     /// The config's regions are mapped in this component for `'a` (queues read-write, data regions
     /// at least readable), each shared only with its peers; no other handle of the same roles
     /// exists.
     pub unsafe fn new(cfg: &'a NetVirtTxConfig, policy: P, cache: C) -> Result<Self, SetupError> {
-        let mut regions = cfg.clients().iter().flat_map(|c| c.regions());
-        // SAFETY: forwarded from the caller; checks each mapping covers its `num_buffers`.
-        regions.try_for_each(|r| unsafe { r.buffers() }.map(drop))?;
+        let (mut first, mut n) = ([0; MAX_CLIENTS], 0u32);
+        for (f, client) in first.iter_mut().zip(cfg.clients()) {
+            *f = n;
+            for r in client.regions() {
+                // SAFETY: forwarded from the caller; checks the mapping covers its `num_buffers`.
+                unsafe { r.buffers() }?;
+                n = n.saturating_add(r.num_buffers);
+            }
+            if n > MAX_TX_BUFFERS {
+                return Err(SetupError::TooManyBuffers(n.into()));
+            }
+        }
         let conns = cfg.clients().iter().map(|c| &c.conn);
         Ok(Self {
             config: cfg,
@@ -123,10 +153,11 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             policy,
             cache,
             stats: TxStats::default(),
-            heads: [None; MAX_CLIENTS],
-            lens: [0; MAX_CLIENTS],
             ready: 0,
-            in_flight: [0; MAX_CLIENTS],
+            heads: [(0, 0); MAX_CLIENTS],
+            lens: [0; MAX_CLIENTS],
+            first,
+            at_driver: [0; WORDS],
         })
     }
 
@@ -144,13 +175,11 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     }
 
     /// Look at client `c`'s next valid frame (after taking the one just sent, if `take`; bad
-    /// ones before it go back to the client) and record it in `heads`, `lens` and `ready`. A
-    /// client whose indices are impossible is faulted.
+    /// ones before it go back to the client), clean it and record it in `heads`, `lens` and
+    /// `ready`. A client whose indices are impossible is faulted.
     #[inline(always)]
     fn head(&mut self, c: usize, take: bool) {
-        let bit = 1u64 << c;
-        self.ready &= !bit;
-        let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
+        self.ready &= !(1 << c);
         let Some((q, _)) = self.clients.get(c) else {
             return;
         };
@@ -161,15 +190,14 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 Ok(None) => return,
                 _ => break,
             };
-            if let Some(head) = check(regions, &buf) {
-                (self.heads[c], self.lens[c], self.ready) = (Some(head), buf.len, self.ready | bit);
-                return;
+            let (k, first) = (&self.config.clients[c], self.first[c]);
+            if let Some((io, bit, span)) = check(k, first, &self.at_driver, &buf) {
+                self.cache.clean(span);
+                (self.heads[c], self.lens[c]) = ((io, bit), buf.len);
+                return self.ready |= 1 << c;
             }
-            self.stats.bad += 1;
-            let _ = q.take_active();
-            match q.push_free(buf) {
-                Err(PushError::Peer(..)) => break self.stats.lost += 1,
-                r => self.stats.lost += u64::from(r.is_err()),
+            if !bounce(q, &mut self.stats, buf) {
+                break;
             }
         }
         self.clients.fault(c);
@@ -183,18 +211,17 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             self.head(c, false);
         }
         while let Some(c) = self.policy.pick(self.ready, &self.lens) {
-            let Some(&Some((buf, span))) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0)
-            else {
+            let Some(&(io, bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0) else {
                 break;
             };
-            // Staged: the driver cannot see it before the publish below, after the clean.
-            match self.driver.active.push(buf) {
+            // Staged: the driver cannot see it before the publish below.
+            match self.driver.active.push(NetBuffDesc::new(io, self.lens[c])) {
                 Err(PushError::Full(_)) => break,
                 r => r?,
             }
-            self.cache.clean(span);
-            self.in_flight[c] = self.in_flight[c].saturating_add(1);
-            self.policy.sent(c, buf.len);
+            let (w, m) = slot(bit);
+            self.at_driver[w] |= m;
+            self.policy.sent(c, self.lens[c]);
             self.head(c, true);
         }
         if self.driver.publish_active() {
@@ -211,21 +238,49 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         })?;
         Ok(again)
     }
+
+    /// Return `buf` from the driver to the client it came from if it is one of its buffers at
+    /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
+    #[inline(always)]
+    fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
+        let mut first = 0u32;
+        for (c, client) in self.config.clients().iter().enumerate() {
+            for (oid, r) in (0u8..).zip(client.regions()) {
+                let off = buf.io_or_offset.wrapping_sub(r.data.io_addr);
+                if off >= u64::from(r.num_buffers) * NET_BUFFER_SIZE {
+                    first += r.num_buffers;
+                    continue;
+                }
+                // `off / 2048 < num_buffers`, a u32.
+                #[allow(clippy::cast_possible_truncation)]
+                let (w, m) = slot(first + (off / NET_BUFFER_SIZE) as u32);
+                if self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
+                    return false;
+                }
+                self.at_driver[w] &= !m;
+                let back = NetBuffDesc::with_oid(off, buf.len, oid);
+                let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
+                    return false;
+                };
+                match q.push_free(back) {
+                    Err(PushError::Peer(..)) => self.clients.fault(c),
+                    pushed => return pushed.is_ok(),
+                }
+                return false;
+            }
+        }
+        false
+    }
 }
 
 impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     type Error = Error;
 
-    /// Buffers the driver sent go back to the client each came from (if that client has one at
-    /// the driver), then the clients' frames go out.
+    /// Buffers the driver sent go back to the clients they came from, then the clients' frames
+    /// go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
-            let back = locate(self.config, buf.io_or_offset).and_then(|(c, oid, off)| {
-                *self.in_flight.get_mut(c).filter(|n| **n > 0)? -= 1;
-                let back = NetBuffDesc::with_oid(off, buf.len, oid).ok()?;
-                push_to(&mut self.clients, c, back).then_some(())
-            });
-            self.stats.lost += u64::from(back.is_none());
+            self.stats.lost += u64::from(!self.tx_return(buf));
         }
         while self.tx_provide()? {}
         Ok(())
@@ -394,6 +449,75 @@ mod tests {
         assert_eq!(free_tail(), 5, "returned once, not twice");
         assert_eq!(v.stats().lost, 2);
         assert_eq!(v.stats().faulty, 0);
+    }
+
+    /// Issue 12 defect 2's remainder: the virt knows *which* buffers are at the driver. A buffer
+    /// sent twice is refused the second time (back to the client, counted bad); the driver gets
+    /// back in flight only what it holds, each once, whatever it returns meanwhile.
+    #[test]
+    fn each_buffer_is_at_the_driver_at_most_once() {
+        let s = setup();
+        // SAFETY: as above.
+        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.unwrap();
+        let (mut c0, mut drv) = (s.clients[0].source(), s.driver.sink());
+        for off in [2048, 2048] {
+            c0.active.push(NetBuffDesc::new(off, 60)).unwrap();
+        }
+        c0.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.active.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO[0] + 2048)
+        );
+        assert_eq!(
+            drv.active.pop().unwrap(),
+            None,
+            "the duplicate never reaches the driver"
+        );
+        assert_eq!(v.stats().bad, 1);
+        assert_eq!(
+            c0.free.pop().unwrap(),
+            Some(NetBuffDesc::new(2048, 60)),
+            "bounced"
+        );
+        // The driver returns buffer 0 (never sent), buffer 1 misaligned, then buffer 1 twice.
+        drv.active.release();
+        for io in [IO[0], IO[0] + 2048 + 1, IO[0] + 2048, IO[0] + 2048] {
+            drv.free.push(NetBuffDesc::new(io, 60)).unwrap();
+        }
+        drv.free.publish();
+        event(&mut v, ALL);
+        assert_eq!(c0.free.pop().unwrap().map(|d| d.io_or_offset), Some(2048));
+        assert_eq!(c0.free.pop().unwrap(), None, "once");
+        assert_eq!(v.stats().lost, 3);
+        // Back home, it may go out again.
+        c0.free.release();
+        c0.active.push(NetBuffDesc::new(2048, 60)).unwrap();
+        c0.active.publish();
+        event(&mut v, ALL);
+        assert_eq!(
+            drv.active.pop().unwrap().map(|d| d.io_or_offset),
+            Some(IO[0] + 2048)
+        );
+        assert_eq!(v.stats().bad, 1);
+    }
+
+    #[test]
+    fn more_buffers_than_bits_are_refused() {
+        let mut s = setup();
+        s.cfg.clients[1].regions[0].num_buffers = MAX_TX_BUFFERS - 6 + 1;
+        s.data[2] = Mem::new((MAX_TX_BUFFERS as usize - 5) * 2048);
+        s.cfg.clients[1].regions[0].data.region = s.data[2].res();
+        // SAFETY: as above.
+        let r = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) };
+        assert_eq!(
+            r.err(),
+            Some(SetupError::TooManyBuffers(u64::from(MAX_TX_BUFFERS) + 1))
+        );
+        s.cfg.clients[1].regions[0].num_buffers -= 1;
+        // SAFETY: as above.
+        let r = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) };
+        assert!(r.is_ok(), "exactly full");
     }
 
     /// Both clients queue three frames before the virt runs: one pass orders them.

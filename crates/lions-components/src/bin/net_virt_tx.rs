@@ -1,28 +1,92 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! `net_virt_tx`: the network Tx virtualiser ([`lions_net::VirtTx`]) with round-robin shaping.
+//! `net_virt_tx`: the network Tx virtualiser ([`lions_net::VirtTx`]) with the shaping policy the
+//! system chose.
 //!
-//! Config section: `.net_virt_tx_config` (the driver's Tx queues, and each client's Tx queues
-//! with the data regions it may send from and their device addresses). It validates every client
-//! descriptor (bad ones go back to their client), cleans the frame from the cache, translates it
-//! to a device address and hands it to the driver, one frame per ready client in turn
-//! ([`lions_net::RoundRobin`]). A system that wants another [`lions_net::TxPolicy`] (in order,
-//! strict priority, a bandwidth limit) uses its own copy of this ten-line wrapper.
+//! Config sections: `.net_virt_tx_config` (sdfgen's: the driver's Tx queues, and each client's Tx
+//! queues with the data regions it may send from and their device addresses); `.net_virt_tx_policy`
+//! ([`lions_net::NetTxPolicyConfig`], our own, written by the metaprogram with `lions_meta`'s
+//! `net.tx_policy(...)`): in order, round-robin or strict priority, and per-client rate limits. A
+//! system that writes no policy blob (nothing with its magic in that section) gets round-robin ([`lions_net::RoundRobin`]). With rate
+//! limits the PD is also a timer client (`.timer_client_config`): the limits' clock is the timer
+//! driver, and when the policy holds a client back ([`lions_net::TxPolicy::wake_at`]) a timeout
+//! is armed for the instant its bucket has refilled; its expiry (on the timer channel) runs the
+//! virt again like any other notification.
+//!
+//! The virt validates every client descriptor (bad ones go back to their client), cleans the
+//! frame from the cache, translates it to a device address and hands it to the driver in the
+//! order the policy gives.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use lions_net::{NetVirtTxConfig, PlatformCache, RoundRobin, VirtTx};
+use lions_net::{
+    Chosen, NetTxPolicyConfig, NetVirtTxConfig, Order, PlatformCache, RoundRobin, TxPolicy, VirtTx,
+};
+use lions_os::startup_failed as fail;
+use lions_os::{ChannelSet, ConfigError, Handler};
+use lions_timer::{TimerClient, TimerClientConfig};
 
 lions_os::config!(static CONFIG: NetVirtTxConfig = ".net_virt_tx_config");
+lions_os::config!(static POLICY: NetTxPolicyConfig = ".net_virt_tx_policy");
+lions_os::config!(static TIMER: TimerClientConfig = ".timer_client_config");
 
-use lions_os::startup_failed as fail;
+/// The timer driver, if this PD is one of its clients.
+fn timer() -> Option<TimerClient> {
+    TIMER.get().ok().and_then(TimerClient::from_config)
+}
 
-fn init() -> VirtTx<'static, RoundRobin> {
+/// The rate limits' clock: the timer driver's nanoseconds (0 if it cannot be read, which only
+/// delays a limited client's refill).
+fn now() -> u64 {
+    timer().map_or(0, |t| t.time_now().unwrap_or(0))
+}
+
+/// The virt, and the timer with the instant a timeout is armed for.
+struct NetVirtTx {
+    virt: VirtTx<'static, Chosen<fn() -> u64>>,
+    timer: Option<TimerClient>,
+    armed: Option<u64>,
+}
+
+impl Handler for NetVirtTx {
+    type Error = lions_net::Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        self.virt.notified(channels)?;
+        let wake = self.virt.policy().wake_at();
+        if let (Some(t), Some(at)) = (self.timer, wake)
+            && self.armed != wake
+        {
+            t.set_timeout(at.saturating_sub(t.time_now()?))?;
+        }
+        self.armed = wake;
+        Ok(())
+    }
+}
+
+fn init() -> NetVirtTx {
     let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let policy = match POLICY.get() {
+        Ok(p) => p.policy(now as fn() -> u64),
+        // No policy blob (not our magic): the default.
+        Err(ConfigError::BadMagic { .. }) => {
+            Chosen::Plain(Order::RoundRobin(RoundRobin::default()))
+        }
+        Err(e) => fail(e),
+    };
+    let timer = timer();
+    if matches!(policy, Chosen::Limited(_)) && timer.is_none() {
+        fail("the Tx policy has rate limits but this PD is no timer client (.timer_client_config)");
+    }
     // SAFETY: the system description maps every region this config names at its vaddr (queues
     // read-write, client data regions at least readable) before `init` runs and for the PD's
     // whole life, each queue shared only with the peer at its other end; this PD makes one handle
     // per queue end.
-    unsafe { VirtTx::new(config, RoundRobin::default(), PlatformCache::default()) }
-        .unwrap_or_else(|e| fail(e))
+    let virt = unsafe { VirtTx::new(config, policy, PlatformCache::default()) }
+        .unwrap_or_else(|e| fail(e));
+    NetVirtTx {
+        virt,
+        timer,
+        armed: None,
+    }
 }
 
 lions_os::protection_domain!(init);
