@@ -16,6 +16,7 @@ mod common;
 
 use common::harness::{Trial, missing_tools};
 use lions_nfs::client::{CallError, Config, RpcClient};
+use lions_nfs::fs::{FsError, NfsFs, OpId, Outcome, Request};
 use lions_nfs::nfs3::{
     self, CreateHow, FileHandle, FileType, Nfs3Error, Sattr, StableHow, access, proc, status,
 };
@@ -758,6 +759,232 @@ fn server_restart() {
     assert_eq!(read_pipelined(&mut c, &f, all.len(), 64 * 1024), all);
 }
 
+/// Drive `fs` over `s` until an operation finishes.
+fn fs_wait(fs: &mut NfsFs, s: &mut TcpStream) -> (OpId, Result<Outcome, FsError>) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        if let Some(x) = fs.poll() {
+            return x;
+        }
+        let q = fs.rpc().transmit_queue();
+        if !q.is_empty() {
+            let n = s.write(q).unwrap();
+            fs.rpc().transmitted(n);
+            continue;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "server closed the connection");
+        fs.rpc().receive(&buf[..n]).unwrap();
+    }
+}
+
+fn fs_do(fs: &mut NfsFs, s: &mut TcpStream, req: Request) -> Result<Outcome, FsError> {
+    fs.start(1, req);
+    let (id, r) = fs_wait(fs, s);
+    assert_eq!(id, 1);
+    r
+}
+
+fn p(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// `NfsFs`: the FS command set by path, many operations at once, checked on disk.
+fn fs_operations() {
+    let g = Ganesha::start("fsops");
+    let (root, c) = mount_export(&g, auth_sys());
+    let ex = g.export();
+    let Conn { stream, rpc, .. } = c;
+    let mut s = stream.unwrap();
+    let mut fs = NfsFs::new(rpc, root);
+
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Mkdir(p("a"))),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Mkdir(p("/a/b/"))),
+        Ok(Outcome::Done)
+    );
+    assert!(ex.join("a/b").is_dir());
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Mkdir(p("a/b"))),
+        Err(FsError::Nfs(status::EXIST))
+    );
+    let create = |path: &str, exclusive| Request::Create {
+        path: p(path),
+        mode: 0o644,
+        exclusive,
+    };
+    let Ok(Outcome::Object(f, _)) = fs_do(&mut fs, &mut s, create("a/b/f.bin", true)) else {
+        panic!("create")
+    };
+    assert_eq!(
+        fs_do(&mut fs, &mut s, create("a/b/f.bin", true)),
+        Err(FsError::Nfs(status::EXIST))
+    );
+    // Opening the existing file (not exclusive) gives the same handle.
+    assert!(
+        matches!(fs_do(&mut fs, &mut s, create("a/b/f.bin", false)), Ok(Outcome::Object(h, _)) if h == f)
+    );
+
+    // Writes in flight at once, completing in any order.
+    let data = pattern(300_000, 21);
+    for (i, part) in data.chunks(30_000).enumerate() {
+        fs.start(
+            100 + i as u64,
+            Request::Write {
+                fh: f,
+                offset: (i * 30_000) as u64,
+                data: part.to_vec(),
+                stable: StableHow::Unstable,
+            },
+        );
+    }
+    let mut ids = BTreeSet::new();
+    for _ in 0..10 {
+        let (id, r) = fs_wait(&mut fs, &mut s);
+        assert!(matches!(r, Ok(Outcome::Written(30_000, _, _))), "{r:?}");
+        assert!(ids.insert(id));
+    }
+    assert_eq!(ids, (100..110).collect());
+    assert!(matches!(
+        fs_do(&mut fs, &mut s, Request::Commit(f)),
+        Ok(Outcome::Committed(_))
+    ));
+    assert_eq!(std::fs::read(ex.join("a/b/f.bin")).unwrap(), data);
+    let Ok(Outcome::Attr(a)) = fs_do(&mut fs, &mut s, Request::Stat(p("a/./b//f.bin"))) else {
+        panic!("stat")
+    };
+    assert_eq!(a.size, data.len() as u64);
+    let mut back = Vec::new();
+    loop {
+        let r = fs_do(
+            &mut fs,
+            &mut s,
+            Request::Read {
+                fh: f,
+                offset: back.len() as u64,
+                count: 65536,
+            },
+        );
+        let Ok(Outcome::Data(d, eof)) = r else {
+            panic!("{r:?}")
+        };
+        back.extend_from_slice(&d);
+        if eof {
+            break;
+        }
+    }
+    assert_eq!(back, data);
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::SetSize(f, 10)),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(std::fs::metadata(ex.join("a/b/f.bin")).unwrap().len(), 10);
+    let Ok(Outcome::Attr(a)) = fs_do(&mut fs, &mut s, Request::GetAttr(f)) else {
+        panic!("getattr")
+    };
+    assert_eq!(a.size, 10);
+
+    // Many creates at once; the listing pages through them.
+    for i in 0..30 {
+        fs.start(200 + i, create(&format!("a/many-{i:02}"), true));
+    }
+    for _ in 0..30 {
+        let (id, r) = fs_wait(&mut fs, &mut s);
+        assert!(
+            (200..230).contains(&id) && matches!(r, Ok(Outcome::Object(..))),
+            "{id} {r:?}"
+        );
+    }
+    let Ok(Outcome::Object(adir, _)) = fs_do(&mut fs, &mut s, Request::Lookup(p("a"))) else {
+        panic!("lookup")
+    };
+    let (mut names, mut cookie, mut verf) = (BTreeSet::new(), 0, [0; 8]);
+    loop {
+        let Ok(Outcome::Dir(page)) = fs_do(
+            &mut fs,
+            &mut s,
+            Request::ReadDir {
+                fh: adir,
+                cookie,
+                verf,
+            },
+        ) else {
+            panic!("readdir")
+        };
+        for (n, c) in page.entries {
+            names.insert(String::from_utf8(n).unwrap());
+            cookie = c;
+        }
+        verf = page.verf;
+        if page.eof {
+            break;
+        }
+    }
+    assert_eq!(names, disk_names(&ex.join("a")));
+    assert_eq!(names.len(), 33);
+
+    // Rename across directories, remove, rmdir; errors.
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Rename(p("a/b/f.bin"), p("g.bin"))),
+        Ok(Outcome::Done)
+    );
+    assert!(ex.join("g.bin").is_file() && !ex.join("a/b/f.bin").exists());
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Stat(p("a/b/f.bin"))),
+        Err(FsError::Nfs(status::NOENT))
+    );
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Stat(p("g.bin/x"))),
+        Err(FsError::Nfs(status::NOTDIR))
+    );
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Rmdir(p("a"))),
+        Err(FsError::Nfs(status::NOTEMPTY))
+    );
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Remove(p("/"))),
+        Err(FsError::InvalidPath)
+    );
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Stat("x".repeat(256).into_bytes())),
+        Err(FsError::InvalidPath)
+    );
+    for i in 0..30 {
+        fs.start(300 + i, Request::Remove(p(&format!("a/many-{i:02}"))));
+    }
+    for _ in 0..30 {
+        assert_eq!(fs_wait(&mut fs, &mut s).1, Ok(Outcome::Done));
+    }
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Rmdir(p("a/b"))),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Rmdir(p("a"))),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        fs_do(&mut fs, &mut s, Request::Remove(p("g.bin"))),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(disk_names(&ex).len(), 2, "the export is empty again");
+    let Ok(Outcome::FsStat(st)) = fs_do(&mut fs, &mut s, Request::FsStat) else {
+        panic!("fsstat")
+    };
+    assert!(st.tbytes > 0);
+    // Root itself: Lookup and Stat of "" and "/".
+    assert!(
+        matches!(fs_do(&mut fs, &mut s, Request::Lookup(p("/"))), Ok(Outcome::Object(h, Some(_))) if h == root)
+    );
+    assert!(
+        matches!(fs_do(&mut fs, &mut s, Request::Stat(p(""))), Ok(Outcome::Attr(a)) if a.ftype == FileType::Dir)
+    );
+    assert_eq!(fs.in_progress(), 0);
+}
+
 fn not_runnable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -790,6 +1017,11 @@ fn main() -> ExitCode {
         Trial {
             name: "ganesha_second_client_libnfs",
             run: second_client,
+            not_run: not_run.clone(),
+        },
+        Trial {
+            name: "ganesha_fs_operations",
+            run: fs_operations,
             not_run: not_run.clone(),
         },
         Trial {

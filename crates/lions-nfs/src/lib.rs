@@ -13,6 +13,7 @@
 //! | [`client`] | [`RpcClient`]: many calls in flight matched by xid, retransmission after reconnect |
 //! | [`portmap`] | portmapper v2 GETPORT (program 100000) |
 //! | [`mount`] | MOUNT v3 MNT and UMNT (program 100005) |
+//! | [`fs`] | [`NfsFs`](fs::NfsFs): file-system operations by path (the LionsOS FS command set) as chains of NFS calls, many at once |
 //! | [`nfs3`] | NFS v3 (program 100003): GETATTR, SETATTR, LOOKUP, ACCESS, READ, WRITE, CREATE, MKDIR, REMOVE, RMDIR, RENAME, READDIR, READDIRPLUS, FSSTAT, FSINFO, COMMIT |
 //!
 //! ## Operation
@@ -39,6 +40,7 @@
 extern crate alloc;
 
 pub mod client;
+pub mod fs;
 pub mod mount;
 pub mod nfs3;
 pub mod portmap;
