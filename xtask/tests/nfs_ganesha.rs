@@ -15,8 +15,14 @@
 mod common;
 
 use common::harness::{Trial, missing_tools};
+use lions_fs::queue::{Command as FsCommand, CompletionData, FsCmpl};
+use lions_fs::{
+    AccessMode, CommandType, DeferredServer, FS_QUEUE_BYTES, FsBuffer, FsClientQueues,
+    FsServerQueues, FsStat, OpenFlags, OpenOptions, ShareRegion, Status as FsStatus,
+};
 use lions_nfs::client::{CallError, Config, RpcClient};
 use lions_nfs::fs::{FsError, NfsFs, OpId, Outcome, Request};
+use lions_nfs::fs_server::NfsBackend;
 use lions_nfs::nfs3::{
     self, CreateHow, FileHandle, FileType, Nfs3Error, Sattr, StableHow, access, proc, status,
 };
@@ -985,6 +991,354 @@ fn fs_operations() {
     assert_eq!(fs.in_progress(), 0);
 }
 
+/// Zeroed, page-aligned memory standing in for a shared region.
+struct Region {
+    ptr: std::ptr::NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+impl Region {
+    fn new(len: usize) -> Region {
+        let layout = std::alloc::Layout::from_size_align(len, 4096).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = std::ptr::NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).unwrap();
+        Region { ptr, layout }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+/// The FS protocol's client end and the server under test, and the network under the server.
+struct FsWire<'a> {
+    server: DeferredServer<'a, NfsBackend>,
+    client: FsClientQueues<'a>,
+    share: ShareRegion<'a>,
+    stream: TcpStream,
+    next: u64,
+}
+
+impl FsWire<'_> {
+    fn send(&mut self, c: FsCommand) -> u64 {
+        self.next += 1;
+        self.client.commands.push(c.encode(self.next)).unwrap();
+        self.client.commands.publish();
+        self.next
+    }
+
+    /// Run the server and its network until `n` completions arrived.
+    fn wait(&mut self, n: usize) -> Vec<FsCmpl> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            self.server.process();
+            while let Some(c) = self.client.completions.pop().unwrap() {
+                out.push(c);
+            }
+            self.client.completions.release();
+            if out.len() >= n {
+                assert_eq!(out.len(), n, "more completions than requests");
+                return out;
+            }
+            let rpc = self.server.backend_mut().fs().rpc();
+            let q = rpc.transmit_queue();
+            if !q.is_empty() {
+                let k = self.stream.write(q).unwrap();
+                rpc.transmitted(k);
+                continue;
+            }
+            assert!(
+                rpc.in_flight() > 0,
+                "waiting for {n} completions with no NFS call in flight"
+            );
+            let k = self.stream.read(&mut buf).unwrap();
+            assert!(k > 0, "server closed the connection");
+            rpc.receive(&buf[..k]).unwrap();
+        }
+    }
+
+    fn call(&mut self, c: FsCommand) -> FsCmpl {
+        let t = c.command_type();
+        let id = self.send(c);
+        let r = self.wait(1)[0];
+        assert_eq!(r.id, id, "{t:?}");
+        r
+    }
+
+    fn status(&mut self, c: FsCommand) -> FsStatus {
+        self.call(c).status().unwrap()
+    }
+
+    fn ok(&mut self, c: FsCommand) -> CompletionData {
+        let t = c.command_type();
+        let r = self.call(c);
+        assert_eq!(r.status(), Ok(FsStatus::Success), "{t:?}");
+        r.data(t)
+    }
+
+    fn put(&self, offset: u64, bytes: &[u8]) -> FsBuffer {
+        let b = FsBuffer {
+            offset,
+            size: bytes.len() as u64,
+        };
+        self.share.write(b, 0, bytes).unwrap();
+        b
+    }
+
+    fn path(&self, p: &str) -> FsBuffer {
+        self.put(0, p.as_bytes())
+    }
+
+    fn path2(&self, p: &str) -> FsBuffer {
+        self.put(8192, p.as_bytes())
+    }
+
+    fn get(&self, b: FsBuffer, len: u64) -> Vec<u8> {
+        let mut v = vec![0; len as usize];
+        self.share.read(b, 0, &mut v).unwrap();
+        v
+    }
+
+    fn open(&mut self, p: &str, flags: OpenFlags) -> Result<u64, FsStatus> {
+        let path = self.path(p);
+        let r = self.call(FsCommand::FileOpen { path, flags });
+        match (r.status().unwrap(), r.data(CommandType::FileOpen)) {
+            (FsStatus::Success, CompletionData::Fd(fd)) => Ok(fd),
+            (s, _) => Err(s),
+        }
+    }
+}
+
+/// The whole FS command set through `DeferredServer` + `NfsBackend` (the `fs_nfs` core),
+/// against ganesha, checked on disk and with `nfs-ls`.
+fn fs_protocol() {
+    let g = Ganesha::start("fsproto");
+    let ex = g.export();
+    let (root, c) = mount_export(&g, auth_sys());
+    let Conn { stream, rpc, .. } = c;
+    let (cmd, cmpl, share) = (
+        Region::new(FS_QUEUE_BYTES),
+        Region::new(FS_QUEUE_BYTES),
+        Region::new(4 << 20),
+    );
+    // SAFETY: the regions outlive the queues and the share region (dropped at the end of this
+    // function, after `w`); one server and one client side each.
+    let (sq, cq, sh, sh2) = unsafe {
+        (
+            FsServerQueues::new(cmd.ptr, FS_QUEUE_BYTES, cmpl.ptr, FS_QUEUE_BYTES).unwrap(),
+            FsClientQueues::new(cmd.ptr, FS_QUEUE_BYTES, cmpl.ptr, FS_QUEUE_BYTES).unwrap(),
+            ShareRegion::new(share.ptr, 4 << 20),
+            ShareRegion::new(share.ptr, 4 << 20),
+        )
+    };
+    let backend = NfsBackend::new(NfsFs::new(rpc, root));
+    let mut w = FsWire {
+        server: DeferredServer::new(sq, sh, lions_os::Channel::new(1), backend),
+        client: cq,
+        share: sh2,
+        stream: stream.unwrap(),
+        next: 0,
+    };
+    let rw_create = OpenFlags {
+        access: AccessMode::ReadWrite,
+        options: OpenOptions::CREATE,
+    };
+    let ro = OpenFlags::new(AccessMode::ReadOnly);
+
+    let p = w.path("/d");
+    assert_eq!(
+        w.status(FsCommand::DirCreate { path: p }),
+        FsStatus::Error,
+        "not mounted"
+    );
+    w.ok(FsCommand::Initialise);
+    w.ok(FsCommand::DirCreate { path: p });
+    assert!(ex.join("d").is_dir());
+    assert_eq!(
+        w.status(FsCommand::DirCreate { path: p }),
+        FsStatus::AlreadyExists
+    );
+    let fd = w.open("/d/f", rw_create).unwrap();
+    assert_eq!(w.open("/d/none", ro), Err(FsStatus::NoFile));
+    assert_eq!(
+        w.open("/d", ro),
+        Err(FsStatus::InvalidPath),
+        "a directory is not a file"
+    );
+
+    // Three writes in flight at once, then sync: on disk.
+    let data = pattern(300_000, 77);
+    for i in 0..3u64 {
+        let buf = w.put(
+            1 << 20 | (i << 18),
+            &data[(i * 100_000) as usize..][..100_000],
+        );
+        w.send(FsCommand::FileWrite {
+            fd,
+            offset: i * 100_000,
+            buf,
+        });
+    }
+    for c in w.wait(3) {
+        assert_eq!(
+            c.data(CommandType::FileWrite),
+            CompletionData::LenWritten(100_000)
+        );
+    }
+    w.ok(FsCommand::FileSync { fd });
+    assert_eq!(std::fs::read(ex.join("d/f")).unwrap(), data);
+    assert_eq!(
+        w.ok(FsCommand::FileSize { fd }),
+        CompletionData::Size(300_000)
+    );
+    // Two reads in flight; the data lands in the share region.
+    let bufs = [
+        FsBuffer {
+            offset: 2 << 20,
+            size: 150_000,
+        },
+        FsBuffer {
+            offset: 3 << 20,
+            size: 150_000,
+        },
+    ];
+    for (i, b) in bufs.iter().enumerate() {
+        w.send(FsCommand::FileRead {
+            fd,
+            offset: i as u64 * 150_000,
+            buf: *b,
+        });
+    }
+    for c in w.wait(2) {
+        assert_eq!(
+            c.data(CommandType::FileRead),
+            CompletionData::LenRead(150_000)
+        );
+    }
+    assert_eq!(
+        [w.get(bufs[0], 150_000), w.get(bufs[1], 150_000)].concat(),
+        data
+    );
+    // Read at the end: 0 bytes.
+    assert_eq!(
+        w.ok(FsCommand::FileRead {
+            fd,
+            offset: 300_000,
+            buf: bufs[0]
+        }),
+        CompletionData::LenRead(0)
+    );
+    // STAT.
+    let sp = w.path("/d/f");
+    let sb = FsBuffer {
+        offset: 16384,
+        size: size_of::<FsStat>() as u64,
+    };
+    w.ok(FsCommand::Stat { path: sp, buf: sb });
+    let st = <FsStat as zerocopy::FromBytes>::read_from_bytes(&w.get(sb, sb.size)).unwrap();
+    assert_eq!((st.size, st.mode & 0o170_000), (300_000, 0o100_000));
+    // TRUNCATE; CLOSE (commits).
+    w.ok(FsCommand::FileTruncate { fd, length: 1000 });
+    assert_eq!(std::fs::metadata(ex.join("d/f")).unwrap().len(), 1000);
+    w.ok(FsCommand::FileClose { fd });
+    assert_eq!(w.status(FsCommand::FileSize { fd }), FsStatus::InvalidFd);
+    // RENAME out of the directory.
+    let (a, b) = (w.path("/d/f"), w.path2("/g"));
+    w.ok(FsCommand::Rename {
+        old_path: a,
+        new_path: b,
+    });
+    assert!(ex.join("g").is_file() && !ex.join("d/f").exists());
+
+    // A directory of 5 files, listed, told, rewound, sought.
+    for i in 0..5 {
+        let fd = w.open(&format!("/d/file{i}"), rw_create).unwrap();
+        w.ok(FsCommand::FileClose { fd });
+    }
+    let dp = w.path("/d");
+    let CompletionData::Fd(dfd) = w.ok(FsCommand::DirOpen { path: dp }) else {
+        panic!("dir fd")
+    };
+    let nb = FsBuffer {
+        offset: 20000,
+        size: 256,
+    };
+    let mut names = BTreeSet::new();
+    loop {
+        let r = w.call(FsCommand::DirRead { fd: dfd, buf: nb });
+        match (r.status().unwrap(), r.data(CommandType::DirRead)) {
+            (FsStatus::Success, CompletionData::PathLen(n)) => {
+                names.insert(String::from_utf8(w.get(nb, n)).unwrap());
+            }
+            (FsStatus::EndOfDirectory, _) => break,
+            (s, d) => panic!("{s:?} {d:?}"),
+        }
+    }
+    let mut want = disk_names(&ex.join("d"));
+    want.remove(".");
+    want.remove("..");
+    assert_eq!(names, want);
+    assert_eq!(
+        w.ok(FsCommand::DirTell { fd: dfd }),
+        CompletionData::Location(5)
+    );
+    w.ok(FsCommand::DirSeek { fd: dfd, loc: 2 });
+    let mut rest = 0;
+    while w.status(FsCommand::DirRead { fd: dfd, buf: nb }) == FsStatus::Success {
+        rest += 1;
+    }
+    assert_eq!(rest, 3, "after seeking to 2 of 5");
+    w.ok(FsCommand::DirRewind { fd: dfd });
+    assert_eq!(
+        w.status(FsCommand::DirRead { fd: dfd, buf: nb }),
+        FsStatus::Success
+    );
+    assert_eq!(
+        w.ok(FsCommand::DirTell { fd: dfd }),
+        CompletionData::Location(1)
+    );
+    w.ok(FsCommand::DirClose { fd: dfd });
+    let gp = w.path("/g");
+    assert_eq!(
+        w.status(FsCommand::DirOpen { path: gp }),
+        FsStatus::NotDirectory
+    );
+
+    // REMOVE, DIR_REMOVE.
+    let dp = w.path("/d");
+    assert_eq!(
+        w.status(FsCommand::DirRemove { path: dp }),
+        FsStatus::NotEmpty
+    );
+    for i in 0..5 {
+        let p = w.path(&format!("/d/file{i}"));
+        w.ok(FsCommand::FileRemove { path: p });
+    }
+    let dp = w.path("/d");
+    w.ok(FsCommand::DirRemove { path: dp });
+    assert!(!ex.join("d").exists());
+    assert_eq!(
+        w.status(FsCommand::FileRemove { path: dp }),
+        FsStatus::NoFile
+    );
+    w.ok(FsCommand::Deinitialise);
+    assert!(!w.server.mounted());
+
+    // The second client sees the file written through the FS protocol.
+    let out = Command::new("nfs-ls").arg(g.url("")).output().unwrap();
+    let ls = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        ls.lines()
+            .any(|l| l.ends_with(" g") && l.split_whitespace().any(|x| x == "1000")),
+        "{ls}"
+    );
+    drop(w);
+}
+
 fn not_runnable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -1022,6 +1376,11 @@ fn main() -> ExitCode {
         Trial {
             name: "ganesha_fs_operations",
             run: fs_operations,
+            not_run: not_run.clone(),
+        },
+        Trial {
+            name: "ganesha_fs_protocol_deferred_server",
+            run: fs_protocol,
             not_run: not_run.clone(),
         },
         Trial {

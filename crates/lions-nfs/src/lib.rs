@@ -14,6 +14,7 @@
 //! | [`portmap`] | portmapper v2 GETPORT (program 100000) |
 //! | [`mount`] | MOUNT v3 MNT and UMNT (program 100005) |
 //! | [`fs`] | [`NfsFs`](fs::NfsFs): file-system operations by path (the LionsOS FS command set) as chains of NFS calls, many at once |
+//! | `fs_server` | `NfsBackend`: the LionsOS FS protocol over [`NfsFs`](fs::NfsFs), a `lions_fs::DeferredBackend` (feature `fs-server`) |
 //! | [`nfs3`] | NFS v3 (program 100003): GETATTR, SETATTR, LOOKUP, ACCESS, READ, WRITE, CREATE, MKDIR, REMOVE, RMDIR, RENAME, READDIR, READDIRPLUS, FSSTAT, FSINFO, COMMIT |
 //!
 //! ## Operation
@@ -41,6 +42,8 @@ extern crate alloc;
 
 pub mod client;
 pub mod fs;
+#[cfg(feature = "fs-server")]
+pub mod fs_server;
 pub mod mount;
 pub mod nfs3;
 pub mod portmap;
