@@ -23,6 +23,7 @@ use lions_fs::{
 use lions_nfs::client::{CallError, Config, RpcClient};
 use lions_nfs::fs::{FsError, NfsFs, OpId, Outcome, Request};
 use lions_nfs::fs_server::NfsBackend;
+use lions_nfs::mount_session::{MountFailure, MountState, Mounter};
 use lions_nfs::nfs3::{
     self, CreateHow, FileHandle, FileType, Nfs3Error, Sattr, StableHow, access, proc, status,
 };
@@ -1339,6 +1340,73 @@ fn fs_protocol() {
     drop(w);
 }
 
+/// Drive a `Mounter` over TcpStreams to its end.
+fn run_mounter(m: &mut Mounter) -> MountState {
+    let mut port = None;
+    let mut stream: Option<TcpStream> = None;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        if m.connect_to() != port {
+            port = m.connect_to();
+            stream = port.map(|p| TcpStream::connect(("127.0.0.1", p)).unwrap());
+            if stream.is_some() {
+                m.connected();
+            }
+        }
+        match m.poll() {
+            MountState::Working => {}
+            s => return s,
+        }
+        if m.connect_to() != port {
+            continue;
+        }
+        let s = stream.as_mut().unwrap();
+        let q = m.rpc().transmit_queue();
+        if !q.is_empty() {
+            let n = s.write(q).unwrap();
+            m.rpc().transmitted(n);
+            continue;
+        }
+        if m.rpc().in_flight() > 0 {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            m.rpc().receive(&buf[..n]).unwrap();
+        }
+    }
+}
+
+/// `Mounter`: through the portmapper or with configured ports, and a refused export.
+fn mounter() {
+    let g = Ganesha::start("mounter");
+    let export = g.export_path();
+    let mut m = Mounter::new(export.as_bytes(), auth_sys(), 77, None);
+    let MountState::Mounted { root, nfs_port } = run_mounter(&mut m) else {
+        panic!("mount")
+    };
+    assert_eq!(nfs_port, NFS_PORT);
+    let mut c = Conn::new(nfs_port, auth_sys(), 4);
+    let a = nfs3::decode_getattr(&c.nfs(proc::GETATTR, |e| nfs3::encode_fh(e, &root))).unwrap();
+    assert_eq!(a.ftype, FileType::Dir);
+    let mut m = Mounter::new(
+        export.as_bytes(),
+        auth_sys(),
+        99,
+        Some((MNT_PORT, NFS_PORT)),
+    );
+    assert_eq!(
+        run_mounter(&mut m),
+        MountState::Mounted {
+            root,
+            nfs_port: NFS_PORT
+        }
+    );
+    let mut m = Mounter::new(b"/not/exported", auth_sys(), 5, None);
+    assert!(matches!(
+        run_mounter(&mut m),
+        MountState::Failed(MountFailure::Refused(_))
+    ));
+}
+
 fn not_runnable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -1381,6 +1449,11 @@ fn main() -> ExitCode {
         Trial {
             name: "ganesha_fs_protocol_deferred_server",
             run: fs_protocol,
+            not_run: not_run.clone(),
+        },
+        Trial {
+            name: "ganesha_mounter",
+            run: mounter,
             not_run: not_run.clone(),
         },
         Trial {

@@ -180,7 +180,13 @@ impl NfsBackend {
     }
 
     /// Serve a `DIR_READ` from the cached page, or fetch the next page.
-    fn dir_read(&mut self, id: u64, h: u32, buf: FsBuffer, share: &ShareRegion<'_>) -> Result<(), Status> {
+    fn dir_read(
+        &mut self,
+        id: u64,
+        h: u32,
+        buf: FsBuffer,
+        share: &ShareRegion<'_>,
+    ) -> Result<(), Status> {
         let d = self.dir(h)?;
         while let Some((name, _)) = d.page.front() {
             if name == b"." || name == b".." || d.skip > 0 {
@@ -204,7 +210,11 @@ impl NfsBackend {
             return Err(Status::EndOfDirectory);
         }
         let (fh, cookie, verf) = (d.fh, d.cookie, d.verf);
-        self.nfs(id, Request::ReadDir { fh, cookie, verf }, Then::DirPage(h, buf));
+        self.nfs(
+            id,
+            Request::ReadDir { fh, cookie, verf },
+            Then::DirPage(h, buf),
+        );
         Ok(())
     }
 
@@ -230,7 +240,10 @@ impl NfsBackend {
             (_, Err(e)) => Err(e),
             (Then::Opened, Ok(Outcome::Object(fh, attr))) => match attr.map(|a| a.ftype) {
                 Some(FileType::Dir) => Err(Status::InvalidPath),
-                _ => Ok(Done::Opened(slot(&mut self.files, OpenFile { fh, dirty: false }))),
+                _ => Ok(Done::Opened(slot(
+                    &mut self.files,
+                    OpenFile { fh, dirty: false },
+                ))),
             },
             (Then::DirOpened, Ok(Outcome::Object(fh, attr))) => match attr.map(|a| a.ftype) {
                 Some(FileType::Dir) | None => Ok(Done::Opened(slot(
@@ -258,7 +271,9 @@ impl NfsBackend {
                     .map_err(|e| e.status())
                     .and_then(|()| data(CompletionData::LenRead(n as u64)))
             }
-            (Then::Written(asked), Ok(Outcome::Written(n, ..))) => data(CompletionData::LenWritten(u64::from(n.min(asked)))),
+            (Then::Written(asked), Ok(Outcome::Written(n, ..))) => {
+                data(CompletionData::LenWritten(u64::from(n.min(asked))))
+            }
             (Then::Size, Ok(Outcome::Attr(a))) => data(CompletionData::Size(a.size)),
             (Then::Done, Ok(_)) => data(CompletionData::None),
             (Then::DirPage(h, buf), Ok(Outcome::Dir(page))) => {
@@ -317,7 +332,11 @@ impl DeferredBackend for NfsBackend {
                 self.nfs(id, req, Then::Opened);
             }
             Op::Close(h) => {
-                let f = self.files.get_mut(h as usize).and_then(Option::take).ok_or(Status::InvalidFd)?;
+                let f = self
+                    .files
+                    .get_mut(h as usize)
+                    .and_then(Option::take)
+                    .ok_or(Status::InvalidFd)?;
                 if f.dirty {
                     self.nfs(id, Request::Commit(f.fh), Then::Done);
                 } else {
@@ -359,13 +378,18 @@ impl DeferredBackend for NfsBackend {
                 let fh = f.fh;
                 self.nfs(id, Request::Commit(fh), Then::Done);
             }
-            Op::Rename { old, new } => self.nfs(id, Request::Rename(path(old)?, path(new)?), Then::Done),
+            Op::Rename { old, new } => {
+                self.nfs(id, Request::Rename(path(old)?, path(new)?), Then::Done)
+            }
             Op::Remove(p) => self.nfs(id, Request::Remove(path(p)?), Then::Done),
             Op::DirCreate(p) => self.nfs(id, Request::Mkdir(path(p)?), Then::Done),
             Op::DirRemove(p) => self.nfs(id, Request::Rmdir(path(p)?), Then::Done),
             Op::DirOpen(p) => self.nfs(id, Request::Lookup(path(p)?), Then::DirOpened),
             Op::DirClose(h) => {
-                self.dirs.get_mut(h as usize).and_then(Option::take).ok_or(Status::InvalidFd)?;
+                self.dirs
+                    .get_mut(h as usize)
+                    .and_then(Option::take)
+                    .ok_or(Status::InvalidFd)?;
                 self.now(id, Ok(CompletionData::None));
             }
             Op::DirRead { dir, buf } => self.dir_read(id, dir, buf, share)?,

@@ -12,6 +12,7 @@
 //! | [`rpc`] | RPC v2 call and reply messages, AUTH_NONE and AUTH_SYS |
 //! | [`client`] | [`RpcClient`]: many calls in flight matched by xid, retransmission after reconnect |
 //! | [`portmap`] | portmapper v2 GETPORT (program 100000) |
+//! | [`mount_session`] | [`Mounter`](mount_session::Mounter): GETPORT (unless configured) and MNT, sans-IO, to the root handle and NFS port |
 //! | [`mount`] | MOUNT v3 MNT and UMNT (program 100005) |
 //! | [`fs`] | [`NfsFs`](fs::NfsFs): file-system operations by path (the LionsOS FS command set) as chains of NFS calls, many at once |
 //! | `fs_server` | `NfsBackend`: the LionsOS FS protocol over [`NfsFs`](fs::NfsFs), a `lions_fs::DeferredBackend` (feature `fs-server`) |
@@ -45,6 +46,7 @@ pub mod fs;
 #[cfg(feature = "fs-server")]
 pub mod fs_server;
 pub mod mount;
+pub mod mount_session;
 pub mod nfs3;
 pub mod portmap;
 pub mod record;
