@@ -43,6 +43,8 @@ extern crate alloc;
 
 pub mod client;
 pub mod fs;
+#[cfg(feature = "fs-nfs")]
+pub mod fs_nfs;
 #[cfg(feature = "fs-server")]
 pub mod fs_server;
 pub mod mount;
