@@ -149,8 +149,12 @@ impl<'a> Session<'a> {
             Phase::Failed => None,
         };
         let sock = sockets.get_mut::<tcp::Socket>(self.socket);
-        // A connection to the wrong port, or a dead one: start the right one.
-        if want != self.port || !sock.is_open() {
+        // A connection that ended (closed, reset, or the server closed its side; one still
+        // being set up is alive), or one to the wrong port: start the right one.
+        let dead = !sock.is_open()
+            || (!sock.may_recv()
+                && !matches!(sock.state(), tcp::State::SynSent | tcp::State::SynReceived));
+        if want != self.port || dead {
             sock.abort();
             if let Some(port) = want
                 && !sock.is_open()
