@@ -130,6 +130,24 @@ impl Ganesha {
         self.ganesha = Some(c);
         wait_listening(NFS_PORT, true);
         wait_listening(MNT_PORT, true);
+        // Listening comes before registering with rpcbind: wait for both registrations.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let getport = |prog, vers| {
+            let mut pm = Conn::new(portmap::PORT, Auth::None, 1);
+            let b = pm.call(portmap::PROGRAM, portmap::VERSION, portmap::GETPORT, |e| {
+                portmap::encode_getport(e, prog, vers)
+            });
+            portmap::decode_getport(&b).unwrap()
+        };
+        while getport(mount::PROGRAM, mount::VERSION) != Some(MNT_PORT)
+            || getport(nfs3::PROGRAM, nfs3::VERSION) != Some(NFS_PORT)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "ganesha did not register with rpcbind"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn stop(&mut self) {
