@@ -15,6 +15,7 @@
 //! | `serial_virt_tx`, `serial_virt_rx` | every board |
 //! | `serial_driver_host`, `timer_driver_host` | host (Linux only; not built for seL4) |
 //! | `serial_driver_pl011`, `timer_driver_arm_generic` | `qemu_virt_aarch64` (seL4; on Linux a stub that says so) |
+//! | `fs_nfs` | every board (the NFS file-system server: `lions_nfs::fs_nfs`) |
 //!
 //! Build seL4 components by name (`cargo build --target aarch64-unknown-none -p lions-components
 //! --bin serial_virt_tx`), as `cargo xtask build <example> --board qemu_virt_aarch64` does.
