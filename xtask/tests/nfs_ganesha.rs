@@ -1039,6 +1039,7 @@ struct FsWire<'a> {
     share: ShareRegion<'a>,
     stream: TcpStream,
     next: u64,
+    reconnects: u32,
 }
 
 impl FsWire<'_> {
@@ -1074,9 +1075,26 @@ impl FsWire<'_> {
                 rpc.in_flight() > 0,
                 "waiting for {n} completions with no NFS call in flight"
             );
-            let k = self.stream.read(&mut buf).unwrap();
-            assert!(k > 0, "server closed the connection");
-            rpc.receive(&buf[..k]).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(k) if k > 0 => rpc.receive(&buf[..k]).unwrap(),
+                // The server went away: connect again (it may take a while to come back), and
+                // the client sends its unanswered calls again.
+                _ => {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    self.stream = loop {
+                        if let Ok(s) = TcpStream::connect(("127.0.0.1", NFS_PORT)) {
+                            break s;
+                        }
+                        assert!(Instant::now() < deadline, "ganesha did not come back");
+                        std::thread::sleep(Duration::from_millis(100));
+                    };
+                    self.stream
+                        .set_read_timeout(Some(Duration::from_secs(20)))
+                        .unwrap();
+                    rpc.reconnected();
+                    self.reconnects += 1;
+                }
+            }
         }
     }
 
@@ -1135,7 +1153,7 @@ impl FsWire<'_> {
 /// The whole FS command set through `DeferredServer` + `NfsBackend` (the `fs_nfs` core),
 /// against ganesha, checked on disk and with `nfs-ls`.
 fn fs_protocol() {
-    let g = Ganesha::start("fsproto");
+    let mut g = Ganesha::start("fsproto");
     let ex = g.export();
     let (root, c) = mount_export(&g, auth_sys());
     let Conn { stream, rpc, .. } = c;
@@ -1161,6 +1179,7 @@ fn fs_protocol() {
         share: sh2,
         stream: stream.unwrap(),
         next: 0,
+        reconnects: 0,
     };
     let rw_create = OpenFlags {
         access: AccessMode::ReadWrite,
@@ -1344,6 +1363,49 @@ fn fs_protocol() {
         w.status(FsCommand::FileRemove { path: dp }),
         FsStatus::NoFile
     );
+    // ganesha restarted between unstable writes and their sync: the FS client's next command
+    // is served after a reconnect, and the sync says the writes may be lost (new verifier).
+    let fd = w.open("/r", rw_create).unwrap();
+    let first = pattern(50_000, 1);
+    let buf = w.put(1 << 20, &first);
+    assert_eq!(
+        w.ok(FsCommand::FileWrite { fd, offset: 0, buf }),
+        CompletionData::LenWritten(50_000)
+    );
+    g.stop();
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        g.run();
+        g
+    });
+    let buf = w.put(2 << 20, &first);
+    assert_eq!(
+        w.ok(FsCommand::FileWrite {
+            fd,
+            offset: 50_000,
+            buf
+        }),
+        CompletionData::LenWritten(50_000)
+    );
+    let g = restarter.join().unwrap();
+    assert!(w.reconnects >= 1, "the server's connection was replaced");
+    assert_eq!(
+        w.status(FsCommand::FileSync { fd }),
+        FsStatus::Error,
+        "verifier changed"
+    );
+    assert_eq!(
+        w.ok(FsCommand::FileSize { fd }),
+        CompletionData::Size(100_000)
+    );
+    let buf = w.put(1 << 20, b"after");
+    w.ok(FsCommand::FileWrite { fd, offset: 0, buf });
+    w.ok(FsCommand::FileSync { fd });
+    w.ok(FsCommand::FileClose { fd });
+    assert_eq!(&std::fs::read(ex.join("r")).unwrap()[..5], b"after");
+    let p = w.path("/r");
+    w.ok(FsCommand::FileRemove { path: p });
+
     w.ok(FsCommand::Deinitialise);
     assert!(!w.server.mounted());
 

@@ -10,7 +10,7 @@
 //! | `STAT` | LOOKUP per component (GETATTR for the root) | `FsStat` written into the client's buffer |
 //! | `FILE_READ` | one READ of at most [`MAX_IO`] bytes | the data goes into the share region when the reply comes |
 //! | `FILE_WRITE` | one WRITE (`UNSTABLE`) of at most [`MAX_IO`] bytes | a short write reports the bytes written |
-//! | `FILE_SYNC`, `FILE_CLOSE` of a written file | COMMIT | |
+//! | `FILE_SYNC`, `FILE_CLOSE` of a written file | COMMIT | `Error` when the write verifier changed since the unstable writes (the server restarted and may have lost them) |
 //! | `FILE_SIZE` / `FILE_TRUNCATE` | GETATTR / SETATTR | |
 //! | `RENAME`, `FILE_REMOVE`, `DIR_CREATE`, `DIR_REMOVE` | walk, then RENAME, REMOVE, MKDIR, RMDIR | |
 //! | `DIR_OPEN` | walk | `NotDirectory` for a file |
@@ -34,6 +34,10 @@ pub const MAX_IO: u64 = 1 << 20;
 struct OpenFile {
     fh: FileHandle,
     dirty: bool,
+    /// The server's write verifier of the unstable writes since the last commit.
+    verf: Option<[u8; VERFSIZE]>,
+    /// The verifier changed between those writes: the server restarted and may have lost some.
+    lost: bool,
 }
 
 #[derive(Debug)]
@@ -56,7 +60,9 @@ enum Then {
     DirOpened,
     Stat(FsBuffer),
     Read(FsBuffer),
-    Written(u32),
+    Written(u32, u32),
+    /// A COMMIT: the verifier the unstable writes had (if any), and whether it changed already.
+    Committed(Option<[u8; VERFSIZE]>, bool),
     Size,
     Done,
     DirPage(u32, FsBuffer),
@@ -242,7 +248,12 @@ impl NfsBackend {
                 Some(FileType::Dir) => Err(Status::InvalidPath),
                 _ => Ok(Done::Opened(slot(
                     &mut self.files,
-                    OpenFile { fh, dirty: false },
+                    OpenFile {
+                        fh,
+                        dirty: false,
+                        verf: None,
+                        lost: false,
+                    },
                 ))),
             },
             (Then::DirOpened, Ok(Outcome::Object(fh, attr))) => match attr.map(|a| a.ftype) {
@@ -271,10 +282,25 @@ impl NfsBackend {
                     .map_err(|e| e.status())
                     .and_then(|()| data(CompletionData::LenRead(n as u64)))
             }
-            (Then::Written(asked), Ok(Outcome::Written(n, ..))) => {
+            (Then::Written(asked, h), Ok(Outcome::Written(n, how, verf))) => {
+                if how == StableHow::Unstable
+                    && let Some(Some(f)) = self.files.get_mut(h as usize)
+                {
+                    f.lost |= f.verf.is_some_and(|v| v != verf);
+                    f.verf = Some(verf);
+                }
                 data(CompletionData::LenWritten(u64::from(n.min(asked))))
             }
             (Then::Size, Ok(Outcome::Attr(a))) => data(CompletionData::Size(a.size)),
+            (Then::Committed(expect, lost), Ok(Outcome::Committed(verf))) => {
+                // A new verifier: the server restarted after (some of) the unstable writes and
+                // may have lost them. The client is told; the data is not kept to resend.
+                if lost || expect.is_some_and(|v| v != verf) {
+                    Err(Status::Error)
+                } else {
+                    data(CompletionData::None)
+                }
+            }
             (Then::Done, Ok(_)) => data(CompletionData::None),
             (Then::DirPage(h, buf), Ok(Outcome::Dir(page))) => {
                 match self.dir(h) {
@@ -338,7 +364,7 @@ impl DeferredBackend for NfsBackend {
                     .and_then(Option::take)
                     .ok_or(Status::InvalidFd)?;
                 if f.dirty {
-                    self.nfs(id, Request::Commit(f.fh), Then::Done);
+                    self.nfs(id, Request::Commit(f.fh), Then::Committed(f.verf, f.lost));
                 } else {
                     self.now(id, Ok(CompletionData::None));
                 }
@@ -362,7 +388,7 @@ impl DeferredBackend for NfsBackend {
                     data,
                     stable: StableHow::Unstable,
                 };
-                self.nfs(id, req, Then::Written(n));
+                self.nfs(id, req, Then::Written(n, file));
             }
             Op::Size(h) => {
                 let fh = self.file(h)?.fh;
@@ -374,9 +400,10 @@ impl DeferredBackend for NfsBackend {
             }
             Op::Sync(h) => {
                 let f = self.file(h)?;
+                let then = Then::Committed(f.verf.take(), core::mem::take(&mut f.lost));
                 f.dirty = false;
                 let fh = f.fh;
-                self.nfs(id, Request::Commit(fh), Then::Done);
+                self.nfs(id, Request::Commit(fh), then);
             }
             Op::Rename { old, new } => {
                 self.nfs(id, Request::Rename(path(old)?, path(new)?), Then::Done)
