@@ -25,6 +25,7 @@
 //! | `blk_driver_host` | block driver: a disk image file | host |
 //! | `blk_driver_virtio` | block driver: virtio-blk over MMIO | `qemu_virt_aarch64` |
 //! | `fs_fat` | FAT file-system server (`lions_fs`) | every board |
+//! | `fs_nfs` | NFSv3 file-system server (`lions_nfs::fs_nfs`), a network client | every board |
 //! | `i2c_virt` | I²C virtualiser (`lions_i2c`) | every board |
 //! | `i2c_driver_model_bus` | I²C bus of device models (DS3231, PN532), for boards without a controller | host, `qemu_virt_aarch64` |
 //! | `i2c_driver_host_dev` | I²C driver: a Linux `/dev/i2c-N` adapter | host |

@@ -13,6 +13,7 @@
 //! | [`blk`] | [`fat_server`](blk::fat_server): the FAT server on a lions-blk client (the `fs_fat` component), [`BlockDevice`] for lions-blk's `QueuedBlk` | no_std + alloc, feature `fat` |
 //! | [`cache`] | [`BlockCache`]: the backend's one block cache (write-back LRU, read runs, prefetch hints, write-back runs), sized by [`CacheConfig`] | no_std + alloc, feature `fat` |
 //! | [`fat`] | [`FatFs`], the FAT backend; [`RamDisk`]; `format` | no_std + alloc, feature `fat` (default) |
+//! | [`deferred`] | [`DeferredServer`] over a [`DeferredBackend`]: commands validated as [`FsServer`] does, completed after `start` returns, when the backend finishes them (asynchronous backends: NFS) | no_std |
 //! | [`client`] | [`FsClient`]: asynchronous requests completed in any order, blocking calls, [`File`] with embedded-io `Read`/`Write`/`Seek` | no_std |
 //!
 //! A FAT server PD is `FsServer::from_config(&config, FatFs::new(blk_device))` handed to the
@@ -69,6 +70,7 @@ mod builders;
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod deferred;
 #[cfg(feature = "fat")]
 pub mod fat;
 pub mod queue;
@@ -80,6 +82,7 @@ pub use block::{BlockDevice, BlockError};
 pub use cache::{BlockCache, CacheConfig};
 pub use client::{File, FsClient, FsError, Reply, Request, RequestId};
 pub use config::{FsClientConfig, FsConnectionResource, FsServerConfig, NfsConfig, StrError};
+pub use deferred::{DeferredBackend, DeferredServer};
 #[cfg(feature = "fat")]
 pub use fat::{FatFs, RamDisk};
 pub use queue::{

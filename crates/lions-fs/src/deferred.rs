@@ -1,0 +1,578 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! Deferred completion: an FS server whose backend finishes commands *after* it was handed
+//! them (an NFS client waiting on the network), so that asynchronous backends are first-class.
+//!
+//! ## Protocol (server side), as [`crate::server`] with these differences
+//!
+//! - **Start, then finish.** A command is validated exactly as [`FsServer`](crate::FsServer)
+//!   validates it (paths, share-region buffers, fds and their access), then handed to the
+//!   backend as an [`Op`] with the client's request id ([`DeferredBackend::start`]). The backend
+//!   either refuses it at once (the error is the completion) or finishes it later: every
+//!   [`process`](DeferredServer::process) takes what the backend finished
+//!   ([`DeferredBackend::poll`]) and completes those requests, in the order they finished.
+//! - **Room is reserved up front.** A command is taken only while the completion queue has room
+//!   for its completion *and* for every request still in progress, so no completion is ever
+//!   dropped or delayed by a full queue.
+//! - **Fds stay busy while an operation is in progress**: a close of a busy fd fails with
+//!   [`Status::OutstandingOperations`]; an open keeps its fd slot reserved until the backend
+//!   says whether it succeeded.
+//! - **Mounting is an operation too**: until `INITIALISE` has completed successfully, other
+//!   commands fail with [`Status::Error`]; `DEINITIALISE` with requests in progress fails with
+//!   [`Status::OutstandingOperations`].
+//! - **Ids**: a command whose id is already in progress is answered at once with
+//!   [`Status::InvalidCommand`] (two completions with one id would confuse the client).
+//! - Reads, writes, stat buffers and directory names go straight between the backend and the
+//!   share region (`share` is passed to both calls): the backend copies a write's bytes out when
+//!   it starts it, and a read's bytes in when it finishes.
+
+use crate::queue::{
+    Command, CompletionData, FS_QUEUE_CAPACITY, FsBuffer, FsCmd, FsCmpl, FsServerQueues, OpenFlags,
+    Status,
+};
+use crate::server::{FdKind, FdTable, InFlight, Reservation, ServerError, ServerStats};
+use crate::share::{PATH_BUFFER_BYTES, ShareRegion};
+use lions_os::{Channel, ChannelSet, Handler};
+
+/// A validated command for a [`DeferredBackend`]. Paths are checked text; buffers lie inside the
+/// share region; handles are of fds open with the right kind and access.
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'p, H> {
+    /// Mount (`INITIALISE`).
+    Mount,
+    /// Unmount (`DEINITIALISE`); the server has closed every fd in its table (the backend drops
+    /// every handle).
+    Unmount,
+    /// Open a file; finish with [`Done::Opened`].
+    Open {
+        /// Path.
+        path: &'p str,
+        /// Flags.
+        flags: OpenFlags,
+    },
+    /// Close a file (its fd is already free).
+    Close(H),
+    /// Write an `FsStat` for `path` into `buf` (at least `size_of::<FsStat>()` bytes).
+    Stat {
+        /// Path.
+        path: &'p str,
+        /// Where the stat goes.
+        buf: FsBuffer,
+    },
+    /// Read into `buf` at `offset`; finish with `LenRead`.
+    Read {
+        /// File.
+        file: H,
+        /// Offset.
+        offset: u64,
+        /// Destination in the share region.
+        buf: FsBuffer,
+    },
+    /// Write `buf` at `offset`; finish with `LenWritten`.
+    Write {
+        /// File.
+        file: H,
+        /// Offset.
+        offset: u64,
+        /// Source in the share region.
+        buf: FsBuffer,
+    },
+    /// File size; finish with `Size`.
+    Size(H),
+    /// Rename or move.
+    Rename {
+        /// From.
+        old: &'p str,
+        /// To.
+        new: &'p str,
+    },
+    /// Remove a file.
+    Remove(&'p str),
+    /// Set a file's length.
+    Truncate(H, u64),
+    /// Create a directory.
+    DirCreate(&'p str),
+    /// Remove an empty directory.
+    DirRemove(&'p str),
+    /// Open a directory; finish with [`Done::Opened`].
+    DirOpen(&'p str),
+    /// Close a directory (its fd is already free).
+    DirClose(H),
+    /// Make a file's writes durable.
+    Sync(H),
+    /// The next name into `buf`; finish with `PathLen`, or [`Status::EndOfDirectory`].
+    DirRead {
+        /// Directory.
+        dir: H,
+        /// Destination.
+        buf: FsBuffer,
+    },
+    /// Seek a directory.
+    DirSeek(H, i64),
+    /// Tell a directory's position; finish with `Location`.
+    DirTell(H),
+    /// Rewind a directory.
+    DirRewind(H),
+}
+
+/// What a finished operation produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done<H> {
+    /// `Open` or `DirOpen`: the backend's handle.
+    Opened(H),
+    /// Anything else: the completion's data.
+    Data(CompletionData),
+}
+
+/// A finished operation: the request id and its result.
+pub type Finished<H> = (u64, Result<Done<H>, Status>);
+
+/// A file system that finishes operations later.
+pub trait DeferredBackend {
+    /// The backend's handle of an open file or directory.
+    type Handle: Copy;
+    /// Start `op` as request `id`; `Err` finishes it at once with that status.
+    fn start(
+        &mut self,
+        id: u64,
+        op: Op<'_, Self::Handle>,
+        share: &ShareRegion<'_>,
+    ) -> Result<(), Status>;
+    /// A finished request, if any (`share` for results that go to the client's buffers).
+    fn poll(&mut self, share: &ShareRegion<'_>) -> Option<Finished<Self::Handle>>;
+    /// A channel other than the client's was notified (the network): make progress.
+    fn notified(&mut self, channels: ChannelSet) {
+        let _ = channels;
+    }
+}
+
+#[derive(Debug)]
+enum Hold<H> {
+    None,
+    Fd(InFlight<H>),
+    Open(Reservation, FdKind, OpenFlags),
+    Mount,
+    Unmount,
+}
+
+#[derive(Debug)]
+struct Pending<H> {
+    id: u64,
+    hold: Hold<H>,
+}
+
+/// An FS server over a [`DeferredBackend`]; see the module docs.
+pub struct DeferredServer<'a, B: DeferredBackend> {
+    queues: FsServerQueues<'a>,
+    share: ShareRegion<'a>,
+    client: Channel,
+    backend: B,
+    fds: FdTable<B::Handle>,
+    mounted: bool,
+    faulty: bool,
+    stats: ServerStats,
+    paths: [[u8; PATH_BUFFER_BYTES]; 2],
+    pending: [Option<Pending<B::Handle>>; FS_QUEUE_CAPACITY],
+    in_progress: usize,
+}
+
+impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
+    /// A server over its queues and share region, notifying the client on `client`.
+    pub fn new(
+        queues: FsServerQueues<'a>,
+        share: ShareRegion<'a>,
+        client: Channel,
+        backend: B,
+    ) -> Self {
+        Self {
+            queues,
+            share,
+            client,
+            backend,
+            fds: FdTable::new(),
+            mounted: false,
+            faulty: false,
+            stats: ServerStats::default(),
+            paths: [[0; PATH_BUFFER_BYTES]; 2],
+            pending: [const { None }; FS_QUEUE_CAPACITY],
+            in_progress: 0,
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably (the transport under it, tests).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Whether the file system is mounted.
+    pub fn mounted(&self) -> bool {
+        self.mounted
+    }
+
+    /// Whether the client wrote impossible queue indices (it is ignored from then on).
+    pub fn faulty(&self) -> bool {
+        self.faulty
+    }
+
+    /// Requests started and not yet completed.
+    pub fn in_progress(&self) -> usize {
+        self.in_progress
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Take the commands there is room for, start them, complete what the backend finished;
+    /// publish both queues. Returns how many completions were published (notify the client
+    /// when > 0).
+    pub fn process(&mut self) -> u64 {
+        if self.faulty {
+            return 0;
+        }
+        // Finished operations first: they free room.
+        while let Some((id, r)) = self.backend.poll(&self.share) {
+            if let Some(c) = self.finish(id, r)
+                && self.queues.completions.push(c).is_err()
+            {
+                self.faulty = true;
+                return 0;
+            }
+        }
+        loop {
+            let free = match self.queues.completions.free() {
+                Ok(n) => n,
+                Err(_) => {
+                    self.faulty = true;
+                    break;
+                }
+            };
+            // Room for this command's completion and every one still owed.
+            if free <= self.in_progress as u64 {
+                break;
+            }
+            let cmd = match self.queues.commands.pop() {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(_) => {
+                    self.faulty = true;
+                    break;
+                }
+            };
+            if let Some(c) = self.start(&cmd)
+                && self.queues.completions.push(c).is_err()
+            {
+                self.faulty = true;
+                break;
+            }
+            // What the backend finished at once.
+            while let Some((id, r)) = self.backend.poll(&self.share) {
+                if let Some(c) = self.finish(id, r)
+                    && self.queues.completions.push(c).is_err()
+                {
+                    self.faulty = true;
+                    break;
+                }
+            }
+        }
+        self.queues.commands.release();
+        self.queues.completions.publish()
+    }
+
+    fn completion(&mut self, id: u64, r: Result<CompletionData, Status>) -> FsCmpl {
+        match r {
+            Ok(d) => FsCmpl::new(id, Status::Success, d),
+            Err(s) => {
+                self.stats.failed += 1;
+                FsCmpl::new(id, s, CompletionData::None)
+            }
+        }
+    }
+
+    /// Start one command: `Some` completion if it finished at once.
+    fn start(&mut self, cmd: &FsCmd) -> Option<FsCmpl> {
+        self.stats.commands += 1;
+        let id = cmd.id;
+        if self.pending.iter().flatten().any(|p| p.id == id) {
+            self.stats.invalid += 1;
+            return Some(self.completion(id, Err(Status::InvalidCommand)));
+        }
+        let Ok(c) = cmd.decode() else {
+            self.stats.invalid += 1;
+            return Some(self.completion(id, Err(Status::InvalidCommand)));
+        };
+        match self.validate_and_start(id, c) {
+            Ok(hold) => {
+                if let Some(slot) = self.pending.iter_mut().find(|p| p.is_none()) {
+                    *slot = Some(Pending { id, hold });
+                    self.in_progress += 1;
+                    None
+                } else {
+                    // Unreachable: room for every pending completion is checked before taking
+                    // a command, and the queue holds FS_QUEUE_CAPACITY.
+                    Some(self.completion(id, Err(Status::Error)))
+                }
+            }
+            Err(s) => Some(self.completion(id, Err(s))),
+        }
+    }
+
+    fn validate_and_start(&mut self, id: u64, c: Command) -> Result<Hold<B::Handle>, Status> {
+        let Self {
+            share,
+            backend,
+            fds,
+            paths: [p0, p1],
+            mounted,
+            in_progress,
+            pending,
+            ..
+        } = self;
+        let mounting = pending
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.hold, Hold::Mount | Hold::Unmount));
+        match c {
+            Command::Initialise => {
+                if *mounted || mounting {
+                    return Err(Status::Error);
+                }
+                backend.start(id, Op::Mount, share)?;
+                return Ok(Hold::Mount);
+            }
+            Command::Deinitialise => {
+                if !*mounted || mounting {
+                    return Err(Status::Error);
+                }
+                if *in_progress > 0 {
+                    return Err(Status::OutstandingOperations);
+                }
+                let open: [Option<(u64, FdKind)>; crate::server::MAX_OPEN_FILES] = {
+                    let mut out = [None; crate::server::MAX_OPEN_FILES];
+                    for (slot, (fd, kind, _)) in out.iter_mut().zip(fds.iter()) {
+                        *slot = Some((fd, kind));
+                    }
+                    out
+                };
+                for (fd, kind) in open.into_iter().flatten() {
+                    let _ = fds.close(fd, kind);
+                }
+                backend.start(id, Op::Unmount, share)?;
+                return Ok(Hold::Unmount);
+            }
+            _ if !*mounted || mounting => return Err(Status::Error),
+            _ => {}
+        }
+        let buffer = |buf: FsBuffer| crate::check_buffer(buf, share.len()).map_err(|e| e.status());
+        // An op on an open fd: count it in, start it, keep it counted until it finishes.
+        macro_rules! on_fd {
+            ($fd:expr, $kind:expr, |$h:ident, $flags:ident| $body:expr) => {{
+                let op = fds.begin($fd, $kind)?;
+                let ($h, $flags) = (op.handle, op.flags);
+                #[allow(clippy::redundant_closure_call)]
+                let r: Result<(), Status> = (|| $body)();
+                match r {
+                    Ok(()) => Ok(Hold::Fd(op)),
+                    Err(e) => {
+                        fds.end(op);
+                        Err(e)
+                    }
+                }
+            }};
+        }
+        match c {
+            Command::Initialise | Command::Deinitialise => Err(Status::InvalidCommand),
+            Command::FileOpen { path, flags } => {
+                let path = share.copy_path(path, p0)?;
+                let r = fds.reserve()?;
+                match backend.start(id, Op::Open { path, flags }, share) {
+                    Ok(()) => Ok(Hold::Open(r, FdKind::File, flags)),
+                    Err(e) => {
+                        fds.cancel(r);
+                        Err(e)
+                    }
+                }
+            }
+            Command::DirOpen { path } => {
+                let path = share.copy_path(path, p0)?;
+                let flags = OpenFlags::new(crate::AccessMode::ReadOnly);
+                let r = fds.reserve()?;
+                match backend.start(id, Op::DirOpen(path), share) {
+                    Ok(()) => Ok(Hold::Open(r, FdKind::Dir, flags)),
+                    Err(e) => {
+                        fds.cancel(r);
+                        Err(e)
+                    }
+                }
+            }
+            Command::FileClose { fd } => {
+                let h = fds.close(fd, FdKind::File)?;
+                backend.start(id, Op::Close(h), share).map(|()| Hold::None)
+            }
+            Command::DirClose { fd } => {
+                let h = fds.close(fd, FdKind::Dir)?;
+                backend
+                    .start(id, Op::DirClose(h), share)
+                    .map(|()| Hold::None)
+            }
+            Command::Stat { path, buf } => {
+                let path = share.copy_path(path, p0)?;
+                if buf.size < size_of::<crate::FsStat>() as u64 {
+                    return Err(Status::InvalidBuffer);
+                }
+                buffer(buf)?;
+                backend
+                    .start(id, Op::Stat { path, buf }, share)
+                    .map(|()| Hold::None)
+            }
+            Command::FileRead { fd, offset, buf } => {
+                buffer(buf)?;
+                on_fd!(fd, FdKind::File, |file, flags| {
+                    if !flags.readable() {
+                        return Err(Status::InvalidRead);
+                    }
+                    backend.start(id, Op::Read { file, offset, buf }, share)
+                })
+            }
+            Command::FileWrite { fd, offset, buf } => {
+                buffer(buf)?;
+                on_fd!(fd, FdKind::File, |file, flags| {
+                    if !flags.writable() {
+                        return Err(Status::InvalidWrite);
+                    }
+                    backend.start(id, Op::Write { file, offset, buf }, share)
+                })
+            }
+            Command::FileSize { fd } => on_fd!(fd, FdKind::File, |h, _f| backend.start(
+                id,
+                Op::Size(h),
+                share
+            )),
+            Command::FileTruncate { fd, length } => on_fd!(fd, FdKind::File, |h, flags| {
+                if !flags.writable() {
+                    return Err(Status::InvalidWrite);
+                }
+                backend.start(id, Op::Truncate(h, length), share)
+            }),
+            Command::FileSync { fd } => on_fd!(fd, FdKind::File, |h, _f| backend.start(
+                id,
+                Op::Sync(h),
+                share
+            )),
+            Command::Rename { old_path, new_path } => {
+                let old = share.copy_path(old_path, p0)?;
+                let new = share.copy_path(new_path, p1)?;
+                backend
+                    .start(id, Op::Rename { old, new }, share)
+                    .map(|()| Hold::None)
+            }
+            Command::FileRemove { path } => {
+                let p = share.copy_path(path, p0)?;
+                backend.start(id, Op::Remove(p), share).map(|()| Hold::None)
+            }
+            Command::DirCreate { path } => {
+                let p = share.copy_path(path, p0)?;
+                backend
+                    .start(id, Op::DirCreate(p), share)
+                    .map(|()| Hold::None)
+            }
+            Command::DirRemove { path } => {
+                let p = share.copy_path(path, p0)?;
+                backend
+                    .start(id, Op::DirRemove(p), share)
+                    .map(|()| Hold::None)
+            }
+            Command::DirRead { fd, buf } => {
+                buffer(buf)?;
+                on_fd!(fd, FdKind::Dir, |dir, _f| backend.start(
+                    id,
+                    Op::DirRead { dir, buf },
+                    share
+                ))
+            }
+            Command::DirSeek { fd, loc } => on_fd!(fd, FdKind::Dir, |h, _f| backend.start(
+                id,
+                Op::DirSeek(h, loc),
+                share
+            )),
+            Command::DirTell { fd } => on_fd!(fd, FdKind::Dir, |h, _f| backend.start(
+                id,
+                Op::DirTell(h),
+                share
+            )),
+            Command::DirRewind { fd } => on_fd!(fd, FdKind::Dir, |h, _f| backend.start(
+                id,
+                Op::DirRewind(h),
+                share
+            )),
+        }
+    }
+
+    /// The backend finished `id`: release what it held; its completion (`None` for an id that
+    /// is not in progress: a backend bug, ignored).
+    fn finish(&mut self, id: u64, r: Result<Done<B::Handle>, Status>) -> Option<FsCmpl> {
+        let slot = self
+            .pending
+            .iter_mut()
+            .find(|p| p.as_ref().is_some_and(|p| p.id == id))?;
+        let p = slot.take()?;
+        self.in_progress -= 1;
+        let data = match (p.hold, r) {
+            (Hold::Open(res, kind, flags), Ok(Done::Opened(h))) => {
+                Ok(CompletionData::Fd(self.fds.fill(res, kind, flags, h)))
+            }
+            (Hold::Open(res, ..), Ok(Done::Data(_))) => {
+                self.fds.cancel(res);
+                Err(Status::Error)
+            }
+            (Hold::Open(res, ..), Err(e)) => {
+                self.fds.cancel(res);
+                Err(e)
+            }
+            (Hold::Fd(op), r) => {
+                self.fds.end(op);
+                done_data(r)
+            }
+            (Hold::Mount, r) => {
+                let d = done_data(r);
+                self.mounted = d.is_ok();
+                d
+            }
+            (Hold::Unmount, r) => {
+                // Unmounted whatever the backend says: the fds are gone.
+                self.mounted = false;
+                done_data(r)
+            }
+            (Hold::None, r) => done_data(r),
+        };
+        Some(self.completion(id, data))
+    }
+}
+
+fn done_data<H>(r: Result<Done<H>, Status>) -> Result<CompletionData, Status> {
+    match r {
+        Ok(Done::Data(d)) => Ok(d),
+        Ok(Done::Opened(_)) => Err(Status::Error),
+        Err(e) => Err(e),
+    }
+}
+
+impl<B: DeferredBackend> Handler for DeferredServer<'_, B> {
+    type Error = ServerError;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), ServerError> {
+        if channels.bits() & !ChannelSet::default().with(self.client).bits() != 0 {
+            self.backend.notified(channels);
+        }
+        // Either the client sent commands or the backend may have finished some.
+        if self.process() > 0 {
+            self.client.notify()?;
+        }
+        Ok(())
+    }
+}
