@@ -40,4 +40,5 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod abort;
 pub mod ram;
