@@ -41,4 +41,5 @@
 extern crate std;
 
 pub mod abort;
+pub mod linux;
 pub mod ram;
