@@ -43,3 +43,4 @@ extern crate std;
 pub mod abort;
 pub mod linux;
 pub mod ram;
+pub mod virtio;

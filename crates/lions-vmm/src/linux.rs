@@ -190,7 +190,7 @@ pub fn plan(
     }
     let kernel_end = kernel + hdr.image_size;
     let dtb = match at.dtb {
-        Some(a) if a % DTB_ALIGN != 0 => return Err(BootError::Misaligned),
+        Some(a) if !a.is_multiple_of(DTB_ALIGN) => return Err(BootError::Misaligned),
         Some(a) => a,
         None => align_up(kernel_end, KERNEL_BASE_ALIGN).ok_or(BootError::OutOfRam)?,
     };
@@ -205,7 +205,7 @@ pub fn plan(
         None
     } else {
         let a = match at.initrd {
-            Some(a) if a % INITRD_ALIGN != 0 => return Err(BootError::Misaligned),
+            Some(a) if !a.is_multiple_of(INITRD_ALIGN) => return Err(BootError::Misaligned),
             Some(a) => a,
             None => {
                 let after = kernel_end.max(dtb + dtb_size);
