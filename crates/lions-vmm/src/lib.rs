@@ -43,5 +43,6 @@ extern crate std;
 pub mod abort;
 pub mod gic;
 pub mod linux;
+pub mod psci;
 pub mod ram;
 pub mod virtio;
