@@ -41,6 +41,7 @@
 extern crate std;
 
 pub mod abort;
+pub mod fdt;
 pub mod gic;
 pub mod linux;
 pub mod psci;
