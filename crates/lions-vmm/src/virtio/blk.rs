@@ -11,8 +11,9 @@
 //! at 20, `physical_block_exp` (u8) at 24, `min_io_size` (u16, sectors) at 26.
 //!
 //! **Back-end side.** The [`BlkBackend`] is the client side of the blk virtualiser: requests
-//! `{op, block, count, offset, id}` in 4 KiB transfer units with data in a shared region, and
-//! responses `{id, ok}` that arrive later (the VMM calls [`super::mmio::VirtioMmio::poll`] when it is
+//! `{op, block, count, offset}` in 4 KiB transfer units with data in a shared region (copied in
+//! and out through a 512-byte bounce buffer), ids assigned by the back end, and responses
+//! `{id, ok}` that arrive later (the VMM calls [`super::mmio::VirtioMmio::poll`] when it is
 //! notified). The device owns [`SLOTS`] cells of [`CELL_UNITS`] transfer units in the data region
 //! and keeps one guest request per cell:
 //!
@@ -87,7 +88,7 @@ pub enum BlkOp {
     Flush,
 }
 
-/// A request to the blk virtualiser (sDDF's request entry).
+/// A request to the blk virtualiser (sDDF's request entry; the back end assigns its id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlkRequest {
     /// The operation.
@@ -97,9 +98,7 @@ pub struct BlkRequest {
     /// Number of transfer units.
     pub count: u16,
     /// Byte offset in the data region.
-    pub offset: u64,
-    /// Request id, echoed in the response.
-    pub id: u32,
+    pub offset: usize,
 }
 
 /// A response from the blk virtualiser.
@@ -111,20 +110,62 @@ pub struct BlkResponse {
     pub ok: bool,
 }
 
-/// The blk client side the device uses.
+/// The blk client side the device uses (`lions_blk::client::BlkClient` implements it with the
+/// `blk` feature).
 pub trait BlkBackend {
-    /// Capacity in transfer units.
+    /// Capacity in transfer units (0 while the storage is not ready).
     fn capacity(&self) -> u64;
     /// The disk refuses writes.
     fn read_only(&self) -> bool {
         false
     }
-    /// The shared data region.
-    fn data(&mut self) -> &mut [u8];
-    /// Enqueues a request; false when the request queue is full (offered again later).
-    fn submit(&mut self, req: BlkRequest) -> bool;
+    /// Size of the shared data region.
+    fn data_len(&self) -> usize;
+    /// Copies `bytes` into the data region at `offset`; false if out of the region.
+    fn copy_to_data(&mut self, offset: usize, bytes: &[u8]) -> bool;
+    /// Copies the data region at `offset` into `out`; false if out of the region.
+    fn copy_from_data(&self, offset: usize, out: &mut [u8]) -> bool;
+    /// Stages a request and returns its id; `None` when the request queue is full (offered
+    /// again later) or the request was refused.
+    fn submit(&mut self, req: BlkRequest) -> Option<u32>;
+    /// Publishes staged requests (and notifies the virtualiser); called once per
+    /// [`VirtioDevice::process`].
+    fn publish(&mut self) {}
     /// The next response, if one arrived.
     fn take_response(&mut self) -> Option<BlkResponse>;
+}
+
+/// Bytes moved between guest RAM and the data region at a time.
+const BOUNCE: usize = 512;
+
+/// Copies `len` bytes of the chain's part (readable from `chain_off`, or writable) to or from
+/// the data region at `data_off`, through a bounce buffer.
+fn move_bytes<B: BlkBackend, M: GuestMemory>(
+    backend: &mut B,
+    mem: &mut M,
+    chain: &Chain,
+    to_guest: bool,
+    chain_off: u64,
+    data_off: u64,
+    len: u64,
+) -> bool {
+    let mut b = [0u8; BOUNCE];
+    let mut done = 0;
+    while done < len {
+        let n = u64_usize((len - done).min(BOUNCE as u64));
+        let c = u32::try_from(chain_off + done).unwrap_or(u32::MAX);
+        let d = u64_usize(data_off + done);
+        let ok = if to_guest {
+            backend.copy_from_data(d, &mut b[..n]) && chain.write(mem, c, &b[..n]) == Ok(n)
+        } else {
+            chain.read(mem, c, &mut b[..n]) == Ok(n) && backend.copy_to_data(d, &b[..n])
+        };
+        if !ok {
+            return false;
+        }
+        done += n as u64;
+    }
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +198,8 @@ struct Pending {
     /// Bytes completed.
     done: u64,
     phase: Phase,
-    /// The current back-end request was accepted.
-    submitted: bool,
+    /// The id of the current back-end request, once accepted.
+    submitted: Option<u32>,
 }
 
 /// The current chunk of a request: covering units and the bytes inside them.
@@ -217,8 +258,8 @@ fn u64_usize(v: u64) -> usize {
 
 impl<B: BlkBackend> Blk<B> {
     /// A block device over `backend`; `None` if its data region cannot hold one cell.
-    pub fn new(mut backend: B) -> Option<Self> {
-        let nslots = (backend.data().len() / u64_usize(CELL)).min(SLOTS);
+    pub fn new(backend: B) -> Option<Self> {
+        let nslots = (backend.data_len() / u64_usize(CELL)).min(SLOTS);
         if nslots == 0 {
             return None;
         }
@@ -318,7 +359,7 @@ impl<B: BlkBackend> Blk<B> {
             len,
             done: 0,
             phase: Phase::Flush,
-            submitted: false,
+            submitted: None,
         };
         pending.phase = Self::next_phase(&pending);
         Some(pending)
@@ -340,21 +381,27 @@ impl<B: BlkBackend> Blk<B> {
     }
 
     /// Offers the slot's current back-end request. Copies write data into the cell first.
-    fn submit<M: GuestMemory>(&mut self, slot: usize, mem: &M) {
+    fn submit<M: GuestMemory>(&mut self, slot: usize, mem: &mut M) {
         let Some(r) = self.slots[slot].as_mut() else {
             return;
         };
-        if r.submitted {
+        if r.submitted.is_some() {
             return;
         }
         let pc = r.piece();
         let cell = slot as u64 * CELL;
         if r.phase == Phase::Write && pc.in_cell == 0 && pc.bytes == pc.units * TRANSFER_UNIT {
             // A whole-unit write: the guest's data goes straight into the cell.
-            let data = self.backend.data();
-            if let Some(dst) = data.get_mut(u64_usize(cell)..u64_usize(cell + pc.bytes)) {
-                let off = 16 + u32::try_from(r.done).unwrap_or(u32::MAX);
-                let _ = r.chain.read(mem, off, dst);
+            if !move_bytes(
+                &mut self.backend,
+                mem,
+                &r.chain,
+                false,
+                16 + r.done,
+                cell,
+                pc.bytes,
+            ) {
+                self.stats.failed += 1;
             }
         }
         let (op, block, count) = match r.phase {
@@ -366,12 +413,9 @@ impl<B: BlkBackend> Blk<B> {
             op,
             block,
             count: u16::try_from(count).unwrap_or(0),
-            offset: cell,
-            id: u32::try_from(slot).unwrap_or(u32::MAX),
+            offset: u64_usize(cell),
         };
-        if self.backend.submit(req) {
-            r.submitted = true;
-        }
+        r.submitted = self.backend.submit(req);
     }
 
     /// Handles the response for `slot`.
@@ -393,26 +437,33 @@ impl<B: BlkBackend> Blk<B> {
         }
         let pc = r.piece();
         let cell = slot as u64 * CELL;
-        let range = u64_usize(cell + pc.in_cell)..u64_usize(cell + pc.in_cell + pc.bytes);
-        let done32 = u32::try_from(r.done).unwrap_or(u32::MAX);
+        let at = cell + pc.in_cell;
         match r.phase {
             Phase::Flush => {
                 Self::finish(q, mem, &r.chain, 0, S_OK, p);
                 return;
             }
             Phase::Read => {
-                if let Some(src) = self.backend.data().get(range) {
-                    let _ = r.chain.write(mem, done32, src);
+                if !move_bytes(&mut self.backend, mem, &r.chain, true, r.done, at, pc.bytes) {
+                    self.stats.failed += 1;
                 }
                 r.done += pc.bytes;
             }
             Phase::RmwRead => {
                 // Patch the guest's sectors into the units just read, then write them back.
-                if let Some(dst) = self.backend.data().get_mut(range) {
-                    let _ = r.chain.read(mem, 16 + done32, dst);
+                if !move_bytes(
+                    &mut self.backend,
+                    mem,
+                    &r.chain,
+                    false,
+                    16 + r.done,
+                    at,
+                    pc.bytes,
+                ) {
+                    self.stats.failed += 1;
                 }
                 r.phase = Phase::Write;
-                r.submitted = false;
+                r.submitted = None;
                 self.slots[slot] = Some(r);
                 return;
             }
@@ -428,7 +479,7 @@ impl<B: BlkBackend> Blk<B> {
             return;
         }
         r.phase = Self::next_phase(&r);
-        r.submitted = false;
+        r.submitted = None;
         self.slots[slot] = Some(r);
     }
 }
@@ -471,12 +522,14 @@ impl<B: BlkBackend> VirtioDevice for Blk<B> {
     fn process<M: GuestMemory>(&mut self, q: &mut Queues, mem: &mut M) -> Progress {
         let mut p = Progress::default();
         while let Some(resp) = self.backend.take_response() {
-            let slot = usize::try_from(resp.id).ok().filter(|&s| s < self.nslots);
+            let slot = (0..self.nslots).find(|&s| {
+                self.slots[s]
+                    .as_ref()
+                    .is_some_and(|r| r.submitted == Some(resp.id))
+            });
             match slot {
-                Some(s) if self.slots[s].as_ref().is_some_and(|r| r.submitted) => {
-                    self.complete(q, mem, s, resp.ok, &mut p);
-                }
-                _ => self.stats.bad_responses += 1,
+                Some(s) => self.complete(q, mem, s, resp.ok, &mut p),
+                None => self.stats.bad_responses += 1,
             }
         }
         for s in 0..self.nslots {
@@ -499,6 +552,7 @@ impl<B: BlkBackend> VirtioDevice for Blk<B> {
         for s in 0..self.nslots {
             self.submit(s, mem);
         }
+        self.backend.publish();
         p
     }
 }
@@ -518,9 +572,11 @@ mod tests {
     struct FakeDisk {
         disk: Vec<u8>,
         data: Vec<u8>,
-        queue: VecDeque<BlkRequest>,
+        queue: VecDeque<(u32, BlkRequest)>,
+        next_id: u32,
         resp: VecDeque<BlkResponse>,
         log: Vec<BlkRequest>,
+        published: u32,
         limit: usize,
         ro: bool,
     }
@@ -534,6 +590,8 @@ mod tests {
                 disk,
                 data: vec![0; SLOTS * usize::try_from(CELL).unwrap()],
                 queue: VecDeque::new(),
+                next_id: 100,
+                published: 0,
                 resp: VecDeque::new(),
                 log: Vec::new(),
                 limit: 16,
@@ -541,10 +599,10 @@ mod tests {
             }
         }
         fn serve(&mut self) {
-            while let Some(r) = self.queue.pop_front() {
+            while let Some((id, r)) = self.queue.pop_front() {
                 let d = usize::try_from(r.block * 4096).unwrap();
                 let n = usize::from(r.count) * 4096;
-                let o = usize::try_from(r.offset).unwrap();
+                let o = r.offset;
                 let ok = d + n <= self.disk.len();
                 if ok {
                     match r.op {
@@ -553,7 +611,7 @@ mod tests {
                         BlkOp::Flush => {}
                     }
                 }
-                self.resp.push_back(BlkResponse { id: r.id, ok });
+                self.resp.push_back(BlkResponse { id, ok });
             }
         }
     }
@@ -565,16 +623,32 @@ mod tests {
         fn read_only(&self) -> bool {
             self.ro
         }
-        fn data(&mut self) -> &mut [u8] {
-            &mut self.data
+        fn data_len(&self) -> usize {
+            self.data.len()
         }
-        fn submit(&mut self, req: BlkRequest) -> bool {
+        fn copy_to_data(&mut self, offset: usize, bytes: &[u8]) -> bool {
+            self.data
+                .get_mut(offset..offset + bytes.len())
+                .map(|d| d.copy_from_slice(bytes))
+                .is_some()
+        }
+        fn copy_from_data(&self, offset: usize, out: &mut [u8]) -> bool {
+            self.data
+                .get(offset..offset + out.len())
+                .map(|d| out.copy_from_slice(d))
+                .is_some()
+        }
+        fn submit(&mut self, req: BlkRequest) -> Option<u32> {
             if self.queue.len() >= self.limit {
-                return false;
+                return None;
             }
             self.log.push(req);
-            self.queue.push_back(req);
-            true
+            self.next_id += 1;
+            self.queue.push_back((self.next_id, req));
+            Some(self.next_id)
+        }
+        fn publish(&mut self) {
+            self.published += 1;
         }
         fn take_response(&mut self) -> Option<BlkResponse> {
             self.resp.pop_front()
@@ -786,11 +860,12 @@ mod tests {
         d.dev.backend.limit = 16;
         // The back end fails the read: IOERR.
         d.poll(&mut ram);
+        assert_eq!(d.dev.backend.queue.front().map(|q| q.0), Some(101));
         d.dev.backend.queue.clear();
         d.dev
             .backend
             .resp
-            .push_back(BlkResponse { id: 0, ok: false });
+            .push_back(BlkResponse { id: 101, ok: false });
         d.poll(&mut ram);
         assert_eq!(ram.slice(STATUS, 1).unwrap()[0], S_IOERR);
         assert_eq!((d.dev.stats.failed, d.dev.in_flight()), (1, 0));
@@ -798,9 +873,10 @@ mod tests {
         d.dev
             .backend
             .resp
-            .push_back(BlkResponse { id: 0, ok: true });
+            .push_back(BlkResponse { id: 101, ok: true });
         d.poll(&mut ram);
         assert_eq!(d.dev.stats.bad_responses, 4);
+        assert!(d.dev.backend.published >= 4);
     }
 
     #[test]

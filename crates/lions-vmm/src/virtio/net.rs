@@ -29,19 +29,21 @@ pub const F_MAC: u64 = 1 << 5;
 /// Size of `virtio_net_hdr` with `VERSION_1`.
 pub const HDR_LEN: u32 = 12;
 
-/// The net client side the device uses.
+/// The net client side the device uses (the shape of smoltcp's `phy::Device` tokens, which
+/// `lions_net`'s client device provides).
 pub trait NetBackend {
     /// The guest's MAC address.
     fn mac(&self) -> [u8; 6];
-    /// A free transmit buffer to fill, or `None` if none is free. Calling it again before
-    /// [`Self::tx_send`] gives the same buffer.
-    fn tx_buffer(&mut self) -> Option<&mut [u8]>;
-    /// Sends the first `len` bytes of the buffer [`Self::tx_buffer`] gave.
-    fn tx_send(&mut self, len: usize);
-    /// The next received frame, left in place.
-    fn rx_peek(&mut self) -> Option<&[u8]>;
-    /// Returns the frame [`Self::rx_peek`] gave to the driver side.
-    fn rx_release(&mut self);
+    /// Whether a transmit buffer is free now.
+    fn tx_ready(&mut self) -> bool;
+    /// Sends a frame of `len` bytes that `fill` writes into a transmit buffer; false (and
+    /// `fill` not called) when no buffer is free or `len` is larger than one.
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool;
+    /// Hands the next received frame to `take` and returns its buffer; false if none.
+    fn receive(&mut self, take: &mut dyn FnMut(&[u8])) -> bool;
+    /// Publishes transmitted frames and returned buffers (and notifies the virtualisers);
+    /// called once per [`VirtioDevice::process`].
+    fn publish(&mut self) {}
 }
 
 /// Counters of dropped frames.
@@ -78,12 +80,9 @@ impl<B: NetBackend> Net<B> {
     fn transmit<M: GuestMemory>(&mut self, q: &mut Queues, mem: &mut M, p: &mut Progress) {
         let vq = &mut q.q[TX_QUEUE];
         loop {
-            if !vq.has_available(mem) {
+            if !vq.has_available(mem) || !self.backend.tx_ready() {
                 return;
             }
-            let Some(buf) = self.backend.tx_buffer() else {
-                return;
-            };
             let chain = match vq
                 .pop(mem)
                 .and_then(|h| h.map(|h| vq.walk(mem, h)).transpose())
@@ -95,14 +94,18 @@ impl<B: NetBackend> Net<B> {
                     return;
                 }
             };
-            let frame = chain.readable_len().saturating_sub(HDR_LEN);
-            let len = usize::try_from(frame).unwrap_or(usize::MAX);
-            if chain.readable_len() < HDR_LEN || len > buf.len() {
-                self.stats.tx_dropped += 1;
-            } else if chain.read(mem, HDR_LEN, &mut buf[..len]) == Ok(len) {
-                self.backend.tx_send(len);
+            let len =
+                usize::try_from(chain.readable_len().saturating_sub(HDR_LEN)).unwrap_or(usize::MAX);
+            let mut copied = false;
+            let sent = chain.readable_len() >= HDR_LEN
+                && self.backend.transmit(len, &mut |buf: &mut [u8]| {
+                    copied = chain.read(mem, HDR_LEN, buf) == Ok(len);
+                });
+            if sent && copied {
                 self.stats.tx += 1;
             } else {
+                // Too short, too large, or unreadable (a frame of stale bytes went out then: the
+                // back end's token cannot be cancelled; counted as dropped).
                 self.stats.tx_dropped += 1;
             }
             if let Err(e) = vq.push_used(mem, chain.head, 0) {
@@ -116,43 +119,52 @@ impl<B: NetBackend> Net<B> {
     fn receive<M: GuestMemory>(&mut self, q: &mut Queues, mem: &mut M, p: &mut Progress) {
         let vq = &mut q.q[RX_QUEUE];
         loop {
+            // Take a frame only when the guest has a buffer for it.
             if !vq.has_available(mem) {
                 return;
             }
-            let Some(frame) = self.backend.rx_peek() else {
-                return;
-            };
-            let chain = match vq
-                .pop(mem)
-                .and_then(|h| h.map(|h| vq.walk(mem, h)).transpose())
-            {
-                Ok(Some(c)) => c,
-                Ok(None) => return,
-                Err(e) => {
-                    p.error = p.error.or(Some(e));
-                    return;
-                }
-            };
-            let need = u32::try_from(frame.len())
-                .ok()
-                .and_then(|n| n.checked_add(HDR_LEN));
-            let mut used = 0;
-            match need {
-                Some(need) if need <= chain.writable_len() => {
+            let mut used = None;
+            let mut error = None;
+            let got = self.backend.receive(&mut |frame: &[u8]| {
+                let chain = match vq
+                    .pop(mem)
+                    .and_then(|h| h.map(|h| vq.walk(mem, h)).transpose())
+                {
+                    Ok(Some(c)) => c,
+                    Ok(None) => return,
+                    Err(e) => {
+                        error = Some(e);
+                        return;
+                    }
+                };
+                let need = u32::try_from(frame.len())
+                    .ok()
+                    .and_then(|n| n.checked_add(HDR_LEN));
+                let mut len = 0;
+                if let Some(need) = need.filter(|&n| n <= chain.writable_len()) {
                     let mut hdr = [0u8; HDR_LEN as usize];
                     hdr[10] = 1; // num_buffers
                     if chain.write(mem, 0, &hdr).is_ok() && chain.write(mem, HDR_LEN, frame).is_ok()
                     {
-                        used = need;
-                        self.stats.rx += 1;
-                    } else {
-                        self.stats.rx_dropped += 1;
+                        len = need;
                     }
                 }
-                _ => self.stats.rx_dropped += 1,
+                used = Some((chain.head, len));
+            });
+            if let Some(e) = error {
+                p.error = p.error.or(Some(e));
+                return;
             }
-            self.backend.rx_release();
-            if let Err(e) = vq.push_used(mem, chain.head, used) {
+            if !got {
+                return;
+            }
+            let Some((head, len)) = used else { return };
+            if len > 0 {
+                self.stats.rx += 1;
+            } else {
+                self.stats.rx_dropped += 1;
+            }
+            if let Err(e) = vq.push_used(mem, head, len) {
                 p.error = p.error.or(Some(e));
                 return;
             }
@@ -186,6 +198,7 @@ impl<B: NetBackend> VirtioDevice for Net<B> {
         let mut p = Progress::default();
         self.transmit(q, mem, &mut p);
         self.receive(q, mem, &mut p);
+        self.backend.publish();
         p
     }
 }
@@ -213,18 +226,24 @@ mod tests {
         fn mac(&self) -> [u8; 6] {
             [2, 0, 0, 0, 0, 7]
         }
-        fn tx_buffer(&mut self) -> Option<&mut [u8]> {
-            (self.free > 0).then_some(&mut self.buf[..])
+        fn tx_ready(&mut self) -> bool {
+            self.free > 0
         }
-        fn tx_send(&mut self, len: usize) {
+        fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+            if self.free == 0 || len > self.buf.len() {
+                return false;
+            }
+            fill(&mut self.buf[..len]);
             self.free -= 1;
             self.sent.push(self.buf[..len].to_vec());
+            true
         }
-        fn rx_peek(&mut self) -> Option<&[u8]> {
-            self.incoming.front().map(|f| &f[..])
-        }
-        fn rx_release(&mut self) {
-            self.incoming.pop_front();
+        fn receive(&mut self, take: &mut dyn FnMut(&[u8])) -> bool {
+            let Some(f) = self.incoming.pop_front() else {
+                return false;
+            };
+            take(&f);
+            true
         }
     }
 
