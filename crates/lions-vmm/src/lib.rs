@@ -41,6 +41,8 @@
 extern crate std;
 
 pub mod abort;
+#[cfg(any(feature = "serial", feature = "blk", feature = "net"))]
+pub mod backends;
 pub mod fdt;
 pub mod gic;
 pub mod linux;
