@@ -67,7 +67,10 @@ impl BlkBackend for lions_blk::BlkClient<'_> {
     }
     fn take_response(&mut self) -> Option<BlkResponse> {
         let c = self.poll().ok()??;
-        Some(BlkResponse { id: c.id, ok: c.status == lions_blk::ResponseStatus::Ok })
+        Some(BlkResponse {
+            id: c.id,
+            ok: c.status == lions_blk::ResponseStatus::Ok,
+        })
     }
 }
 
