@@ -25,6 +25,9 @@
 //! - [`psci`]: PSCI 1.2 calls a guest makes with `SMC`/`HVC` (VERSION, FEATURES, CPU_ON,
 //!   SYSTEM_OFF/RESET).
 //! - [`fdt`]: a flattened-device-tree writer for the memory, virtio-mmio and chosen/initrd nodes.
+//! - [`fault`]: one data-abort fault end to end (decode, dispatch, register write-back, PC).
+//! - [`uio`]: the doorbells of a Linux driver VM (guest to native by a fault on a reserved
+//!   page, native to guest by an injected IRQ).
 //!
 //! ## Protocol with the seL4 side
 //!
@@ -43,9 +46,11 @@ extern crate std;
 pub mod abort;
 #[cfg(any(feature = "serial", feature = "blk", feature = "net"))]
 pub mod backends;
+pub mod fault;
 pub mod fdt;
 pub mod gic;
 pub mod linux;
 pub mod psci;
 pub mod ram;
+pub mod uio;
 pub mod virtio;
