@@ -31,11 +31,12 @@
 //!
 //! ## Protocol with the seL4 side
 //!
-//! The VMM PD receives a vCPU's faults on its child id. A data abort arrives with the faulting
-//! guest-physical address and the ESR: [`abort::decode`] gives the access, the PD reads or writes
-//! the emulated device (a virtio-mmio window or the GIC distributor), writes the target register
-//! for a read ([`abort::DataAbort::read_result`]), advances the PC by
-//! [`abort::DataAbort::pc_step`] and resumes the vCPU. Interrupts a device raises go through
+//! The VMM PD receives a vCPU's faults on its child id (`lions_os::microkit::vcpu` decodes them
+//! and makes the vCPU calls). A data abort arrives with the faulting guest-physical address and
+//! the ESR: [`fault::emulate`] decodes it ([`abort::decode`]), lets the PD read or write the
+//! emulated device (a virtio-mmio window, the GIC distributor, a UIO doorbell), writes the target
+//! register for a read ([`abort::DataAbort::read_result`]) and advances the PC by
+//! [`abort::DataAbort::pc_step`]; the PD writes the registers back and resumes the vCPU. Interrupts a device raises go through
 //! [`gic::Gic::inject`], which yields the list-register writes the PD performs; a VGIC
 //! maintenance fault is [`gic::Gic::maintenance`].
 #![no_std]
