@@ -247,6 +247,9 @@ pub struct Blk<B> {
     /// The back end.
     pub backend: B,
     slots: [Option<Pending>; SLOTS],
+    /// Back-end requests still in flight when the device was reset: their cell stays busy
+    /// until the response arrives (the back end may still write it).
+    orphans: [Option<u32>; SLOTS],
     nslots: usize,
     /// What was refused.
     pub stats: BlkStats,
@@ -266,6 +269,7 @@ impl<B: BlkBackend> Blk<B> {
         Some(Self {
             backend,
             slots: [const { None }; SLOTS],
+            orphans: [None; SLOTS],
             nslots,
             stats: BlkStats::default(),
         })
@@ -515,9 +519,13 @@ impl<B: BlkBackend> VirtioDevice for Blk<B> {
         }
     }
     fn reset(&mut self) {
-        // Requests in flight at the back end complete into nothing (their responses are then
-        // counted as bad).
-        self.slots = [const { None }; SLOTS];
+        // Requests in flight at the back end complete into nothing; their cells stay reserved
+        // until their responses arrive.
+        for s in 0..self.nslots {
+            if let Some(id) = self.slots[s].take().and_then(|r| r.submitted) {
+                self.orphans[s] = Some(id);
+            }
+        }
     }
     fn process<M: GuestMemory>(&mut self, q: &mut Queues, mem: &mut M) -> Progress {
         let mut p = Progress::default();
@@ -527,13 +535,15 @@ impl<B: BlkBackend> VirtioDevice for Blk<B> {
                     .as_ref()
                     .is_some_and(|r| r.submitted == Some(resp.id))
             });
-            match slot {
-                Some(s) => self.complete(q, mem, s, resp.ok, &mut p),
-                None => self.stats.bad_responses += 1,
+            let orphan = (0..self.nslots).find(|&s| self.orphans[s] == Some(resp.id));
+            match (slot, orphan) {
+                (Some(s), _) => self.complete(q, mem, s, resp.ok, &mut p),
+                (None, Some(s)) => self.orphans[s] = None,
+                (None, None) => self.stats.bad_responses += 1,
             }
         }
         for s in 0..self.nslots {
-            if self.slots[s].is_none() {
+            if self.slots[s].is_none() && self.orphans[s].is_none() {
                 let vq = &mut q.q[0];
                 let chain = match vq
                     .pop(mem)
@@ -877,6 +887,44 @@ mod tests {
         d.poll(&mut ram);
         assert_eq!(d.dev.stats.bad_responses, 4);
         assert!(d.dev.backend.published >= 4);
+    }
+
+    #[test]
+    fn reset_keeps_cells_of_requests_in_flight() {
+        let mut m = vec![0u8; 0x40000];
+        let mut ram = GuestRam::single(0, &mut m).unwrap();
+        let (mut rig, mut d) = Rig::setup(&mut ram, FakeDisk::new(16));
+        rig.request(&mut ram, T_IN, 0, 512, 0);
+        d.write(&mut ram, reg::QUEUE_NOTIFY, Width::Word, 0);
+        assert_eq!(d.dev.backend.queue.len(), 1);
+        // The driver resets the device and starts again with four requests.
+        d.write(&mut ram, reg::STATUS, Width::Word, 0);
+        crate::virtio::mmio::tests::bring_up(
+            &mut d,
+            &mut ram,
+            F_VERSION_1,
+            &[(DESC, AVAIL, USED, 16)],
+        );
+        rig = Rig {
+            drv: Driver::new(16),
+        };
+        for i in 0..4 {
+            rig.request(&mut ram, T_IN, 8, 512, i * 3);
+        }
+        d.write(&mut ram, reg::QUEUE_NOTIFY, Width::Word, 0);
+        // Cell 0 still belongs to the old request: only three new ones went out.
+        let cells: Vec<_> = d.dev.backend.queue.iter().map(|(_, r)| r.offset).collect();
+        assert_eq!(cells, [0, 32768, 65536, 98304]);
+        assert_eq!(d.dev.in_flight(), 3);
+        // The old response frees cell 0 for the fourth request; nothing counts as forged.
+        for _ in 0..10 {
+            d.dev.backend.serve();
+            d.poll(&mut ram);
+        }
+        assert_eq!(d.dev.in_flight(), 0);
+        assert_eq!(d.dev.stats.bad_responses, 0);
+        let offsets: Vec<_> = d.dev.backend.log.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 32768, 65536, 98304, 0]);
     }
 
     #[test]
