@@ -21,6 +21,7 @@
 //! | 0x060 / 0x064 | `InterruptStatus` / `InterruptACK` | R / W |
 //! | 0x070 | `Status` | RW |
 //! | 0x080..0x0a4 | `QueueDesc`, `QueueDriver`, `QueueDevice` (low, high) | W |
+//! | 0x0ac..0x0bc | `SHMSel`, `SHMLen`, `SHMBase`: no regions (length and base all ones) | R |
 //! | 0x0fc | `ConfigGeneration` | R |
 //! | 0x100.. | device configuration space | RW |
 //!
@@ -274,6 +275,8 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             reg::INTERRUPT_STATUS => self.interrupt_status,
             reg::STATUS => self.status,
             reg::CONFIG_GENERATION => self.config_generation,
+            // SHMLen and SHMBase: no shared-memory regions, which reads as all ones.
+            0x0b0..=0x0bc => u32::MAX,
             _ => 0,
         };
         u64::from(v)
@@ -522,6 +525,9 @@ pub(crate) mod tests {
         assert_eq!(d.read(reg::DEVICE_FEATURES, W), 1, "VERSION_1 is bit 32");
         d.write(&mut ram, reg::DEVICE_FEATURES_SEL, W, 2);
         assert_eq!(d.read(reg::DEVICE_FEATURES, W), 0);
+        // No shared-memory regions: their length reads as all ones.
+        assert_eq!(d.read(0x0b0, W), u64::from(u32::MAX));
+        assert_eq!(d.read(0x0b4, W), u64::from(u32::MAX));
         // Config space at any width, zero past its end.
         assert_eq!(d.read(reg::CONFIG + 1, Width::Half), 0x3322);
         assert_eq!(d.read(reg::CONFIG, Width::Double), 0x4433_2211);
