@@ -31,6 +31,36 @@ pub trait VcpuRegs {
     fn set_pc(&mut self, pc: u64);
 }
 
+/// Words in seL4's AArch64 `seL4_UserContext` (pc, sp, spsr, 31 general registers in seL4's
+/// order, tpidr_el0, tpidrro_el0).
+pub const SEL4_CONTEXT_WORDS: usize = 36;
+
+/// A vCPU's registers as `seL4_TCB_ReadRegisters` returns them and `WriteRegisters` takes
+/// them: the register file the seL4 side hands to [`emulate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sel4Context(pub [u64; SEL4_CONTEXT_WORDS]);
+
+impl VcpuRegs for Sel4Context {
+    fn x(&self, n: u8) -> u64 {
+        crate::abort::sel4_context_index(Reg::X(n))
+            .and_then(|i| self.0.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+    fn set_x(&mut self, n: u8, v: u64) {
+        if let Some(r) = crate::abort::sel4_context_index(Reg::X(n)).and_then(|i| self.0.get_mut(i))
+        {
+            *r = v;
+        }
+    }
+    fn pc(&self) -> u64 {
+        self.0[crate::abort::sel4_context_pc()]
+    }
+    fn set_pc(&mut self, pc: u64) {
+        self.0[crate::abort::sel4_context_pc()] = pc;
+    }
+}
+
 /// One guest access to an emulated address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MmioAccess {
@@ -173,6 +203,24 @@ pub(crate) mod tests {
         })
         .unwrap();
         assert_eq!((r.x, r.pc), (before, 0x100c));
+    }
+
+    #[test]
+    fn sel4_context_order() {
+        let mut c = Sel4Context([0; SEL4_CONTEXT_WORDS]);
+        c.set_pc(0x4000_0000);
+        c.set_x(0, 1);
+        c.set_x(16, 2);
+        c.set_x(30, 3);
+        c.set_x(9, 4);
+        c.set_x(28, 5);
+        c.set_x(31, 6);
+        assert_eq!(&c.0[..5], &[0x4000_0000, 0, 0, 1, 0]);
+        assert_eq!((c.0[12], c.0[16], c.0[17], c.0[33]), (2, 3, 4, 5));
+        assert_eq!(c.0[34..], [0, 0], "x31 has no slot");
+        // ldr x16 through the context: the value lands in slot 12.
+        emulate(esr(8, 16, false, false, true), 0, &mut c, |_| Some(0xfeed)).unwrap();
+        assert_eq!((c.0[12], c.pc()), (0xfeed, 0x4000_0004));
     }
 
     #[test]

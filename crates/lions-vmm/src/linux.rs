@@ -242,6 +242,21 @@ pub struct EntryRegs {
     pub spsr: u64,
 }
 
+impl EntryRegs {
+    /// The registers in seL4's `seL4_UserContext` order (pc, sp, spsr, x0, ...; the rest 0), for
+    /// `seL4_TCB_WriteRegisters` with resume.
+    pub fn sel4_context(&self) -> crate::fault::Sel4Context {
+        use crate::fault::VcpuRegs;
+        let mut c = crate::fault::Sel4Context([0; crate::fault::SEL4_CONTEXT_WORDS]);
+        c.set_pc(self.pc);
+        c.0[2] = self.spsr;
+        for (n, &v) in (0u8..).zip(&self.x) {
+            c.set_x(n, v);
+        }
+        c
+    }
+}
+
 impl BootLayout {
     /// The boot vCPU's entry registers for this layout.
     pub fn entry(&self) -> EntryRegs {
@@ -387,6 +402,9 @@ mod tests {
         let (i, n) = l.initrd.unwrap();
         assert_eq!((i % INITRD_ALIGN, n), (0, 0x3000));
         assert!(i >= l.dtb + 0x1000);
+        let ctx = l.entry().sel4_context().0;
+        assert_eq!(&ctx[..4], &[l.kernel, 0, SPSR_EL1H_MASKED, l.dtb]);
+        assert!(ctx[4..].iter().all(|&r| r == 0));
         assert_eq!(
             l.entry(),
             EntryRegs {

@@ -27,6 +27,7 @@
 //! | [`read_registers`] | TCB `ReadRegisters` | 0: suspend source (bit 0), arch flags (8-15); 1: count; reply: the registers in `seL4_UserContext` order |
 //! | [`write_registers`] | TCB `WriteRegisters` | 0: resume target, arch flags; 1: count; 2..: registers |
 //! | [`restart`] | TCB `WriteRegisters` with resume | pc set, the other registers as read |
+//! | [`start`] | TCB `WriteRegisters` with resume | pc, spsr, x0-x3 given, the rest 0 |
 //! | [`stop`] | TCB `Suspend` | none |
 //! | [`inject_irq`] | VCPU `InjectIRQ` | 0: `virq` (bits 0-15), priority (16-23), group (24-31), list register (32-39) |
 //! | [`ack_vppi`] | VCPU `AckVPPI` | 0: the PPI |
@@ -229,6 +230,24 @@ pub fn restart<K: Kernel>(k: &K, l: &Labels, vcpu: u8, pc: u64) -> Result<(), Vc
     let mut regs = [0u64; USER_CONTEXT_WORDS];
     read_registers(k, l, vcpu, &mut regs)?;
     regs[0] = pc;
+    write_registers(k, l, vcpu, &regs, true)
+}
+
+/// Starts a vCPU from scratch, as `guest_start`: every register 0 except the PC, the SPSR
+/// (`spsr`, e.g. EL1h with interrupts masked) and `x0`-`x3`, then resumes it.
+pub fn start<K: Kernel>(
+    k: &K,
+    l: &Labels,
+    vcpu: u8,
+    pc: u64,
+    spsr: u64,
+    x: [u64; 4],
+) -> Result<(), VcpuError> {
+    let mut regs = [0u64; USER_CONTEXT_WORDS];
+    regs[0] = pc;
+    regs[2] = spsr;
+    // x0-x3 follow pc, sp and spsr in seL4's order.
+    regs[3..7].copy_from_slice(&x);
     write_registers(k, l, vcpu, &regs, true)
 }
 
@@ -439,6 +458,30 @@ mod tests {
         let mut expect = vec![1, USER_CONTEXT_WORDS as u64];
         expect.extend(&ctx);
         assert_eq!(calls[1], (VM_TCB, 3, expect));
+    }
+
+    #[test]
+    fn start_writes_a_fresh_context() {
+        let k = Fake::new();
+        start(&k, &L, 1, 0x4008_0000, 0x3c5, [0x4820_0000, 0, 0, 0]).unwrap();
+        let calls = k.calls.borrow().clone();
+        assert_eq!(calls.len(), 1);
+        let (dest, label, mrs) = &calls[0];
+        assert_eq!((*dest, *label), (VM_TCB + 1, 3));
+        assert_eq!(
+            &mrs[..7],
+            &[
+                1,
+                USER_CONTEXT_WORDS as u64,
+                0x4008_0000,
+                0,
+                0x3c5,
+                0x4820_0000,
+                0
+            ]
+        );
+        assert!(mrs[7..].iter().all(|&r| r == 0));
+        assert_eq!(mrs.len(), USER_CONTEXT_WORDS + 2);
     }
 
     #[test]
