@@ -136,6 +136,7 @@ fn queues() -> impl Strategy<Value = Vec<(u64, u64, u64, u64)>> {
     let addr = prop_oneof![
         4 => (0u64..RAM_SIZE as u64 / 16).prop_map(|v| RAM + v * 16),
         1 => any::<u64>().prop_map(|v| v & !15),
+        1 => Just(u64::MAX - 15),
     ];
     let size = prop_oneof![4 => Just(8u64), 1 => Just(4), 1 => any::<u64>()];
     proptest::collection::vec((addr.clone(), addr.clone(), addr, size), 2)

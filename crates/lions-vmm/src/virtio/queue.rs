@@ -68,6 +68,15 @@ pub enum QueueError {
     Memory(MemError),
 }
 
+/// `base + offset` for a guest-chosen ring address; an overflow is an access outside RAM.
+fn off(base: u64, offset: u64) -> Result<u64, QueueError> {
+    base.checked_add(offset)
+        .ok_or(QueueError::Memory(MemError::OutOfRange {
+            gpa: base,
+            len: offset,
+        }))
+}
+
 impl From<MemError> for QueueError {
     fn from(e: MemError) -> Self {
         QueueError::Memory(e)
@@ -214,7 +223,7 @@ impl Virtqueue {
     /// The next available chain head, if the driver published one.
     pub fn pop<M: GuestMemory>(&mut self, mem: &M) -> Result<Option<u16>, QueueError> {
         self.check_ready()?;
-        let avail_idx = mem.read_u16(self.avail + 2)?;
+        let avail_idx = mem.read_u16(off(self.avail, 2)?)?;
         let pending = avail_idx.wrapping_sub(self.last_avail);
         if pending == 0 {
             return Ok(None);
@@ -226,7 +235,7 @@ impl Virtqueue {
             });
         }
         let slot = u64::from(self.last_avail % self.size);
-        let head = mem.read_u16(self.avail + 4 + 2 * slot)?;
+        let head = mem.read_u16(off(self.avail, 4 + 2 * slot)?)?;
         self.last_avail = self.last_avail.wrapping_add(1);
         if head >= self.size {
             return Err(QueueError::HeadOutOfRange(head));
@@ -237,9 +246,7 @@ impl Virtqueue {
     /// True when the driver has published a chain the device has not taken.
     pub fn has_available<M: GuestMemory>(&self, mem: &M) -> bool {
         self.check_ready().is_ok()
-            && mem
-                .read_u16(self.avail + 2)
-                .is_ok_and(|i| i != self.last_avail)
+            && off(self.avail, 2).is_ok_and(|a| mem.read_u16(a).is_ok_and(|i| i != self.last_avail))
     }
 
     /// Reads and checks the chain starting at `head`.
@@ -260,12 +267,12 @@ impl Virtqueue {
             if chain.n == usize::from(self.size) {
                 return Err(QueueError::Loop);
             }
-            let at = self.desc + 16 * u64::from(i);
+            let at = off(self.desc, 16 * u64::from(i))?;
             let d = Desc {
                 addr: mem.read_u64(at)?,
-                len: mem.read_u32(at + 8)?,
-                flags: mem.read_u16(at + 12)?,
-                next: mem.read_u16(at + 14)?,
+                len: mem.read_u32(off(at, 8)?)?,
+                flags: mem.read_u16(off(at, 12)?)?,
+                next: mem.read_u16(off(at, 14)?)?,
             };
             if d.flags & DESC_F_INDIRECT != 0 {
                 return Err(QueueError::Indirect);
@@ -316,13 +323,13 @@ impl Virtqueue {
     ) -> Result<(), QueueError> {
         self.check_ready()?;
         let slot = u64::from(self.used_idx % self.size);
-        let at = self.used + 4 + 8 * slot;
+        let at = off(self.used, 4 + 8 * slot)?;
         mem.write_u32(at, u32::from(head))?;
-        mem.write_u32(at + 4, len)?;
+        mem.write_u32(off(at, 4)?, len)?;
         self.used_idx = self.used_idx.wrapping_add(1);
         // The entry is written before the index that publishes it (the seL4 side orders its
         // stores to guest RAM with a barrier before resuming the guest or injecting).
-        mem.write_u16(self.used + 2, self.used_idx)?;
+        mem.write_u16(off(self.used, 2)?, self.used_idx)?;
         Ok(())
     }
 }
@@ -586,6 +593,20 @@ pub(crate) mod tests {
         ram.write_u16(AVAIL + 2, 1).unwrap();
         ram.write_u16(AVAIL + 4, 77).unwrap();
         assert_eq!(q.pop(&ram), Err(QueueError::HeadOutOfRange(77)));
+        // Rings at the top of the address space: the offsets wrap, the accesses are refused.
+        let mut top = Virtqueue {
+            desc: u64::MAX - 15,
+            avail: u64::MAX - 1,
+            used: u64::MAX - 3,
+            ..q
+        };
+        assert!(matches!(top.pop(&ram), Err(QueueError::Memory(_))));
+        assert!(matches!(top.walk(&ram, 3), Err(QueueError::Memory(_))));
+        assert!(matches!(
+            top.push_used(&mut ram, 0, 0),
+            Err(QueueError::Memory(_))
+        ));
+        assert!(!top.has_available(&ram));
         // Rings outside RAM; a queue not ready or with a size that is not a power of two.
         let mut far = Virtqueue {
             avail: 0xffff_0000,
