@@ -46,6 +46,7 @@ mod rt;
 mod sel4;
 #[cfg(test)]
 mod tests;
+pub mod vcpu;
 
 pub use pd::{EventLoop, HandlerFailure, Kernel, MicrokitPd, PdInfo, Received, serve};
 #[cfg(lions_microkit)]
