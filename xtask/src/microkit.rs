@@ -128,25 +128,36 @@ impl Sdk {
 }
 
 /// Compare `invocations_all.json` (an object of invocation names to labels) with the labels
-/// `lions-os` compiled in.
+/// `lions-os` compiled in: `IRQAckIRQ` (every driver) and the vCPU/TCB labels a VMM uses.
 pub fn check_invocations(text: &str) -> Result<(), Error> {
-    use lions_os::microkit::board::current::IRQ_ACK_IRQ;
+    use lions_os::microkit::board::current::{IRQ_ACK_IRQ, VCPU_LABELS as V};
     let root: Value = serde_json::from_str(text).map_err(|e| Error::invalid("", e))?;
-    let Some(label) = root.get("IRQAckIRQ").and_then(Value::as_u64) else {
-        return Err(Error::invalid("", "no number `IRQAckIRQ`"));
-    };
-    if label == IRQ_ACK_IRQ {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "",
-            format!(
-                "IRQAckIRQ is {label} in this SDK but lions-os was built for {IRQ_ACK_IRQ} \
-             (lions_os::microkit::board, Microkit {SDK_VERSION}): another SDK version or \
-             kernel configuration"
-            ),
-        ))
+    let ours = [
+        ("IRQAckIRQ", IRQ_ACK_IRQ),
+        ("TCBReadRegisters", V.tcb_read_registers),
+        ("TCBWriteRegisters", V.tcb_write_registers),
+        ("TCBSuspend", V.tcb_suspend),
+        ("ARMVCPUInjectIRQ", V.vcpu_inject_irq),
+        ("ARMVCPUReadReg", V.vcpu_read_reg),
+        ("ARMVCPUWriteReg", V.vcpu_write_reg),
+        ("ARMVCPUAckVPPI", V.vcpu_ack_vppi),
+    ];
+    for (name, built) in ours {
+        let Some(label) = root.get(name).and_then(Value::as_u64) else {
+            return Err(Error::invalid("", format!("no number `{name}`")));
+        };
+        if label != built {
+            return Err(Error::invalid(
+                "",
+                format!(
+                    "{name} is {label} in this SDK but lions-os was built for {built} \
+                     (lions_os::microkit::board, Microkit {SDK_VERSION}): another SDK version or \
+                     kernel configuration"
+                ),
+            ));
+        }
     }
+    Ok(())
 }
 
 /// The QEMU command that boots `loader` on `qemu_virt_aarch64`, with the serial console (and
@@ -184,11 +195,18 @@ mod tests {
 
     #[test]
     fn invocation_labels_are_compared() {
-        assert!(check_invocations(r#"{"InvalidInvocation": 0, "IRQAckIRQ": 31}"#).is_ok());
-        let e = check_invocations(r#"{"IRQAckIRQ": 30}"#)
+        let sdk = r#"{"InvalidInvocation": 0, "IRQAckIRQ": 31, "TCBReadRegisters": 2,
+            "TCBWriteRegisters": 3, "TCBSuspend": 12, "ARMVCPUInjectIRQ": 60,
+            "ARMVCPUReadReg": 61, "ARMVCPUWriteReg": 62, "ARMVCPUAckVPPI": 63}"#;
+        assert!(check_invocations(sdk).is_ok());
+        let e = check_invocations(&sdk.replace("31", "30"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("30") && e.contains("31"), "{e}");
+        assert!(e.contains("IRQAckIRQ is 30") && e.contains("31"), "{e}");
+        let e = check_invocations(&sdk.replace(": 60", ": 56"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ARMVCPUInjectIRQ is 56"), "{e}");
         assert!(check_invocations(r#"{"IRQAck": 31}"#).is_err());
         assert!(check_invocations("[").is_err());
     }

@@ -21,6 +21,17 @@ pub mod qemu_virt_aarch64 {
     /// Invocation label of `IRQAckIRQ` (an IRQ handler capability's acknowledge) in `debug`
     /// (27 in `release`, where the four debug TCB invocations before it are absent).
     pub const IRQ_ACK_IRQ: u64 = 31;
+    /// The vCPU and TCB invocation labels a VMM uses ([`crate::microkit::vcpu`]), read from the
+    /// SDK's `debug` `invocations_all.json` (the TCB labels shift by 4 in `release`, as above).
+    pub const VCPU_LABELS: crate::microkit::vcpu::Labels = crate::microkit::vcpu::Labels {
+        tcb_read_registers: 2,
+        tcb_write_registers: 3,
+        tcb_suspend: 12,
+        vcpu_inject_irq: 60,
+        vcpu_read_reg: 61,
+        vcpu_write_reg: 62,
+        vcpu_ack_vppi: 63,
+    };
 }
 
 /// The board this build runs on.

@@ -219,7 +219,9 @@ impl Pending {
         let end = self.start + self.len;
         let first_unit = pos / TRANSFER_UNIT;
         // Saturating: a back end may report any capacity.
-        let cell_end = first_unit.saturating_add(CELL_UNITS).saturating_mul(TRANSFER_UNIT);
+        let cell_end = first_unit
+            .saturating_add(CELL_UNITS)
+            .saturating_mul(TRANSFER_UNIT);
         let chunk_end = end.min(cell_end);
         let units = chunk_end.div_ceil(TRANSFER_UNIT) - first_unit;
         Piece {
