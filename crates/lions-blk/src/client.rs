@@ -45,8 +45,7 @@
 
 use crate::config::BlkClientConfig;
 use crate::queue::{
-    BLK_TRANSFER_SIZE, BlkQueueError, BlkRequest, BlkRequester, RequestCode, ResponseStatus,
-    region_ptr,
+    BLK_TRANSFER_SIZE, BlkRequest, BlkRequester, QueueError, RequestCode, ResponseStatus,
 };
 use crate::storage_info::{BlkStorageInfo, StorageInfoPage};
 use core::ptr::NonNull;
@@ -136,12 +135,12 @@ impl<'a> BlkClient<'a> {
     /// The config's regions are mapped in this component for `'a` (the storage info readable,
     /// the rest read-write), shared only with the virt (and, for data, the device), and no other
     /// requester handle of this connection exists.
-    pub unsafe fn new(config: &BlkClientConfig) -> Result<Self, BlkQueueError> {
+    pub unsafe fn new(config: &BlkClientConfig) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
         let queue = unsafe { BlkRequester::from_connection(&config.virt) }?;
         // SAFETY: forwarded from the caller.
         let page = unsafe { StorageInfoPage::from_region(&config.virt.storage_info) }?;
-        let (data, data_len) = region_ptr(config.data.vaddr, config.data.size)?;
+        let (data, data_len) = lions_queue::clients::region(config.data.vaddr, config.data.size)?;
         // SAFETY: forwarded from the caller.
         Ok(unsafe { Self::with_queues(queue, config.virt.channel()?, page, data, data_len) })
     }

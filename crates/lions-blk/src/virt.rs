@@ -45,13 +45,14 @@ use crate::Error;
 use crate::config::{BlkVirtClient, BlkVirtConfig};
 use crate::partition::{Extent, PartitionError, PartitionTable, Partitioner, Step};
 use crate::queue::{
-    BLK_TRANSFER_SIZE, BlkQueueError, BlkRequest, BlkRequester, BlkResponse, BlkServer,
-    RequestCode, ResponseStatus, region_ptr,
+    BLK_TRANSFER_SIZE, BlkRequest, BlkRequester, BlkResponse, BlkServer, QueueError, RequestCode,
+    ResponseStatus,
 };
 use crate::storage_info::{StorageInfoPage, StorageInfoWriter};
 use core::ptr::NonNull;
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler};
 use lions_queue::RegionError;
+use lions_queue::clients::Clients;
 
 /// Most requests the virt keeps at the driver at once (a larger driver queue is used up to this).
 pub const MAX_DRIVER_REQUESTS: usize = 1024;
@@ -91,7 +92,7 @@ pub struct BlkVirt<'a> {
     disk: StorageInfoPage<'a>,
     /// The driver data region: where partition-table reads land.
     bounce: (NonNull<u8>, usize, u64),
-    clients: [Option<Client<'a>>; MAX_CLIENTS],
+    clients: Clients<Client<'a>>,
     num_clients: usize,
     /// The partition-table reader (`None` until the driver is ready); its pending read starts
     /// `skip` bytes into the buffer.
@@ -105,7 +106,6 @@ pub struct BlkVirt<'a> {
     free: [u16; MAX_DRIVER_REQUESTS],
     nfree: usize,
     next: usize,
-    faulty: u64,
 }
 
 impl<'a> BlkVirt<'a> {
@@ -116,26 +116,24 @@ impl<'a> BlkVirt<'a> {
     /// The config's regions are mapped in this component for `'a` (the driver's storage info at
     /// least readable, everything else read-write), each shared only with its peer and its
     /// device, and no other handle of the same roles exists.
-    pub unsafe fn new(config: &'a BlkVirtConfig) -> Result<Self, BlkQueueError> {
+    pub unsafe fn new(config: &'a BlkVirtConfig) -> Result<Self, QueueError> {
         let d = &config.driver;
         // SAFETY: forwarded from the caller.
         let driver = unsafe { BlkRequester::from_connection(&d.conn) }?;
         // SAFETY: forwarded from the caller.
         let disk = unsafe { StorageInfoPage::from_region(&d.conn.storage_info) }?;
-        let (base, len) = region_ptr(d.data.region.vaddr, d.data.region.size)?;
+        let (base, len) = lions_queue::clients::region(d.data.region.vaddr, d.data.region.size)?;
         let ids = MAX_DRIVER_REQUESTS.min(usize::from(d.conn.num_buffers));
         let num_clients = config.clients().len();
         let share = (ids / num_clients.max(1)).max(1) as u64;
-        let mut clients = [const { None }; MAX_CLIENTS];
-        let mut faulty = 0;
-        for (c, cfg) in config.clients().iter().enumerate() {
+        let clients = Clients::new(config.clients(), |_, cfg| {
             // SAFETY: forwarded from the caller.
             match unsafe { client(cfg, share) } {
-                Ok(cl) => clients[c] = Some(cl),
-                Err(BlkQueueError::Handle(_)) => faulty |= 1 << c,
-                Err(e) => return Err(e),
+                Ok(cl) => Ok(Some(cl)),
+                Err(QueueError::Handle(_)) => Ok(None),
+                Err(e) => Err(e),
             }
-        }
+        })?;
         Ok(Self {
             driver,
             driver_ch: d.conn.channel()?,
@@ -152,13 +150,12 @@ impl<'a> BlkVirt<'a> {
             free: core::array::from_fn(|i| u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0)),
             nfree: ids,
             next: 0,
-            faulty,
         })
     }
 
     /// Clients found misbehaving (bit i = client i); they are no longer served.
     pub fn faulty(&self) -> u64 {
-        self.faulty
+        self.clients.faulty()
     }
 
     /// Whether the partition table has been read and the clients' pages published.
@@ -229,7 +226,7 @@ impl<'a> BlkVirt<'a> {
         let (Some(p), Some(disk)) = (&self.part, self.disk.read()) else {
             return;
         };
-        for cl in self.clients[..self.num_clients].iter_mut().flatten() {
+        let _ = self.clients.each(|_, cl| {
             cl.extent = p.table().ok().and_then(|t| t.get(cl.partition));
             cl.read_only = disk.read_only();
             let mut info = disk;
@@ -237,7 +234,8 @@ impl<'a> BlkVirt<'a> {
             info.queue_depth = u16::try_from(cl.limit).unwrap_or(u16::MAX);
             (info.cylinders, info.heads, info.blocks) = (0, 0, 0);
             cl.page.publish(&info);
-        }
+            Ok::<_, ()>(true)
+        });
         self.ready = true;
     }
 
@@ -288,7 +286,7 @@ impl<'a> BlkVirt<'a> {
                 continue;
             }
             let c = usize::from(slot.client);
-            let Some(cl) = self.clients[c].as_mut() else {
+            let Some(cl) = self.clients.get(c) else {
                 continue;
             };
             cl.in_flight = cl.in_flight.saturating_sub(1);
@@ -300,7 +298,7 @@ impl<'a> BlkVirt<'a> {
                 .respond(BlkResponse::new(status, count, slot.id))
                 .is_err()
             {
-                self.fault(c);
+                self.clients.fault(c);
             }
         }
         Ok(())
@@ -310,7 +308,7 @@ impl<'a> BlkVirt<'a> {
     /// the driver allow.
     fn client_provide(&mut self, c: usize) -> Result<(), Error> {
         loop {
-            let Some(cl) = self.clients[c].as_mut() else {
+            let Some(cl) = self.clients.get(c) else {
                 return Ok(());
             };
             if cl.barrier || cl.in_flight >= cl.limit {
@@ -325,7 +323,7 @@ impl<'a> BlkVirt<'a> {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
                 Err(_) => {
-                    self.fault(c);
+                    self.clients.fault(c);
                     return Ok(());
                 }
             };
@@ -336,7 +334,7 @@ impl<'a> BlkVirt<'a> {
                         .respond(BlkResponse::new(status, 0, req.id))
                         .is_err()
                     {
-                        self.fault(c);
+                        self.clients.fault(c);
                         return Ok(());
                     }
                 }
@@ -346,22 +344,17 @@ impl<'a> BlkVirt<'a> {
                     if barrier && cl.in_flight > 0 || !self.send(r, owner, req.id)? {
                         return Ok(());
                     }
-                    let Some(cl) = self.clients[c].as_mut() else {
+                    let Some(cl) = self.clients.get(c) else {
                         return Ok(());
                     };
                     cl.in_flight += 1;
                     cl.barrier = barrier;
                 }
             }
-            if let Some(cl) = self.clients[c].as_mut() {
+            if let Some(cl) = self.clients.get(c) {
                 let _ = cl.queue.requests().pop();
             }
         }
-    }
-
-    fn fault(&mut self, c: usize) {
-        self.faulty |= 1 << c;
-        self.clients[c] = None;
     }
 
     /// Phase 3: publish everywhere; notify whoever got something.
@@ -369,12 +362,12 @@ impl<'a> BlkVirt<'a> {
         if self.driver.publish() {
             self.driver_ch.notify()?;
         }
-        for cl in self.clients[..self.num_clients].iter_mut().flatten() {
+        self.clients.each(|_, cl| {
             if cl.queue.publish() {
                 cl.ch.notify()?;
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 }
 
@@ -382,14 +375,14 @@ impl<'a> BlkVirt<'a> {
 ///
 /// # Safety
 /// As for [`BlkVirt::new`].
-unsafe fn client<'a>(cfg: &BlkVirtClient, share: u64) -> Result<Client<'a>, BlkQueueError> {
+unsafe fn client<'a>(cfg: &BlkVirtClient, share: u64) -> Result<Client<'a>, QueueError> {
     // SAFETY: forwarded from the caller.
     let queue = unsafe { BlkServer::from_connection(&cfg.conn) }?;
     // SAFETY: forwarded from the caller.
     let page = unsafe { StorageInfoWriter::from_region(&cfg.conn.storage_info) }?;
     let data = cfg.data;
     if data.io_addr.checked_add(data.region.size).is_none() || !data.io_addr.is_multiple_of(BLK) {
-        return Err(BlkQueueError::Region(RegionError::Misaligned));
+        return Err(QueueError::Region(RegionError::Misaligned));
     }
     Ok(Client {
         queue,

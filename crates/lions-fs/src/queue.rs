@@ -9,9 +9,7 @@ use core::ops::Range;
 use core::ptr::NonNull;
 use lions_os::RegionResource;
 use lions_queue::atomic::AtomicU64;
-use lions_queue::{
-    Capacity, Consumer, HandleError, Producer, QueueHeader, QueueMemory, RegionError,
-};
+use lions_queue::{Capacity, Consumer, Producer, QueueHeader, QueueMemory, RegionError};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Messages per queue (`FS_QUEUE_CAPACITY`); all are usable.
@@ -820,46 +818,11 @@ pub struct FsStat {
     pub used: u64,
 }
 
-/// Why queues could not be set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueError {
-    /// A region is misaligned or too small.
-    Region(RegionError),
-    /// The indices already in shared memory are inconsistent.
-    Handle(HandleError),
-    /// A config names a region that is not mapped here (vaddr 0).
-    Unmapped,
-    /// A config's channel id is above [`lions_os::MAX_CHANNEL`].
-    Channel(u8),
-}
-
-impl From<RegionError> for QueueError {
-    fn from(e: RegionError) -> Self {
-        Self::Region(e)
-    }
-}
-
-impl From<HandleError> for QueueError {
-    fn from(e: HandleError) -> Self {
-        Self::Handle(e)
-    }
-}
-
-impl core::fmt::Display for QueueError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Region(e) => e.fmt(f),
-            Self::Handle(e) => e.fmt(f),
-            Self::Unmapped => write!(f, "queue region is not mapped in this component"),
-            Self::Channel(id) => write!(f, "channel id {id} is above 61"),
-        }
-    }
-}
-
-impl core::error::Error for QueueError {}
+/// Why queues could not be set up: the one error type of every class crate's queues.
+pub use lions_queue::clients::QueueError;
 
 fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
-    r.as_raw_parts().ok_or(QueueError::Unmapped)
+    lions_queue::clients::region(r.vaddr, r.size)
 }
 
 /// The command and completion queue regions of a connection.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The plumbing every virtualiser shares: mapping a queue region named in a config
-//! ([`region`]), why a queue could not be set up ([`QueueError`]), and the table of a
+//! ([`region`]), why a queue could not be set up ([`QueueError`], shared by every class crate), and the table of a
 //! virtualiser's clients with the set of those still served ([`Clients`]).
 //!
 //! ## Protocol
@@ -31,6 +31,8 @@ pub enum QueueError {
     Unmapped,
     /// A queue to be primed already holds entries, or a handle to be re-made has staged entries.
     NotEmpty,
+    /// A config's channel id is not a Microkit channel (above 61).
+    Channel(u8),
 }
 
 impl From<RegionError> for QueueError {
@@ -52,6 +54,7 @@ impl core::fmt::Display for QueueError {
             Self::Handle(e) => e.fmt(f),
             Self::Unmapped => write!(f, "queue region is not mapped in this component"),
             Self::NotEmpty => write!(f, "queue is not empty"),
+            Self::Channel(id) => write!(f, "channel id {id} is above 61"),
         }
     }
 }
@@ -218,5 +221,9 @@ mod tests {
         );
         let (p, n) = region(0x1000, 4096).unwrap();
         assert_eq!((p.as_ptr().addr(), n), (0x1000, 4096));
+        assert_eq!(
+            QueueError::Channel(62).to_string(),
+            "channel id 62 is above 61"
+        );
     }
 }
