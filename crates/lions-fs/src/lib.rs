@@ -72,6 +72,7 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "fat")]
 pub mod fat;
+pub mod fd;
 pub mod protocol;
 pub mod queue;
 pub mod server;

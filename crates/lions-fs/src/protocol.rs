@@ -7,7 +7,6 @@ use bitflags::bitflags;
 use core::ops::Range;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-
 /// Longest path, in bytes, without terminator.
 pub const FS_MAX_PATH_LENGTH: u64 = 4095;
 

@@ -12,7 +12,6 @@ use lions_queue::{Capacity, Consumer, Producer, QueueHeader, QueueMemory, Region
 
 pub use crate::protocol::*;
 
-
 /// Messages per queue (`FS_QUEUE_CAPACITY`); all are usable.
 pub const FS_QUEUE_CAPACITY: usize = 511;
 
@@ -57,7 +56,6 @@ unsafe impl<E: FsMessage> QueueHeader for FsQueue<E> {
         &self.tail
     }
 }
-
 
 /// Why queues could not be set up: the one error type of every class crate's queues.
 pub use lions_queue::clients::QueueError;
@@ -188,7 +186,6 @@ impl<'a> FsServerQueues<'a> {
         unsafe { Self::new(c, cl, p, pl) }
     }
 }
-
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
