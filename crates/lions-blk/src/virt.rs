@@ -85,9 +85,45 @@ struct Client<'a> {
     barrier: bool,
 }
 
+/// The driver connection and the virt's request ids on it.
+struct Driver<'a> {
+    queue: BlkRequester<'a>,
+    /// What each driver id stands for (ids `0..ids`).
+    slots: [Option<Slot>; MAX_DRIVER_REQUESTS],
+    ids: usize,
+    /// The driver ids not in use: `free[..nfree]` (a stack, so taking one is O(1)).
+    free: [u16; MAX_DRIVER_REQUESTS],
+    nfree: usize,
+}
+
+impl Driver<'_> {
+    /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `Ok(false)` when
+    /// the driver has no room (no free id or a full queue), an error when the driver wrote an
+    /// impossible queue index (the driver is trusted: the virt stops rather than stall silently).
+    fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Result<bool, Error> {
+        let Some(n) = self.nfree.checked_sub(1) else {
+            return Ok(false);
+        };
+        let did = self.free[n];
+        r.id = u32::from(did);
+        match self.queue.submit(r) {
+            Ok(()) => {}
+            Err(lions_queue::PushError::Full(_)) => return Ok(false),
+            Err(lions_queue::PushError::Peer(e, _)) => return Err(Error::Peer(e)),
+        }
+        self.nfree = n;
+        self.slots[usize::from(did)] = Some(Slot {
+            client,
+            count: r.count,
+            id,
+        });
+        Ok(true)
+    }
+}
+
 /// The block virtualiser; see the module docs.
 pub struct BlkVirt<'a> {
-    driver: BlkRequester<'a>,
+    driver: Driver<'a>,
     driver_ch: Channel,
     disk: StorageInfoPage<'a>,
     /// The driver data region: where partition-table reads land.
@@ -99,12 +135,6 @@ pub struct BlkVirt<'a> {
     part: Option<Partitioner>,
     skip: usize,
     ready: bool,
-    /// What each driver id stands for (ids `0..ids`).
-    slots: [Option<Slot>; MAX_DRIVER_REQUESTS],
-    ids: usize,
-    /// The driver ids not in use: `free[..nfree]` (a stack, so taking one is O(1)).
-    free: [u16; MAX_DRIVER_REQUESTS],
-    nfree: usize,
     next: usize,
 }
 
@@ -119,7 +149,7 @@ impl<'a> BlkVirt<'a> {
     pub unsafe fn new(config: &'a BlkVirtConfig) -> Result<Self, QueueError> {
         let d = &config.driver;
         // SAFETY: forwarded from the caller.
-        let driver = unsafe { BlkRequester::from_connection(&d.conn) }?;
+        let queue = unsafe { BlkRequester::from_connection(&d.conn) }?;
         // SAFETY: forwarded from the caller.
         let disk = unsafe { StorageInfoPage::from_region(&d.conn.storage_info) }?;
         let (base, len) = lions_queue::clients::region(d.data.region.vaddr, d.data.region.size)?;
@@ -135,7 +165,16 @@ impl<'a> BlkVirt<'a> {
             }
         })?;
         Ok(Self {
-            driver,
+            driver: Driver {
+                queue,
+                slots: [None; MAX_DRIVER_REQUESTS],
+                ids,
+                // Ids pop from the end: hand out 0 first.
+                free: core::array::from_fn(|i| {
+                    u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0)
+                }),
+                nfree: ids,
+            },
             driver_ch: d.conn.channel()?,
             disk,
             bounce: (base, len, d.data.io_addr),
@@ -144,11 +183,6 @@ impl<'a> BlkVirt<'a> {
             part: None,
             skip: 0,
             ready: false,
-            slots: [None; MAX_DRIVER_REQUESTS],
-            ids,
-            // Ids pop from the end: hand out 0 first.
-            free: core::array::from_fn(|i| u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0)),
-            nfree: ids,
             next: 0,
         })
     }
@@ -188,7 +222,7 @@ impl<'a> BlkVirt<'a> {
             let skip = offset % BLK;
             let count = u16::try_from((skip + len as u64).div_ceil(BLK)).unwrap_or(u16::MAX);
             let r = BlkRequest::new(RequestCode::Read, self.bounce.2, offset / BLK, count, 0);
-            if self.send(r, OWN, 0)? {
+            if self.driver.send(r, OWN, 0)? {
                 self.skip = usize::try_from(skip).unwrap_or(0);
                 return Ok(());
             }
@@ -248,39 +282,17 @@ impl<'a> BlkVirt<'a> {
             .map(Partitioner::table)
     }
 
-    /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `Ok(false)` when
-    /// the driver has no room (no free id or a full queue), an error when the driver wrote an
-    /// impossible queue index (the driver is trusted: the virt stops rather than stall silently).
-    fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Result<bool, Error> {
-        let Some(n) = self.nfree.checked_sub(1) else {
-            return Ok(false);
-        };
-        let did = self.free[n];
-        r.id = u32::from(did);
-        match self.driver.submit(r) {
-            Ok(()) => {}
-            Err(lions_queue::PushError::Full(_)) => return Ok(false),
-            Err(lions_queue::PushError::Peer(e, _)) => return Err(Error::Peer(e)),
-        }
-        self.nfree = n;
-        self.slots[usize::from(did)] = Some(Slot {
-            client,
-            count: r.count,
-            id,
-        });
-        Ok(true)
-    }
-
     /// Phase 1, driver side: every response back to its client (or to the partitioner).
     fn driver_return(&mut self) -> Result<(), Error> {
-        while let Some(resp) = self.driver.response()? {
+        while let Some(resp) = self.driver.queue.response()? {
+            let d = &mut self.driver;
             let did = usize::try_from(resp.id).unwrap_or(usize::MAX);
-            let Some(slot) = self.slots[..self.ids].get_mut(did).and_then(Option::take) else {
+            let Some(slot) = d.slots[..d.ids].get_mut(did).and_then(Option::take) else {
                 continue;
             };
             // `did < ids <= MAX_DRIVER_REQUESTS`, and a taken slot's id is not on the stack.
-            self.free[self.nfree] = u16::try_from(did).unwrap_or(0);
-            self.nfree += 1;
+            d.free[d.nfree] = u16::try_from(did).unwrap_or(0);
+            d.nfree += 1;
             if slot.client == OWN {
                 self.own_response(resp, slot)?;
                 continue;
@@ -307,10 +319,13 @@ impl<'a> BlkVirt<'a> {
     /// Phase 1, client side: take client `c`'s requests while its limit, its response room and
     /// the driver allow.
     fn client_provide(&mut self, c: usize) -> Result<(), Error> {
+        let Self {
+            clients, driver, ..
+        } = self;
+        let Some(cl) = clients.get(c) else {
+            return Ok(());
+        };
         loop {
-            let Some(cl) = self.clients.get(c) else {
-                return Ok(());
-            };
             if cl.barrier || cl.in_flight >= cl.limit {
                 return Ok(());
             }
@@ -323,7 +338,7 @@ impl<'a> BlkVirt<'a> {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
                 Err(_) => {
-                    self.clients.fault(c);
+                    clients.fault(c);
                     return Ok(());
                 }
             };
@@ -334,32 +349,27 @@ impl<'a> BlkVirt<'a> {
                         .respond(BlkResponse::new(status, 0, req.id))
                         .is_err()
                     {
-                        self.clients.fault(c);
+                        clients.fault(c);
                         return Ok(());
                     }
                 }
                 Ok(r) => {
                     let barrier = r.code == RequestCode::Barrier as u32;
                     let owner = u8::try_from(c).unwrap_or(OWN);
-                    if barrier && cl.in_flight > 0 || !self.send(r, owner, req.id)? {
+                    if barrier && cl.in_flight > 0 || !driver.send(r, owner, req.id)? {
                         return Ok(());
                     }
-                    let Some(cl) = self.clients.get(c) else {
-                        return Ok(());
-                    };
                     cl.in_flight += 1;
                     cl.barrier = barrier;
                 }
             }
-            if let Some(cl) = self.clients.get(c) {
-                let _ = cl.queue.requests().pop();
-            }
+            let _ = cl.queue.requests().pop();
         }
     }
 
     /// Phase 3: publish everywhere; notify whoever got something.
     fn notify(&mut self) -> Result<(), Error> {
-        if self.driver.publish() {
+        if self.driver.queue.publish() {
             self.driver_ch.notify()?;
         }
         self.clients.each(|_, cl| {

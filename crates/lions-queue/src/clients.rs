@@ -125,11 +125,9 @@ impl<T> Clients<T> {
     /// Client `c`'s entry, unless it is unconfigured or faulted.
     #[inline]
     pub fn get(&mut self, c: usize) -> Option<&mut T> {
-        if c < MAX_CLIENTS && self.live & (1 << c) != 0 {
-            self.ends[c].as_mut()
-        } else {
-            None
-        }
+        // A client is live exactly while its entry is `Some` (`new` and `fault` keep the two in
+        // step), so the entry alone answers.
+        self.ends.get_mut(c)?.as_mut()
     }
 
     /// Stop serving client `c` for good.
