@@ -6,8 +6,8 @@ use crate::config::I2cConnectionResource;
 use bitflags::bitflags;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
-use lions_os::RegionResource;
 use lions_queue::atomic::AtomicU32;
+use lions_queue::clients::{pair, region};
 use lions_queue::{
     Capacity, Consumer, PeerError, Producer, PushError, QueueHeader, QueueMemory, RegionError,
 };
@@ -456,39 +456,21 @@ impl<'a> RequestProducer<'a> {
 /// Why queues could not be set up: the queue error every class crate shares.
 pub use lions_queue::clients::QueueError;
 
-fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
-    lions_queue::clients::region(r.vaddr, r.size)
-}
-
-/// The request and response queue regions of a connection.
-type Regions = ((NonNull<u8>, usize), (NonNull<u8>, usize));
-
-fn regions(conn: &I2cConnectionResource) -> Result<Regions, QueueError> {
-    Ok((region_ptr(&conn.req_queue)?, region_ptr(&conn.resp_queue)?))
-}
-
 /// Both queues of a connection, checked, not yet claimed by a role.
-///
-/// # Safety
-/// As for [`QueueMemory::inline`], for both regions.
-unsafe fn memories<'a>(
-    req: NonNull<u8>,
-    req_len: usize,
-    resp: NonNull<u8>,
-    resp_len: usize,
-) -> Result<
-    (
-        QueueMemory<'a, I2cRequestQueue>,
-        QueueMemory<'a, I2cResponseQueue>,
-    ),
-    QueueError,
-> {
-    let cap = capacity()?;
-    // SAFETY: forwarded from the caller.
-    let req = unsafe { QueueMemory::inline(req, req_len, cap)? };
-    // SAFETY: forwarded from the caller.
-    let resp = unsafe { QueueMemory::inline(resp, resp_len, cap)? };
-    Ok((req, resp))
+type Memories<'a> = (
+    QueueMemory<'a, I2cRequestQueue>,
+    QueueMemory<'a, I2cResponseQueue>,
+);
+
+/// A connection's (request, response) queue regions in this address space.
+#[allow(clippy::type_complexity)]
+fn regions(
+    conn: &I2cConnectionResource,
+) -> Result<((NonNull<u8>, usize), (NonNull<u8>, usize)), QueueError> {
+    Ok((
+        region(conn.req_queue.vaddr, conn.req_queue.size)?,
+        region(conn.resp_queue.vaddr, conn.resp_queue.size)?,
+    ))
 }
 
 /// The requesting side of a connection (a client toward the virt, the virt toward the driver).
@@ -521,7 +503,7 @@ impl<'a> I2cClientQueues<'a> {
         resp_len: usize,
     ) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
-        let (req, resp) = unsafe { memories(req, req_len, resp, resp_len)? };
+        let (req, resp): Memories = unsafe { pair((req, req_len), (resp, resp_len), capacity()?)? };
         let header = req.header();
         let requests = RequestProducer {
             ring: req.producer()?,
@@ -557,7 +539,7 @@ impl<'a> I2cServerQueues<'a> {
         resp_len: usize,
     ) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
-        let (req, resp) = unsafe { memories(req, req_len, resp, resp_len)? };
+        let (req, resp): Memories = unsafe { pair((req, req_len), (resp, resp_len), capacity()?)? };
         Ok(Self {
             requests: req.consumer()?,
             responses: resp.producer()?,

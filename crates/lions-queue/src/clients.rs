@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The plumbing every virtualiser shares: mapping a queue region named in a config
-//! ([`region`]), why a queue could not be set up ([`QueueError`], shared by every class crate), and the table of a
+//! ([`region`]) and a connection's two queues over them ([`pair`]), why a queue could not be set up ([`QueueError`], shared by every class crate), and the table of a
 //! virtualiser's clients with the set of those still served ([`Clients`]).
 //!
 //! ## Protocol
@@ -14,7 +14,7 @@
 //!   `u64` ([`Clients::each`], [`Clients::live`]): its cost is the number of live clients, never
 //!   [`MAX_CLIENTS`].
 
-use crate::{HandleError, RegionError};
+use crate::{Capacity, HandleError, QueueHeader, QueueMemory, RegionError};
 use core::ptr::NonNull;
 
 /// Most clients a virtualiser serves (sdfgen's 64; one bit each in a `u64` set).
@@ -70,6 +70,23 @@ pub fn region(vaddr: u64, size: u64) -> Result<(NonNull<u8>, usize), QueueError>
     addr.checked_add(len).ok_or(QueueError::Unmapped)?;
     let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr));
     Ok((ptr.ok_or(QueueError::Unmapped)?, len))
+}
+
+/// A connection's two queues, each with its entries after its header in its own region
+/// (`(base, len)`, as [`region`] gives it) and `cap` entries: checked, not yet claimed by a role.
+///
+/// # Safety
+/// As for [`QueueMemory::inline`], for both regions.
+pub unsafe fn pair<'a, A: QueueHeader, B: QueueHeader>(
+    a: (NonNull<u8>, usize),
+    b: (NonNull<u8>, usize),
+    cap: Capacity,
+) -> Result<(QueueMemory<'a, A>, QueueMemory<'a, B>), QueueError> {
+    // SAFETY: forwarded from the caller.
+    let a = unsafe { QueueMemory::inline(a.0, a.1, cap)? };
+    // SAFETY: forwarded from the caller.
+    let b = unsafe { QueueMemory::inline(b.0, b.1, cap)? };
+    Ok((a, b))
 }
 
 /// The members of `set` (bit `c` = client `c`) in index order: the cost is the number of members.
