@@ -254,7 +254,7 @@ struct Pair<'a> {
 }
 
 /// # Safety
-/// As for [`QueueMemory::inline`], for both regions.
+/// As for [`lions_queue::clients::pair`].
 unsafe fn pair<'a>(
     req: NonNull<u8>,
     req_len: usize,
@@ -265,9 +265,7 @@ unsafe fn pair<'a>(
     let cap = Capacity::new::<u32>(u64::from(capacity))
         .map_err(|e| QueueError::Region(RegionError::Capacity(e)))?;
     // SAFETY: forwarded from the caller.
-    let req = unsafe { QueueMemory::inline(req, req_len, cap) }.map_err(QueueError::Region)?;
-    // SAFETY: forwarded from the caller.
-    let resp = unsafe { QueueMemory::inline(resp, resp_len, cap) }.map_err(QueueError::Region)?;
+    let (req, resp) = unsafe { lions_queue::clients::pair((req, req_len), (resp, resp_len), cap)? };
     Ok(Pair { req, resp })
 }
 

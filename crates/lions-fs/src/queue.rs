@@ -8,6 +8,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use lions_os::RegionResource;
 use lions_queue::atomic::AtomicU64;
+use lions_queue::clients::{pair, region};
 use lions_queue::{Capacity, Consumer, Producer, QueueHeader, QueueMemory, RegionError};
 
 pub use crate::protocol::*;
@@ -61,7 +62,7 @@ unsafe impl<E: FsMessage> QueueHeader for FsQueue<E> {
 pub use lions_queue::clients::QueueError;
 
 fn region_ptr(r: &RegionResource) -> Result<(NonNull<u8>, usize), QueueError> {
-    lions_queue::clients::region(r.vaddr, r.size)
+    region(r.vaddr, r.size)
 }
 
 /// The command and completion queue regions of a connection.
@@ -75,28 +76,10 @@ fn regions(conn: &FsConnectionResource) -> Result<Regions, QueueError> {
 }
 
 /// Both queues of a connection, checked, not yet claimed by a role.
-///
-/// # Safety
-/// As for [`QueueMemory::inline`], for both regions.
-unsafe fn memories<'a>(
-    cmd: NonNull<u8>,
-    cmd_len: usize,
-    cmpl: NonNull<u8>,
-    cmpl_len: usize,
-) -> Result<
-    (
-        QueueMemory<'a, CommandQueue>,
-        QueueMemory<'a, CompletionQueue>,
-    ),
-    QueueError,
-> {
-    let cap = capacity()?;
-    // SAFETY: forwarded from the caller.
-    let cmd = unsafe { QueueMemory::inline(cmd, cmd_len, cap)? };
-    // SAFETY: forwarded from the caller.
-    let cmpl = unsafe { QueueMemory::inline(cmpl, cmpl_len, cap)? };
-    Ok((cmd, cmpl))
-}
+type Memories<'a> = (
+    QueueMemory<'a, CommandQueue>,
+    QueueMemory<'a, CompletionQueue>,
+);
 
 /// The client side: produces commands, consumes completions. Publish, then always notify.
 pub struct FsClientQueues<'a> {
@@ -129,7 +112,7 @@ impl<'a> FsClientQueues<'a> {
         cmpl_len: usize,
     ) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
-        let (cmd, cmpl) = unsafe { memories(cmd, cmd_len, cmpl, cmpl_len)? };
+        let (cmd, cmpl): Memories = unsafe { pair((cmd, cmd_len), (cmpl, cmpl_len), capacity()?)? };
         let cmpl_head = cmpl.header().head();
         Ok(Self {
             commands: cmd.producer()?,
@@ -169,7 +152,7 @@ impl<'a> FsServerQueues<'a> {
         cmpl_len: usize,
     ) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
-        let (cmd, cmpl) = unsafe { memories(cmd, cmd_len, cmpl, cmpl_len)? };
+        let (cmd, cmpl): Memories = unsafe { pair((cmd, cmd_len), (cmpl, cmpl_len), capacity()?)? };
         Ok(Self {
             commands: cmd.consumer()?,
             completions: cmpl.producer()?,
