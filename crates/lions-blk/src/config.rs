@@ -37,8 +37,8 @@ pub struct BlkConnectionResource {
 
 impl BlkConnectionResource {
     /// The channel to the peer.
-    pub fn channel(&self) -> Result<lions_os::Channel, crate::queue::BlkQueueError> {
-        lions_os::Channel::try_new(self.id).ok_or(crate::queue::BlkQueueError::Channel(self.id))
+    pub fn channel(&self) -> Result<lions_os::Channel, crate::queue::QueueError> {
+        lions_os::Channel::try_new(self.id).ok_or(crate::queue::QueueError::Channel(self.id))
     }
 
     /// Check that `num_buffers` is a non-zero power of two and that the storage info and both

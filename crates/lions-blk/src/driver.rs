@@ -45,8 +45,7 @@
 use crate::Error;
 use crate::config::BlkDriverConfig;
 use crate::queue::{
-    BLK_TRANSFER_SIZE, BlkQueueError, BlkRequest, BlkResponse, BlkServer, RequestCode,
-    ResponseStatus,
+    BLK_TRANSFER_SIZE, BlkRequest, BlkResponse, BlkServer, QueueError, RequestCode, ResponseStatus,
 };
 use crate::storage_info::{BlkStorageInfo, StorageInfoWriter};
 use lions_os::{Channel, ChannelSet, Handler};
@@ -130,11 +129,7 @@ impl<'a, D: BlkDevice> BlkDriver<'a, D> {
     /// # Safety
     /// The config's regions are mapped read-write in this component for `'a`, shared only with the
     /// virt, and no other handle of the server role or storage-info writer exists for them.
-    pub unsafe fn new(
-        dev: D,
-        config: &BlkDriverConfig,
-        irq: Channel,
-    ) -> Result<Self, BlkQueueError> {
+    pub unsafe fn new(dev: D, config: &BlkDriverConfig, irq: Channel) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
         let virt = unsafe { BlkServer::from_connection(&config.virt) }?;
         // SAFETY: forwarded from the caller.

@@ -110,8 +110,8 @@ pub use config::{
 pub use driver::{BlkDevice, BlkDriver, DeviceCompletion, DeviceOp, DeviceRequest};
 pub use partition::{Extent, PartitionError, PartitionTable, Partitioner, Scheme};
 pub use queue::{
-    BLK_TRANSFER_SIZE, BlkQueueError, BlkReqQueue, BlkRequest, BlkRequester, BlkRespQueue,
-    BlkResponse, BlkServer, RequestCode, ResponseStatus,
+    BLK_TRANSFER_SIZE, BlkReqQueue, BlkRequest, BlkRequester, BlkRespQueue, BlkResponse, BlkServer,
+    QueueError, RequestCode, ResponseStatus,
 };
 pub use storage_info::{BlkStorageInfo, StorageInfoPage, StorageInfoWriter};
 pub use virt::BlkVirt;

@@ -12,8 +12,7 @@ use core::sync::atomic::Ordering;
 use lions_queue::atomic::AtomicU8;
 use lions_queue::atomic::AtomicU32;
 use lions_queue::{
-    Capacity, Consumer, HandleError, PeerError, Producer, PushError, QueueHeader, QueueMemory,
-    RegionError,
+    Capacity, Consumer, PeerError, Producer, PushError, QueueHeader, QueueMemory, RegionError,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -245,39 +244,8 @@ unsafe impl QueueHeader for BlkRespQueue {
     }
 }
 
-/// Why a block queue handle could not be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlkQueueError {
-    /// A region of the connection is not mapped in this component (vaddr 0) or does not fit the
-    /// address space.
-    Unmapped,
-    /// A region is too small or misaligned, or the capacity is zero or not a power of two.
-    Region(RegionError),
-    /// The indices already in a header are inconsistent.
-    Handle(HandleError),
-    /// The connection's channel id is not a Microkit channel (above 61).
-    Channel(u8),
-}
-
-impl core::fmt::Display for BlkQueueError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Unmapped => write!(f, "blk queue region is not mapped"),
-            Self::Region(e) => e.fmt(f),
-            Self::Handle(e) => e.fmt(f),
-            Self::Channel(id) => write!(f, "blk connection channel id {id} is above 61"),
-        }
-    }
-}
-
-impl core::error::Error for BlkQueueError {}
-
-/// A region given by a config entry as a pointer and length in this address space.
-pub(crate) fn region_ptr(vaddr: u64, size: u64) -> Result<(NonNull<u8>, usize), BlkQueueError> {
-    lions_os::RegionResource { vaddr, size }
-        .as_raw_parts()
-        .ok_or(BlkQueueError::Unmapped)
-}
+/// Why a block queue handle could not be made: the one error type of every class crate's queues.
+pub use lions_queue::clients::QueueError;
 
 /// Both queues of one connection, checked, not yet claimed by a role.
 struct Pair<'a> {
@@ -286,21 +254,18 @@ struct Pair<'a> {
 }
 
 /// # Safety
-/// As for [`QueueMemory::inline`], for both regions.
+/// As for [`lions_queue::clients::pair`].
 unsafe fn pair<'a>(
     req: NonNull<u8>,
     req_len: usize,
     resp: NonNull<u8>,
     resp_len: usize,
     capacity: u16,
-) -> Result<Pair<'a>, BlkQueueError> {
+) -> Result<Pair<'a>, QueueError> {
     let cap = Capacity::new::<u32>(u64::from(capacity))
-        .map_err(|e| BlkQueueError::Region(RegionError::Capacity(e)))?;
+        .map_err(|e| QueueError::Region(RegionError::Capacity(e)))?;
     // SAFETY: forwarded from the caller.
-    let req = unsafe { QueueMemory::inline(req, req_len, cap) }.map_err(BlkQueueError::Region)?;
-    // SAFETY: forwarded from the caller.
-    let resp =
-        unsafe { QueueMemory::inline(resp, resp_len, cap) }.map_err(BlkQueueError::Region)?;
+    let (req, resp) = unsafe { lions_queue::clients::pair((req, req_len), (resp, resp_len), cap)? };
     Ok(Pair { req, resp })
 }
 
@@ -308,10 +273,10 @@ unsafe fn pair<'a>(
 #[allow(clippy::type_complexity)]
 fn connection_regions(
     conn: &BlkConnectionResource,
-) -> Result<((NonNull<u8>, usize), (NonNull<u8>, usize)), BlkQueueError> {
+) -> Result<((NonNull<u8>, usize), (NonNull<u8>, usize)), QueueError> {
     Ok((
-        region_ptr(conn.req_queue.vaddr, conn.req_queue.size)?,
-        region_ptr(conn.resp_queue.vaddr, conn.resp_queue.size)?,
+        lions_queue::clients::region(conn.req_queue.vaddr, conn.req_queue.size)?,
+        lions_queue::clients::region(conn.resp_queue.vaddr, conn.resp_queue.size)?,
     ))
 }
 
@@ -339,15 +304,15 @@ impl<'a> BlkRequester<'a> {
         resp: NonNull<u8>,
         resp_len: usize,
         capacity: u16,
-    ) -> Result<Self, BlkQueueError> {
+    ) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
         let p = unsafe { pair(req, req_len, resp, resp_len, capacity) }?;
         let header = p.req.header();
-        let mut req = p.req.producer().map_err(BlkQueueError::Handle)?;
-        let mut resp = p.resp.consumer().map_err(BlkQueueError::Handle)?;
+        let mut req = p.req.producer().map_err(QueueError::Handle)?;
+        let mut resp = p.resp.consumer().map_err(QueueError::Handle)?;
         // A restarted requester counts what it can see: requests not yet taken and answers not
         // yet read (requests the server holds are invisible, so this is a lower bound).
-        let peer = |e: PeerError| BlkQueueError::Handle(e.into());
+        let peer = |e: PeerError| QueueError::Handle(e.into());
         let in_flight = req.len().map_err(peer)? + resp.len().map_err(peer)?;
         Ok(Self {
             req,
@@ -362,7 +327,7 @@ impl<'a> BlkRequester<'a> {
     /// # Safety
     /// The connection describes regions mapped at its vaddrs in this component for `'a`, and the
     /// rest of [`new`](Self::new) holds.
-    pub unsafe fn from_connection(conn: &BlkConnectionResource) -> Result<Self, BlkQueueError> {
+    pub unsafe fn from_connection(conn: &BlkConnectionResource) -> Result<Self, QueueError> {
         let ((q, ql), (r, rl)) = connection_regions(conn)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(q, ql, r, rl, conn.num_buffers) }
@@ -442,12 +407,12 @@ impl<'a> BlkServer<'a> {
         resp: NonNull<u8>,
         resp_len: usize,
         capacity: u16,
-    ) -> Result<Self, BlkQueueError> {
+    ) -> Result<Self, QueueError> {
         // SAFETY: forwarded from the caller.
         let p = unsafe { pair(req, req_len, resp, resp_len, capacity) }?;
         let header = p.req.header();
-        let req = p.req.consumer().map_err(BlkQueueError::Handle)?;
-        let resp = p.resp.producer().map_err(BlkQueueError::Handle)?;
+        let req = p.req.consumer().map_err(QueueError::Handle)?;
+        let resp = p.resp.producer().map_err(QueueError::Handle)?;
         Ok(Self { req, resp, header })
     }
 
@@ -455,7 +420,7 @@ impl<'a> BlkServer<'a> {
     ///
     /// # Safety
     /// As for [`BlkRequester::from_connection`], with the server role.
-    pub unsafe fn from_connection(conn: &BlkConnectionResource) -> Result<Self, BlkQueueError> {
+    pub unsafe fn from_connection(conn: &BlkConnectionResource) -> Result<Self, QueueError> {
         let ((q, ql), (r, rl)) = connection_regions(conn)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(q, ql, r, rl, conn.num_buffers) }

@@ -9,7 +9,7 @@
 //! `ready` itself is only ever accessed atomically, so a reader that sees it set sees every field
 //! written before it.
 
-use crate::queue::{BlkQueueError, region_ptr};
+use crate::queue::QueueError;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
@@ -73,16 +73,16 @@ impl BlkStorageInfo {
 }
 
 /// Check and cast a storage-info region.
-fn page(base: NonNull<u8>, len: usize) -> Result<NonNull<BlkStorageInfo>, BlkQueueError> {
+fn page(base: NonNull<u8>, len: usize) -> Result<NonNull<BlkStorageInfo>, QueueError> {
     let needed = size_of::<BlkStorageInfo>();
     if len < needed {
-        return Err(BlkQueueError::Region(RegionError::TooSmall {
+        return Err(QueueError::Region(RegionError::TooSmall {
             needed,
             have: len,
         }));
     }
     if !base.cast::<BlkStorageInfo>().as_ptr().is_aligned() {
-        return Err(BlkQueueError::Region(RegionError::Misaligned));
+        return Err(QueueError::Region(RegionError::Misaligned));
     }
     Ok(base.cast())
 }
@@ -111,7 +111,7 @@ impl<'a> StorageInfoPage<'a> {
     /// # Safety
     /// `base..base + len` is mapped readable for `'a`, and its writer follows the protocol of this
     /// module (fields written before `ready`, `ready` written atomically).
-    pub unsafe fn new(base: NonNull<u8>, len: usize) -> Result<Self, BlkQueueError> {
+    pub unsafe fn new(base: NonNull<u8>, len: usize) -> Result<Self, QueueError> {
         Ok(Self {
             info: page(base, len)?,
             _page: PhantomData,
@@ -123,8 +123,8 @@ impl<'a> StorageInfoPage<'a> {
     /// # Safety
     /// The region is mapped at its vaddr in this component for `'a`; otherwise as for
     /// [`new`](Self::new).
-    pub unsafe fn from_region(region: &RegionResource) -> Result<Self, BlkQueueError> {
-        let (base, len) = region_ptr(region.vaddr, region.size)?;
+    pub unsafe fn from_region(region: &RegionResource) -> Result<Self, QueueError> {
+        let (base, len) = lions_queue::clients::region(region.vaddr, region.size)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(base, len) }
     }
@@ -174,7 +174,7 @@ impl<'a> StorageInfoWriter<'a> {
     /// # Safety
     /// `base..base + len` is mapped read-write for `'a`, and no other writer of the page exists in
     /// this or any other process while the handle lives.
-    pub unsafe fn new(base: NonNull<u8>, len: usize) -> Result<Self, BlkQueueError> {
+    pub unsafe fn new(base: NonNull<u8>, len: usize) -> Result<Self, QueueError> {
         Ok(Self {
             info: page(base, len)?,
             _page: PhantomData,
@@ -186,8 +186,8 @@ impl<'a> StorageInfoWriter<'a> {
     /// # Safety
     /// The region is mapped read-write at its vaddr in this component for `'a`; otherwise as for
     /// [`new`](Self::new).
-    pub unsafe fn from_region(region: &RegionResource) -> Result<Self, BlkQueueError> {
-        let (base, len) = region_ptr(region.vaddr, region.size)?;
+    pub unsafe fn from_region(region: &RegionResource) -> Result<Self, QueueError> {
+        let (base, len) = lions_queue::clients::region(region.vaddr, region.size)?;
         // SAFETY: forwarded from the caller.
         unsafe { Self::new(base, len) }
     }
@@ -308,7 +308,7 @@ mod tests {
         unsafe {
             assert_eq!(
                 StorageInfoPage::new(base, 87).err(),
-                Some(BlkQueueError::Region(RegionError::TooSmall {
+                Some(QueueError::Region(RegionError::TooSmall {
                     needed: 88,
                     have: 87
                 }))
@@ -316,7 +316,7 @@ mod tests {
             let odd = NonNull::new(base.as_ptr().add(4)).unwrap();
             assert_eq!(
                 StorageInfoWriter::new(odd, 100).err(),
-                Some(BlkQueueError::Region(RegionError::Misaligned))
+                Some(QueueError::Region(RegionError::Misaligned))
             );
             let unmapped = RegionResource {
                 vaddr: 0,
@@ -324,7 +324,7 @@ mod tests {
             };
             assert_eq!(
                 StorageInfoPage::from_region(&unmapped).err(),
-                Some(BlkQueueError::Unmapped)
+                Some(QueueError::Unmapped)
             );
         }
     }

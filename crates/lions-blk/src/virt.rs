@@ -45,13 +45,14 @@ use crate::Error;
 use crate::config::{BlkVirtClient, BlkVirtConfig};
 use crate::partition::{Extent, PartitionError, PartitionTable, Partitioner, Step};
 use crate::queue::{
-    BLK_TRANSFER_SIZE, BlkQueueError, BlkRequest, BlkRequester, BlkResponse, BlkServer,
-    RequestCode, ResponseStatus, region_ptr,
+    BLK_TRANSFER_SIZE, BlkRequest, BlkRequester, BlkResponse, BlkServer, QueueError, RequestCode,
+    ResponseStatus,
 };
 use crate::storage_info::{StorageInfoPage, StorageInfoWriter};
 use core::ptr::NonNull;
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler};
 use lions_queue::RegionError;
+use lions_queue::clients::Clients;
 
 /// Most requests the virt keeps at the driver at once (a larger driver queue is used up to this).
 pub const MAX_DRIVER_REQUESTS: usize = 1024;
@@ -84,28 +85,57 @@ struct Client<'a> {
     barrier: bool,
 }
 
-/// The block virtualiser; see the module docs.
-pub struct BlkVirt<'a> {
-    driver: BlkRequester<'a>,
-    driver_ch: Channel,
-    disk: StorageInfoPage<'a>,
-    /// The driver data region: where partition-table reads land.
-    bounce: (NonNull<u8>, usize, u64),
-    clients: [Option<Client<'a>>; MAX_CLIENTS],
-    num_clients: usize,
-    /// The partition-table reader (`None` until the driver is ready); its pending read starts
-    /// `skip` bytes into the buffer.
-    part: Option<Partitioner>,
-    skip: usize,
-    ready: bool,
+/// The driver connection and the virt's request ids on it.
+struct Driver<'a> {
+    queue: BlkRequester<'a>,
     /// What each driver id stands for (ids `0..ids`).
     slots: [Option<Slot>; MAX_DRIVER_REQUESTS],
     ids: usize,
     /// The driver ids not in use: `free[..nfree]` (a stack, so taking one is O(1)).
     free: [u16; MAX_DRIVER_REQUESTS],
     nfree: usize,
+}
+
+impl Driver<'_> {
+    /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `Ok(false)` when
+    /// the driver has no room (no free id or a full queue), an error when the driver wrote an
+    /// impossible queue index (the driver is trusted: the virt stops rather than stall silently).
+    fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Result<bool, Error> {
+        let Some(n) = self.nfree.checked_sub(1) else {
+            return Ok(false);
+        };
+        let did = self.free[n];
+        r.id = u32::from(did);
+        match self.queue.submit(r) {
+            Ok(()) => {}
+            Err(lions_queue::PushError::Full(_)) => return Ok(false),
+            Err(lions_queue::PushError::Peer(e, _)) => return Err(Error::Peer(e)),
+        }
+        self.nfree = n;
+        self.slots[usize::from(did)] = Some(Slot {
+            client,
+            count: r.count,
+            id,
+        });
+        Ok(true)
+    }
+}
+
+/// The block virtualiser; see the module docs.
+pub struct BlkVirt<'a> {
+    driver: Driver<'a>,
+    driver_ch: Channel,
+    disk: StorageInfoPage<'a>,
+    /// The driver data region: where partition-table reads land.
+    bounce: (NonNull<u8>, usize, u64),
+    clients: Clients<Client<'a>>,
+    num_clients: usize,
+    /// The partition-table reader (`None` until the driver is ready); its pending read starts
+    /// `skip` bytes into the buffer.
+    part: Option<Partitioner>,
+    skip: usize,
+    ready: bool,
     next: usize,
-    faulty: u64,
 }
 
 impl<'a> BlkVirt<'a> {
@@ -116,28 +146,35 @@ impl<'a> BlkVirt<'a> {
     /// The config's regions are mapped in this component for `'a` (the driver's storage info at
     /// least readable, everything else read-write), each shared only with its peer and its
     /// device, and no other handle of the same roles exists.
-    pub unsafe fn new(config: &'a BlkVirtConfig) -> Result<Self, BlkQueueError> {
+    pub unsafe fn new(config: &'a BlkVirtConfig) -> Result<Self, QueueError> {
         let d = &config.driver;
         // SAFETY: forwarded from the caller.
-        let driver = unsafe { BlkRequester::from_connection(&d.conn) }?;
+        let queue = unsafe { BlkRequester::from_connection(&d.conn) }?;
         // SAFETY: forwarded from the caller.
         let disk = unsafe { StorageInfoPage::from_region(&d.conn.storage_info) }?;
-        let (base, len) = region_ptr(d.data.region.vaddr, d.data.region.size)?;
+        let (base, len) = lions_queue::clients::region(d.data.region.vaddr, d.data.region.size)?;
         let ids = MAX_DRIVER_REQUESTS.min(usize::from(d.conn.num_buffers));
         let num_clients = config.clients().len();
         let share = (ids / num_clients.max(1)).max(1) as u64;
-        let mut clients = [const { None }; MAX_CLIENTS];
-        let mut faulty = 0;
-        for (c, cfg) in config.clients().iter().enumerate() {
+        let clients = Clients::new(config.clients(), |_, cfg| {
             // SAFETY: forwarded from the caller.
             match unsafe { client(cfg, share) } {
-                Ok(cl) => clients[c] = Some(cl),
-                Err(BlkQueueError::Handle(_)) => faulty |= 1 << c,
-                Err(e) => return Err(e),
+                Ok(cl) => Ok(Some(cl)),
+                Err(QueueError::Handle(_)) => Ok(None),
+                Err(e) => Err(e),
             }
-        }
+        })?;
         Ok(Self {
-            driver,
+            driver: Driver {
+                queue,
+                slots: [None; MAX_DRIVER_REQUESTS],
+                ids,
+                // Ids pop from the end: hand out 0 first.
+                free: core::array::from_fn(|i| {
+                    u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0)
+                }),
+                nfree: ids,
+            },
             driver_ch: d.conn.channel()?,
             disk,
             bounce: (base, len, d.data.io_addr),
@@ -146,19 +183,13 @@ impl<'a> BlkVirt<'a> {
             part: None,
             skip: 0,
             ready: false,
-            slots: [None; MAX_DRIVER_REQUESTS],
-            ids,
-            // Ids pop from the end: hand out 0 first.
-            free: core::array::from_fn(|i| u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0)),
-            nfree: ids,
             next: 0,
-            faulty,
         })
     }
 
     /// Clients found misbehaving (bit i = client i); they are no longer served.
     pub fn faulty(&self) -> u64 {
-        self.faulty
+        self.clients.faulty()
     }
 
     /// Whether the partition table has been read and the clients' pages published.
@@ -191,7 +222,7 @@ impl<'a> BlkVirt<'a> {
             let skip = offset % BLK;
             let count = u16::try_from((skip + len as u64).div_ceil(BLK)).unwrap_or(u16::MAX);
             let r = BlkRequest::new(RequestCode::Read, self.bounce.2, offset / BLK, count, 0);
-            if self.send(r, OWN, 0)? {
+            if self.driver.send(r, OWN, 0)? {
                 self.skip = usize::try_from(skip).unwrap_or(0);
                 return Ok(());
             }
@@ -229,7 +260,7 @@ impl<'a> BlkVirt<'a> {
         let (Some(p), Some(disk)) = (&self.part, self.disk.read()) else {
             return;
         };
-        for cl in self.clients[..self.num_clients].iter_mut().flatten() {
+        let _ = self.clients.each(|_, cl| {
             cl.extent = p.table().ok().and_then(|t| t.get(cl.partition));
             cl.read_only = disk.read_only();
             let mut info = disk;
@@ -237,7 +268,8 @@ impl<'a> BlkVirt<'a> {
             info.queue_depth = u16::try_from(cl.limit).unwrap_or(u16::MAX);
             (info.cylinders, info.heads, info.blocks) = (0, 0, 0);
             cl.page.publish(&info);
-        }
+            Ok::<_, ()>(true)
+        });
         self.ready = true;
     }
 
@@ -250,45 +282,23 @@ impl<'a> BlkVirt<'a> {
             .map(Partitioner::table)
     }
 
-    /// Send `r` to the driver under a fresh id standing for (`client`, `id`); `Ok(false)` when
-    /// the driver has no room (no free id or a full queue), an error when the driver wrote an
-    /// impossible queue index (the driver is trusted: the virt stops rather than stall silently).
-    fn send(&mut self, mut r: BlkRequest, client: u8, id: u32) -> Result<bool, Error> {
-        let Some(n) = self.nfree.checked_sub(1) else {
-            return Ok(false);
-        };
-        let did = self.free[n];
-        r.id = u32::from(did);
-        match self.driver.submit(r) {
-            Ok(()) => {}
-            Err(lions_queue::PushError::Full(_)) => return Ok(false),
-            Err(lions_queue::PushError::Peer(e, _)) => return Err(Error::Peer(e)),
-        }
-        self.nfree = n;
-        self.slots[usize::from(did)] = Some(Slot {
-            client,
-            count: r.count,
-            id,
-        });
-        Ok(true)
-    }
-
     /// Phase 1, driver side: every response back to its client (or to the partitioner).
     fn driver_return(&mut self) -> Result<(), Error> {
-        while let Some(resp) = self.driver.response()? {
+        while let Some(resp) = self.driver.queue.response()? {
+            let d = &mut self.driver;
             let did = usize::try_from(resp.id).unwrap_or(usize::MAX);
-            let Some(slot) = self.slots[..self.ids].get_mut(did).and_then(Option::take) else {
+            let Some(slot) = d.slots[..d.ids].get_mut(did).and_then(Option::take) else {
                 continue;
             };
             // `did < ids <= MAX_DRIVER_REQUESTS`, and a taken slot's id is not on the stack.
-            self.free[self.nfree] = u16::try_from(did).unwrap_or(0);
-            self.nfree += 1;
+            d.free[d.nfree] = u16::try_from(did).unwrap_or(0);
+            d.nfree += 1;
             if slot.client == OWN {
                 self.own_response(resp, slot)?;
                 continue;
             }
             let c = usize::from(slot.client);
-            let Some(cl) = self.clients[c].as_mut() else {
+            let Some(cl) = self.clients.get(c) else {
                 continue;
             };
             cl.in_flight = cl.in_flight.saturating_sub(1);
@@ -300,7 +310,7 @@ impl<'a> BlkVirt<'a> {
                 .respond(BlkResponse::new(status, count, slot.id))
                 .is_err()
             {
-                self.fault(c);
+                self.clients.fault(c);
             }
         }
         Ok(())
@@ -309,10 +319,13 @@ impl<'a> BlkVirt<'a> {
     /// Phase 1, client side: take client `c`'s requests while its limit, its response room and
     /// the driver allow.
     fn client_provide(&mut self, c: usize) -> Result<(), Error> {
+        let Self {
+            clients, driver, ..
+        } = self;
+        let Some(cl) = clients.get(c) else {
+            return Ok(());
+        };
         loop {
-            let Some(cl) = self.clients[c].as_mut() else {
-                return Ok(());
-            };
             if cl.barrier || cl.in_flight >= cl.limit {
                 return Ok(());
             }
@@ -325,7 +338,7 @@ impl<'a> BlkVirt<'a> {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
                 Err(_) => {
-                    self.fault(c);
+                    clients.fault(c);
                     return Ok(());
                 }
             };
@@ -336,45 +349,35 @@ impl<'a> BlkVirt<'a> {
                         .respond(BlkResponse::new(status, 0, req.id))
                         .is_err()
                     {
-                        self.fault(c);
+                        clients.fault(c);
                         return Ok(());
                     }
                 }
                 Ok(r) => {
                     let barrier = r.code == RequestCode::Barrier as u32;
                     let owner = u8::try_from(c).unwrap_or(OWN);
-                    if barrier && cl.in_flight > 0 || !self.send(r, owner, req.id)? {
+                    if barrier && cl.in_flight > 0 || !driver.send(r, owner, req.id)? {
                         return Ok(());
                     }
-                    let Some(cl) = self.clients[c].as_mut() else {
-                        return Ok(());
-                    };
                     cl.in_flight += 1;
                     cl.barrier = barrier;
                 }
             }
-            if let Some(cl) = self.clients[c].as_mut() {
-                let _ = cl.queue.requests().pop();
-            }
+            let _ = cl.queue.requests().pop();
         }
-    }
-
-    fn fault(&mut self, c: usize) {
-        self.faulty |= 1 << c;
-        self.clients[c] = None;
     }
 
     /// Phase 3: publish everywhere; notify whoever got something.
     fn notify(&mut self) -> Result<(), Error> {
-        if self.driver.publish() {
+        if self.driver.queue.publish() {
             self.driver_ch.notify()?;
         }
-        for cl in self.clients[..self.num_clients].iter_mut().flatten() {
+        self.clients.each(|_, cl| {
             if cl.queue.publish() {
                 cl.ch.notify()?;
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 }
 
@@ -382,14 +385,14 @@ impl<'a> BlkVirt<'a> {
 ///
 /// # Safety
 /// As for [`BlkVirt::new`].
-unsafe fn client<'a>(cfg: &BlkVirtClient, share: u64) -> Result<Client<'a>, BlkQueueError> {
+unsafe fn client<'a>(cfg: &BlkVirtClient, share: u64) -> Result<Client<'a>, QueueError> {
     // SAFETY: forwarded from the caller.
     let queue = unsafe { BlkServer::from_connection(&cfg.conn) }?;
     // SAFETY: forwarded from the caller.
     let page = unsafe { StorageInfoWriter::from_region(&cfg.conn.storage_info) }?;
     let data = cfg.data;
     if data.io_addr.checked_add(data.region.size).is_none() || !data.io_addr.is_multiple_of(BLK) {
-        return Err(BlkQueueError::Region(RegionError::Misaligned));
+        return Err(QueueError::Region(RegionError::Misaligned));
     }
     Ok(Client {
         queue,

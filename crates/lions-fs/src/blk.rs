@@ -84,7 +84,7 @@ pub enum FatServerError {
     /// The FS connection (queues, share region, channel id).
     Fs(QueueError),
     /// The blk connection.
-    Blk(lions_blk::queue::BlkQueueError),
+    Blk(QueueError),
     /// The blk virtualiser did not publish the partition (or stopped answering).
     Storage(ClientError),
     /// The virtualiser has no partition for this server (capacity 0).

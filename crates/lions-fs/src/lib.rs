@@ -6,7 +6,8 @@
 //!
 //! | module | what | |
 //! |---|---|---|
-//! | [`queue`], [`config`] | wire format, config structs | no_std |
+//! | [`protocol`] | wire format: command and completion messages, params, status codes, open flags, `fs_stat_t`, share-buffer bounds | no_std |
+//! | [`queue`], [`config`] | the 511-message queues and a connection's client and server ends (protocol re-exported); config structs | no_std |
 //! | [`share`] | [`ShareRegion`]: bounds-checked copies in and out of the share region, path checks | no_std |
 //! | [`server`] | [`FsServer`] (a [`lions_os::Handler`]): command dispatch, [`FdTable`] with generations and busy counts; [`FsBackend`], the trait a file system implements | no_std |
 //! | [`block`] | [`BlockDevice`], what a backend sits on (the lions-blk client provides one) | no_std |
@@ -73,6 +74,8 @@ pub mod config;
 pub mod deferred;
 #[cfg(feature = "fat")]
 pub mod fat;
+pub mod fd;
+pub mod protocol;
 pub mod queue;
 pub mod server;
 pub mod share;

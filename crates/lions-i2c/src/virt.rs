@@ -41,7 +41,8 @@ use crate::queue::{
     I2cResponse, I2cServerQueues, QueueError, RequestProducer,
 };
 use crate::{Error, channel_of};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, MessageInfo, get_mr};
+use lions_os::{Channel, ChannelSet, Handler, MessageInfo, get_mr};
+use lions_queue::clients::{Clients, bits};
 
 const NOBODY: u8 = u8::MAX;
 
@@ -76,7 +77,7 @@ pub struct I2cVirt<'a> {
     config: &'a I2cVirtConfig,
     driver: I2cClientQueues<'a>,
     driver_ch: Channel,
-    clients: [Option<(I2cServerQueues<'a>, Channel)>; MAX_CLIENTS],
+    clients: Clients<(I2cServerQueues<'a>, Channel)>,
     /// Owner (client index) of each bus address, or `NOBODY`.
     owner: [u8; 128],
     /// The deferred-work FIFO; `waiting` = the set of clients in it.
@@ -84,7 +85,6 @@ pub struct I2cVirt<'a> {
     waiting: u64,
     /// The submitting client of each transaction the driver has not answered, oldest first.
     inflight: Fifo,
-    faulty: u64,
 }
 
 impl<'a> I2cVirt<'a> {
@@ -95,32 +95,29 @@ impl<'a> I2cVirt<'a> {
     /// The config's regions are mapped read-write in this component for `'a`, each shared only
     /// with its peer, and no other handle of the same roles exists.
     pub unsafe fn new(config: &'a I2cVirtConfig) -> Result<Self, Error> {
-        let mut virt = Self {
+        Ok(Self {
             config,
             // SAFETY: forwarded from the caller.
             driver: unsafe { I2cClientQueues::from_connection(&config.driver) }?,
             driver_ch: channel_of(&config.driver)?,
-            clients: [const { None }; MAX_CLIENTS],
+            clients: Clients::new(config.clients(), |_, c| {
+                // SAFETY: forwarded from the caller.
+                match unsafe { I2cServerQueues::from_connection(&c.conn) } {
+                    Ok(q) => Ok(Some((q, channel_of(&c.conn)?))),
+                    Err(QueueError::Handle(_)) => Ok(None),
+                    Err(e) => Err(Error::from(e)),
+                }
+            })?,
             owner: [NOBODY; 128],
             deferred: Fifo([0; 256], 0, 0),
             waiting: 0,
             inflight: Fifo([0; 256], 0, 0),
-            faulty: 0,
-        };
-        for (i, c) in config.clients().iter().enumerate() {
-            // SAFETY: forwarded from the caller.
-            match unsafe { I2cServerQueues::from_connection(&c.conn) } {
-                Ok(q) => virt.clients[i] = Some((q, channel_of(&c.conn)?)),
-                Err(QueueError::Handle(_)) => virt.faulty |= 1 << i,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(virt)
+        })
     }
 
     /// Clients found misbehaving (bit i = client i); they are ignored.
     pub fn faulty(&self) -> u64 {
-        self.faulty
+        self.clients.faulty()
     }
 
     /// The client owning bus address `address`, if any.
@@ -134,12 +131,12 @@ impl<'a> I2cVirt<'a> {
     /// and its addresses freed).
     fn request(&mut self, c: usize) -> Result<bool, Error> {
         let cfg = &self.config.clients()[c];
-        while let Some((q, _)) = &mut self.clients[c] {
+        while let Some((q, _)) = self.clients.get(c) {
             let (first, avail) = match (q.requests.peek(), q.requests.len()) {
                 (Ok(None), _) => return Ok(true),
                 (Ok(Some(first)), Ok(avail)) => (first, avail),
                 _ => {
-                    (self.faulty, self.clients[c]) = (self.faulty | 1 << c, None);
+                    self.clients.fault(c);
                     self.owner = self
                         .owner
                         .map(|o| if usize::from(o) == c { NOBODY } else { o });
@@ -212,7 +209,7 @@ impl Handler for I2cVirt<'_> {
         // FIFO in order.
         let committed = self.inflight.2;
         while let Some(r) = self.driver.responses.pop()? {
-            if let Some((q, _)) = self.inflight.pop().and_then(|c| self.clients[c].as_mut()) {
+            if let Some((q, _)) = self.inflight.pop().and_then(|c| self.clients.get(c)) {
                 let _ = q.responses.push(r);
             }
         }
@@ -223,11 +220,8 @@ impl Handler for I2cVirt<'_> {
             self.deferred.pop();
             self.waiting &= !(1 << c);
         }
-        let n = self.config.clients().len();
-        for c in 0..n {
-            let hit = self.clients[c]
-                .as_ref()
-                .is_some_and(|q| channels.contains(q.1));
+        for c in bits(self.clients.live()) {
+            let hit = self.clients.get(c).is_some_and(|q| channels.contains(q.1));
             if hit && self.waiting & (1 << c) == 0 && (self.waiting != 0 || !self.request(c)?) {
                 self.deferred.push(c);
                 self.waiting |= 1 << c;
@@ -237,17 +231,16 @@ impl Handler for I2cVirt<'_> {
         if self.inflight.2 != committed {
             self.driver_ch.deferred_notify()?;
         }
-        for (q, ch) in self.clients[..n].iter_mut().flatten() {
+        self.clients.each(|_, (q, ch)| {
             if q.responses.publish() > 0 {
                 ch.notify()?;
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     fn protected(&mut self, ch: Channel, msg: MessageInfo) -> Result<MessageInfo, Error> {
-        let n = self.config.clients().len();
-        let c = (0..n).find(|&c| self.clients[c].as_ref().is_some_and(|q| q.1 == ch));
+        let c = bits(self.clients.live()).find(|&c| self.clients.get(c).is_some_and(|q| q.1 == ch));
         let c = c.map_or(NOBODY, |c| c as u8);
         let a = usize::try_from(get_mr(0))
             .ok()

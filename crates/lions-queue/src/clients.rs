@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! The plumbing every virtualiser shares: mapping a queue region named in a config
-//! ([`region`]), why a queue could not be set up ([`QueueError`]), and the table of a
+//! ([`region`]) and a connection's two queues over them ([`pair`]), why a queue could not be set up ([`QueueError`], shared by every class crate), and the table of a
 //! virtualiser's clients with the set of those still served ([`Clients`]).
 //!
 //! ## Protocol
@@ -14,7 +14,7 @@
 //!   `u64` ([`Clients::each`], [`Clients::live`]): its cost is the number of live clients, never
 //!   [`MAX_CLIENTS`].
 
-use crate::{HandleError, RegionError};
+use crate::{Capacity, HandleError, QueueHeader, QueueMemory, RegionError};
 use core::ptr::NonNull;
 
 /// Most clients a virtualiser serves (sdfgen's 64; one bit each in a `u64` set).
@@ -31,6 +31,8 @@ pub enum QueueError {
     Unmapped,
     /// A queue to be primed already holds entries, or a handle to be re-made has staged entries.
     NotEmpty,
+    /// A config's channel id is not a Microkit channel (above 61).
+    Channel(u8),
 }
 
 impl From<RegionError> for QueueError {
@@ -52,6 +54,7 @@ impl core::fmt::Display for QueueError {
             Self::Handle(e) => e.fmt(f),
             Self::Unmapped => write!(f, "queue region is not mapped in this component"),
             Self::NotEmpty => write!(f, "queue is not empty"),
+            Self::Channel(id) => write!(f, "channel id {id} is above 61"),
         }
     }
 }
@@ -67,6 +70,23 @@ pub fn region(vaddr: u64, size: u64) -> Result<(NonNull<u8>, usize), QueueError>
     addr.checked_add(len).ok_or(QueueError::Unmapped)?;
     let ptr = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr));
     Ok((ptr.ok_or(QueueError::Unmapped)?, len))
+}
+
+/// A connection's two queues, each with its entries after its header in its own region
+/// (`(base, len)`, as [`region`] gives it) and `cap` entries: checked, not yet claimed by a role.
+///
+/// # Safety
+/// As for [`QueueMemory::inline`], for both regions.
+pub unsafe fn pair<'a, A: QueueHeader, B: QueueHeader>(
+    a: (NonNull<u8>, usize),
+    b: (NonNull<u8>, usize),
+    cap: Capacity,
+) -> Result<(QueueMemory<'a, A>, QueueMemory<'a, B>), QueueError> {
+    // SAFETY: forwarded from the caller.
+    let a = unsafe { QueueMemory::inline(a.0, a.1, cap)? };
+    // SAFETY: forwarded from the caller.
+    let b = unsafe { QueueMemory::inline(b.0, b.1, cap)? };
+    Ok((a, b))
 }
 
 /// The members of `set` (bit `c` = client `c`) in index order: the cost is the number of members.
@@ -122,11 +142,9 @@ impl<T> Clients<T> {
     /// Client `c`'s entry, unless it is unconfigured or faulted.
     #[inline]
     pub fn get(&mut self, c: usize) -> Option<&mut T> {
-        if c < MAX_CLIENTS && self.live & (1 << c) != 0 {
-            self.ends[c].as_mut()
-        } else {
-            None
-        }
+        // A client is live exactly while its entry is `Some` (`new` and `fault` keep the two in
+        // step), so the entry alone answers.
+        self.ends.get_mut(c)?.as_mut()
     }
 
     /// Stop serving client `c` for good.
@@ -218,5 +236,9 @@ mod tests {
         );
         let (p, n) = region(0x1000, 4096).unwrap();
         assert_eq!((p.as_ptr().addr(), n), (0x1000, 4096));
+        assert_eq!(
+            QueueError::Channel(62).to_string(),
+            "channel id 62 is above 61"
+        );
     }
 }

@@ -316,27 +316,27 @@ fn regions_and_capacities_are_checked() {
     unsafe {
         assert_eq!(
             BlkServer::new(q, 4096, r, 4096, 6).err(),
-            Some(BlkQueueError::Region(RegionError::Capacity(
+            Some(QueueError::Region(RegionError::Capacity(
                 CapacityError::NotPowerOfTwo(6)
             )))
         );
         assert_eq!(
             BlkServer::new(q, 4096, r, 4096, 0).err(),
-            Some(BlkQueueError::Region(RegionError::Capacity(
+            Some(QueueError::Region(RegionError::Capacity(
                 CapacityError::Zero
             )))
         );
         // 16 + 4 × 32 = 144 and 8 + 4 × 12 = 56.
         assert_eq!(
             BlkServer::new(q, 143, r, 4096, 4).err(),
-            Some(BlkQueueError::Region(RegionError::TooSmall {
+            Some(QueueError::Region(RegionError::TooSmall {
                 needed: 144,
                 have: 143
             }))
         );
         assert_eq!(
             BlkRequester::new(q, 144, r, 55, 4).err(),
-            Some(BlkQueueError::Region(RegionError::TooSmall {
+            Some(QueueError::Region(RegionError::TooSmall {
                 needed: 56,
                 have: 55
             }))
@@ -345,7 +345,7 @@ fn regions_and_capacities_are_checked() {
         let odd = NonNull::new(q.as_ptr().add(4)).unwrap();
         assert_eq!(
             BlkRequester::new(odd, 1000, r, 1000, 4).err(),
-            Some(BlkQueueError::Region(RegionError::Misaligned))
+            Some(QueueError::Region(RegionError::Misaligned))
         );
     }
 }
@@ -385,7 +385,7 @@ fn from_connection_uses_config_addresses() {
     bad.resp_queue.vaddr = 0;
     // SAFETY: fails before touching memory.
     let refused = unsafe { BlkServer::from_connection(&bad) }.err();
-    assert_eq!(refused, Some(BlkQueueError::Unmapped));
+    assert_eq!(refused, Some(QueueError::Unmapped));
 }
 
 #[test]
