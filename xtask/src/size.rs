@@ -140,7 +140,7 @@ pub const ROWS: &[Row] = &[
     Row {
         name: "fs queue and protocol",
         budget: Some(268),
-        paths: &["crates/lions-fs/src/queue.rs"],
+        paths: &["crates/lions-fs/src/queue.rs", "crates/lions-fs/src/protocol.rs"],
     },
     Row {
         name: "SPSC ring and client table (lions-queue, shared by every class)",
