@@ -204,30 +204,15 @@ impl<'a> VirtTx<'a> {
     /// `n` bytes published and room for them and the colour, so all `n` move.
     #[inline(always)]
     fn round(&mut self, c: usize, n: usize) -> Result<(), Error> {
-        match self.overhead {
-            0 => self.round_in::<false>(c, n),
-            _ => self.round_colour(c, n),
-        }
-    }
-
-    /// [`round`](Self::round) with colour, out of line: the plain path stays short.
-    #[inline(never)]
-    fn round_colour(&mut self, c: usize, n: usize) -> Result<(), Error> {
-        self.round_in::<true>(c, n)
-    }
-
-    /// [`round`](Self::round), with the colour codes if `COLOUR`.
-    #[inline(always)]
-    fn round_in<const COLOUR: bool>(&mut self, c: usize, n: usize) -> Result<(), Error> {
         let Some((q, ch)) = &mut self.clients[c] else {
             return Ok(());
         };
-        if COLOUR {
+        if self.overhead > 0 {
             let _ = self.driver.write(&colour_code(c));
-        }
-        q.move_seen(&mut self.driver, n);
-        if COLOUR {
+            q.move_seen(&mut self.driver, n);
             let _ = self.driver.write(RESET);
+        } else {
+            q.move_seen(&mut self.driver, n);
         }
         if self.driver.publish() > 0 {
             self.driver_ch.notify()?;
