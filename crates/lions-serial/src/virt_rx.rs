@@ -145,22 +145,21 @@ impl<'a> VirtRx<'a> {
     fn rx_bytes(&mut self) -> Result<(), Error> {
         for _ in 0..self.driver.avail_cached() {
             let Some(b) = self.driver.pop()? else { break };
-            match (self.machine.feed(b), &mut self.current) {
-                (Action::Deliver(b), Some((q, _))) => match q.push(b) {
-                    Ok(()) => continue,
-                    Err(PushError::Peer(..)) => {
+            match self.machine.feed(b) {
+                Action::Deliver(b) => match self.current.as_mut().map(|(q, _)| q.push(b)) {
+                    Some(Ok(())) => continue,
+                    Some(Err(PushError::Peer(..))) => {
                         (self.current, self.faulty) = (None, self.faulty | 1 << self.index)
                     }
-                    Err(PushError::Full(_)) => {}
+                    _ => {}
                 },
-                (Action::Deliver(_), None) => {}
-                (Action::Switch(next), _) => {
+                Action::Switch(next) => {
                     self.flush()?;
                     self.clients[self.index] = self.current.take();
                     (self.current, self.index) = (self.clients[next % MAX_CLIENTS].take(), next);
                     continue;
                 }
-                (Action::Consume, _) => continue,
+                Action::Consume => continue,
             }
             self.drops += 1;
         }
