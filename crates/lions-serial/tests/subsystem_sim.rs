@@ -175,8 +175,6 @@ impl World {
     }
 }
 
-/// A handler the test keeps a reference to (to run `init` and read counters).
-
 /// A scripted client PD.
 struct ClientPd<'a> {
     c: usize,
