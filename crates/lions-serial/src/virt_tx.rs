@@ -55,9 +55,7 @@ pub struct VirtTx<'a> {
     driver_ch: Channel,
     /// Each client's Tx queue (we consume) and channel; `None` once faulty.
     clients: [Option<(SerialConsumer<'a>, Channel)>; MAX_CLIENTS],
-    /// The channels of the clients still served (not faulty).
-    client_chs: u64,
-    /// The client at the other end of each channel in `client_chs`.
+    /// The client at the other end of each channel (`u8::MAX`: none).
     by_channel: [u8; CHANNELS],
     /// Bytes of colour around a transfer: [`OVERHEAD`] with colour on, else 0.
     overhead: u64,
@@ -83,12 +81,11 @@ impl<'a> VirtTx<'a> {
         let (clients, faulty) = unsafe { client_queues(conns, SerialConsumer::from_connection) }?;
         // SAFETY: forwarded from the caller.
         let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
-        let (mut client_chs, mut by_channel) = (0, [0; CHANNELS]);
-        for (c, ch) in (0u8..)
+        let mut by_channel = [u8::MAX; CHANNELS];
+        for (c, (_, ch)) in (0u8..)
             .zip(&clients)
-            .filter_map(|(c, q)| Some((c, q.as_ref()?.1)))
+            .filter_map(|(c, q)| Some((c, q.as_ref()?)))
         {
-            client_chs |= 1 << ch.index();
             by_channel[usize::from(ch.index())] = c;
         }
         let colour = config.enable_colour() && driver.capacity() > OVERHEAD;
@@ -97,7 +94,6 @@ impl<'a> VirtTx<'a> {
             driver,
             driver_ch: config.driver.channel()?,
             clients,
-            client_chs,
             by_channel,
             overhead: if colour { OVERHEAD } else { 0 },
             waiting: 0,
@@ -227,9 +223,7 @@ impl<'a> VirtTx<'a> {
     /// Stop serving client `c`; returns `true` (done with it).
     fn mark_faulty(&mut self, c: usize) -> bool {
         self.faulty |= 1 << c;
-        if let Some((_, ch)) = self.clients[c].take() {
-            self.client_chs &= !(1 << ch.index());
-        }
+        self.clients[c] = None;
         true
     }
 
@@ -266,12 +260,12 @@ impl Handler for VirtTx<'_> {
         }
         // The notified clients, in channel order (as libmicrokit delivers notifications); only
         // set bits are visited.
-        let mut chs = channels.bits() & self.client_chs;
+        let mut chs = channels.bits();
         while chs != 0 {
-            // `trailing_zeros < 64`; table entries are client indices (< MAX_CLIENTS).
-            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]) % MAX_CLIENTS;
+            // `trailing_zeros < 64`: inside the table.
+            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]);
             chs &= chs - 1;
-            if self.clients[c].is_some() {
+            if c < MAX_CLIENTS && self.clients[c].is_some() {
                 self.tx_provide(c)?;
             }
         }
