@@ -82,11 +82,8 @@ impl<'a> VirtTx<'a> {
         // SAFETY: forwarded from the caller.
         let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
         let mut by_channel = [u8::MAX; CHANNELS];
-        for (c, (_, ch)) in (0u8..)
-            .zip(&clients)
-            .filter_map(|(c, q)| Some((c, q.as_ref()?)))
-        {
-            by_channel[usize::from(ch.index())] = c;
+        for (c, client) in (0u8..).zip(config.clients()) {
+            by_channel[usize::from(client.conn.id) % CHANNELS] = c;
         }
         let colour = config.enable_colour() && driver.capacity() > OVERHEAD;
         Ok(Self {
@@ -144,10 +141,8 @@ impl<'a> VirtTx<'a> {
     /// straight move; anything else goes round [`transfer_rounds`](Self::transfer_rounds).
     #[inline(always)]
     fn transfer(&mut self, c: usize) -> Result<bool, Error> {
-        let Some((q, _)) = &mut self.clients[c] else {
-            return Ok(true);
-        };
-        let Ok(left) = q.len() else {
+        // No queue (already faulty) or an impossible tail: (still) faulty.
+        let Some(Ok(left)) = self.clients[c].as_mut().map(|(q, _)| q.len()) else {
             return Ok(self.mark_faulty(c));
         };
         let want = left + self.overhead;
@@ -183,8 +178,7 @@ impl<'a> VirtTx<'a> {
                 && (n as u64) < left
             {
                 match q.rfind(b'\n', n) {
-                    Ok(Some(end)) => n = end + 1,
-                    Ok(None) => {}
+                    Ok(end) => n = end.map_or(n, |end| end + 1),
                     Err(_) => return Ok(self.mark_faulty(c)),
                 }
             }
@@ -230,8 +224,7 @@ impl<'a> VirtTx<'a> {
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
         if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
-            self.fifo[self.last % MAX_CLIENTS] = c;
-            self.last = self.last.wrapping_add(1);
+            (self.fifo[self.last % MAX_CLIENTS], self.last) = (c, self.last.wrapping_add(1));
             self.waiting |= 1 << c;
         }
         Ok(())
@@ -244,8 +237,7 @@ impl<'a> VirtTx<'a> {
             if !self.transfer(c)? {
                 break;
             }
-            self.waiting &= !(1 << c);
-            self.first = self.first.wrapping_add(1);
+            (self.waiting, self.first) = (self.waiting & !(1 << c), self.first.wrapping_add(1));
         }
         Ok(())
     }
