@@ -149,13 +149,13 @@ impl<'a> VirtRx<'a> {
                 Action::Deliver(b) => match self.current.as_mut().map(|(q, _)| q.push(b)) {
                     Some(Ok(())) => continue,
                     Some(Err(PushError::Peer(..))) => {
-                        (self.current, self.faulty) = (None, self.faulty | 1 << self.index)
+                        (self.current, self.faulty) = (None, self.faulty | 1 << (self.index % 64))
                     }
                     _ => {}
                 },
                 Action::Switch(next) => {
                     self.flush()?;
-                    self.clients[self.index] = self.current.take();
+                    self.clients[self.index % MAX_CLIENTS] = self.current.take();
                     (self.current, self.index) = (self.clients[next % MAX_CLIENTS].take(), next);
                     continue;
                 }
