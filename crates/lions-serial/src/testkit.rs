@@ -314,6 +314,26 @@ impl SerialDevice for &ScriptedUart {
     }
 }
 
+/// One client step of a hand-built subsystem: write what `pending` holds (what does not fit stays
+/// there and the client waits for the Tx virt's signal), then append every input byte to
+/// `received`, read `CHUNK` bytes at a time.
+pub fn pump<const CHUNK: usize>(
+    client: &mut SerialClient<'_>,
+    pending: &mut Vec<u8>,
+    received: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let n = client.write_or_park(pending)?;
+    pending.drain(..n);
+    let mut buf = [0u8; CHUNK];
+    loop {
+        let n = client.try_read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        received.extend_from_slice(&buf[..n]);
+    }
+}
+
 fn client_id(c: usize) -> Result<u8, RigError> {
     u8::try_from(1 + c)
         .ok()

@@ -17,7 +17,7 @@
 use lions_os::sim::attack::{Rng, Target};
 use lions_os::sim::{PdId, Shared, Sim};
 use lions_os::{Channel, ChannelSet, Handler, sddf_magic};
-use lions_serial::testkit::{Queue, ScriptedUart};
+use lions_serial::testkit::{Queue, ScriptedUart, pump};
 use lions_serial::{
     Error, SerialClient, SerialClientConfig, SerialDriver, SerialDriverConfig, SerialVirtRxConfig,
     SerialVirtTxConfig, VirtRx, VirtTx,
@@ -258,17 +258,8 @@ impl Handler for ClientPd<'_> {
         let Some(client) = &mut self.client else {
             return Ok(());
         };
-        let n = client.write_or_park(&self.pending)?;
-        self.pending.drain(..n);
-        let mut buf = [0u8; 64];
-        loop {
-            let n = client.try_read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            self.w.received.borrow_mut()[self.c].extend_from_slice(&buf[..n]);
-        }
-        Ok(())
+        let received = &mut self.w.received.borrow_mut()[self.c];
+        pump::<64>(client, &mut self.pending, received)
     }
 }
 

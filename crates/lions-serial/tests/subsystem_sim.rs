@@ -13,7 +13,7 @@
 use lions_os::sim::{Event, PdId, Shared, Sim};
 use lions_os::{Channel, ChannelSet, Handler, sddf_magic};
 use lions_serial::config::{BEGIN_STR_LENGTH, NAME_LENGTH};
-use lions_serial::testkit::{Queue, ScriptedUart};
+use lions_serial::testkit::{Queue, ScriptedUart, pump};
 use lions_serial::virt_tx::colour_code;
 use lions_serial::{
     Error, SerialClient, SerialClientConfig, SerialDriver, SerialDriverConfig, SerialVirtRxConfig,
@@ -202,17 +202,8 @@ impl Handler for ClientPd<'_> {
         let Some(client) = &mut self.client else {
             return Ok(());
         };
-        let n = client.write_or_park(&self.pending)?;
-        self.pending.drain(..n);
-        let mut buf = [0u8; 16];
-        loop {
-            let n = client.try_read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            self.w.received.borrow_mut()[self.c].extend_from_slice(&buf[..n]);
-        }
-        Ok(())
+        let received = &mut self.w.received.borrow_mut()[self.c];
+        pump::<16>(client, &mut self.pending, received)
     }
 }
 
