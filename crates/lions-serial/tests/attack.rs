@@ -27,13 +27,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use zerocopy::FromZeros;
 
-const D_IRQ: u8 = 0;
-const D_TX: u8 = 1;
-const D_RX: u8 = 2;
-const V_DRIVER: u8 = 0;
-const C_TX: u8 = 0;
-const C_RX: u8 = 1;
-const C_CMD: u8 = 2;
+// The channel ids of the testkit's wiring.
+use lions_serial::testkit::{
+    CLIENT_CMD as C_CMD, CLIENT_RX as C_RX, CLIENT_TX as C_TX, DRIVER_IRQ as D_IRQ,
+    DRIVER_RX as D_RX, DRIVER_TX as D_TX, VIRT_DRIVER as V_DRIVER,
+};
 const SWITCH: u8 = 0x1c;
 const BEGIN: &[u8] = b"Start\r\n";
 const CLIENTS: usize = 3;

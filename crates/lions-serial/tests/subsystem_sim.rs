@@ -24,16 +24,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use zerocopy::FromZeros;
 
-// Channel ids. Driver: IRQ, to the Tx virt, to the Rx virt.
-const D_IRQ: u8 = 0;
-const D_TX: u8 = 1;
-const D_RX: u8 = 2;
-// Each virt: the driver is 0, client c is 1 + c.
-const V_DRIVER: u8 = 0;
-// Each client: the Tx virt, the Rx virt, the test's command IRQ.
-const C_TX: u8 = 0;
-const C_RX: u8 = 1;
-const C_CMD: u8 = 2;
+// Channel ids (the testkit's): driver IRQ 0, to the Tx virt 1, to the Rx virt 2; each virt: the
+// driver 0, client c 1 + c; each client: Tx virt 0, Rx virt 1, the test's command IRQ 2.
+use lions_serial::testkit::{
+    CLIENT_CMD as C_CMD, CLIENT_RX as C_RX, CLIENT_TX as C_TX, DRIVER_IRQ as D_IRQ,
+    DRIVER_RX as D_RX, DRIVER_TX as D_TX, VIRT_DRIVER as V_DRIVER,
+};
 
 const SWITCH: u8 = 0x1c;
 const BEGIN: &[u8] = b"Begin input\r\n";
