@@ -100,7 +100,7 @@ impl<'a> ByteRing<'a> {
             ring: self,
             tail,
             shared_tail: tail,
-            head,
+            limit: head.wrapping_add(self.cap),
         })
     }
 
@@ -202,8 +202,8 @@ pub struct ByteProducer<'a> {
     tail: u32,
     /// Tail as last published.
     shared_tail: u32,
-    /// Last validated head.
-    head: u32,
+    /// Last validated head plus the capacity: the tail may go up to here.
+    limit: u32,
 }
 
 impl ByteProducer<'_> {
@@ -216,7 +216,7 @@ impl ByteProducer<'_> {
     /// Free bytes by the head we last saw (no re-read: the consumer may have freed more).
     #[inline]
     pub fn free_cached(&self) -> u32 {
-        self.ring.capacity() - self.tail.wrapping_sub(self.head)
+        self.limit.wrapping_sub(self.tail)
     }
 
     /// Re-read the consumer's head (Acquire: its reads of the bytes it freed happen before our
@@ -224,15 +224,16 @@ impl ByteProducer<'_> {
     #[inline]
     pub fn refresh(&mut self) -> Result<(), PeerError> {
         let head = self.ring.head.load(Ordering::Acquire);
-        if head.wrapping_sub(self.head) > self.shared_tail.wrapping_sub(self.head) {
+        let old = self.limit.wrapping_sub(self.ring.capacity());
+        if head.wrapping_sub(old) > self.shared_tail.wrapping_sub(old) {
             return Err(PeerError {
                 field: IndexField::Head,
                 value: head.into(),
-                low: self.head.into(),
+                low: old.into(),
                 high: self.shared_tail.into(),
             });
         }
-        self.head = head;
+        self.limit = head.wrapping_add(self.ring.capacity());
         Ok(())
     }
 

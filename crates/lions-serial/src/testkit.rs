@@ -78,6 +78,7 @@
 //!
 //! Priorities follow the LionsOS examples: driver 200 > Tx virt 199 > Rx virt 198 > clients 1.
 
+use crate::SerialQueue;
 use crate::builders::{DEFAULT_SWITCH_CHAR, DEFAULT_TERMINATE_NUM_CHAR};
 use crate::{
     Error, SerialClient, SerialClientConfig, SerialConnectionResource, SerialDevice, SerialDriver,
@@ -85,7 +86,8 @@ use crate::{
 };
 use lions_os::sim::{PdId, Region, Shared, Sim, SimError, SimFault};
 use lions_os::{Channel, ChannelSet, ConfigError, Handler};
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 
@@ -227,15 +229,19 @@ impl SerialOptions {
     }
 }
 
-/// One queue: a header region and a data region.
-struct Queue {
+/// One serial queue's memory: a header region (a page) and a data region of `size` bytes. For a
+/// subsystem built by hand (adversarial tests reach into [`header`](Self::header) and
+/// [`data`](Self::data) as a misbehaving peer would).
+#[derive(Debug)]
+pub struct Queue {
     header: Region,
     data: Region,
     size: u64,
 }
 
 impl Queue {
-    fn new(size: u64) -> Self {
+    /// The regions of a queue of `size` bytes.
+    pub fn new(size: u64) -> Self {
         Self {
             header: Region::new(Region::PAGE),
             data: Region::new(usize::try_from(size).unwrap_or(usize::MAX)),
@@ -243,9 +249,88 @@ impl Queue {
         }
     }
 
-    fn conn(&self, id: u8) -> SerialConnectionResource {
+    /// The connection over it, to the peer on channel `id`.
+    pub fn conn(&self, id: u8) -> SerialConnectionResource {
         let size = self.size.min(self.data.len() as u64);
         SerialConnectionResource::new(self.header.resource(), self.data.slice(0, size), id)
+    }
+
+    /// The shared header, as a (misbehaving) peer sees it.
+    pub fn header(&self) -> &SerialQueue {
+        // SAFETY: the region is page-aligned, larger than the header, lives as long as `self`,
+        // and the header's fields are atomics valid for any bits.
+        unsafe { self.header.as_ptr().cast::<SerialQueue>().as_ref() }
+    }
+
+    /// The data region.
+    pub fn data(&self) -> &Region {
+        &self.data
+    }
+}
+
+/// A scripted UART for a subsystem built by hand: what it transmitted (`out`), how many more bytes
+/// its transmitter takes (`room`), the input waiting in its receiver, its interrupt enables and
+/// how many IRQs were acknowledged. `&ScriptedUart` is the [`SerialDevice`], so the test keeps
+/// the state while the driver owns the device.
+#[derive(Debug, Default)]
+pub struct ScriptedUart {
+    /// Every byte transmitted so far.
+    pub out: RefCell<Vec<u8>>,
+    /// Bytes the transmitter still takes.
+    pub room: Cell<usize>,
+    /// Received bytes not yet read by the driver.
+    pub input: RefCell<VecDeque<u8>>,
+    /// The "can take more" interrupt is enabled.
+    pub tx_irq: Cell<bool>,
+    /// The "byte received" interrupt is enabled.
+    pub rx_irq: Cell<bool>,
+    /// IRQ acknowledgements so far.
+    pub acks: Cell<u32>,
+}
+
+impl SerialDevice for &ScriptedUart {
+    fn tx_write(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.room.get());
+        self.out.borrow_mut().extend_from_slice(&bytes[..n]);
+        self.room.set(self.room.get() - n);
+        n
+    }
+    fn rx_read(&mut self, out: &mut [u8]) -> usize {
+        let mut input = self.input.borrow_mut();
+        let n = out.len().min(input.len());
+        for (o, b) in out.iter_mut().zip(input.drain(..n)) {
+            *o = b;
+        }
+        n
+    }
+    fn set_tx_irq(&mut self, on: bool) {
+        self.tx_irq.set(on);
+    }
+    fn set_rx_irq(&mut self, on: bool) {
+        self.rx_irq.set(on);
+    }
+    fn ack_irq(&mut self) {
+        self.acks.set(self.acks.get() + 1);
+    }
+}
+
+/// One client step of a hand-built subsystem: write what `pending` holds (what does not fit stays
+/// there and the client waits for the Tx virt's signal), then append every input byte to
+/// `received`, read `CHUNK` bytes at a time.
+pub fn pump<const CHUNK: usize>(
+    client: &mut SerialClient<'_>,
+    pending: &mut Vec<u8>,
+    received: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let n = client.write_or_park(pending)?;
+    pending.drain(..n);
+    let mut buf = [0u8; CHUNK];
+    loop {
+        let n = client.try_read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        received.extend_from_slice(&buf[..n]);
     }
 }
 

@@ -18,7 +18,7 @@
 
 use crate::Error;
 use crate::config::SerialVirtRxConfig;
-use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError, client_queues};
+use crate::queue::{ClientQueues, SerialConsumer, SerialProducer, SerialQueueError, client_queues};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 use lions_queue::PushError;
 
@@ -82,9 +82,13 @@ impl SwitchMachine {
 pub struct VirtRx<'a> {
     driver: SerialConsumer<'a>,
     driver_ch: Channel,
-    clients: [Option<(SerialProducer<'a>, Channel)>; MAX_CLIENTS],
+    /// The current client's queue, taken out of `clients` while it is current (`None`: faulty).
+    current: Option<(SerialProducer<'a>, Channel)>,
+    /// The other clients' queues.
+    clients: ClientQueues<SerialProducer<'a>>,
+    /// The current client's number.
+    index: usize,
     machine: SwitchMachine,
-    current: usize,
     drops: u64,
     faulty: u64,
 }
@@ -99,16 +103,16 @@ impl<'a> VirtRx<'a> {
     pub unsafe fn new(config: &SerialVirtRxConfig) -> Result<Self, SerialQueueError> {
         let conns = config.clients();
         // SAFETY: forwarded from the caller.
-        let (clients, faulty) =
+        let (mut clients, faulty) =
             unsafe { client_queues(conns.iter(), SerialProducer::from_connection) }?;
-        // SAFETY: forwarded from the caller.
-        let driver = unsafe { SerialConsumer::from_connection(&config.driver) }?;
         Ok(Self {
-            driver,
+            // SAFETY: forwarded from the caller.
+            driver: unsafe { SerialConsumer::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
+            current: clients[0].take(),
             clients,
+            index: 0,
             machine: SwitchMachine::new(config.switch_char, config.terminate_num_char, conns.len()),
-            current: 0,
             drops: 0,
             faulty,
         })
@@ -124,9 +128,9 @@ impl<'a> VirtRx<'a> {
         self.faulty
     }
 
-    /// Phase 3 toward client `c`: publish what it got and notify it if anything.
-    fn flush(&mut self, c: usize) -> Result<(), Error> {
-        if let Some((q, ch)) = &mut self.clients[c % MAX_CLIENTS]
+    /// Phase 3 toward the current client: publish what it got and notify it if anything.
+    fn flush(&mut self) -> Result<(), Error> {
+        if let Some((q, ch)) = &mut self.current
             && q.publish() > 0
         {
             ch.notify()?;
@@ -134,37 +138,32 @@ impl<'a> VirtRx<'a> {
         Ok(())
     }
 
-    /// The input [`rx_return`](Handler::notified) did not move straight (a switch sequence and
-    /// what follows it, or bytes for a full or faulty client): the rest of what the driver's tail
-    /// showed, byte by byte through the [`SwitchMachine`]; then phase 3 toward the driver and the
-    /// current client.
+    /// The input the fast path did not move (a switch sequence and what follows it, or bytes for
+    /// a full or faulty client): the rest of what the driver's tail showed, byte by byte through
+    /// the [`SwitchMachine`].
     #[inline(never)]
     fn rx_bytes(&mut self) -> Result<(), Error> {
         for _ in 0..self.driver.avail_cached() {
             let Some(b) = self.driver.pop()? else { break };
-            let c = self.current % MAX_CLIENTS;
-            match (self.machine.feed(b), &mut self.clients[c]) {
-                (Action::Deliver(b), Some((q, _))) => match q.push(b) {
-                    Ok(()) => continue,
-                    Err(PushError::Peer(..)) => {
-                        (self.clients[c], self.faulty) = (None, self.faulty | 1 << c)
+            match self.machine.feed(b) {
+                Action::Deliver(b) => match self.current.as_mut().map(|(q, _)| q.push(b)) {
+                    Some(Ok(())) => continue,
+                    Some(Err(PushError::Peer(..))) => {
+                        (self.current, self.faulty) = (None, self.faulty | 1 << (self.index % 64))
                     }
-                    Err(PushError::Full(_)) => {}
+                    _ => {}
                 },
-                (Action::Deliver(_), None) => {}
-                (Action::Switch(next), _) => {
-                    self.flush(c)?;
-                    self.current = next;
+                Action::Switch(next) => {
+                    self.flush()?;
+                    self.clients[self.index % MAX_CLIENTS] = self.current.take();
+                    (self.current, self.index) = (self.clients[next % MAX_CLIENTS].take(), next);
                     continue;
                 }
-                (Action::Consume, _) => continue,
+                Action::Consume => continue,
             }
             self.drops += 1;
         }
-        if self.driver.release() > 0 && self.driver.should_notify(true) {
-            self.driver_ch.notify()?;
-        }
-        self.flush(self.current)
+        Ok(())
     }
 }
 
@@ -173,28 +172,24 @@ impl Handler for VirtRx<'_> {
 
     /// `rx_return`: only the driver has a reason to notify; whoever did, its queue is drained (a
     /// client's notification costs one look at an empty queue). Fast path: outside a switch
-    /// sequence, every input byte goes straight from the driver's ring into the current client's
-    /// (no switch character among them, room for all); anything else goes
-    /// byte by byte (`rx_bytes`) from where it stopped.
+    /// sequence, input goes straight from the driver's ring into the current client's up to a
+    /// switch character or a full queue; the rest goes byte by byte (`rx_bytes`). Then phase 3
+    /// toward the driver and the current client.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         // The driver's tail is re-read once: it notifies again for anything it adds later.
         self.driver.refresh()?;
-        let Some((q, ch)) = &mut self.clients[self.current % MAX_CLIENTS] else {
-            return self.rx_bytes();
-        };
-        if self.machine.seq.is_none() {
+        if let Some((q, _)) = &mut self.current
+            && self.machine.seq.is_none()
+        {
             self.driver.move_until(q, self.machine.switch);
         }
         if self.driver.avail_cached() > 0 {
-            return self.rx_bytes();
+            self.rx_bytes()?;
         }
         if self.driver.release() > 0 && self.driver.should_notify(true) {
             self.driver_ch.notify()?;
         }
-        if q.publish() > 0 {
-            ch.notify()?;
-        }
-        Ok(())
+        self.flush()
     }
 }
 

@@ -55,9 +55,7 @@ pub struct VirtTx<'a> {
     driver_ch: Channel,
     /// Each client's Tx queue (we consume) and channel; `None` once faulty.
     clients: [Option<(SerialConsumer<'a>, Channel)>; MAX_CLIENTS],
-    /// The channels of the clients still served (not faulty).
-    client_chs: u64,
-    /// The client at the other end of each channel in `client_chs`.
+    /// The client at the other end of each channel (`u8::MAX`: none).
     by_channel: [u8; CHANNELS],
     /// Bytes of colour around a transfer: [`OVERHEAD`] with colour on, else 0.
     overhead: u64,
@@ -83,13 +81,9 @@ impl<'a> VirtTx<'a> {
         let (clients, faulty) = unsafe { client_queues(conns, SerialConsumer::from_connection) }?;
         // SAFETY: forwarded from the caller.
         let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
-        let (mut client_chs, mut by_channel) = (0, [0; CHANNELS]);
-        for (c, ch) in (0u8..)
-            .zip(&clients)
-            .filter_map(|(c, q)| Some((c, q.as_ref()?.1)))
-        {
-            client_chs |= 1 << ch.index();
-            by_channel[usize::from(ch.index())] = c;
+        let mut by_channel = [u8::MAX; CHANNELS];
+        for (c, client) in (0u8..).zip(config.clients()) {
+            by_channel[usize::from(client.conn.id) % CHANNELS] = c;
         }
         let colour = config.enable_colour() && driver.capacity() > OVERHEAD;
         Ok(Self {
@@ -97,7 +91,6 @@ impl<'a> VirtTx<'a> {
             driver,
             driver_ch: config.driver.channel()?,
             clients,
-            client_chs,
             by_channel,
             overhead: if colour { OVERHEAD } else { 0 },
             waiting: 0,
@@ -148,10 +141,8 @@ impl<'a> VirtTx<'a> {
     /// straight move; anything else goes round [`transfer_rounds`](Self::transfer_rounds).
     #[inline(always)]
     fn transfer(&mut self, c: usize) -> Result<bool, Error> {
-        let Some((q, _)) = &mut self.clients[c] else {
-            return Ok(true);
-        };
-        let Ok(left) = q.len() else {
+        // No queue (already faulty) or an impossible tail: (still) faulty.
+        let Some(Ok(left)) = self.clients[c].as_mut().map(|(q, _)| q.len()) else {
             return Ok(self.mark_faulty(c));
         };
         let want = left + self.overhead;
@@ -187,8 +178,7 @@ impl<'a> VirtTx<'a> {
                 && (n as u64) < left
             {
                 match q.rfind(b'\n', n) {
-                    Ok(Some(end)) => n = end + 1,
-                    Ok(None) => {}
+                    Ok(end) => n = end.map_or(n, |end| end + 1),
                     Err(_) => return Ok(self.mark_faulty(c)),
                 }
             }
@@ -204,30 +194,15 @@ impl<'a> VirtTx<'a> {
     /// `n` bytes published and room for them and the colour, so all `n` move.
     #[inline(always)]
     fn round(&mut self, c: usize, n: usize) -> Result<(), Error> {
-        match self.overhead {
-            0 => self.round_in::<false>(c, n),
-            _ => self.round_colour(c, n),
-        }
-    }
-
-    /// [`round`](Self::round) with colour, out of line: the plain path stays short.
-    #[inline(never)]
-    fn round_colour(&mut self, c: usize, n: usize) -> Result<(), Error> {
-        self.round_in::<true>(c, n)
-    }
-
-    /// [`round`](Self::round), with the colour codes if `COLOUR`.
-    #[inline(always)]
-    fn round_in<const COLOUR: bool>(&mut self, c: usize, n: usize) -> Result<(), Error> {
         let Some((q, ch)) = &mut self.clients[c] else {
             return Ok(());
         };
-        if COLOUR {
+        if self.overhead > 0 {
             let _ = self.driver.write(&colour_code(c));
-        }
-        q.move_seen(&mut self.driver, n);
-        if COLOUR {
+            q.move_seen(&mut self.driver, n);
             let _ = self.driver.write(RESET);
+        } else {
+            q.move_seen(&mut self.driver, n);
         }
         if self.driver.publish() > 0 {
             self.driver_ch.notify()?;
@@ -242,17 +217,14 @@ impl<'a> VirtTx<'a> {
     /// Stop serving client `c`; returns `true` (done with it).
     fn mark_faulty(&mut self, c: usize) -> bool {
         self.faulty |= 1 << c;
-        if let Some((_, ch)) = self.clients[c].take() {
-            self.client_chs &= !(1 << ch.index());
-        }
+        self.clients[c] = None;
         true
     }
 
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
         if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
-            self.fifo[self.last % MAX_CLIENTS] = c;
-            self.last = self.last.wrapping_add(1);
+            (self.fifo[self.last % MAX_CLIENTS], self.last) = (c, self.last.wrapping_add(1));
             self.waiting |= 1 << c;
         }
         Ok(())
@@ -265,8 +237,7 @@ impl<'a> VirtTx<'a> {
             if !self.transfer(c)? {
                 break;
             }
-            self.waiting &= !(1 << c);
-            self.first = self.first.wrapping_add(1);
+            (self.waiting, self.first) = (self.waiting & !(1 << c), self.first.wrapping_add(1));
         }
         Ok(())
     }
@@ -281,12 +252,12 @@ impl Handler for VirtTx<'_> {
         }
         // The notified clients, in channel order (as libmicrokit delivers notifications); only
         // set bits are visited.
-        let mut chs = channels.bits() & self.client_chs;
+        let mut chs = channels.bits();
         while chs != 0 {
-            // `trailing_zeros < 64`; table entries are client indices (< MAX_CLIENTS).
-            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]) % MAX_CLIENTS;
+            // `trailing_zeros < 64`: inside the table.
+            let c = usize::from(self.by_channel[chs.trailing_zeros() as usize]);
             chs &= chs - 1;
-            if self.clients[c].is_some() {
+            if c < MAX_CLIENTS && self.clients[c].is_some() {
                 self.tx_provide(c)?;
             }
         }

@@ -15,102 +15,29 @@
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use lions_os::sim::attack::{Rng, Target};
-use lions_os::sim::{PdId, Region, Sim};
-use lions_os::{Channel, ChannelSet, Handler, RegionResource, sddf_magic};
+use lions_os::sim::{PdId, Shared, Sim};
+use lions_os::{Channel, ChannelSet, Handler, sddf_magic};
+use lions_serial::testkit::{Queue, ScriptedUart, pump};
 use lions_serial::{
-    Error, SerialClient, SerialClientConfig, SerialConnectionResource, SerialDevice, SerialDriver,
-    SerialDriverConfig, SerialQueue, SerialVirtRxConfig, SerialVirtTxConfig, VirtRx, VirtTx,
+    Error, SerialClient, SerialClientConfig, SerialDriver, SerialDriverConfig, SerialVirtRxConfig,
+    SerialVirtTxConfig, VirtRx, VirtTx,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use zerocopy::FromZeros;
 
-const D_IRQ: u8 = 0;
-const D_TX: u8 = 1;
-const D_RX: u8 = 2;
-const V_DRIVER: u8 = 0;
-const C_TX: u8 = 0;
-const C_RX: u8 = 1;
-const C_CMD: u8 = 2;
+// The channel ids of the testkit's wiring.
+use lions_serial::testkit::{
+    CLIENT_CMD as C_CMD, CLIENT_RX as C_RX, CLIENT_TX as C_TX, DRIVER_IRQ as D_IRQ,
+    DRIVER_RX as D_RX, DRIVER_TX as D_TX, VIRT_DRIVER as V_DRIVER,
+};
 const SWITCH: u8 = 0x1c;
 const BEGIN: &[u8] = b"Start\r\n";
 const CLIENTS: usize = 3;
 const GOOD: usize = 2;
 const EVIL: usize = 2;
 const QSIZE: u64 = 512;
-
-#[derive(Default)]
-struct DevState {
-    out: RefCell<Vec<u8>>,
-    room: Cell<usize>,
-    input: RefCell<VecDeque<u8>>,
-    tx_irq: Cell<bool>,
-    rx_irq: Cell<bool>,
-}
-
-struct Dev<'a>(&'a DevState);
-
-impl SerialDevice for Dev<'_> {
-    fn tx_write(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(self.0.room.get());
-        self.0.out.borrow_mut().extend_from_slice(&bytes[..n]);
-        self.0.room.set(self.0.room.get() - n);
-        n
-    }
-    fn rx_read(&mut self, out: &mut [u8]) -> usize {
-        let mut input = self.0.input.borrow_mut();
-        let n = out.len().min(input.len());
-        for (o, b) in out.iter_mut().zip(input.drain(..n)) {
-            *o = b;
-        }
-        n
-    }
-    fn set_tx_irq(&mut self, on: bool) {
-        self.0.tx_irq.set(on);
-    }
-    fn set_rx_irq(&mut self, on: bool) {
-        self.0.rx_irq.set(on);
-    }
-    fn ack_irq(&mut self) {}
-}
-
-struct Queue {
-    header: Region,
-    data: Region,
-    size: u64,
-}
-
-impl Queue {
-    fn new(size: u64) -> Self {
-        Self {
-            header: Region::new(Region::PAGE),
-            data: Region::new(size as usize),
-            size,
-        }
-    }
-
-    fn conn(&self, id: u8) -> SerialConnectionResource {
-        let vaddr = |r: &Region| r.as_ptr().as_ptr().expose_provenance() as u64;
-        SerialConnectionResource {
-            queue: RegionResource {
-                vaddr: vaddr(&self.header),
-                size: Region::PAGE as u64,
-            },
-            data: RegionResource {
-                vaddr: vaddr(&self.data),
-                size: self.size,
-            },
-            id,
-            _pad: [0; 7],
-        }
-    }
-
-    fn header(&self) -> &SerialQueue {
-        // SAFETY: page-aligned, larger than the header, lives as long as `self`; atomics.
-        unsafe { self.header.as_ptr().cast::<SerialQueue>().as_ref() }
-    }
-}
 
 /// One attacker write into one of its queues (`rx`: its Rx queue, else Tx).
 #[derive(Debug, Clone)]
@@ -157,7 +84,7 @@ struct World {
     vtx: SerialVirtTxConfig,
     vrx: SerialVirtRxConfig,
     cli: Vec<SerialClientConfig>,
-    dev: DevState,
+    dev: ScriptedUart,
     room: Cell<usize>,
     scripts: RefCell<Vec<VecDeque<Act>>>,
     /// Lines written per good client.
@@ -218,7 +145,7 @@ impl World {
             vtx,
             vrx,
             cli,
-            dev: DevState::default(),
+            dev: ScriptedUart::default(),
             room: Cell::new(1 << 20),
             scripts: RefCell::new(vec![VecDeque::new(); CLIENTS]),
             lines: RefCell::new([0; GOOD]),
@@ -260,15 +187,6 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..b.len().min(80)]).into_owned()
 }
 
-struct Shared<'a, H>(&'a RefCell<H>);
-
-impl<H: Handler> Handler for Shared<'_, H> {
-    type Error = H::Error;
-    fn notified(&mut self, channels: ChannelSet) -> Result<(), H::Error> {
-        self.0.borrow_mut().notified(channels)
-    }
-}
-
 struct ClientPd<'a> {
     c: usize,
     w: &'a World,
@@ -287,7 +205,7 @@ impl ClientPd<'_> {
                 for (k, &b) in bytes.iter().enumerate() {
                     let i = base.wrapping_add(k as u32) as usize % QSIZE as usize;
                     // SAFETY: i < QSIZE, inside the attacker's own data region.
-                    unsafe { tx.data.at(i).write_volatile(b) };
+                    unsafe { tx.data().at(i).write_volatile(b) };
                 }
                 let tail = h.tail.load(Ordering::Relaxed);
                 h.tail.store(tail.wrapping_add(*bump), Ordering::Release);
@@ -338,17 +256,8 @@ impl Handler for ClientPd<'_> {
         let Some(client) = &mut self.client else {
             return Ok(());
         };
-        let n = client.write_or_park(&self.pending)?;
-        self.pending.drain(..n);
-        let mut buf = [0u8; 64];
-        loop {
-            let n = client.try_read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            self.w.received.borrow_mut()[self.c].extend_from_slice(&buf[..n]);
-        }
-        Ok(())
+        let received = &mut self.w.received.borrow_mut()[self.c];
+        pump::<64>(client, &mut self.pending, received)
     }
 }
 
@@ -367,13 +276,13 @@ impl<'a> Rig<'a> {
     fn new(w: &'a World, vt: &'a RefCell<VirtTx<'a>>, vr: &'a RefCell<VirtRx<'a>>) -> Self {
         let mut sim = Sim::new();
         // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-        let drv = unsafe { SerialDriver::new(Dev(&w.dev), &w.drv, Channel::new(D_IRQ)) }.unwrap();
+        let drv = unsafe { SerialDriver::new(&w.dev, &w.drv, Channel::new(D_IRQ)) }.unwrap();
         let driver = sim.add_pd("serial_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
-        let virt_tx = sim.add_pd("serial_virt_tx", 199, false, Shared(vt));
+        let virt_tx = sim.add_pd("serial_virt_tx", 199, false, Shared::new(vt));
         sim.channel(driver, D_TX, virt_tx, V_DRIVER).unwrap();
         sim.init(virt_tx, || vt.borrow_mut().init());
-        let virt_rx = sim.add_pd("serial_virt_rx", 198, false, Shared(vr));
+        let virt_rx = sim.add_pd("serial_virt_rx", 198, false, Shared::new(vr));
         sim.channel(driver, D_RX, virt_rx, V_DRIVER).unwrap();
         let clients = (0..CLIENTS)
             .map(|c| {

@@ -10,71 +10,29 @@
 //! `fifo` bytes of room and its IRQ is raised while it has work.
 #![allow(clippy::unwrap_used)]
 
-use lions_os::sim::{Event, PdId, Region, Sim};
-use lions_os::{Channel, ChannelSet, Handler, RegionResource, sddf_magic};
+use lions_os::sim::{Event, PdId, Shared, Sim};
+use lions_os::{Channel, ChannelSet, Handler, sddf_magic};
 use lions_serial::config::{BEGIN_STR_LENGTH, NAME_LENGTH};
+use lions_serial::testkit::{Queue, ScriptedUart, pump};
 use lions_serial::virt_tx::colour_code;
 use lions_serial::{
-    Error, SerialClient, SerialClientConfig, SerialConnectionResource, SerialDevice, SerialDriver,
-    SerialDriverConfig, SerialQueue, SerialVirtRxConfig, SerialVirtTxConfig, VirtRx, VirtTx,
+    Error, SerialClient, SerialClientConfig, SerialDriver, SerialDriverConfig, SerialVirtRxConfig,
+    SerialVirtTxConfig, VirtRx, VirtTx,
 };
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use zerocopy::FromZeros;
 
-// Channel ids. Driver: IRQ, to the Tx virt, to the Rx virt.
-const D_IRQ: u8 = 0;
-const D_TX: u8 = 1;
-const D_RX: u8 = 2;
-// Each virt: the driver is 0, client c is 1 + c.
-const V_DRIVER: u8 = 0;
-// Each client: the Tx virt, the Rx virt, the test's command IRQ.
-const C_TX: u8 = 0;
-const C_RX: u8 = 1;
-const C_CMD: u8 = 2;
+// Channel ids (the testkit's): driver IRQ 0, to the Tx virt 1, to the Rx virt 2; each virt: the
+// driver 0, client c 1 + c; each client: Tx virt 0, Rx virt 1, the test's command IRQ 2.
+use lions_serial::testkit::{
+    CLIENT_CMD as C_CMD, CLIENT_RX as C_RX, CLIENT_TX as C_TX, DRIVER_IRQ as D_IRQ,
+    DRIVER_RX as D_RX, DRIVER_TX as D_TX, VIRT_DRIVER as V_DRIVER,
+};
 
 const SWITCH: u8 = 0x1c;
 const BEGIN: &[u8] = b"Begin input\r\n";
-
-/// The model UART.
-#[derive(Default)]
-struct DevState {
-    out: RefCell<Vec<u8>>,
-    room: Cell<usize>,
-    input: RefCell<VecDeque<u8>>,
-    tx_irq: Cell<bool>,
-    rx_irq: Cell<bool>,
-    acks: Cell<u32>,
-}
-
-struct Dev<'a>(&'a DevState);
-
-impl SerialDevice for Dev<'_> {
-    fn tx_write(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(self.0.room.get());
-        self.0.out.borrow_mut().extend_from_slice(&bytes[..n]);
-        self.0.room.set(self.0.room.get() - n);
-        n
-    }
-    fn rx_read(&mut self, out: &mut [u8]) -> usize {
-        let mut input = self.0.input.borrow_mut();
-        let n = out.len().min(input.len());
-        for (o, b) in out.iter_mut().zip(input.drain(..n)) {
-            *o = b;
-        }
-        n
-    }
-    fn set_tx_irq(&mut self, on: bool) {
-        self.0.tx_irq.set(on);
-    }
-    fn set_rx_irq(&mut self, on: bool) {
-        self.0.rx_irq.set(on);
-    }
-    fn ack_irq(&mut self) {
-        self.0.acks.set(self.0.acks.get() + 1);
-    }
-}
 
 #[derive(Clone)]
 struct Opts {
@@ -112,46 +70,6 @@ enum Cmd {
     Poke,
 }
 
-/// One queue: a header region and a data region.
-struct Queue {
-    header: Region,
-    data: Region,
-    size: u64,
-}
-
-impl Queue {
-    fn new(size: u64) -> Self {
-        Self {
-            header: Region::new(Region::PAGE),
-            data: Region::new(usize::try_from(size).unwrap()),
-            size,
-        }
-    }
-
-    fn conn(&self, id: u8) -> SerialConnectionResource {
-        let vaddr = |r: &Region| r.as_ptr().as_ptr().expose_provenance() as u64;
-        SerialConnectionResource {
-            queue: RegionResource {
-                vaddr: vaddr(&self.header),
-                size: Region::PAGE as u64,
-            },
-            data: RegionResource {
-                vaddr: vaddr(&self.data),
-                size: self.size,
-            },
-            id,
-            _pad: [0; 7],
-        }
-    }
-
-    /// The shared header, as a misbehaving peer sees it.
-    fn header(&self) -> &SerialQueue {
-        // SAFETY: the region is page-aligned, larger than the header, lives as long as `self`,
-        // and the header's fields are atomics valid for any bits.
-        unsafe { self.header.as_ptr().cast::<SerialQueue>().as_ref() }
-    }
-}
-
 /// Everything the PDs share: queues, configs, the device, scripts and what clients received.
 struct World {
     /// Owned here so the regions outlive every handle (the configs hold their addresses).
@@ -163,7 +81,7 @@ struct World {
     vtx: SerialVirtTxConfig,
     vrx: SerialVirtRxConfig,
     cli: Vec<SerialClientConfig>,
-    dev: DevState,
+    dev: ScriptedUart,
     fifo: usize,
     scripts: RefCell<Vec<VecDeque<Cmd>>>,
     received: RefCell<Vec<Vec<u8>>>,
@@ -234,7 +152,7 @@ impl World {
             vtx,
             vrx,
             cli,
-            dev: DevState::default(),
+            dev: ScriptedUart::default(),
             fifo: o.fifo,
             scripts: RefCell::new(vec![VecDeque::new(); o.clients]),
             received: RefCell::new(vec![Vec::new(); o.clients]),
@@ -250,16 +168,6 @@ impl World {
     fn virt_rx(&self) -> VirtRx<'_> {
         // SAFETY: as above.
         unsafe { VirtRx::new(&self.vrx) }.unwrap()
-    }
-}
-
-/// A handler the test keeps a reference to (to run `init` and read counters).
-struct Shared<'a, H>(&'a RefCell<H>);
-
-impl<H: Handler> Handler for Shared<'_, H> {
-    type Error = H::Error;
-    fn notified(&mut self, channels: ChannelSet) -> Result<(), H::Error> {
-        self.0.borrow_mut().notified(channels)
     }
 }
 
@@ -290,17 +198,8 @@ impl Handler for ClientPd<'_> {
         let Some(client) = &mut self.client else {
             return Ok(());
         };
-        let n = client.write_or_park(&self.pending)?;
-        self.pending.drain(..n);
-        let mut buf = [0u8; 16];
-        loop {
-            let n = client.try_read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            self.w.received.borrow_mut()[self.c].extend_from_slice(&buf[..n]);
-        }
-        Ok(())
+        let received = &mut self.w.received.borrow_mut()[self.c];
+        pump::<16>(client, &mut self.pending, received)
     }
 }
 
@@ -319,13 +218,13 @@ impl<'a> Rig<'a> {
         let rx = w.drv.rx_enabled();
         let mut sim = Sim::new();
         // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-        let drv = unsafe { SerialDriver::new(Dev(&w.dev), &w.drv, Channel::new(D_IRQ)) }.unwrap();
+        let drv = unsafe { SerialDriver::new(&w.dev, &w.drv, Channel::new(D_IRQ)) }.unwrap();
         let driver = sim.add_pd("serial_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
-        let virt_tx = sim.add_pd("serial_virt_tx", 199, false, Shared(vt));
+        let virt_tx = sim.add_pd("serial_virt_tx", 199, false, Shared::new(vt));
         sim.channel(driver, D_TX, virt_tx, V_DRIVER).unwrap();
         sim.init(virt_tx, || vt.borrow_mut().init());
-        let virt_rx = sim.add_pd("serial_virt_rx", 198, false, Shared(vr));
+        let virt_rx = sim.add_pd("serial_virt_rx", 198, false, Shared::new(vr));
         if rx {
             sim.channel(driver, D_RX, virt_rx, V_DRIVER).unwrap();
         }

@@ -89,17 +89,10 @@ pub enum Pl011Error {
 
 impl core::fmt::Display for Pl011Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let span = REGISTER_SPAN;
         match self {
-            Self::RegionTooSmall { len } => write!(
-                f,
-                "PL011 register region has {len:#x} bytes, needs {REGISTER_SPAN:#x}"
-            ),
-            Self::Baud { baud, clock_hz } => {
-                write!(
-                    f,
-                    "PL011 cannot run at {baud} baud from a {clock_hz} Hz clock"
-                )
-            }
+            Self::RegionTooSmall { len } => write!(f, "PL011 region {len:#x} < {span:#x} bytes"),
+            Self::Baud { baud, clock_hz } => write!(f, "PL011: no {baud} baud at {clock_hz} Hz"),
         }
     }
 }
@@ -210,17 +203,11 @@ impl<M: Mmio> Pl011<M> {
 
     /// Count the errors flagged in a `DR` value; whether the character is still good.
     fn note_errors(&mut self, dr: u32) -> bool {
-        let e = &mut self.errors;
-        for (bit, count) in [
-            (DR_OE, &mut e.overrun),
-            (DR_BE, &mut e.breaks),
-            (DR_PE, &mut e.parity),
-            (DR_FE, &mut e.framing),
-        ] {
-            if dr & bit != 0 {
-                *count = count.wrapping_add(1);
-            }
-        }
+        let (e, bit) = (&mut self.errors, |b: u32| u32::from(dr & b != 0));
+        e.overrun = e.overrun.wrapping_add(bit(DR_OE));
+        e.breaks = e.breaks.wrapping_add(bit(DR_BE));
+        e.parity = e.parity.wrapping_add(bit(DR_PE));
+        e.framing = e.framing.wrapping_add(bit(DR_FE));
         dr & (DR_BE | DR_PE | DR_FE) == 0
     }
 }
