@@ -55,6 +55,12 @@
 //! 2. Every memory region becomes a memfd of its size (zero-filled; kept open for the launcher's
 //!    life, so region contents survive a PD restart). A region with `phys_addr` (a device region)
 //!    is plain shared memory here: a host driver reaches its device through a host fd instead.
+//!    A PD that maps a region without write access gets a separate read-only descriptor of it,
+//!    and that region's memfd is then made mode 0444 and (as root) owned by `nobody`, with
+//!    `CAP_DAC_OVERRIDE`, `CAP_DAC_READ_SEARCH`, `CAP_FOWNER` and `CAP_CHOWN` dropped from the
+//!    PDs: so the read-only descriptor can be neither mapped writable nor reopened read-write
+//!    through `/proc/self/fd` nor `chmod`ed back. (Without root a PD owns the memfd and could
+//!    `chmod` it; only the descriptor itself is then read-only.)
 //! 3. Kernel objects are split by who may write them (least privilege, as seL4's capabilities):
 //!    per channel a shared page (each direction's pending flag, call word and message registers)
 //!    and two non-blocking wake-up pipes (one per direction: write end to the sender, read end to
@@ -66,8 +72,8 @@
 //!    number, the board table, its stats page, its maps (region fd, vaddr, size, rights), its
 //!    channels (id, peer, peer's id, page, end, pipe ends, notify/PPC rights of both ends) and its
 //!    IRQ channels. Only the descriptors its manifest names are inherited. The launcher makes
-//!    itself non-dumpable and, when it runs as root, drops `CAP_SYS_PTRACE`, `CAP_SYS_RAWIO` and
-//!    `CAP_SYS_MODULE` from the PDs' bounding set and gives them real group 65534 (effective group
+//!    itself non-dumpable and, when it runs as root, drops `CAP_SYS_PTRACE`, `CAP_SYS_RAWIO`,
+//!    `CAP_SYS_MODULE` and the file-permission overrides above from the PDs' bounding set and gives them real group 65534 (effective group
 //!    kept), so the kernel starts them non-dumpable and ptrace-class access between them fails the
 //!    credential match; each PD also makes itself non-dumpable as it starts. So no PD can open
 //!    another's (or the launcher's) memory or descriptors through `/proc`, ptrace or
@@ -348,6 +354,8 @@ struct Board {
     stats: Vec<(OwnedFd, StatsPage)>,
     channels: Vec<ChannelObj>,
     _regions: Vec<OwnedFd>,
+    /// Read-only descriptors of the regions some PD maps without write access.
+    _read_only: Vec<Option<OwnedFd>>,
     manifests: Vec<OwnedFd>,
     /// Descriptors each PD inherits.
     keep: Vec<Vec<RawFd>>,
@@ -404,6 +412,24 @@ impl Board {
             )))?;
             regions.push(fd);
         }
+        // A region some PD maps without write access gets a read-only descriptor for those PDs
+        // (a writable one would let them map it writable); then the memfd is locked so that
+        // descriptor cannot be reopened for writing either (see `sys::lock_read_only`).
+        let mut read_only: Vec<Option<OwnedFd>> = Vec::new();
+        for (r, fd) in regions.iter().enumerate() {
+            let needed = plan
+                .pds
+                .iter()
+                .any(|pd| pd.maps.iter().any(|m| m.region == r && !m.write));
+            let what = || format!("memory_region \"{}\": read-only access", plan.regions[r].0);
+            read_only.push(if needed {
+                let ro = sys::reopen_read_only(fd).map_err(os(what()))?;
+                sys::lock_read_only(fd).map_err(os(what()))?;
+                Some(ro)
+            } else {
+                None
+            });
+        }
         let mut manifests = Vec::new();
         let mut keep = Vec::new();
         for (i, pd) in plan.pds.iter().enumerate() {
@@ -417,7 +443,10 @@ impl Board {
                     .maps
                     .iter()
                     .map(|m| ManifestMap {
-                        fd: regions[m.region].as_raw_fd(),
+                        fd: match (&read_only[m.region], m.write) {
+                            (Some(ro), false) => ro.as_raw_fd(),
+                            _ => regions[m.region].as_raw_fd(),
+                        },
                         vaddr: m.vaddr,
                         size: plan.regions[m.region].1,
                         read: m.read,
@@ -492,6 +521,7 @@ impl Board {
             stats,
             channels,
             _regions: regions,
+            _read_only: read_only,
             manifests,
             keep,
             procs,

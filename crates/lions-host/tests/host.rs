@@ -391,6 +391,34 @@ fn write_to_read_only_region_faults_and_the_others_keep_running() {
     );
 }
 
+/// A read-only map really is read-only, whatever the PD does with the descriptor it inherits:
+/// no `pwrite`, no writable mapping, no read-write reopen through `/proc/self/fd`, before or
+/// after an `fchmod` (the last two need the launcher to run as root, as here and in CI; without
+/// root the PD owns the memfd and this test says so and fails).
+#[test]
+fn a_read_only_region_cannot_be_reopened_for_writing() {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "not run: the launcher enforces read-only reopening only as root"
+    );
+    let s = system(
+        "reopen",
+        &format!(
+            r#"<memory_region name="ro" size="0x1000"/>{}{}"#,
+            pd("reopen", r#"<map mr="ro" vaddr="0x3000000" perms="r"/>"#),
+            pd(
+                "idle_owner",
+                r#"<map mr="ro" vaddr="0x2000000" perms="rw"/>"#
+            ),
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("reopen: 1 descriptor(s) tried; landed: []; word 0x0");
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
+}
+
 /// A PD that cannot start stops the whole system at once (exit status 2), named, with its own
 /// reason, even under `--restart`: the rest would only look alive.
 #[test]

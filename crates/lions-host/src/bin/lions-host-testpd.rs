@@ -143,6 +143,10 @@ fn init() -> Boxed {
             println!("{n}: ready pid {}", std::process::id());
             Box::new(NullHandler)
         }
+        "reopen" => {
+            reopen();
+            Box::new(NullHandler)
+        }
         "mal" => Box::new(Mal { done: false }),
         "victim" => {
             println!("victim: ready pid {}", std::process::id());
@@ -153,6 +157,62 @@ fn init() -> Boxed {
         "bench_b" => Box::new(Echo),
         other => panic!("no test role named {other}"),
     }
+}
+
+/// Try every way to write a region this PD maps read-only (at `SECOND`, named `ro`): through
+/// the inherited descriptor (`pwrite`, a writable shared mapping), by reopening it read-write
+/// through `/proc/self/fd`, and after `fchmod`ing it writable. Print each attempt that landed,
+/// then the word's value as the owner (mapped read-write at `FIRST`) left it.
+fn reopen() {
+    let mut landed = Vec::new();
+    let mut tried = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let link = std::fs::read_link(entry.path()).unwrap_or_default();
+        if !link.to_string_lossy().contains("lions-region:ro") {
+            continue;
+        }
+        let Ok(n) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        tried += 1;
+        let value = 0xbad_u64.to_ne_bytes();
+        // SAFETY: plain system calls on a descriptor this process holds, with live buffers.
+        unsafe {
+            if libc::pwrite(n, value.as_ptr().cast(), 8, 0) == 8 {
+                landed.push("pwrite on the inherited descriptor");
+            }
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                n,
+                0,
+            );
+            if p != libc::MAP_FAILED {
+                landed.push("writable mapping of the inherited descriptor");
+                libc::munmap(p, 4096);
+            }
+            let path = format!("/proc/self/fd/{n}\0");
+            let rw = libc::open(path.as_ptr().cast(), libc::O_RDWR);
+            if rw >= 0 {
+                landed.push("reopened read-write through /proc/self/fd");
+                libc::close(rw);
+            }
+            if libc::fchmod(n, 0o666) == 0 {
+                let rw = libc::open(path.as_ptr().cast(), libc::O_RDWR);
+                if rw >= 0 {
+                    landed.push("reopened read-write after fchmod");
+                    libc::close(rw);
+                }
+            }
+        }
+    }
+    println!(
+        "reopen: {tried} descriptor(s) tried; landed: [{}]; word {:#x}",
+        landed.join(", "),
+        word(SECOND, 0).load(Ordering::Acquire)
+    );
 }
 
 /// Prints each delivery.
