@@ -398,8 +398,9 @@ fn write_to_read_only_region_faults_and_the_others_keep_running() {
 #[test]
 fn a_read_only_region_cannot_be_reopened_for_writing() {
     // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
+        euid,
         0,
         "not run: the launcher enforces read-only reopening only as root"
     );
@@ -485,6 +486,22 @@ fn host_fds_are_irqs_rearmed_by_irq_ack() {
             .count(),
         2
     );
+}
+
+/// `register_irq_fd` keeps no bare descriptor number past the borrow: an fd registered and then
+/// closed, its number reused by another (readable) fd, never raises the IRQ.
+#[test]
+fn a_closed_irq_fd_whose_number_is_reused_does_not_fire() {
+    let s = system(
+        "irq_reuse",
+        &pd(
+            "irq_reuse",
+            r#"<irq irq="40" id="3"/><irq irq="41" id="4"/>"#,
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("irq_reuse: number reused true, channel 3 fired 0 times");
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
 }
 
 #[test]

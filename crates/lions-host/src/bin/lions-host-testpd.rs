@@ -11,7 +11,7 @@
 use lions_os::host::register_irq_fd;
 use lions_os::{Channel, ChannelSet, Handler, MessageInfo, NullHandler, get_mr, pd_name, set_mr};
 use std::convert::Infallible;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -126,6 +126,7 @@ fn init() -> Boxed {
         "doomed" => panic!("always"),
         "cannot_start" => lions_os::startup_failed("port 1234 is in use (try another port)"),
         "irq_pd" => irq_pd(),
+        "irq_reuse" => irq_reuse(),
         "raw_term" => {
             // What a host serial driver does to the launching terminal; never undone here.
             // SAFETY: termios calls on fd 0 with a live, initialised struct.
@@ -406,6 +407,58 @@ fn irq_pd() -> Boxed {
         events: 0,
         ticks: 0,
     })
+}
+
+/// Register an eventfd on channel 3, close it, and make another readable one that (very likely)
+/// gets the same descriptor number; a timer on channel 4 reports after 3 ticks how often
+/// channel 3 fired (its registered eventfd was never written: it must not).
+fn irq_reuse() -> Boxed {
+    let first = eventfd();
+    let number = first.as_raw_fd();
+    register_irq_fd(Channel::new(3), first.as_fd()).unwrap();
+    drop(first);
+    let second = eventfd();
+    write8(&second);
+    let reused = second.as_raw_fd() == number;
+    let timer = timerfd(20);
+    register_irq_fd(Channel::new(4), timer.as_fd()).unwrap();
+    Box::new(IrqReuse {
+        _second: second,
+        timer,
+        reused,
+        fired: 0,
+        ticks: 0,
+    })
+}
+
+struct IrqReuse {
+    _second: OwnedFd,
+    timer: OwnedFd,
+    reused: bool,
+    fired: u32,
+    ticks: u32,
+}
+
+impl Handler for IrqReuse {
+    type Error = Infallible;
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+        if channels.contains(Channel::new(3)) {
+            self.fired += 1;
+            Channel::new(3).irq_ack().unwrap();
+        }
+        if channels.contains(Channel::new(4)) {
+            read8(&self.timer);
+            self.ticks += 1;
+            Channel::new(4).irq_ack().unwrap();
+            if self.ticks == 3 {
+                println!(
+                    "irq_reuse: number reused {}, channel 3 fired {} times",
+                    self.reused, self.fired
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Handler for IrqPd {
