@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! lions-host [--restart] [--max-restarts N] [--trace] [--stats] [--no-rt]
-//!            [--search-path DIR]... <file.system>
+//!            [--control FIFO] [--search-path DIR]... <file.system>
 //! ```
 //!
 //! - `--search-path DIR` (repeatable): where `program_image` paths are looked up, in order, before
@@ -23,6 +23,15 @@
 //! - `--stats`: print per-PD counters (notifications sent/received, PPCs made/served, IRQs,
 //!   restarts) on stderr at exit.
 //! - `--no-rt`: do not ask for real-time scheduling.
+//! - `--control FIFO`: create a FIFO at that path (removed at exit) and carry out the operator
+//!   commands written to it, one per line: `swap <pd> <image>` (live swap, paper §6.3.1: e.g.
+//!   replace a running `net_virt_tx` with one built with another Tx policy; a relative image is
+//!   looked up beside the current one) and `restart <pd>`. The PD is killed (SIGKILL) and started
+//!   again from its (new) image with its regions untouched, not counted as a fault or restart;
+//!   `lions_os::incarnation` tells it to rebuild its state from shared memory rather than
+//!   initialise it. Example: `echo "swap net_virt_tx net_virt_tx_prio" > /tmp/lions.ctl`.
+//!
+//! A PD started again (`--restart`, a control command) sees [`lions_os::incarnation`] above 0.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stops the whole system: every PD gets SIGTERM, then SIGKILL after a
 //! second, and the launcher waits for all of them. PDs ignore SIGINT themselves, so a Ctrl-C typed
@@ -92,7 +101,9 @@ mod plan;
 mod sys;
 
 use lions_os::host::control::{BoardTable, ChannelPage, PdState, StatsPage, call};
-use lions_os::host::manifest::{MANIFEST_ENV, Manifest, ManifestChannel, ManifestIrq, ManifestMap};
+use lions_os::host::manifest::{
+    INCARNATION_ENV, MANIFEST_ENV, Manifest, ManifestChannel, ManifestIrq, ManifestMap,
+};
 use lions_os::host::{EXIT_HANDLER_ERROR, EXIT_PANIC, EXIT_STARTUP};
 use plan::Plan;
 use std::fmt;
@@ -120,6 +131,9 @@ pub struct Options {
     /// More directories for program images, searched after `images_dir` and before the directory
     /// of the `.system` file.
     pub search_path: Vec<PathBuf>,
+    /// A control FIFO the launcher creates and reads commands from (`swap <pd> <image>`,
+    /// `restart <pd>`; see the crate docs).
+    pub control: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -131,6 +145,7 @@ impl Default for Options {
             stats: false,
             realtime: true,
             search_path: Vec::new(),
+            control: None,
         }
     }
 }
@@ -332,6 +347,10 @@ struct Proc {
     child: Option<Child>,
     pidfd: Option<OwnedFd>,
     restarts: u32,
+    /// Starts after the first (restarts and swaps): what the PD sees as `lions_os::incarnation`.
+    incarnation: u32,
+    /// Stopped by a control command, to be started again (with a new image, for a swap).
+    respawn: bool,
 }
 
 /// One channel's kernel objects in the launcher: its page and one wake-up pipe per half.
@@ -363,6 +382,54 @@ struct Board {
     faults: Vec<Fault>,
     realtime: bool,
     signals: sys::StopSignals,
+    control: Option<Control>,
+}
+
+/// The control FIFO: its path (removed at exit), a read descriptor and a partial line.
+struct Control {
+    path: PathBuf,
+    fd: OwnedFd,
+    partial: Vec<u8>,
+}
+
+impl Control {
+    fn create(path: &Path) -> io::Result<Self> {
+        let fd = sys::fifo(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            fd,
+            partial: Vec::new(),
+        })
+    }
+
+    /// Every complete line waiting (at most 64 KiB read per call).
+    fn read_lines(&mut self) -> Vec<String> {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match sys::read_some(&self.fd, &mut buf) {
+                Some(n) if n > 0 => self.partial.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let mut lines = Vec::new();
+        while let Some(at) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=at).collect();
+            let line = String::from_utf8_lossy(&line).trim().to_owned();
+            if !line.is_empty() {
+                lines.push(line);
+            }
+        }
+        if self.partial.len() > 4096 {
+            self.partial.clear();
+        }
+        lines
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Board {
@@ -502,6 +569,13 @@ impl Board {
             keep.push(k);
             manifests.push(fd);
         }
+        let control = match &options.control {
+            Some(path) => Some(
+                Control::create(path)
+                    .map_err(os(format!("creating the control FIFO {}", path.display())))?,
+            ),
+            None => None,
+        };
         let signals = sys::StopSignals::install().map_err(os("installing signal handlers"))?;
         let procs = plan
             .pds
@@ -510,6 +584,8 @@ impl Board {
                 child: None,
                 pidfd: None,
                 restarts: 0,
+                incarnation: 0,
+                respawn: false,
             })
             .collect();
         Ok(Self {
@@ -527,6 +603,7 @@ impl Board {
             procs,
             faults: Vec::new(),
             signals,
+            control,
         })
     }
 
@@ -540,7 +617,8 @@ impl Board {
         let pd = &self.plan.pds[i];
         let mut cmd = Command::new(&pd.image);
         cmd.arg0(&pd.name)
-            .env(MANIFEST_ENV, self.manifests[i].as_raw_fd().to_string());
+            .env(MANIFEST_ENV, self.manifests[i].as_raw_fd().to_string())
+            .env(INCARNATION_ENV, self.procs[i].incarnation.to_string());
         let keep = self.keep[i].clone();
         let cpu = pd.cpu;
         let launcher = sys::getpid();
@@ -611,6 +689,13 @@ impl Board {
                 events: libc::POLLIN,
                 revents: 0,
             }];
+            if let Some(c) = &self.control {
+                fds.push(libc::pollfd {
+                    fd: c.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
             let mut timeout = -1;
             for p in self.procs.iter().filter(|p| p.child.is_some()) {
                 match &p.pidfd {
@@ -625,6 +710,9 @@ impl Board {
             sys::poll(&mut fds, timeout);
             if fds[0].revents != 0 {
                 sys::drain(self.signals.fd());
+            }
+            if self.control.is_some() && fds[1].revents != 0 {
+                self.control_commands();
             }
             self.reap();
         }
@@ -652,6 +740,21 @@ impl Board {
             self.procs[i].pidfd = None;
             self.mark_gone(i);
             let name = self.plan.pds[i].name.clone();
+            if std::mem::take(&mut self.procs[i].respawn) {
+                self.reset_for_restart(i);
+                self.procs[i].incarnation += 1;
+                match self.spawn(i) {
+                    Ok(()) => eprintln!(
+                        "lions-host: {name}: started again ({})",
+                        self.plan.pds[i].image.display()
+                    ),
+                    Err(e) => {
+                        eprintln!("lions-host: {name}: could not start again: {e}");
+                        self.mark_gone(i);
+                    }
+                }
+                continue;
+            }
             let cause = Cause::of(status);
             if !cause.is_fault() {
                 self.trace(format_args!("{name}: exited"));
@@ -670,6 +773,7 @@ impl Board {
                 false
             } else {
                 self.procs[i].restarts += 1;
+                self.procs[i].incarnation += 1;
                 eprintln!(
                     "lions-host: {name}: restarting ({} of {})",
                     restarts + 1,
@@ -691,6 +795,55 @@ impl Board {
                 restarted,
             });
         }
+    }
+
+    /// Read and carry out the commands waiting on the control FIFO.
+    fn control_commands(&mut self) {
+        let Some(c) = &mut self.control else { return };
+        let lines = c.read_lines();
+        for line in lines {
+            match self.command(&line) {
+                Ok(()) => self.trace(format_args!("control: {line}")),
+                Err(e) => eprintln!("lions-host: control: {line:?}: {e}"),
+            }
+        }
+    }
+
+    /// One control command: `swap <pd> <image>` or `restart <pd>`. The PD is killed (SIGKILL, as a
+    /// fault would end it) and, once reaped, started again from its image (the new one for a
+    /// swap) with its regions as they are; it rebuilds its state from them.
+    fn command(&mut self, line: &str) -> Result<(), String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (pd, image) = match words.as_slice() {
+            ["swap", pd, image] => (*pd, Some(*image)),
+            ["restart", pd] => (*pd, None),
+            _ => return Err("unknown command (swap <pd> <image> | restart <pd>)".into()),
+        };
+        let i = self
+            .plan
+            .pds
+            .iter()
+            .position(|p| p.name == pd)
+            .ok_or("no protection domain of that name")?;
+        let Some(pid) = self.procs[i].child.as_ref().map(Child::id) else {
+            return Err("the PD is not running".into());
+        };
+        if let Some(image) = image {
+            let path = PathBuf::from(image);
+            let path = if path.is_absolute() {
+                path
+            } else {
+                self.plan.pds[i]
+                    .image
+                    .parent()
+                    .map_or(path.clone(), |d| d.join(&path))
+            };
+            plan::check_image(&path)?;
+            self.plan.pds[i].image = path;
+        }
+        self.procs[i].respawn = true;
+        sys::kill(pid, libc::SIGKILL);
+        Ok(())
     }
 
     /// Stop every PD: SIGTERM, then SIGKILL after a second; wait for all.

@@ -60,6 +60,42 @@ pub(crate) fn lock_read_only(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Create a FIFO at `path` (mode 0600; an existing FIFO there is reused) and open it read-write
+/// and non-blocking, so it never reports end-of-file when a writer closes.
+pub(crate) fn fifo(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut c: Vec<u8> = path.as_os_str().as_bytes().to_vec();
+    if c.contains(&0) {
+        return Err(io::Error::other("path contains NUL"));
+    }
+    c.push(0);
+    // SAFETY: `c` is NUL-terminated and outlives the calls.
+    unsafe {
+        if libc::mkfifo(c.as_ptr().cast(), 0o600) != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::AlreadyExists
+                || !std::fs::metadata(path).is_ok_and(|m| {
+                    use std::os::unix::fs::FileTypeExt;
+                    m.file_type().is_fifo()
+                })
+            {
+                return Err(e);
+            }
+        }
+        Ok(owned(check(libc::open(
+            c.as_ptr().cast(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        ))?))
+    }
+}
+
+/// Read what is there (non-blocking): `None` on error or nothing waiting.
+pub(crate) fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: writes at most `buf.len()` bytes into a live buffer.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).ok()
+}
+
 /// Write all of `data` to `fd` at offset 0.
 pub(crate) fn write_all_at(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
     let mut done = 0;

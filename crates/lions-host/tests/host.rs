@@ -400,8 +400,7 @@ fn a_read_only_region_cannot_be_reopened_for_writing() {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        euid,
-        0,
+        euid, 0,
         "not run: the launcher enforces read-only reopening only as root"
     );
     let s = system(
@@ -462,6 +461,48 @@ fn restart_respawns_a_faulted_pd_with_its_regions() {
     l.expect("lions-host: doomed: restarting (3 of 3)");
     l.expect("lions-host: doomed: not restarted: restart limit (3) reached");
     assert_eq!(l.wait().code(), Some(1), "{}", l.output());
+}
+
+/// The operator's control FIFO: `swap` starts another image in a PD's place and `restart` the
+/// same one, each time with its regions as they were and `lions_os::incarnation` counting up;
+/// neither is a fault. A bad command is refused with a message and changes nothing.
+#[test]
+fn control_fifo_swaps_and_restarts_a_running_pd() {
+    let s = system(
+        "swap",
+        &format!(
+            r#"<memory_region name="state" size="0x1000"/>{}"#,
+            pd(
+                "swappable",
+                r#"<map mr="state" vaddr="0x2000000" perms="rw"/>"#
+            )
+        ),
+    );
+    let dir = s.parent().unwrap().to_path_buf();
+    let copy = dir.join(format!("testpd-swapped-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_lions-host-testpd"), &copy).unwrap();
+    let ctl = dir.join(format!("swap-{}.ctl", std::process::id()));
+    let mut l = launch(&s, &["--control", ctl.to_str().unwrap()]);
+    l.expect("swappable: incarnation 0 image lions-host-testpd starts before 0");
+    let send = |cmd: &str| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&ctl).unwrap();
+        writeln!(f, "{cmd}").unwrap();
+    };
+    send("swap nobody lions-host-testpd");
+    l.expect("lions-host: control: \"swap nobody lions-host-testpd\": no protection domain");
+    send(&format!("swap swappable {}", copy.display()));
+    let name = copy.file_name().unwrap().to_string_lossy().into_owned();
+    l.expect(&format!(
+        "swappable: incarnation 1 image {name} starts before 1"
+    ));
+    send("restart swappable");
+    l.expect(&format!(
+        "swappable: incarnation 2 image {name} starts before 2"
+    ));
+    assert_eq!(l.stop().code(), Some(0), "not a fault: {}", l.output());
+    assert!(!ctl.exists(), "the FIFO is removed at exit");
+    let _ = std::fs::remove_file(&copy);
 }
 
 #[test]

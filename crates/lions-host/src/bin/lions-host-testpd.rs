@@ -144,6 +144,16 @@ fn init() -> Boxed {
             println!("{n}: ready pid {}", std::process::id());
             Box::new(NullHandler)
         }
+        "swappable" => {
+            let n = word(FIRST, 0).fetch_add(1, Ordering::AcqRel);
+            let exe = std::env::current_exe().unwrap_or_default();
+            println!(
+                "swappable: incarnation {} image {} starts before {n}",
+                lions_os::incarnation(),
+                exe.file_name().unwrap_or_default().to_string_lossy()
+            );
+            Box::new(NullHandler)
+        }
         "reopen" => {
             reopen();
             Box::new(NullHandler)
