@@ -130,6 +130,7 @@ pub use driver::{EthDevice, EthDriver};
 pub use policy::{InOrder, Limit, RateLimit, RoundRobin, StrictPriority, TxPolicy};
 pub use queue::{
     BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetQueue, NetSink, NetSource, OID_MAX, QueueError,
+    RawQueue,
 };
 pub use region::{DataRegion, Span};
 pub use virt_rx::{RxStats, VirtRx};

@@ -25,13 +25,29 @@
 //!   again. Each client is notified once per event, if it got buffers back and asked.
 //! - **Start-up** (sDDF's convention): each client primes its own free queue with its buffers;
 //!   the virt adopts that queue's tail when it sees the client's first frame.
+//! - **Restart** ([`VirtTx::resume`], for a component restarted with its regions intact, paper
+//!   §5.2). Everything but the per-client count of buffers at the driver is either in the
+//!   queues' shared indices or recomputed on every pass. That count is *rebuilt conservatively
+//!   from the driver's queues*, not kept in a region (sdfgen gives the Tx virt none): the
+//!   buffers sent and not yet taken back are the last `active.tail - free.head` descriptors on
+//!   the driver's active queue (its own slots, which only this component writes), each mapped
+//!   back to its client. That is exact for a driver that returns buffers in the order it got
+//!   them (ours do); for one that does not, a client's count may be off by the reordered ones.
+//!   A client frame found at the head of its queue that is already among those in flight was
+//!   sent before the restart but not yet taken off the client's queue (a crash between the two):
+//!   it is taken off now and not sent twice. The policy's state starts afresh (a swap to
+//!   another policy is a restart with another binary). A frame the old incarnation had staged
+//!   but not published is sent again by the new one; buffers it had taken back from the driver
+//!   but not yet handed to their client are lost to that client (a few instructions' window).
 //! - **Misbehaviour.** A client whose indices are impossible is marked faulty ([`TxStats::faulty`])
 //!   and skipped; a full client free queue (a client that sent duplicates) drops and counts the
 //!   buffer. The driver is trusted: an impossible index from it is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
-use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients, push_to};
+use crate::queue::{
+    Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, RawQueue, clients, push_to,
+};
 use crate::region::{DataRegion, Span};
 use crate::{Error, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
@@ -128,6 +144,48 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             ready: 0,
             in_flight: [0; MAX_CLIENTS],
         })
+    }
+
+    /// Rebuild what a previous incarnation knew, then serve (a restarted component's `init`; see
+    /// the module docs): count each client's buffers at the driver from the driver's queues,
+    /// take off client queues the frames already sent, and run one pass (buffers the driver
+    /// returned meanwhile go back, waiting frames go out). Returns how many frames were found
+    /// already sent.
+    ///
+    /// # Safety
+    /// As for [`new`](Self::new) (the same config; this reads the driver's queue regions).
+    pub unsafe fn resume(&mut self) -> Result<u32, Error> {
+        let d = &self.config.driver;
+        // SAFETY: forwarded from the caller: the driver's queues are mapped here.
+        let active = unsafe { RawQueue::new(&d.active_queue, d.num_buffers) }?;
+        // SAFETY: as above.
+        let free = unsafe { RawQueue::new(&d.free_queue, d.num_buffers) }?;
+        let out = active.tail().wrapping_sub(free.head());
+        self.in_flight = [0; MAX_CLIENTS];
+        for buf in active.last(out) {
+            if let Some((c, _, _)) = locate(self.config, buf.io_or_offset) {
+                self.in_flight[c] = self.in_flight[c].saturating_add(1);
+            }
+        }
+        let mut resent = 0;
+        for c in bits(self.clients.live()) {
+            let regions = self.config.clients.get(c).map_or(&[][..], |k| k.regions());
+            let Some((q, _)) = self.clients.get(c) else {
+                continue;
+            };
+            while let Ok(Some(buf)) = q.peek_active() {
+                let Some((dev, _)) = check(regions, &buf) else {
+                    break;
+                };
+                if !active.last(out).any(|b| b.io_or_offset == dev.io_or_offset) {
+                    break;
+                }
+                let _ = q.take_active();
+                resent += 1;
+            }
+        }
+        self.notified(ChannelSet::EMPTY)?;
+        Ok(resent)
     }
 
     /// Counters of refused and lost buffers, and the faulted clients.

@@ -21,8 +21,14 @@ fn init() -> VirtTx<'static, RoundRobin> {
     // read-write, client data regions at least readable) before `init` runs and for the PD's
     // whole life, each queue shared only with the peer at its other end; this PD makes one handle
     // per queue end.
-    unsafe { VirtTx::new(config, RoundRobin::default(), PlatformCache::default()) }
-        .unwrap_or_else(|e| fail(e))
+    let mut virt = unsafe { VirtTx::new(config, RoundRobin::default(), PlatformCache::default()) }
+        .unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() > 0 {
+        // Restarted (or swapped in): rebuild the per-client counts from the driver's queues.
+        // SAFETY: as above.
+        unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
+    }
+    virt
 }
 
 lions_os::protection_domain!(init);
