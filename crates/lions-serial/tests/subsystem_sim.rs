@@ -1004,7 +1004,7 @@ fn restart_at_every_step_loses_no_byte() {
             let what = format!("{} killed after step {at}", if tx { "Tx" } else { "Rx" });
             assert!(killed && faults == 1, "{what}");
             let segs = segments(&out);
-            for c in 0..3 {
+            for (c, sent) in sent.iter().enumerate() {
                 let mine: Vec<u8> = segs
                     .iter()
                     .filter(|(s, _)| *s == c)
@@ -1012,7 +1012,7 @@ fn restart_at_every_step_loses_no_byte() {
                     .collect();
                 assert_eq!(
                     String::from_utf8_lossy(&mine),
-                    String::from_utf8_lossy(&sent[c]),
+                    String::from_utf8_lossy(sent),
                     "{what}: client {c}'s output"
                 );
             }
