@@ -1375,3 +1375,141 @@ fn restart_after_downtime_bounds_loss_and_leaks_no_buffer() {
     }
     println!("restart-after-downtime runs: {runs}; most frames lost by one client: {lost_max}");
 }
+
+/// [`Rig::settle`] without its check that nothing faulted (the tests below kill components).
+fn drive(rig: &mut Rig<'_>) {
+    let nic = &rig.w.nic;
+    for _ in 0..10_000 {
+        rig.sim.run_until_idle(1_000_000).unwrap();
+        if nic.auto_tx.get() {
+            let done: Vec<_> = nic.tx_posted.borrow_mut().drain(..).collect();
+            nic.tx_done.borrow_mut().extend(done);
+        }
+        let rx = !nic.inbox.borrow().is_empty() && !nic.rx_posted.borrow().is_empty();
+        if !rx && nic.tx_done.borrow().is_empty() {
+            return;
+        }
+        rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    }
+    panic!("the subsystem never settled");
+}
+
+/// Move a shared queue index by `delta` (a crash between two steps of a pass, simulated).
+fn nudge(index: &AtomicU16, delta: i16) {
+    let v = index.load(Ordering::Relaxed);
+    index.store(v.wrapping_add_signed(delta), Ordering::Relaxed);
+}
+
+/// A crash inside a pass of the Rx virt: it had marked client 0 a holder of a buffer and staged
+/// the frame, but died before publishing it. The restarted virt finds the holder bit without a
+/// descriptor on the client's queue, clears it and gives the buffer back to the driver.
+#[test]
+fn restarted_rx_virt_frees_a_buffer_whose_frame_was_never_published() {
+    let w = rig_world();
+    let p = w.parts(RoundRobin::default());
+    let mut rig = Rig::new(&w, &p);
+    rig.sim
+        .fault(rig.copiers[0], "down while the frame arrives");
+    w.nic.inbox.borrow_mut().push_back(frame(mac(0), 1, 1, 60));
+    rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    drive(&mut rig);
+    assert!(!rig.all_rx_buffers_home(), "the frame's buffer is held");
+    // Un-publish the push: as if the virt had died with it staged.
+    nudge(w.copy_q[0].index(true, 0), -1);
+    rig.sim.fault(rig.virt_rx, "killed mid-pass");
+    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
+    *p.vrx.borrow_mut() = unsafe { VirtRx::new(&w.vrx, Coherent) }.unwrap();
+    let freed = Cell::new(0);
+    rig.sim.restart_with(rig.virt_rx, Shared(&p.vrx), || {
+        // SAFETY: the same config and regions.
+        unsafe { p.vrx.borrow_mut().resume() }.map(|n| freed.set(n))
+    });
+    assert_eq!(freed.get(), 1, "one stranded buffer back to the driver");
+    // SAFETY: as above.
+    *p.copiers[0].borrow_mut() = unsafe { Copier::resume(&w.copy[0]) }.unwrap();
+    rig.sim
+        .restart_with(rig.copiers[0], Shared(&p.copiers[0]), || {
+            p.copiers[0].borrow_mut().notified(ChannelSet::EMPTY)
+        });
+    drive(&mut rig);
+    assert!(rig.all_rx_buffers_home(), "no DMA buffer stranded");
+    assert!(rig.received(0).is_empty(), "the unpublished frame is lost");
+    w.nic
+        .inbox
+        .borrow_mut()
+        .push_back(frame(mac(0), 1, 2, 60));
+    rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    drive(&mut rig);
+    assert_eq!(rig.received(0).len(), 1, "and client 0 is served again");
+    assert!(rig.all_rx_buffers_home());
+}
+
+/// A crash inside a pass of a copier: it had taken a frame off the virt's queue but not yet put
+/// the DMA buffer back. The restarted copier finds it (the virt's active head is past its free
+/// tail) and returns it; the frame is lost, the buffer is not.
+#[test]
+fn restarted_copier_returns_the_dma_buffer_it_held() {
+    let w = rig_world();
+    let p = w.parts(RoundRobin::default());
+    let mut rig = Rig::new(&w, &p);
+    rig.sim
+        .fault(rig.copiers[0], "down while the frame arrives");
+    rig.w
+        .nic
+        .inbox
+        .borrow_mut()
+        .push_back(frame(mac(0), 1, 1, 60));
+    rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    drive(&mut rig);
+    // As if the copier had taken it (and released the slot) and died before returning it.
+    nudge(w.copy_q[0].index(true, 2), 1);
+    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
+    *p.copiers[0].borrow_mut() = unsafe { Copier::resume(&w.copy[0]) }.unwrap();
+    assert_eq!(
+        p.copiers[0].borrow().stats().dropped,
+        1,
+        "one held buffer found"
+    );
+    rig.sim
+        .restart_with(rig.copiers[0], Shared(&p.copiers[0]), || {
+            p.copiers[0].borrow_mut().notified(ChannelSet::EMPTY)
+        });
+    drive(&mut rig);
+    assert!(rig.all_rx_buffers_home(), "the DMA buffer is back");
+    assert!(rig.received(0).is_empty());
+    for i in 0..usize::from(RX_BUFS) {
+        assert_eq!(p.vrx.borrow().holders(i), 0);
+    }
+}
+
+/// A crash inside a pass of the Tx virt: it had sent a client's frame to the driver but not yet
+/// released the client's queue slot. The restarted virt recognises the frame at the head of the
+/// client's queue as one in flight and does not send it twice; every buffer comes home once.
+#[test]
+fn restarted_tx_virt_does_not_send_a_frame_twice() {
+    let w = rig_world();
+    let p = w.parts(RoundRobin::default());
+    let mut rig = Rig::new(&w, &p);
+    w.nic.auto_tx.set(false);
+    rig.cmd(0, [Cmd::Send(frame(mac(9), 0, 1, 100))]);
+    drive(&mut rig);
+    assert_eq!(rig.sent(), vec![(0, 1)]);
+    // As if the virt had died before releasing the client's slot.
+    nudge(w.cli_tx[0].index(true, 2), -1);
+    rig.sim.fault(rig.virt_tx, "killed mid-pass");
+    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
+    *p.vtx.borrow_mut() = unsafe { VirtTx::new(&w.vtx, RoundRobin::default(), Coherent) }.unwrap();
+    let resent = Cell::new(0);
+    rig.sim.restart_with(rig.virt_tx, Shared(&p.vtx), || {
+        // SAFETY: the same config and regions.
+        unsafe { p.vtx.borrow_mut().resume() }.map(|n| resent.set(n))
+    });
+    assert_eq!(resent.get(), 1, "the frame in flight was recognised");
+    w.nic.auto_tx.set(true);
+    drive(&mut rig);
+    assert_eq!(rig.sent(), vec![(0, 1)], "sent once");
+    rig.cmd(0, [Cmd::Send(frame(mac(9), 0, 2, 100))]);
+    drive(&mut rig);
+    assert_eq!(rig.sent(), vec![(0, 1), (0, 2)]);
+    assert_all_buffers_home(&rig, &w, &p, "after the restart");
+}
