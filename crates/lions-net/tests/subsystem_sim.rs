@@ -1434,10 +1434,7 @@ fn restarted_rx_virt_frees_a_buffer_whose_frame_was_never_published() {
     drive(&mut rig);
     assert!(rig.all_rx_buffers_home(), "no DMA buffer stranded");
     assert!(rig.received(0).is_empty(), "the unpublished frame is lost");
-    w.nic
-        .inbox
-        .borrow_mut()
-        .push_back(frame(mac(0), 1, 2, 60));
+    w.nic.inbox.borrow_mut().push_back(frame(mac(0), 1, 2, 60));
     rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
     drive(&mut rig);
     assert_eq!(rig.received(0).len(), 1, "and client 0 is served again");
