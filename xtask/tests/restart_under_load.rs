@@ -265,10 +265,96 @@ fn restart_and_swap_under_load() {
     });
 }
 
+/// `fileio` in bench mode (a 32 MiB file written and read back through the FS server, the blk
+/// virt and the driver) while the blk virt is SIGKILLed three times, 150 ms apart: each time the
+/// launcher restarts it, it rebuilds its driver ids from the queues, and the client finishes
+/// without an error, its data checked on read-back.
+fn blk_virt_restarts_under_fileio_load() {
+    let root = xtask::workspace_root();
+    let dir = std::env::temp_dir().join(format!("lions-restart-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    let path = format!(
+        "{}:/usr/sbin:/sbin",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg(root.join("examples/fileio/make-disk.sh"))
+        .arg(&img)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make-disk.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sys = System::start_with(
+        "fileio",
+        &["--", "--restart", "--max-restarts", "10"],
+        &[
+            ("LIONS_HOST_BLK_IMAGE", img.to_str().unwrap()),
+            ("LIONS_FILEIO_BENCH", "32"),
+        ],
+    );
+    sys.expect("the bench started", |s: &Screen| {
+        s.text().contains("fileio: bench:")
+    });
+    let launcher = sys.pid();
+    let mut kills = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(150));
+        if sys.with_screen(|s| s.text().contains("fileio: done")) {
+            break;
+        }
+        let pid = pd_pid(launcher, "blk_virt").expect("a blk_virt process");
+        // SAFETY: kill with a pid we just found as a child of our launcher.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+        kills.push(Instant::now());
+        let n = kills.len();
+        sys.expect("the blk virt restarted", |s: &Screen| {
+            s.errors
+                .iter()
+                .filter(|l| l.contains("lions-host: blk_virt: restarting"))
+                .count()
+                >= n
+        });
+    }
+    let done = sys.wait_for(Duration::from_secs(120), |s: &Screen| {
+        let t = s.text();
+        t.contains("fileio: done") || t.contains("FAILED")
+    });
+    let text = sys.with_screen(Screen::text);
+    let transcript = sys.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(done, "fileio did not finish:\n{transcript}");
+    assert!(!text.contains("FAILED"), "fileio failed:\n{transcript}");
+    assert!(
+        !kills.is_empty(),
+        "the blk virt was killed during the bench"
+    );
+    for line in text.lines().filter(|l| l.contains("fileio: bench")) {
+        eprintln!("{}", line.trim());
+    }
+    eprintln!(
+        "blk_virt killed {} times during the bench; fileio done, data checked",
+        kills.len()
+    );
+}
+
 fn main() -> ExitCode {
-    common::harness::run(vec![Trial {
-        name: "restart_and_swap_under_load",
-        run: restart_and_swap_under_load,
-        not_run: None,
-    }])
+    let tools = common::harness::missing_tools(&[("sfdisk", "fdisk"), ("mkfs.fat", "dosfstools")]);
+    common::harness::run(vec![
+        Trial {
+            name: "restart_and_swap_under_load",
+            run: restart_and_swap_under_load,
+            not_run: None,
+        },
+        Trial {
+            name: "blk_virt_restarts_under_fileio_load",
+            run: blk_virt_restarts_under_fileio_load,
+            not_run: tools,
+        },
+    ])
 }

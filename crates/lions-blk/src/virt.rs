@@ -254,19 +254,31 @@ impl<'a> BlkVirt<'a> {
             let Ok((req, resp)) = views else {
                 continue;
             };
-            // Owed: taken (before the request head) and not answered (no response with its id
-            // among those published), newest first, as many as the indices say.
+            // Owed: taken (before the request head) and not answered, newest first, as many as
+            // the indices say. Ids may be reused once answered, so a request is owed when its id
+            // has no newer request and more requests than answers in the windows (the answers
+            // window cut to the requests window less what is owed).
             let cap = u32::from(conn.num_buffers);
             let mut owed = req.head().wrapping_sub(resp.tail()).min(cap);
-            let answers = resp.tail().min(cap);
-            let answered_id =
-                |id: u32| (1..=answers).any(|k| resp.entry(resp.tail().wrapping_sub(k)).id == id);
-            for k in 1..=req.head().min(cap) {
+            let w = req.head().min(cap);
+            let rw = w.saturating_sub(owed).min(resp.tail());
+            let reqs = |id: u32| {
+                (1..=w)
+                    .filter(|&k| req.entry(req.head().wrapping_sub(k)).id == id)
+                    .count()
+            };
+            let answers = |id: u32| {
+                (1..=rw)
+                    .filter(|&k| resp.entry(resp.tail().wrapping_sub(k)).id == id)
+                    .count()
+            };
+            for k in 1..=w {
                 if owed == 0 {
                     break;
                 }
                 let q = req.entry(req.head().wrapping_sub(k));
-                if answered_id(q.id) {
+                let newer = (1..k).any(|k2| req.entry(req.head().wrapping_sub(k2)).id == q.id);
+                if newer || reqs(q.id) <= answers(q.id) {
                     continue;
                 }
                 owed -= 1;
