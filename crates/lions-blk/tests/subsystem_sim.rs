@@ -1100,3 +1100,60 @@ fn restart_at_every_step_answers_every_request_once() {
     }
     println!("blk restart runs: {steps}");
 }
+
+/// A crash inside a pass of the blk virt: it had taken a client's request off its queue but not
+/// yet passed it on. The restarted virt finds the request owed and at no driver id, and answers
+/// it `ErrUnspec` at once, so the client does not wait forever; the next request is served.
+#[test]
+fn restarted_blk_virt_answers_a_request_it_lost() {
+    let o = opts(gpt_disk(), &[0, 1]);
+    let w = World::new(&o);
+    let virt = RefCell::new(w.blk_virt());
+    let mut rig = Rig::new(&w, &o, &virt);
+    rig.sim.fault(rig.virt, "down while the request arrives");
+    w.scripts.borrow_mut()[0].push_back(Cmd::Read {
+        block: 1,
+        count: 1,
+        offset: 0,
+    });
+    rig.sim.inject_irq(rig.clients[0], C_CMD).unwrap();
+    rig.sim.run_until_idle(10_000).unwrap();
+    // As if the virt had taken it (and released the slot) and died before passing it on.
+    let q = &w.virt.clients[0].conn.req_queue;
+    // SAFETY: the region lives in `w`; its first word is the consumer's (the virt's) head.
+    let head = unsafe { &*(q.vaddr as *const std::sync::atomic::AtomicU32) };
+    head.fetch_add(1, Ordering::Relaxed);
+    *virt.borrow_mut() = w.blk_virt();
+    let lost = std::cell::Cell::new(0);
+    rig.sim.restart_with(rig.virt, Shared::new(&virt), || {
+        // SAFETY: the same config and regions as the handle was made over.
+        unsafe { virt.borrow_mut().resume(&w.virt) }.map(|n| lost.set(n))
+    });
+    assert_eq!(lost.get(), 1, "one owed request found nowhere");
+    for _ in 0..100 {
+        rig.sim.run_until_idle(100_000).unwrap();
+        if w.disk.pending_len() == 0 {
+            break;
+        }
+        w.disk.complete_where(|_| true);
+        rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    }
+    let id = rig.ids(0)[0];
+    assert_eq!(rig.got(0), vec![err(id, ResponseStatus::ErrUnspec)]);
+    w.scripts.borrow_mut()[0].push_back(Cmd::Read {
+        block: 2,
+        count: 1,
+        offset: 0,
+    });
+    rig.sim.inject_irq(rig.clients[0], C_CMD).unwrap();
+    for _ in 0..100 {
+        rig.sim.run_until_idle(100_000).unwrap();
+        if w.disk.pending_len() == 0 {
+            break;
+        }
+        w.disk.complete_where(|_| true);
+        rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    }
+    assert_eq!(rig.got(0).len(), 2, "served again: {:?}", rig.got(0));
+    assert_eq!(rig.got(0)[1], ok(rig.ids(0)[1], 1));
+}
