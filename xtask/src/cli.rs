@@ -28,6 +28,12 @@ commands:
   size [--files]
         code lines (not blank, not comment, no test code) of each component and class
         library beside the paper's Table 2; --files: each file's count too
+  swap <example> <pd> <binary> [--release] [--control FIFO]
+        host board, a running `xtask run <example>`: build <binary> (a component binary of the
+        PD's package, e.g. net_virt_tx_priority), write <pd>'s config sections into a copy of it
+        and tell the launcher (its control FIFO, default target/lions/<example>/host/control.fifo,
+        which `run` passes it) to stop <pd> and start that image in its place with its memory
+        regions as they are (live policy swap; `... net_virt_tx net_virt_tx` swaps back)
   fuzz <target>|all|list [--seconds N] [--seed S]
         run an adversarial attacker (release) for N s (default 60) with fresh seeds; a failure is
         shrunk and saved with its replay command under target/fuzz/<target>/
@@ -84,6 +90,7 @@ launcher options (host board: cargo xtask run <example> -- OPTIONS; see lions-ho
   --stats                  print per-PD counters (notifications, PPCs, IRQs, restarts) at exit
   --no-rt                  do not ask for SCHED_FIFO priorities
   --search-path DIR        more folders for PD images (xtask passes the output folder)
+  --control FIFO           operator commands (xtask passes <output>/control.fifo; see `swap`)
 qemu_virt_aarch64: the arguments after -- go to qemu-system-aarch64 (devices, drives, netdevs)"
     )
 }
@@ -187,6 +194,19 @@ pub enum Command {
         /// Print each file's count under its row.
         files: bool,
     },
+    /// `swap <example> <pd> <binary>`.
+    Swap {
+        /// Folder name under `examples/` (its host build is running).
+        example: String,
+        /// The PD to replace.
+        pd: String,
+        /// The binary target to run in its place.
+        binary: String,
+        /// Release profile.
+        release: bool,
+        /// The launcher's control FIFO (default `<output>/control.fifo`).
+        control: Option<PathBuf>,
+    },
     /// `help`, `-h`, `--help`.
     Help,
 }
@@ -218,9 +238,12 @@ where
         }
         return Ok(Command::Size { files });
     }
+    if cmd == "swap" {
+        return parse_swap(args);
+    }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error::usage(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, bench, size, fuzz, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, fuzz, help"
         )));
     }
     if cmd == "bench" {
@@ -289,6 +312,38 @@ where
             output,
             regions,
         },
+    })
+}
+
+/// `swap <example> <pd> <binary> [--release] [--control FIFO]`.
+fn parse_swap(mut args: impl Iterator<Item = String>) -> Result<Command, Error> {
+    let mut words = Vec::new();
+    let (mut release, mut control) = (false, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--release" => release = true,
+            "--control" => {
+                let v = args
+                    .next()
+                    .ok_or_else(|| Error::usage("`--control` needs a FIFO"))?;
+                control = Some(PathBuf::from(v));
+            }
+            "-h" | "--help" => return Ok(Command::Help),
+            a if a.starts_with('-') => {
+                return Err(Error::usage(format!("`swap` does not take option `{a}`")));
+            }
+            _ => words.push(arg),
+        }
+    }
+    let [example, pd, binary]: [String; 3] = words
+        .try_into()
+        .map_err(|_| Error::usage("usage: swap <example> <pd> <binary>"))?;
+    Ok(Command::Swap {
+        example,
+        pd,
+        binary,
+        release,
+        control,
     })
 }
 

@@ -150,7 +150,10 @@ pub const ROWS: &[Row] = &[
     Row {
         name: "fs queue and protocol",
         budget: Some(268),
-        paths: &["crates/lions-fs/src/queue.rs", "crates/lions-fs/src/protocol.rs"],
+        paths: &[
+            "crates/lions-fs/src/queue.rs",
+            "crates/lions-fs/src/protocol.rs",
+        ],
     },
     Row {
         name: "SPSC ring and client table (lions-queue, shared by every class)",

@@ -40,7 +40,90 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             );
             Ok(())
         }
+        Command::Swap {
+            example,
+            pd,
+            binary,
+            release,
+            control,
+        } => swap(&root, &example, &pd, &binary, release, control),
     }
+}
+
+/// The control FIFO `run` gives the host launcher: `<output>/control.fifo`.
+pub fn control_fifo(out: &Path) -> PathBuf {
+    out.join("control.fifo")
+}
+
+/// `swap`: build `binary`, assemble it as `pd`'s image (`<pd>@<binary>.elf`, the PD's config
+/// sections written) and send `swap <pd> <image>` to the running launcher's control FIFO.
+fn swap(
+    root: &Path,
+    example: &str,
+    pd: &str,
+    binary: &str,
+    release: bool,
+    control: Option<PathBuf>,
+) -> Result<(), Error> {
+    let out = output_dir(root, example, Board::Host);
+    let asm = Assembly::load(&out)?;
+    let Some(entry) = asm.pds.iter().find(|p| p.name == pd) else {
+        return Err(Error::missing(format!(
+            "{}: no PD `{pd}` in this system (build and run it first)",
+            out.display()
+        )));
+    };
+    let package = entry
+        .package
+        .clone()
+        .unwrap_or_else(|| "lions-components".into());
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["build", "--package", &package, "--bin", binary]);
+    if release {
+        cmd.arg("--release");
+    }
+    status_of(cmd, &format!("cargo build of {binary}"))?;
+    let mut one = entry.clone();
+    one.binary = binary.to_owned();
+    one.image = format!("{pd}@{binary}.elf");
+    let only = Assembly {
+        pds: vec![one],
+        ..asm.clone()
+    };
+    let done = assemble(&only, &[profile_dir(root, Board::Host, release)], &out)?;
+    let image = &done[0].image;
+    let fifo = control.unwrap_or_else(|| control_fifo(&out));
+    send_control(&fifo, &format!("swap {pd} {}\n", image.display()))?;
+    eprintln!(
+        "xtask: asked the launcher ({}) to swap {pd} for {}",
+        fifo.display(),
+        image.display()
+    );
+    Ok(())
+}
+
+/// Linux's `O_NONBLOCK` (the same on every architecture the host board runs on): opening a FIFO
+/// for writing fails at once (`ENXIO`) instead of waiting when nobody reads it.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Write one command line to a launcher's control FIFO; refused at once when no launcher reads
+/// it.
+fn send_control(fifo: &Path, line: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(fifo)
+        .map_err(|e| {
+            Error::missing(format!(
+                "{}: {e} (is the system running? `cargo xtask run` creates it)",
+                fifo.display()
+            ))
+        })?;
+    f.write_all(line.as_bytes())
+        .map_err(|e| Error::io("writing to", fifo, e))
 }
 
 /// `target/lions/<example>/<board>/`; for a system folder of its own, `<folder>/target/lions/<board>/`.
@@ -375,10 +458,11 @@ pub fn run(root: &Path, args: &BuildArgs, launcher_args: &[String]) -> Result<()
 
     let launcher = profile_dir(root, Board::Host, args.release).join(LAUNCHER);
     let mut cmd = Process::new(&launcher);
-    cmd.arg(&system)
-        .arg("--search-path")
-        .arg(&out)
-        .args(launcher_args);
+    cmd.arg(&system).arg("--search-path").arg(&out);
+    if !launcher_args.iter().any(|a| a == "--control") {
+        cmd.arg("--control").arg(control_fifo(&out));
+    }
+    cmd.args(launcher_args);
     eprintln!(
         "xtask: starting {} {} --search-path {}{}{} (Ctrl-C stops it)",
         launcher.display(),

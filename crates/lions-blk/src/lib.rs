@@ -111,7 +111,7 @@ pub use driver::{BlkDevice, BlkDriver, DeviceCompletion, DeviceOp, DeviceRequest
 pub use partition::{Extent, PartitionError, PartitionTable, Partitioner, Scheme};
 pub use queue::{
     BLK_TRANSFER_SIZE, BlkReqQueue, BlkRequest, BlkRequester, BlkRespQueue, BlkResponse, BlkServer,
-    QueueError, RequestCode, ResponseStatus,
+    QueueError, RawBlkQueue, RequestCode, ResponseStatus,
 };
 pub use storage_info::{BlkStorageInfo, StorageInfoPage, StorageInfoWriter};
 pub use virt::BlkVirt;

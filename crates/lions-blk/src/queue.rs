@@ -247,6 +247,72 @@ unsafe impl QueueHeader for BlkRespQueue {
 /// Why a block queue handle could not be made: the one error type of every class crate's queues.
 pub use lions_queue::clients::QueueError;
 
+/// A restarted component's read-only look at one block queue region: the raw indices (`head` at
+/// offset 0, `tail` at 4 in both layouts) and the entries in its slots. For rebuilding what a
+/// component knew from shared memory; never used to pop or push.
+#[derive(Clone, Copy)]
+pub struct RawBlkQueue<'a, E> {
+    head: &'a AtomicU32,
+    tail: &'a AtomicU32,
+    entries: NonNull<E>,
+    slots: u32,
+}
+
+impl<'a, E: Copy> RawBlkQueue<'a, E> {
+    /// The queue in region `r` with `capacity` slots of `E` from `entries_offset` (16 for
+    /// requests, 8 for responses).
+    ///
+    /// # Safety
+    /// `r` is mapped readable in this component for `'a`; `E` is a plain-old-data entry type of
+    /// the layout (any bit pattern valid).
+    pub unsafe fn new(
+        r: &lions_os::RegionResource,
+        capacity: u16,
+        entries_offset: usize,
+    ) -> Result<Self, QueueError> {
+        let (base, len) = lions_queue::clients::region(r.vaddr, r.size)?;
+        let needed = usize::from(capacity)
+            .checked_mul(size_of::<E>())
+            .and_then(|n| n.checked_add(entries_offset));
+        if capacity == 0 || needed.is_none_or(|n| n > len) || base.as_ptr().addr() % 8 != 0 {
+            return Err(QueueError::Region(RegionError::Misaligned));
+        }
+        // SAFETY: the region holds the 8-byte index header (checked above) and is 8-aligned;
+        // the indices are atomics valid for any bits.
+        let (head, tail) = unsafe {
+            (
+                &*base.as_ptr().cast::<AtomicU32>(),
+                &*base.as_ptr().add(4).cast::<AtomicU32>(),
+            )
+        };
+        Ok(Self {
+            head,
+            tail,
+            // SAFETY: `entries_offset` is within the region (checked above).
+            entries: unsafe { base.add(entries_offset) }.cast(),
+            slots: u32::from(capacity),
+        })
+    }
+
+    /// The consumer's index.
+    pub fn head(&self) -> u32 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// The producer's index.
+    pub fn tail(&self) -> u32 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// The entry in the slot of raw index `index` (slot `index % capacity`), as it is now.
+    pub fn entry(&self, index: u32) -> E {
+        let slot = (index % self.slots) as usize;
+        // SAFETY: `slot < capacity` entries lie inside the region (checked by `new`); a volatile
+        // read of a plain-old-data value a peer may be writing.
+        unsafe { self.entries.add(slot).read_volatile() }
+    }
+}
+
 /// Both queues of one connection, checked, not yet claimed by a role.
 struct Pair<'a> {
     req: QueueMemory<'a, BlkReqQueue>,

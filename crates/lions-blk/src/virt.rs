@@ -35,6 +35,22 @@
 //! - **Notifications** (no flags in blk): the driver after any published request; a client after
 //!   any published response. A client that could not be served (limit, room, driver full, held
 //!   barrier) is served again at the next event: every driver response notifies the virt.
+//! - **Restart** ([`BlkVirt::resume`] in place of `init`, for a virt restarted with its regions
+//!   intact, paper §5.2). What each driver id stands for is private (sdfgen gives the virt no
+//!   region for it) and is *rebuilt conservatively from the queues*. A client is owed an answer
+//!   to the requests it has had taken (before its request head) whose id is on no response
+//!   published to it (`req.head - resp.tail` of them). A driver id is out when the driver's
+//!   request window holds more requests with it than its response window holds responses (ids
+//!   alternate; exact until the queues wrap their capacity). Each owed request, newest first,
+//!   is matched to the newest driver request still out of the same code whose buffer is that
+//!   request's buffer in the client's data region (FLUSH and BARRIER by code alone, so with
+//!   two clients flushing at once the two answers may be swapped), and gets its slot, in-flight
+//!   count and barrier back. An owed request matching no driver request out (the old
+//!   incarnation died between taking it and passing it on, or between the driver's answer and
+//!   its own) is answered `ErrUnspec` now, so no client waits forever; a driver id out that
+//!   matches no owed request (a partition-table read of the old incarnation) keeps its id until
+//!   answered and its answer is dropped. The partition table is read again (clients' requests
+//!   wait meanwhile), and the clients' pages are published again with the same contents.
 //! - **Misbehaving clients**: an impossible queue index, or indices inconsistent at start, makes
 //!   the client faulty ([`BlkVirt::faulty`]): it is no longer served, and its requests still at the
 //!   driver are dropped when they complete. Nothing a client writes can make the virt panic.
@@ -45,8 +61,8 @@ use crate::Error;
 use crate::config::{BlkVirtClient, BlkVirtConfig};
 use crate::partition::{Extent, PartitionError, PartitionTable, Partitioner, Step};
 use crate::queue::{
-    BLK_TRANSFER_SIZE, BlkRequest, BlkRequester, BlkResponse, BlkServer, QueueError, RequestCode,
-    ResponseStatus,
+    BLK_TRANSFER_SIZE, BlkRequest, BlkRequester, BlkResponse, BlkServer, QueueError, RawBlkQueue,
+    RequestCode, ResponseStatus,
 };
 use crate::storage_info::{StorageInfoPage, StorageInfoWriter};
 use core::ptr::NonNull;
@@ -195,6 +211,183 @@ impl<'a> BlkVirt<'a> {
     /// Whether the partition table has been read and the clients' pages published.
     pub fn is_ready(&self) -> bool {
         self.ready
+    }
+
+    /// Take over from a previous incarnation (a restarted component's `init`, in place of
+    /// [`init`](Self::init); see the module docs): rebuild what each driver id stands for from
+    /// the queues, answer `ErrUnspec` to owed requests found nowhere, read the partition table
+    /// again and serve. Returns how many requests were answered that way.
+    ///
+    /// # Safety
+    /// As for [`new`](Self::new), with the same `config`.
+    pub unsafe fn resume(&mut self, config: &BlkVirtConfig) -> Result<u32, Error> {
+        let d = &config.driver.conn;
+        // SAFETY: forwarded from the caller: the driver's queues are mapped here (and `new`
+        // checked both regions, so the views cannot be refused).
+        let views = unsafe {
+            RawBlkQueue::<BlkRequest>::new(&d.req_queue, d.num_buffers, 16).and_then(|q| {
+                Ok((
+                    q,
+                    RawBlkQueue::<BlkResponse>::new(&d.resp_queue, d.num_buffers, 8)?,
+                ))
+            })
+        };
+        let Ok((dreq, dresp)) = views else {
+            return Err(Error::Overflow);
+        };
+        // A driver request of no client: a client index that is never served (or, with every
+        // index in use, the partitioner's, whose stale answer is then fed to a fresh read).
+        let stale = u8::try_from(self.num_clients).unwrap_or(OWN);
+        self.driver.slots = [None; MAX_DRIVER_REQUESTS];
+        // The requests the driver was sent, newest last (the slots still hold the last
+        // `capacity`); each is matched at most once.
+        let sent = dreq
+            .tail()
+            .min(u32::from(d.num_buffers))
+            .min(u32::try_from(MAX_DRIVER_REQUESTS).unwrap_or(u32::MAX));
+        let first = dreq.tail().wrapping_sub(sent);
+        let mut used = [0u64; MAX_DRIVER_REQUESTS.div_ceil(64)];
+        // Driver ids out now: an id alternates request, response; so it is out when the window
+        // holds more requests than responses with it. Exact while the queues have not wrapped
+        // their capacity; afterwards the response window is cut to the request window's length.
+        let mut out = [0i32; MAX_DRIVER_REQUESTS];
+        for j in 1..=sent {
+            let id = dreq.entry(dreq.tail().wrapping_sub(j)).id;
+            if let Some(n) = usize::try_from(id).ok().and_then(|i| out.get_mut(i)) {
+                *n += 1;
+            }
+        }
+        for j in 1..=dresp.head().min(sent) {
+            let id = dresp.entry(dresp.head().wrapping_sub(j)).id;
+            if let Some(n) = usize::try_from(id).ok().and_then(|i| out.get_mut(i)) {
+                *n -= 1;
+            }
+        }
+        let mut answered = 0;
+        for (c, cfg) in config.clients().iter().enumerate().take(self.num_clients) {
+            let Some((data_io, data_size)) =
+                self.clients.get(c).map(|cl| (cl.data_io, cl.data_size))
+            else {
+                continue;
+            };
+            let conn = &cfg.conn;
+            // SAFETY: as above, the clients' queues.
+            let views = unsafe {
+                RawBlkQueue::<BlkRequest>::new(&conn.req_queue, conn.num_buffers, 16).and_then(
+                    |q| {
+                        let r =
+                            RawBlkQueue::<BlkResponse>::new(&conn.resp_queue, conn.num_buffers, 8);
+                        Ok((q, r?))
+                    },
+                )
+            };
+            let Ok((req, resp)) = views else {
+                continue;
+            };
+            // Owed: taken (before the request head) and not answered, newest first, as many as
+            // the indices say. Ids may be reused once answered, so a request is owed when its id
+            // has no newer request and more requests than answers in the windows (the answers
+            // window cut to the requests window less what is owed).
+            let cap = u32::from(conn.num_buffers);
+            let mut owed = req.head().wrapping_sub(resp.tail()).min(cap);
+            let w = req.head().min(cap);
+            let rw = w.saturating_sub(owed).min(resp.tail());
+            let reqs = |id: u32| {
+                (1..=w)
+                    .filter(|&k| req.entry(req.head().wrapping_sub(k)).id == id)
+                    .count()
+            };
+            let answers = |id: u32| {
+                (1..=rw)
+                    .filter(|&k| resp.entry(resp.tail().wrapping_sub(k)).id == id)
+                    .count()
+            };
+            for k in 1..=w {
+                if owed == 0 {
+                    break;
+                }
+                let q = req.entry(req.head().wrapping_sub(k));
+                let newer = (1..k).any(|k2| req.entry(req.head().wrapping_sub(k2)).id == q.id);
+                if newer || reqs(q.id) <= answers(q.id) {
+                    continue;
+                }
+                owed -= 1;
+                // Its driver request: the newest unmatched one of the same code whose buffer is
+                // this one in the client's region (FLUSH and BARRIER: by code alone) and whose
+                // driver id no later request took.
+                let found = (1..=sent).find_map(|j| {
+                    let at = first.wrapping_add(sent - j);
+                    let r = dreq.entry(at);
+                    let did = usize::try_from(r.id)
+                        .ok()
+                        .filter(|&i| i < self.driver.ids)?;
+                    // `sent - j < sent <= MAX_DRIVER_REQUESTS`: a bit of `used`.
+                    let bit = (sent - j) as usize;
+                    let fresh = used[bit / 64] >> (bit % 64) & 1 == 0
+                        && self.driver.slots[did].is_none()
+                        && out[did] > 0;
+                    let same = r.code == q.code
+                        && match q.code() {
+                            Ok(k) if k.has_buffer() => {
+                                r.count == q.count
+                                    && q.io_or_offset < data_size
+                                    && r.io_or_offset == data_io.wrapping_add(q.io_or_offset)
+                            }
+                            _ => true,
+                        };
+                    (fresh && same).then_some((bit, did, r))
+                });
+                let Some((bit, did, r)) = found else {
+                    // Taken but at no driver id: the old incarnation died before passing it on.
+                    answered += self.answer_lost(c, q.id);
+                    continue;
+                };
+                used[bit / 64] |= 1 << (bit % 64);
+                self.driver.slots[did] = Some(Slot {
+                    client: u8::try_from(c).unwrap_or(OWN),
+                    count: r.count,
+                    id: q.id,
+                });
+                if let Some(cl) = self.clients.get(c) {
+                    cl.in_flight += 1;
+                    cl.barrier |= r.code() == Ok(RequestCode::Barrier);
+                }
+            }
+        }
+        // Driver ids still out that no owed request claimed keep them until answered.
+        for (did, n) in out.iter().enumerate().take(self.driver.ids) {
+            if *n > 0 && self.driver.slots[did].is_none() {
+                self.driver.slots[did] = Some(Slot {
+                    client: stale,
+                    count: 0,
+                    id: 0,
+                });
+            }
+        }
+        self.driver.nfree = 0;
+        for did in (0..self.driver.ids).rev() {
+            if self.driver.slots[did].is_none() {
+                self.driver.free[self.driver.nfree] = u16::try_from(did).unwrap_or(0);
+                self.driver.nfree += 1;
+            }
+        }
+        (self.part, self.ready) = (None, false);
+        self.notified(ChannelSet::from_bits(1 << self.driver_ch.index()))?;
+        Ok(answered)
+    }
+
+    /// Answer client `c`'s request `id` with `ErrUnspec` (lost in a restart); 1 if staged.
+    fn answer_lost(&mut self, c: usize, id: u32) -> u32 {
+        let Some(cl) = self.clients.get(c) else {
+            return 0;
+        };
+        match cl
+            .queue
+            .respond(BlkResponse::new(ResponseStatus::ErrUnspec, 0, id))
+        {
+            Ok(()) => 1,
+            Err(_) => 0,
+        }
     }
 
     /// Start partitioning if the driver is ready. Call once, from the PD's `init`.

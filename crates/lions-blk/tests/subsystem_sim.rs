@@ -987,3 +987,173 @@ fn driver_peer_error_faults_the_virt_instead_of_stalling() {
         "the first corruption was caught before any cached head ran out"
     );
 }
+
+/// Item 7 on the sim backend: the blk virt is killed after every step of a run (two clients,
+/// writes, reads, a flush and a barrier, the device completing in batches) and restarted as
+/// its binary restarts it (`BlkVirt::resume`: driver ids rebuilt from the queues, the partition
+/// table read again). Killed between events it has nothing in flight of its own: every request
+/// is answered exactly once, `Ok`, and every read returns what the run without a kill read.
+#[test]
+fn restart_at_every_step_answers_every_request_once() {
+    let o = opts(gpt_disk(), &[0, 1]);
+    type Outcome = (
+        Vec<Vec<Completion>>,
+        Vec<Vec<u32>>,
+        Vec<BTreeMap<u32, Vec<u8>>>,
+    );
+    let run = |kill: Option<usize>| -> (Outcome, usize, usize) {
+        let w = World::new(&o);
+        let virt = RefCell::new(w.blk_virt());
+        let mut rig = Rig::new(&w, &o, &virt);
+        let script = |c: usize| -> Vec<Cmd> {
+            let seed = c as u8 + 1;
+            vec![
+                Cmd::Write {
+                    block: 0,
+                    offset: 0,
+                    bytes: pattern(seed, 2),
+                },
+                Cmd::Read {
+                    block: 8,
+                    count: 3,
+                    offset: 4 * BLK,
+                },
+                Cmd::Flush,
+                Cmd::Read {
+                    block: 16,
+                    count: 1,
+                    offset: 8 * BLK,
+                },
+                Cmd::Barrier,
+                Cmd::Read {
+                    block: 0,
+                    count: 2,
+                    offset: 12 * BLK,
+                },
+            ]
+        };
+        for c in 0..2 {
+            w.scripts.borrow_mut()[c].extend(script(c));
+            rig.sim.inject_irq(rig.clients[c], C_CMD).unwrap();
+        }
+        let (mut steps, mut killed) = (0, false);
+        for _ in 0..10_000 {
+            while rig.sim.step().is_some() {
+                steps += 1;
+                if kill == Some(steps) {
+                    rig.sim.fault(rig.virt, "killed by the test");
+                    killed = true;
+                    *virt.borrow_mut() = w.blk_virt();
+                    rig.sim.restart_with(rig.virt, Shared::new(&virt), || {
+                        // SAFETY: the same config and regions as the handle was made over.
+                        unsafe { virt.borrow_mut().resume(&w.virt) }.map(drop)
+                    });
+                }
+            }
+            if w.disk.pending_len() == 0 {
+                break;
+            }
+            // Two at a time, the last submitted first: out of order, in batches.
+            let left = std::cell::Cell::new(2);
+            w.disk.complete_where(|_| {
+                left.set(left.get() - 1);
+                left.get() >= 0
+            });
+            rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+        }
+        assert_eq!(kill.is_some(), killed, "the run is deterministic");
+        let faults = rig.sim.faults().len();
+        let out = (
+            w.got.borrow().clone(),
+            w.ids.borrow().clone(),
+            w.reads.borrow().clone(),
+        );
+        (out, steps, faults)
+    };
+    let ((got0, ids0, reads0), steps, faults) = run(None);
+    assert_eq!(faults, 0);
+    for (c, got) in got0.iter().enumerate() {
+        assert_eq!(got.len(), 6, "baseline client {c}: {got:?}");
+        assert!(got.iter().all(|d| d.status == ResponseStatus::Ok));
+    }
+    for kill in 1..=steps {
+        let ((got, ids, reads), _, faults) = run(Some(kill));
+        let what = format!("blk virt killed after step {kill}");
+        assert_eq!(faults, 1, "{what}");
+        for c in 0..2 {
+            let mut answered: Vec<u32> = got[c].iter().map(|d| d.id).collect();
+            answered.sort_unstable();
+            let mut asked = ids[c].clone();
+            asked.sort_unstable();
+            assert_eq!(
+                answered, asked,
+                "{what}: client {c}: each request answered once"
+            );
+            assert!(
+                got[c].iter().all(|d| d.status == ResponseStatus::Ok),
+                "{what}: client {c}: {:?}",
+                got[c]
+            );
+            assert_eq!(ids[c], ids0[c], "{what}");
+        }
+        assert_eq!(reads, reads0, "{what}: the same data read");
+    }
+    println!("blk restart runs: {steps}");
+}
+
+/// A crash inside a pass of the blk virt: it had taken a client's request off its queue but not
+/// yet passed it on. The restarted virt finds the request owed and at no driver id, and answers
+/// it `ErrUnspec` at once, so the client does not wait forever; the next request is served.
+#[test]
+fn restarted_blk_virt_answers_a_request_it_lost() {
+    let o = opts(gpt_disk(), &[0, 1]);
+    let w = World::new(&o);
+    let virt = RefCell::new(w.blk_virt());
+    let mut rig = Rig::new(&w, &o, &virt);
+    rig.sim.fault(rig.virt, "down while the request arrives");
+    w.scripts.borrow_mut()[0].push_back(Cmd::Read {
+        block: 1,
+        count: 1,
+        offset: 0,
+    });
+    rig.sim.inject_irq(rig.clients[0], C_CMD).unwrap();
+    rig.sim.run_until_idle(10_000).unwrap();
+    // As if the virt had taken it (and released the slot) and died before passing it on.
+    let q = &w.virt.clients[0].conn.req_queue;
+    // SAFETY: the region lives in `w`; its first word is the consumer's (the virt's) head.
+    let head = unsafe { &*(q.vaddr as *const std::sync::atomic::AtomicU32) };
+    head.fetch_add(1, Ordering::Relaxed);
+    *virt.borrow_mut() = w.blk_virt();
+    let lost = std::cell::Cell::new(0);
+    rig.sim.restart_with(rig.virt, Shared::new(&virt), || {
+        // SAFETY: the same config and regions as the handle was made over.
+        unsafe { virt.borrow_mut().resume(&w.virt) }.map(|n| lost.set(n))
+    });
+    assert_eq!(lost.get(), 1, "one owed request found nowhere");
+    for _ in 0..100 {
+        rig.sim.run_until_idle(100_000).unwrap();
+        if w.disk.pending_len() == 0 {
+            break;
+        }
+        w.disk.complete_where(|_| true);
+        rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    }
+    let id = rig.ids(0)[0];
+    assert_eq!(rig.got(0), vec![err(id, ResponseStatus::ErrUnspec)]);
+    w.scripts.borrow_mut()[0].push_back(Cmd::Read {
+        block: 2,
+        count: 1,
+        offset: 0,
+    });
+    rig.sim.inject_irq(rig.clients[0], C_CMD).unwrap();
+    for _ in 0..100 {
+        rig.sim.run_until_idle(100_000).unwrap();
+        if w.disk.pending_len() == 0 {
+            break;
+        }
+        w.disk.complete_where(|_| true);
+        rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    }
+    assert_eq!(rig.got(0).len(), 2, "served again: {:?}", rig.got(0));
+    assert_eq!(rig.got(0)[1], ok(rig.ids(0)[1], 1));
+}

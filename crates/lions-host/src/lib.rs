@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! lions-host [--restart] [--max-restarts N] [--trace] [--stats] [--no-rt]
-//!            [--search-path DIR]... <file.system>
+//!            [--control FIFO] [--search-path DIR]... <file.system>
 //! ```
 //!
 //! - `--search-path DIR` (repeatable): where `program_image` paths are looked up, in order, before
@@ -23,6 +23,15 @@
 //! - `--stats`: print per-PD counters (notifications sent/received, PPCs made/served, IRQs,
 //!   restarts) on stderr at exit.
 //! - `--no-rt`: do not ask for real-time scheduling.
+//! - `--control FIFO`: create a FIFO at that path (removed at exit) and carry out the operator
+//!   commands written to it, one per line: `swap <pd> <image>` (live swap, paper §6.3.1: e.g.
+//!   replace a running `net_virt_tx` with one built with another Tx policy; a relative image is
+//!   looked up beside the current one) and `restart <pd>`. The PD is killed (SIGKILL) and started
+//!   again from its (new) image with its regions untouched, not counted as a fault or restart;
+//!   `lions_os::incarnation` tells it to rebuild its state from shared memory rather than
+//!   initialise it. Example: `echo "swap net_virt_tx net_virt_tx_prio" > /tmp/lions.ctl`.
+//!
+//! A PD started again (`--restart`, a control command) sees [`lions_os::incarnation`] above 0.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stops the whole system: every PD gets SIGTERM, then SIGKILL after a
 //! second, and the launcher waits for all of them. PDs ignore SIGINT themselves, so a Ctrl-C typed
@@ -55,6 +64,12 @@
 //! 2. Every memory region becomes a memfd of its size (zero-filled; kept open for the launcher's
 //!    life, so region contents survive a PD restart). A region with `phys_addr` (a device region)
 //!    is plain shared memory here: a host driver reaches its device through a host fd instead.
+//!    A PD that maps a region without write access gets a separate read-only descriptor of it,
+//!    and that region's memfd is then made mode 0444 and (as root) owned by `nobody`, with
+//!    `CAP_DAC_OVERRIDE`, `CAP_DAC_READ_SEARCH`, `CAP_FOWNER` and `CAP_CHOWN` dropped from the
+//!    PDs: so the read-only descriptor can be neither mapped writable nor reopened read-write
+//!    through `/proc/self/fd` nor `chmod`ed back. (Without root a PD owns the memfd and could
+//!    `chmod` it; only the descriptor itself is then read-only.)
 //! 3. Kernel objects are split by who may write them (least privilege, as seL4's capabilities):
 //!    per channel a shared page (each direction's pending flag, call word and message registers)
 //!    and two non-blocking wake-up pipes (one per direction: write end to the sender, read end to
@@ -66,8 +81,8 @@
 //!    number, the board table, its stats page, its maps (region fd, vaddr, size, rights), its
 //!    channels (id, peer, peer's id, page, end, pipe ends, notify/PPC rights of both ends) and its
 //!    IRQ channels. Only the descriptors its manifest names are inherited. The launcher makes
-//!    itself non-dumpable and, when it runs as root, drops `CAP_SYS_PTRACE`, `CAP_SYS_RAWIO` and
-//!    `CAP_SYS_MODULE` from the PDs' bounding set and gives them real group 65534 (effective group
+//!    itself non-dumpable and, when it runs as root, drops `CAP_SYS_PTRACE`, `CAP_SYS_RAWIO`,
+//!    `CAP_SYS_MODULE` and the file-permission overrides above from the PDs' bounding set and gives them real group 65534 (effective group
 //!    kept), so the kernel starts them non-dumpable and ptrace-class access between them fails the
 //!    credential match; each PD also makes itself non-dumpable as it starts. So no PD can open
 //!    another's (or the launcher's) memory or descriptors through `/proc`, ptrace or
@@ -86,7 +101,9 @@ mod plan;
 mod sys;
 
 use lions_os::host::control::{BoardTable, ChannelPage, PdState, StatsPage, call};
-use lions_os::host::manifest::{MANIFEST_ENV, Manifest, ManifestChannel, ManifestIrq, ManifestMap};
+use lions_os::host::manifest::{
+    INCARNATION_ENV, MANIFEST_ENV, Manifest, ManifestChannel, ManifestIrq, ManifestMap,
+};
 use lions_os::host::{EXIT_HANDLER_ERROR, EXIT_PANIC, EXIT_STARTUP};
 use plan::Plan;
 use std::fmt;
@@ -114,6 +131,9 @@ pub struct Options {
     /// More directories for program images, searched after `images_dir` and before the directory
     /// of the `.system` file.
     pub search_path: Vec<PathBuf>,
+    /// A control FIFO the launcher creates and reads commands from (`swap <pd> <image>`,
+    /// `restart <pd>`; see the crate docs).
+    pub control: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -125,6 +145,7 @@ impl Default for Options {
             stats: false,
             realtime: true,
             search_path: Vec::new(),
+            control: None,
         }
     }
 }
@@ -326,6 +347,10 @@ struct Proc {
     child: Option<Child>,
     pidfd: Option<OwnedFd>,
     restarts: u32,
+    /// Starts after the first (restarts and swaps): what the PD sees as `lions_os::incarnation`.
+    incarnation: u32,
+    /// Stopped by a control command, to be started again (with a new image, for a swap).
+    respawn: bool,
 }
 
 /// One channel's kernel objects in the launcher: its page and one wake-up pipe per half.
@@ -348,6 +373,8 @@ struct Board {
     stats: Vec<(OwnedFd, StatsPage)>,
     channels: Vec<ChannelObj>,
     _regions: Vec<OwnedFd>,
+    /// Read-only descriptors of the regions some PD maps without write access.
+    _read_only: Vec<Option<OwnedFd>>,
     manifests: Vec<OwnedFd>,
     /// Descriptors each PD inherits.
     keep: Vec<Vec<RawFd>>,
@@ -355,6 +382,54 @@ struct Board {
     faults: Vec<Fault>,
     realtime: bool,
     signals: sys::StopSignals,
+    control: Option<Control>,
+}
+
+/// The control FIFO: its path (removed at exit), a read descriptor and a partial line.
+struct Control {
+    path: PathBuf,
+    fd: OwnedFd,
+    partial: Vec<u8>,
+}
+
+impl Control {
+    fn create(path: &Path) -> io::Result<Self> {
+        let fd = sys::fifo(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            fd,
+            partial: Vec::new(),
+        })
+    }
+
+    /// Every complete line waiting (at most 64 KiB read per call).
+    fn read_lines(&mut self) -> Vec<String> {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match sys::read_some(&self.fd, &mut buf) {
+                Some(n) if n > 0 => self.partial.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let mut lines = Vec::new();
+        while let Some(at) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=at).collect();
+            let line = String::from_utf8_lossy(&line).trim().to_owned();
+            if !line.is_empty() {
+                lines.push(line);
+            }
+        }
+        if self.partial.len() > 4096 {
+            self.partial.clear();
+        }
+        lines
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Board {
@@ -404,6 +479,24 @@ impl Board {
             )))?;
             regions.push(fd);
         }
+        // A region some PD maps without write access gets a read-only descriptor for those PDs
+        // (a writable one would let them map it writable); then the memfd is locked so that
+        // descriptor cannot be reopened for writing either (see `sys::lock_read_only`).
+        let mut read_only: Vec<Option<OwnedFd>> = Vec::new();
+        for (r, fd) in regions.iter().enumerate() {
+            let needed = plan
+                .pds
+                .iter()
+                .any(|pd| pd.maps.iter().any(|m| m.region == r && !m.write));
+            let what = || format!("memory_region \"{}\": read-only access", plan.regions[r].0);
+            read_only.push(if needed {
+                let ro = sys::reopen_read_only(fd).map_err(os(what()))?;
+                sys::lock_read_only(fd).map_err(os(what()))?;
+                Some(ro)
+            } else {
+                None
+            });
+        }
         let mut manifests = Vec::new();
         let mut keep = Vec::new();
         for (i, pd) in plan.pds.iter().enumerate() {
@@ -417,7 +510,10 @@ impl Board {
                     .maps
                     .iter()
                     .map(|m| ManifestMap {
-                        fd: regions[m.region].as_raw_fd(),
+                        fd: match (&read_only[m.region], m.write) {
+                            (Some(ro), false) => ro.as_raw_fd(),
+                            _ => regions[m.region].as_raw_fd(),
+                        },
                         vaddr: m.vaddr,
                         size: plan.regions[m.region].1,
                         read: m.read,
@@ -473,6 +569,13 @@ impl Board {
             keep.push(k);
             manifests.push(fd);
         }
+        let control = match &options.control {
+            Some(path) => Some(
+                Control::create(path)
+                    .map_err(os(format!("creating the control FIFO {}", path.display())))?,
+            ),
+            None => None,
+        };
         let signals = sys::StopSignals::install().map_err(os("installing signal handlers"))?;
         let procs = plan
             .pds
@@ -481,6 +584,8 @@ impl Board {
                 child: None,
                 pidfd: None,
                 restarts: 0,
+                incarnation: 0,
+                respawn: false,
             })
             .collect();
         Ok(Self {
@@ -492,11 +597,13 @@ impl Board {
             stats,
             channels,
             _regions: regions,
+            _read_only: read_only,
             manifests,
             keep,
             procs,
             faults: Vec::new(),
             signals,
+            control,
         })
     }
 
@@ -510,7 +617,8 @@ impl Board {
         let pd = &self.plan.pds[i];
         let mut cmd = Command::new(&pd.image);
         cmd.arg0(&pd.name)
-            .env(MANIFEST_ENV, self.manifests[i].as_raw_fd().to_string());
+            .env(MANIFEST_ENV, self.manifests[i].as_raw_fd().to_string())
+            .env(INCARNATION_ENV, self.procs[i].incarnation.to_string());
         let keep = self.keep[i].clone();
         let cpu = pd.cpu;
         let launcher = sys::getpid();
@@ -581,6 +689,13 @@ impl Board {
                 events: libc::POLLIN,
                 revents: 0,
             }];
+            if let Some(c) = &self.control {
+                fds.push(libc::pollfd {
+                    fd: c.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
             let mut timeout = -1;
             for p in self.procs.iter().filter(|p| p.child.is_some()) {
                 match &p.pidfd {
@@ -595,6 +710,9 @@ impl Board {
             sys::poll(&mut fds, timeout);
             if fds[0].revents != 0 {
                 sys::drain(self.signals.fd());
+            }
+            if self.control.is_some() && fds[1].revents != 0 {
+                self.control_commands();
             }
             self.reap();
         }
@@ -622,6 +740,21 @@ impl Board {
             self.procs[i].pidfd = None;
             self.mark_gone(i);
             let name = self.plan.pds[i].name.clone();
+            if std::mem::take(&mut self.procs[i].respawn) {
+                self.reset_for_restart(i);
+                self.procs[i].incarnation += 1;
+                match self.spawn(i) {
+                    Ok(()) => eprintln!(
+                        "lions-host: {name}: started again ({})",
+                        self.plan.pds[i].image.display()
+                    ),
+                    Err(e) => {
+                        eprintln!("lions-host: {name}: could not start again: {e}");
+                        self.mark_gone(i);
+                    }
+                }
+                continue;
+            }
             let cause = Cause::of(status);
             if !cause.is_fault() {
                 self.trace(format_args!("{name}: exited"));
@@ -640,6 +773,7 @@ impl Board {
                 false
             } else {
                 self.procs[i].restarts += 1;
+                self.procs[i].incarnation += 1;
                 eprintln!(
                     "lions-host: {name}: restarting ({} of {})",
                     restarts + 1,
@@ -661,6 +795,55 @@ impl Board {
                 restarted,
             });
         }
+    }
+
+    /// Read and carry out the commands waiting on the control FIFO.
+    fn control_commands(&mut self) {
+        let Some(c) = &mut self.control else { return };
+        let lines = c.read_lines();
+        for line in lines {
+            match self.command(&line) {
+                Ok(()) => self.trace(format_args!("control: {line}")),
+                Err(e) => eprintln!("lions-host: control: {line:?}: {e}"),
+            }
+        }
+    }
+
+    /// One control command: `swap <pd> <image>` or `restart <pd>`. The PD is killed (SIGKILL, as a
+    /// fault would end it) and, once reaped, started again from its image (the new one for a
+    /// swap) with its regions as they are; it rebuilds its state from them.
+    fn command(&mut self, line: &str) -> Result<(), String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (pd, image) = match words.as_slice() {
+            ["swap", pd, image] => (*pd, Some(*image)),
+            ["restart", pd] => (*pd, None),
+            _ => return Err("unknown command (swap <pd> <image> | restart <pd>)".into()),
+        };
+        let i = self
+            .plan
+            .pds
+            .iter()
+            .position(|p| p.name == pd)
+            .ok_or("no protection domain of that name")?;
+        let Some(pid) = self.procs[i].child.as_ref().map(Child::id) else {
+            return Err("the PD is not running".into());
+        };
+        if let Some(image) = image {
+            let path = PathBuf::from(image);
+            let path = if path.is_absolute() {
+                path
+            } else {
+                self.plan.pds[i]
+                    .image
+                    .parent()
+                    .map_or(path.clone(), |d| d.join(&path))
+            };
+            plan::check_image(&path)?;
+            self.plan.pds[i].image = path;
+        }
+        self.procs[i].respawn = true;
+        sys::kill(pid, libc::SIGKILL);
+        Ok(())
     }
 
     /// Stop every PD: SIGTERM, then SIGKILL after a second; wait for all.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: lions-host [--restart] [--max-restarts N] [--trace] [--stats] [--no-rt] \
-[--search-path DIR]... <file.system>";
+[--control FIFO] [--search-path DIR]... <file.system>";
 
 /// `--help`: what the launcher does, every option, the signals and the exit status.
 const HELP: &str = "\
@@ -24,6 +24,11 @@ options:
   --trace             report every start, exit and scheduling decision on stderr
   --stats             print per-PD counters (notifications, PPCs, IRQs, restarts) at exit
   --no-rt             do not ask for real-time priorities (SCHED_FIFO) for the PDs
+  --control FIFO      create FIFO and read operator commands from it, one per line:
+                        swap <pd> <image>   stop <pd> and start <image> in its place (live
+                                            policy swap: e.g. another net_virt_tx build)
+                        restart <pd>        stop <pd> and start it again
+                      the PD restarted keeps its regions and rebuilds its state from them
   -h, --help          this text
 
 Ctrl-C or SIGTERM stops the whole system (SIGTERM to every PD, SIGKILL after a second).
@@ -44,6 +49,10 @@ fn main() -> ExitCode {
             Some("--max-restarts") => match args.next().and_then(|n| n.to_str()?.parse().ok()) {
                 Some(n) => options.max_restarts = n,
                 None => return usage("--max-restarts needs a number"),
+            },
+            Some("--control") => match args.next() {
+                Some(p) => options.control = Some(PathBuf::from(p)),
+                None => return usage("--control needs a path"),
             },
             Some("--search-path") => match args.next() {
                 Some(d) => options.search_path.push(PathBuf::from(d)),

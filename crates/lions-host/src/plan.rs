@@ -74,6 +74,17 @@ fn resolve(image: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
+/// A program image for a control command's swap: an executable file.
+pub(crate) fn check_image(p: &Path) -> Result<(), String> {
+    if !p.is_file() {
+        Err(format!("{}: no such file", p.display()))
+    } else if !is_executable(p) {
+        Err(format!("{} is not executable", p.display()))
+    } else {
+        Ok(())
+    }
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     p.metadata()

@@ -33,6 +33,69 @@ pub(crate) fn memfd(name: &str, size: u64) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A second, read-only descriptor of the memfd `fd` (a new open file description, so `fcntl`
+/// cannot make it writable), closed on exec unless a child clears that flag.
+pub(crate) fn reopen_read_only(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}\0", fd.as_raw_fd());
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    Ok(owned(check(unsafe {
+        libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC)
+    })?))
+}
+
+/// Make the memfd `fd` impossible to open for writing again by a PD (through
+/// `/proc/self/fd/N` of a read-only descriptor): mode 0444, and, when the launcher runs as root,
+/// owned by `nobody` so a PD (which keeps uid 0 but loses `CAP_FOWNER`, `CAP_CHOWN` and the DAC
+/// overrides, see [`child_setup`]) can neither write through the mode nor change it. Descriptors
+/// already open for writing keep working. Without root a PD is the file's owner and could change
+/// the mode back: only the direct use of the read-only descriptor is refused then.
+pub(crate) fn lock_read_only(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: plain system calls on a descriptor we own.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), 0o444) })?;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: as above.
+        check(unsafe { libc::fchown(fd.as_raw_fd(), PD_NOBODY, PD_REAL_GID) })?;
+    }
+    Ok(())
+}
+
+/// Create a FIFO at `path` (mode 0600; an existing FIFO there is reused) and open it read-write
+/// and non-blocking, so it never reports end-of-file when a writer closes.
+pub(crate) fn fifo(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut c: Vec<u8> = path.as_os_str().as_bytes().to_vec();
+    if c.contains(&0) {
+        return Err(io::Error::other("path contains NUL"));
+    }
+    c.push(0);
+    // SAFETY: `c` is NUL-terminated and outlives the calls.
+    unsafe {
+        if libc::mkfifo(c.as_ptr().cast(), 0o600) != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::AlreadyExists
+                || !std::fs::metadata(path).is_ok_and(|m| {
+                    use std::os::unix::fs::FileTypeExt;
+                    m.file_type().is_fifo()
+                })
+            {
+                return Err(e);
+            }
+        }
+        Ok(owned(check(libc::open(
+            c.as_ptr().cast(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        ))?))
+    }
+}
+
+/// Read what is there (non-blocking): `None` on error or nothing waiting.
+pub(crate) fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: writes at most `buf.len()` bytes into a live buffer.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).ok()
+}
+
 /// Write all of `data` to `fd` at offset 0.
 pub(crate) fn write_all_at(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
     let mut done = 0;
@@ -170,7 +233,18 @@ pub(crate) fn child_setup(
         // A PD started as root keeps root's other powers, but not the ones that reach into
         // another process's memory or descriptors (ptrace, /proc/<pid>/mem of a non-dumpable
         // process, pidfd_getfd, process_vm_writev), raw I/O or kernel modules.
-        for cap in [CAP_SYS_PTRACE, CAP_SYS_RAWIO, CAP_SYS_MODULE] {
+        // Nor the ones that override file permissions and ownership: a region mapped read-only
+        // is a memfd of mode 0444 owned by `nobody` (`lock_read_only`), which a PD must not be
+        // able to reopen for writing through `/proc/self/fd` or `chmod` back.
+        for cap in [
+            CAP_SYS_PTRACE,
+            CAP_SYS_RAWIO,
+            CAP_SYS_MODULE,
+            CAP_CHOWN,
+            CAP_DAC_OVERRIDE,
+            CAP_DAC_READ_SEARCH,
+            CAP_FOWNER,
+        ] {
             // SAFETY: plain prctl with integer arguments.
             check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) })?;
         }
@@ -203,6 +277,12 @@ pub(crate) fn child_setup(
 
 /// Real group id of PDs started by a root launcher (`nogroup`); their effective group is kept.
 const PD_REAL_GID: libc::gid_t = 65534;
+/// Owner of a memfd that some PD maps read-only, when the launcher runs as root (`nobody`).
+const PD_NOBODY: libc::uid_t = 65534;
+const CAP_CHOWN: libc::c_ulong = 0;
+const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
+const CAP_DAC_READ_SEARCH: libc::c_ulong = 2;
+const CAP_FOWNER: libc::c_ulong = 3;
 const CAP_SYS_MODULE: libc::c_ulong = 16;
 const CAP_SYS_RAWIO: libc::c_ulong = 17;
 const CAP_SYS_PTRACE: libc::c_ulong = 19;

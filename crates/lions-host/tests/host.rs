@@ -391,6 +391,34 @@ fn write_to_read_only_region_faults_and_the_others_keep_running() {
     );
 }
 
+/// A read-only map really is read-only, whatever the PD does with the descriptor it inherits:
+/// no `pwrite`, no writable mapping, no read-write reopen through `/proc/self/fd`, before or
+/// after an `fchmod` (the last two need the launcher to run as root, as here and in CI; without
+/// root the PD owns the memfd and this test says so and fails).
+#[test]
+fn a_read_only_region_cannot_be_reopened_for_writing() {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "not run: the launcher enforces read-only reopening only as root"
+    );
+    let s = system(
+        "reopen",
+        &format!(
+            r#"<memory_region name="ro" size="0x1000"/>{}{}"#,
+            pd("reopen", r#"<map mr="ro" vaddr="0x3000000" perms="r"/>"#),
+            pd(
+                "idle_owner",
+                r#"<map mr="ro" vaddr="0x2000000" perms="rw"/>"#
+            ),
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("reopen: 1 descriptor(s) tried; landed: []; word 0x0");
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
+}
+
 /// A PD that cannot start stops the whole system at once (exit status 2), named, with its own
 /// reason, even under `--restart`: the rest would only look alive.
 #[test]
@@ -435,6 +463,48 @@ fn restart_respawns_a_faulted_pd_with_its_regions() {
     assert_eq!(l.wait().code(), Some(1), "{}", l.output());
 }
 
+/// The operator's control FIFO: `swap` starts another image in a PD's place and `restart` the
+/// same one, each time with its regions as they were and `lions_os::incarnation` counting up;
+/// neither is a fault. A bad command is refused with a message and changes nothing.
+#[test]
+fn control_fifo_swaps_and_restarts_a_running_pd() {
+    let s = system(
+        "swap",
+        &format!(
+            r#"<memory_region name="state" size="0x1000"/>{}"#,
+            pd(
+                "swappable",
+                r#"<map mr="state" vaddr="0x2000000" perms="rw"/>"#
+            )
+        ),
+    );
+    let dir = s.parent().unwrap().to_path_buf();
+    let copy = dir.join(format!("testpd-swapped-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_lions-host-testpd"), &copy).unwrap();
+    let ctl = dir.join(format!("swap-{}.ctl", std::process::id()));
+    let mut l = launch(&s, &["--control", ctl.to_str().unwrap()]);
+    l.expect("swappable: incarnation 0 image lions-host-testpd starts before 0");
+    let send = |cmd: &str| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&ctl).unwrap();
+        writeln!(f, "{cmd}").unwrap();
+    };
+    send("swap nobody lions-host-testpd");
+    l.expect("lions-host: control: \"swap nobody lions-host-testpd\": no protection domain");
+    send(&format!("swap swappable {}", copy.display()));
+    let name = copy.file_name().unwrap().to_string_lossy().into_owned();
+    l.expect(&format!(
+        "swappable: incarnation 1 image {name} starts before 1"
+    ));
+    send("restart swappable");
+    l.expect(&format!(
+        "swappable: incarnation 2 image {name} starts before 2"
+    ));
+    assert_eq!(l.stop().code(), Some(0), "not a fault: {}", l.output());
+    assert!(!ctl.exists(), "the FIFO is removed at exit");
+    let _ = std::fs::remove_file(&copy);
+}
+
 #[test]
 fn host_fds_are_irqs_rearmed_by_irq_ack() {
     let s = system(
@@ -457,6 +527,22 @@ fn host_fds_are_irqs_rearmed_by_irq_ack() {
             .count(),
         2
     );
+}
+
+/// `register_irq_fd` keeps no bare descriptor number past the borrow: an fd registered and then
+/// closed, its number reused by another (readable) fd, never raises the IRQ.
+#[test]
+fn a_closed_irq_fd_whose_number_is_reused_does_not_fire() {
+    let s = system(
+        "irq_reuse",
+        &pd(
+            "irq_reuse",
+            r#"<irq irq="40" id="3"/><irq irq="41" id="4"/>"#,
+        ),
+    );
+    let mut l = launch(&s, &[]);
+    l.expect("irq_reuse: number reused true, channel 3 fired 0 times");
+    assert_eq!(l.stop().code(), Some(0), "{}", l.output());
 }
 
 #[test]

@@ -16,6 +16,15 @@
 //!   Then request a signal on the virt's active queue and re-check.
 //! - **Notifications**: the client (immediate) if it got frames and asked; the virt (deferred)
 //!   if it asked. The copier never waits for the client's free queue.
+//! - **Restart** ([`Copier::resume`] in place of [`Copier::new`], for a copier restarted with
+//!   its regions intact, paper §5.2). A copier keeps no state beyond the queues' shared indices,
+//!   so the new incarnation takes them over as they are (it does not prime the client's free
+//!   queue again). DMA buffers the old one had taken off the virt's active queue but not yet
+//!   put back on its free queue (a crash inside a pass) are rebuilt from the queues: they are
+//!   the `active.head - free.tail` descriptors just before the active queue's head (the copier
+//!   returns buffers in the order it takes them), and go back to the virt uncopied (those frames
+//!   are lost). Not recoverable: client buffers taken off the client's free queue and not yet
+//!   published on its active queue (a few instructions' window; they are lost to the client).
 //! - **Misbehaviour.** A client buffer with a bad offset is dropped with the frame (it is lost to
 //!   that client, [`CopyStats::bad_client`]); impossible indices on the client's queues stop all
 //!   delivery to it ([`CopyStats::client_faulty`]) while DMA buffers keep flowing back. A frame
@@ -23,7 +32,7 @@
 //!   ([`CopyStats::bad_from_virt`]); an impossible index from the (trusted) virt is an
 //!   [`Error`].
 
-use crate::queue::{NetBuffDesc, NetSink, NetSource};
+use crate::queue::{NetBuffDesc, NetSink, NetSource, RawQueue};
 use crate::region::DataRegion;
 use crate::{Error, NetCopyConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
@@ -77,6 +86,45 @@ impl<'a> Copier<'a> {
             // SAFETY: as above.
             client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
             stats: CopyStats::default(),
+        })
+    }
+
+    /// The copier of a previous incarnation taken over (see the module docs): no priming; the DMA
+    /// buffers it held are staged back to the virt (published by the first pass, which the caller
+    /// runs at once: `notified(ChannelSet::EMPTY)`). Their number is in
+    /// [`CopyStats::dropped`].
+    ///
+    /// # Safety
+    /// As for [`new`](Self::new), except that the client may have started already.
+    pub unsafe fn resume(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
+        let n = u64::from(config.client.num_buffers);
+        // SAFETY: forwarded from the caller (here and below).
+        let mut rx = unsafe { NetSink::from_connection(&config.rx) }?;
+        // SAFETY: as above.
+        let active = unsafe { RawQueue::new(&config.rx.active_queue, config.rx.num_buffers) }?;
+        // SAFETY: as above.
+        let free = unsafe { RawQueue::new(&config.rx.free_queue, config.rx.num_buffers) }?;
+        let held = active.head().wrapping_sub(free.tail());
+        let mut stats = CopyStats::default();
+        if held <= config.rx.num_buffers {
+            for k in 0..held {
+                let buf = active.entry(active.head().wrapping_sub(held).wrapping_add(k));
+                if rx.free.push(buf).is_ok() {
+                    stats.dropped += 1;
+                }
+            }
+        }
+        Ok(Self {
+            rx,
+            rx_ch: config.rx.channel()?,
+            // SAFETY: as above.
+            sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
+            // SAFETY: as above.
+            client: unsafe { NetSource::from_connection(&config.client) }?,
+            client_ch: config.client.channel()?,
+            // SAFETY: as above.
+            client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
+            stats,
         })
     }
 

@@ -134,6 +134,7 @@ pub use policy::{
 };
 pub use queue::{
     BufferError, NET_BUFFER_SIZE, NetBuffDesc, NetQueue, NetSink, NetSource, OID_MAX, QueueError,
+    RawQueue,
 };
 pub use region::{DataRegion, Span};
 pub use virt_rx::{RxStats, VirtRx};

@@ -285,6 +285,67 @@ unsafe impl QueueHeader for NetQueue {
     }
 }
 
+/// A restarted component's read-only look at one queue region: the raw indices and the
+/// descriptors in its slots. For rebuilding what a component knew from shared memory (component
+/// restart); never used on the data path, and never to pop or push (the ring handles do that).
+#[derive(Clone, Copy)]
+pub struct RawQueue<'a> {
+    header: &'a NetQueue,
+    entries: NonNull<NetBuffDesc>,
+    slots: u16,
+}
+
+impl<'a> RawQueue<'a> {
+    /// The queue in region `r`, of `capacity` descriptors (a connection's `num_buffers`, 1 at
+    /// least).
+    ///
+    /// # Safety
+    /// `r` is mapped readable in this component for `'a`.
+    pub unsafe fn new(r: &RegionResource, capacity_: u16) -> Result<Self, QueueError> {
+        let (base, len) = region_ptr(r)?;
+        // The ring's own checks: capacity, alignment, the region's size for it.
+        // SAFETY: forwarded from the caller (`map` only checks and borrows; it writes nothing).
+        let (mem, _) = unsafe { map(base, len, capacity(capacity_.into())?) }?;
+        let header = mem.header();
+        // SAFETY: `map` checked the region holds the header and `capacity` entries after it, at
+        // offset 8 (8-aligned as `NetBuffDesc` needs).
+        let entries = unsafe { base.add(NetQueue::ENTRIES_OFFSET) }.cast();
+        Ok(Self {
+            header,
+            entries,
+            slots: capacity_,
+        })
+    }
+
+    /// The producer's index (Acquire: the entries before it are visible).
+    pub fn tail(&self) -> u16 {
+        self.header.tail.load(core::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The consumer's index.
+    pub fn head(&self) -> u16 {
+        self.header.head.load(core::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The descriptor in the slot of raw index `index` (slot `index % capacity`, the wire rule),
+    /// as it is now.
+    pub fn entry(&self, index: u16) -> NetBuffDesc {
+        let slot = usize::from(index) % usize::from(self.slots);
+        // SAFETY: `slot < capacity`, and `new` checked the region holds `capacity` entries; a
+        // volatile read of a plain-old-data value a peer may be writing (any bit pattern is a
+        // valid `NetBuffDesc`).
+        unsafe { self.entries.add(slot).read_volatile() }
+    }
+
+    /// The last `n` entries published (`tail - n .. tail`), oldest first; `n` is clamped to the
+    /// capacity.
+    pub fn last(&self, n: u16) -> impl Iterator<Item = NetBuffDesc> + '_ {
+        let tail = self.tail();
+        let n = n.min(self.slots);
+        (0..n).map(move |k| self.entry(tail.wrapping_sub(n).wrapping_add(k)))
+    }
+}
+
 /// Why a queue pair could not be set up: the one error type of every class crate's queues.
 pub use lions_queue::clients::QueueError;
 

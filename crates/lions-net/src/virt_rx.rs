@@ -26,6 +26,19 @@
 //!   only from a holder, once: it removes that client from the set, and the buffer goes back to
 //!   the driver when the set becomes empty. (sDDF keeps a bare count, which lets any client
 //!   free a broadcast buffer another client still holds.)
+//! - **Restart** ([`VirtRx::resume`] instead of `init`, for a component restarted with its
+//!   regions intact, paper §5.2). The holder sets *live in a region that survives the restart*
+//!   (`buffer_metadata`), and every other piece of state is in the queues' shared indices, so
+//!   the new incarnation takes over as it finds them. Holder sets are then checked against the
+//!   queues, conservatively: a client is a holder of a buffer only while that buffer is among the
+//!   last `active.tail - free.head` descriptors published on its active queue (sent and not yet
+//!   taken back; exact, as copiers return buffers in order). A holder bit without such a
+//!   descriptor was set for a frame the old incarnation had staged but not published when it
+//!   died: it is cleared, and a buffer left with no holder goes back to the driver, so no DMA
+//!   buffer is stranded by the crash. Frames the driver had published are demultiplexed by the new
+//!   incarnation if the old one had not released them. Not recoverable: a buffer the old one had
+//!   taken back (from the driver or its last holder) and staged toward the driver but not
+//!   published (a few instructions' window).
 //! - **Misbehaviour.** A client (copier) that returns a buffer it does not hold (a bad offset, a
 //!   buffer sent to other clients only, a second return of the same buffer) has the descriptor
 //!   dropped and counted ([`RxStats::bad_returns`]); one that corrupts its queue indices is marked faulty
@@ -35,10 +48,11 @@
 //!   driver is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
-use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, clients, push_to};
+use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, RawQueue, clients, push_to};
 use crate::region::{DataRegion, Holders, MAX_LEN};
 use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_queue::PushError;
 
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +146,44 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// (sDDF 0.7). The paper's first scheme sends them to an ARP responder alone.
     pub fn set_broadcast_clients(&mut self, mask: u64) {
         self.broadcast = mask;
+    }
+
+    /// Take over from a previous incarnation (a restarted component's `init`, in place of
+    /// [`init`](Self::init); see the module docs): check every holder set against the clients'
+    /// queues, give back to the driver the buffers no client holds any more, then serve one pass.
+    /// Returns how many buffers went back to the driver that way.
+    ///
+    /// # Safety
+    /// As for [`new`](Self::new) (the same config; this reads the clients' queue regions).
+    pub unsafe fn resume(&mut self) -> Result<u32, Error> {
+        let mut freed = 0;
+        let buffers = usize::try_from(self.data.buffers()).unwrap_or(usize::MAX);
+        for (c, client) in self.macs.iter().enumerate() {
+            let conn = &client.conn;
+            // SAFETY: forwarded from the caller: the clients' queues are mapped here.
+            let active = unsafe { RawQueue::new(&conn.active_queue, conn.num_buffers) }?;
+            // SAFETY: as above.
+            let free = unsafe { RawQueue::new(&conn.free_queue, conn.num_buffers) }?;
+            let out = active.tail().wrapping_sub(free.head());
+            let me = 1u64 << c;
+            for (i, offset) in (0..buffers).zip((0u64..).step_by(2048)) {
+                let held = self.holders.get(i);
+                if held & me == 0 || active.last(out).any(|b| b.io_or_offset == offset) {
+                    continue;
+                }
+                self.holders.set(i, held & !me);
+                if held == me {
+                    let dma = NetBuffDesc::new(self.io_addr.wrapping_add(offset), 0);
+                    match self.driver.free.push(dma) {
+                        Err(PushError::Full(_)) => self.stats.bad_from_driver += 1,
+                        r => r?,
+                    }
+                    freed += 1;
+                }
+            }
+        }
+        self.notified(ChannelSet::EMPTY)?;
+        Ok(freed)
     }
 
     /// Hand every DMA buffer to the driver. Call once, from the PD's `init`.

@@ -26,6 +26,21 @@
 //!   again. Each client is notified once per event, if it got buffers back and asked.
 //! - **Start-up** (sDDF's convention): each client primes its own free queue with its buffers;
 //!   the virt adopts that queue's tail when it sees the client's first frame.
+//! - **Restart** ([`VirtTx::resume`], for a component restarted with its regions intact, paper
+//!   §5.2). Everything but the in-flight bits (which buffers are at the driver) is either in the
+//!   queues' shared indices or recomputed on every pass. The bits are *rebuilt from the
+//!   driver's queues*, not kept in a region (sdfgen gives the Tx virt none): the buffers sent
+//!   and not yet taken back are the last `active.tail - free.head` descriptors on the driver's
+//!   active queue (its own slots, which only this component writes). That is exact for a driver
+//!   that returns buffers in the order it got them (ours do); for one that does not, a buffer
+//!   returned out of order may be marked at the driver although it is back (refused when the
+//!   driver returns it again) or the reverse.
+//!   A client frame found at the head of its queue that is already among those in flight was
+//!   sent before the restart but not yet taken off the client's queue (a crash between the two):
+//!   it is taken off now and not sent twice. The policy's state starts afresh (a swap to
+//!   another policy is a restart with another binary). A frame the old incarnation had staged
+//!   but not published is sent again by the new one; buffers it had taken back from the driver
+//!   but not yet handed to their client are lost to that client (a few instructions' window).
 //! - **Misbehaviour.** A client whose indices are impossible is marked faulty ([`TxStats::faulty`])
 //!   and skipped; a full client free queue (a client that sent duplicates) drops and counts the
 //!   buffer. The driver is trusted to keep its queue indices (an impossible one is an [`Error`]),
@@ -33,7 +48,7 @@
 
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
-use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, clients};
+use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, RawQueue, clients};
 use crate::region::{DataRegion, Span};
 use crate::{Error, NetVirtTxClient, NetVirtTxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
@@ -65,15 +80,11 @@ fn slot(b: u32) -> (usize, u64) {
 /// A checked frame: its device address, in-flight bit, and the span to clean.
 type Head<'a> = (u64, u32, Span<'a>);
 
-/// Check a client's descriptor `buf` against its regions (see the module docs; the offset
-/// checks are [`DataRegion::buffer`]'s); `first` is the client's first in-flight bit.
+/// The device address, in-flight bit and span of a client's descriptor `buf`, checked against
+/// its regions (see the module docs; the offset checks are [`DataRegion::buffer`]'s); `first`
+/// is the client's first in-flight bit.
 #[inline(always)]
-fn check<'a>(
-    k: &'a NetVirtTxClient,
-    first: u32,
-    sent: &[u64],
-    buf: &NetBuffDesc,
-) -> Option<Head<'a>> {
+fn buffer_of<'a>(k: &'a NetVirtTxClient, first: u32, buf: &NetBuffDesc) -> Option<Head<'a>> {
     let regions = k.regions();
     let oid = usize::from(buf.oid());
     let r = regions.get(oid).filter(|_| buf.len > 0)?;
@@ -86,9 +97,38 @@ fn check<'a>(
     // `new` checked that the bits of all buffers fit below `MAX_TX_BUFFERS`.
     #[allow(clippy::cast_possible_truncation)]
     let bit = first + below + i as u32;
-    let (w, m) = slot(bit);
-    let io = r.data.io_addr.wrapping_add(buf.io_or_offset);
-    (sent[w] & m == 0).then_some((io, bit, span))
+    Some((r.data.io_addr.wrapping_add(buf.io_or_offset), bit, span))
+}
+
+/// [`buffer_of`] for a frame to send: refused when its buffer is already at the driver.
+#[inline(always)]
+fn check<'a>(
+    k: &'a NetVirtTxClient,
+    first: u32,
+    sent: &[u64],
+    buf: &NetBuffDesc,
+) -> Option<Head<'a>> {
+    let head = buffer_of(k, first, buf)?;
+    let (w, m) = slot(head.1);
+    (sent[w] & m == 0).then_some(head)
+}
+
+/// The client, region index, offset in the region and in-flight bit of device address `io`
+/// (`None`: in no client's region).
+fn at_address(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
+    let mut first = 0u32;
+    for (c, client) in cfg.clients().iter().enumerate() {
+        for (oid, r) in (0u8..).zip(client.regions()) {
+            let off = io.wrapping_sub(r.data.io_addr);
+            if off < u64::from(r.num_buffers) * NET_BUFFER_SIZE {
+                // `off / 2048 < num_buffers`, a u32.
+                #[allow(clippy::cast_possible_truncation)]
+                return Some((c, oid, off, first + (off / NET_BUFFER_SIZE) as u32));
+            }
+            first += r.num_buffers;
+        }
+    }
+    None
 }
 
 /// Send a bad descriptor back to its client unchanged, counted; false if the client is faulty.
@@ -159,6 +199,50 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             first,
             at_driver: [0; WORDS],
         })
+    }
+
+    /// Rebuild what a previous incarnation knew, then serve (a restarted component's `init`; see
+    /// the module docs): mark each buffer at the driver from the driver's queues,
+    /// take off client queues the frames already sent, and run one pass (buffers the driver
+    /// returned meanwhile go back, waiting frames go out). Returns how many frames were found
+    /// already sent.
+    ///
+    /// # Safety
+    /// As for [`new`](Self::new) (the same config; this reads the driver's queue regions).
+    pub unsafe fn resume(&mut self) -> Result<u32, Error> {
+        let d = &self.config.driver;
+        // SAFETY: forwarded from the caller: the driver's queues are mapped here.
+        let active = unsafe { RawQueue::new(&d.active_queue, d.num_buffers) }?;
+        // SAFETY: as above.
+        let free = unsafe { RawQueue::new(&d.free_queue, d.num_buffers) }?;
+        let out = active.tail().wrapping_sub(free.head());
+        self.at_driver = [0; WORDS];
+        for buf in active.last(out) {
+            if let Some((.., bit)) = at_address(self.config, buf.io_or_offset) {
+                let (w, m) = slot(bit);
+                self.at_driver[w] |= m;
+            }
+        }
+        let mut resent = 0;
+        for c in bits(self.clients.live()) {
+            let (Some(k), Some((q, _))) = (self.config.clients().get(c), self.clients.get(c))
+            else {
+                continue;
+            };
+            while let Ok(Some(buf)) = q.peek_active() {
+                let Some((_, bit, _)) = buffer_of(k, self.first[c], &buf) else {
+                    break;
+                };
+                let (w, m) = slot(bit);
+                if self.at_driver[w] & m == 0 {
+                    break;
+                }
+                let _ = q.take_active();
+                resent += 1;
+            }
+        }
+        self.notified(ChannelSet::EMPTY)?;
+        Ok(resent)
     }
 
     /// Counters of refused and lost buffers, and the faulted clients.
@@ -243,31 +327,21 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
     #[inline(always)]
     fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
-        let mut first = 0u32;
-        for (c, client) in self.config.clients().iter().enumerate() {
-            for (oid, r) in (0u8..).zip(client.regions()) {
-                let off = buf.io_or_offset.wrapping_sub(r.data.io_addr);
-                if off >= u64::from(r.num_buffers) * NET_BUFFER_SIZE {
-                    first += r.num_buffers;
-                    continue;
-                }
-                // `off / 2048 < num_buffers`, a u32.
-                #[allow(clippy::cast_possible_truncation)]
-                let (w, m) = slot(first + (off / NET_BUFFER_SIZE) as u32);
-                if self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
-                    return false;
-                }
-                self.at_driver[w] &= !m;
-                let back = NetBuffDesc::with_oid(off, buf.len, oid);
-                let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
-                    return false;
-                };
-                match q.push_free(back) {
-                    Err(PushError::Peer(..)) => self.clients.fault(c),
-                    pushed => return pushed.is_ok(),
-                }
-                return false;
-            }
+        let Some((c, oid, off, bit)) = at_address(self.config, buf.io_or_offset) else {
+            return false;
+        };
+        let (w, m) = slot(bit);
+        if self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
+            return false;
+        }
+        self.at_driver[w] &= !m;
+        let back = NetBuffDesc::with_oid(off, buf.len, oid);
+        let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
+            return false;
+        };
+        match q.push_free(back) {
+            Err(PushError::Peer(..)) => self.clients.fault(c),
+            pushed => return pushed.is_ok(),
         }
         false
     }

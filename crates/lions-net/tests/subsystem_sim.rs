@@ -1123,3 +1123,390 @@ fn more_than_65536_buffers_through_every_queue() {
     assert!(rig.all_rx_buffers_home());
     assert!(rig.sim.faults().is_empty());
 }
+
+/// Which component a restart test kills.
+#[derive(Debug, Clone, Copy)]
+enum Victim {
+    VirtTx,
+    VirtRx,
+    Copier(usize),
+}
+
+/// Frames arriving in the restart workload: unicast to each client, a broadcast every fourth, an
+/// unmatched one every seventh; fed three at a time (never more than a client's free buffers).
+fn restart_inbound() -> Vec<Vec<u8>> {
+    (0..24u32)
+        .map(|i| match i {
+            _ if i % 7 == 6 => frame(mac(9), 0, i, 64),
+            _ if i % 4 == 3 => frame(MacAddr::BROADCAST, 0, i, 80),
+            _ => frame(mac(i as usize % 2), 1, i, 60 + i as usize),
+        })
+        .collect()
+}
+
+/// Run the restart workload (clients send 12 frames each, 24 arrive), killing `victim` after
+/// step `kill` (if the run gets that far), letting the rest run `down` more steps without it,
+/// then restarting it the way its binary does (`resume`) with its regions as they were. Returns
+/// whether the kill happened, with the rig settled.
+fn restart_run<'a>(
+    w: &'a World,
+    p: &'a Parts<'a, RoundRobin>,
+    victim: Victim,
+    kill: usize,
+    down: usize,
+) -> (Rig<'a>, bool, usize) {
+    let mut rig = Rig::new(w, p);
+    for c in 0..CLIENTS {
+        rig.cmd(
+            c,
+            (0..12).map(|i| Cmd::Send(frame(mac(9), c, i, 100 + i as usize))),
+        );
+    }
+    let mut inbound: VecDeque<Vec<u8>> = restart_inbound().into();
+    let (mut steps, mut killed_at) = (0, None);
+    let nic = &w.nic;
+    for _ in 0..100_000 {
+        while rig.sim.step().is_some() {
+            steps += 1;
+            if steps == kill {
+                let pd = match victim {
+                    Victim::VirtTx => rig.virt_tx,
+                    Victim::VirtRx => rig.virt_rx,
+                    Victim::Copier(c) => rig.copiers[c],
+                };
+                rig.sim.fault(pd, "killed by the test");
+                killed_at = Some((pd, steps));
+            }
+            if let Some((pd, at)) = killed_at
+                && steps == at + down
+                && rig.sim.is_faulted(pd)
+            {
+                restart(&mut rig, w, p, victim, pd);
+            }
+        }
+        if let Some((pd, _)) = killed_at
+            && rig.sim.is_faulted(pd)
+        {
+            // The system went idle before `down` steps: restart now.
+            restart(&mut rig, w, p, victim, pd);
+            continue;
+        }
+        let done: Vec<_> = nic.tx_posted.borrow_mut().drain(..).collect();
+        nic.tx_done.borrow_mut().extend(done);
+        if nic.inbox.borrow().is_empty() {
+            let batch: Vec<_> = (0..3).filter_map(|_| inbound.pop_front()).collect();
+            nic.inbox.borrow_mut().extend(batch);
+        }
+        let rx = !nic.inbox.borrow().is_empty() && !nic.rx_posted.borrow().is_empty();
+        if !rx && nic.tx_done.borrow().is_empty() {
+            break;
+        }
+        rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    }
+    (rig, killed_at.is_some(), steps)
+}
+
+/// Build `victim` anew over the same regions and restart its PD with the resume its binary runs.
+fn restart<'a>(
+    rig: &mut Rig<'a>,
+    w: &'a World,
+    p: &'a Parts<'a, RoundRobin>,
+    victim: Victim,
+    pd: PdId,
+) {
+    match victim {
+        Victim::VirtTx => {
+            // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
+            *p.vtx.borrow_mut() =
+                unsafe { VirtTx::new(&w.vtx, RoundRobin::default(), Coherent) }.unwrap();
+            rig.sim.restart_with(pd, Shared(&p.vtx), || {
+                // SAFETY: the same config and regions as the handle was made over.
+                unsafe { p.vtx.borrow_mut().resume() }.map(drop)
+            });
+        }
+        Victim::VirtRx => {
+            // SAFETY: as above.
+            *p.vrx.borrow_mut() = unsafe { VirtRx::new(&w.vrx, Coherent) }.unwrap();
+            rig.sim.restart_with(pd, Shared(&p.vrx), || {
+                // SAFETY: the same config and regions as the handle was made over.
+                unsafe { p.vrx.borrow_mut().resume() }.map(drop)
+            });
+        }
+        Victim::Copier(c) => {
+            // SAFETY: as above.
+            *p.copiers[c].borrow_mut() = unsafe { Copier::resume(&w.copy[c]) }.unwrap();
+            rig.sim.restart_with(pd, Shared(&p.copiers[c]), || {
+                p.copiers[c].borrow_mut().notified(ChannelSet::EMPTY)
+            });
+        }
+    }
+}
+
+/// Every buffer is home after a run: each Rx DMA buffer posted to the NIC again, each client's
+/// Tx buffers all on its free queue, the Rx holder sets empty, nothing lost by the Tx virt.
+fn assert_all_buffers_home(rig: &Rig<'_>, w: &World, p: &Parts<'_, RoundRobin>, what: &str) {
+    let mut posted = rig.posted();
+    posted.sort_unstable();
+    posted.dedup();
+    assert_eq!(posted.len(), usize::from(RX_BUFS), "{what}: Rx DMA buffers");
+    assert!(rig.all_rx_buffers_home(), "{what}: Rx DMA buffers posted");
+    for i in 0..usize::from(RX_BUFS) {
+        assert_eq!(p.vrx.borrow().holders(i), 0, "{what}: holders of {i}");
+    }
+    for c in 0..CLIENTS {
+        let q = &w.cli_tx[c];
+        let (tail, head) = (q.index(false, 0), q.index(false, 2));
+        let n = tail
+            .load(Ordering::Relaxed)
+            .wrapping_sub(head.load(Ordering::Relaxed));
+        assert_eq!(n, CLIENT_BUFS, "{what}: client {c}'s Tx buffers");
+    }
+    assert_eq!(p.vtx.borrow().stats().lost, 0, "{what}: Tx virt lost");
+    assert!(w.nic.stray.get() == 0, "{what}: stray Tx addresses");
+}
+
+/// Frames each client should receive from [`restart_inbound`] (unicast to it and broadcasts).
+fn restart_expected(c: usize) -> Vec<Vec<u8>> {
+    restart_inbound()
+        .into_iter()
+        .filter(|f| f[..6] == mac(c).0 || f[..6] == MacAddr::BROADCAST.0)
+        .collect()
+}
+
+/// Item 7 on the sim backend: the net Tx virt, the Rx virt and each copier are killed after
+/// every step of a recorded run and restarted at once with their regions intact (the resume
+/// their binaries run on a restart). A component killed between events has nothing in flight, so
+/// nothing may be lost: every frame is delivered and sent exactly once, in order, and every
+/// buffer (Rx DMA, client Tx) is home at the end.
+#[test]
+fn restart_at_every_step_loses_nothing_and_leaks_no_buffer() {
+    let steps = {
+        let w = rig_world();
+        let p = w.parts(RoundRobin::default());
+        let (rig, _, steps) = restart_run(&w, &p, Victim::VirtTx, 0, 0);
+        for c in 0..CLIENTS {
+            assert_eq!(rig.received(c), restart_expected(c), "baseline client {c}");
+        }
+        assert_all_buffers_home(&rig, &w, &p, "baseline");
+        steps
+    };
+    assert!(steps > 50, "a real run: {steps} steps");
+    let mut runs = 0;
+    for victim in [
+        Victim::VirtTx,
+        Victim::VirtRx,
+        Victim::Copier(0),
+        Victim::Copier(1),
+    ] {
+        for kill in 1..=steps {
+            let w = rig_world();
+            let p = w.parts(RoundRobin::default());
+            let (rig, killed, _) = restart_run(&w, &p, victim, kill, 0);
+            let what = format!("{victim:?} killed after step {kill}");
+            assert!(killed, "{what}: the run is deterministic");
+            assert_eq!(rig.sim.faults().len(), 1, "{what}: {:?}", rig.sim.faults());
+            for c in 0..CLIENTS {
+                assert_eq!(rig.received(c), restart_expected(c), "{what}: client {c}");
+                let sent: Vec<u32> = rig
+                    .sent()
+                    .into_iter()
+                    .filter(|&(k, _)| k == c)
+                    .map(|(_, s)| s)
+                    .collect();
+                assert_eq!(sent, (0..12).collect::<Vec<_>>(), "{what}: client {c} sent");
+            }
+            assert_all_buffers_home(&rig, &w, &p, &what);
+            runs += 1;
+        }
+    }
+    println!("restart runs: {runs} ({steps} steps each)");
+}
+
+/// As above, but the killed component stays down for 6 steps while the rest keeps running (and
+/// its notifications are dropped). Frames may be lost only while it is down and only as many as
+/// its queues could hold; nothing arrives twice, and every buffer is home at the end.
+#[test]
+fn restart_after_downtime_bounds_loss_and_leaks_no_buffer() {
+    let steps = {
+        let w = rig_world();
+        let p = w.parts(RoundRobin::default());
+        restart_run(&w, &p, Victim::VirtTx, 0, 0).2
+    };
+    let (mut runs, mut lost_max) = (0, 0);
+    for victim in [
+        Victim::VirtTx,
+        Victim::VirtRx,
+        Victim::Copier(0),
+        Victim::Copier(1),
+    ] {
+        for kill in 1..=steps {
+            let w = rig_world();
+            let p = w.parts(RoundRobin::default());
+            let (rig, killed, _) = restart_run(&w, &p, victim, kill, 6);
+            let what = format!("{victim:?} killed after step {kill}, down 6 steps");
+            assert!(killed, "{what}");
+            assert_eq!(rig.sim.faults().len(), 1, "{what}: {:?}", rig.sim.faults());
+            for c in 0..CLIENTS {
+                let want = restart_expected(c);
+                let got = rig.received(c);
+                // In order, no duplicates: `got` is a subsequence of `want`.
+                let mut it = want.iter();
+                assert!(
+                    got.iter().all(|f| it.any(|x| x == f)),
+                    "{what}: client {c} got frames out of order or twice"
+                );
+                let lost = want.len() - got.len();
+                assert!(
+                    lost <= usize::from(CLIENT_BUFS),
+                    "{what}: client {c} lost {lost}"
+                );
+                lost_max = lost_max.max(lost);
+                let sent: Vec<u32> = rig
+                    .sent()
+                    .into_iter()
+                    .filter(|&(k, _)| k == c)
+                    .map(|(_, s)| s)
+                    .collect();
+                assert_eq!(sent, (0..12).collect::<Vec<_>>(), "{what}: client {c} sent");
+            }
+            assert_all_buffers_home(&rig, &w, &p, &what);
+            runs += 1;
+        }
+    }
+    println!("restart-after-downtime runs: {runs}; most frames lost by one client: {lost_max}");
+}
+
+/// [`Rig::settle`] without its check that nothing faulted (the tests below kill components).
+fn drive(rig: &mut Rig<'_>) {
+    let nic = &rig.w.nic;
+    for _ in 0..10_000 {
+        rig.sim.run_until_idle(1_000_000).unwrap();
+        if nic.auto_tx.get() {
+            let done: Vec<_> = nic.tx_posted.borrow_mut().drain(..).collect();
+            nic.tx_done.borrow_mut().extend(done);
+        }
+        let rx = !nic.inbox.borrow().is_empty() && !nic.rx_posted.borrow().is_empty();
+        if !rx && nic.tx_done.borrow().is_empty() {
+            return;
+        }
+        rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    }
+    panic!("the subsystem never settled");
+}
+
+/// Move a shared queue index by `delta` (a crash between two steps of a pass, simulated).
+fn nudge(index: &AtomicU16, delta: i16) {
+    let v = index.load(Ordering::Relaxed);
+    index.store(v.wrapping_add_signed(delta), Ordering::Relaxed);
+}
+
+/// A crash inside a pass of the Rx virt: it had marked client 0 a holder of a buffer and staged
+/// the frame, but died before publishing it. The restarted virt finds the holder bit without a
+/// descriptor on the client's queue, clears it and gives the buffer back to the driver.
+#[test]
+fn restarted_rx_virt_frees_a_buffer_whose_frame_was_never_published() {
+    let w = rig_world();
+    let p = w.parts(RoundRobin::default());
+    let mut rig = Rig::new(&w, &p);
+    rig.sim
+        .fault(rig.copiers[0], "down while the frame arrives");
+    w.nic.inbox.borrow_mut().push_back(frame(mac(0), 1, 1, 60));
+    rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    drive(&mut rig);
+    assert!(!rig.all_rx_buffers_home(), "the frame's buffer is held");
+    // Un-publish the push: as if the virt had died with it staged.
+    nudge(w.copy_q[0].index(true, 0), -1);
+    rig.sim.fault(rig.virt_rx, "killed mid-pass");
+    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
+    *p.vrx.borrow_mut() = unsafe { VirtRx::new(&w.vrx, Coherent) }.unwrap();
+    let freed = Cell::new(0);
+    rig.sim.restart_with(rig.virt_rx, Shared(&p.vrx), || {
+        // SAFETY: the same config and regions.
+        unsafe { p.vrx.borrow_mut().resume() }.map(|n| freed.set(n))
+    });
+    assert_eq!(freed.get(), 1, "one stranded buffer back to the driver");
+    // SAFETY: as above.
+    *p.copiers[0].borrow_mut() = unsafe { Copier::resume(&w.copy[0]) }.unwrap();
+    rig.sim
+        .restart_with(rig.copiers[0], Shared(&p.copiers[0]), || {
+            p.copiers[0].borrow_mut().notified(ChannelSet::EMPTY)
+        });
+    drive(&mut rig);
+    assert!(rig.all_rx_buffers_home(), "no DMA buffer stranded");
+    assert!(rig.received(0).is_empty(), "the unpublished frame is lost");
+    w.nic.inbox.borrow_mut().push_back(frame(mac(0), 1, 2, 60));
+    rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    drive(&mut rig);
+    assert_eq!(rig.received(0).len(), 1, "and client 0 is served again");
+    assert!(rig.all_rx_buffers_home());
+}
+
+/// A crash inside a pass of a copier: it had taken a frame off the virt's queue but not yet put
+/// the DMA buffer back. The restarted copier finds it (the virt's active head is past its free
+/// tail) and returns it; the frame is lost, the buffer is not.
+#[test]
+fn restarted_copier_returns_the_dma_buffer_it_held() {
+    let w = rig_world();
+    let p = w.parts(RoundRobin::default());
+    let mut rig = Rig::new(&w, &p);
+    rig.sim
+        .fault(rig.copiers[0], "down while the frame arrives");
+    rig.w
+        .nic
+        .inbox
+        .borrow_mut()
+        .push_back(frame(mac(0), 1, 1, 60));
+    rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
+    drive(&mut rig);
+    // As if the copier had taken it (and released the slot) and died before returning it.
+    nudge(w.copy_q[0].index(true, 2), 1);
+    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
+    *p.copiers[0].borrow_mut() = unsafe { Copier::resume(&w.copy[0]) }.unwrap();
+    assert_eq!(
+        p.copiers[0].borrow().stats().dropped,
+        1,
+        "one held buffer found"
+    );
+    rig.sim
+        .restart_with(rig.copiers[0], Shared(&p.copiers[0]), || {
+            p.copiers[0].borrow_mut().notified(ChannelSet::EMPTY)
+        });
+    drive(&mut rig);
+    assert!(rig.all_rx_buffers_home(), "the DMA buffer is back");
+    assert!(rig.received(0).is_empty());
+    for i in 0..usize::from(RX_BUFS) {
+        assert_eq!(p.vrx.borrow().holders(i), 0);
+    }
+}
+
+/// A crash inside a pass of the Tx virt: it had sent a client's frame to the driver but not yet
+/// released the client's queue slot. The restarted virt recognises the frame at the head of the
+/// client's queue as one in flight and does not send it twice; every buffer comes home once.
+#[test]
+fn restarted_tx_virt_does_not_send_a_frame_twice() {
+    let w = rig_world();
+    let p = w.parts(RoundRobin::default());
+    let mut rig = Rig::new(&w, &p);
+    w.nic.auto_tx.set(false);
+    rig.cmd(0, [Cmd::Send(frame(mac(9), 0, 1, 100))]);
+    drive(&mut rig);
+    assert_eq!(rig.sent(), vec![(0, 1)]);
+    // As if the virt had died before releasing the client's slot.
+    nudge(w.cli_tx[0].index(true, 2), -1);
+    rig.sim.fault(rig.virt_tx, "killed mid-pass");
+    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
+    *p.vtx.borrow_mut() = unsafe { VirtTx::new(&w.vtx, RoundRobin::default(), Coherent) }.unwrap();
+    let resent = Cell::new(0);
+    rig.sim.restart_with(rig.virt_tx, Shared(&p.vtx), || {
+        // SAFETY: the same config and regions.
+        unsafe { p.vtx.borrow_mut().resume() }.map(|n| resent.set(n))
+    });
+    assert_eq!(resent.get(), 1, "the frame in flight was recognised");
+    w.nic.auto_tx.set(true);
+    drive(&mut rig);
+    assert_eq!(rig.sent(), vec![(0, 1)], "sent once");
+    rig.cmd(0, [Cmd::Send(frame(mac(9), 0, 2, 100))]);
+    drive(&mut rig);
+    assert_eq!(rig.sent(), vec![(0, 1), (0, 2)]);
+    assert_all_buffers_home(&rig, &w, &p, "after the restart");
+}

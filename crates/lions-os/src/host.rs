@@ -106,8 +106,9 @@ struct HostPd {
     mrs: [AtomicU64; MAX_MESSAGE_REGISTERS],
     /// Channels that are IRQs.
     irq_mask: u64,
-    /// Host fds registered as IRQ sources, with the poll events that raise them.
-    irq_fds: RefCell<Vec<(u8, RawFd, i16)>>,
+    /// Host fds registered as IRQ sources (our own duplicates, so none outlives its owner's
+    /// descriptor or names a reused number), with the poll events that raise them.
+    irq_fds: RefCell<Vec<(u8, OwnedFd, i16)>>,
     /// IRQ channels acknowledged (their fd is polled).
     armed: Cell<u64>,
     /// IRQ channels whose fd fired and that await delivery.
@@ -157,8 +158,9 @@ impl IrqInterest {
 
 /// Deliver channel `ch` (an `<irq>` of this PD) as a notification whenever `fd` is readable, until
 /// the handler acknowledges it with `irq_ack` (then `fd` is polled again). Call it from `init` or
-/// a handler; `fd` must stay open while registered (a closed fd is unregistered with a message).
-/// Registering again replaces the channel's fd.
+/// a handler. The PD keeps its own duplicate of `fd` (same open file, `F_DUPFD_CLOEXEC`), so the
+/// registration never outlives the borrow by naming a descriptor number the caller has since
+/// closed or reused; registering the channel again replaces (and closes) that duplicate.
 pub fn register_irq_fd(ch: Channel, fd: BorrowedFd<'_>) -> Result<(), OsError> {
     register_irq_fd_for(ch, fd, IrqInterest::READABLE)
 }
@@ -183,9 +185,12 @@ pub fn register_irq_fd_for(
     if pd.irq_mask & (1 << ch.index()) == 0 {
         return Err(pd.err(Op::IrqAck, ch, OsErrorKind::NotPermitted));
     }
+    let own = fd
+        .try_clone_to_owned()
+        .map_err(|_| pd.err(Op::IrqAck, ch, OsErrorKind::Failed))?;
     let mut fds = pd.irq_fds.borrow_mut();
-    fds.retain(|&(c, _, _)| c != ch.index());
-    fds.push((ch.index(), fd.as_raw_fd(), interest.events()));
+    fds.retain(|(c, _, _)| *c != ch.index());
+    fds.push((ch.index(), own, interest.events()));
     Ok(())
 }
 
@@ -435,10 +440,11 @@ impl HostPd {
             });
             chans.push(u8::MAX);
         }
-        for &(ch, fd, events) in self.irq_fds.borrow().iter() {
+        for (ch, fd, events) in self.irq_fds.borrow().iter() {
+            let (ch, events) = (*ch, *events);
             if armed & (1 << ch) != 0 && events != 0 {
                 fds.push(libc::pollfd {
-                    fd,
+                    fd: fd.as_raw_fd(),
                     events,
                     revents: 0,
                 });
@@ -456,11 +462,12 @@ impl HostPd {
             if ch == u8::MAX {
                 sys::epoll_wait(self.epoll.as_raw_fd(), 0);
             } else if p.revents & libc::POLLNVAL != 0 {
+                // Cannot happen with our own duplicate; kept so a broken fd never spins.
                 eprintln!(
-                    "{}: the IRQ fd {} of channel {ch} was closed; unregistered",
+                    "{}: the IRQ fd {} of channel {ch} is invalid; unregistered",
                     self.name, p.fd
                 );
-                self.irq_fds.borrow_mut().retain(|&(c, _, _)| c != ch);
+                self.irq_fds.borrow_mut().retain(|(c, _, _)| *c != ch);
             } else {
                 self.armed.set(self.armed.get() & !(1 << ch));
                 self.fired.set(self.fired.get() | (1 << ch));
@@ -500,6 +507,10 @@ impl HostPd {
 impl Backend for HostPd {
     fn pd_name(&self) -> &str {
         &self.name
+    }
+
+    fn deferred_failed(&self, error: OsError) {
+        eprintln!("{error}");
     }
 
     /// A PD may run at a real-time priority (SCHED_FIFO), where spinning would keep every normal

@@ -129,6 +129,23 @@ macro_rules! debug_println {
     };
 }
 
+/// How many times this PD was restarted before this run (0 at its first start): a component
+/// whose policy-independent state lives in shared memory rebuilds it from there instead of
+/// initialising it when this is above 0 (component restart, paper §5.2). On the host board the
+/// launcher says so (`lions-host --restart`, or a live swap); elsewhere (seL4 without a restarting
+/// monitor, the sim backend, where the test builds the restarted component itself) it is 0.
+pub fn incarnation() -> u32 {
+    #[cfg(feature = "host")]
+    {
+        std::env::var(host::manifest::INCARNATION_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+    #[cfg(not(feature = "host"))]
+    0
+}
+
 /// End this PD as one that could not start (a missing config section, a region that is not
 /// mapped, a device that does not answer), with the reason. On the host board: the reason on
 /// stderr after the PD's name, then the exit status the launcher reports as a start-up failure

@@ -24,6 +24,12 @@ pub trait Backend {
     fn mr(&self, i: usize) -> u64;
     /// Set message register `i` (ignored when out of range).
     fn set_mr(&self, i: usize, value: u64);
+    /// The deferred action still pending when [`with_backend`] returned failed (outside an event
+    /// loop there is no caller to hand the error to). The default drops it; the host, sim and
+    /// Microkit backends report it (stderr, the fault list, the debug console).
+    fn deferred_failed(&self, error: OsError) {
+        let _ = error;
+    }
     /// One pause of a busy-wait loop (see [`relax`]). The default is a spin hint.
     fn relax(&self) {
         core::hint::spin_loop();
@@ -94,8 +100,22 @@ mod current {
 }
 
 /// Run `f` with `backend` serving this PD's kernel operations; the previous backend (if any) is
-/// restored afterwards. A deferred action still pending when `f` returns is performed then.
+/// restored afterwards. A deferred action still pending when `f` returns is performed then; if
+/// it fails, the error goes to [`Backend::deferred_failed`] (use [`try_with_backend`] to get it).
 pub fn with_backend<R>(backend: &dyn Backend, f: impl FnOnce() -> R) -> R {
+    let (r, deferred) = try_with_backend(backend, f);
+    if let Err(e) = deferred {
+        backend.deferred_failed(e);
+    }
+    r
+}
+
+/// As [`with_backend`], returning the outcome of the deferred action still pending when `f`
+/// returned (`Ok` when there was none) beside `f`'s result.
+pub fn try_with_backend<R>(
+    backend: &dyn Backend,
+    f: impl FnOnce() -> R,
+) -> (R, Result<(), OsError>) {
     // SAFETY: only the lifetime is erased; the frame holding the pointer lives on this stack frame
     // and is uninstalled (by `Restore`, even on unwind) before `backend`'s borrow ends.
     let backend: *const (dyn Backend + 'static) = unsafe { core::mem::transmute(backend) };
@@ -112,11 +132,8 @@ pub fn with_backend<R>(backend: &dyn Backend, f: impl FnOnce() -> R) -> R {
     let _restore = Restore(current::get());
     current::set(&mut frame);
     let r = f();
-    if let Some(d) = take_deferred() {
-        // Nothing to report the error to at this point; the backend logs refused operations.
-        let _ = d.execute();
-    }
-    r
+    let deferred = take_deferred().map_or(Ok(()), Deferred::execute);
+    (r, deferred)
 }
 
 #[inline]

@@ -389,6 +389,21 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// [`restart`](Self::restart) `pd` with `handler`, then run `resume` as `pd` (with its backend,
+    /// so it may notify, PPC and defer): a restarted component's rebuild from shared memory and
+    /// its first pass, as its `init` runs on a real board. `Err` or a panic faults it again.
+    pub fn restart_with<E: fmt::Display>(
+        &mut self,
+        pd: PdId,
+        handler: impl Handler + 'a,
+        resume: impl FnOnce() -> Result<(), E>,
+    ) {
+        self.restart(pd, handler);
+        if let Err(cause) = self.run_as(pd.0, || resume().map_err(|e| e.to_string())) {
+            self.mark_fault(pd.0, cause);
+        }
+    }
+
     /// Every fault so far, oldest first.
     pub fn faults(&self) -> Vec<SimFault> {
         self.st.borrow().faults.clone()

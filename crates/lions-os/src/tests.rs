@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Runtime dispatch, deferred-action and config-cell tests against a recording backend.
 
-use crate::runtime::{Backend, defer, take_deferred, with_backend};
+use crate::runtime::{Backend, defer, take_deferred, try_with_backend, with_backend};
 use crate::*;
 use std::cell::RefCell;
 
@@ -11,11 +11,15 @@ struct Recorder {
     allowed: ChannelSet,
     log: RefCell<Vec<String>>,
     mrs: RefCell<[u64; 4]>,
+    failed: RefCell<Vec<String>>,
 }
 
 impl Backend for Recorder {
     fn pd_name(&self) -> &str {
         self.name
+    }
+    fn deferred_failed(&self, error: OsError) {
+        self.failed.borrow_mut().push(error.to_string());
     }
     fn notify(&self, ch: Channel) -> Result<(), OsError> {
         if !self.allowed.contains(ch) {
@@ -128,6 +132,21 @@ fn nested_backends_keep_their_own_slot() {
     });
     assert_eq!(*inner.log.borrow(), ["notify 4"]);
     assert!(outer.log.borrow().is_empty());
+}
+
+/// A deferred action that fails after the closure returned (no event loop to report to) is not
+/// dropped: `with_backend` hands it to the backend, `try_with_backend` returns it.
+#[test]
+fn a_deferred_action_failing_outside_an_event_loop_is_reported() {
+    let r = rec("a", &[]);
+    with_backend(&r, || Channel::new(5).deferred_notify().unwrap());
+    assert_eq!(r.failed.borrow().len(), 1, "reported to the backend");
+    assert!(r.failed.borrow()[0].contains("notify"), "{:?}", r.failed);
+    let ((), out) = try_with_backend(&r, || Channel::new(5).deferred_notify().unwrap());
+    assert_eq!(out.unwrap_err().kind, OsErrorKind::NotPermitted);
+    assert_eq!(r.failed.borrow().len(), 1, "returned, not reported twice");
+    let ((), out) = try_with_backend(&r, || {});
+    assert!(out.is_ok(), "nothing deferred");
 }
 
 #[test]

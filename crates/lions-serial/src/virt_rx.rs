@@ -15,6 +15,11 @@
 //!   full and it waits for space).
 //! - Misbehaving client: an impossible index marks it faulty ([`VirtRx::faulty`]); its bytes are
 //!   dropped from then on, nothing panics.
+//! - Restart (a component restarted with its regions intact, paper §5.2): the bytes waiting are
+//!   in the queues and [`VirtRx::new`] takes them over as they are; [`VirtRx::resume`] then
+//!   serves what arrived while it was down (its notifications were lost). Its private state is policy only (the client input goes to, and a switch
+//!   sequence half typed): it starts afresh at the configured default client, and a half-typed
+//!   switch sequence is lost.
 
 use crate::Error;
 use crate::config::SerialVirtRxConfig;
@@ -126,6 +131,12 @@ impl<'a> VirtRx<'a> {
     /// Clients found misbehaving (bit i = client i); their input is dropped.
     pub fn faulty(&self) -> u64 {
         self.faulty
+    }
+
+    /// Take over from a previous incarnation (a restarted component's `init`; see the module
+    /// docs): serve the input that waits in the driver's queue.
+    pub fn resume(&mut self) -> Result<(), Error> {
+        self.notified(ChannelSet::EMPTY)
     }
 
     /// Phase 3 toward the current client: publish what it got and notify it if anything.

@@ -24,6 +24,13 @@
 //! - **Driver notification** (`tx_return`): serve the FIFO in order until one still lacks room.
 //! - **Notifications**: after every transfer notify the driver; notify the client only if its flag
 //!   asks (it waits for space in its queue).
+//! - **Restart** ([`VirtTx::resume`] in place of `init`, for a component restarted with its
+//!   regions intact, paper §5.2): the bytes waiting are all in the queues, so nothing is lost;
+//!   the FIFO of waiting clients is private and is *rebuilt conservatively from the queues*:
+//!   every client with bytes published is served once in channel order, and those that find no
+//!   room join the FIFO in that order. Neither `begin_str` nor the legend is written again. A
+//!   batch the old incarnation had moved only in part goes on from where it stopped, so
+//!   another client's line may come between its pieces once.
 //! - **Misbehaving client**: an impossible index (or inconsistent indices at start) marks the
 //!   client faulty ([`VirtTx::faulty`]); it is ignored from then on, everyone else is unaffected,
 //!   nothing panics.
@@ -133,6 +140,19 @@ impl<'a> VirtTx<'a> {
             self.driver_ch.notify()?;
         }
         Ok(())
+    }
+
+    /// Take over from a previous incarnation (a restarted component's `init`; see the module
+    /// docs): serve every client once, in channel order, as if each had just notified.
+    pub fn resume(&mut self) -> Result<(), Error> {
+        self.waiting = 0;
+        (self.first, self.last) = (0, 0);
+        let chs = self
+            .clients
+            .iter()
+            .flatten()
+            .fold(0u64, |m, (_, ch)| m | 1 << ch.index());
+        self.notified(ChannelSet::from_bits(chs))
     }
 
     /// Phases 1 and 2 for client `c`: move its batch. `Ok(false)`: the driver queue lacks room

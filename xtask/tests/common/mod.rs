@@ -384,6 +384,11 @@ impl System {
         self.child.try_wait().unwrap()
     }
 
+    /// The process id of `xtask run`, which becomes the launcher (xtask replaces itself with it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The raw descriptor of the pty master (for termios checks).
     pub fn master_fd(&self) -> i32 {
         self.master.as_raw_fd()

@@ -23,7 +23,13 @@ fn init() -> BlkVirt<'static> {
     // whole life, each shared only with the peer at the other end; this PD makes one handle per
     // queue end and page.
     let mut virt = unsafe { BlkVirt::new(config) }.unwrap_or_else(|e| fail(e));
-    virt.init().unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() == 0 {
+        virt.init().unwrap_or_else(|e| fail(e));
+    } else {
+        // Restarted: rebuild what each driver id stands for from the queues, then serve.
+        // SAFETY: as above, the same config.
+        unsafe { virt.resume(config) }.unwrap_or_else(|e| fail(e));
+    }
     virt
 }
 

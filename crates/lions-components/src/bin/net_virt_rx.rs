@@ -22,7 +22,13 @@ fn init() -> VirtRx<'static> {
     // queue end.
     let mut virt =
         unsafe { VirtRx::new(config, PlatformCache::default()) }.unwrap_or_else(|e| fail(e));
-    virt.init().unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() == 0 {
+        virt.init().unwrap_or_else(|e| fail(e));
+    } else {
+        // Restarted: the holder sets and queues in shared memory are the state to take over.
+        // SAFETY: as above.
+        unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
+    }
     virt
 }
 

@@ -80,8 +80,13 @@ fn init() -> NetVirtTx {
     // read-write, client data regions at least readable) before `init` runs and for the PD's
     // whole life, each queue shared only with the peer at its other end; this PD makes one handle
     // per queue end.
-    let virt = unsafe { VirtTx::new(config, policy, PlatformCache::default()) }
+    let mut virt = unsafe { VirtTx::new(config, policy, PlatformCache::default()) }
         .unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() > 0 {
+        // Restarted (or swapped in): rebuild what is at the driver from the driver's queues.
+        // SAFETY: as above.
+        unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
+    }
     NetVirtTx {
         virt,
         timer,

@@ -17,7 +17,12 @@ fn init() -> VirtRx<'static> {
     // SAFETY: the system description maps every region this config names at its vaddr,
     // read-write, before `init` runs and for the PD's whole life, each shared only with the peer
     // at the other end; this PD makes one handle per queue end.
-    unsafe { VirtRx::new(config) }.unwrap_or_else(|e| fail(e))
+    let mut virt = unsafe { VirtRx::new(config) }.unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() > 0 {
+        // Restarted: serve the input that arrived while it was down.
+        virt.resume().unwrap_or_else(|e| fail(e));
+    }
+    virt
 }
 
 lions_os::protection_domain!(init);

@@ -18,7 +18,12 @@ fn init() -> VirtTx<'static> {
     // read-write, before `init` runs and for the PD's whole life, each shared only with the peer
     // at the other end; this PD makes one handle per queue end.
     let mut virt = unsafe { VirtTx::new(config) }.unwrap_or_else(|e| fail(e));
-    virt.init().unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() == 0 {
+        virt.init().unwrap_or_else(|e| fail(e));
+    } else {
+        // Restarted: the bytes waiting are in the client queues; serve them, no banner again.
+        virt.resume().unwrap_or_else(|e| fail(e));
+    }
     virt
 }
 

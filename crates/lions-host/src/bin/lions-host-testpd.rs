@@ -11,7 +11,7 @@
 use lions_os::host::register_irq_fd;
 use lions_os::{Channel, ChannelSet, Handler, MessageInfo, NullHandler, get_mr, pd_name, set_mr};
 use std::convert::Infallible;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -126,6 +126,7 @@ fn init() -> Boxed {
         "doomed" => panic!("always"),
         "cannot_start" => lions_os::startup_failed("port 1234 is in use (try another port)"),
         "irq_pd" => irq_pd(),
+        "irq_reuse" => irq_reuse(),
         "raw_term" => {
             // What a host serial driver does to the launching terminal; never undone here.
             // SAFETY: termios calls on fd 0 with a live, initialised struct.
@@ -143,6 +144,20 @@ fn init() -> Boxed {
             println!("{n}: ready pid {}", std::process::id());
             Box::new(NullHandler)
         }
+        "swappable" => {
+            let n = word(FIRST, 0).fetch_add(1, Ordering::AcqRel);
+            let exe = std::env::current_exe().unwrap_or_default();
+            println!(
+                "swappable: incarnation {} image {} starts before {n}",
+                lions_os::incarnation(),
+                exe.file_name().unwrap_or_default().to_string_lossy()
+            );
+            Box::new(NullHandler)
+        }
+        "reopen" => {
+            reopen();
+            Box::new(NullHandler)
+        }
         "mal" => Box::new(Mal { done: false }),
         "victim" => {
             println!("victim: ready pid {}", std::process::id());
@@ -153,6 +168,62 @@ fn init() -> Boxed {
         "bench_b" => Box::new(Echo),
         other => panic!("no test role named {other}"),
     }
+}
+
+/// Try every way to write a region this PD maps read-only (at `SECOND`, named `ro`): through
+/// the inherited descriptor (`pwrite`, a writable shared mapping), by reopening it read-write
+/// through `/proc/self/fd`, and after `fchmod`ing it writable. Print each attempt that landed,
+/// then the word's value as the owner (mapped read-write at `FIRST`) left it.
+fn reopen() {
+    let mut landed = Vec::new();
+    let mut tried = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let link = std::fs::read_link(entry.path()).unwrap_or_default();
+        if !link.to_string_lossy().contains("lions-region:ro") {
+            continue;
+        }
+        let Ok(n) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        tried += 1;
+        let value = 0xbad_u64.to_ne_bytes();
+        // SAFETY: plain system calls on a descriptor this process holds, with live buffers.
+        unsafe {
+            if libc::pwrite(n, value.as_ptr().cast(), 8, 0) == 8 {
+                landed.push("pwrite on the inherited descriptor");
+            }
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                n,
+                0,
+            );
+            if p != libc::MAP_FAILED {
+                landed.push("writable mapping of the inherited descriptor");
+                libc::munmap(p, 4096);
+            }
+            let path = format!("/proc/self/fd/{n}\0");
+            let rw = libc::open(path.as_ptr().cast(), libc::O_RDWR);
+            if rw >= 0 {
+                landed.push("reopened read-write through /proc/self/fd");
+                libc::close(rw);
+            }
+            if libc::fchmod(n, 0o666) == 0 {
+                let rw = libc::open(path.as_ptr().cast(), libc::O_RDWR);
+                if rw >= 0 {
+                    landed.push("reopened read-write after fchmod");
+                    libc::close(rw);
+                }
+            }
+        }
+    }
+    println!(
+        "reopen: {tried} descriptor(s) tried; landed: [{}]; word {:#x}",
+        landed.join(", "),
+        word(SECOND, 0).load(Ordering::Acquire)
+    );
 }
 
 /// Prints each delivery.
@@ -346,6 +417,58 @@ fn irq_pd() -> Boxed {
         events: 0,
         ticks: 0,
     })
+}
+
+/// Register an eventfd on channel 3, close it, and make another readable one that (very likely)
+/// gets the same descriptor number; a timer on channel 4 reports after 3 ticks how often
+/// channel 3 fired (its registered eventfd was never written: it must not).
+fn irq_reuse() -> Boxed {
+    let first = eventfd();
+    let number = first.as_raw_fd();
+    register_irq_fd(Channel::new(3), first.as_fd()).unwrap();
+    drop(first);
+    let second = eventfd();
+    write8(&second);
+    let reused = second.as_raw_fd() == number;
+    let timer = timerfd(20);
+    register_irq_fd(Channel::new(4), timer.as_fd()).unwrap();
+    Box::new(IrqReuse {
+        _second: second,
+        timer,
+        reused,
+        fired: 0,
+        ticks: 0,
+    })
+}
+
+struct IrqReuse {
+    _second: OwnedFd,
+    timer: OwnedFd,
+    reused: bool,
+    fired: u32,
+    ticks: u32,
+}
+
+impl Handler for IrqReuse {
+    type Error = Infallible;
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Infallible> {
+        if channels.contains(Channel::new(3)) {
+            self.fired += 1;
+            Channel::new(3).irq_ack().unwrap();
+        }
+        if channels.contains(Channel::new(4)) {
+            read8(&self.timer);
+            self.ticks += 1;
+            Channel::new(4).irq_ack().unwrap();
+            if self.ticks == 3 {
+                println!(
+                    "irq_reuse: number reused {}, channel 3 fired {} times",
+                    self.reused, self.fired
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Handler for IrqPd {

@@ -35,6 +35,10 @@ use std::os::fd::RawFd;
 /// Environment variable holding the manifest's descriptor number.
 pub const MANIFEST_ENV: &str = "LIONS_HOST_MANIFEST";
 
+/// The environment variable in which the launcher tells a PD how many times it was restarted
+/// (absent or `0` at the first start); read by [`crate::incarnation`].
+pub const INCARNATION_ENV: &str = "LIONS_HOST_INCARNATION";
+
 /// First line of a manifest.
 pub const MANIFEST_HEADER: &str = "lions-host-manifest 2";
 

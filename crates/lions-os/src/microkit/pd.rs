@@ -131,6 +131,10 @@ impl<K: Kernel> Backend for MicrokitPd<K> {
         self.info.name()
     }
 
+    fn deferred_failed(&self, error: OsError) {
+        crate::debug_println!("{error}");
+    }
+
     fn notify(&self, ch: Channel) -> Result<(), OsError> {
         let (dest, info) = self.prepare(Deferred::Notify(ch))?;
         self.kernel.send(dest, info);

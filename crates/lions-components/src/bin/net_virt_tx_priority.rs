@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `net_virt_tx_priority`: the network Tx virtualiser ([`lions_net::VirtTx`]) with strict
+//! priority shaping ([`lions_net::StrictPriority`]): client 0 first, then client 1, and so on; a
+//! client is served only when no client before it has a frame waiting.
+//!
+//! Config section: `.net_virt_tx_config`, the same as `net_virt_tx`'s, so either image serves the
+//! same PD: `cargo xtask swap <example> net_virt_tx net_virt_tx_priority` replaces a running
+//! round-robin Tx virt with this one (and `... net_virt_tx net_virt_tx` back), the new one
+//! taking over the queues as the old one left them ([`lions_net::VirtTx::resume`]).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use lions_net::{NetVirtTxConfig, PlatformCache, StrictPriority, VirtTx};
+use lions_os::MAX_CLIENTS;
+
+lions_os::config!(static CONFIG: NetVirtTxConfig = ".net_virt_tx_config");
+
+use lions_os::startup_failed as fail;
+
+fn init() -> VirtTx<'static, StrictPriority> {
+    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    // Client c gets priority MAX_CLIENTS - c: the lower the index, the higher.
+    let prio: [u8; MAX_CLIENTS] =
+        core::array::from_fn(|c| u8::try_from(MAX_CLIENTS - c).unwrap_or(u8::MAX));
+    // SAFETY: the system description maps every region this config names at its vaddr (queues
+    // read-write, client data regions at least readable) before `init` runs and for the PD's
+    // whole life, each queue shared only with the peer at its other end; this PD makes one handle
+    // per queue end.
+    let mut virt =
+        unsafe { VirtTx::new(config, StrictPriority::new(&prio), PlatformCache::default()) }
+            .unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() > 0 {
+        // Restarted or swapped in: rebuild the per-client counts from the driver's queues.
+        // SAFETY: as above.
+        unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
+    }
+    virt
+}
+
+lions_os::protection_domain!(init);
