@@ -44,9 +44,12 @@ pub enum OsErrorKind {
 }
 
 /// A refused kernel operation: which PD, which operation, which channel, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two machine words (the PD's name is kept once per process, see `PdName`), so
+/// `Result<(), OsError>` comes back in registers on every `notify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OsError {
-    pd: PdName,
+    pd: &'static PdName,
     /// The operation.
     pub op: Op,
     /// The channel, if the operation has one.
@@ -55,8 +58,9 @@ pub struct OsError {
     pub kind: OsErrorKind,
 }
 
-/// A PD name kept inline (Microkit names are at most 64 bytes).
-#[derive(Clone, PartialEq, Eq)]
+/// A PD name (Microkit names are at most 64 bytes), kept once per distinct name for the life of
+/// the process (see `intern`), so an error refers to it by a thin reference.
+#[derive(PartialEq, Eq)]
 struct PdName {
     bytes: [u8; 64],
     len: u8,
@@ -67,6 +71,16 @@ impl core::fmt::Debug for PdName {
         core::fmt::Debug::fmt(self.as_str(), f)
     }
 }
+
+/// The name used when no other can be kept.
+static UNKNOWN: PdName = PdName {
+    bytes: {
+        let mut b = [0; 64];
+        b[0] = b'?';
+        b
+    },
+    len: 1,
+};
 
 impl PdName {
     fn new(name: &str) -> Self {
@@ -90,11 +104,49 @@ impl PdName {
     }
 }
 
+/// The process-wide copy of `name` (made on first use, kept for the life of the process: one per
+/// distinct PD name, which are few).
+#[cfg(any(test, feature = "std"))]
+fn intern(name: &str) -> &'static PdName {
+    use std::sync::{Mutex, PoisonError};
+    static NAMES: Mutex<std::vec::Vec<&'static PdName>> = Mutex::new(std::vec::Vec::new());
+    let want = PdName::new(name);
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(&n) = names.iter().find(|&&n| *n == want) {
+        return n;
+    }
+    let n: &'static PdName = std::boxed::Box::leak(std::boxed::Box::new(want));
+    names.push(n);
+    n
+}
+
+/// The process-wide copy of `name`, without `std`: a seL4 PD has one name (its own), so a few
+/// slots suffice; past them the name reads "?".
+#[cfg(not(any(test, feature = "std")))]
+fn intern(name: &str) -> &'static PdName {
+    use core::cell::OnceCell;
+    struct Names([OnceCell<PdName>; 4]);
+    // SAFETY: without `std` this crate runs only as a single-threaded seL4 PD (no threads exist),
+    // as `runtime`'s installed frame assumes.
+    unsafe impl Sync for Names {}
+    static NAMES: Names = Names([const { OnceCell::new() }; 4]);
+    let want = PdName::new(name);
+    for slot in &NAMES.0 {
+        match slot.get() {
+            Some(n) if *n == want => return n,
+            Some(_) => {}
+            None => return slot.get_or_init(|| want),
+        }
+    }
+    &UNKNOWN
+}
+
 impl OsError {
     /// An error of `pd` doing `op` on `channel`.
+    #[cold]
     pub fn new(pd: &str, op: Op, channel: Option<Channel>, kind: OsErrorKind) -> Self {
         Self {
-            pd: PdName::new(pd),
+            pd: if pd == "?" { &UNKNOWN } else { intern(pd) },
             op,
             channel,
             kind,
@@ -123,3 +175,26 @@ impl core::fmt::Display for OsError {
 }
 
 impl core::error::Error for OsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_fits_two_registers_and_keeps_its_message() {
+        assert!(size_of::<Result<(), OsError>>() <= 2 * size_of::<usize>());
+        let long = "a_protection_domain_name_of_exactly_sixty_four_bytes_0123456789a";
+        assert_eq!(long.len(), 64);
+        let e = OsError::new(long, Op::Notify, Some(Channel::new(3)), OsErrorKind::PeerGone);
+        assert_eq!(e.pd(), long);
+        assert_eq!(
+            std::format!("{e}"),
+            std::format!("{long}: notify on channel 3: the peer is not running")
+        );
+        let f = OsError::new(long, Op::Notify, Some(Channel::new(3)), OsErrorKind::PeerGone);
+        assert!(core::ptr::eq(e.pd, f.pd), "one copy per name");
+        assert_eq!(e, f);
+        assert_eq!(OsError::new("é", Op::Mr, None, OsErrorKind::Failed).pd(), "é");
+        assert_eq!(OsError::new("?", Op::Mr, None, OsErrorKind::NoBackend).pd(), "?");
+    }
+}
