@@ -176,7 +176,11 @@ impl OsError {
     #[cold]
     pub fn new(pd: &str, op: Op, channel: Option<Channel>, kind: OsErrorKind) -> Self {
         Self {
-            pd: if pd == "?" { PdId(0) } else { names::intern(pd) },
+            pd: if pd == "?" {
+                PdId(0)
+            } else {
+                names::intern(pd)
+            },
             op,
             channel,
             kind,
@@ -215,18 +219,39 @@ mod tests {
         assert!(size_of::<Result<(), OsError>>() <= size_of::<u64>());
         let long = "a_protection_domain_name_of_exactly_sixty_four_bytes_0123456789a";
         assert_eq!(long.len(), 64);
-        let e = OsError::new(long, Op::Notify, Some(Channel::new(3)), OsErrorKind::PeerGone);
+        let e = OsError::new(
+            long,
+            Op::Notify,
+            Some(Channel::new(3)),
+            OsErrorKind::PeerGone,
+        );
         assert_eq!(e.pd(), long);
         assert_eq!(
             std::format!("{e}"),
             std::format!("{long}: notify on channel 3: the peer is not running")
         );
-        let f = OsError::new(long, Op::Notify, Some(Channel::new(3)), OsErrorKind::PeerGone);
+        let f = OsError::new(
+            long,
+            Op::Notify,
+            Some(Channel::new(3)),
+            OsErrorKind::PeerGone,
+        );
         assert_eq!(e.pd, f.pd, "one copy per name");
         assert_eq!(e, f);
-        assert_eq!(OsError::new("é", Op::Mr, None, OsErrorKind::Failed).pd(), "é");
-        assert_eq!(OsError::new("?", Op::Mr, None, OsErrorKind::NoBackend).pd(), "?");
-        let g = OsError::new("another", Op::Notify, Some(Channel::new(3)), OsErrorKind::PeerGone);
+        assert_eq!(
+            OsError::new("é", Op::Mr, None, OsErrorKind::Failed).pd(),
+            "é"
+        );
+        assert_eq!(
+            OsError::new("?", Op::Mr, None, OsErrorKind::NoBackend).pd(),
+            "?"
+        );
+        let g = OsError::new(
+            "another",
+            Op::Notify,
+            Some(Channel::new(3)),
+            OsErrorKind::PeerGone,
+        );
         assert_ne!(e, g, "errors of different PDs differ");
         assert_eq!((e.pd(), g.pd()), (long, "another"));
     }

@@ -54,8 +54,7 @@ impl<T: Copy> Slot<T> {
         // peer through the same layout, `T: FromBytes` accepting every bit pattern), so the copy
         // is an initialised `T`.
         return unsafe {
-            core::ptr::read_volatile(self.0.get().cast::<core::mem::MaybeUninit<T>>())
-                .assume_init()
+            core::ptr::read_volatile(self.0.get().cast::<core::mem::MaybeUninit<T>>()).assume_init()
         };
         #[cfg(loom)]
         // SAFETY: as above; loom checks the ownership claim.
