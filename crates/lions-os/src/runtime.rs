@@ -47,6 +47,7 @@ pub enum Deferred {
 
 impl Deferred {
     /// Perform it now.
+    #[inline]
     pub fn execute(self) -> Result<(), OsError> {
         match self {
             Self::Notify(ch) => notify(ch),

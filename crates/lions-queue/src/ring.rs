@@ -11,8 +11,9 @@
 //! mask `slots - 1`, and a slot is `index & mask` with no further test and no bounds check (the mask
 //! is below the array length by construction, see `SlotArray`). The hot paths compare our index
 //! with one cached limit (`push`: the head seen plus the usable length; `pop`: the tail seen) and
-//! fall to an out-of-line slow path only at that limit, where the peer's index is re-read with
-//! Acquire and checked. Fixed wire capacities that are not a power of two (I²C 254, fs 511) pin
+//! fall to a slow path only at that limit, where the peer's index is re-read with Acquire and
+//! checked (a compare and a branch inline; a peer index that has not moved since it was last
+//! checked skips even that). Fixed wire capacities that are not a power of two (I²C 254, fs 511) pin
 //! that limit to the current index, so every operation on them takes the slow path, which applies
 //! `index % slots` and the wrap rule; the power-of-two path never tests for them.
 
@@ -196,30 +197,41 @@ fn snapshot<I: RingIndex>(
 }
 
 /// Re-read the consumer's head (Acquire: its reads of the slots it freed happen before our writes
-/// to them) and check it lies between our last view `seen` and our published tail. Out of line and
-/// by value, so a caller's handle need not leave registers for it.
-#[inline(never)]
+/// to them) and check it lies between our last view `seen` and our published tail.
+///
+/// Inline, with the error built out of line: the check is a compare and a branch, and a head that
+/// has not moved since `seen` (already checked) skips it.
+#[inline(always)]
 fn checked_head<I: RingIndex>(
     head_ref: &I::Atomic,
     seen: I,
     shared_tail: I,
 ) -> Result<I, PeerError> {
     let head = I::load(head_ref, Ordering::Acquire);
-    if head.dist_from(seen) > shared_tail.dist_from(seen) {
-        return Err(PeerError {
-            field: IndexField::Head,
-            value: head.to_u64(),
-            low: seen.to_u64(),
-            high: shared_tail.to_u64(),
-        });
+    if head != seen && head.dist_from(seen) > shared_tail.dist_from(seen) {
+        return Err(head_error(head, seen, shared_tail));
     }
     Ok(head)
 }
 
-/// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
-/// length it implies lies between what we already saw (`seen`) and `usable`. Out of line and by
-/// value, as `checked_head`.
+/// The error of a head outside `[seen, shared_tail]`.
+#[cold]
 #[inline(never)]
+fn head_error<I: RingIndex>(head: I, seen: I, shared_tail: I) -> PeerError {
+    PeerError {
+        field: IndexField::Head,
+        value: head.to_u64(),
+        low: seen.to_u64(),
+        high: shared_tail.to_u64(),
+    }
+}
+
+/// Re-read the producer's tail (Acquire: its slot writes happen before our reads) and check the
+/// length it implies lies between what we already saw (`seen`) and `usable`.
+///
+/// Inline, with the error built out of line, as `checked_head`; a tail that has not moved since
+/// `seen` (already checked against a head no later than `shared_head`) skips the check.
+#[inline(always)]
 fn checked_tail<I: RingIndex>(
     tail_ref: &I::Atomic,
     shared_head: I,
@@ -227,16 +239,25 @@ fn checked_tail<I: RingIndex>(
     usable: u64,
 ) -> Result<I, PeerError> {
     let tail = I::load(tail_ref, Ordering::Acquire);
-    let len = tail.dist_from(shared_head);
-    if len < seen.dist_from(shared_head) || len > usable {
-        return Err(PeerError {
-            field: IndexField::Tail,
-            value: tail.to_u64(),
-            low: seen.to_u64(),
-            high: shared_head.add(usable).to_u64(),
-        });
+    if tail != seen {
+        let len = tail.dist_from(shared_head);
+        if len < seen.dist_from(shared_head) || len > usable {
+            return Err(tail_error(tail, shared_head, seen, usable));
+        }
     }
     Ok(tail)
+}
+
+/// The error of a tail implying a length outside `[seen - shared_head, usable]`.
+#[cold]
+#[inline(never)]
+fn tail_error<I: RingIndex>(tail: I, shared_head: I, seen: I, usable: u64) -> PeerError {
+    PeerError {
+        field: IndexField::Tail,
+        value: tail.to_u64(),
+        low: seen.to_u64(),
+        high: shared_head.add(usable).to_u64(),
+    }
 }
 
 /// The producing end of a ring: the only handle that writes entries and the tail.
@@ -377,8 +398,9 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
 
     /// Stage one entry; it becomes visible to the consumer at the next [`publish`](Self::publish).
     ///
-    /// At the fast-path limit the head is re-read out of line by value (`checked_head`), so the
-    /// handle never escapes and a caller's loop can keep it in registers.
+    /// At the fast-path limit the head is re-read and checked inline by value (`checked_head`,
+    /// its error built out of line), so the handle never escapes and a caller's loop can keep it
+    /// in registers.
     #[inline(always)]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         if self.local_tail == self.limit {
@@ -681,8 +703,9 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     /// Take the next entry; its slot is handed back to the producer at the next
     /// [`release`](Self::release).
     ///
-    /// At the fast-path stop the tail is re-read out of line by value (`checked_tail`), so the
-    /// handle never escapes and a caller's loop can keep it in registers.
+    /// At the fast-path stop the tail is re-read and checked inline by value (`checked_tail`, its
+    /// error built out of line), so the handle never escapes and a caller's loop can keep it in
+    /// registers.
     #[inline(always)]
     pub fn pop(&mut self) -> Result<Option<T>, PeerError> {
         if self.local_head == self.stop {

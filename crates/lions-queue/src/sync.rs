@@ -41,13 +41,21 @@ impl<T: Copy> Slot<T> {
 
     /// Volatile read of the slot (the peer may write shared memory behind the compiler's back).
     ///
+    /// The slot is read as a `MaybeUninit<T>`, i.e. as bytes, which the compiler does in whole
+    /// words (a `T` read volatile is split into one load per field).
+    ///
     /// # Safety
     /// The caller owns the slot for reading under the ring protocol.
     #[inline]
     pub(crate) unsafe fn read(&self) -> T {
         #[cfg(not(loom))]
-        // SAFETY: the pointer comes from a live cell and is aligned; the caller owns the slot.
-        return unsafe { core::ptr::read_volatile(self.0.get()) };
+        // SAFETY: the pointer comes from a live cell and is aligned, and `MaybeUninit<T>` has the
+        // layout of `T`; the caller owns the slot. The bytes were written as a `T` (by us or by a
+        // peer through the same layout, `T: FromBytes` accepting every bit pattern), so the copy
+        // is an initialised `T`.
+        return unsafe {
+            core::ptr::read_volatile(self.0.get().cast::<core::mem::MaybeUninit<T>>()).assume_init()
+        };
         #[cfg(loom)]
         // SAFETY: as above; loom checks the ownership claim.
         return self.0.with(|p| unsafe { p.read() });
@@ -70,20 +78,18 @@ impl<T: Copy> Slot<T> {
         self.0.with_mut(|p| unsafe { p.write(value) });
     }
 
-    /// Volatile write of the slot.
+    /// Write of the slot: plain, as [`write_plain`](Self::write_plain), so the compiler stores the
+    /// entry in whole words (a volatile `T` is stored one field at a time). Volatile buys nothing
+    /// here: we never read our own writes back, and the Release store of the index that publishes
+    /// the slot orders the write before the peer's reads (a peer that reads early, against the
+    /// protocol, may see a torn entry either way).
     ///
     /// # Safety
     /// The caller owns the slot for writing under the ring protocol.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn write(&self, value: T) {
-        #[cfg(not(loom))]
-        // SAFETY: the pointer comes from a live cell and is aligned; the caller owns the slot.
-        unsafe {
-            core::ptr::write_volatile(self.0.get(), value)
-        };
-        #[cfg(loom)]
-        // SAFETY: as above; loom checks the ownership claim.
-        self.0.with_mut(|p| unsafe { p.write(value) });
+        // SAFETY: forwarded from the caller.
+        unsafe { self.write_plain(value) }
     }
 }
 
