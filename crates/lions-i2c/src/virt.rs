@@ -43,34 +43,12 @@ use crate::queue::{
 use crate::{Error, channel_of};
 use lions_os::{Channel, ChannelSet, Handler, MessageInfo, get_mr};
 use lions_queue::clients::{Clients, bits};
+use lions_queue::fifo::{Route, Waiting};
 
 const NOBODY: u8 = u8::MAX;
 
 /// An error and the index of the failing command (header 0, bodies from 1).
 type Answer = (I2cError, u64);
-
-/// A FIFO of client indices: slots, head, tail (`u8` positions wrap with the 256 slots).
-struct Fifo([u8; 256], u8, u8);
-
-impl Fifo {
-    fn front(&self) -> Option<usize> {
-        (self.1 != self.2).then_some(self.0[usize::from(self.1)].into())
-    }
-
-    fn full(&self) -> bool {
-        self.2.wrapping_add(1) == self.1
-    }
-
-    fn push(&mut self, c: usize) {
-        (self.0[usize::from(self.2)], self.2) = (c as u8, self.2.wrapping_add(1));
-    }
-
-    fn pop(&mut self) -> Option<usize> {
-        let c = self.front();
-        self.1 = self.1.wrapping_add(c.is_some().into());
-        c
-    }
-}
 
 /// The I²C virtualiser; see the module docs.
 pub struct I2cVirt<'a> {
@@ -80,11 +58,10 @@ pub struct I2cVirt<'a> {
     clients: Clients<(I2cServerQueues<'a>, Channel)>,
     /// Owner (client index) of each bus address, or `NOBODY`.
     owner: [u8; 128],
-    /// The deferred-work FIFO; `waiting` = the set of clients in it.
-    deferred: Fifo,
-    waiting: u64,
+    /// The deferred-work FIFO: clients whose transaction waits for room at the driver.
+    deferred: Waiting,
     /// The submitting client of each transaction the driver has not answered, oldest first.
-    inflight: Fifo,
+    inflight: Route,
 }
 
 impl<'a> I2cVirt<'a> {
@@ -109,9 +86,8 @@ impl<'a> I2cVirt<'a> {
                 }
             })?,
             owner: [NOBODY; 128],
-            deferred: Fifo([0; 256], 0, 0),
-            waiting: 0,
-            inflight: Fifo([0; 256], 0, 0),
+            deferred: Waiting::new(),
+            inflight: Route::new(),
         })
     }
 
@@ -137,9 +113,7 @@ impl<'a> I2cVirt<'a> {
                 (Ok(Some(first)), Ok(avail)) => (first, avail),
                 _ => {
                     self.clients.fault(c);
-                    self.owner = self
-                        .owner
-                        .map(|o| if usize::from(o) == c { NOBODY } else { o });
+                    self.owner = self.owner.map(|o| if o == c as u8 { NOBODY } else { o });
                     return Ok(true);
                 }
             };
@@ -151,7 +125,7 @@ impl<'a> I2cVirt<'a> {
                 (I2cError::MalformedHeader, 0)
             } else if self.owner[usize::from(address)] != c as u8 {
                 (I2cError::UnpermittedAddr, 0)
-            } else if self.driver.requests.free()? <= n || self.inflight.full() {
+            } else if self.driver.requests.free()? <= n || self.inflight.is_full() {
                 return Ok(false);
             } else {
                 forward(q, &mut self.driver.requests, cfg, n)
@@ -207,7 +181,7 @@ impl Handler for I2cVirt<'_> {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
         // The driver answered: route each response to its submitter, then retry the deferred
         // FIFO in order.
-        let committed = self.inflight.2;
+        let committed = self.inflight.pushed();
         while let Some(r) = self.driver.responses.pop()? {
             if let Some((q, _)) = self.inflight.pop().and_then(|c| self.clients.get(c)) {
                 let _ = q.responses.push(r);
@@ -218,17 +192,16 @@ impl Handler for I2cVirt<'_> {
             && self.request(c)?
         {
             self.deferred.pop();
-            self.waiting &= !(1 << c);
         }
         for c in bits(self.clients.live()) {
             let hit = self.clients.get(c).is_some_and(|q| channels.contains(q.1));
-            if hit && self.waiting & (1 << c) == 0 && (self.waiting != 0 || !self.request(c)?) {
+            // A client already waiting is not served out of turn (and `push` keeps it once).
+            if hit && (!self.deferred.is_empty() || !self.request(c)?) {
                 self.deferred.push(c);
-                self.waiting |= 1 << c;
             }
         }
         // One notification for everything committed in this event.
-        if self.inflight.2 != committed {
+        if self.inflight.pushed() != committed {
             self.driver_ch.deferred_notify()?;
         }
         self.clients.each(|_, (q, ch)| {

@@ -26,6 +26,9 @@
 //!   bounds.
 //! - Signalling (the `signal` module): a `u32` flag, 0 = "signal me", with the three-phase
 //!   process / request-and-recheck / notify-if-asked protocol and its two SeqCst fences.
+//! - Beside the rings, a virtualiser's private bookkeeping of its clients: the client table with
+//!   its fault mask (`clients`) and the FIFOs of waiting clients and of in-order routes (`fifo`);
+//!   none of it is in shared memory.
 //!
 //! ## Example
 //!
@@ -46,6 +49,7 @@
 pub mod bytes;
 mod capacity;
 pub mod clients;
+pub mod fifo;
 mod index;
 mod memory;
 mod ring;

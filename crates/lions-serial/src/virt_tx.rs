@@ -39,6 +39,7 @@ use crate::Error;
 use crate::config::SerialVirtTxConfig;
 use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError, client_queues};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_queue::fifo::Waiting;
 
 /// `ESC[0m`: back to the terminal's default colour.
 const RESET: &[u8] = b"\x1b[0m";
@@ -66,12 +67,8 @@ pub struct VirtTx<'a> {
     by_channel: [u8; CHANNELS],
     /// Bytes of colour around a transfer: [`OVERHEAD`] with colour on, else 0.
     overhead: u64,
-    /// Clients waiting for room: bit c = client c is in the FIFO (each at most once).
-    waiting: u64,
-    /// The FIFO of waiting clients: entries `first..last` (free-running, mod `MAX_CLIENTS`).
-    fifo: [usize; MAX_CLIENTS],
-    first: usize,
-    last: usize,
+    /// The FIFO of clients waiting for room (each at most once).
+    waiting: Waiting,
     faulty: u64,
 }
 
@@ -100,10 +97,7 @@ impl<'a> VirtTx<'a> {
             clients,
             by_channel,
             overhead: if colour { OVERHEAD } else { 0 },
-            waiting: 0,
-            fifo: [0; MAX_CLIENTS],
-            first: 0,
-            last: 0,
+            waiting: Waiting::new(),
             faulty,
         })
     }
@@ -115,7 +109,7 @@ impl<'a> VirtTx<'a> {
 
     /// How many clients wait for room in the driver queue.
     pub fn waiting(&self) -> u32 {
-        self.waiting.count_ones()
+        self.waiting.len()
     }
 
     /// Write the begin string (Rx enabled) and the colour legend (colour on) to the driver and
@@ -145,14 +139,9 @@ impl<'a> VirtTx<'a> {
     /// Take over from a previous incarnation (a restarted component's `init`; see the module
     /// docs): serve every client once, in channel order, as if each had just notified.
     pub fn resume(&mut self) -> Result<(), Error> {
-        self.waiting = 0;
-        (self.first, self.last) = (0, 0);
-        let chs = self
-            .clients
-            .iter()
-            .flatten()
-            .fold(0u64, |m, (_, ch)| m | 1 << ch.index());
-        self.notified(ChannelSet::from_bits(chs))
+        self.waiting.clear();
+        // Every channel: those of no live client are skipped, the driver's finds nobody waiting.
+        self.notified(ChannelSet::from_bits(u64::MAX))
     }
 
     /// Phases 1 and 2 for client `c`: move its batch. `Ok(false)`: the driver queue lacks room
@@ -243,21 +232,18 @@ impl<'a> VirtTx<'a> {
 
     /// Client `c` notified: serve it now, or queue it behind the waiting clients (once).
     fn tx_provide(&mut self, c: usize) -> Result<(), Error> {
-        if (self.waiting != 0 || !self.transfer(c)?) && self.waiting & (1 << c) == 0 {
-            (self.fifo[self.last % MAX_CLIENTS], self.last) = (c, self.last.wrapping_add(1));
-            self.waiting |= 1 << c;
+        if !self.waiting.is_empty() || !self.transfer(c)? {
+            self.waiting.push(c);
         }
         Ok(())
     }
 
     /// The driver freed space we asked for: serve the waiting clients in order.
     fn tx_return(&mut self) -> Result<(), Error> {
-        while self.waiting != 0 {
-            let c = self.fifo[self.first % MAX_CLIENTS] % MAX_CLIENTS;
-            if !self.transfer(c)? {
-                break;
-            }
-            (self.waiting, self.first) = (self.waiting & !(1 << c), self.first.wrapping_add(1));
+        while let Some(c) = self.waiting.front()
+            && self.transfer(c)?
+        {
+            self.waiting.pop();
         }
         Ok(())
     }
@@ -267,7 +253,7 @@ impl Handler for VirtTx<'_> {
     type Error = Error;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Error> {
-        if self.waiting != 0 && channels.contains(self.driver_ch) {
+        if !self.waiting.is_empty() && channels.contains(self.driver_ch) {
             self.tx_return()?;
         }
         // The notified clients, in channel order (as libmicrokit delivers notifications); only
