@@ -3,16 +3,21 @@
 //! priority shaping ([`lions_net::StrictPriority`]): client 0 first, then client 1, and so on; a
 //! client is served only when no client before it has a frame waiting.
 //!
-//! Config section: `.net_virt_tx_config`, the same as `net_virt_tx`'s, so either image serves the
-//! same PD: `cargo xtask swap <example> net_virt_tx net_virt_tx_priority` replaces a running
+//! Config sections: those of `net_virt_tx` (`.net_virt_tx_config`, and `.net_virt_tx_policy` and
+//! `.timer_client_config`, which this image carries but does not read: its policy is fixed), so
+//! either image serves the same PD: `cargo xtask swap <example> net_virt_tx net_virt_tx_priority` replaces a running
 //! round-robin Tx virt with this one (and `... net_virt_tx net_virt_tx` back), the new one
 //! taking over the queues as the old one left them ([`lions_net::VirtTx::resume`]).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use lions_net::{NetVirtTxConfig, PlatformCache, StrictPriority, VirtTx};
+use lions_net::{NetTxPolicyConfig, NetVirtTxConfig, PlatformCache, StrictPriority, VirtTx};
 use lions_os::MAX_CLIENTS;
+use lions_timer::TimerClientConfig;
 
 lions_os::config!(static CONFIG: NetVirtTxConfig = ".net_virt_tx_config");
+// `net_virt_tx`'s other sections, so `xtask swap` can write the PD's whole config into this image.
+lions_os::config!(static _POLICY: NetTxPolicyConfig = ".net_virt_tx_policy");
+lions_os::config!(static _TIMER: TimerClientConfig = ".timer_client_config");
 
 use lions_os::startup_failed as fail;
 
@@ -29,7 +34,7 @@ fn init() -> VirtTx<'static, StrictPriority> {
         unsafe { VirtTx::new(config, StrictPriority::new(&prio), PlatformCache::default()) }
             .unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() > 0 {
-        // Restarted or swapped in: rebuild the per-client counts from the driver's queues.
+        // Restarted or swapped in: rebuild what is at the driver from the driver's queues.
         // SAFETY: as above.
         unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
     }
