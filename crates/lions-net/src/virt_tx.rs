@@ -487,11 +487,11 @@ mod tests {
             cfg.num_clients = 3;
             for (c, k) in cfg.clients.iter_mut().take(3).enumerate() {
                 k.num_regions = regions;
-                for (oid, r) in k.regions.iter_mut().take(usize::from(regions)).enumerate() {
+                for (oid, r) in (0u32..).zip(k.regions.iter_mut().take(usize::from(regions))) {
                     // Client 2's region 1 overlaps client 0's region 1; every third is empty.
                     let base = if c == 2 && oid == 1 { 0 } else { c as u64 };
-                    r.data.io_addr = 0x1000_0000 * (base + 1) + 0x10_0000 * oid as u64;
-                    r.num_buffers = if oid % 3 == 2 { 0 } else { 4 + oid as u32 };
+                    r.data.io_addr = 0x1000_0000 * (base + 1) + 0x10_0000 * u64::from(oid);
+                    r.num_buffers = if oid % 3 == 2 { 0 } else { 4 + oid };
                 }
             }
             let t = Lookup::new(&cfg);
