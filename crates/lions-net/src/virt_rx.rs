@@ -245,7 +245,8 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
     /// that holder, and goes back to the driver with the last one.
     fn rx_provide(&mut self) -> Result<(), Error> {
-        let (holders, data, io) = (self.holders, self.data, self.io_addr);
+        // By reference: an idle client's pass (most of them) loads none of these.
+        let (holders, data, io) = (&self.holders, &self.data, self.io_addr);
         let (driver, stats) = (&mut self.driver, &mut self.stats);
         self.clients.each(|c, (q, _)| {
             let me = 1u64 << c;

@@ -114,7 +114,8 @@ fn check<'a>(
 }
 
 /// The client, region index, offset in the region and in-flight bit of device address `io`
-/// (`None`: in no client's region).
+/// (`None`: in no client's region). The reference scan over the config, for configs with more
+/// regions than [`Lookup`] holds.
 fn at_address(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
     let mut first = 0u32;
     for (c, client) in cfg.clients().iter().enumerate() {
@@ -129,6 +130,65 @@ fn at_address(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
         }
     }
     None
+}
+
+/// Regions [`Lookup`] holds inline; a config with more non-empty regions uses [`at_address`].
+const LOOKUP_REGIONS: usize = 16;
+
+/// The non-empty regions of every client in [`at_address`]'s order (client, then `oid`), flat:
+/// device address, length in bytes, and client, `oid` and first in-flight bit. A returned
+/// buffer's address is found by one compare per region instead of a walk over the config's
+/// per-client region arrays; the first match is the same one, so the result is
+/// [`at_address`]'s exactly.
+struct Lookup {
+    /// Entries in use, or `None` when the config has more than [`LOOKUP_REGIONS`].
+    len: Option<usize>,
+    /// Device address and length in bytes of each region.
+    span: [(u64, u64); LOOKUP_REGIONS],
+    /// Client, `oid` and first in-flight bit of each region.
+    meta: [(usize, u8, u32); LOOKUP_REGIONS],
+}
+
+impl Lookup {
+    /// The table of `cfg`'s regions (whose buffer bits fit in a u32, checked by the caller).
+    fn new(cfg: &NetVirtTxConfig) -> Self {
+        let mut t = Self {
+            len: Some(0),
+            span: [(0, 0); LOOKUP_REGIONS],
+            meta: [(0, 0, 0); LOOKUP_REGIONS],
+        };
+        let mut first = 0u32;
+        for (c, client) in cfg.clients().iter().enumerate() {
+            for (oid, r) in (0u8..).zip(client.regions()) {
+                let bytes = u64::from(r.num_buffers) * NET_BUFFER_SIZE;
+                if bytes != 0 {
+                    t.len = t.len.filter(|&n| n < LOOKUP_REGIONS).map(|n| {
+                        (t.span[n], t.meta[n]) = ((r.data.io_addr, bytes), (c, oid, first));
+                        n + 1
+                    });
+                }
+                first = first.saturating_add(r.num_buffers);
+            }
+        }
+        t
+    }
+
+    /// [`at_address`] of `io` under `cfg` (the config this table was made from).
+    #[inline(always)]
+    fn find(&self, cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
+        let Some(n) = self.len else {
+            return at_address(cfg, io);
+        };
+        for (&(base, bytes), &(c, oid, first)) in self.span[..n].iter().zip(&self.meta[..n]) {
+            let off = io.wrapping_sub(base);
+            if off < bytes {
+                // `off / 2048 < num_buffers`, a u32.
+                #[allow(clippy::cast_possible_truncation)]
+                return Some((c, oid, off, first + (off / NET_BUFFER_SIZE) as u32));
+            }
+        }
+        None
+    }
 }
 
 /// Send a bad descriptor back to its client unchanged, counted; false if the client is faulty.
@@ -158,6 +218,8 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     /// Each client's first in-flight bit, and the bits (set: the driver has that buffer).
     first: [u32; MAX_CLIENTS],
     at_driver: [u64; WORDS],
+    /// The regions by device address, for `tx_return`.
+    lookup: Lookup,
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
@@ -198,6 +260,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             lens: [0; MAX_CLIENTS],
             first,
             at_driver: [0; WORDS],
+            lookup: Lookup::new(cfg),
         })
     }
 
@@ -327,7 +390,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
     #[inline(always)]
     fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
-        let Some((c, oid, off, bit)) = at_address(self.config, buf.io_or_offset) else {
+        let Some((c, oid, off, bit)) = self.lookup.find(self.config, buf.io_or_offset) else {
             return false;
         };
         let (w, m) = slot(bit);
@@ -412,6 +475,44 @@ mod tests {
             data,
             device: Mem::new(2 * 2048),
             cfg,
+        }
+    }
+
+    /// The flat region table answers exactly as the reference scan, with few regions (held
+    /// inline, zero-buffer and overlapping ones included) and with more than it holds.
+    #[test]
+    fn the_region_table_finds_what_the_scan_finds() {
+        for regions in [3u8, 9] {
+            let mut cfg = Box::new(NetVirtTxConfig::new_zeroed());
+            cfg.num_clients = 3;
+            for (c, k) in cfg.clients.iter_mut().take(3).enumerate() {
+                k.num_regions = regions;
+                for (oid, r) in (0u32..).zip(k.regions.iter_mut().take(usize::from(regions))) {
+                    // Client 2's region 1 overlaps client 0's region 1; every third is empty.
+                    let base = if c == 2 && oid == 1 { 0 } else { c as u64 };
+                    r.data.io_addr = 0x1000_0000 * (base + 1) + 0x10_0000 * u64::from(oid);
+                    r.num_buffers = if oid % 3 == 2 { 0 } else { 4 + oid };
+                }
+            }
+            let t = Lookup::new(&cfg);
+            assert_eq!(
+                t.len.is_some(),
+                regions == 3,
+                "held inline only when it fits"
+            );
+            let mut found = 0;
+            for c in 0..4u64 {
+                for oid in 0..10u64 {
+                    for off in [0, 1, 2048, 4 * 2048 - 1, 4 * 2048, 9 * 2048, 40_000] {
+                        let io = 0x1000_0000 * (c + 1) + 0x10_0000 * oid + off;
+                        let want = at_address(&cfg, io);
+                        found += usize::from(want.is_some());
+                        assert_eq!(t.find(&cfg, io), want, "address {io:#x}");
+                    }
+                }
+            }
+            assert!(found > 20, "the addresses hit regions ({found})");
+            assert_eq!(t.find(&cfg, 0x10_0000 - 1), None);
         }
     }
 
