@@ -432,6 +432,9 @@ impl Drop for Control {
     }
 }
 
+/// Which channel object and end each PD's channel id is: `ends[pd][id]` = (channel, end).
+type ChannelEnds = Vec<[Option<(usize, usize)>; 64]>;
+
 impl Board {
     fn new(plan: Plan, options: Options) -> Result<Self, Error> {
         // Never let a PD open this process's memory or descriptors through /proc.
@@ -444,136 +447,35 @@ impl Board {
             .map(|pd| StatsPage::create(&format!("lions-host-stats:{}", pd.name)))
             .collect::<io::Result<Vec<_>>>()
             .map_err(os("creating stats pages"))?;
-        // One page and two wake-up pipes per channel; `ends[pd][id]` = (channel object, end).
-        let mut channels = Vec::new();
-        let mut ends: Vec<[Option<(usize, usize)>; 64]> = vec![[None; 64]; plan.pds.len()];
-        for (i, pd) in plan.pds.iter().enumerate() {
-            for c in &pd.channels {
-                if (i, c.id) > (c.peer, c.peer_id) {
-                    continue; // Made from the other end.
-                }
-                let name = format!(
-                    "lions-host-channel:{}:{}-{}:{}",
-                    pd.name, c.id, plan.pds[c.peer].name, c.peer_id
-                );
-                let (fd, page) =
-                    ChannelPage::create(&name).map_err(os("creating a channel page"))?;
-                let wake = [
-                    sys::pipe().map_err(os("creating wake-up pipes"))?,
-                    sys::pipe().map_err(os("creating wake-up pipes"))?,
-                ];
-                ends[i][usize::from(c.id)] = Some((channels.len(), 0));
-                ends[c.peer][usize::from(c.peer_id)] = Some((channels.len(), 1));
-                channels.push(ChannelObj {
-                    _fd: fd,
-                    page,
-                    wake,
-                    ends: [i, c.peer],
-                });
-            }
-        }
-        let mut regions = Vec::new();
-        for (name, size) in &plan.regions {
-            let fd = sys::memfd(&format!("lions-region:{name}"), *size).map_err(os(format!(
-                "memory_region \"{name}\": creating {size:#x} bytes of shared memory"
-            )))?;
-            regions.push(fd);
-        }
-        // A region some PD maps without write access gets a read-only descriptor for those PDs
-        // (a writable one would let them map it writable); then the memfd is locked so that
-        // descriptor cannot be reopened for writing either (see `sys::lock_read_only`).
-        let mut read_only: Vec<Option<OwnedFd>> = Vec::new();
-        for (r, fd) in regions.iter().enumerate() {
-            let needed = plan
-                .pds
-                .iter()
-                .any(|pd| pd.maps.iter().any(|m| m.region == r && !m.write));
-            let what = || format!("memory_region \"{}\": read-only access", plan.regions[r].0);
-            read_only.push(if needed {
-                let ro = sys::reopen_read_only(fd).map_err(os(what()))?;
-                sys::lock_read_only(fd).map_err(os(what()))?;
-                Some(ro)
-            } else {
-                None
-            });
-        }
+        let (channels, ends) = create_channels(&plan)?;
+        let (regions, read_only) = create_regions(&plan)?;
         let mut manifests = Vec::new();
         let mut keep = Vec::new();
-        for (i, pd) in plan.pds.iter().enumerate() {
+        for i in 0..plan.pds.len() {
             let m = Manifest {
-                name: pd.name.clone(),
+                name: plan.pds[i].name.clone(),
                 index: u32::try_from(i).unwrap_or(u32::MAX),
                 board_fd: board_fd.as_raw_fd(),
                 num_pds: u32::try_from(plan.pds.len()).unwrap_or(u32::MAX),
                 stats_fd: stats[i].0.as_raw_fd(),
-                maps: pd
-                    .maps
-                    .iter()
-                    .map(|m| ManifestMap {
-                        fd: match (&read_only[m.region], m.write) {
-                            (Some(ro), false) => ro.as_raw_fd(),
-                            _ => regions[m.region].as_raw_fd(),
-                        },
-                        vaddr: m.vaddr,
-                        size: plan.regions[m.region].1,
-                        read: m.read,
-                        write: m.write,
-                        execute: m.execute,
-                        region: plan.regions[m.region].0.clone(),
-                    })
-                    .collect(),
-                channels: pd
-                    .channels
-                    .iter()
-                    .filter_map(|c| {
-                        let (k, end) = ends[i][usize::from(c.id)]?;
-                        let obj = &channels[k];
-                        let peer_notify = plan.pds[c.peer]
-                            .channels
-                            .iter()
-                            .any(|p| p.id == c.peer_id && p.peer == i && p.notify);
-                        Some(ManifestChannel {
-                            id: c.id,
-                            peer: u32::try_from(c.peer).unwrap_or(u32::MAX),
-                            peer_id: c.peer_id,
-                            page_fd: obj._fd.as_raw_fd(),
-                            end: u8::try_from(end).unwrap_or(0),
-                            in_fd: obj.wake[1 - end].0.as_raw_fd(),
-                            out_fd: obj.wake[end].1.as_raw_fd(),
-                            notify: c.notify,
-                            peer_notify,
-                            pp: c.pp,
-                            peer_pp: c.peer_pp,
-                        })
-                    })
-                    .collect(),
-                irqs: pd
+                maps: manifest_maps(&plan, i, &regions, &read_only),
+                channels: manifest_channels(&plan, i, &channels, &ends),
+                irqs: plan.pds[i]
                     .irqs
                     .iter()
                     .map(|&(id, irq)| ManifestIrq { id, irq })
                     .collect(),
             };
-            let fd = sys::memfd(&format!("lions-host-manifest:{}", pd.name), 0)
-                .map_err(os(format!("protection_domain \"{}\": manifest", pd.name)))?;
-            sys::write_all_at(&fd, m.to_text().as_bytes())
-                .map_err(os(format!("protection_domain \"{}\": manifest", pd.name)))?;
-            let mut k = vec![fd.as_raw_fd(), m.board_fd, m.stats_fd];
-            k.extend(m.maps.iter().map(|x| x.fd));
-            k.extend(
-                m.channels
-                    .iter()
-                    .flat_map(|x| [x.page_fd, x.in_fd, x.out_fd]),
-            );
-            k.sort_unstable();
-            k.dedup();
+            let (fd, k) = write_manifest(&m)?;
             keep.push(k);
             manifests.push(fd);
         }
         let control = match &options.control {
-            Some(path) => Some(
-                Control::create(path)
-                    .map_err(os(format!("creating the control FIFO {}", path.display())))?,
-            ),
+            Some(path) => Some(Control::create(path).map_err(os(format!(
+                "--control: creating the control FIFO {} (is the path free and its directory \
+                 writable?)",
+                path.display()
+            )))?),
             None => None,
         };
         let signals = sys::StopSignals::install().map_err(os("installing signal handlers"))?;
@@ -952,4 +854,141 @@ fn print_stats(stats: &[PdStats]) {
             s.restarts
         );
     }
+}
+
+/// One page and two wake-up pipes per channel, made once from its lower end; and which object
+/// and end each PD's channel id is.
+fn create_channels(plan: &Plan) -> Result<(Vec<ChannelObj>, ChannelEnds), Error> {
+    let mut channels = Vec::new();
+    let mut ends: ChannelEnds = vec![[None; 64]; plan.pds.len()];
+    for (i, pd) in plan.pds.iter().enumerate() {
+        for c in &pd.channels {
+            if (i, c.id) > (c.peer, c.peer_id) {
+                continue; // Made from the other end.
+            }
+            let name = format!(
+                "lions-host-channel:{}:{}-{}:{}",
+                pd.name, c.id, plan.pds[c.peer].name, c.peer_id
+            );
+            let (fd, page) = ChannelPage::create(&name).map_err(os("creating a channel page"))?;
+            let wake = [
+                sys::pipe().map_err(os("creating wake-up pipes"))?,
+                sys::pipe().map_err(os("creating wake-up pipes"))?,
+            ];
+            ends[i][usize::from(c.id)] = Some((channels.len(), 0));
+            ends[c.peer][usize::from(c.peer_id)] = Some((channels.len(), 1));
+            channels.push(ChannelObj {
+                _fd: fd,
+                page,
+                wake,
+                ends: [i, c.peer],
+            });
+        }
+    }
+    Ok((channels, ends))
+}
+
+/// A memfd per memory region, and a read-only descriptor of each region some PD maps without
+/// write access (a writable one would let them map it writable); such a region's memfd is then
+/// locked so that descriptor cannot be reopened for writing either (see `sys::lock_read_only`).
+fn create_regions(plan: &Plan) -> Result<(Vec<OwnedFd>, Vec<Option<OwnedFd>>), Error> {
+    let mut regions = Vec::new();
+    for (name, size) in &plan.regions {
+        let fd = sys::memfd(&format!("lions-region:{name}"), *size).map_err(os(format!(
+            "memory_region \"{name}\": creating {size:#x} bytes of shared memory"
+        )))?;
+        regions.push(fd);
+    }
+    let mut read_only: Vec<Option<OwnedFd>> = Vec::new();
+    for (r, fd) in regions.iter().enumerate() {
+        let needed = plan
+            .pds
+            .iter()
+            .any(|pd| pd.maps.iter().any(|m| m.region == r && !m.write));
+        let what = || format!("memory_region \"{}\": read-only access", plan.regions[r].0);
+        read_only.push(if needed {
+            let ro = sys::reopen_read_only(fd).map_err(os(what()))?;
+            sys::lock_read_only(fd).map_err(os(what()))?;
+            Some(ro)
+        } else {
+            None
+        });
+    }
+    Ok((regions, read_only))
+}
+
+/// PD `i`'s mappings for its manifest: the read-only descriptor where it maps without write.
+fn manifest_maps(
+    plan: &Plan,
+    i: usize,
+    regions: &[OwnedFd],
+    read_only: &[Option<OwnedFd>],
+) -> Vec<ManifestMap> {
+    plan.pds[i]
+        .maps
+        .iter()
+        .map(|m| ManifestMap {
+            fd: match (&read_only[m.region], m.write) {
+                (Some(ro), false) => ro.as_raw_fd(),
+                _ => regions[m.region].as_raw_fd(),
+            },
+            vaddr: m.vaddr,
+            size: plan.regions[m.region].1,
+            read: m.read,
+            write: m.write,
+            execute: m.execute,
+            region: plan.regions[m.region].0.clone(),
+        })
+        .collect()
+}
+
+/// PD `i`'s channels for its manifest: its end's page and wake-up pipe halves.
+fn manifest_channels(
+    plan: &Plan,
+    i: usize,
+    channels: &[ChannelObj],
+    ends: &ChannelEnds,
+) -> Vec<ManifestChannel> {
+    plan.pds[i]
+        .channels
+        .iter()
+        .filter_map(|c| {
+            let (k, end) = ends[i][usize::from(c.id)]?;
+            let obj = &channels[k];
+            let peer_notify = plan.pds[c.peer]
+                .channels
+                .iter()
+                .any(|p| p.id == c.peer_id && p.peer == i && p.notify);
+            Some(ManifestChannel {
+                id: c.id,
+                peer: u32::try_from(c.peer).unwrap_or(u32::MAX),
+                peer_id: c.peer_id,
+                page_fd: obj._fd.as_raw_fd(),
+                end: u8::try_from(end).unwrap_or(0),
+                in_fd: obj.wake[1 - end].0.as_raw_fd(),
+                out_fd: obj.wake[end].1.as_raw_fd(),
+                notify: c.notify,
+                peer_notify,
+                pp: c.pp,
+                peer_pp: c.peer_pp,
+            })
+        })
+        .collect()
+}
+
+/// The manifest as a memfd, and every descriptor the PD must keep across `exec` (sorted).
+fn write_manifest(m: &Manifest) -> Result<(OwnedFd, Vec<RawFd>), Error> {
+    let what = || format!("protection_domain \"{}\": writing its manifest", m.name);
+    let fd = sys::memfd(&format!("lions-host-manifest:{}", m.name), 0).map_err(os(what()))?;
+    sys::write_all_at(&fd, m.to_text().as_bytes()).map_err(os(what()))?;
+    let mut k = vec![fd.as_raw_fd(), m.board_fd, m.stats_fd];
+    k.extend(m.maps.iter().map(|x| x.fd));
+    k.extend(
+        m.channels
+            .iter()
+            .flat_map(|x| [x.page_fd, x.in_fd, x.out_fd]),
+    );
+    k.sort_unstable();
+    k.dedup();
+    Ok((fd, k))
 }

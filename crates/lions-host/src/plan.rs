@@ -4,7 +4,7 @@
 
 use crate::Error;
 use lions_os::MAX_CHANNEL;
-use lions_sdf::System;
+use lions_sdf::{ProtectionDomain, System};
 use std::path::{Path, PathBuf};
 
 /// One region mapping of a PD.
@@ -102,127 +102,171 @@ pub(crate) fn plan(sys: &System, dirs: &[PathBuf], cpus: &[u32]) -> Result<Plan,
         .values()
         .map(|r| (r.name.clone(), r.size))
         .collect();
-    let region_index = |name: &str| regions.iter().position(|(n, _)| n == name);
-    let pd_index = |name: &str| sys.pds.iter().position(|p| p.name == name);
-    let mut pds = Vec::new();
-    for pd in &sys.pds {
-        let el = format!("protection_domain \"{}\"", pd.name);
-        if let Some(parent) = &pd.parent {
-            return Err(invalid(
-                el,
-                format!(
-                    "child protection domains (of \"{parent}\") are not supported on the host board yet"
-                ),
-            ));
-        }
-        if pd.name.contains(['\n', '\r']) || pd.name.is_empty() {
-            return Err(invalid(el, "a PD name must be one non-empty line"));
-        }
-        let img_el = format!("{el} > program_image path=\"{}\"", pd.program_image);
-        let image = resolve(&pd.program_image, dirs).ok_or_else(|| {
-            let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            invalid(
-                &img_el,
-                format!("not found in the search path ({})", list.join(", ")),
-            )
-        })?;
-        if !is_executable(&image) {
-            return Err(invalid(
-                img_el,
-                format!("{} is not executable", image.display()),
-            ));
-        }
-        if let Some(cpu) = pd.cpu
-            && !cpus.contains(&cpu)
-        {
-            let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
-            return Err(invalid(
-                el,
-                format!(
-                    "cpu {cpu} is not available here (this launcher may use CPUs {})",
-                    list.join(", ")
-                ),
-            ));
-        }
-        let mut maps = Vec::new();
-        for m in &pd.maps {
-            let region = region_index(&m.mr).ok_or_else(|| {
-                invalid(
-                    format!("{el} > map mr=\"{}\"", m.mr),
-                    "no memory region of that name",
-                )
-            })?;
-            maps.push(MapPlan {
+    let pds = sys
+        .pds
+        .iter()
+        .map(|pd| plan_pd(sys, pd, &regions, dirs, cpus))
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Plan { regions, pds })
+}
+
+/// One PD: its own element's checks, then its maps, channels and IRQs.
+fn plan_pd(
+    sys: &System,
+    pd: &ProtectionDomain,
+    regions: &[(String, u64)],
+    dirs: &[PathBuf],
+    cpus: &[u32],
+) -> Result<PdPlan, Error> {
+    let el = format!("protection_domain \"{}\"", pd.name);
+    if let Some(parent) = &pd.parent {
+        return Err(invalid(
+            el,
+            format!(
+                "child protection domains (of \"{parent}\") are not supported on the host board yet"
+            ),
+        ));
+    }
+    if pd.name.contains(['\n', '\r']) || pd.name.is_empty() {
+        return Err(invalid(el, "a PD name must be one non-empty line"));
+    }
+    let image = find_image(&el, &pd.program_image, dirs)?;
+    if let Some(cpu) = pd.cpu
+        && !cpus.contains(&cpu)
+    {
+        let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
+        return Err(invalid(
+            el,
+            format!(
+                "cpu {cpu} is not available here (this launcher may use CPUs {})",
+                list.join(", ")
+            ),
+        ));
+    }
+    Ok(PdPlan {
+        name: pd.name.clone(),
+        image,
+        cpu: pd.cpu,
+        priority: pd.priority,
+        maps: plan_maps(&el, pd, regions)?,
+        channels: plan_channels(sys, pd)?,
+        irqs: plan_irqs(&el, pd)?,
+    })
+}
+
+/// The PD's program image, found in `dirs` and executable.
+fn find_image(el: &str, program_image: &str, dirs: &[PathBuf]) -> Result<PathBuf, Error> {
+    let img_el = format!("{el} > program_image path=\"{program_image}\"");
+    let image = resolve(program_image, dirs).ok_or_else(|| {
+        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        invalid(
+            &img_el,
+            format!("not found in the search path ({})", list.join(", ")),
+        )
+    })?;
+    if !is_executable(&image) {
+        return Err(invalid(
+            img_el,
+            format!("{} is not executable", image.display()),
+        ));
+    }
+    Ok(image)
+}
+
+/// The PD's maps, each naming a region by its index in `regions`.
+fn plan_maps(
+    el: &str,
+    pd: &ProtectionDomain,
+    regions: &[(String, u64)],
+) -> Result<Vec<MapPlan>, Error> {
+    pd.maps
+        .iter()
+        .map(|m| {
+            let region = regions
+                .iter()
+                .position(|(n, _)| *n == m.mr)
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{el} > map mr=\"{}\"", m.mr),
+                        "no memory region of that name",
+                    )
+                })?;
+            Ok(MapPlan {
                 region,
                 vaddr: m.vaddr,
                 read: m.perms.read,
                 write: m.perms.write,
                 execute: m.perms.execute,
-            });
-        }
-        let mut channels = Vec::new();
-        for (mine, theirs) in sys.channels_of(&pd.name) {
-            for e in [mine, theirs] {
-                if e.id > MAX_CHANNEL {
-                    return Err(invalid(
-                        format!("channel > end pd=\"{}\" id=\"{}\"", e.pd, e.id),
-                        format!("channel ids above {MAX_CHANNEL} are not supported"),
-                    ));
-                }
-            }
-            if mine.pp
-                && let Some(callee) = sys.pd(&theirs.pd)
-                && callee.priority <= pd.priority
-            {
-                // As the Microkit tool: a PPC must go to a higher priority, so calls cannot form
-                // a cycle (which would deadlock two PDs waiting on each other).
+            })
+        })
+        .collect()
+}
+
+/// The PD's channel ends: ids in range, a PPC only into a higher priority, a known peer.
+fn plan_channels(sys: &System, pd: &ProtectionDomain) -> Result<Vec<ChannelPlan>, Error> {
+    let mut channels = Vec::new();
+    for (mine, theirs) in sys.channels_of(&pd.name) {
+        for e in [mine, theirs] {
+            if e.id > MAX_CHANNEL {
                 return Err(invalid(
-                    format!(
-                        "channel > end pd=\"{}\" id=\"{}\" pp=\"true\"",
-                        mine.pd, mine.id
-                    ),
-                    format!(
-                        "a PPC needs the callee \"{}\" (priority {}) above the caller (priority {})",
-                        theirs.pd, callee.priority, pd.priority
-                    ),
+                    format!("channel > end pd=\"{}\" id=\"{}\"", e.pd, e.id),
+                    format!("channel ids above {MAX_CHANNEL} are not supported"),
                 ));
             }
-            let peer = pd_index(&theirs.pd).ok_or_else(|| {
+        }
+        if mine.pp
+            && let Some(callee) = sys.pd(&theirs.pd)
+            && callee.priority <= pd.priority
+        {
+            // As the Microkit tool: a PPC must go to a higher priority, so calls cannot form
+            // a cycle (which would deadlock two PDs waiting on each other).
+            return Err(invalid(
+                format!(
+                    "channel > end pd=\"{}\" id=\"{}\" pp=\"true\"",
+                    mine.pd, mine.id
+                ),
+                format!(
+                    "a PPC needs the callee \"{}\" (priority {}) above the caller (priority {})",
+                    theirs.pd, callee.priority, pd.priority
+                ),
+            ));
+        }
+        let peer = sys
+            .pds
+            .iter()
+            .position(|p| p.name == theirs.pd)
+            .ok_or_else(|| {
                 invalid(
                     format!("channel > end pd=\"{}\"", theirs.pd),
                     "no protection domain of that name",
                 )
             })?;
-            channels.push(ChannelPlan {
-                id: mine.id,
-                peer,
-                peer_id: theirs.id,
-                notify: mine.notify,
-                pp: mine.pp,
-                peer_pp: theirs.pp,
-            });
-        }
-        let mut irqs = Vec::new();
-        for irq in &pd.irqs {
+        channels.push(ChannelPlan {
+            id: mine.id,
+            peer,
+            peer_id: theirs.id,
+            notify: mine.notify,
+            pp: mine.pp,
+            peer_pp: theirs.pp,
+        });
+    }
+    Ok(channels)
+}
+
+/// The PD's IRQs as (channel id, IRQ number), ids in range.
+fn plan_irqs(el: &str, pd: &ProtectionDomain) -> Result<Vec<(u8, u64)>, Error> {
+    pd.irqs
+        .iter()
+        .map(|irq| {
             if irq.id > MAX_CHANNEL {
                 return Err(invalid(
                     format!("{el} > irq irq=\"{}\"", irq.irq),
                     format!("channel id {} is above {MAX_CHANNEL}", irq.id),
                 ));
             }
-            irqs.push((irq.id, irq.irq));
-        }
-        pds.push(PdPlan {
-            name: pd.name.clone(),
-            image,
-            cpu: pd.cpu,
-            priority: pd.priority,
-            maps,
-            channels,
-            irqs,
-        });
-    }
-    Ok(Plan { regions, pds })
+            Ok((irq.id, irq.irq))
+        })
+        .collect()
 }
 
 #[cfg(test)]
