@@ -198,6 +198,102 @@ fn startup_error(pd: &str, what: impl core::fmt::Display) -> String {
     format!("{pd}: cannot start: {what}")
 }
 
+/// A PD's channel table, indexed by channel id.
+type Links = [Option<Link>; MAX_CHANNEL as usize + 1];
+
+/// The descriptors a PD inherited from the launcher: each adopted once, however often the
+/// manifest names it, and kept open for the process's life.
+#[derive(Default)]
+struct Inherited(Vec<OwnedFd>);
+
+impl Inherited {
+    /// Adopt `fd` (once) and borrow it; `what` names it in the error `fail` words.
+    fn adopt(
+        &mut self,
+        fd: RawFd,
+        what: &str,
+        fail: &dyn Fn(String) -> String,
+    ) -> Result<BorrowedFd<'_>, String> {
+        let at = match self.0.iter().position(|f| f.as_raw_fd() == fd) {
+            Some(at) => at,
+            None => {
+                let owned = sys::adopt_fd(fd).map_err(|e| fail(format!("{what} fd {fd}: {e}")))?;
+                self.0.push(owned);
+                self.0.len() - 1
+            }
+        };
+        Ok(self.0[at].as_fd())
+    }
+}
+
+/// Map each of the manifest's memory regions at its address with its rights.
+fn map_regions(
+    m: &Manifest,
+    fds: &mut Inherited,
+    fail: &dyn Fn(String) -> String,
+) -> Result<(), String> {
+    for map in &m.maps {
+        let fd = fds.adopt(map.fd, &format!("memory region \"{}\":", map.region), fail)?;
+        let prot = sys::prot(map.read, map.write, map.execute);
+        sys::map_at(fd, map.vaddr, map.size, prot).map_err(|e| {
+            fail(format!(
+                "map of memory region \"{}\" at {:#x} (size {:#x}): {e}",
+                map.region, map.vaddr, map.size
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Open the manifest's channels: their pages, and their inbound wake-ups on `epoll`. Returns the
+/// channel table and the (sorted) ids the peer may notify and may call on.
+fn open_channels(
+    m: &Manifest,
+    num_pds: usize,
+    epoll: BorrowedFd<'_>,
+    fds: &mut Inherited,
+    fail: &dyn Fn(String) -> String,
+) -> Result<(Links, Vec<u8>, Vec<u8>), String> {
+    let mut links: Links = core::array::from_fn(|_| None);
+    let (mut notify_in, mut calls_in) = (Vec::new(), Vec::new());
+    for c in &m.channels {
+        let ok = usize::from(c.id) < links.len()
+            && c.peer_id <= MAX_CHANNEL
+            && (c.peer as usize) < num_pds
+            && links[usize::from(c.id)].is_none();
+        if !ok {
+            return Err(fail(format!("channel {} out of range or repeated", c.id)));
+        }
+        let what = format!("channel {}:", c.id);
+        fds.adopt(c.page_fd, &what, fail)?;
+        let in_wake = fds.adopt(c.in_fd, &what, fail)?.as_raw_fd();
+        let out_wake = fds.adopt(c.out_fd, &what, fail)?.as_raw_fd();
+        // Adopted above: this only borrows it.
+        let page = ChannelPage::open(fds.adopt(c.page_fd, &what, fail)?)
+            .map_err(|e| fail(format!("channel {}: page: {e}", c.id)))?;
+        sys::epoll_add_edge(epoll, in_wake)
+            .map_err(|e| fail(format!("channel {}: epoll: {e}", c.id)))?;
+        if c.peer_notify {
+            notify_in.push(c.id);
+        }
+        if c.peer_pp {
+            calls_in.push(c.id);
+        }
+        links[usize::from(c.id)] = Some(Link {
+            peer: c.peer as usize,
+            page,
+            end: usize::from(c.end),
+            in_wake,
+            out_wake,
+            notify: c.notify,
+            pp: c.pp,
+        });
+    }
+    notify_in.sort_unstable();
+    calls_in.sort_unstable();
+    Ok((links, notify_in, calls_in))
+}
+
 impl HostPd {
     fn from_env() -> Result<Self, String> {
         let prog = std::env::args().next().unwrap_or_else(|| "pd".into());
@@ -234,75 +330,19 @@ impl HostPd {
     fn new(m: Manifest) -> Result<Self, String> {
         let name = m.name.clone();
         let fail = |what: String| startup_error(&name, what);
-        let mut fds: Vec<OwnedFd> = Vec::new();
-        // Adopt an inherited descriptor once, however often the manifest names it.
-        let mut adopt = |fd: RawFd, what: &str| -> Result<RawFd, String> {
-            if !fds.iter().any(|f| f.as_raw_fd() == fd) {
-                fds.push(sys::adopt_fd(fd).map_err(|e| fail(format!("{what} fd {fd}: {e}")))?);
-            }
-            Ok(fd)
-        };
-        let borrow = |fd: RawFd| {
-            // SAFETY: only called on a descriptor just adopted into `fds`, which keeps it open
-            // for the process's life.
-            unsafe { BorrowedFd::borrow_raw(fd) }
-        };
-        let board_fd = adopt(m.board_fd, "board table")?;
-        let board = BoardTable::open(borrow(board_fd), m.num_pds as usize)
+        let mut fds = Inherited::default();
+        let board_fd = fds.adopt(m.board_fd, "board table", &fail)?;
+        let board = BoardTable::open(board_fd, m.num_pds as usize)
             .map_err(|e| fail(format!("board table: {e}")))?;
         if m.index as usize >= board.num_pds() {
             return Err(fail(format!("PD number {} out of range", m.index)));
         }
-        let stats_fd = adopt(m.stats_fd, "stats page")?;
-        let stats =
-            StatsPage::open(borrow(stats_fd)).map_err(|e| fail(format!("stats page: {e}")))?;
-        for map in &m.maps {
-            let fd = adopt(map.fd, &format!("memory region \"{}\":", map.region))?;
-            let prot = sys::prot(map.read, map.write, map.execute);
-            sys::map_at(borrow(fd), map.vaddr, map.size, prot).map_err(|e| {
-                fail(format!(
-                    "map of memory region \"{}\" at {:#x} (size {:#x}): {e}",
-                    map.region, map.vaddr, map.size
-                ))
-            })?;
-        }
+        let stats_fd = fds.adopt(m.stats_fd, "stats page", &fail)?;
+        let stats = StatsPage::open(stats_fd).map_err(|e| fail(format!("stats page: {e}")))?;
+        map_regions(&m, &mut fds, &fail)?;
         let epoll = sys::epoll().map_err(|e| fail(format!("epoll: {e}")))?;
-        let mut links: [Option<Link>; MAX_CHANNEL as usize + 1] = core::array::from_fn(|_| None);
-        let (mut notify_in, mut calls_in) = (Vec::new(), Vec::new());
-        for c in &m.channels {
-            let ok = usize::from(c.id) < links.len()
-                && c.peer_id <= MAX_CHANNEL
-                && (c.peer as usize) < board.num_pds()
-                && links[usize::from(c.id)].is_none();
-            if !ok {
-                return Err(fail(format!("channel {} out of range or repeated", c.id)));
-            }
-            let what = format!("channel {}:", c.id);
-            let page_fd = adopt(c.page_fd, &what)?;
-            let in_wake = adopt(c.in_fd, &what)?;
-            let out_wake = adopt(c.out_fd, &what)?;
-            let page = ChannelPage::open(borrow(page_fd))
-                .map_err(|e| fail(format!("channel {}: page: {e}", c.id)))?;
-            sys::epoll_add_edge(epoll.as_fd(), in_wake)
-                .map_err(|e| fail(format!("channel {}: epoll: {e}", c.id)))?;
-            if c.peer_notify {
-                notify_in.push(c.id);
-            }
-            if c.peer_pp {
-                calls_in.push(c.id);
-            }
-            links[usize::from(c.id)] = Some(Link {
-                peer: c.peer as usize,
-                page,
-                end: usize::from(c.end),
-                in_wake,
-                out_wake,
-                notify: c.notify,
-                pp: c.pp,
-            });
-        }
-        notify_in.sort_unstable();
-        calls_in.sort_unstable();
+        let (links, notify_in, calls_in) =
+            open_channels(&m, board.num_pds(), epoll.as_fd(), &mut fds, &fail)?;
         let mut irq_mask = 0u64;
         for i in &m.irqs {
             if i.id > MAX_CHANNEL {
@@ -315,7 +355,7 @@ impl HostPd {
             board,
             stats,
             epoll,
-            _fds: fds,
+            _fds: fds.0,
             links,
             notify_in,
             calls_in,

@@ -194,56 +194,8 @@ impl Manifest {
                     m.stats_fd = num(rest).ok_or_else(|| bad("bad fd"))?;
                     have_stats = true;
                 }
-                "map" => {
-                    let mut f = rest.splitn(5, ' ');
-                    let mut next = || {
-                        f.next()
-                            .ok_or_else(|| bad("map needs fd, vaddr, size, perms, region"))
-                    };
-                    let fd = num(next()?).ok_or_else(|| bad("bad fd"))?;
-                    let vaddr = num(next()?).ok_or_else(|| bad("bad vaddr"))?;
-                    let size = num(next()?).ok_or_else(|| bad("bad size"))?;
-                    let perms = next()?;
-                    let region = next()?.to_owned();
-                    if !perms.chars().all(|c| "rwx-".contains(c)) {
-                        return Err(bad("bad perms"));
-                    }
-                    m.maps.push(ManifestMap {
-                        fd,
-                        vaddr,
-                        size,
-                        read: perms.contains('r'),
-                        write: perms.contains('w'),
-                        execute: perms.contains('x'),
-                        region,
-                    });
-                }
-                "channel" => {
-                    let f: Vec<&str> = rest.split(' ').collect();
-                    let [id, peer, peer_id, page, end, in_fd, out_fd, flags] = f[..] else {
-                        return Err(bad(
-                            "channel needs id, peer, peer id, page fd, end, in fd, out fd, flags",
-                        ));
-                    };
-                    if !flags.chars().all(|c| "nmpc-".contains(c)) {
-                        return Err(bad("bad channel flags"));
-                    }
-                    m.channels.push(ManifestChannel {
-                        id: num(id).ok_or_else(|| bad("bad id"))?,
-                        peer: num(peer).ok_or_else(|| bad("bad peer"))?,
-                        peer_id: num(peer_id).ok_or_else(|| bad("bad peer id"))?,
-                        page_fd: num(page).ok_or_else(|| bad("bad fd"))?,
-                        end: num(end)
-                            .filter(|&e: &u8| e < 2)
-                            .ok_or_else(|| bad("bad end"))?,
-                        in_fd: num(in_fd).ok_or_else(|| bad("bad fd"))?,
-                        out_fd: num(out_fd).ok_or_else(|| bad("bad fd"))?,
-                        notify: flags.contains('n'),
-                        peer_notify: flags.contains('m'),
-                        pp: flags.contains('p'),
-                        peer_pp: flags.contains('c'),
-                    });
-                }
+                "map" => m.maps.push(ManifestMap::parse(rest, &bad)?),
+                "channel" => m.channels.push(ManifestChannel::parse(rest, &bad)?),
                 "irq" => {
                     let (id, irq) = rest
                         .split_once(' ')
@@ -263,6 +215,64 @@ impl Manifest {
             }
         }
         Err("manifest: truncated (no \"end\" line)".into())
+    }
+}
+
+impl ManifestMap {
+    /// A `map` record's fields (`bad` words the error for the line).
+    fn parse(rest: &str, bad: &dyn Fn(&str) -> String) -> Result<Self, String> {
+        let mut f = rest.splitn(5, ' ');
+        let mut next = || {
+            f.next()
+                .ok_or_else(|| bad("map needs fd, vaddr, size, perms, region"))
+        };
+        let fd = num(next()?).ok_or_else(|| bad("bad fd"))?;
+        let vaddr = num(next()?).ok_or_else(|| bad("bad vaddr"))?;
+        let size = num(next()?).ok_or_else(|| bad("bad size"))?;
+        let perms = next()?;
+        let region = next()?.to_owned();
+        if !perms.chars().all(|c| "rwx-".contains(c)) {
+            return Err(bad("bad perms"));
+        }
+        Ok(Self {
+            fd,
+            vaddr,
+            size,
+            read: perms.contains('r'),
+            write: perms.contains('w'),
+            execute: perms.contains('x'),
+            region,
+        })
+    }
+}
+
+impl ManifestChannel {
+    /// A `channel` record's fields (`bad` words the error for the line).
+    fn parse(rest: &str, bad: &dyn Fn(&str) -> String) -> Result<Self, String> {
+        let f: Vec<&str> = rest.split(' ').collect();
+        let [id, peer, peer_id, page, end, in_fd, out_fd, flags] = f[..] else {
+            return Err(bad(
+                "channel needs id, peer, peer id, page fd, end, in fd, out fd, flags",
+            ));
+        };
+        if !flags.chars().all(|c| "nmpc-".contains(c)) {
+            return Err(bad("bad channel flags"));
+        }
+        Ok(Self {
+            id: num(id).ok_or_else(|| bad("bad id"))?,
+            peer: num(peer).ok_or_else(|| bad("bad peer"))?,
+            peer_id: num(peer_id).ok_or_else(|| bad("bad peer id"))?,
+            page_fd: num(page).ok_or_else(|| bad("bad fd"))?,
+            end: num(end)
+                .filter(|&e: &u8| e < 2)
+                .ok_or_else(|| bad("bad end"))?,
+            in_fd: num(in_fd).ok_or_else(|| bad("bad fd"))?,
+            out_fd: num(out_fd).ok_or_else(|| bad("bad fd"))?,
+            notify: flags.contains('n'),
+            peer_notify: flags.contains('m'),
+            pp: flags.contains('p'),
+            peer_pp: flags.contains('c'),
+        })
     }
 }
 
