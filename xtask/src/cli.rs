@@ -228,15 +228,7 @@ where
         return crate::fuzz::parse(args);
     }
     if cmd == "size" {
-        let mut files = false;
-        for arg in args {
-            match arg.as_str() {
-                "--files" => files = true,
-                "-h" | "--help" => return Ok(Command::Help),
-                _ => return Err(Error::usage(format!("`size` does not take `{arg}`"))),
-            }
-        }
-        return Ok(Command::Size { files });
+        return parse_size(args);
     }
     if cmd == "swap" {
         return parse_swap(args);
@@ -249,7 +241,27 @@ where
     if cmd == "bench" {
         return parse_bench(args);
     }
+    parse_example_command(&cmd, args)
+}
 
+/// `size [--files]`.
+fn parse_size(args: impl Iterator<Item = String>) -> Result<Command, Error> {
+    let mut files = false;
+    for arg in args {
+        match arg.as_str() {
+            "--files" => files = true,
+            "-h" | "--help" => return Ok(Command::Help),
+            _ => return Err(Error::usage(format!("`size` does not take `{arg}`"))),
+        }
+    }
+    Ok(Command::Size { files })
+}
+
+/// `build`, `run` and `graph`: one example and the command's options.
+fn parse_example_command(
+    cmd: &str,
+    mut args: impl Iterator<Item = String>,
+) -> Result<Command, Error> {
     let mut example = None;
     let mut board = Board::Host;
     let mut release = false;
@@ -300,7 +312,7 @@ where
         board,
         release,
     };
-    Ok(match cmd.as_str() {
+    Ok(match cmd {
         "build" => Command::Build(build),
         "run" => Command::Run {
             build,
