@@ -317,7 +317,11 @@ pub fn run(system: &Path, images_dir: &Path, options: &Options) -> Result<Report
         }
     }
     let _release = Release;
-    let sys = lions_sdf::System::load(system).map_err(|error| Error::System {
+    let xml = std::fs::read_to_string(system).map_err(os(format!(
+        "reading the system description {}",
+        system.display()
+    )))?;
+    let sys = lions_sdf::System::parse(&xml).map_err(|error| Error::System {
         path: system.to_path_buf(),
         error,
     })?;
@@ -719,16 +723,24 @@ impl Board {
         let (pd, image) = match words.as_slice() {
             ["swap", pd, image] => (*pd, Some(*image)),
             ["restart", pd] => (*pd, None),
-            _ => return Err("unknown command (swap <pd> <image> | restart <pd>)".into()),
+            _ => {
+                return Err(
+                    "not a command; the commands are `swap <pd> <image>` and `restart <pd>`".into(),
+                );
+            }
         };
-        let i = self
-            .plan
-            .pds
-            .iter()
-            .position(|p| p.name == pd)
-            .ok_or("no protection domain of that name")?;
+        let Some(i) = self.plan.pds.iter().position(|p| p.name == pd) else {
+            let names: Vec<&str> = self.plan.pds.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "no protection domain \"{pd}\" in this system (its PDs: {})",
+                names.join(", ")
+            ));
+        };
         let Some(pid) = self.procs[i].child.as_ref().map(Child::id) else {
-            return Err("the PD is not running".into());
+            return Err(format!(
+                "protection domain \"{pd}\" is not running now (it exited, or is being \
+                 restarted); send the command again once it runs"
+            ));
         };
         if let Some(image) = image {
             let path = PathBuf::from(image);
@@ -740,7 +752,12 @@ impl Board {
                     .parent()
                     .map_or(path.clone(), |d| d.join(&path))
             };
-            plan::check_image(&path)?;
+            plan::check_image(&path).map_err(|e| {
+                format!(
+                    "protection domain \"{pd}\": new image {e} (a relative image is looked up \
+                     beside the current one; nothing was changed)"
+                )
+            })?;
             self.plan.pds[i].image = path;
         }
         self.procs[i].respawn = true;

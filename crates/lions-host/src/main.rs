@@ -48,27 +48,35 @@ fn main() -> ExitCode {
             Some("--no-rt") => options.realtime = false,
             Some("--max-restarts") => match args.next().and_then(|n| n.to_str()?.parse().ok()) {
                 Some(n) => options.max_restarts = n,
-                None => return usage("--max-restarts needs a number"),
+                None => return usage("--max-restarts needs a number of restarts per PD (e.g. 3)"),
             },
             Some("--control") => match args.next() {
                 Some(p) => options.control = Some(PathBuf::from(p)),
-                None => return usage("--control needs a path"),
+                None => return usage("--control needs the path of the FIFO to create"),
             },
             Some("--search-path") => match args.next() {
                 Some(d) => options.search_path.push(PathBuf::from(d)),
-                None => return usage("--search-path needs a directory"),
+                None => {
+                    return usage("--search-path needs a directory to look up program images in");
+                }
             },
             Some("-h" | "--help") => {
                 println!("{USAGE}\n\n{HELP}");
                 return ExitCode::SUCCESS;
             }
             Some(a) if a.starts_with('-') => return usage(&format!("unknown option {a}")),
-            _ if system.is_some() => return usage("only one system description"),
+            _ if let Some(first) = &system => {
+                return usage(&format!(
+                    "one system description at a time: got {} and {}",
+                    first.display(),
+                    PathBuf::from(arg).display()
+                ));
+            }
             _ => system = Some(PathBuf::from(arg)),
         }
     }
     let Some(system) = system else {
-        return usage("no system description given");
+        return usage("no system description given: name the .system file to run");
     };
     // Images: the first --search-path (or the description's directory), then the rest.
     let images_dir = if options.search_path.is_empty() {
@@ -89,6 +97,6 @@ fn main() -> ExitCode {
 }
 
 fn usage(problem: &str) -> ExitCode {
-    eprintln!("lions-host: {problem}\n{USAGE}");
+    eprintln!("lions-host: {problem}\n{USAGE}\n(`lions-host --help` explains each option)");
     ExitCode::from(2)
 }

@@ -158,16 +158,29 @@ fn plan_pd(
 fn find_image(el: &str, program_image: &str, dirs: &[PathBuf]) -> Result<PathBuf, Error> {
     let img_el = format!("{el} > program_image path=\"{program_image}\"");
     let image = resolve(program_image, dirs).ok_or_else(|| {
-        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut list: Vec<String> = Vec::new();
+        for d in dirs {
+            let d = d.display().to_string();
+            if !list.contains(&d) {
+                list.push(d);
+            }
+        }
         invalid(
             &img_el,
-            format!("not found in the search path ({})", list.join(", ")),
+            format!(
+                "not found in the search path ({}); build the PD's binary, or give the directory \
+                 that holds it with --search-path DIR",
+                list.join(", ")
+            ),
         )
     })?;
     if !is_executable(&image) {
         return Err(invalid(
             img_el,
-            format!("{} is not executable", image.display()),
+            format!(
+                "{} is not executable (is it the PD's binary? then chmod +x it)",
+                image.display()
+            ),
         ));
     }
     Ok(image)

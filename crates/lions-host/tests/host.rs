@@ -183,6 +183,69 @@ fn refused(sys: &Path, args: &[&str]) -> String {
     l.output()
 }
 
+/// Run the launcher with `args` only (no system appended): its exit status and its output.
+fn launcher(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lions-host"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// `--help` documents every option; a wrong invocation names the problem, shows the usage and
+/// points at `--help`, with status 2.
+#[test]
+fn help_and_wrong_invocations() {
+    let (code, out) = launcher(&["--help"]);
+    assert_eq!(code, Some(0), "{out}");
+    for opt in [
+        "--search-path DIR",
+        "--restart",
+        "--max-restarts N",
+        "--trace",
+        "--stats",
+        "--no-rt",
+        "--control FIFO",
+        "swap <pd> <image>",
+        "restart <pd>",
+        "exit status",
+    ] {
+        assert!(out.contains(opt), "--help lacks {opt}: {out}");
+    }
+    for (args, problem) in [
+        (&["--bogus", "x.system"][..], "unknown option --bogus"),
+        (&["--max-restarts"][..], "--max-restarts needs a number"),
+        (&[][..], "no system description given"),
+        (
+            &["a.system", "b.system"][..],
+            "one system description at a time: got a.system and b.system",
+        ),
+    ] {
+        let (code, out) = launcher(args);
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        assert!(out.contains(&format!("lions-host: {problem}")), "{out}");
+        assert!(
+            out.contains("usage: lions-host") && out.contains("--help"),
+            "{out}"
+        );
+    }
+    let missing = std::env::temp_dir().join("lions-host-no-such-dir/none.system");
+    let (code, out) = launcher(&[missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "lions-host: reading the system description {}: ",
+            missing.display()
+        )),
+        "{out}"
+    );
+}
+
 #[test]
 fn launcher_refuses_bad_systems_naming_the_element() {
     let s = system(
@@ -196,6 +259,7 @@ fn launcher_refuses_bad_systems_naming_the_element() {
         ),
         "{out}"
     );
+    assert!(out.contains("--search-path DIR"), "says what to do: {out}");
 
     let s = system(
         "overlap",
@@ -491,6 +555,13 @@ fn control_fifo_swaps_and_restarts_a_running_pd() {
     };
     send("swap nobody lions-host-testpd");
     l.expect("lions-host: control: \"swap nobody lions-host-testpd\": no protection domain");
+    // Each refusal names the PD and says what to do; none changes anything.
+    l.expect("no protection domain \"nobody\" in this system (its PDs: swappable)");
+    send("swap swappable no-such-image");
+    l.expect("protection domain \"swappable\": new image");
+    l.expect("no-such-image: no such file");
+    send("reboot swappable");
+    l.expect("the commands are `swap <pd> <image>` and `restart <pd>`");
     send(&format!("swap swappable {}", copy.display()));
     let name = copy.file_name().unwrap().to_string_lossy().into_owned();
     l.expect(&format!(
