@@ -322,28 +322,50 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
         }
     }
 
+    /// Check command `id` against the mount state and start it: mount and unmount here, every
+    /// other command (only while mounted) by path or by fd.
     fn validate_and_start(&mut self, id: u64, c: Command) -> Result<Hold<B::Handle>, Status> {
+        let mounting = self
+            .pending
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.hold, Hold::Mount | Hold::Unmount));
+        match c {
+            Command::Initialise | Command::Deinitialise => self.start_mount(id, c, mounting),
+            _ if !self.mounted || mounting => Err(Status::Error),
+            Command::FileOpen { .. }
+            | Command::DirOpen { .. }
+            | Command::Stat { .. }
+            | Command::Rename { .. }
+            | Command::FileRemove { .. }
+            | Command::DirCreate { .. }
+            | Command::DirRemove { .. } => self.start_by_path(id, c),
+            _ => self.start_by_fd(id, c),
+        }
+    }
+
+    /// `Initialise` (mount) or `Deinitialise` (close every fd, then unmount).
+    fn start_mount(
+        &mut self,
+        id: u64,
+        c: Command,
+        mounting: bool,
+    ) -> Result<Hold<B::Handle>, Status> {
         let Self {
             share,
             backend,
             fds,
-            paths: [p0, p1],
             mounted,
             in_progress,
-            pending,
             ..
         } = self;
-        let mounting = pending
-            .iter()
-            .flatten()
-            .any(|p| matches!(p.hold, Hold::Mount | Hold::Unmount));
         match c {
             Command::Initialise => {
                 if *mounted || mounting {
                     return Err(Status::Error);
                 }
                 backend.start(id, Op::Mount, share)?;
-                return Ok(Hold::Mount);
+                Ok(Hold::Mount)
             }
             Command::Deinitialise => {
                 if !*mounted || mounting {
@@ -363,30 +385,23 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
                     let _ = fds.close(fd, kind);
                 }
                 backend.start(id, Op::Unmount, share)?;
-                return Ok(Hold::Unmount);
+                Ok(Hold::Unmount)
             }
-            _ if !*mounted || mounting => return Err(Status::Error),
-            _ => {}
+            _ => Err(Status::InvalidCommand),
         }
+    }
+
+    /// A command naming paths in the share: open, stat, rename, remove, create.
+    fn start_by_path(&mut self, id: u64, c: Command) -> Result<Hold<B::Handle>, Status> {
+        let Self {
+            share,
+            backend,
+            fds,
+            paths: [p0, p1],
+            ..
+        } = self;
         let buffer = |buf: FsBuffer| crate::check_buffer(buf, share.len()).map_err(|e| e.status());
-        // An op on an open fd: count it in, start it, keep it counted until it finishes.
-        macro_rules! on_fd {
-            ($fd:expr, $kind:expr, |$h:ident, $flags:ident| $body:expr) => {{
-                let op = fds.begin($fd, $kind)?;
-                let ($h, $flags) = (op.handle, op.flags);
-                #[allow(clippy::redundant_closure_call)]
-                let r: Result<(), Status> = (|| $body)();
-                match r {
-                    Ok(()) => Ok(Hold::Fd(op)),
-                    Err(e) => {
-                        fds.end(op);
-                        Err(e)
-                    }
-                }
-            }};
-        }
         match c {
-            Command::Initialise | Command::Deinitialise => Err(Status::InvalidCommand),
             Command::FileOpen { path, flags } => {
                 let path = share.copy_path(path, p0)?;
                 let r = fds.reserve()?;
@@ -410,16 +425,6 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
                     }
                 }
             }
-            Command::FileClose { fd } => {
-                let h = fds.close(fd, FdKind::File)?;
-                backend.start(id, Op::Close(h), share).map(|()| Hold::None)
-            }
-            Command::DirClose { fd } => {
-                let h = fds.close(fd, FdKind::Dir)?;
-                backend
-                    .start(id, Op::DirClose(h), share)
-                    .map(|()| Hold::None)
-            }
             Command::Stat { path, buf } => {
                 let path = share.copy_path(path, p0)?;
                 if buf.size < size_of::<crate::FsStat>() as u64 {
@@ -430,40 +435,6 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
                     .start(id, Op::Stat { path, buf }, share)
                     .map(|()| Hold::None)
             }
-            Command::FileRead { fd, offset, buf } => {
-                buffer(buf)?;
-                on_fd!(fd, FdKind::File, |file, flags| {
-                    if !flags.readable() {
-                        return Err(Status::InvalidRead);
-                    }
-                    backend.start(id, Op::Read { file, offset, buf }, share)
-                })
-            }
-            Command::FileWrite { fd, offset, buf } => {
-                buffer(buf)?;
-                on_fd!(fd, FdKind::File, |file, flags| {
-                    if !flags.writable() {
-                        return Err(Status::InvalidWrite);
-                    }
-                    backend.start(id, Op::Write { file, offset, buf }, share)
-                })
-            }
-            Command::FileSize { fd } => on_fd!(fd, FdKind::File, |h, _f| backend.start(
-                id,
-                Op::Size(h),
-                share
-            )),
-            Command::FileTruncate { fd, length } => on_fd!(fd, FdKind::File, |h, flags| {
-                if !flags.writable() {
-                    return Err(Status::InvalidWrite);
-                }
-                backend.start(id, Op::Truncate(h, length), share)
-            }),
-            Command::FileSync { fd } => on_fd!(fd, FdKind::File, |h, _f| backend.start(
-                id,
-                Op::Sync(h),
-                share
-            )),
             Command::Rename { old_path, new_path } => {
                 let old = share.copy_path(old_path, p0)?;
                 let new = share.copy_path(new_path, p1)?;
@@ -487,29 +458,87 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
                     .start(id, Op::DirRemove(p), share)
                     .map(|()| Hold::None)
             }
-            Command::DirRead { fd, buf } => {
-                buffer(buf)?;
-                on_fd!(fd, FdKind::Dir, |dir, _f| backend.start(
-                    id,
-                    Op::DirRead { dir, buf },
-                    share
-                ))
+            _ => Err(Status::InvalidCommand),
+        }
+    }
+
+    /// A command on an open fd: close, or an op counted in while it runs.
+    fn start_by_fd(&mut self, id: u64, c: Command) -> Result<Hold<B::Handle>, Status> {
+        let buffer = |buf: FsBuffer, share: &ShareRegion<'_>| {
+            crate::check_buffer(buf, share.len()).map_err(|e| e.status())
+        };
+        match c {
+            Command::FileClose { fd } => {
+                let h = self.fds.close(fd, FdKind::File)?;
+                self.backend
+                    .start(id, Op::Close(h), &self.share)
+                    .map(|()| Hold::None)
             }
-            Command::DirSeek { fd, loc } => on_fd!(fd, FdKind::Dir, |h, _f| backend.start(
-                id,
-                Op::DirSeek(h, loc),
-                share
-            )),
-            Command::DirTell { fd } => on_fd!(fd, FdKind::Dir, |h, _f| backend.start(
-                id,
-                Op::DirTell(h),
-                share
-            )),
-            Command::DirRewind { fd } => on_fd!(fd, FdKind::Dir, |h, _f| backend.start(
-                id,
-                Op::DirRewind(h),
-                share
-            )),
+            Command::DirClose { fd } => {
+                let h = self.fds.close(fd, FdKind::Dir)?;
+                self.backend
+                    .start(id, Op::DirClose(h), &self.share)
+                    .map(|()| Hold::None)
+            }
+            Command::FileRead { fd, offset, buf } => {
+                buffer(buf, &self.share)?;
+                self.on_fd(id, fd, FdKind::File, |file, flags| {
+                    if !flags.readable() {
+                        return Err(Status::InvalidRead);
+                    }
+                    Ok(Op::Read { file, offset, buf })
+                })
+            }
+            Command::FileWrite { fd, offset, buf } => {
+                buffer(buf, &self.share)?;
+                self.on_fd(id, fd, FdKind::File, |file, flags| {
+                    if !flags.writable() {
+                        return Err(Status::InvalidWrite);
+                    }
+                    Ok(Op::Write { file, offset, buf })
+                })
+            }
+            Command::FileSize { fd } => self.on_fd(id, fd, FdKind::File, |h, _| Ok(Op::Size(h))),
+            Command::FileTruncate { fd, length } => self.on_fd(id, fd, FdKind::File, |h, flags| {
+                if !flags.writable() {
+                    return Err(Status::InvalidWrite);
+                }
+                Ok(Op::Truncate(h, length))
+            }),
+            Command::FileSync { fd } => self.on_fd(id, fd, FdKind::File, |h, _| Ok(Op::Sync(h))),
+            Command::DirRead { fd, buf } => {
+                buffer(buf, &self.share)?;
+                self.on_fd(id, fd, FdKind::Dir, |dir, _| Ok(Op::DirRead { dir, buf }))
+            }
+            Command::DirSeek { fd, loc } => {
+                self.on_fd(id, fd, FdKind::Dir, |h, _| Ok(Op::DirSeek(h, loc)))
+            }
+            Command::DirTell { fd } => self.on_fd(id, fd, FdKind::Dir, |h, _| Ok(Op::DirTell(h))),
+            Command::DirRewind { fd } => {
+                self.on_fd(id, fd, FdKind::Dir, |h, _| Ok(Op::DirRewind(h)))
+            }
+            _ => Err(Status::InvalidCommand),
+        }
+    }
+
+    /// An op on an open fd: count it in, build it from the fd's handle and flags (`op` may
+    /// refuse it), start it, and keep it counted until it finishes.
+    fn on_fd(
+        &mut self,
+        id: u64,
+        fd: u64,
+        kind: FdKind,
+        op: impl FnOnce(B::Handle, OpenFlags) -> Result<Op<'static, B::Handle>, Status>,
+    ) -> Result<Hold<B::Handle>, Status> {
+        let held = self.fds.begin(fd, kind)?;
+        let started =
+            op(held.handle, held.flags).and_then(|op| self.backend.start(id, op, &self.share));
+        match started {
+            Ok(()) => Ok(Hold::Fd(held)),
+            Err(e) => {
+                self.fds.end(held);
+                Err(e)
+            }
         }
     }
 

@@ -455,16 +455,16 @@ impl Board {
         let (regions, read_only) = create_regions(&plan)?;
         let mut manifests = Vec::new();
         let mut keep = Vec::new();
-        for i in 0..plan.pds.len() {
+        for (i, (pd, (stats_fd, _))) in plan.pds.iter().zip(&stats).enumerate() {
             let m = Manifest {
-                name: plan.pds[i].name.clone(),
+                name: pd.name.clone(),
                 index: u32::try_from(i).unwrap_or(u32::MAX),
                 board_fd: board_fd.as_raw_fd(),
                 num_pds: u32::try_from(plan.pds.len()).unwrap_or(u32::MAX),
-                stats_fd: stats[i].0.as_raw_fd(),
+                stats_fd: stats_fd.as_raw_fd(),
                 maps: manifest_maps(&plan, i, &regions, &read_only),
                 channels: manifest_channels(&plan, i, &channels, &ends),
-                irqs: plan.pds[i]
+                irqs: pd
                     .irqs
                     .iter()
                     .map(|&(id, irq)| ManifestIrq { id, irq })
