@@ -476,8 +476,8 @@ impl Board {
         }
         let control = match &options.control {
             Some(path) => Some(Control::create(path).map_err(os(format!(
-                "--control: creating the control FIFO {} (is the path free and its directory \
-                 writable?)",
+                "--control: creating the FIFO {} (a path that does not exist yet, in a writable \
+                 directory)",
                 path.display()
             )))?),
             None => None,

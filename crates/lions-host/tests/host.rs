@@ -244,6 +244,27 @@ fn help_and_wrong_invocations() {
         )),
         "{out}"
     );
+    // A control FIFO path that is taken: named, with what the path must be; nothing starts.
+    let s = system("control_taken", &pd("idle", ""));
+    let taken = s.with_extension("taken");
+    std::fs::write(&taken, "").unwrap();
+    let bin = bin_dir();
+    let (code, out) = launcher(&[
+        "--control",
+        taken.to_str().unwrap(),
+        "--search-path",
+        bin.to_str().unwrap(),
+        s.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "lions-host: --control: creating the FIFO {} (a path that does not exist yet",
+            taken.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("idle:"), "no PD started: {out}");
 }
 
 #[test]
