@@ -62,14 +62,7 @@ fn role() -> Role {
 fn init() -> Boxed {
     let name = pd_name();
     match name.as_str() {
-        "coal_tx" => {
-            for _ in 0..50 {
-                Channel::new(1).notify().unwrap();
-            }
-            Channel::new(2).notify().unwrap();
-            word(FIRST, 0).store(1, Ordering::Release);
-            Box::new(NullHandler)
-        }
+        "coal_tx" => coal_tx(),
         "coal_rx" => {
             assert!(
                 wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1),
@@ -79,95 +72,129 @@ fn init() -> Boxed {
         }
         "ppc_client" => ppc_client(),
         "ppc_server" => Box::new(Server),
-        "dying_client" => {
-            match Channel::new(3).pp_call(MessageInfo::new(99, 0)) {
-                Ok(_) => println!("dying_client: answered?!"),
-                Err(e) => println!("dying_client: {e}"),
-            }
-            Box::new(NullHandler)
-        }
-        "def_a" => {
-            Channel::new(1).deferred_notify().unwrap();
-            Channel::new(2).deferred_notify().unwrap(); // performs the first deferral now
-            if wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1) {
-                println!("def_a: def_b was notified before init returned");
-            }
-            word(FIRST, 1).store(1, Ordering::Release);
-            Box::new(NullHandler)
-        }
+        "dying_client" => dying_client(),
+        "def_a" => def_a(),
         "def_b" => Box::new(Deferred { flag: 0 }),
         "def_c" => Box::new(Deferred { flag: 1 }),
-        "faulty" => {
-            let v = word(SECOND, 0).load(Ordering::Relaxed); // reading a read-only map is fine
-            println!("faulty: read {v}, now writing to a read-only region");
-            word(FIRST, 0).store(1, Ordering::Release);
-            word(SECOND, 0).store(1, Ordering::Relaxed); // SIGSEGV
-            unreachable!("the write to a read-only map did not fault");
-        }
-        "survivor" => {
-            assert!(wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1));
-            std::thread::sleep(Duration::from_millis(50));
-            match Channel::new(1).pp_call(MessageInfo::new(1, 0)) {
-                Ok(_) => println!("survivor: PPC into faulty was answered?!"),
-                Err(e) => println!("survivor: {e}"),
-            }
-            Channel::new(2).notify().unwrap();
-            println!("survivor: notify to the dead PD ok; alive");
-            Box::new(NullHandler)
-        }
-        "crashy" => {
-            let n = word(FIRST, 0).fetch_add(1, Ordering::AcqRel) + 1;
-            if n <= 2 {
-                panic!("crash number {n}");
-            }
-            println!("crashy: up after {} restarts", n - 1);
-            Box::new(NullHandler)
-        }
+        "faulty" => faulty(),
+        "survivor" => survivor(),
+        "crashy" => crashy(),
         "doomed" => panic!("always"),
         "cannot_start" => lions_os::startup_failed("port 1234 is in use (try another port)"),
         "irq_pd" => irq_pd(),
         "irq_reuse" => irq_reuse(),
-        "raw_term" => {
-            // What a host serial driver does to the launching terminal; never undone here.
-            // SAFETY: termios calls on fd 0 with a live, initialised struct.
-            let ok = unsafe {
-                let mut t: libc::termios = std::mem::zeroed();
-                libc::tcgetattr(0, &mut t) == 0 && {
-                    libc::cfmakeraw(&mut t);
-                    libc::tcsetattr(0, libc::TCSANOW, &t) == 0
-                }
-            };
-            println!("raw_term: terminal raw: {ok}");
-            Box::new(NullHandler)
-        }
+        "raw_term" => raw_term(),
         n if n.starts_with("idle") => {
             println!("{n}: ready pid {}", std::process::id());
             Box::new(NullHandler)
         }
-        "swappable" => {
-            let n = word(FIRST, 0).fetch_add(1, Ordering::AcqRel);
-            let exe = std::env::current_exe().unwrap_or_default();
-            println!(
-                "swappable: incarnation {} image {} starts before {n}",
-                lions_os::incarnation(),
-                exe.file_name().unwrap_or_default().to_string_lossy()
-            );
-            Box::new(NullHandler)
-        }
+        "swappable" => swappable(),
         "reopen" => {
             reopen();
             Box::new(NullHandler)
         }
         "mal" => Box::new(Mal { done: false }),
-        "victim" => {
-            println!("victim: ready pid {}", std::process::id());
-            Box::new(Victim { deliveries: 0 })
-        }
+        "victim" => victim(),
         "honest" => honest(),
         "bench_a" => bench_a(),
         "bench_b" => Box::new(Echo),
         other => panic!("no test role named {other}"),
     }
+}
+
+/// Role `coal_tx`: Fifty notifications on channel 1 (they coalesce) and one on 2, then `FIRST[0]` = 1.
+fn coal_tx() -> Boxed {
+    for _ in 0..50 {
+        Channel::new(1).notify().unwrap();
+    }
+    Channel::new(2).notify().unwrap();
+    word(FIRST, 0).store(1, Ordering::Release);
+    Box::new(NullHandler)
+}
+
+/// Role `dying_client`: A PPC into a PD that dies while serving it: prints the error it gets.
+fn dying_client() -> Boxed {
+    match Channel::new(3).pp_call(MessageInfo::new(99, 0)) {
+        Ok(_) => println!("dying_client: answered?!"),
+        Err(e) => println!("dying_client: {e}"),
+    }
+    Box::new(NullHandler)
+}
+
+/// Role `def_a`: Two deferred notifies in `init` (the second performs the first); reports ordering.
+fn def_a() -> Boxed {
+    Channel::new(1).deferred_notify().unwrap();
+    Channel::new(2).deferred_notify().unwrap(); // performs the first deferral now
+    if wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1) {
+        println!("def_a: def_b was notified before init returned");
+    }
+    word(FIRST, 1).store(1, Ordering::Release);
+    Box::new(NullHandler)
+}
+
+/// Role `faulty`: Reads its read-only region, then writes it: SIGSEGV.
+fn faulty() -> ! {
+    let v = word(SECOND, 0).load(Ordering::Relaxed); // reading a read-only map is fine
+    println!("faulty: read {v}, now writing to a read-only region");
+    word(FIRST, 0).store(1, Ordering::Release);
+    word(SECOND, 0).store(1, Ordering::Relaxed); // SIGSEGV
+    unreachable!("the write to a read-only map did not fault");
+}
+
+/// Role `survivor`: Once `faulty` is about to die: a PPC into it and a notify to it, still alive.
+fn survivor() -> Boxed {
+    assert!(wait_until(|| word(FIRST, 0).load(Ordering::Acquire) == 1));
+    std::thread::sleep(Duration::from_millis(50));
+    match Channel::new(1).pp_call(MessageInfo::new(1, 0)) {
+        Ok(_) => println!("survivor: PPC into faulty was answered?!"),
+        Err(e) => println!("survivor: {e}"),
+    }
+    Channel::new(2).notify().unwrap();
+    println!("survivor: notify to the dead PD ok; alive");
+    Box::new(NullHandler)
+}
+
+/// Role `crashy`: Panics on its first two starts, then runs (its region counts the starts).
+fn crashy() -> Boxed {
+    let n = word(FIRST, 0).fetch_add(1, Ordering::AcqRel) + 1;
+    if n <= 2 {
+        panic!("crash number {n}");
+    }
+    println!("crashy: up after {} restarts", n - 1);
+    Box::new(NullHandler)
+}
+
+/// Role `raw_term`: Makes the launching terminal raw, as a host serial driver does, and never undoes it.
+fn raw_term() -> Boxed {
+    // What a host serial driver does to the launching terminal; never undone here.
+    // SAFETY: termios calls on fd 0 with a live, initialised struct.
+    let ok = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(0, &mut t) == 0 && {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(0, libc::TCSANOW, &t) == 0
+        }
+    };
+    println!("raw_term: terminal raw: {ok}");
+    Box::new(NullHandler)
+}
+
+/// Role `swappable`: Prints its incarnation, its image and how many starts came before.
+fn swappable() -> Boxed {
+    let n = word(FIRST, 0).fetch_add(1, Ordering::AcqRel);
+    let exe = std::env::current_exe().unwrap_or_default();
+    println!(
+        "swappable: incarnation {} image {} starts before {n}",
+        lions_os::incarnation(),
+        exe.file_name().unwrap_or_default().to_string_lossy()
+    );
+    Box::new(NullHandler)
+}
+
+/// Role `victim`: Prints its pid and counts what it is delivered (the malicious PD's target).
+fn victim() -> Boxed {
+    println!("victim: ready pid {}", std::process::id());
+    Box::new(Victim { deliveries: 0 })
 }
 
 /// Try every way to write a region this PD maps read-only (at `SECOND`, named `ro`): through
