@@ -761,16 +761,28 @@ fn pids_named(names: &[&str]) -> Vec<(String, i32)> {
     out
 }
 
-#[allow(clippy::too_many_lines)]
-fn attack() {
-    let mut tried = 0u32;
-    let mut landed: Vec<String> = Vec::new();
-    let mut check = |what: String, refused: bool| {
-        tried += 1;
+/// What the malicious PD tried and which attempts landed.
+#[derive(Default)]
+struct Tally {
+    tried: u32,
+    landed: Vec<String>,
+}
+
+impl Tally {
+    /// One attempt at `what`; it landed unless `refused`.
+    fn check(&mut self, what: String, refused: bool) {
+        self.tried += 1;
         if !refused {
-            landed.push(what);
+            self.landed.push(what);
         }
-    };
+    }
+}
+
+/// The malicious PD: every forgery of notifications, calls, replies and the board table it can
+/// think of, through its own descriptors and mappings and into the other processes; it prints
+/// each that landed and the totals.
+fn attack() {
+    let mut t = Tally::default();
     let fds = own_fds();
     println!(
         "mal: my descriptors: {}",
@@ -787,19 +799,41 @@ fn attack() {
             || l.contains("lions-host-board")
             || l.starts_with("pipe:")
             || l.contains("[eventpoll]");
-        check(format!("holds descriptor {n} = {l}"), mine);
+        t.check(format!("holds descriptor {n} = {l}"), mine);
     }
     // Two wake-up pipe ends per channel (the inbound read end, the outbound write end).
     let pipes = fds.iter().filter(|(_, l)| l.starts_with("pipe:")).count();
-    check(format!("holds {pipes} pipe ends, not 6"), pipes == 6);
-    // Every shared mapping I can make writable, filled with every pattern a forgery could use:
-    // all bits (every channel bit, every call state), PENDING, a waiting call, a reply.
-    let patterns: [u64; 5] = [!0, 1, (5 << 2) | 1, (5 << 2) | 2, 0x5555_5555_5555_5555];
-    // Try to make a peer's wake-up write block (a full counter or pipe, a blocking descriptor):
-    // fill everything I can write, then clear O_NONBLOCK on every descriptor I hold. The victim
-    // notifies me on channel 1 after every notification from honest, so a blocked write would
-    // stop it serving honest's calls.
-    for (n, _) in &fds {
+    t.check(format!("holds {pipes} pipe ends, not 6"), pipes == 6);
+    jam_wake_ups(&fds);
+    let maps = memfd_maps();
+    println!(
+        "mal: my shared mappings: {}",
+        maps.iter()
+            .map(|m| format!("{}{}", m.3, if m.2 { "(rw)" } else { "(r)" }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for round in 0..100 {
+        forge_round(&mut t, &fds, &maps, round);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    attack_processes(&mut t);
+    for l in &t.landed {
+        println!("mal: LANDED: {l}");
+    }
+    println!(
+        "mal: {} forgeries tried, {} landed",
+        t.tried,
+        t.landed.len()
+    );
+}
+
+/// Try to make a peer's wake-up write block (a full counter or pipe, a blocking descriptor):
+/// fill everything I can write, then clear O_NONBLOCK on every descriptor I hold. The victim
+/// notifies me on channel 1 after every notification from honest, so a blocked write would
+/// stop it serving honest's calls.
+fn jam_wake_ups(fds: &[(i32, String)]) {
+    for (n, _) in fds {
         let full = u64::MAX - 1;
         // SAFETY: writes 8 bytes from a live local.
         unsafe { libc::write(*n, (&raw const full).cast(), 8) };
@@ -813,122 +847,129 @@ fn attack() {
         // SAFETY: plain fcntl with integer arguments.
         unsafe { libc::fcntl(*n, libc::F_SETFL, 0) };
     }
-    let maps = memfd_maps();
-    println!(
-        "mal: my shared mappings: {}",
-        maps.iter()
-            .map(|m| format!("{}{}", m.3, if m.2 { "(rw)" } else { "(r)" }))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    for round in 0..100 {
-        // The mappings the runtime made: writable ones get the patterns, read-only ones are made
-        // writable if they can be.
-        for &(start, end, writable, ref name) in &maps {
-            let board = name.contains("lions-host-board");
-            if writable {
-                check(format!("writable mapping of {name}"), !board);
-                for a in (start..end).step_by(8) {
-                    // SAFETY: inside a shared mapping of this process (from /proc/self/maps).
-                    unsafe { &*(a as *const AtomicU64) }
-                        .store(patterns[round % patterns.len()], Ordering::SeqCst);
-                }
-            } else {
-                // SAFETY: changes the protection of a shared mapping only this test writes.
-                let r = unsafe {
-                    libc::mprotect(
-                        start as *mut libc::c_void,
-                        end - start,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                    )
-                };
-                check(format!("mprotect of the mapping of {name}"), r != 0);
+}
+
+/// What every shared mapping I can make writable is filled with, each pattern a forgery could
+/// use: all bits (every channel bit, every call state), PENDING, a waiting call, a reply.
+const PATTERNS: [u64; 5] = [!0, 1, (5 << 2) | 1, (5 << 2) | 2, 0x5555_5555_5555_5555];
+
+/// One round of forgeries with `PATTERNS[round]` through my mappings and my descriptors.
+fn forge_round(
+    t: &mut Tally,
+    fds: &[(i32, String)],
+    maps: &[(usize, usize, bool, String)],
+    round: usize,
+) {
+    let pattern = PATTERNS[round % PATTERNS.len()];
+    for &(start, end, writable, ref name) in maps {
+        let board = name.contains("lions-host-board");
+        if writable {
+            t.check(format!("writable mapping of {name}"), !board);
+            for a in (start..end).step_by(8) {
+                // SAFETY: inside a shared mapping of this process (from /proc/self/maps).
+                unsafe { &*(a as *const AtomicU64) }.store(pattern, Ordering::SeqCst);
             }
-        }
-        for (n, l) in &fds {
-            if !l.starts_with("/memfd:") {
-                if l.starts_with("pipe:") {
-                    continue; // Filled above; now blocking, a write would hang this PD itself.
-                }
-                // Signal through it (a wake-up pipe's write end; anything else refuses).
-                // SAFETY: writes 8 bytes from a live local.
-                unsafe { libc::write(*n, (&raw const round).cast(), 8) };
-                continue;
-            }
-            let board = l.contains("lions-host-board");
-            // SAFETY: fstat into a live local.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: as above.
-            unsafe { libc::fstat(*n, &raw mut st) };
-            let len = usize::try_from(st.st_size).unwrap_or(0).max(8);
-            // SAFETY: a fresh mapping chosen by the kernel; only this function touches it.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
+        } else {
+            // SAFETY: changes the protection of a shared mapping only this test writes.
+            let r = unsafe {
+                libc::mprotect(
+                    start as *mut libc::c_void,
+                    end - start,
                     libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    *n,
-                    0,
                 )
             };
-            if p == libc::MAP_FAILED {
-                check(format!("writable map of {l}"), board);
-            } else {
-                check(format!("writable map of {l}"), !board);
-                let words = p.cast::<AtomicU64>();
-                for i in 0..len / 8 {
-                    // SAFETY: within the mapping just made.
-                    unsafe { &*words.add(i) }
-                        .store(patterns[round % patterns.len()], Ordering::SeqCst);
-                }
-                // SAFETY: unmaps exactly the mapping above.
-                unsafe { libc::munmap(p, len) };
-            }
-            if board {
-                // A read-only map made writable, a write through the descriptor, and a write
-                // through the descriptor re-opened read-write.
-                // SAFETY: a fresh read-only mapping chosen by the kernel.
-                let p = unsafe {
-                    libc::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        libc::PROT_READ,
-                        libc::MAP_SHARED,
-                        *n,
-                        0,
-                    )
-                };
-                if p != libc::MAP_FAILED {
-                    // SAFETY: changes the protection of the mapping just made only.
-                    let r = unsafe { libc::mprotect(p, len, libc::PROT_READ | libc::PROT_WRITE) };
-                    check("mprotect of the board table".into(), r != 0);
-                    // SAFETY: unmaps exactly the mapping above.
-                    unsafe { libc::munmap(p, len) };
-                }
-                let gone = [2u8; 4];
-                // SAFETY: writes 4 bytes from a live local at offset 64 (PD 0's state).
-                let r = unsafe { libc::pwrite(*n, gone.as_ptr().cast(), 4, 64) };
-                check("pwrite to the board table".into(), r < 0);
-                let re = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(format!("/proc/self/fd/{n}"));
-                if let Ok(f) = re {
-                    use std::os::unix::fs::FileExt as _;
-                    check(
-                        "write to the board table re-opened".into(),
-                        f.write_at(&gone, 64).is_err(),
-                    );
-                }
-            }
+            t.check(format!("mprotect of the mapping of {name}"), r != 0);
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
+    for (n, l) in fds {
+        if !l.starts_with("/memfd:") {
+            if l.starts_with("pipe:") {
+                continue; // Filled above; now blocking, a write would hang this PD itself.
+            }
+            // Signal through it (a wake-up pipe's write end; anything else refuses).
+            // SAFETY: writes 8 bytes from a live local.
+            unsafe { libc::write(*n, (&raw const round).cast(), 8) };
+            continue;
+        }
+        let board = l.contains("lions-host-board");
+        // SAFETY: fstat into a live local.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::fstat(*n, &raw mut st) };
+        let len = usize::try_from(st.st_size).unwrap_or(0).max(8);
+        // SAFETY: a fresh mapping chosen by the kernel; only this function touches it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                *n,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            t.check(format!("writable map of {l}"), board);
+        } else {
+            t.check(format!("writable map of {l}"), !board);
+            let words = p.cast::<AtomicU64>();
+            for i in 0..len / 8 {
+                // SAFETY: within the mapping just made.
+                unsafe { &*words.add(i) }.store(pattern, Ordering::SeqCst);
+            }
+            // SAFETY: unmaps exactly the mapping above.
+            unsafe { libc::munmap(p, len) };
+        }
+        if board {
+            board_table_writes(t, *n, len);
+        }
+    }
+}
+
+/// A read-only map of the board table made writable, a write through its descriptor `n`, and
+/// a write through the descriptor re-opened read-write.
+fn board_table_writes(t: &mut Tally, n: i32, len: usize) {
+    // SAFETY: a fresh read-only mapping chosen by the kernel.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            n,
+            0,
+        )
+    };
+    if p != libc::MAP_FAILED {
+        // SAFETY: changes the protection of the mapping just made only.
+        let r = unsafe { libc::mprotect(p, len, libc::PROT_READ | libc::PROT_WRITE) };
+        t.check("mprotect of the board table".into(), r != 0);
+        // SAFETY: unmaps exactly the mapping above.
+        unsafe { libc::munmap(p, len) };
+    }
+    let gone = [2u8; 4];
+    // SAFETY: writes 4 bytes from a live local at offset 64 (PD 0's state).
+    let r = unsafe { libc::pwrite(n, gone.as_ptr().cast(), 4, 64) };
+    t.check("pwrite to the board table".into(), r < 0);
+    let re = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{n}"));
+    if let Ok(f) = re {
+        use std::os::unix::fs::FileExt as _;
+        t.check(
+            "write to the board table re-opened".into(),
+            f.write_at(&gone, 64).is_err(),
+        );
+    }
+}
+
+/// The other PDs' and the launcher's memory and descriptors.
+fn attack_processes(t: &mut Tally) {
     // The other PDs' and the launcher's memory and descriptors.
     let mut targets = pids_named(&["victim", "honest"]);
     // SAFETY: getppid cannot fail.
     targets.push(("launcher".into(), unsafe { libc::getppid() }));
-    check(
+    t.check(
         format!("found the other PDs: {targets:?}"),
         targets.len() == 3,
     );
@@ -938,7 +979,7 @@ fn attack() {
                 .read(true)
                 .write(mode)
                 .open(format!("/proc/{pid}/mem"));
-            check(format!("open /proc/{pid}/mem of {who}"), r.is_err());
+            t.check(format!("open /proc/{pid}/mem of {who}"), r.is_err());
         }
         // Root may list the numbers (the directory is root's once the PD is non-dumpable), but
         // neither read where an entry leads nor open it.
@@ -948,17 +989,17 @@ fn attack() {
                 .unwrap_or_default();
             for e in entries {
                 let link = std::fs::read_link(&e);
-                check(
+                t.check(
                     format!("read link {} of {who}: {link:?}", e.display()),
                     link.is_err(),
                 );
                 let f = std::fs::File::open(&e);
-                check(format!("open {} of {who}", e.display()), f.is_err());
+                t.check(format!("open {} of {who}", e.display()), f.is_err());
             }
         }
         for fd in 0..64 {
             let r = std::fs::File::open(format!("/proc/{pid}/fd/{fd}"));
-            check(format!("open /proc/{pid}/fd/{fd} of {who}"), r.is_err());
+            t.check(format!("open /proc/{pid}/fd/{fd} of {who}"), r.is_err());
         }
         // SAFETY: plain system calls with integer arguments.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, *pid, 0) };
@@ -970,7 +1011,7 @@ fn attack() {
                     // SAFETY: closes the descriptor just obtained.
                     unsafe { libc::close(i32::try_from(r).unwrap_or(-1)) };
                 }
-                check(format!("pidfd_getfd {fd} of {who}"), r < 0);
+                t.check(format!("pidfd_getfd {fd} of {who}"), r < 0);
             }
             // SAFETY: closes the pidfd opened above.
             unsafe { libc::close(i32::try_from(pidfd).unwrap_or(-1)) };
@@ -981,10 +1022,6 @@ fn attack() {
             // SAFETY: as above.
             unsafe { libc::ptrace(libc::PTRACE_DETACH, *pid, 0, 0) };
         }
-        check(format!("ptrace {who}"), r != 0);
+        t.check(format!("ptrace {who}"), r != 0);
     }
-    for l in &landed {
-        println!("mal: LANDED: {l}");
-    }
-    println!("mal: {tried} forgeries tried, {} landed", landed.len());
 }
