@@ -33,4 +33,6 @@ fn init() -> BlkVirt<'static> {
     virt
 }
 
-lions_os::protection_domain!(init, stack_size = 256 * 1024);
+// 512 KiB: a debug build moves the 33 KB `BlkVirt` (its 1024 driver-id slots, 64 client entries)
+// by value several times on the way out of `new` (256 KiB overflowed on seL4).
+lions_os::protection_domain!(init, stack_size = 512 * 1024);
