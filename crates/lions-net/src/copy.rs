@@ -100,19 +100,10 @@ impl<'a> Copier<'a> {
         let n = u64::from(config.client.num_buffers);
         // SAFETY: forwarded from the caller (here and below).
         let mut rx = unsafe { NetSink::from_connection(&config.rx) }?;
-        // SAFETY: as above.
-        let active = unsafe { RawQueue::new(&config.rx.active_queue, config.rx.num_buffers) }?;
-        // SAFETY: as above.
-        let free = unsafe { RawQueue::new(&config.rx.free_queue, config.rx.num_buffers) }?;
-        let held = active.head().wrapping_sub(free.tail());
         let mut stats = CopyStats::default();
-        if held <= config.rx.num_buffers {
-            for k in 0..held {
-                let buf = active.entry(active.head().wrapping_sub(held).wrapping_add(k));
-                if rx.free.push(buf).is_ok() {
-                    stats.dropped += 1;
-                }
-            }
+        // SAFETY: as above.
+        for buf in unsafe { RawQueue::taken(&config.rx) }? {
+            stats.dropped += u64::from(rx.free.push(buf).is_ok());
         }
         Ok(Self {
             rx,
