@@ -77,6 +77,13 @@ fn slot(b: u32) -> (usize, u64) {
     ((b >> 6) as usize & (WORDS - 1), 1 << (b & 63))
 }
 
+/// Whether in-flight bit `b` is set in `bits`.
+#[inline(always)]
+fn at(bits: &[u64; WORDS], b: u32) -> bool {
+    let (w, m) = slot(b);
+    bits[w] & m != 0
+}
+
 /// A checked frame: its device address, in-flight bit, and the span to clean.
 type Head<'a> = (u64, u32, Span<'a>);
 
@@ -98,19 +105,6 @@ fn buffer_of<'a>(k: &'a NetVirtTxClient, first: u32, buf: &NetBuffDesc) -> Optio
     #[allow(clippy::cast_possible_truncation)]
     let bit = first + below + i as u32;
     Some((r.data.io_addr.wrapping_add(buf.io_or_offset), bit, span))
-}
-
-/// [`buffer_of`] for a frame to send: refused when its buffer is already at the driver.
-#[inline(always)]
-fn check<'a>(
-    k: &'a NetVirtTxClient,
-    first: u32,
-    sent: &[u64],
-    buf: &NetBuffDesc,
-) -> Option<Head<'a>> {
-    let head = buffer_of(k, first, buf)?;
-    let (w, m) = slot(head.1);
-    (sent[w] & m == 0).then_some(head)
 }
 
 /// Where a buffer's in-flight bit is: client, `oid` and the region's first bit.
@@ -289,14 +283,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             else {
                 continue;
             };
-            while let Ok(Some(buf)) = q.peek_active() {
-                let Some((_, bit, _)) = buffer_of(k, self.first[c], &buf) else {
-                    break;
-                };
-                let (w, m) = slot(bit);
-                if self.at_driver[w] & m == 0 {
-                    break;
-                }
+            while let Ok(Some(buf)) = q.peek_active()
+                && buffer_of(k, self.first[c], &buf).is_some_and(|h| at(&self.at_driver, h.1))
+            {
                 let _ = q.take_active();
                 resent += 1;
             }
@@ -334,8 +323,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 Ok(None) => return,
                 _ => break,
             };
-            let (k, first) = (&self.config.clients[c], self.first[c]);
-            if let Some((io, bit, span)) = check(k, first, &self.at_driver, &buf) {
+            let head = buffer_of(&self.config.clients[c], self.first[c], &buf);
+            // Refused when its buffer is already at the driver.
+            if let Some((io, bit, span)) = head.filter(|h| !at(&self.at_driver, h.1)) {
                 self.cache.clean(span);
                 (self.heads[c], self.lens[c]) = ((io, bit), buf.len);
                 return self.ready |= 1 << c;
@@ -390,10 +380,10 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         let Some((c, oid, off, bit)) = self.lookup.find(self.config, buf.io_or_offset) else {
             return false;
         };
-        let (w, m) = slot(bit);
-        if self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
+        if !at(&self.at_driver, bit) || !off.is_multiple_of(NET_BUFFER_SIZE) {
             return false;
         }
+        let (w, m) = slot(bit);
         self.at_driver[w] &= !m;
         let back = NetBuffDesc::with_oid(off, buf.len, oid);
         let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
