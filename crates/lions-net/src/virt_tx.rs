@@ -271,11 +271,10 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     pub unsafe fn resume(&mut self) -> Result<u32, Error> {
         self.at_driver = [0; WORDS];
         // SAFETY: forwarded from the caller: the driver's queues are mapped here.
-        for buf in unsafe { RawQueue::sent(&self.config.driver) }? {
-            if let Some((.., bit)) = at_address(self.config, buf.io_or_offset) {
-                let (w, m) = slot(bit);
-                self.at_driver[w] |= m;
-            }
+        let sent = unsafe { RawQueue::sent(&self.config.driver) }?;
+        for (.., bit) in sent.filter_map(|buf| at_address(self.config, buf.io_or_offset)) {
+            let (w, m) = slot(bit);
+            self.at_driver[w] |= m;
         }
         let mut resent = 0;
         for c in bits(self.clients.live()) {
