@@ -337,14 +337,6 @@ impl<'a> RawQueue<'a> {
         unsafe { self.entries.add(slot).read_volatile() }
     }
 
-    /// The last `n` entries published (`tail - n .. tail`), oldest first; `n` is clamped to the
-    /// capacity.
-    pub fn last(&self, n: u16) -> impl Iterator<Item = NetBuffDesc> + '_ {
-        let tail = self.tail();
-        let n = n.min(self.slots);
-        (0..n).map(move |k| self.entry(tail.wrapping_sub(n).wrapping_add(k)))
-    }
-
     /// The active and free queue of connection `conn`.
     ///
     /// # Safety
