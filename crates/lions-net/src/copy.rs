@@ -72,21 +72,10 @@ impl<'a> Copier<'a> {
     /// read-write, `rx_data` at least readable; each queue is shared only with its peer, no other
     /// handle of the same roles exists, and the client pushes nothing before it received a frame.
     pub unsafe fn new(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
-        // SAFETY: forwarded from the caller (here and below).
-        let mut client = unsafe { NetSource::from_connection(&config.client) }?;
-        let n = client.prime_free(0)?;
-        Ok(Self {
-            // SAFETY: as above.
-            rx: unsafe { NetSink::from_connection(&config.rx) }?,
-            rx_ch: config.rx.channel()?,
-            // SAFETY: as above.
-            sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
-            client,
-            client_ch: config.client.channel()?,
-            // SAFETY: as above.
-            client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
-            stats: CopyStats::default(),
-        })
+        // SAFETY: forwarded from the caller.
+        let mut copier = unsafe { Self::open(config) }?;
+        copier.client.prime_free(0)?;
+        Ok(copier)
     }
 
     /// The copier of a previous incarnation taken over (see the module docs): no priming; the DMA
@@ -97,25 +86,25 @@ impl<'a> Copier<'a> {
     /// # Safety
     /// As for [`new`](Self::new), except that the client may have started already.
     pub unsafe fn resume(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
-        let n = u64::from(config.client.num_buffers);
         // SAFETY: forwarded from the caller (here and below).
-        let mut rx = unsafe { NetSink::from_connection(&config.rx) }?;
+        let mut copier = unsafe { Self::open(config) }?;
         // SAFETY: as above.
-        let active = unsafe { RawQueue::new(&config.rx.active_queue, config.rx.num_buffers) }?;
-        // SAFETY: as above.
-        let free = unsafe { RawQueue::new(&config.rx.free_queue, config.rx.num_buffers) }?;
-        let held = active.head().wrapping_sub(free.tail());
-        let mut stats = CopyStats::default();
-        if held <= config.rx.num_buffers {
-            for k in 0..held {
-                let buf = active.entry(active.head().wrapping_sub(held).wrapping_add(k));
-                if rx.free.push(buf).is_ok() {
-                    stats.dropped += 1;
-                }
-            }
+        for buf in unsafe { RawQueue::taken(&config.rx) }? {
+            copier.stats.dropped += u64::from(copier.rx.free.push(buf).is_ok());
         }
+        Ok(copier)
+    }
+
+    /// The handles over `config`'s queues and regions, as [`new`](Self::new) and
+    /// [`resume`](Self::resume) share them.
+    ///
+    /// # Safety
+    /// As for [`resume`](Self::resume).
+    unsafe fn open(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
+        let n = u64::from(config.client.num_buffers);
         Ok(Self {
-            rx,
+            // SAFETY: forwarded from the caller (here and below).
+            rx: unsafe { NetSink::from_connection(&config.rx) }?,
             rx_ch: config.rx.channel()?,
             // SAFETY: as above.
             sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
@@ -124,7 +113,7 @@ impl<'a> Copier<'a> {
             client_ch: config.client.channel()?,
             // SAFETY: as above.
             client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
-            stats,
+            stats: CopyStats::default(),
         })
     }
 

@@ -345,6 +345,22 @@ impl NetTxPolicyConfig {
         let p = RateLimit::new(self.chosen_order(), clock);
         Chosen::Limited(limited.fold(p, |p, c| p.limit(c, self.limits[c])))
     }
+
+    /// The policy of the blob `found` in the PD's image (its `config!` static's `get()`), or
+    /// round-robin when the image holds none (not this config's magic): a system that writes no
+    /// policy gets sDDF's order. Any other error is the blob's.
+    pub fn policy_or_default<F: FnMut() -> u64>(
+        found: Result<&Self, ConfigError>,
+        clock: F,
+    ) -> Result<Chosen<F>, ConfigError> {
+        match found {
+            Ok(p) => Ok(p.policy(clock)),
+            Err(ConfigError::BadMagic { .. }) => {
+                Ok(Chosen::Plain(Order::RoundRobin(RoundRobin::default())))
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Config for NetTxPolicyConfig {
@@ -616,5 +632,16 @@ mod tests {
         assert!(parse(&bad).is_ok());
         bad[0] = b'L';
         assert!(matches!(parse(&bad), Err(ConfigError::BadMagic { .. })));
+        // No blob (a wrong magic) is round-robin; a refused one stays refused; a good one is its.
+        let or_default = |b: &[u8]| {
+            let found = parse(b);
+            NetTxPolicyConfig::policy_or_default(found.as_ref().map_err(Clone::clone), || 0)
+        };
+        let dflt = or_default(&bad);
+        assert!(matches!(dflt, Ok(Chosen::Plain(Order::RoundRobin(_)))));
+        let refused = or_default(&blob(3, 0, &[], &[]));
+        assert!(matches!(refused, Err(ConfigError::Invalid { .. })));
+        let found = or_default(&blob(ORDER_IN_ORDER, 0, &[], &[]));
+        assert!(matches!(found, Ok(Chosen::Plain(Order::InOrder(_)))));
     }
 }

@@ -337,12 +337,51 @@ impl<'a> RawQueue<'a> {
         unsafe { self.entries.add(slot).read_volatile() }
     }
 
-    /// The last `n` entries published (`tail - n .. tail`), oldest first; `n` is clamped to the
-    /// capacity.
-    pub fn last(&self, n: u16) -> impl Iterator<Item = NetBuffDesc> + '_ {
-        let tail = self.tail();
-        let n = n.min(self.slots);
-        (0..n).map(move |k| self.entry(tail.wrapping_sub(n).wrapping_add(k)))
+    /// The active and free queue of connection `conn`.
+    ///
+    /// # Safety
+    /// `conn`'s queue regions are mapped readable in this component for `'a`.
+    pub unsafe fn of(conn: &NetConnectionResource) -> Result<(Self, Self), QueueError> {
+        // SAFETY: forwarded from the caller.
+        let active = unsafe { Self::new(&conn.active_queue, conn.num_buffers) }?;
+        // SAFETY: as above.
+        Ok((active, unsafe {
+            Self::new(&conn.free_queue, conn.num_buffers)
+        }?))
+    }
+
+    /// What `conn`'s producer sent and has not had back: the last `active.tail - free.head`
+    /// descriptors published on its active queue, oldest first (clamped to the capacity; exact
+    /// while the consumer returns buffers in the order it got them).
+    ///
+    /// # Safety
+    /// As for [`of`](Self::of).
+    pub unsafe fn sent(
+        conn: &NetConnectionResource,
+    ) -> Result<impl Iterator<Item = NetBuffDesc> + Clone + 'a, QueueError> {
+        // SAFETY: forwarded from the caller.
+        let (active, free) = unsafe { Self::of(conn) }?;
+        let tail = active.tail();
+        let n = tail.wrapping_sub(free.head()).min(active.slots);
+        Ok((0..n).map(move |k| active.entry(tail.wrapping_sub(n).wrapping_add(k))))
+    }
+
+    /// What `conn`'s consumer took off its active queue and has not given back: the
+    /// `active.head - free.tail` descriptors before the active queue's head, oldest first (none
+    /// if that is more than the capacity, impossible indices; exact while the consumer returns
+    /// buffers in the order it takes them).
+    ///
+    /// # Safety
+    /// As for [`of`](Self::of).
+    pub unsafe fn taken(
+        conn: &NetConnectionResource,
+    ) -> Result<impl Iterator<Item = NetBuffDesc> + 'a, QueueError> {
+        // SAFETY: forwarded from the caller.
+        let (active, free) = unsafe { Self::of(conn) }?;
+        let head = active.head();
+        let n = head.wrapping_sub(free.tail());
+        let n = if n <= active.slots { n } else { 0 };
+        Ok((0..n).map(move |k| active.entry(head.wrapping_sub(n).wrapping_add(k))))
     }
 }
 

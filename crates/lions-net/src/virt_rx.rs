@@ -159,16 +159,12 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         let mut freed = 0;
         let buffers = usize::try_from(self.data.buffers()).unwrap_or(usize::MAX);
         for (c, client) in self.macs.iter().enumerate() {
-            let conn = &client.conn;
             // SAFETY: forwarded from the caller: the clients' queues are mapped here.
-            let active = unsafe { RawQueue::new(&conn.active_queue, conn.num_buffers) }?;
-            // SAFETY: as above.
-            let free = unsafe { RawQueue::new(&conn.free_queue, conn.num_buffers) }?;
-            let out = active.tail().wrapping_sub(free.head());
+            let sent = unsafe { RawQueue::sent(&client.conn) }?;
             let me = 1u64 << c;
             for (i, offset) in (0..buffers).zip((0u64..).step_by(2048)) {
                 let held = self.holders.get(i);
-                if held & me == 0 || active.last(out).any(|b| b.io_or_offset == offset) {
+                if held & me == 0 || sent.clone().any(|b| b.io_or_offset == offset) {
                     continue;
                 }
                 self.holders.set(i, held & !me);

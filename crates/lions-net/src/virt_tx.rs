@@ -77,6 +77,13 @@ fn slot(b: u32) -> (usize, u64) {
     ((b >> 6) as usize & (WORDS - 1), 1 << (b & 63))
 }
 
+/// Whether in-flight bit `b` is set in `bits`.
+#[inline(always)]
+fn at(bits: &[u64; WORDS], b: u32) -> bool {
+    let (w, m) = slot(b);
+    bits[w] & m != 0
+}
+
 /// A checked frame: its device address, in-flight bit, and the span to clean.
 type Head<'a> = (u64, u32, Span<'a>);
 
@@ -100,53 +107,56 @@ fn buffer_of<'a>(k: &'a NetVirtTxClient, first: u32, buf: &NetBuffDesc) -> Optio
     Some((r.data.io_addr.wrapping_add(buf.io_or_offset), bit, span))
 }
 
-/// [`buffer_of`] for a frame to send: refused when its buffer is already at the driver.
-#[inline(always)]
-fn check<'a>(
-    k: &'a NetVirtTxClient,
-    first: u32,
-    sent: &[u64],
-    buf: &NetBuffDesc,
-) -> Option<Head<'a>> {
-    let head = buffer_of(k, first, buf)?;
-    let (w, m) = slot(head.1);
-    (sent[w] & m == 0).then_some(head)
+/// Where a buffer's in-flight bit is: client, `oid` and the region's first bit.
+type Place = (usize, u8, u32);
+
+/// Every client's regions in order (client, then `oid`): device address and length in bytes,
+/// and [`Place`].
+fn regions(cfg: &NetVirtTxConfig) -> impl Iterator<Item = ((u64, u64), Place)> + '_ {
+    let all = cfg.clients().iter().enumerate();
+    let all = all.flat_map(|(c, k)| (0u8..).zip(k.regions()).map(move |(oid, r)| (c, oid, r)));
+    all.scan(0u32, |first, (c, oid, r)| {
+        let place = (c, oid, *first);
+        *first = first.saturating_add(r.num_buffers);
+        let bytes = u64::from(r.num_buffers) * NET_BUFFER_SIZE;
+        Some(((r.data.io_addr, bytes), place))
+    })
 }
 
-/// The client, region index, offset in the region and in-flight bit of device address `io`
-/// (`None`: in no client's region). The reference scan over the config, for configs with more
-/// regions than [`Lookup`] holds.
+/// The client, region index, offset in the region and in-flight bit of device address `io` if
+/// it is in the region at `base` of `bytes`, placed at `place`.
+#[inline(always)]
+fn hit(
+    io: u64,
+    (base, bytes): (u64, u64),
+    (c, oid, first): Place,
+) -> Option<(usize, u8, u64, u32)> {
+    let off = io.wrapping_sub(base);
+    // `off / 2048 < num_buffers`, a u32.
+    #[allow(clippy::cast_possible_truncation)]
+    (off < bytes).then(|| (c, oid, off, first + (off / NET_BUFFER_SIZE) as u32))
+}
+
+/// [`hit`] of device address `io` in the first of `cfg`'s regions holding it (`None`: in no
+/// client's region). The reference scan over the config, for configs with more regions than
+/// [`Lookup`] holds.
 fn at_address(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
-    let mut first = 0u32;
-    for (c, client) in cfg.clients().iter().enumerate() {
-        for (oid, r) in (0u8..).zip(client.regions()) {
-            let off = io.wrapping_sub(r.data.io_addr);
-            if off < u64::from(r.num_buffers) * NET_BUFFER_SIZE {
-                // `off / 2048 < num_buffers`, a u32.
-                #[allow(clippy::cast_possible_truncation)]
-                return Some((c, oid, off, first + (off / NET_BUFFER_SIZE) as u32));
-            }
-            first += r.num_buffers;
-        }
-    }
-    None
+    regions(cfg).find_map(|(span, place)| hit(io, span, place))
 }
 
 /// Regions [`Lookup`] holds inline; a config with more non-empty regions uses [`at_address`].
 const LOOKUP_REGIONS: usize = 16;
 
-/// The non-empty regions of every client in [`at_address`]'s order (client, then `oid`), flat:
-/// device address, length in bytes, and client, `oid` and first in-flight bit. A returned
-/// buffer's address is found by one compare per region instead of a walk over the config's
-/// per-client region arrays; the first match is the same one, so the result is
-/// [`at_address`]'s exactly.
+/// The non-empty regions of every client in [`at_address`]'s order, flat. A returned buffer's
+/// address is found by one compare per region instead of a walk over the config's per-client
+/// region arrays; the first match is the same one, so the result is [`at_address`]'s exactly.
 struct Lookup {
     /// Entries in use, or `None` when the config has more than [`LOOKUP_REGIONS`].
     len: Option<usize>,
     /// Device address and length in bytes of each region.
     span: [(u64, u64); LOOKUP_REGIONS],
-    /// Client, `oid` and first in-flight bit of each region.
-    meta: [(usize, u8, u32); LOOKUP_REGIONS],
+    /// Where each region's bits are.
+    place: [Place; LOOKUP_REGIONS],
 }
 
 impl Lookup {
@@ -155,20 +165,13 @@ impl Lookup {
         let mut t = Self {
             len: Some(0),
             span: [(0, 0); LOOKUP_REGIONS],
-            meta: [(0, 0, 0); LOOKUP_REGIONS],
+            place: [(0, 0, 0); LOOKUP_REGIONS],
         };
-        let mut first = 0u32;
-        for (c, client) in cfg.clients().iter().enumerate() {
-            for (oid, r) in (0u8..).zip(client.regions()) {
-                let bytes = u64::from(r.num_buffers) * NET_BUFFER_SIZE;
-                if bytes != 0 {
-                    t.len = t.len.filter(|&n| n < LOOKUP_REGIONS).map(|n| {
-                        (t.span[n], t.meta[n]) = ((r.data.io_addr, bytes), (c, oid, first));
-                        n + 1
-                    });
-                }
-                first = first.saturating_add(r.num_buffers);
-            }
+        for (span, place) in regions(cfg).filter(|&((_, bytes), _)| bytes != 0) {
+            t.len = t.len.filter(|&n| n < LOOKUP_REGIONS).map(|n| {
+                (t.span[n], t.place[n]) = (span, place);
+                n + 1
+            });
         }
         t
     }
@@ -179,15 +182,8 @@ impl Lookup {
         let Some(n) = self.len else {
             return at_address(cfg, io);
         };
-        for (&(base, bytes), &(c, oid, first)) in self.span[..n].iter().zip(&self.meta[..n]) {
-            let off = io.wrapping_sub(base);
-            if off < bytes {
-                // `off / 2048 < num_buffers`, a u32.
-                #[allow(clippy::cast_possible_truncation)]
-                return Some((c, oid, off, first + (off / NET_BUFFER_SIZE) as u32));
-            }
-        }
-        None
+        let mut all = self.span[..n].iter().zip(&self.place[..n]);
+        all.find_map(|(&span, &place)| hit(io, span, place))
     }
 }
 
@@ -273,18 +269,12 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// # Safety
     /// As for [`new`](Self::new) (the same config; this reads the driver's queue regions).
     pub unsafe fn resume(&mut self) -> Result<u32, Error> {
-        let d = &self.config.driver;
-        // SAFETY: forwarded from the caller: the driver's queues are mapped here.
-        let active = unsafe { RawQueue::new(&d.active_queue, d.num_buffers) }?;
-        // SAFETY: as above.
-        let free = unsafe { RawQueue::new(&d.free_queue, d.num_buffers) }?;
-        let out = active.tail().wrapping_sub(free.head());
         self.at_driver = [0; WORDS];
-        for buf in active.last(out) {
-            if let Some((.., bit)) = at_address(self.config, buf.io_or_offset) {
-                let (w, m) = slot(bit);
-                self.at_driver[w] |= m;
-            }
+        // SAFETY: forwarded from the caller: the driver's queues are mapped here.
+        let sent = unsafe { RawQueue::sent(&self.config.driver) }?;
+        for (.., bit) in sent.filter_map(|buf| at_address(self.config, buf.io_or_offset)) {
+            let (w, m) = slot(bit);
+            self.at_driver[w] |= m;
         }
         let mut resent = 0;
         for c in bits(self.clients.live()) {
@@ -292,14 +282,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             else {
                 continue;
             };
-            while let Ok(Some(buf)) = q.peek_active() {
-                let Some((_, bit, _)) = buffer_of(k, self.first[c], &buf) else {
-                    break;
-                };
-                let (w, m) = slot(bit);
-                if self.at_driver[w] & m == 0 {
-                    break;
-                }
+            while let Ok(Some(buf)) = q.peek_active()
+                && buffer_of(k, self.first[c], &buf).is_some_and(|h| at(&self.at_driver, h.1))
+            {
                 let _ = q.take_active();
                 resent += 1;
             }
@@ -337,8 +322,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 Ok(None) => return,
                 _ => break,
             };
-            let (k, first) = (&self.config.clients[c], self.first[c]);
-            if let Some((io, bit, span)) = check(k, first, &self.at_driver, &buf) {
+            let head = buffer_of(&self.config.clients[c], self.first[c], &buf);
+            // Refused when its buffer is already at the driver.
+            if let Some((io, bit, span)) = head.filter(|h| !at(&self.at_driver, h.1)) {
                 self.cache.clean(span);
                 (self.heads[c], self.lens[c]) = ((io, bit), buf.len);
                 return self.ready |= 1 << c;
@@ -393,10 +379,10 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         let Some((c, oid, off, bit)) = self.lookup.find(self.config, buf.io_or_offset) else {
             return false;
         };
-        let (w, m) = slot(bit);
-        if self.at_driver[w] & m == 0 || !off.is_multiple_of(NET_BUFFER_SIZE) {
+        if !at(&self.at_driver, bit) || !off.is_multiple_of(NET_BUFFER_SIZE) {
             return false;
         }
+        let (w, m) = slot(bit);
         self.at_driver[w] &= !m;
         let back = NetBuffDesc::with_oid(off, buf.len, oid);
         let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {

@@ -54,6 +54,14 @@ impl TimerClient {
         self.call(TimerLabel::SetTimeout)
     }
 
+    /// A one-timeout alarm over this client ([`Alarm`]).
+    pub const fn alarm(self) -> Alarm {
+        Alarm {
+            timer: self,
+            armed: None,
+        }
+    }
+
     fn call(&self, op: TimerLabel) -> Result<(), OsError> {
         let reply = self
             .channel
@@ -63,6 +71,31 @@ impl TimerClient {
                 OsError::new(pd, Op::PpCall, Some(self.channel), OsErrorKind::Failed)
             }));
         }
+        Ok(())
+    }
+}
+
+/// The client's one timeout kept armed for a deadline that changes from event to event (an
+/// instant in the driver's nanoseconds, e.g. when a rate limit next lets something through):
+/// [`arm`](Self::arm) makes the two PPCs only when the deadline moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alarm {
+    timer: TimerClient,
+    armed: Option<u64>,
+}
+
+impl Alarm {
+    /// Want a notification at instant `at` (`None`: no deadline; a timeout armed earlier still
+    /// expires, a spurious wake-up): sets the timeout to `at - now` (at once if `at` is past)
+    /// unless it is armed for `at` already.
+    pub fn arm(&mut self, at: Option<u64>) -> Result<(), OsError> {
+        if let Some(t) = at
+            && self.armed != at
+        {
+            self.timer
+                .set_timeout(t.saturating_sub(self.timer.time_now()?))?;
+        }
+        self.armed = at;
         Ok(())
     }
 }

@@ -47,7 +47,7 @@ pub mod driver;
 pub mod protocol;
 pub mod time;
 
-pub use client::TimerClient;
+pub use client::{Alarm, TimerClient};
 pub use config::TimerClientConfig;
 pub use driver::{TimerDevice, TimerDriver};
 pub use protocol::{TimerLabel, TimerRequest, UnknownLabel};

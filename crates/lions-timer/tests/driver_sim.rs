@@ -10,7 +10,7 @@
 use lions_os::sim::{End, PdId, Sim};
 use lions_os::{Channel, ChannelSet, Handler, MessageInfo, OsError, OsErrorKind, get_mr, set_mr};
 use lions_timer::driver::{REPLY_ERROR, REPLY_OK, ZeroFrequency};
-use lions_timer::{TimerClient, TimerDevice, TimerDriver, ns_to_ticks_ceil, ticks_to_ns};
+use lions_timer::{Alarm, TimerClient, TimerDevice, TimerDriver, ns_to_ticks_ceil, ticks_to_ns};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
@@ -66,7 +66,13 @@ impl TimerDevice for Dev<'_> {
 enum Cmd {
     Set(u64),
     Now,
-    Raw { label: u64, count: usize, mr0: u64 },
+    /// Arm the client's [`Alarm`] for this instant.
+    At(Option<u64>),
+    Raw {
+        label: u64,
+        count: usize,
+        mr0: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +98,7 @@ struct Client<'a> {
     c: usize,
     w: &'a World,
     timer: TimerClient,
+    alarm: Alarm,
 }
 
 impl Handler for Client<'_> {
@@ -111,6 +118,7 @@ impl Handler for Client<'_> {
             for cmd in cmds {
                 match cmd {
                     Cmd::Set(ns) => self.timer.set_timeout(ns)?,
+                    Cmd::At(at) => self.alarm.arm(at)?,
                     Cmd::Now => {
                         let ns = self.timer.time_now()?;
                         self.w.log.borrow_mut().push(Ev::Time { c: self.c, ns });
@@ -156,7 +164,17 @@ impl<'a> Rig<'a> {
         let clients = (0..n)
             .map(|c| {
                 let timer = TimerClient::new(Channel::new(TIMER));
-                let pd = sim.add_pd(&format!("client{c}"), 1, false, Client { c, w, timer });
+                let pd = sim.add_pd(
+                    &format!("client{c}"),
+                    1,
+                    false,
+                    Client {
+                        c,
+                        w,
+                        timer,
+                        alarm: timer.alarm(),
+                    },
+                );
                 let id = u8::try_from(c + 1).unwrap();
                 sim.channel_with(End::new(pd, TIMER).pp().no_notify(), End::new(driver, id))
                     .unwrap();
@@ -553,4 +571,31 @@ fn client_from_config() {
     );
     let bad = lions_timer::TimerClientConfig::new(62);
     assert_eq!(TimerClient::from_config(&bad), None);
+}
+
+/// An alarm re-arms only when its deadline moves, for the instant asked (relative to now), and
+/// a past deadline expires at once.
+#[test]
+fn an_alarm_arms_only_when_its_deadline_moves() {
+    let w = world(1_000_000_000);
+    let mut rig = Rig::new(&w, 1);
+    let ppcs = |rig: &Rig<'_>| rig.sim.stats(rig.clients[0]).ppcs_made;
+    rig.cmd(0, Cmd::At(Some(500 * MS)));
+    assert_eq!(ppcs(&rig), 2, "time_now and set_timeout");
+    rig.advance_to(200 * MS);
+    rig.cmd(0, Cmd::At(Some(500 * MS)));
+    assert_eq!(ppcs(&rig), 2, "the same deadline: no call");
+    rig.cmd(0, Cmd::At(None));
+    rig.cmd(0, Cmd::At(Some(700 * MS)));
+    assert_eq!(ppcs(&rig), 4, "a new deadline");
+    rig.advance_to(500 * MS);
+    assert_eq!(rig.take_log(), [], "the replaced deadline does not fire");
+    rig.advance_to(700 * MS);
+    assert_eq!(rig.take_log(), [Ev::Expired { c: 0, at: 700 * MS }]);
+    rig.cmd(0, Cmd::At(Some(100 * MS)));
+    assert_eq!(
+        rig.take_log(),
+        [Ev::Expired { c: 0, at: 700 * MS }],
+        "past: at once"
+    );
 }

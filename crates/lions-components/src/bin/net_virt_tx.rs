@@ -6,23 +6,22 @@
 //! queues with the data regions it may send from and their device addresses); `.net_virt_tx_policy`
 //! ([`lions_net::NetTxPolicyConfig`], our own, written by the metaprogram with `lions_meta`'s
 //! `net.tx_policy(...)`): in order, round-robin or strict priority, and per-client rate limits. A
-//! system that writes no policy blob (nothing with its magic in that section) gets round-robin ([`lions_net::RoundRobin`]). With rate
-//! limits the PD is also a timer client (`.timer_client_config`): the limits' clock is the timer
-//! driver, and when the policy holds a client back ([`lions_net::TxPolicy::wake_at`]) a timeout
-//! is armed for the instant its bucket has refilled; its expiry (on the timer channel) runs the
-//! virt again like any other notification.
+//! system that writes no policy blob (nothing with its magic in that section) gets round-robin
+//! ([`lions_net::NetTxPolicyConfig::policy_or_default`]). With rate limits the PD is also a timer
+//! client (`.timer_client_config`): the limits' clock is the timer driver, and when the policy
+//! holds a client back ([`lions_net::TxPolicy::wake_at`]) its [`lions_timer::Alarm`] is armed for
+//! the instant the bucket has refilled; its expiry (on the timer channel) runs the virt again like
+//! any other notification.
 //!
 //! The virt validates every client descriptor (bad ones go back to their client), cleans the
 //! frame from the cache, translates it to a device address and hands it to the driver in the
 //! order the policy gives.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use lions_net::{
-    Chosen, NetTxPolicyConfig, NetVirtTxConfig, Order, PlatformCache, RoundRobin, TxPolicy, VirtTx,
-};
+use lions_net::{Chosen, NetTxPolicyConfig, NetVirtTxConfig, PlatformCache, TxPolicy, VirtTx};
 use lions_os::startup_failed as fail;
-use lions_os::{ChannelSet, ConfigError, Handler};
-use lions_timer::{TimerClient, TimerClientConfig};
+use lions_os::{ChannelSet, Handler};
+use lions_timer::{Alarm, TimerClient, TimerClientConfig};
 
 lions_os::config!(static CONFIG: NetVirtTxConfig = ".net_virt_tx_config");
 lions_os::config!(static POLICY: NetTxPolicyConfig = ".net_virt_tx_policy");
@@ -39,11 +38,10 @@ fn now() -> u64 {
     timer().map_or(0, |t| t.time_now().unwrap_or(0))
 }
 
-/// The virt, and the timer with the instant a timeout is armed for.
+/// The virt, and the alarm for its policy's next refill (if this PD is a timer client).
 struct NetVirtTx {
     virt: VirtTx<'static, Chosen<fn() -> u64>>,
-    timer: Option<TimerClient>,
-    armed: Option<u64>,
+    alarm: Option<Alarm>,
 }
 
 impl Handler for NetVirtTx {
@@ -51,29 +49,19 @@ impl Handler for NetVirtTx {
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         self.virt.notified(channels)?;
-        let wake = self.virt.policy().wake_at();
-        if let (Some(t), Some(at)) = (self.timer, wake)
-            && self.armed != wake
-        {
-            t.set_timeout(at.saturating_sub(t.time_now()?))?;
+        if let Some(alarm) = &mut self.alarm {
+            alarm.arm(self.virt.policy().wake_at())?;
         }
-        self.armed = wake;
         Ok(())
     }
 }
 
 fn init() -> NetVirtTx {
     let config = CONFIG.get().unwrap_or_else(|e| fail(e));
-    let policy = match POLICY.get() {
-        Ok(p) => p.policy(now as fn() -> u64),
-        // No policy blob (not our magic): the default.
-        Err(ConfigError::BadMagic { .. }) => {
-            Chosen::Plain(Order::RoundRobin(RoundRobin::default()))
-        }
-        Err(e) => fail(e),
-    };
-    let timer = timer();
-    if matches!(policy, Chosen::Limited(_)) && timer.is_none() {
+    let policy = NetTxPolicyConfig::policy_or_default(POLICY.get(), now as fn() -> u64)
+        .unwrap_or_else(|e| fail(e));
+    let alarm = timer().map(TimerClient::alarm);
+    if matches!(policy, Chosen::Limited(_)) && alarm.is_none() {
         fail("the Tx policy has rate limits but this PD is no timer client (.timer_client_config)");
     }
     // SAFETY: the system description maps every region this config names at its vaddr (queues
@@ -87,11 +75,7 @@ fn init() -> NetVirtTx {
         // SAFETY: as above.
         unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
     }
-    NetVirtTx {
-        virt,
-        timer,
-        armed: None,
-    }
+    NetVirtTx { virt, alarm }
 }
 
 lions_os::protection_domain!(init);
