@@ -156,7 +156,7 @@ pub const ROWS: &[Row] = &[
         ],
     },
     Row {
-        name: "SPSC ring and client table (lions-queue, shared by every class)",
+        name: "SPSC ring, client table, FIFOs (lions-queue, shared by every class)",
         budget: None,
         paths: &[
             "crates/lions-queue/src/lib.rs",
@@ -167,6 +167,7 @@ pub const ROWS: &[Row] = &[
             "crates/lions-queue/src/signal.rs",
             "crates/lions-queue/src/sync.rs",
             "crates/lions-queue/src/clients.rs",
+            "crates/lions-queue/src/fifo.rs",
         ],
     },
 ];
