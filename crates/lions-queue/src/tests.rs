@@ -290,7 +290,7 @@ fn pop_iter_reads_in_place_across_the_array_end() {
     c.release();
     assert_eq!(p.push_iter(100..131).unwrap(), 31);
     p.publish();
-    // Through `fold` (groups of eight and single slots, both runs of the wrap).
+    // Through `fold` (a group of eight and single slots, both runs of the wrap).
     let it = c.pop_iter(64).unwrap();
     assert_eq!(it.len(), 31, "only what is published");
     assert_eq!(it.sum::<u64>(), (100..131).sum::<u64>());
@@ -299,6 +299,30 @@ fn pop_iter_reads_in_place_across_the_array_end() {
     assert_eq!(c.release(), 31);
     assert_eq!(p.free().unwrap(), 32);
     assert_eq!(c.pop_iter(8).unwrap().len(), 0, "empty");
+}
+
+#[test]
+fn pop_iter_fold_yields_every_entry_in_order_at_any_start_and_length() {
+    // `fold` reads groups of 32, then of 8, then single slots, in each of the two runs of a
+    // wrap: every mix of those, from starts on and off the group boundaries.
+    for start in [0u32, 1, 7, 8, 31, 32, 33, 64, 95, 100, 127] {
+        for len in 0..=128u64 {
+            let mut s = RingStorage::<u32, u64, 128>::starting_at(start);
+            let (mut p, mut c, _) = s.split().unwrap();
+            assert_eq!(p.push_iter(1000..1000 + len).unwrap() as u64, len);
+            p.publish();
+            let got = c.pop_iter(200).unwrap().fold(Vec::new(), |mut v, x| {
+                v.push(x);
+                v
+            });
+            assert_eq!(
+                got,
+                (1000..1000 + len).collect::<Vec<_>>(),
+                "start {start} len {len}"
+            );
+            assert_eq!(c.release(), len);
+        }
+    }
 }
 
 #[test]
