@@ -881,42 +881,15 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
     }
 }
 
-/// Slots `PopIter::fold` copies at once (256 bytes of `u64`, four cache lines): enough for the
-/// compiler to keep several vector partial sums of one group in registers and combine them once
-/// per group (with eight, a `u64` sum ends every group with a horizontal add on one scalar chain
-/// and lost ~10% to rtrb's slice sum). Shorter tails go by `FOLD_SMALL`, then one slot at a time.
-const FOLD_GROUP: usize = 32;
-
-/// Slots `PopIter::fold` copies at once in the tail of a run shorter than `FOLD_GROUP`.
-const FOLD_SMALL: usize = 8;
-
-/// Fold the slots of `run` in groups of `K` read with `read_array` (each slot once, into a private
-/// copy); returns the accumulator and the slots left over (fewer than `K`).
-///
-/// # Safety
-/// As for `Slot::read`, for every slot of `run`.
-#[inline(always)]
-unsafe fn fold_groups<'s, T: Copy, B, F: FnMut(B, T) -> B, const K: usize>(
-    run: &'s [Slot<T>],
-    mut acc: B,
-    f: &mut F,
-) -> (B, &'s [Slot<T>]) {
-    let (groups, rest) = run.as_chunks::<K>();
-    for group in groups {
-        // SAFETY: forwarded from the caller, for each slot of the group.
-        for v in unsafe { read_array(group) } {
-            acc = f(acc, v);
-        }
-    }
-    (acc, rest)
-}
+/// Slots `PopIter::fold` copies at once (64 bytes of `u64`, one cache line).
+const FOLD_GROUP: usize = 8;
 
 /// Entries popped in place by [`Consumer::pop_iter`], yielded by value in ring order.
 ///
 /// Each slot is read exactly once, when the iterator reaches it: one by one with a volatile read
-/// (`next`), or, under internal iteration (`fold`, so `sum`, `for_each`, `count`, ...), 32 (then 8)
-/// at a time into a private array followed by a compiler fence (see `sync::read_array`), which lets
-/// the compiler vectorise the caller's loop. Either way the caller gets private copies: checking one
+/// (`next`), or, under internal iteration (`fold`, so `sum`, `for_each`, `count`, ...), eight at a
+/// time into a private array followed by a compiler fence (see `sync::read_array`), which lets the
+/// compiler vectorise the caller's loop. Either way the caller gets private copies: checking one
 /// cannot be raced by the peer, and no reference into shared memory is handed out. Dropping the iterator pops exactly the entries it yielded (forgetting it
 /// pops none).
 pub struct PopIter<'c, 'a, I: RingIndex, T> {
@@ -964,14 +937,16 @@ impl<I: RingIndex, T: Copy + FromBytes> Iterator for PopIter<'_, '_, I, T> {
     fn fold<B, F: FnMut(B, T) -> B>(mut self, init: B, mut f: F) -> B {
         let mut acc = init;
         for run in [self.a.as_slice(), self.b.as_slice()] {
-            // Groups of `FOLD_GROUP`, then of `FOLD_SMALL` slots are read in one go (still once
-            // each, into a private array, so the caller's `f` sees values the compiler may
-            // combine, e.g. vectorise a sum); the rest one by one.
-            // SAFETY: as in `next`, for each slot of the run.
-            let (a, rest) = unsafe { fold_groups::<_, _, _, FOLD_GROUP>(run, acc, &mut f) };
-            // SAFETY: as in `next`, for each slot of the rest.
-            let (a, rest) = unsafe { fold_groups::<_, _, _, FOLD_SMALL>(rest, a, &mut f) };
-            acc = a;
+            // Groups of `FOLD_GROUP` slots are read in one go (still once each, into a private
+            // array, so the caller's `f` sees values the compiler may combine, e.g. vectorise a
+            // sum); the rest one by one.
+            let (groups, rest) = run.as_chunks::<FOLD_GROUP>();
+            for group in groups {
+                // SAFETY: as in `next`, for each slot of the group.
+                for v in unsafe { read_array(group) } {
+                    acc = f(acc, v);
+                }
+            }
             for slot in rest {
                 // SAFETY: as in `next`.
                 acc = f(acc, unsafe { slot.read() });

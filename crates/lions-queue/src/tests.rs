@@ -290,7 +290,7 @@ fn pop_iter_reads_in_place_across_the_array_end() {
     c.release();
     assert_eq!(p.push_iter(100..131).unwrap(), 31);
     p.publish();
-    // Through `fold` (a group of eight and single slots, both runs of the wrap).
+    // Through `fold` (groups of eight and single slots, both runs of the wrap).
     let it = c.pop_iter(64).unwrap();
     assert_eq!(it.len(), 31, "only what is published");
     assert_eq!(it.sum::<u64>(), (100..131).sum::<u64>());
@@ -303,8 +303,8 @@ fn pop_iter_reads_in_place_across_the_array_end() {
 
 #[test]
 fn pop_iter_fold_yields_every_entry_in_order_at_any_start_and_length() {
-    // `fold` reads groups of 32, then of 8, then single slots, in each of the two runs of a
-    // wrap: every mix of those, from starts on and off the group boundaries.
+    // `fold` reads groups of slots, then single slots, in each of the two runs of a wrap: every
+    // mix of those, from starts on and off the group boundaries.
     for start in [0u32, 1, 7, 8, 31, 32, 33, 64, 95, 100, 127] {
         for len in 0..=128u64 {
             let mut s = RingStorage::<u32, u64, 128>::starting_at(start);
