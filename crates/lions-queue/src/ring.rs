@@ -523,14 +523,21 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
         #[allow(clippy::cast_possible_truncation)]
         let (a, b) = self.slots.runs(self.local_tail, free as usize);
         let mut n = 0;
-        for run in [a, b] {
-            for slot in run {
+        'runs: {
+            for slot in a {
                 let Some(v) = values.next() else {
-                    self.local_tail = self.local_tail.add(n as u64);
-                    return Ok(n);
+                    break 'runs;
                 };
                 // SAFETY: the slot is one of the `free` from `local_tail`, outside the consumer's
                 // [head, tail); we are its only writer until we publish.
+                unsafe { slot.write_plain(v) };
+                n += 1;
+            }
+            for slot in b {
+                let Some(v) = values.next() else {
+                    break 'runs;
+                };
+                // SAFETY: as for the first run.
                 unsafe { slot.write_plain(v) };
                 n += 1;
             }
