@@ -523,14 +523,21 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Producer<'a, I, T> {
         #[allow(clippy::cast_possible_truncation)]
         let (a, b) = self.slots.runs(self.local_tail, free as usize);
         let mut n = 0;
-        for run in [a, b] {
-            for slot in run {
+        'runs: {
+            for slot in a {
                 let Some(v) = values.next() else {
-                    self.local_tail = self.local_tail.add(n as u64);
-                    return Ok(n);
+                    break 'runs;
                 };
                 // SAFETY: the slot is one of the `free` from `local_tail`, outside the consumer's
                 // [head, tail); we are its only writer until we publish.
+                unsafe { slot.write_plain(v) };
+                n += 1;
+            }
+            for slot in b {
+                let Some(v) = values.next() else {
+                    break 'runs;
+                };
+                // SAFETY: as for the first run.
                 unsafe { slot.write_plain(v) };
                 n += 1;
             }
@@ -884,6 +891,29 @@ impl<'a, I: RingIndex, T: Copy + FromBytes> Consumer<'a, I, T> {
 /// Slots `PopIter::fold` copies at once (64 bytes of `u64`, one cache line).
 const FOLD_GROUP: usize = 8;
 
+/// `PopIter::fold` over one run: groups of `FOLD_GROUP` slots are read in one go (still once each,
+/// into a private array, so `f` sees values the compiler may combine, e.g. vectorise a sum); the
+/// rest one by one.
+///
+/// # Safety
+/// As for `Slot::read`, for every slot of `run` (one of a `PopIter`'s runs).
+#[inline(always)]
+unsafe fn fold_run<T: Copy, B, F: FnMut(B, T) -> B>(run: &[Slot<T>], init: B, f: &mut F) -> B {
+    let mut acc = init;
+    let (groups, rest) = run.as_chunks::<FOLD_GROUP>();
+    for group in groups {
+        // SAFETY: forwarded from the caller, for each slot of the group.
+        for v in unsafe { read_array(group) } {
+            acc = f(acc, v);
+        }
+    }
+    for slot in rest {
+        // SAFETY: forwarded from the caller.
+        acc = f(acc, unsafe { slot.read() });
+    }
+    acc
+}
+
 /// Entries popped in place by [`Consumer::pop_iter`], yielded by value in ring order.
 ///
 /// Each slot is read exactly once, when the iterator reaches it: one by one with a volatile read
@@ -935,23 +965,15 @@ impl<I: RingIndex, T: Copy + FromBytes> Iterator for PopIter<'_, '_, I, T> {
     /// of them do).
     #[inline]
     fn fold<B, F: FnMut(B, T) -> B>(mut self, init: B, mut f: F) -> B {
-        let mut acc = init;
-        for run in [self.a.as_slice(), self.b.as_slice()] {
-            // Groups of `FOLD_GROUP` slots are read in one go (still once each, into a private
-            // array, so the caller's `f` sees values the compiler may combine, e.g. vectorise a
-            // sum); the rest one by one.
-            let (groups, rest) = run.as_chunks::<FOLD_GROUP>();
-            for group in groups {
-                // SAFETY: as in `next`, for each slot of the group.
-                for v in unsafe { read_array(group) } {
-                    acc = f(acc, v);
-                }
-            }
-            for slot in rest {
-                // SAFETY: as in `next`.
-                acc = f(acc, unsafe { slot.read() });
-            }
-        }
+        // Each run in its own loop (as `push_iter`): no array of runs to keep around the loops.
+        // SAFETY: as in `next`, for each slot of both runs.
+        let acc = unsafe { fold_run(self.a.as_slice(), init, &mut f) };
+        let acc = if self.b.len() == 0 {
+            acc
+        } else {
+            // SAFETY: as above.
+            unsafe { fold_run(self.b.as_slice(), acc, &mut f) }
+        };
         self.a = Default::default();
         self.b = Default::default();
         acc

@@ -302,6 +302,30 @@ fn pop_iter_reads_in_place_across_the_array_end() {
 }
 
 #[test]
+fn pop_iter_fold_yields_every_entry_in_order_at_any_start_and_length() {
+    // `fold` reads groups of slots, then single slots, in each of the two runs of a wrap: every
+    // mix of those, from starts on and off the group boundaries.
+    for start in [0u32, 1, 7, 8, 31, 32, 33, 64, 95, 100, 127] {
+        for len in 0..=128u64 {
+            let mut s = RingStorage::<u32, u64, 128>::starting_at(start);
+            let (mut p, mut c, _) = s.split().unwrap();
+            assert_eq!(p.push_iter(1000..1000 + len).unwrap() as u64, len);
+            p.publish();
+            let got = c.pop_iter(200).unwrap().fold(Vec::new(), |mut v, x| {
+                v.push(x);
+                v
+            });
+            assert_eq!(
+                got,
+                (1000..1000 + len).collect::<Vec<_>>(),
+                "start {start} len {len}"
+            );
+            assert_eq!(c.release(), len);
+        }
+    }
+}
+
+#[test]
 fn pop_iter_pops_only_what_it_yields() {
     let mut s = RingStorage::<u32, u64, 8>::new();
     let (mut p, mut c, _) = s.split().unwrap();
