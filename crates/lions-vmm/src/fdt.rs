@@ -607,9 +607,9 @@ mod tests {
         assert!(props(&buf[..n]).is_empty());
     }
 
-    /// The blob read back by the reference compiler (`dtc`), when it is installed.
+    /// The blob read back by the reference compiler (`dtc`, Debian's `device-tree-compiler`, one of
+    /// the README's machine packages).
     #[test]
-    #[ignore = "needs dtc (device-tree-compiler): run with --ignored"]
     fn dtc_reads_the_guest_tree() {
         let mut buf = [0u8; 4096];
         let n = guest_tree(&config(), &mut buf).unwrap();
@@ -621,7 +621,9 @@ mod tests {
             .args(["-I", "dtb", "-O", "dts"])
             .arg(&path)
             .output()
-            .unwrap();
+            .unwrap_or_else(|e| {
+                panic!("dtc (Debian: device-tree-compiler, in the README's package list): {e}")
+            });
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             out.status.success(),
