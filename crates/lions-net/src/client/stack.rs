@@ -20,7 +20,7 @@
 //! A handler calls [`NetStack::process`] on every notification whose channels
 //! [`NetStack::handles`] (and may call it for its own events too):
 //!
-//! ```ignore
+//! ```text
 //! fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
 //!     let udp = self.udp;
 //!     self.stack.process(|_, sockets| echo_udp(sockets.get_mut(udp)))
