@@ -230,12 +230,15 @@ class NetSubsystem:
     #: `tx_policy` orders, as `lions_net::policy::ORDER_*`.
     TX_ORDERS = {"in_order": 0, "round_robin": 1, "strict_priority": 2}
 
-    def __init__(self, asm: "Assembly", obj, virt_tx=None):
+    def __init__(self, asm: "Assembly", obj, virt_tx=None, virt_rx=None):
         self.asm = asm
         self.obj = obj
         self.virt_tx = virt_tx
-        #: Client PD names in the order they were added (the Tx virt's client numbers).
+        self.virt_rx = virt_rx
+        #: Client PD names in the order they were added (the virts' client numbers).
         self.clients: list[str] = []
+        #: Each client's MAC as given to `add_client_with_copier` ("52:54:..."), by PD name.
+        self.macs: dict[str, str] = {}
 
     def add_client_with_copier(self, client, copier=None, **kw) -> None:
         """Add `client` (sdfgen `add_client_with_copier`; keywords mac_addr, rx, tx) behind
@@ -243,9 +246,37 @@ class NetSubsystem:
         copier."""
         self.obj.add_client_with_copier(client, copier, **kw)
         self.clients.append(client.name)
+        if "mac_addr" in kw:
+            self.macs[client.name] = kw["mac_addr"]
         self.asm.patch(client, ".net_client_config", f"net_client_{client.name}.data")
         if copier is not None:
             self.asm.patch(copier, ".net_copy_config", f"net_copy_{copier.name}.data")
+
+    def arp_responder(self, responder, copier, table, *, mac_addr: str) -> None:
+        """The paper's first broadcast scheme: add `responder` (a `net_arp` PD, from
+        lions-components) as a client behind `copier`, answering ARP requests for `table`
+        ({client: IPv4 address as a 4-tuple}; each client added before with its `mac_addr`), and
+        make it the only client the Rx virt delivers broadcasts to. Writes `.net_arp_config`
+        (`lions_net::NetArpConfig`, 656 B) into the responder and `.net_virt_rx_broadcast`
+        (`lions_net::NetRxBroadcastConfig`, 16 B) into the Rx virt."""
+        import struct
+
+        entries = b""
+        for pd, ip in (table.items() if hasattr(table, "items") else table):
+            name = getattr(pd, "name", pd)
+            if name not in self.macs:
+                raise SystemExit(f"lions_meta: arp_responder: {name} is no client of this net subsystem with a mac_addr")
+            if len(ip) != 4 or not all(0 <= b <= 255 for b in ip):
+                raise SystemExit(f"lions_meta: arp_responder: {name}: {ip!r} is no IPv4 address")
+            entries += bytes(ip) + bytes.fromhex(self.macs[name].replace(":", ""))
+        if len(entries) > 64 * 10:
+            raise SystemExit("lions_meta: arp_responder: more than 64 addresses")
+        self.add_client_with_copier(responder, copier, mac_addr=mac_addr)
+        data = struct.pack("<8sB7x", b"lionsAR\x01", len(entries) // 10) + entries.ljust(640, b"\0")
+        assert len(data) == 656
+        self.asm.blob(responder, ".net_arp_config", f"net_arp_{responder.name}.data", data)
+        mask = 1 << self.clients.index(responder.name)
+        self.asm.blob(self.virt_rx, ".net_virt_rx_broadcast", "net_virt_rx_broadcast.data", struct.pack("<8sQ", b"lionsRB\x01", mask))
 
     def tx_policy(self, order: str = "round_robin", priorities=None, limits=None) -> None:
         """Choose the Tx virtualiser's shaping policy: our own blob `.net_virt_tx_policy`
@@ -457,7 +488,7 @@ class Assembly:
                 self.fix_system(
                     lambda text, v=virt.name: _map_dma_identity(text, driver.name, v)
                 )
-        return NetSubsystem(self, obj, virt_tx)
+        return NetSubsystem(self, obj, virt_tx, virt_rx)
 
     def blk(self, driver, virt, *, node=None) -> Subsystem:
         """An sDDF blk subsystem (sdfgen `Sddf.Blk`). Records the driver's and the

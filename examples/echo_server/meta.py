@@ -12,6 +12,9 @@ LIONS_NET=user the user-mode network's gateway is 10.0.2.1):
 
     client0  10.0.2.10/24  MAC 52:54:01:00:00:00
     client1  10.0.2.11/24  MAC 52:54:01:00:00:01
+
+LIONS_BROADCAST=arp adds the ARP responder `net_arp` (MAC 52:54:01:00:00:fe, behind its own
+copier) as the only receiver of broadcasts, answering ARP for both clients.
 """
 import os
 
@@ -68,6 +71,17 @@ for i, (client, copier, (ip, prefix, gateway)) in enumerate(zip(clients, copiers
     timer.add_client(client)
     serial.add_client(client)
     asm.blob(client, ".echo_config", f"echo_{client.name}.data", ECHO_MAGIC + bytes(ip) + bytes([prefix, 0, 0, 0]) + bytes(gateway))
+#: Broadcasts: by default every client gets them (sDDF's scheme). LIONS_BROADCAST=arp is the
+#: paper's first scheme: one trusted ARP responder (`net_arp`) answers for both clients and is the
+#: only PD the Rx virt hands broadcasts to, so no client sees another's broadcast traffic.
+BROADCAST = os.environ.get("LIONS_BROADCAST", "all")
+if BROADCAST == "arp":
+    arp = asm.pd("net_arp", package="lions-components", priority=99, cpu=CPU)
+    arp_copier = asm.pd("net_copy_arp", "net_copy", package="lions-components", priority=100, cpu=CPU)
+    table = {client: ip for client, (ip, _, _) in zip(clients, CLIENTS)}
+    net.arp_responder(arp, arp_copier, table, mac_addr="52:54:01:00:00:fe")
+elif BROADCAST != "all":
+    raise SystemExit(f"echo_server: LIONS_BROADCAST={BROADCAST!r}: expected 'all' or 'arp'")
 #: The Tx virt's shaping policy (lions' `.net_virt_tx_policy`; round-robin is also the default).
 #: Others: net.tx_policy("strict_priority", priorities={clients[0]: 7}), or rate limits with
 #: limits={clients[1]: (bytes_per_sec, burst_bytes)} and timer.add_client(net_virt_tx).

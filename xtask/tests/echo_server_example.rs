@@ -14,7 +14,9 @@
 //!   `echo hello | socat - TCP:127.0.0.1:PORT` to each client, one right after the other (socat's
 //!   default 0.5 s wait after its input ends: the gateway's first contact with each client must
 //!   answer within it, which a 1 s ARP stall did not), then UDP and TCP echo of both clients
-//!   through host ports on 127.0.0.1 forwarded by the driver (`LIONS_NET_FORWARD`).
+//!   through host ports on 127.0.0.1 forwarded by the driver (`LIONS_NET_FORWARD`). The same
+//!   again with the paper's first broadcast scheme (`LIONS_BROADCAST=arp`: the ARP responder
+//!   answers for both clients and alone receives broadcasts).
 //!
 //! The two tests take turns (one system build directory); the runner is
 //! [`common::harness`] (`harness = false`), which can report a test as not run.
@@ -276,6 +278,19 @@ fn free_port() -> u16 {
 }
 
 fn echo_server_over_the_user_mode_network_with_port_forwarding() {
+    over_the_user_mode_network(&[]);
+}
+
+/// The paper's first broadcast scheme (`LIONS_BROADCAST=arp`): the ARP responder `net_arp` is the
+/// only receiver of broadcasts, so the gateway's ARP requests for the clients reach no client, and
+/// every echo below needs the responder's answer first.
+fn echo_server_with_the_arp_responder_over_the_user_mode_network() {
+    over_the_user_mode_network(&[("LIONS_BROADCAST", "arp")]);
+}
+
+/// The README's first contact, then UDP and TCP echo of both clients through forwarded ports,
+/// the system built with `env` added.
+fn over_the_user_mode_network(env: &[(&str, &str)]) {
     let _one = ONE_SYSTEM.lock().unwrap_or_else(|e| e.into_inner());
     let ports = [free_port(), free_port()];
     let forward = CLIENTS
@@ -284,11 +299,12 @@ fn echo_server_over_the_user_mode_network_with_port_forwarding() {
         .map(|(ip, p)| format!("tcp:{p}:{ip}:{TCP_PORT},udp:{p}:{ip}:{UDP_PORT}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut sys = System::start_with(
-        "echo_server",
-        &[],
-        &[("LIONS_NET", "user"), ("LIONS_NET_FORWARD", &forward)],
-    );
+    let mut vars = vec![
+        ("LIONS_NET", "user"),
+        ("LIONS_NET_FORWARD", forward.as_str()),
+    ];
+    vars.extend_from_slice(env);
+    let mut sys = System::start_with("echo_server", &[], &vars);
     sys.expect("both clients up", |s: &Screen| {
         let t = s.text();
         t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
@@ -351,6 +367,11 @@ fn main() -> ExitCode {
         Trial {
             name: "echo_server_over_the_user_mode_network_with_port_forwarding",
             run: echo_server_over_the_user_mode_network_with_port_forwarding,
+            not_run: missing_tools(&[("socat", "socat")]),
+        },
+        Trial {
+            name: "echo_server_with_the_arp_responder_over_the_user_mode_network",
+            run: echo_server_with_the_arp_responder_over_the_user_mode_network,
             not_run: missing_tools(&[("socat", "socat")]),
         },
     ])

@@ -18,6 +18,7 @@
 //! | `timer_driver_host` | timer driver: a timerfd | host |
 //! | `timer_driver_arm_generic` | timer driver: the ARM generic timer | `qemu_virt_aarch64` |
 //! | `net_virt_rx`, `net_virt_tx`, `net_copy` | network virtualisers and copier (`lions_net`) | every board |
+//! | `net_arp` | ARP responder for every client, the only broadcast receiver (`lions_net`) | every board |
 //! | `net_driver_host_tap` | Ethernet driver: a Linux TAP (root or `CAP_NET_ADMIN`) | host |
 //! | `net_driver_host_user` | Ethernet driver: the user-mode network, no privileges | host |
 //! | `net_driver_virtio` | Ethernet driver: virtio-net over MMIO | `qemu_virt_aarch64` |

@@ -23,20 +23,61 @@
 use crate::queue::{NetBuffDesc, NetSink, NetSource};
 use crate::region::DataRegion;
 use crate::{Error, MacAddr, NetClientConfig, SetupError};
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Config, ConfigError, Handler, MAX_CLIENTS};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Bytes of an ARP request or reply for Ethernet and IPv4 (header 14 + ARP 28).
 pub const ARP_LEN: u16 = 42;
 /// Bytes of a reply frame: [`ARP_LEN`] zero-padded to the Ethernet minimum (without FCS).
 pub const REPLY_LEN: u16 = 60;
 
-/// One address the responder answers for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One address the responder answers for (10 bytes in a [`NetArpConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
 pub struct ArpEntry {
     /// The IPv4 address, in network order.
     pub ip: [u8; 4],
     /// The MAC of the client that owns it.
     pub mac: MacAddr,
+}
+
+/// The responder's table, our own blob in section `.net_arp_config` of its image (sDDF has no
+/// ARP component; `lions_meta`: `net.arp_responder(...)`), 656 bytes:
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | magic `"lionsAR\x01"` |
+/// | 8 | 1 | `count`: entries in use, at most 64 |
+/// | 9 | 7 | zero |
+/// | 16 | 64 x 10 | `entries`: IPv4 address (network order), then MAC |
+#[derive(Debug, Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct NetArpConfig {
+    /// `"lionsAR\x01"` (offset 0).
+    pub magic: [u8; 8],
+    /// Entries in use (offset 8).
+    pub count: u8,
+    /// Zero (offset 9).
+    pub _pad: [u8; 7],
+    /// The addresses answered for (offset 16); only the first `count` count.
+    pub entries: [ArpEntry; MAX_CLIENTS],
+}
+
+impl NetArpConfig {
+    /// The entries in use (a validated config has `count` <= 64).
+    pub fn table(&self) -> &[ArpEntry] {
+        &self.entries[..usize::from(self.count).min(MAX_CLIENTS)]
+    }
+}
+
+impl Config for NetArpConfig {
+    const SECTION: &'static str = ".net_arp_config";
+    const MAGIC: &'static [u8] = b"lionsAR\x01";
+    const NAME: &'static str = "lions_net_arp";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        lions_os::check_count(Self::NAME, "count", self.count.into(), MAX_CLIENTS)
+    }
 }
 
 /// EtherType ARP.
@@ -214,6 +255,28 @@ mod tests {
         f.extend_from_slice(&[0; 6]);
         f.extend_from_slice(&tpa);
         f
+    }
+
+    #[test]
+    fn config_layout_and_table() {
+        use core::mem::{offset_of, size_of};
+        assert_eq!(size_of::<ArpEntry>(), 10);
+        assert_eq!(offset_of!(ArpEntry, mac), 4);
+        assert_eq!(size_of::<NetArpConfig>(), 656);
+        assert_eq!(offset_of!(NetArpConfig, count), 8);
+        assert_eq!(offset_of!(NetArpConfig, entries), 16);
+        let mut blob = vec![0u8; 656];
+        blob[..8].copy_from_slice(b"lionsAR\x01");
+        blob[8] = 2;
+        blob[16..26].copy_from_slice(&[10, 0, 0, 7, 0x52, 0x54, 1, 0, 0, 7]);
+        blob[26..36].copy_from_slice(&[10, 0, 0, 8, 0x52, 0x54, 1, 0, 0, 8]);
+        let c = NetArpConfig::from_blob(&blob).unwrap();
+        assert_eq!(c.table(), TABLE);
+        blob[8] = 65;
+        assert!(matches!(
+            NetArpConfig::from_blob(&blob),
+            Err(ConfigError::Count { value: 65, .. })
+        ));
     }
 
     #[test]

@@ -24,7 +24,8 @@
 //! | [`virt_tx`] | `net_virt_tx` | [`VirtTx`]: validation of every client descriptor (bad ones back to their client), translation to device addresses, cache clean, a [`TxPolicy`] choosing the order, an in-flight bit per client buffer (the driver gives back only what it holds) |
 //! | [`policy`] | (in `net_virt_tx`) | [`InOrder`], [`RoundRobin`], [`StrictPriority`], and per-client bandwidth limits ([`RateLimit`]); the system's choice in [`NetTxPolicyConfig`] |
 //! | [`copy`] | `net_copy` | [`Copier`]: frames from the shared Rx DMA region into the client's own region; drops when the client has no free buffer |
-//! | [`arp`] | (a client) | [`ArpResponder`]: answers ARP requests for a table of addresses (the paper's first broadcast scheme) |
+//! | [`arp`] | `net_arp` | [`ArpResponder`]: answers ARP requests for a table of addresses ([`NetArpConfig`]; the paper's first broadcast scheme) |
+//! | [`broadcast`] | (in `net_virt_rx`) | [`NetRxBroadcastConfig`]: which clients receive broadcasts (all, as sDDF, unless a system chooses) |
 //! | [`cache`] | | [`CacheOps`]: [`Coherent`] (host, QEMU) or `Aarch64Cache` (`DC CVAC`/`DC CIVAC` + `DSB`) |
 //! | [`region`] | | [`DataRegion`]/[`Span`]: bounds-checked access to buffers in shared memory |
 //!
@@ -99,6 +100,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod arp;
+pub mod broadcast;
 mod builders;
 pub mod cache;
 pub mod client;
@@ -117,7 +119,8 @@ pub mod virt_tx;
 /// (`lions_net::smoltcp::wire::Ipv4Address`, sockets, ...) at exactly the version this crate uses.
 pub use smoltcp;
 
-pub use arp::{ArpEntry, ArpResponder, ArpStats};
+pub use arp::{ArpEntry, ArpResponder, ArpStats, NetArpConfig};
+pub use broadcast::NetRxBroadcastConfig;
 #[cfg(target_arch = "aarch64")]
 pub use cache::Aarch64Cache;
 pub use cache::{CacheOps, Coherent, PlatformCache};

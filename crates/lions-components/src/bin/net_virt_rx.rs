@@ -2,15 +2,18 @@
 //! `net_virt_rx`: the network Rx virtualiser ([`lions_net::VirtRx`]).
 //!
 //! Config section: `.net_virt_rx_config` (the driver's Rx queues, the Rx DMA region with its device
-//! address, the reference-count region, and each client's copier queues with its MAC addresses).
-//! At start it hands every DMA buffer to the driver; then it delivers frames by destination MAC,
-//! broadcasts to every client, and returns unmatched frames to the driver at once. Cache
+//! address, the reference-count region, and each client's copier queues with its MAC addresses);
+//! `.net_virt_rx_broadcast` ([`lions_net::NetRxBroadcastConfig`], our own, optional): the clients
+//! that receive broadcasts (all when absent, as sDDF). At start it hands every DMA buffer to the
+//! driver; then it delivers frames by destination MAC, broadcasts to the broadcast clients, and
+//! returns unmatched frames to the driver at once. Cache
 //! maintenance is the target's default ([`lions_net::PlatformCache`]).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use lions_net::{NetVirtRxConfig, PlatformCache, VirtRx};
+use lions_net::{NetRxBroadcastConfig, NetVirtRxConfig, PlatformCache, VirtRx};
 
 lions_os::config!(static CONFIG: NetVirtRxConfig = ".net_virt_rx_config");
+lions_os::config!(static BROADCAST: NetRxBroadcastConfig = ".net_virt_rx_broadcast");
 
 use lions_os::startup_failed as fail;
 
@@ -22,6 +25,9 @@ fn init() -> VirtRx<'static> {
     // queue end.
     let mut virt =
         unsafe { VirtRx::new(config, PlatformCache::default()) }.unwrap_or_else(|e| fail(e));
+    virt.set_broadcast_clients(
+        NetRxBroadcastConfig::clients_or_all(BROADCAST.get()).unwrap_or_else(|e| fail(e)),
+    );
     if lions_os::incarnation() == 0 {
         virt.init().unwrap_or_else(|e| fail(e));
     } else {
