@@ -259,8 +259,7 @@ impl<'a> BlkClient<'a> {
     /// queue (the virt takes a request only when the response can be delivered: see
     /// [`crate::virt`]).
     pub fn publish(&mut self) -> Result<(), ClientError> {
-        let freed = self.queue.responses().consumed() > 0;
-        if self.queue.publish() || (freed && !self.queue.requests().is_empty()?) {
+        if self.queue.publish()? {
             self.ch.notify()?;
         }
         Ok(())

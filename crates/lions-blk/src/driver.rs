@@ -228,8 +228,8 @@ impl<'a, D: BlkDevice> BlkDriver<'a, D> {
     /// Requests to the device while it takes them, no barrier is held and responses have room.
     fn take_requests(&mut self, info: &BlkStorageInfo) -> Result<bool, Error> {
         let mut took = false;
-        while self.barrier.is_none() && self.virt.responses().free()? > self.outstanding {
-            let Some(req) = self.virt.requests().peek()? else {
+        while self.barrier.is_none() {
+            let Some(req) = self.virt.peek_request(self.outstanding)? else {
                 break;
             };
             match check(&req, info) {
@@ -242,7 +242,7 @@ impl<'a, D: BlkDevice> BlkDriver<'a, D> {
                     self.outstanding += 1;
                 }
             }
-            self.virt.requests().pop()?;
+            self.virt.request()?;
             took = true;
         }
         Ok(took)

@@ -426,10 +426,14 @@ impl<'a> BlkRequester<'a> {
     }
 
     /// Hand read response slots back and publish staged requests. Returns whether the server must
-    /// be notified: **always** when any request was published.
-    pub fn publish(&mut self) -> bool {
-        self.resp.release();
-        self.req.publish() > 0
+    /// be notified: **always** when any request was published, and when response slots were handed
+    /// back while requests still wait in the queue (a server takes a request only when its response
+    /// will have room, so it may be waiting for exactly these slots). An error: the server's
+    /// request-queue head, read for that, is impossible.
+    #[inline]
+    pub fn publish(&mut self) -> Result<bool, PeerError> {
+        let freed = self.resp.release() > 0;
+        Ok(self.req.publish() > 0 || freed && !self.req.is_empty()?)
     }
 
     /// Ask the server to hold requests back until [`unplug`](Self::unplug) (advisory).
@@ -440,16 +444,6 @@ impl<'a> BlkRequester<'a> {
     /// Withdraw [`plug`](Self::plug).
     pub fn unplug(&self) {
         self.header.plugged.store(0, Ordering::Release);
-    }
-
-    /// The request ring, for operations not wrapped here (staging bypasses the in-flight count).
-    pub fn requests(&mut self) -> &mut Producer<'a, u32, BlkRequest> {
-        &mut self.req
-    }
-
-    /// The response ring, for operations not wrapped here.
-    pub fn responses(&mut self) -> &mut Consumer<'a, u32, BlkResponse> {
-        &mut self.resp
     }
 }
 
@@ -497,6 +491,18 @@ impl<'a> BlkServer<'a> {
         self.req.pop()
     }
 
+    /// The next request, left in the queue (take it with [`request`](Self::request) once
+    /// handled), if its response will have room: more free response slots than `owed`, the
+    /// responses still due for requests already taken. `None` when the queue is empty or the
+    /// responses have no room for one more.
+    #[inline]
+    pub fn peek_request(&mut self, owed: u64) -> Result<Option<BlkRequest>, PeerError> {
+        if self.resp.free()? <= owed {
+            return Ok(None);
+        }
+        self.req.peek()
+    }
+
     /// Stage one response; it reaches the requester at the next [`publish`](Self::publish).
     pub fn respond(&mut self, response: BlkResponse) -> Result<(), PushError<BlkResponse>> {
         self.resp.push(response)
@@ -512,16 +518,6 @@ impl<'a> BlkServer<'a> {
     /// Whether the requester asked us to hold its requests back (advisory).
     pub fn is_plugged(&self) -> bool {
         self.header.plugged.load(Ordering::Acquire) != 0
-    }
-
-    /// The request ring, for operations not wrapped here.
-    pub fn requests(&mut self) -> &mut Consumer<'a, u32, BlkRequest> {
-        &mut self.req
-    }
-
-    /// The response ring, for operations not wrapped here.
-    pub fn responses(&mut self) -> &mut Producer<'a, u32, BlkResponse> {
-        &mut self.resp
     }
 }
 

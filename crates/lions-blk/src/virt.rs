@@ -522,12 +522,7 @@ impl<'a> BlkVirt<'a> {
             if cl.barrier || cl.in_flight >= cl.limit {
                 return Ok(());
             }
-            let req = match cl.queue.responses().free() {
-                Ok(room) if room > cl.in_flight => cl.queue.requests().peek(),
-                Ok(_) => return Ok(()),
-                Err(e) => Err(e),
-            };
-            let req = match req {
+            let req = match cl.queue.peek_request(cl.in_flight) {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
                 Err(_) => {
@@ -556,13 +551,13 @@ impl<'a> BlkVirt<'a> {
                     cl.barrier = barrier;
                 }
             }
-            let _ = cl.queue.requests().pop();
+            let _ = cl.queue.request();
         }
     }
 
     /// Phase 3: publish everywhere; notify whoever got something.
     fn notify(&mut self) -> Result<(), Error> {
-        if self.driver.queue.publish() {
+        if self.driver.queue.publish()? {
             self.driver_ch.notify()?;
         }
         self.clients.each(|_, cl| {

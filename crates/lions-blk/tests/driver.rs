@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::sim::{BLK, Conn, DiskState, MemDisk, Seen};
+use common::sim::{BLK, Conn, DiskState, MemDisk, RawRequester, Seen};
 use lions_blk::config::BLK_MAGIC;
 use lions_blk::{
-    BlkDriver, BlkDriverConfig, BlkRequest, BlkRequester, BlkResponse, DeviceOp, Error,
-    RequestCode, ResponseStatus, StorageInfoPage,
+    BlkDriver, BlkDriverConfig, BlkRequest, BlkResponse, DeviceOp, Error, RequestCode,
+    ResponseStatus, StorageInfoPage,
 };
 use lions_os::sim::{PdId, Region, Sim};
 use lions_os::{Channel, ChannelSet, Handler};
@@ -27,7 +27,7 @@ const V_CMD: u8 = 1;
 /// The stand-in virt: pushes what the test queues (bypassing the in-flight count) and records
 /// responses while `consume` is on.
 struct Virt<'a> {
-    q: BlkRequester<'a>,
+    q: RawRequester<'a>,
     script: &'a RefCell<VecDeque<BlkRequest>>,
     got: &'a RefCell<Vec<BlkResponse>>,
     consume: &'a RefCell<bool>,
@@ -39,18 +39,16 @@ impl Handler for Virt<'_> {
     fn notified(&mut self, set: ChannelSet) -> Result<(), Error> {
         if set.contains(Channel::new(V_CMD)) {
             for r in self.script.borrow_mut().drain(..) {
-                self.q.requests().push(r).unwrap();
+                self.q.submit(r).unwrap();
             }
             Channel::new(V_CMD).irq_ack()?;
         }
-        let mut freed = false;
         while *self.consume.borrow()
             && let Some(r) = self.q.response()?
         {
             self.got.borrow_mut().push(r);
-            freed = true;
         }
-        if self.q.publish() || (freed && !self.q.requests().is_empty()?) {
+        if self.q.publish()? {
             Channel::new(V_DRIVER).notify()?;
         }
         Ok(())
@@ -107,7 +105,7 @@ impl<'a> Rig<'a> {
         let driver = sim.add_pd("blk_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
         // SAFETY: as above.
-        let q = unsafe { BlkRequester::from_connection(&w.conn.res(V_DRIVER)) }.unwrap();
+        let q = unsafe { RawRequester::from_connection(&w.conn.res(V_DRIVER)) };
         let virt = Virt {
             q,
             script: &w.script,

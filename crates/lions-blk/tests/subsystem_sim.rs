@@ -14,13 +14,12 @@
 
 mod common;
 
-use common::sim::{BLK, Conn, DiskState, MemDisk, Seen, addr};
+use common::sim::{BLK, Conn, DiskState, MemDisk, RawRequester, Seen, addr};
 use common::{gpt_image, mbr_image};
 use lions_blk::partition::Scheme;
 use lions_blk::{
-    BlkClient, BlkClientConfig, BlkDriver, BlkDriverConfig, BlkRequest, BlkRequester,
-    BlkStorageInfo, BlkVirt, BlkVirtConfig, Completion, DeviceOp, Error, RequestCode,
-    ResponseStatus,
+    BlkClient, BlkClientConfig, BlkDriver, BlkDriverConfig, BlkRequest, BlkStorageInfo, BlkVirt,
+    BlkVirtConfig, Completion, DeviceOp, Error, RequestCode, ResponseStatus,
 };
 use lions_os::sim::{PdId, Region, Shared, Sim};
 use lions_os::{Channel, ChannelSet, Handler};
@@ -160,7 +159,7 @@ struct ClientPd<'a> {
     c: usize,
     w: &'a World,
     lib: Option<BlkClient<'a>>,
-    raw: Option<BlkRequester<'a>>,
+    raw: Option<RawRequester<'a>>,
     consume: bool,
     /// Library reads in flight: id → (offset, bytes).
     reading: BTreeMap<u32, (usize, usize)>,
@@ -175,7 +174,7 @@ impl ClientPd<'_> {
         }
         if let Some(q) = &mut self.raw {
             if let Cmd::Raw(r) = cmd {
-                q.requests().push(r).unwrap();
+                q.submit(r).unwrap();
             }
             return Ok(());
         }
@@ -220,7 +219,7 @@ impl Handler for ClientPd<'_> {
                 self.run(cmd)?;
             }
             if let Some(q) = &mut self.raw
-                && q.publish()
+                && q.publish()?
             {
                 Channel::new(C_VIRT).notify()?;
             }
@@ -241,10 +240,8 @@ impl Handler for ClientPd<'_> {
                     blocks: r.success_count,
                 });
             }
-            // As the library does: slots handed back while requests wait means a notification.
-            let freed = q.responses().consumed() > 0;
-            q.publish();
-            if freed && !q.requests().is_empty()? {
+            // Slots handed back while requests wait mean a notification (`publish` says so).
+            if q.publish()? {
                 Channel::new(C_VIRT).notify()?;
             }
         }
@@ -292,7 +289,7 @@ impl<'a> Rig<'a> {
                 // SAFETY: as above; each client makes one requester over its connection.
                 let (lib, raw) = unsafe {
                     if raw {
-                        (None, BlkRequester::from_connection(&w.cli[c].virt).ok())
+                        (None, Some(RawRequester::from_connection(&w.cli[c].virt)))
                     } else {
                         (BlkClient::new(&w.cli[c]).ok(), None)
                     }
@@ -947,10 +944,10 @@ fn notifications() {
 }
 
 /// The (trusted) driver writes an impossible head on its request queue: the virt stops with an
-/// error when it next needs the head, instead of taking it for a full queue and stalling every
-/// client silently. The corruption is renewed before each read, since the driver's own next
-/// release would overwrite it; the virt's cached view of the head runs out within one queue's
-/// worth of requests.
+/// error when it next reads the head, instead of taking it for a full queue and stalling every
+/// client silently. The corruption is renewed before each step, since the driver's own next
+/// release would overwrite it; the virt reads the head when its cached view runs out (within one
+/// queue's worth of requests) and when it hands response slots back while requests may wait.
 #[test]
 fn driver_peer_error_faults_the_virt_instead_of_stalling() {
     let o = opts(gpt_disk(), &[0]);
@@ -958,12 +955,15 @@ fn driver_peer_error_faults_the_virt_instead_of_stalling() {
     let virt = RefCell::new(w.blk_virt());
     let mut rig = Rig::new(&w, &o, &virt);
     let head = &w._driver_conn.req_header().head;
-    let mut reads = 0;
-    while !rig.sim.is_faulted(rig.virt) && reads <= usize::from(o.driver_cap) {
+    let corrupt = || {
         head.store(
             head.load(Ordering::Relaxed).wrapping_add(1000),
             Ordering::Relaxed,
         );
+    };
+    let mut reads = 0;
+    while !rig.sim.is_faulted(rig.virt) && reads <= usize::from(o.driver_cap) {
+        corrupt();
         w.scripts.borrow_mut()[0].push_back(Cmd::Read {
             block: 3,
             count: 1,
@@ -974,6 +974,7 @@ fn driver_peer_error_faults_the_virt_instead_of_stalling() {
         for _ in 0..4 {
             rig.sim.run_until_idle(100_000).unwrap();
             w.disk.complete_where(|_| true);
+            corrupt();
             rig.sim.inject_irq(rig.driver, D_IRQ).unwrap();
         }
         reads += 1;
@@ -982,9 +983,12 @@ fn driver_peer_error_faults_the_virt_instead_of_stalling() {
         rig.sim.is_faulted(rig.virt),
         "the virt never reported the driver's impossible head ({reads} reads)"
     );
+    let faults = rig.sim.faults();
     assert!(
-        reads > 1,
-        "the first corruption was caught before any cached head ran out"
+        faults
+            .iter()
+            .any(|f| f.pd == "blk_virt" && f.cause.contains("head")),
+        "the virt's fault names the impossible head: {faults:?}"
     );
 }
 

@@ -161,8 +161,11 @@ fn round_trip_out_of_order() {
         None,
         "staged requests are invisible"
     );
-    assert!(client.publish(), "published requests: always notify");
-    assert!(!client.publish(), "nothing new: no notification");
+    assert!(
+        client.publish().unwrap(),
+        "published requests: always notify"
+    );
+    assert!(!client.publish().unwrap(), "nothing new: no notification");
     assert_eq!(client.in_flight(), 3);
     // The entries sit at offset 16 in the C layout: request 1's id at 16 + 32 + 28.
     let bytes = m.req.as_bytes();
@@ -191,7 +194,7 @@ fn round_trip_out_of_order() {
     assert_eq!(ids, [2, 0, 1]);
     assert_eq!(client.in_flight(), 0);
     assert!(
-        !client.publish(),
+        !client.publish().unwrap(),
         "releasing responses needs no notification"
     );
     assert_eq!(m.resp_header().head.load(Ordering::Relaxed), 3);
@@ -206,7 +209,7 @@ fn in_flight_is_bounded_by_capacity() {
             .submit(BlkRequest::new(RequestCode::Write, 0, 0, 1, id))
             .unwrap();
     }
-    client.publish();
+    client.publish().unwrap();
     while driver.request().unwrap().is_some() {}
     driver.publish();
     // The request queue is empty again, but four answers are owed: a fifth could overflow the
@@ -253,7 +256,7 @@ fn indices_wrap_in_u32() {
             next += 1;
         }
         assert_eq!(client.in_flight(), 4);
-        client.publish();
+        client.publish().unwrap();
         let mut got = Vec::new();
         while let Some(r) = driver.request().unwrap() {
             got.push(r.id);
@@ -268,7 +271,7 @@ fn indices_wrap_in_u32() {
         );
         driver.publish();
         while client.response().unwrap().is_some() {}
-        client.publish();
+        client.publish().unwrap();
     }
     assert!(
         m.req_header().tail.load(Ordering::Relaxed) < 100,
@@ -290,10 +293,7 @@ fn misbehaving_peer_is_reported() {
     assert_eq!(e.field, IndexField::Tail);
     // A driver moving the request head past what was ever published.
     m.req_header().head.store(2, Ordering::Relaxed);
-    assert_eq!(
-        client.requests().free().unwrap_err().field,
-        IndexField::Head
-    );
+    assert_eq!(client.req.free().unwrap_err().field, IndexField::Head);
 }
 
 #[test]
@@ -375,11 +375,11 @@ fn from_connection_uses_config_addresses() {
             BlkServer::from_connection(&conn).unwrap(),
         )
     };
-    assert_eq!(client.requests().capacity().slots(), 16);
+    assert_eq!(client.req.capacity().slots(), 16);
     client
         .submit(BlkRequest::new(RequestCode::Barrier, 0, 0, 0, 42))
         .unwrap();
-    client.publish();
+    client.publish().unwrap();
     assert_eq!(driver.request().unwrap().map(|r| r.id), Some(42));
     let mut bad = conn;
     bad.resp_queue.vaddr = 0;
@@ -398,7 +398,7 @@ fn restarted_requester_counts_what_it_sees() {
                 .submit(BlkRequest::new(RequestCode::Read, 0, 0, 1, id))
                 .unwrap();
         }
-        client.publish();
+        client.publish().unwrap();
         let r = driver.request().unwrap().unwrap();
         driver
             .respond(BlkResponse::new(ResponseStatus::Ok, 1, r.id))

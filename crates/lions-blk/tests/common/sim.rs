@@ -6,11 +6,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use lions_blk::{
-    BlkConnectionResource, BlkDevice, BlkReqQueue, BlkRespQueue, BlkStorageInfo, DeviceCompletion,
-    DeviceOp, DeviceRequest, ResponseStatus,
+    BlkConnectionResource, BlkDevice, BlkReqQueue, BlkRequest, BlkRespQueue, BlkResponse,
+    BlkStorageInfo, DeviceCompletion, DeviceOp, DeviceRequest, ResponseStatus,
 };
 use lions_os::RegionResource;
 use lions_os::sim::Region;
+use lions_queue::clients::{pair, region};
+use lions_queue::{Capacity, Consumer, PeerError, Producer};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use zerocopy::FromZeros;
@@ -26,6 +28,49 @@ pub fn res(r: &Region) -> RegionResource {
     RegionResource {
         vaddr: addr(r),
         size: r.len() as u64,
+    }
+}
+
+/// A requester on the raw rings, as a misbehaving virt or client has them: unlike
+/// [`lions_blk::BlkRequester`] it keeps no in-flight count, so it can push past the limit.
+pub struct RawRequester<'a> {
+    req: Producer<'a, u32, BlkRequest>,
+    resp: Consumer<'a, u32, BlkResponse>,
+}
+
+impl RawRequester<'_> {
+    /// # Safety
+    /// The connection's queue regions are mapped for the handle's life; the server holds the
+    /// other end of each ring and nobody else one of these.
+    pub unsafe fn from_connection(conn: &BlkConnectionResource) -> Self {
+        let cap = Capacity::new::<u32>(conn.num_buffers.into()).unwrap();
+        let req = region(conn.req_queue.vaddr, conn.req_queue.size).unwrap();
+        let resp = region(conn.resp_queue.vaddr, conn.resp_queue.size).unwrap();
+        // SAFETY: forwarded from the caller.
+        let (req, resp) = unsafe { pair::<BlkReqQueue, BlkRespQueue>(req, resp, cap) }.unwrap();
+        Self {
+            req: req.producer().unwrap(),
+            resp: resp.consumer().unwrap(),
+        }
+    }
+
+    /// Stage a request, however many are in flight.
+    pub fn submit(&mut self, r: BlkRequest) -> Result<(), BlkRequest> {
+        self.req.push(r).map_err(|e| match e {
+            lions_queue::PushError::Full(r) | lions_queue::PushError::Peer(_, r) => r,
+        })
+    }
+
+    /// The next response.
+    pub fn response(&mut self) -> Result<Option<BlkResponse>, PeerError> {
+        self.resp.pop()
+    }
+
+    /// Hand read responses back, publish requests: whether the server must hear of it (as
+    /// [`lions_blk::BlkRequester::publish`] says).
+    pub fn publish(&mut self) -> Result<bool, PeerError> {
+        let freed = self.resp.release() > 0;
+        Ok(self.req.publish() > 0 || freed && !self.req.is_empty()?)
     }
 }
 
