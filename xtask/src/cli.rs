@@ -34,6 +34,12 @@ commands:
         and tell the launcher (its control FIFO, default target/lions/<example>/host/control.fifo,
         which `run` passes it) to stop <pd> and start that image in its place with its memory
         regions as they are (live policy swap; `... net_virt_tx net_virt_tx` swaps back)
+  account <example> [--control FIFO]
+        host board, a running `xtask run <example>`: ask the launcher for a snapshot of all
+        shared memory (every PD stopped meanwhile) and account for every net DMA buffer (Rx
+        DMA, each client's Rx and Tx): in which queue or held by which component, each exactly
+        once; fails when one is lost, in two places or a descriptor names no buffer. Take it
+        with no traffic flowing (frames in flight are not an error of the system)
   fuzz <target>|all|list [--seconds N] [--seed S]
         run an adversarial attacker (release) for N s (default 60) with fresh seeds; a failure is
         shrunk and saved with its replay command under target/fuzz/<target>/
@@ -207,6 +213,13 @@ pub enum Command {
         /// The launcher's control FIFO (default `<output>/control.fifo`).
         control: Option<PathBuf>,
     },
+    /// `account <example>`.
+    Account {
+        /// Folder name under `examples/` (its host build is running).
+        example: String,
+        /// The launcher's control FIFO (default `<output>/control.fifo`).
+        control: Option<PathBuf>,
+    },
     /// `help`, `-h`, `--help`.
     Help,
 }
@@ -233,9 +246,12 @@ where
     if cmd == "swap" {
         return parse_swap(args);
     }
+    if cmd == "account" {
+        return parse_account(args);
+    }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error::usage(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, fuzz, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, account, fuzz, help"
         )));
     }
     if cmd == "bench" {
@@ -357,6 +373,32 @@ fn parse_swap(mut args: impl Iterator<Item = String>) -> Result<Command, Error> 
         release,
         control,
     })
+}
+
+/// `account <example> [--control FIFO]`.
+fn parse_account(mut args: impl Iterator<Item = String>) -> Result<Command, Error> {
+    let (mut example, mut control) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--control" => {
+                let v = args
+                    .next()
+                    .ok_or_else(|| Error::usage("`--control` needs a FIFO"))?;
+                control = Some(PathBuf::from(v));
+            }
+            "-h" | "--help" => return Ok(Command::Help),
+            a if a.starts_with('-') => {
+                return Err(Error::usage(format!(
+                    "`account` does not take option `{a}`"
+                )));
+            }
+            _ if example.is_none() => example = Some(arg),
+            _ => return Err(Error::usage("usage: account <example> [--control FIFO]")),
+        }
+    }
+    let example =
+        example.ok_or_else(|| Error::usage("usage: account <example> [--control FIFO]"))?;
+    Ok(Command::Account { example, control })
 }
 
 /// `bench insns [WORKLOAD...] [--json] [--units N] [--top N]`.

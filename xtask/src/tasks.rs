@@ -47,6 +47,7 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             release,
             control,
         } => swap(&root, &example, &pd, &binary, release, control),
+        Command::Account { example, control } => account(&root, &example, control),
     }
 }
 
@@ -103,13 +104,35 @@ fn swap(
     Ok(())
 }
 
+/// `account`: a snapshot of the running host build of `example`, every net buffer accounted
+/// for ([`crate::account`]); an error when one is lost, doubled or stray.
+fn account(root: &Path, example: &str, control: Option<PathBuf>) -> Result<(), Error> {
+    let out = output_dir(root, example, Board::Host);
+    let fifo = control.unwrap_or_else(|| control_fifo(&out));
+    let (account, dir, took) = crate::account::take(&out, &fifo)?;
+    print!("{account}");
+    println!(
+        "(snapshot {}, taken and accounted in {:.1} ms)",
+        dir.display(),
+        took.as_secs_f64() * 1e3
+    );
+    let problems = account.problems().len();
+    if problems > 0 {
+        return Err(Error::invalid(
+            format!("{example}: buffer account"),
+            format!("{problems} problems (listed above)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Linux's `O_NONBLOCK` (the same on every architecture the host board runs on): opening a FIFO
 /// for writing fails at once (`ENXIO`) instead of waiting when nobody reads it.
 const O_NONBLOCK: i32 = 0o4000;
 
 /// Write one command line to a launcher's control FIFO; refused at once when no launcher reads
 /// it.
-fn send_control(fifo: &Path, line: &str) -> Result<(), Error> {
+pub(crate) fn send_control(fifo: &Path, line: &str) -> Result<(), Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
