@@ -151,6 +151,13 @@ pub struct Pair {
     /// The component that holds what it took from `out` and has not given back on `back`
     /// (`None`: a virtualiser, which holds nothing of its own when quiescent).
     pub holder: Option<String>,
+    /// Whether the entries of both rings are placed here (false for the second look at the same
+    /// two rings, from the other side: there only the holdings count).
+    pub list: bool,
+    /// Buffers `holder` owns and first gave out on `back` without taking them from `out` (a
+    /// client priming its Rx free queue with its whole data region): its holdings are then
+    /// `out.head - back.tail + primed`.
+    pub primed: u16,
 }
 
 /// The network subsystem of a system: its pools and queue pairs.
@@ -373,7 +380,12 @@ pub fn account(layout: &NetLayout) -> Account {
         }
     };
     for pair in &layout.pairs {
-        for ring in [&pair.out, &pair.back] {
+        let rings = if pair.list {
+            [Some(&pair.out), Some(&pair.back)]
+        } else {
+            [None, None]
+        };
+        for ring in rings.into_iter().flatten() {
             match ring.live_entries() {
                 Some(es) => {
                     for e in es {
@@ -392,7 +404,11 @@ pub fn account(layout: &NetLayout) -> Account {
             }
         }
         let Some(holder) = &pair.holder else { continue };
-        let held = pair.out.head().wrapping_sub(pair.back.tail());
+        let held = pair
+            .out
+            .head()
+            .wrapping_sub(pair.back.tail())
+            .wrapping_add(pair.primed);
         match pair.out.consumed(held) {
             Some(es) => {
                 for e in es {
@@ -555,7 +571,9 @@ impl NetLayout {
             out: free,
             back: active,
             names: Names::Io,
-            holder: Some(driver.clone()),
+            holder: Some(driver),
+            list: true,
+            primed: 0,
         });
         for c in rxc.clients() {
             let (free, active) = m.rings(vrx, &c.conn)?;
@@ -565,29 +583,38 @@ impl NetLayout {
                 back: free,
                 names: Names::Offset(vec![0]),
                 holder: Some(copier),
+                list: true,
+                primed: 0,
             });
         }
         for (copier, cc) in blob::<NetCopyConfig>(out, &asm, ".net_copy_config")? {
             let (free, active) = m.rings(&copier, &cc.client)?;
             let client = m.peer(&active.name, &copier);
             let k = layout.pools.len();
+            let count = cc.client_data.size / BUF;
             layout.pools.push(Pool {
                 label: format!("{client} Rx"),
                 region: m.region(&copier, &cc.client_data)?,
                 io_addr: 0,
-                count: cc.client_data.size / BUF,
+                count,
             });
             layout.pairs.push(Pair {
                 out: active.clone(),
                 back: free.clone(),
                 names: Names::Offset(vec![k]),
                 holder: Some(client),
+                list: true,
+                // The client put its whole region on the free queue first (the indices wrap
+                // mod 2^16, so the count does too).
+                primed: (count % 0x1_0000) as u16,
             });
             layout.pairs.push(Pair {
                 out: free,
                 back: active,
                 names: Names::Offset(vec![k]),
                 holder: Some(copier),
+                list: false,
+                primed: 0,
             });
         }
         for (vtx, tc) in blob::<NetVirtTxConfig>(out, &asm, ".net_virt_tx_config")? {
@@ -616,6 +643,8 @@ impl NetLayout {
                     back: active,
                     names: Names::Offset(pools),
                     holder: Some(client),
+                    list: true,
+                    primed: 0,
                 });
             }
             let (free, active) = m.rings(&vtx, &tc.driver)?;
@@ -625,6 +654,8 @@ impl NetLayout {
                 back: free,
                 names: Names::Io,
                 holder: Some(driver),
+                list: true,
+                primed: 0,
             });
         }
         Ok(layout)
@@ -632,8 +663,8 @@ impl NetLayout {
 }
 
 /// `account`: ask the launcher of the running `out` build for a snapshot (via `fifo`), wait for
-/// it (5 s at most), and account for every net buffer in it. Returns the account and the
-/// snapshot's folder (left for inspection).
+/// it (5 s at most), and account for every net buffer in it. Returns the account, the
+/// snapshot's folder (the caller removes it or keeps it for inspection) and the time taken.
 pub fn take(out: &Path, fifo: &Path) -> Result<(Account, PathBuf, Duration), Error> {
     let started = Instant::now();
     let nanos = std::time::SystemTime::now()
@@ -719,6 +750,8 @@ mod tests {
                 back: active,
                 names: Names::Io,
                 holder: Some("net_driver".into()),
+                list: true,
+                primed: 0,
             }],
         }
     }
@@ -788,6 +821,43 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_primed_its_free_queue_holds_what_it_took_since() {
+        // Pool of 4 the client put on its free ring (tail 4); the copier took 3 (head 3) and
+        // gave back 3 filled on active (tail 3), of which the client took 2 (head 2).
+        let pools = vec![Pool {
+            label: "client0 Rx".into(),
+            region: "rx".into(),
+            io_addr: 0,
+            count: 4,
+        }];
+        let all: Vec<u64> = (0..4).map(|i| i * BUF).collect();
+        let free = ring("free", 4, 4, 3, 0, &all);
+        let active = ring("active", 4, 3, 2, 0, &all[..3]);
+        let pair = |out: &Ring, back: &Ring, holder: &str, list, primed| Pair {
+            out: out.clone(),
+            back: back.clone(),
+            names: Names::Offset(vec![0]),
+            holder: Some(holder.into()),
+            list,
+            primed,
+        };
+        let l = NetLayout {
+            pools,
+            pairs: vec![
+                pair(&active, &free, "client0", true, 4),
+                pair(&free, &active, "net_copy0", false, 0),
+            ],
+        };
+        let a = account(&l);
+        assert_eq!(a.problems(), [], "{a}");
+        let places = &a.by_place()[0].1;
+        assert_eq!(places.get(&Place::Held("client0".into())), Some(&2));
+        assert_eq!(places.get(&Place::Held("net_copy0".into())), None);
+        assert_eq!(places.get(&Place::Queue("free".into())), Some(&1));
+        assert_eq!(places.get(&Place::Queue("active".into())), Some(&1));
+    }
+
+    #[test]
     fn impossible_indices_are_a_problem_not_a_panic() {
         let mut l = rx_layout(&all(8));
         l.pairs[0].out = ring("free", 8, 100, 0, 0, &[]);
@@ -834,6 +904,8 @@ mod tests {
                 back: ring("r", 4, 0, 0, 0, &[]),
                 names: Names::Offset(vec![0, 1]),
                 holder: None,
+                list: true,
+                primed: 0,
             }],
         };
         let a = account(&l);

@@ -112,11 +112,18 @@ fn account(root: &Path, example: &str, control: Option<PathBuf>) -> Result<(), E
     let (account, dir, took) = crate::account::take(&out, &fifo)?;
     print!("{account}");
     println!(
-        "(snapshot {}, taken and accounted in {:.1} ms)",
-        dir.display(),
+        "(snapshot taken and accounted in {:.1} ms)",
         took.as_secs_f64() * 1e3
     );
     let problems = account.problems().len();
+    if problems == 0 {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!(
+            "xtask: account: the snapshot is kept for inspection: {}",
+            dir.display()
+        );
+    }
     if problems > 0 {
         return Err(Error::invalid(
             format!("{example}: buffer account"),
