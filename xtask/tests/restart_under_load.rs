@@ -11,6 +11,12 @@
 //! the datagrams lost; it requires the pause under a second and loss no more than what was sent
 //! during the pause plus what the queues on the way could hold. Numbers are printed (`event
 //! ...` lines).
+//!
+//! Before the first kill and after each event the load pauses until the system is quiescent,
+//! and `cargo xtask account echo_server` (a snapshot of all shared memory through the
+//! launcher's control FIFO) must find every net DMA buffer (the Rx DMA region, each client's Rx
+//! and Tx regions) in exactly one queue or held by one driver, copier or client: none lost,
+//! none twice. Its counts and time are printed (`account ...` lines).
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
@@ -66,6 +72,43 @@ fn pd_pid(launcher: u32, pd: &str) -> Option<u32> {
 struct Load {
     sent: Vec<Instant>,
     echoed: Vec<Option<Instant>>,
+}
+
+/// `xtask account echo_server` on the running system once traffic is paused (`paused` set):
+/// retried for up to 2 s (a frame the gateway sends on its own, e.g. an ARP refresh, may be in
+/// flight); panics with the last account when it never comes out clean. Returns its first line
+/// (`net buffers: N of N accounted for exactly once`) and the time the last try took.
+fn account_all_home(what: &str) -> (String, Duration) {
+    let mut last = String::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["account", "echo_server"])
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            let first = stdout.lines().next().unwrap_or_default().to_owned();
+            assert!(
+                first.starts_with("net buffers: ") && first.contains("accounted for exactly once"),
+                "{what}: unexpected account:\n{stdout}"
+            );
+            let nums: Vec<&str> = first.split_whitespace().collect();
+            assert_eq!(nums[2], nums[4], "{what}: {first}");
+            assert!(
+                nums[4].parse::<u32>().unwrap() > 0,
+                "{what}: no buffers found"
+            );
+            for line in stdout.lines() {
+                eprintln!("account {what}: {line}");
+            }
+            return (first, took);
+        }
+        last = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    panic!("{what}: the buffer account never came out clean:\n{last}");
 }
 
 /// One kill (or swap) and what it cost.
@@ -162,10 +205,15 @@ fn restart_and_swap_under_load() {
             }
         }
     });
-    let (l3, s3) = (load.clone(), stop.clone());
+    let paused = Arc::new(AtomicBool::new(false));
+    let (l3, s3, p3) = (load.clone(), stop.clone(), paused.clone());
     let sender = std::thread::spawn(move || {
         let mut seq = 0u32;
         while !s3.load(Ordering::Relaxed) {
+            if p3.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
             let mut msg = seq.to_be_bytes().to_vec();
             msg.resize(64, seq as u8);
             {
@@ -186,6 +234,17 @@ fn restart_and_swap_under_load() {
     };
     assert!(before > 100, "echo works before any kill: {before} echoed");
 
+    // Every buffer home with traffic paused: before any kill, and after each event.
+    let mut accounts = Vec::new();
+    let mut account = |what: &str| {
+        paused.store(true, Ordering::Relaxed);
+        accounts.push((what.to_owned(), account_all_home(what)));
+        paused.store(false, Ordering::Relaxed);
+        // Load again for the next event's measurement window (from 0.5 s before it).
+        std::thread::sleep(Duration::from_millis(1000));
+    };
+    account("before any kill");
+
     let mut report = Vec::new();
     for pd in ["net_virt_tx", "net_virt_rx", "net_copy0", "serial_virt_tx"] {
         let pid = pd_pid(launcher, pd).unwrap_or_else(|| panic!("no process for {pd}"));
@@ -199,6 +258,7 @@ fn restart_and_swap_under_load() {
                 .any(|l| l.contains(&format!("lions-host: {pd}: restarting")))
         });
         report.push((format!("kill {pd}"), o));
+        account(&format!("after kill {pd}"));
     }
     for binary in ["net_virt_tx_priority", "net_virt_tx"] {
         let t0 = Instant::now();
@@ -221,6 +281,7 @@ fn restart_and_swap_under_load() {
                 .any(|l| l.contains("lions-host: net_virt_tx: started again") && l.contains(&image))
         });
         report.push((format!("swap net_virt_tx -> {binary}"), o));
+        account(&format!("after swap net_virt_tx -> {binary}"));
     }
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
@@ -239,6 +300,12 @@ fn restart_and_swap_under_load() {
             o.pause.as_secs_f64() * 1e3,
             o.lost,
             o.sent_in_pause
+        );
+    }
+    for (what, (first, took)) in &accounts {
+        eprintln!(
+            "account {what}: {first} (snapshot and account {:.1} ms)",
+            took.as_secs_f64() * 1e3
         );
     }
     for (what, o) in &report {
