@@ -466,7 +466,7 @@ impl Snapshot {
     }
 }
 
-/// A PD's view of the system: its name and its config blobs by section.
+/// The system description and the snapshot: resolves addresses in a PD's config to regions.
 struct Mapper<'a> {
     sys: &'a System,
     snap: &'a Snapshot,
@@ -606,7 +606,7 @@ impl NetLayout {
                 list: true,
                 // The client put its whole region on the free queue first (the indices wrap
                 // mod 2^16, so the count does too).
-                primed: (count % 0x1_0000) as u16,
+                primed: u16::try_from(count % 0x1_0000).unwrap_or_default(),
             });
             layout.pairs.push(Pair {
                 out: free,
@@ -703,7 +703,7 @@ mod tests {
         bytes[0..2].copy_from_slice(&tail.to_le_bytes());
         bytes[2..4].copy_from_slice(&head.to_le_bytes());
         for (k, io) in slots.iter().enumerate() {
-            let slot = usize::from(from.wrapping_add(k as u16) % cap);
+            let slot = usize::from(from.wrapping_add(u16::try_from(k).unwrap()) % cap);
             let at = HEADER + slot * DESC;
             bytes[at..at + 8].copy_from_slice(&io.to_le_bytes());
         }
