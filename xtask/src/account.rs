@@ -21,11 +21,16 @@
 //!      buffers are the last ones it took from A (slots `A.head - n .. A.head`, which the
 //!      producer cannot have overwritten while the pool fits the ring), exactly so for a
 //!      component that gives buffers back in the order it takes them, as every driver, copier
-//!      and client here does. So a driver that keeps posted Rx buffers in a private ring (the
-//!      user-mode network, the TAP driver) says how many it holds through the queue indices it
-//!      must keep in shared memory anyway, with no extra protocol. The holders counted are the
-//!      driver (both directions), the copiers and the clients; a virtualiser only passes buffers
-//!      on, so one it still holds shows as missing.
+//!      and client here does. The holders counted are the driver (both directions), the
+//!      copiers and the clients; a virtualiser only passes buffers on, so one it still holds
+//!      shows as missing.
+//!    - **its own word**: indices cannot tell a buffer a component still holds from one it
+//!      took and dropped. A driver that keeps buffers in a private ring (the host board's
+//!      user-mode network and TAP drivers) therefore also says how many it holds, through
+//!      `lions_os::host::report_held` (slot `held::RX` for posted receive buffers, `held::TX`
+//!      for frames not yet given back), which the launcher's snapshot records. The account
+//!      checks that word against the indices ([`Problem::Claim`] when they differ) and places
+//!      only that many (the last taken) with it, so a dropped buffer shows as lost.
 //! 4. Each buffer must be in exactly one place: none **lost** (in no queue, held by nobody),
 //!    none **twice** (in two places at once), and no descriptor that names no buffer of the
 //!    pool (**stray**). [`Account::problems`] lists every violation; `account` exits non-zero
@@ -158,6 +163,10 @@ pub struct Pair {
     /// client priming its Rx free queue with its whole data region): its holdings are then
     /// `out.head - back.tail + primed`.
     pub primed: u16,
+    /// What `holder` itself says it holds (its `lions_os::host::report_held` slot, from the
+    /// snapshot), when it reports: checked against the indices, and only that many (the last
+    /// taken) are placed with it.
+    pub claim: Option<u64>,
 }
 
 /// The network subsystem of a system: its pools and queue pairs.
@@ -213,6 +222,18 @@ pub enum Problem {
         /// Its `io_or_offset`.
         io_or_offset: u64,
     },
+    /// A component says it holds another number of buffers than the queue indices show it took
+    /// and did not give back (fewer: it dropped some, which are then lost).
+    Claim {
+        /// The component.
+        holder: String,
+        /// The ring it takes them from.
+        ring: String,
+        /// What it says.
+        says: u64,
+        /// What the indices say.
+        indices: u64,
+    },
     /// A ring whose indices are impossible (more entries than slots), or holdings that do not
     /// fit the ring (so they cannot be read back from it).
     Indices {
@@ -252,6 +273,16 @@ impl fmt::Display for Problem {
                 f,
                 "a descriptor {place} names no buffer ({io_or_offset:#x})"
             ),
+            Self::Claim {
+                holder,
+                ring,
+                says,
+                indices,
+            } => write!(
+                f,
+                "{holder} says it holds {says} buffers taken from {ring}; its queue indices say \
+                 {indices}"
+            ),
             Self::Indices { ring, detail } => write!(f, "{ring}: {detail}"),
         }
     }
@@ -262,8 +293,12 @@ impl fmt::Display for Problem {
 pub struct Account {
     /// Pools in layout order, each with its buffers' places.
     pub pools: Vec<(Pool, Vec<Vec<Place>>)>,
-    /// Violations not tied to one buffer (stray descriptors, impossible indices).
+    /// Violations not tied to one buffer (stray descriptors, impossible indices, claims that
+    /// disagree with the indices).
     pub other: Vec<Problem>,
+    /// Every holder's own word that was checked: (holder, ring taken from, what it says, what
+    /// the indices say).
+    pub claims: Vec<(String, String, u64, u64)>,
 }
 
 impl Account {
@@ -331,6 +366,17 @@ impl fmt::Display for Account {
                 writeln!(f, "    {n:5} {place}")?;
             }
         }
+        for (holder, ring, says, indices) in &self.claims {
+            let verdict = if says == indices {
+                "agrees with the queue indices"
+            } else {
+                "DISAGREES with the queue indices"
+            };
+            writeln!(
+                f,
+                "  {holder} says it holds {says} taken from {ring}: {verdict} ({indices})"
+            )?;
+        }
         let problems = self.problems();
         if problems.is_empty() {
             writeln!(f, "no buffer lost, none in two places, no stray descriptor")
@@ -355,6 +401,7 @@ pub fn account(layout: &NetLayout) -> Account {
         .map(|p| vec![Vec::new(); usize::try_from(p.count).unwrap_or(0)])
         .collect();
     let mut other = Vec::new();
+    let mut claims = Vec::new();
     let mut put = |names: &Names, (io, oid): (u64, u8), place: Place, other: &mut Vec<Problem>| {
         let found = match names {
             Names::Io => layout.pools.iter().enumerate().find_map(|(k, p)| {
@@ -409,6 +456,22 @@ pub fn account(layout: &NetLayout) -> Account {
             .head()
             .wrapping_sub(pair.back.tail())
             .wrapping_add(pair.primed);
+        if let Some(says) = pair.claim {
+            claims.push((holder.clone(), pair.out.name.clone(), says, u64::from(held)));
+        }
+        let held = match pair.claim {
+            Some(says) if says != u64::from(held) => {
+                other.push(Problem::Claim {
+                    holder: holder.clone(),
+                    ring: pair.out.name.clone(),
+                    says,
+                    indices: u64::from(held),
+                });
+                // Only what it says it has is with it (the last it took); the rest is lost.
+                u16::try_from(says).unwrap_or(u16::MAX).min(held)
+            }
+            _ => held,
+        };
         match pair.out.consumed(held) {
             Some(es) => {
                 for e in es {
@@ -430,6 +493,7 @@ pub fn account(layout: &NetLayout) -> Account {
     Account {
         pools: layout.pools.iter().cloned().zip(places).collect(),
         other,
+        claims,
     }
 }
 
@@ -440,6 +504,9 @@ pub struct Snapshot {
     pub consistent: bool,
     /// Each region's bytes.
     pub regions: BTreeMap<String, Vec<u8>>,
+    /// What PDs report holding privately: per PD, per `lions_os::host::control::held` slot,
+    /// the count where reported.
+    pub held: BTreeMap<String, [Option<u64>; 4]>,
 }
 
 impl Snapshot {
@@ -452,6 +519,23 @@ impl Snapshot {
         for line in index.lines() {
             if let Some(rest) = line.strip_prefix("# lions-host snapshot: ") {
                 s.consistent = rest.contains("consistent=true");
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("held ") {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                let bad = || Error::invalid(index_path.display().to_string(), line);
+                let [pd, mask, counts @ ..] = w.as_slice() else {
+                    return Err(bad());
+                };
+                let mask =
+                    u64::from_str_radix(mask.trim_start_matches("0x"), 16).map_err(|_| bad())?;
+                let mut slots = [None; 4];
+                for (i, (slot, n)) in slots.iter_mut().zip(counts).enumerate() {
+                    if mask & (1 << i) != 0 {
+                        *slot = Some(n.parse().map_err(|_| bad())?);
+                    }
+                }
+                s.held.insert((*pd).to_owned(), slots);
                 continue;
             }
             let mut w = line.splitn(3, ' ');
@@ -567,10 +651,12 @@ impl NetLayout {
         });
         let (free, active) = m.rings(vrx, &rxc.driver)?;
         let driver = m.peer(&free.name, vrx);
+        let says = |pd: &str, slot: usize| snap.held.get(pd).and_then(|h| h[slot]);
         layout.pairs.push(Pair {
             out: free,
             back: active,
             names: Names::Io,
+            claim: says(&driver, lions_os::host::control::held::RX),
             holder: Some(driver),
             list: true,
             primed: 0,
@@ -585,6 +671,7 @@ impl NetLayout {
                 holder: Some(copier),
                 list: true,
                 primed: 0,
+                claim: None,
             });
         }
         for (copier, cc) in blob::<NetCopyConfig>(out, &asm, ".net_copy_config")? {
@@ -607,6 +694,7 @@ impl NetLayout {
                 // The client put its whole region on the free queue first (the indices wrap
                 // mod 2^16, so the count does too).
                 primed: u16::try_from(count % 0x1_0000).unwrap_or_default(),
+                claim: None,
             });
             layout.pairs.push(Pair {
                 out: free,
@@ -615,6 +703,7 @@ impl NetLayout {
                 holder: Some(copier),
                 list: false,
                 primed: 0,
+                claim: None,
             });
         }
         for (vtx, tc) in blob::<NetVirtTxConfig>(out, &asm, ".net_virt_tx_config")? {
@@ -645,6 +734,7 @@ impl NetLayout {
                     holder: Some(client),
                     list: true,
                     primed: 0,
+                    claim: None,
                 });
             }
             let (free, active) = m.rings(&vtx, &tc.driver)?;
@@ -653,6 +743,7 @@ impl NetLayout {
                 out: active,
                 back: free,
                 names: Names::Io,
+                claim: says(&driver, lions_os::host::control::held::TX),
                 holder: Some(driver),
                 list: true,
                 primed: 0,
@@ -752,6 +843,7 @@ mod tests {
                 holder: Some("net_driver".into()),
                 list: true,
                 primed: 0,
+                claim: None,
             }],
         }
     }
@@ -803,6 +895,42 @@ mod tests {
     }
 
     #[test]
+    fn a_driver_that_dropped_a_buffer_it_took_is_caught_by_its_own_word() {
+        // The driver holds 4 by its indices; by the indices alone all 8 are home.
+        let mut l = rx_layout(&all(8));
+        l.pairs[0].claim = Some(4);
+        let a = account(&l);
+        assert_eq!(a.problems(), [], "its word agrees");
+        assert!(
+            a.to_string()
+                .contains("net_driver says it holds 4 taken from free: agrees"),
+            "{a}"
+        );
+        // It says 3: it dropped the oldest it held (buffer 2), which is lost.
+        l.pairs[0].claim = Some(3);
+        let a = account(&l);
+        let p = a.problems();
+        assert!(
+            p.contains(&Problem::Lost {
+                pool: "Rx DMA".into(),
+                index: 2
+            }),
+            "{p:?}"
+        );
+        assert!(p.contains(&Problem::Claim {
+            holder: "net_driver".into(),
+            ring: "free".into(),
+            says: 3,
+            indices: 4
+        }));
+        assert_eq!(a.home(), (7, 8));
+        assert!(
+            a.to_string().contains("net_driver says it holds 3 buffers"),
+            "{a}"
+        );
+    }
+
+    #[test]
     fn a_buffer_in_two_places_is_reported() {
         // The virt put buffer 3 on the free ring twice (where buffer 7 should be): 3 is both
         // held by the driver and in the free queue, and 7 is lost.
@@ -840,6 +968,7 @@ mod tests {
             holder: Some(holder.into()),
             list,
             primed,
+            claim: None,
         };
         let l = NetLayout {
             pools,
@@ -906,6 +1035,7 @@ mod tests {
                 holder: None,
                 list: true,
                 primed: 0,
+                claim: None,
             }],
         };
         let a = account(&l);

@@ -16,7 +16,8 @@
 //! and `cargo xtask account echo_server` (a snapshot of all shared memory through the
 //! launcher's control FIFO) must find every net DMA buffer (the Rx DMA region, each client's Rx
 //! and Tx regions) in exactly one queue or held by one driver, copier or client: none lost,
-//! none twice. Its counts and time are printed (`account ...` lines).
+//! none twice, and the driver's own word on what it holds (Rx and Tx) agreeing with the queue
+//! indices. Its counts and time are printed (`account ...` lines).
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
@@ -97,10 +98,14 @@ fn account_all_home(what: &str) -> (String, Duration) {
             );
             let nums: Vec<&str> = first.split_whitespace().collect();
             assert_eq!(nums[2], nums[4], "{what}: {first}");
-            assert!(
-                nums[4].parse::<u32>().unwrap() > 0,
-                "{what}: no buffers found"
-            );
+            // echo_server: 512 Rx DMA buffers, and 512 Rx and 512 Tx for each of its 2 clients.
+            assert_eq!(nums[4], "2560", "{what}: every pool found: {first}");
+            // The user-mode network driver's own word on both directions, checked.
+            let said = stdout
+                .lines()
+                .filter(|l| l.contains("net_driver says it holds") && l.contains("agrees with"))
+                .count();
+            assert_eq!(said, 2, "{what}: the driver's word on Rx and Tx:\n{stdout}");
             for line in stdout.lines() {
                 eprintln!("account {what}: {line}");
             }

@@ -443,7 +443,10 @@ impl Drop for Control {
 /// The index file of a `snapshot <dir>` (control command): a first line `# lions-host snapshot:
 /// consistent=true|false` (false: some PD did not stop within a second, so the copy may be torn),
 /// then one line per memory region, `<file> <size> <name>` (`0.bin 0x3000
-/// net/net/queue/net_driver/net_virt_rx/free`): the region's bytes are in `<dir>/<file>`.
+/// net/net/queue/net_driver/net_virt_rx/free`): the region's bytes are in `<dir>/<file>`;
+/// then, for each PD that reports buffers it holds privately
+/// (`lions_os::host::report_held`), `held <pd> <mask> <n0> <n1> <n2> <n3>`: bit `i` of `mask`
+/// set when slot `i` (`lions_os::host::control::held`) was reported, `n<i>` its count.
 pub const SNAPSHOT_INDEX: &str = "index";
 
 /// Which channel object and end each PD's channel id is: `ends[pd][id]` = (channel, end).
@@ -845,6 +848,22 @@ impl Board {
             index.push_str(&format!("{i}.bin {size:#x} {name}\n"));
             bytes += *size;
         }
+        for (pd, (_, page)) in self.plan.pds.iter().zip(&self.stats) {
+            let held = page.held();
+            let reported = held.reported.load(Ordering::Relaxed);
+            if reported != 0 {
+                let counts: Vec<String> = held
+                    .count
+                    .iter()
+                    .map(|c| c.load(Ordering::Relaxed).to_string())
+                    .collect();
+                index.push_str(&format!(
+                    "held {} {reported:#x} {}\n",
+                    pd.name,
+                    counts.join(" ")
+                ));
+            }
+        }
         std::fs::write(partial.join(SNAPSHOT_INDEX), index)?;
         std::fs::rename(&partial, dir)?;
         Ok((self.plan.regions.len(), bytes))
@@ -913,6 +932,8 @@ impl Board {
                 c.page.half(1 - end).pending.store(0, Ordering::SeqCst);
             }
         }
+        // What the old incarnation reported holding is gone with it: the new one reports anew.
+        self.stats[i].1.held().reported.store(0, Ordering::Relaxed);
         self.board.set_state(i, PdState::Starting);
     }
 
