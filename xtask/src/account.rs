@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! `cargo xtask account <example>`: every DMA buffer of a running host-board system, found in
-//! shared memory and accounted for.
+//! shared memory and accounted for (the network's here, the block units the blk virt lent out
+//! in [`blk`]).
 //!
 //! ## Protocol
 //!
@@ -36,6 +37,8 @@
 //!    pool (**stray**). [`Account::problems`] lists every violation; `account` exits non-zero
 //!    when there is one. Take it when the system is quiescent (no traffic): a broadcast frame
 //!    the Rx virt is fanning out, or a frame between two components, is legitimately in flight.
+
+pub mod blk;
 
 use crate::Error;
 use crate::assembly::Assembly;
@@ -756,7 +759,10 @@ impl NetLayout {
 /// `account`: ask the launcher of the running `out` build for a snapshot (via `fifo`), wait for
 /// it (5 s at most), and account for every net buffer in it. Returns the account, the
 /// snapshot's folder (the caller removes it or keeps it for inspection) and the time taken.
-pub fn take(out: &Path, fifo: &Path) -> Result<(Account, PathBuf, Duration), Error> {
+pub fn take(
+    out: &Path,
+    fifo: &Path,
+) -> Result<(Account, blk::BlkAccount, PathBuf, Duration), Error> {
     let started = Instant::now();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -779,7 +785,17 @@ pub fn take(out: &Path, fifo: &Path) -> Result<(Account, PathBuf, Duration), Err
         );
     }
     let layout = NetLayout::from_build(out, &snap)?;
-    Ok((account(&layout), dir, started.elapsed()))
+    let asm = Assembly::load(out)?;
+    let system_file = out.join(asm.system.clone().unwrap_or_default());
+    let sys = System::load(&system_file)
+        .map_err(|e| Error::invalid(system_file.display().to_string(), e))?;
+    let blk_layout = blk::BlkLayout::from_build(out, &asm, &sys, &snap)?;
+    Ok((
+        account(&layout),
+        blk::account(&blk_layout),
+        dir,
+        started.elapsed(),
+    ))
 }
 
 #[cfg(test)]

@@ -109,13 +109,16 @@ fn swap(
 fn account(root: &Path, example: &str, control: Option<PathBuf>) -> Result<(), Error> {
     let out = output_dir(root, example, Board::Host);
     let fifo = control.unwrap_or_else(|| control_fifo(&out));
-    let (account, dir, took) = crate::account::take(&out, &fifo)?;
-    print!("{account}");
+    let (account, blk, dir, took) = crate::account::take(&out, &fifo)?;
+    print!("{account}{blk}");
     println!(
         "(snapshot taken and accounted in {:.1} ms)",
         took.as_secs_f64() * 1e3
     );
-    let problems = account.problems().len();
+    let problems = account.problems().len() + blk.problems.len();
+    for p in &blk.problems {
+        println!("  blk: {p}");
+    }
     if problems == 0 {
         let _ = std::fs::remove_dir_all(&dir);
     } else {

@@ -116,6 +116,34 @@ fn account_all_home(what: &str) -> (String, Duration) {
     panic!("{what}: the buffer account never came out clean:\n{last}");
 }
 
+/// `xtask account fileio` once the bench is over: retried for up to 2 s (the FS server may still
+/// be closing the file); panics with the last account unless nothing is lent, owed, held or
+/// waiting. Returns the account and the time the last try took.
+fn blk_account_all_home() -> (String, Duration) {
+    let mut last = String::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["account", "fileio"])
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let home = out.status.success()
+            && stdout.contains(
+                "blk units: 0 lent to the driver; driver holds 0 requests, 0 waiting for it, 0 \
+                 answers waiting",
+            )
+            && stdout.contains("fatfs: 0 requests waiting, 0 owed by the virt, 0 answers waiting");
+        if home {
+            return (stdout, took);
+        }
+        last = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    panic!("after the run, the blk virt still has something out:\n{last}");
+}
+
 /// One kill (or swap) and what it cost.
 struct Outcome {
     /// The longest pause between two echoes around the event: the service interruption.
@@ -340,7 +368,9 @@ fn restart_and_swap_under_load() {
 /// `fileio` in bench mode (a 32 MiB file written and read back through the FS server, the blk
 /// virt and the driver) while the blk virt is SIGKILLed three times, 150 ms apart: each time the
 /// launcher restarts it, it rebuilds its driver ids from the queues, and the client finishes
-/// without an error, its data checked on read-back.
+/// without an error, its data checked on read-back. Afterwards `xtask account fileio` finds
+/// nothing the blk virt lent out still out: no data-region unit at the driver, no request owed,
+/// held or waiting.
 fn blk_virt_restarts_under_fileio_load() {
     let root = xtask::workspace_root();
     let dir = std::env::temp_dir().join(format!("lions-restart-test-{}", std::process::id()));
@@ -398,6 +428,13 @@ fn blk_virt_restarts_under_fileio_load() {
         t.contains("fileio: done") || t.contains("FAILED")
     });
     let text = sys.with_screen(Screen::text);
+    // The run is over: nothing the blk virt lent out may still be out (every data-region unit
+    // home with the FS server, nothing owed, held or waiting), after its restarts.
+    let account = if done && !text.contains("FAILED") {
+        Some(blk_account_all_home())
+    } else {
+        None
+    };
     let transcript = sys.stop();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(done, "fileio did not finish:\n{transcript}");
@@ -413,6 +450,15 @@ fn blk_virt_restarts_under_fileio_load() {
         "blk_virt killed {} times during the bench; fileio done, data checked",
         kills.len()
     );
+    if let Some((account, took)) = account {
+        for line in account.lines() {
+            eprintln!("account after the run: {line}");
+        }
+        eprintln!(
+            "account after the run: snapshot and account {:.1} ms",
+            took.as_secs_f64() * 1e3
+        );
+    }
 }
 
 fn main() -> ExitCode {
