@@ -358,6 +358,9 @@ impl Account {
 impl fmt::Display for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (home, all) = self.home();
+        if self.pools.is_empty() && self.other.is_empty() {
+            return writeln!(f, "net buffers: none (no network subsystem)");
+        }
         writeln!(f, "net buffers: {home} of {all} accounted for exactly once")?;
         for (pool, places) in self.by_place() {
             writeln!(

@@ -4,7 +4,8 @@
 //!
 //! The system runs with `--restart`; a thread sends UDP datagrams (sequence-numbered, one every
 //! 2 ms) to client 0 through a forwarded host port and records every echo. Then, one at a time,
-//! the Tx virt, the Rx virt, client 0's copier and the serial Tx virt are killed with SIGKILL;
+//! the Tx virt, the Rx virt, client 0's copier, the serial Tx virt and the (user-mode network)
+//! driver are killed with SIGKILL;
 //! the launcher restarts each and it resumes from shared memory. Afterwards the Tx virt is
 //! swapped live for the strict-priority build and back (`cargo xtask swap`). For each event the
 //! test measures the longest pause between two echoes around it (the service interruption) and
@@ -279,7 +280,13 @@ fn restart_and_swap_under_load() {
     account("before any kill");
 
     let mut report = Vec::new();
-    for pd in ["net_virt_tx", "net_virt_rx", "net_copy0", "serial_virt_tx"] {
+    for pd in [
+        "net_virt_tx",
+        "net_virt_rx",
+        "net_copy0",
+        "serial_virt_tx",
+        "net_driver",
+    ] {
         let pid = pd_pid(launcher, pd).unwrap_or_else(|| panic!("no process for {pd}"));
         let t0 = Instant::now();
         // SAFETY: kill with a pid we just found as a child of our launcher.
