@@ -484,6 +484,40 @@ mod tests {
     }
 
     #[test]
+    fn account() {
+        assert_eq!(
+            p(&["account", "echo_server"]),
+            Ok(Command::Account {
+                example: "echo_server".into(),
+                control: None,
+            })
+        );
+        assert_eq!(
+            p(&["account", "--control", "/tmp/c.fifo", "fileio"]),
+            Ok(Command::Account {
+                example: "fileio".into(),
+                control: Some("/tmp/c.fifo".into()),
+            })
+        );
+        assert!(
+            p(&["account"])
+                .unwrap_err()
+                .contains("usage: account <example>")
+        );
+        assert!(p(&["account", "a", "b"]).is_err());
+        assert!(
+            p(&["account", "a", "--release"])
+                .unwrap_err()
+                .contains("`--release`")
+        );
+        assert!(
+            p(&["account", "a", "--control"])
+                .unwrap_err()
+                .contains("needs a FIFO")
+        );
+    }
+
+    #[test]
     fn graph() {
         assert_eq!(
             p(&["graph", "hello", "-o", "x.svg"]),
