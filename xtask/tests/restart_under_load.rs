@@ -342,6 +342,19 @@ fn restart_and_swap_under_load() {
             o.sent_in_pause
         );
     }
+    // The launcher's own report of each snapshot: every PD stopped while it was copied.
+    sys.with_screen(|s| {
+        let snaps: Vec<&String> = s
+            .errors
+            .iter()
+            .filter(|l| l.contains("lions-host: snapshot:"))
+            .collect();
+        assert!(snaps.len() >= accounts.len(), "a snapshot per account");
+        for l in snaps {
+            eprintln!("{l}");
+            assert!(!l.contains("may be torn"), "{l}");
+        }
+    });
     for (what, (first, took)) in &accounts {
         eprintln!(
             "account {what}: {first} (snapshot and account {:.1} ms)",
