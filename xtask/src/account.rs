@@ -759,13 +759,9 @@ impl NetLayout {
     }
 }
 
-/// `account`: ask the launcher of the running `out` build for a snapshot (via `fifo`), wait for
-/// it (5 s at most), and account for every net buffer in it. Returns the account, the
-/// snapshot's folder (the caller removes it or keeps it for inspection) and the time taken.
-pub fn take(
-    out: &Path,
-    fifo: &Path,
-) -> Result<(Account, blk::BlkAccount, PathBuf, Duration), Error> {
+/// Ask the launcher of the running `out` build for a snapshot (via `fifo`) into a new folder of
+/// `out`, and wait for it (5 s at most); its folder.
+pub fn request_snapshot(out: &Path, fifo: &Path) -> Result<PathBuf, Error> {
     let started = Instant::now();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -781,7 +777,13 @@ pub fn take(
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let snap = Snapshot::load(&dir)?;
+    Ok(dir)
+}
+
+/// Account for every net buffer and every blk unit lent out in the snapshot folder `dir` of the
+/// `out` build.
+pub fn of_snapshot(out: &Path, dir: &Path) -> Result<(Account, blk::BlkAccount), Error> {
+    let snap = Snapshot::load(dir)?;
     if !snap.consistent {
         eprintln!(
             "xtask: account: some PD did not stop while the snapshot was taken: it may be torn"
@@ -793,12 +795,7 @@ pub fn take(
     let sys = System::load(&system_file)
         .map_err(|e| Error::invalid(system_file.display().to_string(), e))?;
     let blk_layout = blk::BlkLayout::from_build(out, &asm, &sys, &snap)?;
-    Ok((
-        account(&layout),
-        blk::account(&blk_layout),
-        dir,
-        started.elapsed(),
-    ))
+    Ok((account(&layout), blk::account(&blk_layout)))
 }
 
 #[cfg(test)]

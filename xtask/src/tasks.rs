@@ -47,7 +47,11 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             release,
             control,
         } => swap(&root, &example, &pd, &binary, release, control),
-        Command::Account { example, control } => account(&root, &example, control),
+        Command::Account {
+            example,
+            control,
+            snapshot,
+        } => account(&root, &example, control, snapshot),
     }
 }
 
@@ -104,28 +108,44 @@ fn swap(
     Ok(())
 }
 
-/// `account`: a snapshot of the running host build of `example`, every net buffer accounted
-/// for ([`crate::account`]); an error when one is lost, doubled or stray.
-fn account(root: &Path, example: &str, control: Option<PathBuf>) -> Result<(), Error> {
+/// `account`: a snapshot of the running host build of `example` (or the saved snapshot folder
+/// `saved`), every net buffer and blk unit accounted for ([`crate::account`]); an error when a
+/// buffer is lost, doubled or stray.
+fn account(
+    root: &Path,
+    example: &str,
+    control: Option<PathBuf>,
+    saved: Option<PathBuf>,
+) -> Result<(), Error> {
     let out = output_dir(root, example, Board::Host);
-    let fifo = control.unwrap_or_else(|| control_fifo(&out));
-    let (account, blk, dir, took) = crate::account::take(&out, &fifo)?;
+    let started = std::time::Instant::now();
+    let dir = match &saved {
+        Some(dir) => dir.clone(),
+        None => {
+            let fifo = control.unwrap_or_else(|| control_fifo(&out));
+            crate::account::request_snapshot(&out, &fifo)?
+        }
+    };
+    let (account, blk) = crate::account::of_snapshot(&out, &dir)?;
     print!("{account}{blk}");
-    println!(
-        "(snapshot taken and accounted in {:.1} ms)",
-        took.as_secs_f64() * 1e3
-    );
     let problems = account.problems().len() + blk.problems.len();
     for p in &blk.problems {
         println!("  blk: {p}");
     }
-    if problems == 0 {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        eprintln!(
-            "xtask: account: the snapshot is kept for inspection: {}",
-            dir.display()
-        );
+    println!(
+        "(snapshot taken and accounted in {:.1} ms)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    if saved.is_none() {
+        if problems == 0 {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!(
+                "xtask: account: the snapshot is kept for inspection: {} (`--snapshot` accounts \
+                 it again)",
+                dir.display()
+            );
+        }
     }
     if problems > 0 {
         return Err(Error::invalid(
