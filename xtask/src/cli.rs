@@ -34,6 +34,14 @@ commands:
         and tell the launcher (its control FIFO, default target/lions/<example>/host/control.fifo,
         which `run` passes it) to stop <pd> and start that image in its place with its memory
         regions as they are (live policy swap; `... net_virt_tx net_virt_tx` swaps back)
+  account <example> [--control FIFO] [--snapshot DIR]
+        host board, a running `xtask run <example>`: ask the launcher for a snapshot of all
+        shared memory (every PD stopped meanwhile) and account for every net DMA buffer (Rx
+        DMA, each client's Rx and Tx): in which queue or held by which component, each exactly
+        once; fails when one is lost, in two places or a descriptor names no buffer; and list
+        what the blk virt has lent out. Take it with no traffic flowing (frames in flight are
+        not an error of the system). --snapshot: account a saved snapshot folder instead (one
+        with a problem is kept)
   fuzz <target>|all|list [--seconds N] [--seed S]
         run an adversarial attacker (release) for N s (default 60) with fresh seeds; a failure is
         shrunk and saved with its replay command under target/fuzz/<target>/
@@ -207,6 +215,15 @@ pub enum Command {
         /// The launcher's control FIFO (default `<output>/control.fifo`).
         control: Option<PathBuf>,
     },
+    /// `account <example>`.
+    Account {
+        /// Folder name under `examples/` (its host build is running).
+        example: String,
+        /// The launcher's control FIFO (default `<output>/control.fifo`).
+        control: Option<PathBuf>,
+        /// A saved snapshot folder to account for instead of taking one.
+        snapshot: Option<PathBuf>,
+    },
     /// `help`, `-h`, `--help`.
     Help,
 }
@@ -233,9 +250,12 @@ where
     if cmd == "swap" {
         return parse_swap(args);
     }
+    if cmd == "account" {
+        return parse_account(args);
+    }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error::usage(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, fuzz, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, account, fuzz, help"
         )));
     }
     if cmd == "bench" {
@@ -359,6 +379,47 @@ fn parse_swap(mut args: impl Iterator<Item = String>) -> Result<Command, Error> 
     })
 }
 
+/// `account <example> [--control FIFO] [--snapshot DIR]`.
+fn parse_account(mut args: impl Iterator<Item = String>) -> Result<Command, Error> {
+    let (mut example, mut control, mut snapshot) = (None, None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--snapshot" => {
+                let v = args
+                    .next()
+                    .ok_or_else(|| Error::usage("`--snapshot` needs a snapshot folder"))?;
+                snapshot = Some(PathBuf::from(v));
+            }
+            "--control" => {
+                let v = args
+                    .next()
+                    .ok_or_else(|| Error::usage("`--control` needs a FIFO"))?;
+                control = Some(PathBuf::from(v));
+            }
+            "-h" | "--help" => return Ok(Command::Help),
+            a if a.starts_with('-') => {
+                return Err(Error::usage(format!(
+                    "`account` does not take option `{a}`"
+                )));
+            }
+            _ if example.is_none() => example = Some(arg),
+            _ => {
+                return Err(Error::usage(
+                    "usage: account <example> [--control FIFO] [--snapshot DIR]",
+                ));
+            }
+        }
+    }
+    let example = example.ok_or_else(|| {
+        Error::usage("usage: account <example> [--control FIFO] [--snapshot DIR]")
+    })?;
+    Ok(Command::Account {
+        example,
+        control,
+        snapshot,
+    })
+}
+
 /// `bench insns [WORKLOAD...] [--json] [--units N] [--top N]`.
 fn parse_bench(mut args: impl Iterator<Item = String>) -> Result<Command, Error> {
     match args.next().as_deref() {
@@ -438,6 +499,49 @@ mod tests {
                 build: build("hello", false),
                 launcher_args: vec![],
             })
+        );
+    }
+
+    #[test]
+    fn account() {
+        assert_eq!(
+            p(&["account", "echo_server"]),
+            Ok(Command::Account {
+                example: "echo_server".into(),
+                control: None,
+                snapshot: None,
+            })
+        );
+        assert_eq!(
+            p(&[
+                "account",
+                "--control",
+                "/tmp/c.fifo",
+                "fileio",
+                "--snapshot",
+                "s"
+            ]),
+            Ok(Command::Account {
+                example: "fileio".into(),
+                control: Some("/tmp/c.fifo".into()),
+                snapshot: Some("s".into()),
+            })
+        );
+        assert!(
+            p(&["account"])
+                .unwrap_err()
+                .contains("usage: account <example>")
+        );
+        assert!(p(&["account", "a", "b"]).is_err());
+        assert!(
+            p(&["account", "a", "--release"])
+                .unwrap_err()
+                .contains("`--release`")
+        );
+        assert!(
+            p(&["account", "a", "--control"])
+                .unwrap_err()
+                .contains("needs a FIFO")
         );
     }
 

@@ -10,6 +10,7 @@
 //! | `run <ex> [--board B] [--release] [-- ARGS]` | `build`, then replaces itself with the `lions-host` launcher on the `.system` file, or with `qemu-system-aarch64` booting `loader.img` (extra `ARGS` go to the launcher or QEMU) |
 //! | `graph <ex> [--board B] [-o FILE.svg]` | metaprogram only, then draws the `.system` as SVG |
 //! | `bench insns [WORKLOAD...] [--json] [--units N] [--top N]` | instructions per unit inside each component under callgrind, beside sDDF's C figures ([`insns`]) |
+//! | `account <ex> [--control FIFO]` | a snapshot of a running host system's shared memory, every net DMA buffer accounted for ([`account`]) |
 //! | `size [--files]` | code lines of each component and class library beside the paper's Table 2 ([`size`]) |
 //!
 //! Boards: `host` (default; one Linux process per PD) and `qemu_virt_aarch64` (seL4 Microkit 2.3.0:
@@ -41,6 +42,7 @@
 //! something missing, an input that is wrong); each displays as a plain sentence naming what was
 //! being done. `main` prints it and exits with status 1 (2 for a usage error).
 
+pub mod account;
 pub mod assembly;
 pub mod cli;
 pub mod elf;

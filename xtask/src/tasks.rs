@@ -47,6 +47,11 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
             release,
             control,
         } => swap(&root, &example, &pd, &binary, release, control),
+        Command::Account {
+            example,
+            control,
+            snapshot,
+        } => account(&root, &example, control, snapshot),
     }
 }
 
@@ -103,13 +108,61 @@ fn swap(
     Ok(())
 }
 
+/// `account`: a snapshot of the running host build of `example` (or the saved snapshot folder
+/// `saved`), every net buffer and blk unit accounted for ([`crate::account`]); an error when a
+/// buffer is lost, doubled or stray.
+fn account(
+    root: &Path,
+    example: &str,
+    control: Option<PathBuf>,
+    saved: Option<PathBuf>,
+) -> Result<(), Error> {
+    let out = output_dir(root, example, Board::Host);
+    let started = std::time::Instant::now();
+    let dir = match &saved {
+        Some(dir) => dir.clone(),
+        None => {
+            let fifo = control.unwrap_or_else(|| control_fifo(&out));
+            crate::account::request_snapshot(&out, &fifo)?
+        }
+    };
+    let (account, blk) = crate::account::of_snapshot(&out, &dir)?;
+    print!("{account}{blk}");
+    let problems = account.problems().len() + blk.problems.len();
+    for p in &blk.problems {
+        println!("  blk: {p}");
+    }
+    println!(
+        "(snapshot taken and accounted in {:.1} ms)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    if saved.is_none() {
+        if problems == 0 {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!(
+                "xtask: account: the snapshot is kept for inspection: {} (`--snapshot` accounts \
+                 it again)",
+                dir.display()
+            );
+        }
+    }
+    if problems > 0 {
+        return Err(Error::invalid(
+            format!("{example}: buffer account"),
+            format!("{problems} problems (listed above)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Linux's `O_NONBLOCK` (the same on every architecture the host board runs on): opening a FIFO
 /// for writing fails at once (`ENXIO`) instead of waiting when nobody reads it.
 const O_NONBLOCK: i32 = 0o4000;
 
 /// Write one command line to a launcher's control FIFO; refused at once when no launcher reads
 /// it.
-fn send_control(fifo: &Path, line: &str) -> Result<(), Error> {
+pub(crate) fn send_control(fifo: &Path, line: &str) -> Result<(), Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

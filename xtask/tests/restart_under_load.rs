@@ -4,13 +4,21 @@
 //!
 //! The system runs with `--restart`; a thread sends UDP datagrams (sequence-numbered, one every
 //! 2 ms) to client 0 through a forwarded host port and records every echo. Then, one at a time,
-//! the Tx virt, the Rx virt, client 0's copier and the serial Tx virt are killed with SIGKILL;
+//! the Tx virt, the Rx virt, client 0's copier, the serial Tx virt and the (user-mode network)
+//! driver are killed with SIGKILL;
 //! the launcher restarts each and it resumes from shared memory. Afterwards the Tx virt is
 //! swapped live for the strict-priority build and back (`cargo xtask swap`). For each event the
 //! test measures the longest pause between two echoes around it (the service interruption) and
 //! the datagrams lost; it requires the pause under a second and loss no more than what was sent
 //! during the pause plus what the queues on the way could hold. Numbers are printed (`event
 //! ...` lines).
+//!
+//! Before the first kill and after each event the load pauses until the system is quiescent,
+//! and `cargo xtask account echo_server` (a snapshot of all shared memory through the
+//! launcher's control FIFO) must find every net DMA buffer (the Rx DMA region, each client's Rx
+//! and Tx regions) in exactly one queue or held by one driver, copier or client: none lost,
+//! none twice, and the driver's own word on what it holds (Rx and Tx) agreeing with the queue
+//! indices. Its counts and time are printed (`account ...` lines).
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
@@ -66,6 +74,119 @@ fn pd_pid(launcher: u32, pd: &str) -> Option<u32> {
 struct Load {
     sent: Vec<Instant>,
     echoed: Vec<Option<Instant>>,
+}
+
+/// `xtask account echo_server` on the running system once traffic is paused (`paused` set):
+/// retried for up to 2 s (a frame the gateway sends on its own, e.g. an ARP refresh, may be in
+/// flight); panics with the last account when it never comes out clean. Returns its first line
+/// (`net buffers: N of N accounted for exactly once`) and the time the last try took.
+fn account_all_home(what: &str) -> (String, Duration) {
+    let mut last = String::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["account", "echo_server"])
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            let first = stdout.lines().next().unwrap_or_default().to_owned();
+            assert!(
+                first.starts_with("net buffers: ") && first.contains("accounted for exactly once"),
+                "{what}: unexpected account:\n{stdout}"
+            );
+            let nums: Vec<&str> = first.split_whitespace().collect();
+            assert_eq!(nums[2], nums[4], "{what}: {first}");
+            // echo_server: 512 Rx DMA buffers, and 512 Rx and 512 Tx for each of its 2 clients.
+            assert_eq!(nums[4], "2560", "{what}: every pool found: {first}");
+            // The user-mode network driver's own word on both directions, checked.
+            let said = stdout
+                .lines()
+                .filter(|l| l.contains("net_driver says it holds") && l.contains("agrees with"))
+                .count();
+            assert_eq!(said, 2, "{what}: the driver's word on Rx and Tx:\n{stdout}");
+            for line in stdout.lines() {
+                eprintln!("account {what}: {line}");
+            }
+            return (first, took);
+        }
+        last = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    panic!("{what}: the buffer account never came out clean:\n{last}");
+}
+
+/// The account catches a buffer really lost: a snapshot of the running (quiescent) system in
+/// which the Rx virt "dropped" the newest buffer it gave the driver (the free queue's tail one
+/// short, as if it never published it) is refused, naming that buffer as lost.
+fn lost_buffer_is_caught() {
+    let out = xtask::tasks::output_dir(
+        &xtask::workspace_root(),
+        "echo_server",
+        xtask::cli::Board::Host,
+    );
+    let dir = xtask::account::request_snapshot(&out, &xtask::tasks::control_fifo(&out)).unwrap();
+    let index = std::fs::read_to_string(dir.join("index")).unwrap();
+    let file = index
+        .lines()
+        .find_map(|l| {
+            l.strip_suffix(" net/net/queue/net_driver/net_virt_rx/free")
+                .and_then(|l| l.split(' ').next())
+        })
+        .unwrap();
+    let path = dir.join(file);
+    let mut free = std::fs::read(&path).unwrap();
+    let (tail, head) = (
+        u16::from_le_bytes([free[0], free[1]]),
+        u16::from_le_bytes([free[2], free[3]]),
+    );
+    assert_ne!(tail, head, "the driver's free queue holds buffers");
+    let dropped = tail.wrapping_sub(1);
+    free[..2].copy_from_slice(&dropped.to_le_bytes());
+    std::fs::write(&path, &free).unwrap();
+    let res = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["account", "echo_server", "--snapshot"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!res.status.success(), "a lost buffer must fail:\n{stdout}");
+    assert!(stdout.starts_with("net buffers: 2559 of 2560"), "{stdout}");
+    let lost: Vec<&str> = stdout.lines().filter(|l| l.contains("is lost")).collect();
+    assert_eq!(lost.len(), 1, "exactly the dropped buffer:\n{stdout}");
+    assert!(lost[0].contains("Rx DMA buffer"), "{stdout}");
+    let lost = lost[0].trim();
+    eprintln!("account of a snapshot with one buffer dropped: {lost} (caught)");
+}
+
+/// `xtask account fileio` once the bench is over: retried for up to 2 s (the FS server may still
+/// be closing the file); panics with the last account unless nothing is lent, owed, held or
+/// waiting. Returns the account and the time the last try took.
+fn blk_account_all_home() -> (String, Duration) {
+    let mut last = String::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["account", "fileio"])
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let home = out.status.success()
+            && stdout.contains(
+                "blk units: 0 lent to the driver; driver holds 0 requests, 0 waiting for it, 0 \
+                 answers waiting",
+            )
+            && stdout.contains("fatfs: 0 requests waiting, 0 owed by the virt, 0 answers waiting");
+        if home {
+            return (stdout, took);
+        }
+        last = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    panic!("after the run, the blk virt still has something out:\n{last}");
 }
 
 /// One kill (or swap) and what it cost.
@@ -162,10 +283,15 @@ fn restart_and_swap_under_load() {
             }
         }
     });
-    let (l3, s3) = (load.clone(), stop.clone());
+    let paused = Arc::new(AtomicBool::new(false));
+    let (l3, s3, p3) = (load.clone(), stop.clone(), paused.clone());
     let sender = std::thread::spawn(move || {
         let mut seq = 0u32;
         while !s3.load(Ordering::Relaxed) {
+            if p3.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
             let mut msg = seq.to_be_bytes().to_vec();
             msg.resize(64, seq as u8);
             {
@@ -186,8 +312,25 @@ fn restart_and_swap_under_load() {
     };
     assert!(before > 100, "echo works before any kill: {before} echoed");
 
+    // Every buffer home with traffic paused: before any kill, and after each event.
+    let mut accounts = Vec::new();
+    let mut account = |what: &str| {
+        paused.store(true, Ordering::Relaxed);
+        accounts.push((what.to_owned(), account_all_home(what)));
+        paused.store(false, Ordering::Relaxed);
+        // Load again for the next event's measurement window (from 0.5 s before it).
+        std::thread::sleep(Duration::from_millis(1000));
+    };
+    account("before any kill");
+
     let mut report = Vec::new();
-    for pd in ["net_virt_tx", "net_virt_rx", "net_copy0", "serial_virt_tx"] {
+    for pd in [
+        "net_virt_tx",
+        "net_virt_rx",
+        "net_copy0",
+        "serial_virt_tx",
+        "net_driver",
+    ] {
         let pid = pd_pid(launcher, pd).unwrap_or_else(|| panic!("no process for {pd}"));
         let t0 = Instant::now();
         // SAFETY: kill with a pid we just found as a child of our launcher.
@@ -199,6 +342,7 @@ fn restart_and_swap_under_load() {
                 .any(|l| l.contains(&format!("lions-host: {pd}: restarting")))
         });
         report.push((format!("kill {pd}"), o));
+        account(&format!("after kill {pd}"));
     }
     for binary in ["net_virt_tx_priority", "net_virt_tx"] {
         let t0 = Instant::now();
@@ -221,6 +365,7 @@ fn restart_and_swap_under_load() {
                 .any(|l| l.contains("lions-host: net_virt_tx: started again") && l.contains(&image))
         });
         report.push((format!("swap net_virt_tx -> {binary}"), o));
+        account(&format!("after swap net_virt_tx -> {binary}"));
     }
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
@@ -239,6 +384,26 @@ fn restart_and_swap_under_load() {
             o.pause.as_secs_f64() * 1e3,
             o.lost,
             o.sent_in_pause
+        );
+    }
+    lost_buffer_is_caught();
+    // The launcher's own report of each snapshot: every PD stopped while it was copied.
+    sys.with_screen(|s| {
+        let snaps: Vec<&String> = s
+            .errors
+            .iter()
+            .filter(|l| l.contains("lions-host: snapshot:"))
+            .collect();
+        assert!(snaps.len() >= accounts.len(), "a snapshot per account");
+        for l in snaps {
+            eprintln!("{l}");
+            assert!(!l.contains("may be torn"), "{l}");
+        }
+    });
+    for (what, (first, took)) in &accounts {
+        eprintln!(
+            "account {what}: {first} (snapshot and account {:.1} ms)",
+            took.as_secs_f64() * 1e3
         );
     }
     for (what, o) in &report {
@@ -268,7 +433,9 @@ fn restart_and_swap_under_load() {
 /// `fileio` in bench mode (a 32 MiB file written and read back through the FS server, the blk
 /// virt and the driver) while the blk virt is SIGKILLed three times, 150 ms apart: each time the
 /// launcher restarts it, it rebuilds its driver ids from the queues, and the client finishes
-/// without an error, its data checked on read-back.
+/// without an error, its data checked on read-back. Afterwards `xtask account fileio` finds
+/// nothing the blk virt lent out still out: no data-region unit at the driver, no request owed,
+/// held or waiting.
 fn blk_virt_restarts_under_fileio_load() {
     let root = xtask::workspace_root();
     let dir = std::env::temp_dir().join(format!("lions-restart-test-{}", std::process::id()));
@@ -326,6 +493,13 @@ fn blk_virt_restarts_under_fileio_load() {
         t.contains("fileio: done") || t.contains("FAILED")
     });
     let text = sys.with_screen(Screen::text);
+    // The run is over: nothing the blk virt lent out may still be out (every data-region unit
+    // home with the FS server, nothing owed, held or waiting), after its restarts.
+    let account = if done && !text.contains("FAILED") {
+        Some(blk_account_all_home())
+    } else {
+        None
+    };
     let transcript = sys.stop();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(done, "fileio did not finish:\n{transcript}");
@@ -341,6 +515,15 @@ fn blk_virt_restarts_under_fileio_load() {
         "blk_virt killed {} times during the bench; fileio done, data checked",
         kills.len()
     );
+    if let Some((account, took)) = account {
+        for line in account.lines() {
+            eprintln!("account after the run: {line}");
+        }
+        eprintln!(
+            "account after the run: snapshot and account {:.1} ms",
+            took.as_secs_f64() * 1e3
+        );
+    }
 }
 
 fn main() -> ExitCode {

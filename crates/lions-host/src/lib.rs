@@ -30,6 +30,10 @@
 //!   again from its (new) image with its regions untouched, not counted as a fault or restart;
 //!   `lions_os::incarnation` tells it to rebuild its state from shared memory rather than
 //!   initialise it. Example: `echo "swap net_virt_tx net_virt_tx_prio" > /tmp/lions.ctl`.
+//!   `snapshot <dir>` stops every PD (SIGSTOP), copies every memory region into a file of the new
+//!   directory `dir` (listed in its [`SNAPSHOT_INDEX`] file), and continues them (SIGCONT): a
+//!   consistent picture of all shared state, e.g. for `cargo xtask account`, which finds every
+//!   DMA buffer in it. A line on stderr reports it (`lions-host: snapshot: ...`).
 //!
 //! A PD started again (`--restart`, a control command) sees [`lions_os::incarnation`] above 0.
 //!
@@ -132,7 +136,7 @@ pub struct Options {
     /// of the `.system` file.
     pub search_path: Vec<PathBuf>,
     /// A control FIFO the launcher creates and reads commands from (`swap <pd> <image>`,
-    /// `restart <pd>`; see the crate docs).
+    /// `restart <pd>`, `snapshot <dir>`; see the crate docs).
     pub control: Option<PathBuf>,
 }
 
@@ -376,7 +380,7 @@ struct Board {
     _board_fd: OwnedFd,
     stats: Vec<(OwnedFd, StatsPage)>,
     channels: Vec<ChannelObj>,
-    _regions: Vec<OwnedFd>,
+    regions: Vec<OwnedFd>,
     /// Read-only descriptors of the regions some PD maps without write access.
     _read_only: Vec<Option<OwnedFd>>,
     manifests: Vec<OwnedFd>,
@@ -435,6 +439,15 @@ impl Drop for Control {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+/// The index file of a `snapshot <dir>` (control command): a first line `# lions-host snapshot:
+/// consistent=true|false` (false: some PD did not stop within a second, so the copy may be torn),
+/// then one line per memory region, `<file> <size> <name>` (`0.bin 0x3000
+/// net/net/queue/net_driver/net_virt_rx/free`): the region's bytes are in `<dir>/<file>`;
+/// then, for each PD that reports buffers it holds privately
+/// (`lions_os::host::report_held`), `held <pd> <mask> <n0> <n1> <n2> <n3>`: bit `i` of `mask`
+/// set when slot `i` (`lions_os::host::control::held`) was reported, `n<i>` its count.
+pub const SNAPSHOT_INDEX: &str = "index";
 
 /// Which channel object and end each PD's channel id is: `ends[pd][id]` = (channel, end).
 type ChannelEnds = Vec<[Option<(usize, usize)>; 64]>;
@@ -502,7 +515,7 @@ impl Board {
             _board_fd: board_fd,
             stats,
             channels,
-            _regions: regions,
+            regions,
             _read_only: read_only,
             manifests,
             keep,
@@ -723,9 +736,12 @@ impl Board {
         let (pd, image) = match words.as_slice() {
             ["swap", pd, image] => (*pd, Some(*image)),
             ["restart", pd] => (*pd, None),
+            ["snapshot", dir] => return self.snapshot(Path::new(dir)),
             _ => {
                 return Err(
-                    "not a command; the commands are `swap <pd> <image>` and `restart <pd>`".into(),
+                    "not a command; the commands are `swap <pd> <image>`, `restart <pd>` \
+                     and `snapshot <dir>`"
+                        .into(),
                 );
             }
         };
@@ -763,6 +779,94 @@ impl Board {
         self.procs[i].respawn = true;
         sys::kill(pid, libc::SIGKILL);
         Ok(())
+    }
+
+    /// `snapshot <dir>`: every PD stopped (SIGSTOP) at once, every memory region copied to a
+    /// file of `dir` (see [`SNAPSHOT_INDEX`]), every PD continued (SIGCONT). The files appear
+    /// together: they are written to `<dir>.partial` and renamed to `dir` when complete.
+    fn snapshot(&mut self, dir: &Path) -> Result<(), String> {
+        if dir.exists() {
+            return Err(format!(
+                "{} exists already (nothing written)",
+                dir.display()
+            ));
+        }
+        let started = Instant::now();
+        let live: Vec<u32> = self
+            .procs
+            .iter()
+            .filter_map(|p| p.child.as_ref().map(Child::id))
+            .collect();
+        for &pid in &live {
+            sys::kill(pid, libc::SIGSTOP);
+        }
+        // SIGSTOP takes effect when the kernel next handles the PD's signals: wait (1 s at most)
+        // until each one shows as stopped, so no PD writes shared memory while it is copied.
+        let deadline = started + Duration::from_secs(1);
+        let mut all_stopped = false;
+        while Instant::now() < deadline {
+            all_stopped = live.iter().all(|&pid| sys::stopped_or_gone(pid));
+            if all_stopped {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let written = self.write_snapshot(dir, all_stopped);
+        for &pid in &live {
+            sys::kill(pid, libc::SIGCONT);
+        }
+        let (regions, bytes) = written.map_err(|e| format!("writing {}: {e}", dir.display()))?;
+        eprintln!(
+            "lions-host: snapshot: {regions} regions ({bytes} bytes) to {} in {:.1} ms, {} PDs \
+             stopped meanwhile{}",
+            dir.display(),
+            started.elapsed().as_secs_f64() * 1e3,
+            live.len(),
+            if all_stopped {
+                ""
+            } else {
+                " (not all stopped within 1 s: may be torn)"
+            }
+        );
+        Ok(())
+    }
+
+    /// The snapshot's files (see [`SNAPSHOT_INDEX`]); (regions, bytes) written.
+    fn write_snapshot(&self, dir: &Path, consistent: bool) -> io::Result<(usize, u64)> {
+        let mut partial = dir.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        std::fs::create_dir_all(&partial)?;
+        let mut index = format!("# lions-host snapshot: consistent={consistent}\n");
+        let mut bytes = 0;
+        for (i, ((name, size), fd)) in self.plan.regions.iter().zip(&self.regions).enumerate() {
+            let len = usize::try_from(*size).map_err(|_| io::Error::other("region too large"))?;
+            let mut buf = vec![0u8; len];
+            let n = sys::read_at(fd, 0, &mut buf)?;
+            buf.truncate(n);
+            std::fs::write(partial.join(format!("{i}.bin")), &buf)?;
+            index.push_str(&format!("{i}.bin {size:#x} {name}\n"));
+            bytes += *size;
+        }
+        for (pd, (_, page)) in self.plan.pds.iter().zip(&self.stats) {
+            let held = page.held();
+            let reported = held.reported.load(Ordering::Relaxed);
+            if reported != 0 {
+                let counts: Vec<String> = held
+                    .count
+                    .iter()
+                    .map(|c| c.load(Ordering::Relaxed).to_string())
+                    .collect();
+                index.push_str(&format!(
+                    "held {} {reported:#x} {}\n",
+                    pd.name,
+                    counts.join(" ")
+                ));
+            }
+        }
+        std::fs::write(partial.join(SNAPSHOT_INDEX), index)?;
+        std::fs::rename(&partial, dir)?;
+        Ok((self.plan.regions.len(), bytes))
     }
 
     /// Stop every PD: SIGTERM, then SIGKILL after a second; wait for all.
@@ -828,6 +932,8 @@ impl Board {
                 c.page.half(1 - end).pending.store(0, Ordering::SeqCst);
             }
         }
+        // What the old incarnation reported holding is gone with it: the new one reports anew.
+        self.stats[i].1.held().reported.store(0, Ordering::Relaxed);
         self.board.set_state(i, PdState::Starting);
     }
 

@@ -28,6 +28,9 @@ options:
                         swap <pd> <image>   stop <pd> and start <image> in its place (live
                                             policy swap: e.g. another net_virt_tx build)
                         restart <pd>        stop <pd> and start it again
+                        snapshot <dir>      stop every PD, copy every memory region into the
+                                            new folder <dir> (listed in <dir>/index), continue
+                                            them (cargo xtask account reads it)
                       the PD restarted keeps its regions and rebuilds its state from them
   -h, --help          this text
 

@@ -412,3 +412,36 @@ impl Drop for TerminalMode {
         }
     }
 }
+
+/// Read `buf.len()` bytes of the file `fd` from `offset` (short only at its end).
+pub(crate) fn read_at(fd: &OwnedFd, mut offset: u64, mut buf: &mut [u8]) -> io::Result<usize> {
+    let mut total = 0;
+    while !buf.is_empty() {
+        let off =
+            libc::off_t::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which we borrow mutably.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+        match n {
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            -1 => return Err(io::Error::last_os_error()),
+            0 => break,
+            n => {
+                let n = n.unsigned_abs();
+                total += n;
+                offset += n as u64;
+                buf = &mut buf[n..];
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Whether process `pid` is stopped (state `T` or `t` in `/proc/PID/stat`) or gone.
+pub(crate) fn stopped_or_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_none_or(|state| matches!(state, "T" | "t" | "Z" | "X"))
+    })
+}

@@ -585,7 +585,7 @@ fn control_fifo_swaps_and_restarts_a_running_pd() {
     l.expect("protection domain \"swappable\": new image");
     l.expect("no-such-image: no such file");
     send("reboot swappable");
-    l.expect("the commands are `swap <pd> <image>` and `restart <pd>`");
+    l.expect("the commands are `swap <pd> <image>`, `restart <pd>` and `snapshot <dir>`");
     send(&format!("swap swappable {}", copy.display()));
     let name = copy.file_name().unwrap().to_string_lossy().into_owned();
     l.expect(&format!(
@@ -595,6 +595,23 @@ fn control_fifo_swaps_and_restarts_a_running_pd() {
     l.expect(&format!(
         "swappable: incarnation 2 image {name} starts before 2"
     ));
+    // A snapshot: every region copied, listed in the index, the PDs continued afterwards.
+    let snap = dir.join(format!("snap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&snap);
+    send(&format!("snapshot {}", snap.display()));
+    l.expect(&format!(
+        "lions-host: snapshot: 1 regions (4096 bytes) to {}",
+        snap.display()
+    ));
+    let index = std::fs::read_to_string(snap.join(lions_host::SNAPSHOT_INDEX)).unwrap();
+    assert_eq!(
+        index,
+        "# lions-host snapshot: consistent=true\n0.bin 0x1000 state\n"
+    );
+    assert_eq!(std::fs::read(snap.join("0.bin")).unwrap().len(), 0x1000);
+    send(&format!("snapshot {}", snap.display()));
+    l.expect("exists already (nothing written)");
+    let _ = std::fs::remove_dir_all(&snap);
     assert_eq!(l.stop().code(), Some(0), "not a fault: {}", l.output());
     assert!(!ctl.exists(), "the FIFO is removed at exit");
     let _ = std::fs::remove_file(&copy);

@@ -32,9 +32,13 @@
 //! - **IRQ**: [`EthDevice::ack_irq`], then Tx (return, provide) before Rx (return, provide), as
 //!   sDDF does, then a deferred IRQ acknowledgement. Notifications to the virts are immediate.
 //!
+//! - **Restart** ([`EthDriver::resume`] in place of `init`): the buffers the old incarnation held
+//!   privately are taken back from what the queue indices say it held: Rx buffers posted to the
+//!   device again, Tx frames given back unsent.
+//!
 //! The virtualisers are trusted: an impossible index from one is an [`Error`] (the PD faults).
 
-use crate::queue::{NetBuffDesc, NetSink, NetSource};
+use crate::queue::{NetBuffDesc, NetSink, NetSource, RawQueue};
 use crate::{Error, NetDriverConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler};
 
@@ -102,6 +106,55 @@ impl<'a, D: EthDevice> EthDriver<'a, D> {
     pub fn init(&mut self) -> Result<(), Error> {
         self.rx_provide()?;
         self.tx_provide()
+    }
+
+    /// Start again after a restart, in place of [`init`](Self::init) (paper §5.2: the queues in
+    /// shared memory are the driver's state). What the old incarnation held privately died with
+    /// it, but the queue indices still count it as the driver's, so it is taken back:
+    ///
+    /// - **Rx**: the buffers it took from the free queue and did not give back on the active
+    ///   queue (`free.head - active.tail`, the last it took: a device completes receive buffers
+    ///   in posting order) are posted to the device again, before any new one. A device with less
+    ///   room than that leaves the rest lost (the returned count says how many were posted).
+    /// - **Tx**: the frames it took from the active queue and did not give back on the free
+    ///   queue (`active.head - free.tail`) are given back on the free queue unsent (whether the
+    ///   old incarnation sent them is unknown: a frame is better lost than sent twice), and the
+    ///   Tx virt is notified.
+    ///
+    /// Then as `init`. Returns the (Rx buffers posted again, Tx frames given back).
+    ///
+    /// # Safety
+    /// `config` is the one this driver was made with (see [`new`](Self::new)).
+    pub unsafe fn resume(&mut self, config: &NetDriverConfig) -> Result<(usize, usize), Error> {
+        // SAFETY: forwarded from the caller: the regions are mapped for 'a (read only here).
+        let (rx_active, rx_free) = unsafe { RawQueue::of(&config.virt_rx) }?;
+        let head = rx_free.head();
+        let held = head.wrapping_sub(rx_active.tail());
+        let mut posted = 0;
+        if held <= config.virt_rx.num_buffers {
+            for k in 0..held {
+                if !self.dev.rx_room() {
+                    break;
+                }
+                self.dev
+                    .rx_post(rx_free.entry(head.wrapping_sub(held).wrapping_add(k)));
+                posted += 1;
+            }
+            if posted > 0 {
+                self.dev.rx_kick();
+            }
+        }
+        let mut returned = 0;
+        // SAFETY: as above.
+        for buf in unsafe { RawQueue::taken(&config.virt_tx) }? {
+            self.tx.free.push(buf)?;
+            returned += 1;
+        }
+        if self.tx.free.publish() > 0 {
+            self.tx_ch.notify()?;
+        }
+        self.init()?;
+        Ok((posted, returned))
     }
 
     /// Free buffers to the device's receive ring, in the three phases.
@@ -314,5 +367,73 @@ mod tests {
         d.device().log.clear();
         assert_eq!(event(&mut d, ChannelSet::EMPTY.with(Channel::new(1))), []);
         assert!(d.device().log.iter().all(|e| e.starts_with("rx")));
+    }
+
+    #[test]
+    fn a_restarted_driver_takes_back_what_the_old_one_held() {
+        let (rx, tx) = (Pair::new(4), Pair::new(4));
+        let mut cfg = NetDriverConfig::new_zeroed();
+        cfg.virt_rx = rx.conn(1);
+        cfg.virt_tx = tx.conn(2);
+        let (mut vrx, mut vtx) = (rx.sink(), tx.source());
+        vrx.fill_free(0x1000).unwrap();
+        for i in 0..2 {
+            vtx.active
+                .push(NetBuffDesc::new(0x9000 + i * 0x800, 60))
+                .unwrap();
+        }
+        vtx.active.publish();
+        let rec = crate::testkit::Rec::default();
+        {
+            // SAFETY: the memory outlives the driver; one handle per queue end at a time.
+            let mut old = unsafe { EthDriver::new(Dev::default(), &cfg, Channel::new(5)) }.unwrap();
+            lions_os::runtime::with_backend(&rec, || old.init()).unwrap();
+            // It received one frame and gave it to the virt, then died holding the rest: one
+            // Rx buffer posted, one Tx frame taken.
+            let dev = old.device();
+            let mut got = dev.rx_ring.pop_front().unwrap();
+            got.len = 64;
+            dev.rx_done.push_back(got);
+            assert_eq!(event(&mut old, IRQ), [1]);
+            assert_eq!(old.device().rx_ring.len(), 2, "posted again up to its ring");
+            assert_eq!(old.device().tx_ring.len(), 1);
+        }
+        let b = vrx.active.pop().unwrap().unwrap();
+        assert_eq!(b.io_or_offset, 0x1000);
+        rec.notified.take();
+        // SAFETY: as above; the old driver is gone.
+        let mut new = unsafe { EthDriver::new(Dev::default(), &cfg, Channel::new(5)) }.unwrap();
+        // SAFETY: the config it was made with.
+        let back = lions_os::runtime::with_backend(&rec, || unsafe { new.resume(&cfg) }).unwrap();
+        assert_eq!(
+            back,
+            (2, 1),
+            "two Rx buffers posted again, one Tx frame given back"
+        );
+        let posted: Vec<u64> = new
+            .device()
+            .rx_ring
+            .iter()
+            .map(|d| d.io_or_offset)
+            .collect();
+        assert_eq!(
+            posted,
+            [0x1800, 0x2000],
+            "the old incarnation's, oldest first"
+        );
+        assert_eq!(
+            vtx.free.pop().unwrap().map(|d| d.io_or_offset),
+            Some(0x9000),
+            "the frame it held, back unsent"
+        );
+        assert_eq!(rec.notified.take(), [2], "the Tx virt told");
+        // Then as init: the second frame goes to the device; no Rx room for more.
+        let sent: Vec<u64> = new
+            .device()
+            .tx_ring
+            .iter()
+            .map(|d| d.io_or_offset)
+            .collect();
+        assert_eq!(sent, [0x9800]);
     }
 }

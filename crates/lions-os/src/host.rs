@@ -194,6 +194,28 @@ pub fn register_irq_fd_for(
     Ok(())
 }
 
+/// Report that this PD now holds `n` buffers of slot `slot` ([`control::held`]: a driver's
+/// receive or transmit buffers) privately, outside every shared queue: what it took from a queue
+/// and has not given back. The launcher's `snapshot` shows the report beside the shared memory,
+/// so an account of every buffer can check the PD's word against the queue indices (a buffer the
+/// PD dropped shows as the difference). A relaxed store into the PD's stats page; nothing outside
+/// a host-board PD or for a slot beyond [`control::HELD_SLOTS`].
+pub fn report_held(slot: usize, n: u64) {
+    let Some(pd) = HOST.with(Cell::get) else {
+        return;
+    };
+    let held = pd.stats.held();
+    let Some(count) = held.count.get(slot) else {
+        return;
+    };
+    let bit = 1u64 << slot;
+    count.store(n, Ordering::Relaxed);
+    let reported = held.reported.load(Ordering::Relaxed);
+    if reported & bit == 0 {
+        held.reported.store(reported | bit, Ordering::Relaxed);
+    }
+}
+
 fn startup_error(pd: &str, what: impl core::fmt::Display) -> String {
     format!("{pd}: cannot start: {what}")
 }

@@ -11,6 +11,8 @@
 //!   one owned by another user, needs root or `CAP_NET_ADMIN`; bring it up and give it an address
 //!   from the host side (`ip link set lions0 up; ip addr add 10.0.2.1/24 dev lions0`), or create
 //!   it beforehand with `ip tuntap add dev lions0 mode tap user $USER`.
+//! - **Restart** (`lions_os::incarnation` above 0): [`EthDriver::resume`] takes back the buffers
+//!   the old incarnation held (Rx posted to its device, Tx taken), as the queue indices count them.
 
 use lions_drivers::host::HostTap;
 use lions_drivers::host::tap::Dma;
@@ -52,7 +54,14 @@ fn init() -> EthDriver<'static, HostTap> {
     // before `init` runs and for the PD's whole life, each shared only with its virtualiser; this
     // PD makes one handle per queue end.
     let mut driver = unsafe { EthDriver::new(tap, config, irq) }.unwrap_or_else(|e| fail(e));
-    driver.init().unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() == 0 {
+        driver.init().unwrap_or_else(|e| fail(e));
+    } else {
+        // Restarted: take back what the old incarnation held (Rx buffers posted to its device,
+        // Tx frames taken), as the queue indices count it.
+        // SAFETY: the config the driver was made with, mapped as above.
+        unsafe { driver.resume(config) }.unwrap_or_else(|e| fail(e));
+    }
     driver
 }
 

@@ -10,6 +10,8 @@
 //! - **Environment**: `LIONS_NET_FORWARD`, a comma-separated list of
 //!   `tcp:HOSTPORT:GUESTIP:GUESTPORT` and `udp:HOSTPORT:GUESTIP:GUESTPORT`, e.g.
 //!   `tcp:5555:10.0.2.10:1236,udp:5555:10.0.2.10:1235` (empty: no forwards).
+//! - **Restart** (`lions_os::incarnation` above 0): [`EthDriver::resume`] takes back the buffers
+//!   the old incarnation held (Rx posted to its device, Tx taken), as the queue indices count them.
 
 use lions_drivers::host::UserNet;
 use lions_drivers::host::tap::Dma;
@@ -50,7 +52,14 @@ fn init() -> EthDriver<'static, UserNet> {
     // before `init` runs and for the PD's whole life, each shared only with its virtualiser; this
     // PD makes one handle per queue end.
     let mut driver = unsafe { EthDriver::new(net, config, irq) }.unwrap_or_else(|e| fail(e));
-    driver.init().unwrap_or_else(|e| fail(e));
+    if lions_os::incarnation() == 0 {
+        driver.init().unwrap_or_else(|e| fail(e));
+    } else {
+        // Restarted: take back what the old incarnation held (Rx buffers posted to its device,
+        // Tx frames taken), as the queue indices count it.
+        // SAFETY: the config the driver was made with, mapped as above.
+        unsafe { driver.resume(config) }.unwrap_or_else(|e| fail(e));
+    }
     driver
 }
 

@@ -32,6 +32,7 @@
 
 use super::sys;
 use lions_net::{EthDevice, NetBuffDesc};
+use lions_os::host::control::held;
 use lions_os::{Channel, DeviceRegionResource, OsError};
 use std::collections::VecDeque;
 use std::ffi::CStr;
@@ -219,17 +220,9 @@ impl HostTap {
     }
 }
 
-impl EthDevice for HostTap {
-    fn rx_room(&mut self) -> bool {
-        self.rx_posted.len() < RX_RING
-    }
-
-    fn rx_post(&mut self, buf: NetBuffDesc) {
-        self.rx_posted.push_back(buf);
-        self.watch_rx(true);
-    }
-
-    fn rx_poll(&mut self) -> Option<NetBuffDesc> {
+impl HostTap {
+    /// The next received frame (see [`EthDevice::rx_poll`]).
+    fn rx_take(&mut self) -> Option<NetBuffDesc> {
         loop {
             let mut buf = *self.rx_posted.front()?;
             let Some(ptr) = self.dma.translate(buf.io_or_offset, BUF) else {
@@ -263,6 +256,24 @@ impl EthDevice for HostTap {
             return Some(buf);
         }
     }
+}
+
+impl EthDevice for HostTap {
+    fn rx_room(&mut self) -> bool {
+        self.rx_posted.len() < RX_RING
+    }
+
+    fn rx_post(&mut self, buf: NetBuffDesc) {
+        self.rx_posted.push_back(buf);
+        lions_os::host::report_held(held::RX, self.rx_posted.len() as u64);
+        self.watch_rx(true);
+    }
+
+    fn rx_poll(&mut self) -> Option<NetBuffDesc> {
+        let got = self.rx_take();
+        lions_os::host::report_held(held::RX, self.rx_posted.len() as u64);
+        got
+    }
 
     fn tx_room(&mut self) -> bool {
         self.tx_done.len() < TX_RING
@@ -284,10 +295,13 @@ impl EthDevice for HostTap {
             None => self.stats.bad_addr += 1,
         }
         self.tx_done.push_back(buf);
+        lions_os::host::report_held(held::TX, self.tx_done.len() as u64);
     }
 
     fn tx_poll(&mut self) -> Option<NetBuffDesc> {
-        self.tx_done.pop_front()
+        let done = self.tx_done.pop_front();
+        lions_os::host::report_held(held::TX, self.tx_done.len() as u64);
+        done
     }
 
     fn tx_kick(&mut self) {

@@ -34,7 +34,10 @@
 //!              flags of the other's side, so a peer cannot make a sender's wake-up write hang.
 //!
 //! stats page   one 4096-byte memfd per PD, mapped read-write by that PD and by the launcher:
-//!              [`Stats`] at offset 0 (5 x u64), cumulative over restarts
+//!              [`Stats`] at offset 0 (5 x u64), cumulative over restarts;
+//!              [`Held`] at [`HELD_OFFSET`] (1 + 4 x u64): buffers the PD holds privately,
+//!              as it reports them ([`crate::host::report_held`]); `reported` is cleared by
+//!              the launcher when the PD is started again
 //! ```
 //!
 //! A PD's message registers (its IPC buffer) are private memory of its process; a PPC copies them
@@ -83,7 +86,7 @@ use super::sys;
 pub const MAGIC: u64 = u64::from_le_bytes(*b"LionsHst");
 
 /// Layout version; bumped on any change to this file's layout or rules.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Size of a channel page and of a stats page.
 pub const PAGE_SIZE: usize = 4096;
@@ -158,6 +161,35 @@ impl Stats {
             Ordering::Relaxed,
         );
     }
+}
+
+/// Offset of [`Held`] in a stats page.
+pub const HELD_OFFSET: usize = 512;
+
+/// Slots of [`Held`].
+pub const HELD_SLOTS: usize = 4;
+
+/// What a slot of [`Held`] counts, by convention for every device class: a driver's receive
+/// buffers ([`held::RX`]: posted to the device, not yet given back) and transmit buffers
+/// ([`held::TX`]: taken to send, not yet given back).
+pub mod held {
+    /// Receive buffers a driver holds.
+    pub const RX: usize = 0;
+    /// Transmit buffers a driver holds.
+    pub const TX: usize = 1;
+}
+
+/// Buffers a PD holds privately (taken from a shared queue and not yet given back on one), as
+/// the PD itself reports them, at [`HELD_OFFSET`] of its stats page: an operator (the
+/// launcher's `snapshot`) can then account for every buffer, including those in a driver's
+/// private ring. Written only by the PD (relaxed stores), read by the launcher.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Bit `i` set: slot `i` has been reported by this incarnation of the PD.
+    pub reported: AtomicU64,
+    /// Per slot ([`held`]), the buffers held.
+    pub count: [AtomicU64; HELD_SLOTS],
 }
 
 /// One direction of a channel (see the [module docs](self)).
@@ -301,6 +333,16 @@ impl StatsPage {
         // SAFETY: offset 0 of a page-aligned 4096-byte mapping of atomics (any bits valid).
         unsafe { &*self.map.ptr().cast::<Stats>() }
     }
+
+    /// The buffers the PD reports holding.
+    pub fn held(&self) -> &Held {
+        const _: () = assert!(HELD_OFFSET >= size_of::<Stats>());
+        const _: () = assert!(HELD_OFFSET + size_of::<Held>() <= PAGE_SIZE);
+        const _: () = assert!(HELD_OFFSET.is_multiple_of(align_of::<Held>()));
+        // SAFETY: in bounds and aligned (checked above, page-aligned base), beside `Stats`, and
+        // holding only atomics (any bits valid).
+        unsafe { &*self.map.ptr().add(HELD_OFFSET).cast::<Held>() }
+    }
 }
 
 /// The mapped board table: every PD's lifecycle state, written by the launcher only.
@@ -421,6 +463,10 @@ mod tests {
         assert_eq!(size_of::<Half>(), 1088);
         assert_eq!(HALF1_OFFSET, 1088);
         assert_eq!(size_of::<Stats>(), 40);
+        assert_eq!(offset_of!(Held, reported), 0);
+        assert_eq!(offset_of!(Held, count), 8);
+        assert_eq!(size_of::<Held>(), 40);
+        assert_eq!(HELD_OFFSET, 512);
         assert_eq!(BoardTable::size(3), 64 + 3 * 4);
     }
 

@@ -40,6 +40,7 @@ use self::wire::Wire;
 use super::sys;
 use super::tap::Dma;
 use lions_net::{EthDevice, NetBuffDesc};
+use lions_os::host::control::held;
 use lions_os::{Channel, OsError};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
@@ -241,19 +242,9 @@ impl UserNet {
     }
 }
 
-impl EthDevice for UserNet {
-    fn rx_room(&mut self) -> bool {
-        self.rx_posted.len() < RX_RING
-    }
-
-    fn rx_post(&mut self, buf: NetBuffDesc) {
-        self.rx_posted.push_back(buf);
-        if !self.wire.to_guest.is_empty() {
-            self.kick();
-        }
-    }
-
-    fn rx_poll(&mut self) -> Option<NetBuffDesc> {
+impl UserNet {
+    /// The next received frame (see [`EthDevice::rx_poll`]).
+    fn rx_take(&mut self) -> Option<NetBuffDesc> {
         loop {
             let mut buf = *self.rx_posted.front()?;
             let frame = self.wire.to_guest.front()?;
@@ -270,6 +261,26 @@ impl EthDevice for UserNet {
             self.stats.rx_frames += 1;
             return Some(buf);
         }
+    }
+}
+
+impl EthDevice for UserNet {
+    fn rx_room(&mut self) -> bool {
+        self.rx_posted.len() < RX_RING
+    }
+
+    fn rx_post(&mut self, buf: NetBuffDesc) {
+        self.rx_posted.push_back(buf);
+        lions_os::host::report_held(held::RX, self.rx_posted.len() as u64);
+        if !self.wire.to_guest.is_empty() {
+            self.kick();
+        }
+    }
+
+    fn rx_poll(&mut self) -> Option<NetBuffDesc> {
+        let got = self.rx_take();
+        lions_os::host::report_held(held::RX, self.rx_posted.len() as u64);
+        got
     }
 
     fn tx_room(&mut self) -> bool {
@@ -290,10 +301,13 @@ impl EthDevice for UserNet {
             _ => self.stats.dropped += 1,
         }
         self.tx_done.push_back(buf);
+        lions_os::host::report_held(held::TX, self.tx_done.len() as u64);
     }
 
     fn tx_poll(&mut self) -> Option<NetBuffDesc> {
-        self.tx_done.pop_front()
+        let done = self.tx_done.pop_front();
+        lions_os::host::report_held(held::TX, self.tx_done.len() as u64);
+        done
     }
 
     fn tx_kick(&mut self) {
