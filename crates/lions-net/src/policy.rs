@@ -42,6 +42,12 @@ pub trait TxPolicy {
     fn sent(&mut self, client: usize, len: u16) {
         let _ = (client, len);
     }
+    /// Whether the client just picked keeps the turn while it has frames: [`pick`](Self::pick)
+    /// would pick it again as long as only its own head frame changes (and [`sent`](Self::sent)
+    /// was called). The virtualiser then sends its frames in a row without asking again.
+    fn keeps_turn(&self) -> bool {
+        false
+    }
     /// When (in the policy's clock units) a client it held back in this pass may send again; the
     /// virtualiser's PD may arm a timer for it. `None`: nobody is held back.
     fn wake_at(&self) -> Option<u64> {
@@ -54,6 +60,11 @@ pub trait TxPolicy {
 pub struct InOrder;
 
 impl TxPolicy for InOrder {
+    #[inline]
+    fn keeps_turn(&self) -> bool {
+        true
+    }
+
     #[inline]
     fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
         (ready != 0).then(|| ready.trailing_zeros() as usize)
@@ -108,6 +119,12 @@ impl StrictPriority {
 }
 
 impl TxPolicy for StrictPriority {
+    /// Only the picked client's head changes, so the highest ready level (and its lowest
+    /// index) stays the same.
+    fn keeps_turn(&self) -> bool {
+        true
+    }
+
     fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
         bits(ready).min_by_key(|&c| core::cmp::Reverse(self.prio[c]))
     }
@@ -241,6 +258,11 @@ pub enum Order {
 
 impl TxPolicy for Order {
     #[inline]
+    fn keeps_turn(&self) -> bool {
+        !matches!(self, Self::RoundRobin(_))
+    }
+
+    #[inline]
     fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
         match self {
             Self::InOrder(p) => p.pick(ready, len),
@@ -273,6 +295,11 @@ impl<F: FnMut() -> u64> TxPolicy for Chosen<F> {
         if let Self::Limited(p) = self {
             p.begin();
         }
+    }
+
+    #[inline]
+    fn keeps_turn(&self) -> bool {
+        matches!(self, Self::Plain(p) if p.keeps_turn())
     }
 
     #[inline]

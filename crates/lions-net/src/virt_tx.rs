@@ -138,6 +138,52 @@ fn check<'a>(k: &'a NetVirtTxClient, first: u32, buf: &NetBuffDesc) -> Option<He
     Some((r.data.io_addr.wrapping_add(off), bit, span))
 }
 
+/// What a client's active queue holds next.
+#[derive(Clone, Copy)]
+enum Next {
+    /// A checked frame, cleaned: device address, in-flight bit, length.
+    Frame(u64, u32, u16),
+    /// Nothing: a signal is requested (and the queue re-checked).
+    Empty,
+    /// The client's indices are impossible.
+    Fault,
+}
+
+/// Client `k`'s next valid frame on `q` ([`check`]ed, not at the driver, cleaned); bad ones
+/// before it go back to the client (`back` set). An empty queue requests a signal and is
+/// re-checked.
+#[inline(always)]
+fn next_frame<C: CacheOps>(
+    q: &mut NetSink<'_>,
+    k: &NetVirtTxClient,
+    first: u32,
+    at_driver: &InFlight,
+    cache: &C,
+    stats: &mut TxStats,
+    back: &mut bool,
+) -> Next {
+    loop {
+        let buf = match q.peek_active() {
+            Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
+            Ok(None) => match q.rest_active(false) {
+                Ok(false) => return Next::Empty,
+                Ok(true) => continue,
+                Err(_) => return Next::Fault,
+            },
+            _ => return Next::Fault,
+        };
+        // Refused when its buffer is already at the driver.
+        if let Some((io, bit, span)) = check(k, first, &buf).filter(|h| !at_driver.at(h.1)) {
+            cache.clean(span);
+            return Next::Frame(io, bit, buf.len);
+        }
+        *back = true;
+        if !bounce(q, stats, buf) {
+            return Next::Fault;
+        }
+    }
+}
+
 /// Send a bad descriptor back to its client unchanged, counted; false if the client is faulty.
 #[cold]
 #[inline(never)]
@@ -164,8 +210,8 @@ pub struct VirtTx<'a, P, C = PlatformCache> {
     lens: [u16; MAX_CLIENTS],
     /// Clients with buffers staged on their free queue, to publish at the end of the pass.
     back: u64,
-    /// Each client's first in-flight bit, and the bits.
-    first: [u32; MAX_CLIENTS],
+    /// Where each client's bits and addresses are, and the bits.
+    owners: Owners,
     at_driver: InFlight,
 }
 
@@ -179,9 +225,8 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// at least readable), each shared only with its peers; no other handle of the same roles
     /// exists.
     pub unsafe fn new(cfg: &'a NetVirtTxConfig, policy: P, cache: C) -> Result<Self, SetupError> {
-        let (mut first, mut n) = ([0; MAX_CLIENTS], 0u32);
-        for (f, client) in first.iter_mut().zip(cfg.clients()) {
-            *f = n;
+        let mut n = 0u32;
+        for client in cfg.clients() {
             for r in client.regions() {
                 // SAFETY: forwarded from the caller; checks the mapping covers its `num_buffers`.
                 unsafe { r.buffers() }?;
@@ -206,7 +251,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             heads: [(0, 0); MAX_CLIENTS],
             lens: [0; MAX_CLIENTS],
             back: 0,
-            first,
+            owners: Owners::new(cfg),
             at_driver: InFlight([0; WORDS]),
         })
     }
@@ -224,7 +269,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         // SAFETY: forwarded from the caller: the driver's queues are mapped here.
         let sent = unsafe { RawQueue::sent(&self.config.driver) }?;
         for buf in sent {
-            if let Some((.., bit)) = owner(self.config, buf.io_or_offset) {
+            if let Some((.., bit)) = self.owners.find(self.config, buf.io_or_offset) {
                 self.at_driver.set(bit);
             }
         }
@@ -235,7 +280,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 continue;
             };
             while let Ok(Some(buf)) = q.peek_active()
-                && check(k, self.first[c], &buf).is_some_and(|h| self.at_driver.at(h.1))
+                && check(k, self.owners.first[c], &buf).is_some_and(|h| self.at_driver.at(h.1))
             {
                 let _ = q.take_active();
                 resent += 1;
@@ -258,60 +303,79 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         &self.policy
     }
 
-    /// Look at client `c`'s next valid frame (after taking the one just sent, if `take`; bad
-    /// ones before it go back to the client), clean it and record it in `heads`, `lens` and
-    /// `ready`. An empty queue requests a signal and is re-checked. A client whose indices are
-    /// impossible is faulted.
+    /// Look at client `c`'s next valid frame and record it in `heads`, `lens` and `ready`
+    /// ([`next_frame`]).
     #[inline(always)]
-    fn head(&mut self, c: usize, take: bool) {
-        self.ready &= !(1 << c);
+    fn head(&mut self, c: usize) {
         let Some((q, _)) = self.clients.get(c) else {
             return;
         };
-        let _ = take.then(|| q.take_active());
-        loop {
-            let buf = match q.peek_active() {
-                Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
-                Ok(None) => match q.rest_active(false) {
-                    Ok(false) => return,
-                    Ok(true) => continue,
-                    Err(_) => break,
-                },
-                _ => break,
-            };
-            let head = check(&self.config.clients[c], self.first[c], &buf);
-            // Refused when its buffer is already at the driver.
-            if let Some((io, bit, span)) = head.filter(|h| !self.at_driver.at(h.1)) {
-                self.cache.clean(span);
-                (self.heads[c], self.lens[c]) = ((io, bit), buf.len);
-                return self.ready |= 1 << c;
+        let (k, first) = (&self.config.clients[c], self.owners.first[c]);
+        let mut back = false;
+        let next = next_frame(q, k, first, &self.at_driver, &self.cache, &mut self.stats, &mut back);
+        self.back |= u64::from(back) << c;
+        self.after(c, next);
+    }
+
+    /// Record what [`next_frame`] found for client `c`.
+    #[inline(always)]
+    fn after(&mut self, c: usize, next: Next) {
+        match next {
+            Next::Frame(io, bit, len) => {
+                (self.heads[c], self.lens[c]) = ((io, bit), len);
+                self.ready |= 1 << c;
             }
-            self.back |= 1 << c;
-            if !bounce(q, &mut self.stats, buf) {
-                break;
+            Next::Empty => self.ready &= !(1 << c),
+            Next::Fault => {
+                self.ready &= !(1 << c);
+                self.clients.fault(c);
             }
         }
-        self.clients.fault(c);
+    }
+
+    /// Send client `c`'s checked head frame, and its following ones while the policy keeps the
+    /// turn ([`TxPolicy::keeps_turn`]); record its next frame. False: `c` had none ready, or
+    /// the driver's queue is full.
+    #[inline(always)]
+    fn send(&mut self, c: usize) -> Result<bool, Error> {
+        let run = self.policy.keeps_turn();
+        let Some(&(mut io, mut bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0) else {
+            return Ok(false);
+        };
+        let (Some((q, _)), k) = (self.clients.get(c), &self.config.clients[c]) else {
+            return Ok(false);
+        };
+        let (first, mut len, mut back) = (self.owners.first[c], self.lens[c], false);
+        let next = loop {
+            // Staged: the driver cannot see it before the publish in `tx_provide`.
+            match self.driver.active.push(NetBuffDesc::new(io, len)) {
+                Err(PushError::Full(_)) => break None,
+                r => r?,
+            }
+            self.at_driver.set(bit);
+            self.policy.sent(c, len);
+            let _ = q.take_active();
+            match next_frame(q, k, first, &self.at_driver, &self.cache, &mut self.stats, &mut back) {
+                Next::Frame(i, b, l) if run => (io, bit, len) = (i, b, l),
+                next => break Some(next),
+            }
+        };
+        self.back |= u64::from(back) << c;
+        self.after(c, next.unwrap_or(Next::Frame(io, bit, len)));
+        Ok(next.is_some())
     }
 
     /// One pass: policy-ordered frames to the driver, then signals toward the clients.
     fn tx_provide(&mut self) -> Result<(), Error> {
         self.policy.begin();
+        self.ready = 0;
         for c in bits(self.clients.live()) {
-            self.head(c, false);
+            self.head(c);
         }
         while let Some(c) = self.policy.pick(self.ready, &self.lens) {
-            let Some(&(io, bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0) else {
+            if !self.send(c)? {
                 break;
-            };
-            // Staged: the driver cannot see it before the publish below.
-            match self.driver.active.push(NetBuffDesc::new(io, self.lens[c])) {
-                Err(PushError::Full(_)) => break,
-                r => r?,
             }
-            self.at_driver.set(bit);
-            self.policy.sent(c, self.lens[c]);
-            self.head(c, true);
         }
         if self.driver.publish_active() {
             self.driver_ch.deferred_notify()?;
@@ -332,7 +396,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
     #[inline(always)]
     fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
-        let Some((c, oid, off, bit)) = owner(self.config, buf.io_or_offset) else {
+        let Some((c, oid, off, bit)) = self.owners.find(self.config, buf.io_or_offset) else {
             return false;
         };
         if !off.is_multiple_of(NET_BUFFER_SIZE) || !self.at_driver.take(bit) {
@@ -351,25 +415,71 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     }
 }
 
-/// The client, region (`oid`), offset in the region and in-flight bit of device address `io`:
-/// the first of the configured regions (client by client, `oid` by `oid`) that holds it, or
-/// `None`. The bits of a region follow those of every region before it.
-#[inline(always)]
-fn owner(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
-    let mut first = 0u32;
-    for (c, k) in cfg.clients().iter().enumerate() {
-        for (oid, r) in (0u8..).zip(k.regions()) {
-            let off = io.wrapping_sub(r.data.io_addr);
-            let index = off / NET_BUFFER_SIZE;
-            if index < u64::from(r.num_buffers) {
-                // `index < num_buffers`, a u32.
-                #[allow(clippy::cast_possible_truncation)]
-                return Some((c, oid, off, first.wrapping_add(index as u32)));
+/// Where the bits and device addresses of each client's regions are: the one answer to "whose
+/// buffer is this device address", for every config.
+struct Owners {
+    /// Each client's first in-flight bit (the bits of a region follow those of every region
+    /// before it, client by client, `oid` by `oid`).
+    first: [u32; MAX_CLIENTS],
+    /// Each client's device addresses, `(lo, last)`: every address one of its regions holds is
+    /// `lo + d` for some `d <= last` (wrapping; a client with no buffers has none: `(1, 0)` holds
+    /// nothing but address 1, and its region scan finds nothing there).
+    hull: [(u64, u64); MAX_CLIENTS],
+}
+
+impl Owners {
+    /// The layout of `cfg`'s regions.
+    fn new(cfg: &NetVirtTxConfig) -> Self {
+        let mut t = Self {
+            first: [0; MAX_CLIENTS],
+            hull: [(1, 0); MAX_CLIENTS],
+        };
+        let mut n = 0u32;
+        for (c, k) in cfg.clients().iter().enumerate() {
+            t.first[c] = n;
+            let (mut lo, mut hi) = (u128::MAX, 0u128);
+            for r in k.regions().iter().filter(|r| r.num_buffers != 0) {
+                let base = u128::from(r.data.io_addr);
+                lo = lo.min(base);
+                hi = hi.max(base + u128::from(r.num_buffers) * u128::from(NET_BUFFER_SIZE));
+                n = n.saturating_add(r.num_buffers);
             }
-            first = first.wrapping_add(r.num_buffers);
+            t.hull[c] = match u64::try_from(hi - 1) {
+                _ if hi == 0 => (1, 0),
+                // `lo < hi <= 2^64`: both fit.
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(last) => (lo as u64, last - lo as u64),
+                // A region wraps past the top of the address space: any address may be its.
+                Err(_) => (0, u64::MAX),
+            };
         }
+        t
     }
-    None
+
+    /// The client, region (`oid`), offset in the region and in-flight bit of device address
+    /// `io`: the first of `cfg`'s regions (client by client, `oid` by `oid`) that holds it, or
+    /// `None`. A client whose addresses cannot hold `io` costs one compare.
+    #[inline(always)]
+    fn find(&self, cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
+        for (c, k) in cfg.clients().iter().enumerate() {
+            let (lo, last) = self.hull[c];
+            if io.wrapping_sub(lo) > last {
+                continue;
+            }
+            let mut first = self.first[c];
+            for (oid, r) in (0u8..).zip(k.regions()) {
+                let off = io.wrapping_sub(r.data.io_addr);
+                let index = off / NET_BUFFER_SIZE;
+                if index < u64::from(r.num_buffers) {
+                    // `index < num_buffers`, a u32.
+                    #[allow(clippy::cast_possible_truncation)]
+                    return Some((c, oid, off, first.wrapping_add(index as u32)));
+                }
+                first = first.wrapping_add(r.num_buffers);
+            }
+        }
+        None
+    }
 }
 
 impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
@@ -451,8 +561,11 @@ mod tests {
             }
         }
         all.into_iter()
-            .filter(|&(.., base, bytes, _)| io >= base && io - base < bytes)
-            .map(|(c, oid, base, _, first)| (c, oid, io - base, first + ((io - base) / 2048) as u32))
+            .filter(|&(.., base, bytes, _)| io.wrapping_sub(base) < bytes)
+            .map(|(c, oid, base, _, first)| {
+                let off = io.wrapping_sub(base);
+                (c, oid, off, first + (off / 2048) as u32)
+            })
             .next()
     }
 
@@ -472,6 +585,7 @@ mod tests {
                     r.num_buffers = if oid % 3 == 2 { 0 } else { 4 + oid };
                 }
             }
+            let t = Owners::new(&cfg);
             let mut found = 0;
             for c in 0..4u64 {
                 for oid in 0..10u64 {
@@ -479,17 +593,24 @@ mod tests {
                         let io = 0x1000_0000 * (c + 1) + 0x10_0000 * oid + off;
                         let want = reference(&cfg, io);
                         found += usize::from(want.is_some());
-                        assert_eq!(owner(&cfg, io), want, "address {io:#x}");
+                        assert_eq!(t.find(&cfg, io), want, "address {io:#x}");
                     }
                 }
             }
             assert!(found > 20, "the addresses hit regions ({found})");
-            assert_eq!(owner(&cfg, 0x10_0000 - 1), None);
+            assert_eq!(t.find(&cfg, 0x10_0000 - 1), None);
             assert_eq!(
-                owner(&cfg, 0x1000_0000 + 0x10_0000 + 2048).map(|o| o.0),
+                t.find(&cfg, 0x1000_0000 + 0x10_0000 + 2048).map(|o| o.0),
                 Some(0),
                 "an overlap goes to the first region holding the address"
             );
+            // A region wrapping past the top of the address space holds the addresses after 0.
+            cfg.clients[1].regions[0].data.io_addr = u64::MAX - 2047;
+            let t = Owners::new(&cfg);
+            for io in [u64::MAX - 2047, u64::MAX, 0, 2048, 4096, 1 << 40] {
+                assert_eq!(t.find(&cfg, io), reference(&cfg, io), "address {io:#x}");
+            }
+            assert_eq!(t.find(&cfg, 0).map(|o| (o.0, o.2)), Some((1, 2048)));
         }
     }
 
