@@ -683,6 +683,18 @@ impl<'a> NetSink<'a> {
         take_in(&mut self.active, self.active_q, &mut self.active_pending)
     }
 
+    /// Whether *active* is asleep: nothing promised, popped or published beyond our head, and our
+    /// request for a signal stands. Then [`peek_active`](Self::peek_active) would find nothing
+    /// and [`rest_active`](Self::rest_active) would do nothing: a Tx virt's pass skips the client
+    /// for the cost of three loads and compares.
+    #[inline(always)]
+    pub fn active_asleep(&self) -> bool {
+        self.active_pending == 0
+            && self.active_q.waiting() == 0
+            && self.active.consumed() == 0
+            && self.active_q.request_stands()
+    }
+
     /// Phase 2 on *active* for a Tx virt, after its pass: release the consumed slots; while
     /// `holding` (frames left queued on purpose) make sure a signal is requested, without a
     /// re-check; otherwise sleep if our request still stands, else request one and re-check.

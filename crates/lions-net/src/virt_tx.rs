@@ -307,7 +307,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// ([`next_frame`]).
     #[inline(always)]
     fn head(&mut self, c: usize) {
-        let Some((q, _)) = self.clients.get(c) else {
+        let Some((q, _)) = self.clients.get(c).filter(|(q, _)| !q.active_asleep()) else {
             return;
         };
         let (k, first) = (&self.config.clients[c], self.owners.first[c]);
