@@ -164,14 +164,17 @@ fn next_frame<C: CacheOps>(
 ) -> Next {
     loop {
         let buf = match q.peek_active() {
-            Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
+            Ok(Some(buf)) => buf,
             Ok(None) => match q.rest_active(false) {
                 Ok(false) => return Next::Empty,
                 Ok(true) => continue,
                 Err(_) => return Next::Fault,
             },
-            _ => return Next::Fault,
+            Err(_) => return Next::Fault,
         };
+        if q.adopt_free_once().is_err() {
+            return Next::Fault;
+        }
         // Refused when its buffer is already at the driver.
         if let Some((io, bit, span)) = check(k, first, &buf).filter(|h| !at_driver.at(h.1)) {
             cache.clean(span);
