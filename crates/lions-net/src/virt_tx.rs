@@ -315,7 +315,15 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         };
         let (k, first) = (&self.config.clients[c], self.owners.first[c]);
         let mut back = false;
-        let next = next_frame(q, k, first, &self.at_driver, &self.cache, &mut self.stats, &mut back);
+        let next = next_frame(
+            q,
+            k,
+            first,
+            &self.at_driver,
+            &self.cache,
+            &mut self.stats,
+            &mut back,
+        );
         self.back |= u64::from(back) << c;
         self.after(c, next);
     }
@@ -342,7 +350,8 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     #[inline(always)]
     fn send(&mut self, c: usize) -> Result<bool, Error> {
         let run = self.policy.keeps_turn();
-        let Some(&(mut io, mut bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0) else {
+        let Some(&(mut io, mut bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0)
+        else {
             return Ok(false);
         };
         let (Some((q, _)), k) = (self.clients.get(c), &self.config.clients[c]) else {
@@ -358,7 +367,15 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             self.at_driver.set(bit);
             self.policy.sent(c, len);
             let _ = q.take_active();
-            match next_frame(q, k, first, &self.at_driver, &self.cache, &mut self.stats, &mut back) {
+            match next_frame(
+                q,
+                k,
+                first,
+                &self.at_driver,
+                &self.cache,
+                &mut self.stats,
+                &mut back,
+            ) {
                 Next::Frame(i, b, l) if run => (io, bit, len) = (i, b, l),
                 next => break Some(next),
             }
@@ -384,8 +401,9 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             self.driver_ch.deferred_notify()?;
         }
         // Clients with frames held back ask for a signal; those given buffers back are told.
-        self.clients
-            .each_in(self.ready, |_, (q, _)| Ok::<_, Error>(q.rest_active(true).is_ok()))?;
+        self.clients.each_in(self.ready, |_, (q, _)| {
+            Ok::<_, Error>(q.rest_active(true).is_ok())
+        })?;
         let back = core::mem::take(&mut self.back);
         self.clients.each_in(back, |_, (q, ch)| {
             if q.publish_free() {
@@ -405,8 +423,10 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         if !off.is_multiple_of(NET_BUFFER_SIZE) || !self.at_driver.take(bit) {
             return false;
         }
-        let (Some((q, _)), Ok(back)) = (self.clients.get(c), NetBuffDesc::with_oid(off, buf.len, oid))
-        else {
+        let (Some((q, _)), Ok(back)) = (
+            self.clients.get(c),
+            NetBuffDesc::with_oid(off, buf.len, oid),
+        ) else {
             return false;
         };
         self.back |= 1 << c;
@@ -552,14 +572,21 @@ mod tests {
         }
     }
 
-    /// The reference answer for `owner`: every region's bits laid out client by client, `oid`
+    /// The reference answer for `Owners::find`: every region's bits laid out client by client, `oid`
     /// by `oid`, and the first region whose bytes hold the address.
+    #[allow(clippy::cast_possible_truncation)]
     fn reference(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
         let mut all = Vec::new();
         let mut first = 0u32;
         for (c, k) in cfg.clients().iter().enumerate() {
             for (oid, r) in k.regions().iter().enumerate() {
-                all.push((c, oid as u8, r.data.io_addr, u64::from(r.num_buffers) * 2048, first));
+                all.push((
+                    c,
+                    oid as u8,
+                    r.data.io_addr,
+                    u64::from(r.num_buffers) * 2048,
+                    first,
+                ));
                 first += r.num_buffers;
             }
         }
