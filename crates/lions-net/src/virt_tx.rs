@@ -116,7 +116,7 @@ type Head<'a> = (u64, u32, Span<'a>);
 /// client's region count, offset 2048-aligned and below the region's `num_buffers * 2048`.
 /// `first` is the client's first in-flight bit. Each check is one compare and branch.
 #[inline(always)]
-fn check<'a>(k: &'a NetVirtTxClient, first: u32, buf: &NetBuffDesc) -> Option<Head<'a>> {
+fn check<'a>(k: &'a NetVirtTxClient, first: u32, buf: NetBuffDesc) -> Option<Head<'a>> {
     let (off, oid) = (buf.io_or_offset, usize::from(buf.oid()));
     let regions = k.regions();
     let r = regions.get(oid)?;
@@ -176,7 +176,7 @@ fn next_frame<C: CacheOps>(
             return Next::Fault;
         }
         // Refused when its buffer is already at the driver.
-        if let Some((io, bit, span)) = check(k, first, &buf).filter(|h| !at_driver.at(h.1)) {
+        if let Some((io, bit, span)) = check(k, first, buf).filter(|h| !at_driver.at(h.1)) {
             cache.clean(span);
             return Next::Frame(io, bit, buf.len);
         }
@@ -283,7 +283,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 continue;
             };
             while let Ok(Some(buf)) = q.peek_active()
-                && check(k, self.owners.first[c], &buf).is_some_and(|h| self.at_driver.at(h.1))
+                && check(k, self.owners.first[c], buf).is_some_and(|h| self.at_driver.at(h.1))
             {
                 let _ = q.take_active();
                 resent += 1;
@@ -448,6 +448,8 @@ struct Owners {
     /// `lo + d` for some `d <= last` (wrapping; a client with no buffers has none: `(1, 0)` holds
     /// nothing but address 1, and its region scan finds nothing there).
     hull: [(u64, u64); MAX_CLIENTS],
+    /// Configured clients (at most [`MAX_CLIENTS`]).
+    clients: usize,
 }
 
 impl Owners {
@@ -456,6 +458,7 @@ impl Owners {
         let mut t = Self {
             first: [0; MAX_CLIENTS],
             hull: [(1, 0); MAX_CLIENTS],
+            clients: cfg.clients().len(),
         };
         let mut n = 0u32;
         for (c, k) in cfg.clients().iter().enumerate() {
@@ -484,13 +487,12 @@ impl Owners {
     /// `None`. A client whose addresses cannot hold `io` costs one compare.
     #[inline(always)]
     fn find(&self, cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
-        for (c, k) in cfg.clients().iter().enumerate() {
-            let (lo, last) = self.hull[c];
+        for (c, &(lo, last)) in self.hull[..self.clients].iter().enumerate() {
             if io.wrapping_sub(lo) > last {
                 continue;
             }
             let mut first = self.first[c];
-            for (oid, r) in (0u8..).zip(k.regions()) {
+            for (oid, r) in (0u8..).zip(cfg.clients[c].regions()) {
                 let off = io.wrapping_sub(r.data.io_addr);
                 let index = off / NET_BUFFER_SIZE;
                 if index < u64::from(r.num_buffers) {
