@@ -53,7 +53,7 @@ use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
 use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, RawQueue, clients};
 use crate::region::Span;
-use crate::{Error, NetVirtTxClient, NetVirtTxConfig, SetupError};
+use crate::{Error, NetVirtTxClient, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 use lions_queue::{PushError, clients::bits};
 
@@ -78,32 +78,18 @@ pub struct TxStats {
 struct InFlight([u64; WORDS]);
 
 impl InFlight {
-    /// Word and mask of bit `b` (the mask keeps the word index in the array).
-    #[inline(always)]
-    fn slot(b: u32) -> (usize, u64) {
-        ((b >> 6) as usize & (WORDS - 1), 1 << (b & 63))
-    }
-
     /// Whether bit `b` is set.
     #[inline(always)]
     fn at(&self, b: u32) -> bool {
-        let (w, m) = Self::slot(b);
-        self.0[w] & m != 0
+        self.0[(b >> 6) as usize & (WORDS - 1)] >> (b & 63) & 1 != 0
     }
 
-    /// Set bit `b`.
+    /// Make bit `b` `on`; whether it was set.
     #[inline(always)]
-    fn set(&mut self, b: u32) {
-        let (w, m) = Self::slot(b);
-        self.0[w] |= m;
-    }
-
-    /// Clear bit `b`; whether it was set.
-    #[inline(always)]
-    fn take(&mut self, b: u32) -> bool {
-        let (w, m) = Self::slot(b);
-        let was = self.0[w] & m != 0;
-        self.0[w] &= !m;
+    fn put(&mut self, b: u32, on: bool) -> bool {
+        let w = &mut self.0[(b >> 6) as usize & (WORDS - 1)];
+        let was = *w >> (b & 63) & 1 != 0;
+        *w = *w & !(1 << (b & 63)) | u64::from(on) << (b & 63);
         was
     }
 }
@@ -149,40 +135,49 @@ enum Next {
     Fault,
 }
 
-/// Client `k`'s next valid frame on `q` ([`check`]ed, not at the driver, cleaned); bad ones
-/// before it go back to the client (`back` set). An empty queue requests a signal and is
-/// re-checked.
-#[inline(always)]
-fn next_frame<C: CacheOps>(
-    q: &mut NetSink<'_>,
-    k: &NetVirtTxClient,
-    first: u32,
-    at_driver: &InFlight,
-    cache: &C,
-    stats: &mut TxStats,
-    back: &mut bool,
-) -> Next {
-    loop {
-        let buf = match q.peek_active() {
-            Ok(Some(buf)) => buf,
-            Ok(None) => match q.rest_active(false) {
-                Ok(false) => return Next::Empty,
-                Ok(true) => continue,
+/// What every client's frames are checked against, and what was refused.
+struct Core<'a, C> {
+    config: &'a NetVirtTxConfig,
+    owners: Owners,
+    /// The in-flight bits.
+    at_driver: InFlight,
+    cache: C,
+    stats: TxStats,
+}
+
+impl<C: CacheOps> Core<'_, C> {
+    /// Client `k`'s next valid frame on `q` ([`check`]ed, not at the driver, cleaned; `first` is
+    /// its first in-flight bit); bad ones before it go back to the client (`back` set). An empty
+    /// queue requests a signal and is re-checked.
+    #[inline(always)]
+    fn next_frame(
+        &mut self,
+        (q, k, first): (&mut NetSink<'_>, &NetVirtTxClient, u32),
+        back: &mut bool,
+    ) -> Next {
+        loop {
+            let buf = match q.peek_active() {
+                Ok(Some(buf)) => buf,
+                Ok(None) => match q.rest_active(false) {
+                    Ok(false) => return Next::Empty,
+                    Ok(true) => continue,
+                    Err(_) => return Next::Fault,
+                },
                 Err(_) => return Next::Fault,
-            },
-            Err(_) => return Next::Fault,
-        };
-        if q.adopt_free_once().is_err() {
-            return Next::Fault;
-        }
-        // Refused when its buffer is already at the driver.
-        if let Some((io, bit, span)) = check(k, first, buf).filter(|h| !at_driver.at(h.1)) {
-            cache.clean(span);
-            return Next::Frame(io, bit, buf.len);
-        }
-        *back = true;
-        if !bounce(q, stats, buf) {
-            return Next::Fault;
+            };
+            if q.adopt_free_once().is_err() {
+                return Next::Fault;
+            }
+            // Refused when its buffer is already at the driver.
+            if let Some((io, bit, span)) = check(k, first, buf).filter(|h| !self.at_driver.at(h.1))
+            {
+                self.cache.clean(span);
+                return Next::Frame(io, bit, buf.len);
+            }
+            *back = true;
+            if !bounce(q, &mut self.stats, buf) {
+                return Next::Fault;
+            }
         }
     }
 }
@@ -200,22 +195,17 @@ fn bounce(q: &mut NetSink<'_>, stats: &mut TxStats, buf: NetBuffDesc) -> bool {
 
 /// The Tx virtualiser; see the module docs.
 pub struct VirtTx<'a, P, C = PlatformCache> {
-    config: &'a NetVirtTxConfig,
+    core: Core<'a, C>,
     driver: NetSource<'a>,
     driver_ch: Channel,
     clients: Clients<NetSink<'a>>,
     policy: P,
-    cache: C,
-    stats: TxStats,
     /// Clients with a checked frame waiting; each one's device address, in-flight bit and length.
     ready: u64,
     heads: [(u64, u32); MAX_CLIENTS],
     lens: [u16; MAX_CLIENTS],
     /// Clients with buffers staged on their free queue, to publish at the end of the pass.
     back: u64,
-    /// Where each client's bits and addresses are, and the bits.
-    owners: Owners,
-    at_driver: InFlight,
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
@@ -241,21 +231,23 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         }
         let conns = cfg.clients().iter().map(|c| &c.conn);
         Ok(Self {
-            config: cfg,
+            core: Core {
+                config: cfg,
+                owners: Owners::new(cfg),
+                at_driver: InFlight([0; WORDS]),
+                cache,
+                stats: TxStats::default(),
+            },
             // SAFETY: forwarded from the caller.
             driver: unsafe { NetSource::from_connection(&cfg.driver) }?,
             driver_ch: cfg.driver.channel()?,
             // SAFETY: forwarded from the caller.
             clients: unsafe { clients(conns, NetSink::from_connection) }?,
             policy,
-            cache,
-            stats: TxStats::default(),
             ready: 0,
             heads: [(0, 0); MAX_CLIENTS],
             lens: [0; MAX_CLIENTS],
             back: 0,
-            owners: Owners::new(cfg),
-            at_driver: InFlight([0; WORDS]),
         })
     }
 
@@ -268,22 +260,21 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// # Safety
     /// As for [`new`](Self::new) (the same config; this reads the driver's queue regions).
     pub unsafe fn resume(&mut self) -> Result<u32, Error> {
-        self.at_driver = InFlight([0; WORDS]);
+        self.core.at_driver = InFlight([0; WORDS]);
         // SAFETY: forwarded from the caller: the driver's queues are mapped here.
-        let sent = unsafe { RawQueue::sent(&self.config.driver) }?;
-        for buf in sent {
-            if let Some((.., bit)) = self.owners.find(self.config, buf.io_or_offset) {
-                self.at_driver.set(bit);
+        for buf in unsafe { RawQueue::sent(&self.core.config.driver) }? {
+            if let Some((.., bit)) = self.core.owners.find(self.core.config, buf.io_or_offset) {
+                self.core.at_driver.put(bit, true);
             }
         }
         let mut resent = 0;
         for c in bits(self.clients.live()) {
-            let (Some(k), Some((q, _))) = (self.config.clients().get(c), self.clients.get(c))
-            else {
+            let (Some((q, _)), k) = (self.clients.get(c), &self.core.config.clients[c]) else {
                 continue;
             };
             while let Ok(Some(buf)) = q.peek_active()
-                && check(k, self.owners.first[c], buf).is_some_and(|h| self.at_driver.at(h.1))
+                && check(k, self.core.owners.first[c], buf)
+                    .is_some_and(|h| self.core.at_driver.at(h.1))
             {
                 let _ = q.take_active();
                 resent += 1;
@@ -297,7 +288,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     pub fn stats(&self) -> TxStats {
         TxStats {
             faulty: self.clients.faulty(),
-            ..self.stats
+            ..self.core.stats
         }
     }
 
@@ -307,28 +298,19 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     }
 
     /// Look at client `c`'s next valid frame and record it in `heads`, `lens` and `ready`
-    /// ([`next_frame`]).
+    /// ([`Core::next_frame`]; an asleep queue is skipped).
     #[inline(always)]
     fn head(&mut self, c: usize) {
-        let Some((q, _)) = self.clients.get(c).filter(|(q, _)| !q.active_asleep()) else {
-            return;
-        };
-        let (k, first) = (&self.config.clients[c], self.owners.first[c]);
-        let mut back = false;
-        let next = next_frame(
-            q,
-            k,
-            first,
-            &self.at_driver,
-            &self.cache,
-            &mut self.stats,
-            &mut back,
-        );
-        self.back |= u64::from(back) << c;
-        self.after(c, next);
+        if let Some((q, _)) = self.clients.get(c).filter(|(q, _)| !q.active_asleep()) {
+            let (cfg, mut back) = (self.core.config, false);
+            let client = (q, &cfg.clients[c], self.core.owners.first[c]);
+            let next = self.core.next_frame(client, &mut back);
+            self.back |= u64::from(back) << c;
+            self.after(c, next);
+        }
     }
 
-    /// Record what [`next_frame`] found for client `c`.
+    /// Record what [`Core::next_frame`] found for client `c`.
     #[inline(always)]
     fn after(&mut self, c: usize, next: Next) {
         match next {
@@ -354,28 +336,21 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         else {
             return Ok(false);
         };
-        let (Some((q, _)), k) = (self.clients.get(c), &self.config.clients[c]) else {
+        let Some((q, _)) = self.clients.get(c) else {
             return Ok(false);
         };
-        let (first, mut len, mut back) = (self.owners.first[c], self.lens[c], false);
+        let (cfg, mut len, mut back) = (self.core.config, self.lens[c], false);
+        let (k, first) = (&cfg.clients[c], self.core.owners.first[c]);
         let next = loop {
             // Staged: the driver cannot see it before the publish in `tx_provide`.
             match self.driver.active.push(NetBuffDesc::new(io, len)) {
                 Err(PushError::Full(_)) => break None,
                 r => r?,
             }
-            self.at_driver.set(bit);
+            self.core.at_driver.put(bit, true);
             self.policy.sent(c, len);
             let _ = q.take_active();
-            match next_frame(
-                q,
-                k,
-                first,
-                &self.at_driver,
-                &self.cache,
-                &mut self.stats,
-                &mut back,
-            ) {
+            match self.core.next_frame((&mut *q, k, first), &mut back) {
                 Next::Frame(i, b, l) if run => (io, bit, len) = (i, b, l),
                 next => break Some(next),
             }
@@ -417,16 +392,14 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
     #[inline(always)]
     fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
-        let Some((c, oid, off, bit)) = self.owners.find(self.config, buf.io_or_offset) else {
+        let Some((c, oid, off, bit)) = self.core.owners.find(self.core.config, buf.io_or_offset)
+        else {
             return false;
         };
-        if !off.is_multiple_of(NET_BUFFER_SIZE) || !self.at_driver.take(bit) {
-            return false;
-        }
-        let (Some((q, _)), Ok(back)) = (
-            self.clients.get(c),
-            NetBuffDesc::with_oid(off, buf.len, oid),
-        ) else {
+        // The bit is cleared only for an aligned address.
+        let mine = off.is_multiple_of(NET_BUFFER_SIZE) && self.core.at_driver.put(bit, false);
+        let back = NetBuffDesc::with_oid(off, buf.len, oid);
+        let (true, Some((q, _)), Ok(back)) = (mine, self.clients.get(c), back) else {
             return false;
         };
         self.back |= 1 << c;
@@ -445,8 +418,8 @@ struct Owners {
     /// before it, client by client, `oid` by `oid`).
     first: [u32; MAX_CLIENTS],
     /// Each client's device addresses, `(lo, last)`: every address one of its regions holds is
-    /// `lo + d` for some `d <= last` (wrapping; a client with no buffers has none: `(1, 0)` holds
-    /// nothing but address 1, and its region scan finds nothing there).
+    /// `lo + d` for some `d <= last` (wrapping; a client with no buffers gets `(0, 0)`, and its
+    /// region scan finds nothing at address 0).
     hull: [(u64, u64); MAX_CLIENTS],
     /// Configured clients (at most [`MAX_CLIENTS`]).
     clients: usize,
@@ -455,31 +428,29 @@ struct Owners {
 impl Owners {
     /// The layout of `cfg`'s regions.
     fn new(cfg: &NetVirtTxConfig) -> Self {
-        let mut t = Self {
-            first: [0; MAX_CLIENTS],
-            hull: [(1, 0); MAX_CLIENTS],
-            clients: cfg.clients().len(),
-        };
-        let mut n = 0u32;
+        let clients = cfg.clients().len();
+        let (mut first, mut hull, mut n) = ([0; MAX_CLIENTS], [(0, 0); MAX_CLIENTS], 0u32);
         for (c, k) in cfg.clients().iter().enumerate() {
-            t.first[c] = n;
-            let (mut lo, mut hi) = (u128::MAX, 0u128);
-            for r in k.regions().iter().filter(|r| r.num_buffers != 0) {
-                let base = u128::from(r.data.io_addr);
-                lo = lo.min(base);
-                hi = hi.max(base + u128::from(r.num_buffers) * u128::from(NET_BUFFER_SIZE));
-                n = n.saturating_add(r.num_buffers);
-            }
-            t.hull[c] = match u64::try_from(hi - 1) {
-                _ if hi == 0 => (1, 0),
-                // `lo < hi <= 2^64`: both fit.
-                #[allow(clippy::cast_possible_truncation)]
-                Ok(last) => (lo as u64, last - lo as u64),
-                // A region wraps past the top of the address space: any address may be its.
-                Err(_) => (0, u64::MAX),
-            };
+            let full = k.regions().iter().filter(|r| r.num_buffers != 0);
+            let lo = full.clone().map(|r| r.data.io_addr).min().unwrap_or(0);
+            let bytes =
+                |r: &NetVirtTxRegion| u128::from(r.num_buffers) * u128::from(NET_BUFFER_SIZE);
+            let end = full
+                .map(|r| u128::from(r.data.io_addr - lo) + bytes(r))
+                .max();
+            // Past 2^64: a region wraps, and the hull is every address.
+            hull[c] = (lo, u64::try_from(end.unwrap_or(1) - 1).unwrap_or(u64::MAX));
+            first[c] = n;
+            n = k
+                .regions()
+                .iter()
+                .fold(n, |n, r| n.saturating_add(r.num_buffers));
         }
-        t
+        Self {
+            first,
+            hull,
+            clients,
+        }
     }
 
     /// The client, region (`oid`), offset in the region and in-flight bit of device address
@@ -514,7 +485,7 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     /// go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
-            self.stats.lost += u64::from(!self.tx_return(buf));
+            self.core.stats.lost += u64::from(!self.tx_return(buf));
         }
         self.tx_provide()
     }
