@@ -331,7 +331,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// the driver's queue is full.
     #[inline(always)]
     fn send(&mut self, c: usize) -> Result<bool, Error> {
-        let run = self.policy.keeps_turn();
+        let run = self.policy.keeps_turn(self.ready);
         let Some(&(mut io, mut bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0)
         else {
             return Ok(false);
