@@ -87,9 +87,9 @@ impl InFlight {
     /// Make bit `b` `on`; whether it was set.
     #[inline(always)]
     fn put(&mut self, b: u32, on: bool) -> bool {
-        let w = &mut self.0[(b >> 6) as usize & (WORDS - 1)];
-        let was = *w >> (b & 63) & 1 != 0;
-        *w = *w & !(1 << (b & 63)) | u64::from(on) << (b & 63);
+        let (w, m) = (&mut self.0[(b >> 6) as usize & (WORDS - 1)], 1 << (b & 63));
+        let was = *w & m != 0;
+        *w = if on { *w | m } else { *w & !m };
         was
     }
 }
