@@ -5,13 +5,14 @@
 //! ## Protocol
 //!
 //! - **`tx_provide`** (any notification, after `tx_return`): every client's next frame is checked
-//!   once, here ([`check`]): `0 < len <= 2048`; `oid` names one of the client's data regions; the
+//!   once, here (`check`): `0 < len <= 2048`; `oid` names one of the client's data regions; the
 //!   offset is 2048-aligned and below that region's `num_buffers * 2048`; the buffer is not
 //!   already at the driver. A bad descriptor goes straight back, unchanged, on the client's free
 //!   queue and is counted ([`TxStats::bad`]); it never reaches the driver. A good one is cleaned
 //!   from the cache (the [`CacheOps`] hook) and translated to `region.io_addr + offset`. The
-//!   [`TxPolicy`] then picks, frame by frame, which client's checked head frame goes next while
-//!   the driver's active queue has room. The descriptor sent is the copy that was checked, so a
+//!   [`TxPolicy`] then picks which client's checked head frame goes next while the driver's
+//!   active queue has room; a client the policy would pick again anyway
+//!   ([`TxPolicy::keeps_turn`]) sends its following frames in a row. The descriptor sent is the copy that was checked, so a
 //!   client rewriting its queue slot meanwhile changes nothing; a frame left waiting is read and
 //!   checked again in the next pass. The driver is notified (deferred: it runs at a higher
 //!   priority) if it asked.
