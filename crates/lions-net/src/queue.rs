@@ -1037,6 +1037,38 @@ mod tests {
         );
     }
 
+    /// A Tx virt may skip a client's queue only while nothing is published, nothing popped is
+    /// unreleased, and its request for a signal stands: exactly when peeking would find nothing
+    /// and resting would do nothing.
+    #[test]
+    fn a_queue_is_asleep_only_when_nothing_can_be_missed() {
+        let (free, active) = (Region::new(4), Region::new(4));
+        let (mut src, mut sink) = pair(&free, &active, 4);
+        assert!(
+            sink.active_asleep(),
+            "zeroed memory: empty, and the request stands"
+        );
+        src.active.push(NetBuffDesc::new(0, 1)).unwrap();
+        assert!(sink.active_asleep(), "staged, not published");
+        src.active.publish();
+        assert!(!sink.active_asleep(), "published: a frame to take");
+        assert!(src.should_notify_active(true), "the request is taken");
+        assert_eq!(sink.peek_active().unwrap().map(|d| d.len), Some(1));
+        assert!(!sink.active_asleep(), "a frame peeked");
+        assert!(sink.take_active().unwrap().is_some());
+        assert!(!sink.active_asleep(), "taken but its slot not handed back");
+        assert!(
+            !sink.rest_active(false).unwrap(),
+            "empty: request and re-check"
+        );
+        assert!(
+            sink.active_asleep(),
+            "released, and the request stands again"
+        );
+        assert!(src.should_notify_active(true));
+        assert!(!sink.active_asleep(), "the request was taken: rest again");
+    }
+
     #[test]
     fn producer_notifies_only_when_consumer_asked() {
         let free = Region::starting_at(4, 0);
