@@ -412,6 +412,11 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     }
 }
 
+/// A region's length in bytes.
+fn bytes(r: &NetVirtTxRegion) -> u128 {
+    u128::from(r.num_buffers) * u128::from(NET_BUFFER_SIZE)
+}
+
 /// Where the bits and device addresses of each client's regions are: the one answer to "whose
 /// buffer is this device address", for every config.
 struct Owners {
@@ -429,24 +434,20 @@ struct Owners {
 impl Owners {
     /// The layout of `cfg`'s regions.
     fn new(cfg: &NetVirtTxConfig) -> Self {
-        let clients = cfg.clients().len();
         let (mut first, mut hull, mut n) = ([0; MAX_CLIENTS], [(0, 0); MAX_CLIENTS], 0u32);
         for (c, k) in cfg.clients().iter().enumerate() {
-            let full = k.regions().iter().filter(|r| r.num_buffers != 0);
-            let lo = full.clone().map(|r| r.data.io_addr).min().unwrap_or(0);
-            let bytes =
-                |r: &NetVirtTxRegion| u128::from(r.num_buffers) * u128::from(NET_BUFFER_SIZE);
-            let end = full
-                .map(|r| u128::from(r.data.io_addr - lo) + bytes(r))
-                .max();
+            let full = || k.regions().iter().filter(|r| r.num_buffers != 0);
+            let lo = full().map(|r| r.data.io_addr).min().unwrap_or(0);
+            let end = |r: &NetVirtTxRegion| u128::from(r.data.io_addr - lo) + bytes(r);
             // Past 2^64: a region wraps, and the hull is every address.
-            hull[c] = (lo, u64::try_from(end.unwrap_or(1) - 1).unwrap_or(u64::MAX));
-            first[c] = n;
+            let last = u64::try_from(full().map(end).max().unwrap_or(1) - 1);
+            (hull[c], first[c]) = ((lo, last.unwrap_or(u64::MAX)), n);
             n = k
                 .regions()
                 .iter()
                 .fold(n, |n, r| n.saturating_add(r.num_buffers));
         }
+        let clients = cfg.clients().len();
         Self {
             first,
             hull,
