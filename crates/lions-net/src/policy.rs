@@ -42,6 +42,14 @@ pub trait TxPolicy {
     fn sent(&mut self, client: usize, len: u16) {
         let _ = (client, len);
     }
+    /// Whether the client just picked from `ready` keeps the turn while it has frames:
+    /// [`pick`](Self::pick) would pick it again as long as only its own head frame changes (and
+    /// [`sent`](Self::sent) was called). The virtualiser then sends its frames in a row without
+    /// asking again.
+    fn keeps_turn(&self, ready: u64) -> bool {
+        let _ = ready;
+        false
+    }
     /// When (in the policy's clock units) a client it held back in this pass may send again; the
     /// virtualiser's PD may arm a timer for it. `None`: nobody is held back.
     fn wake_at(&self) -> Option<u64> {
@@ -54,6 +62,11 @@ pub trait TxPolicy {
 pub struct InOrder;
 
 impl TxPolicy for InOrder {
+    #[inline]
+    fn keeps_turn(&self, _: u64) -> bool {
+        true
+    }
+
     #[inline]
     fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
         (ready != 0).then(|| ready.trailing_zeros() as usize)
@@ -76,6 +89,12 @@ pub struct RoundRobin {
 }
 
 impl TxPolicy for RoundRobin {
+    /// The turn comes back to a client that is the only one ready.
+    #[inline]
+    fn keeps_turn(&self, ready: u64) -> bool {
+        ready & ready.wrapping_sub(1) == 0
+    }
+
     #[inline]
     fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
         // `next < 64`; rotating puts it at bit 0, so the first set bit is the next one in turn.
@@ -108,6 +127,12 @@ impl StrictPriority {
 }
 
 impl TxPolicy for StrictPriority {
+    /// Only the picked client's head changes, so the highest ready level (and its lowest
+    /// index) stays the same.
+    fn keeps_turn(&self, _: u64) -> bool {
+        true
+    }
+
     fn pick(&mut self, ready: u64, _: &[u16; MAX_CLIENTS]) -> Option<usize> {
         bits(ready).min_by_key(|&c| core::cmp::Reverse(self.prio[c]))
     }
@@ -241,6 +266,14 @@ pub enum Order {
 
 impl TxPolicy for Order {
     #[inline]
+    fn keeps_turn(&self, ready: u64) -> bool {
+        match self {
+            Self::RoundRobin(p) => p.keeps_turn(ready),
+            _ => true,
+        }
+    }
+
+    #[inline]
     fn pick(&mut self, ready: u64, len: &[u16; MAX_CLIENTS]) -> Option<usize> {
         match self {
             Self::InOrder(p) => p.pick(ready, len),
@@ -273,6 +306,11 @@ impl<F: FnMut() -> u64> TxPolicy for Chosen<F> {
         if let Self::Limited(p) = self {
             p.begin();
         }
+    }
+
+    #[inline]
+    fn keeps_turn(&self, ready: u64) -> bool {
+        matches!(self, Self::Plain(p) if p.keeps_turn(ready))
     }
 
     #[inline]
@@ -388,6 +426,40 @@ mod tests {
     use std::cell::Cell;
 
     const LEN: [u16; MAX_CLIENTS] = [100; MAX_CLIENTS];
+
+    /// A policy that says a client keeps the turn picks it again, frame after frame, while it
+    /// stays ready and nobody else's readiness changes (what the Tx virt relies on to send runs).
+    #[test]
+    fn keeping_the_turn_is_what_pick_would_do() {
+        let prio = StrictPriority::new(&[1, 3, 3, 0]);
+        let mut all: [Order; 3] = [
+            Order::InOrder(InOrder),
+            Order::RoundRobin(RoundRobin::default()),
+            Order::StrictPriority(prio),
+        ];
+        let mut kept = 0;
+        for p in &mut all {
+            for ready in [0b1u64, 0b100, 0b1010, 0b1111, 0b1000_0001] {
+                let Some(c) = p.pick(ready, &LEN) else {
+                    continue;
+                };
+                if !p.keeps_turn(ready) {
+                    continue;
+                }
+                kept += 1;
+                for _ in 0..5 {
+                    p.sent(c, 100);
+                    assert_eq!(p.pick(ready, &LEN), Some(c), "{p:?} {ready:#b}");
+                }
+            }
+        }
+        assert_eq!(
+            kept,
+            5 + 2 + 5,
+            "in order and priority always, round-robin alone only"
+        );
+        assert!(!RoundRobin::default().keeps_turn(0b11));
+    }
 
     /// `lens` with only the clients in `ready` waiting: the set and the lengths a policy sees.
     fn mask(ready: u64, lens: &[u16; MAX_CLIENTS]) -> (u64, [u16; MAX_CLIENTS]) {

@@ -683,6 +683,18 @@ impl<'a> NetSink<'a> {
         take_in(&mut self.active, self.active_q, &mut self.active_pending)
     }
 
+    /// Whether *active* is asleep: nothing promised, popped or published beyond our head, and our
+    /// request for a signal stands. Then [`peek_active`](Self::peek_active) would find nothing
+    /// and [`rest_active`](Self::rest_active) would do nothing: a Tx virt's pass skips the client
+    /// for the cost of three loads and compares.
+    #[inline(always)]
+    pub fn active_asleep(&self) -> bool {
+        self.active_pending == 0
+            && self.active_q.waiting() == 0
+            && self.active.consumed() == 0
+            && self.active_q.request_stands()
+    }
+
     /// Phase 2 on *active* for a Tx virt, after its pass: release the consumed slots; while
     /// `holding` (frames left queued on purpose) make sure a signal is requested, without a
     /// re-check; otherwise sleep if our request still stands, else request one and re-check.
@@ -1023,6 +1035,38 @@ mod tests {
             free.header().tail.load(Ordering::Relaxed) < 100,
             "the free index wrapped"
         );
+    }
+
+    /// A Tx virt may skip a client's queue only while nothing is published, nothing popped is
+    /// unreleased, and its request for a signal stands: exactly when peeking would find nothing
+    /// and resting would do nothing.
+    #[test]
+    fn a_queue_is_asleep_only_when_nothing_can_be_missed() {
+        let (free, active) = (Region::new(4), Region::new(4));
+        let (mut src, mut sink) = pair(&free, &active, 4);
+        assert!(
+            sink.active_asleep(),
+            "zeroed memory: empty, and the request stands"
+        );
+        src.active.push(NetBuffDesc::new(0, 1)).unwrap();
+        assert!(sink.active_asleep(), "staged, not published");
+        src.active.publish();
+        assert!(!sink.active_asleep(), "published: a frame to take");
+        assert!(src.should_notify_active(true), "the request is taken");
+        assert_eq!(sink.peek_active().unwrap().map(|d| d.len), Some(1));
+        assert!(!sink.active_asleep(), "a frame peeked");
+        assert!(sink.take_active().unwrap().is_some());
+        assert!(!sink.active_asleep(), "taken but its slot not handed back");
+        assert!(
+            !sink.rest_active(false).unwrap(),
+            "empty: request and re-check"
+        );
+        assert!(
+            sink.active_asleep(),
+            "released, and the request stands again"
+        );
+        assert!(src.should_notify_active(true));
+        assert!(!sink.active_asleep(), "the request was taken: rest again");
     }
 
     #[test]

@@ -144,7 +144,28 @@ impl<'a> DataRegion<'a> {
     }
 }
 
-impl Span<'_> {
+impl<'a> Span<'a> {
+    /// The `len` bytes at offset `off` of the region `r` names, read-only here: the Tx virt's
+    /// per-frame span, made without re-checking what it checked once at start-up.
+    ///
+    /// # Safety
+    /// `r` was accepted by [`DataRegion::from_resource`] for some number of buffers (so its vaddr
+    /// is not 0 and that many buffers are mapped readable for `'a`), and `off + len` lies within
+    /// those buffers.
+    #[inline(always)]
+    pub(crate) unsafe fn in_region(r: &RegionResource, off: u64, len: u16) -> Self {
+        // `vaddr + off` is inside a mapping of this address space (the caller's promise).
+        #[allow(clippy::cast_possible_truncation)]
+        let addr = r.vaddr.wrapping_add(off) as usize;
+        Self {
+            // SAFETY: a mapped address above the mapping's nonzero start is not 0.
+            ptr: unsafe { NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(addr)) },
+            len,
+            writable: false,
+            _mem: PhantomData,
+        }
+    }
+
     /// Address of the first byte.
     pub fn addr(&self) -> usize {
         self.ptr.as_ptr().addr()

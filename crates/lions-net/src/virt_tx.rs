@@ -5,25 +5,29 @@
 //! ## Protocol
 //!
 //! - **`tx_provide`** (any notification, after `tx_return`): every client's next frame is checked
-//!   once, here: `0 < len <= 2048`; `oid` names one of the client's data regions; the offset is
-//!   2048-aligned and below that region's `num_buffers * 2048`; the buffer is not already at the
-//!   driver. A bad descriptor goes straight back, unchanged, on the client's free queue and is
-//!   counted ([`TxStats::bad`]); it never reaches the driver. A good one is cleaned from the cache
-//!   (the [`CacheOps`] hook) and translated to `region.io_addr + offset`. The [`TxPolicy`] then
-//!   picks, frame by frame, which client's checked head frame goes next while the driver's active
-//!   queue has room. The descriptor sent is the copy that was checked, so a client rewriting its
-//!   queue slot meanwhile changes nothing; a frame left waiting is read and checked again in the
-//!   next pass. The driver is notified (deferred: it runs at a higher priority) if it asked.
+//!   once, here (`check`): `0 < len <= 2048`; `oid` names one of the client's data regions; the
+//!   offset is 2048-aligned and below that region's `num_buffers * 2048`; the buffer is not
+//!   already at the driver. A bad descriptor goes straight back, unchanged, on the client's free
+//!   queue and is counted ([`TxStats::bad`]); it never reaches the driver. A good one is cleaned
+//!   from the cache (the [`CacheOps`] hook) and translated to `region.io_addr + offset`. The
+//!   [`TxPolicy`] then picks which client's checked head frame goes next while the driver's
+//!   active queue has room; a client the policy would pick again anyway
+//!   ([`TxPolicy::keeps_turn`]) sends its following frames in a row. The descriptor sent is the copy that was checked, so a
+//!   client rewriting its queue slot meanwhile changes nothing; a frame left waiting is read and
+//!   checked again in the next pass. The driver is notified (deferred: it runs at a higher
+//!   priority) if it asked.
 //! - **`tx_return`**: drain the driver's free queue. The virt keeps one *in-flight bit* per client
 //!   buffer, set when it hands the buffer to the driver. Each device address is mapped back to
-//!   the client, region (`oid`) and offset it came from; if it is 2048-aligned and its bit is set,
-//!   the bit is cleared and the buffer returned on that client's free queue. Anything else (an
-//!   address of nobody, a buffer not at the driver, a second return) is refused and counted
+//!   the client, region (`oid`) and offset it came from by one scan of the configured regions
+//!   ([`VirtTx`]'s `owner`, the first region holding it); if it is 2048-aligned and its bit is
+//!   set, the bit is cleared and the buffer returned on that client's free queue. Anything else
+//!   (an address of nobody, a buffer not at the driver, a second return) is refused and counted
 //!   ([`TxStats::lost`]) and never touches a client's queue. Request a signal and re-check.
-//! - **Signals.** A client whose queue was drained requests a signal and re-checks; a client
-//!   with frames still waiting (held back by the policy or a full driver queue) requests one
-//!   without a re-check, so its next frame or the driver's next returned buffer runs the virt
-//!   again. Each client is notified once per event, if it got buffers back and asked.
+//! - **Signals.** A client whose queue is found empty requests a signal and re-checks at once
+//!   (a frame found then is served in the same pass); a client with frames still waiting (held
+//!   back by the policy or a full driver queue) requests one without a re-check, so its next
+//!   frame or the driver's next returned buffer runs the virt again. Each client is notified
+//!   once per event, if it got buffers back and asked.
 //! - **Start-up** (sDDF's convention): each client primes its own free queue with its buffers;
 //!   the virt adopts that queue's tail when it sees the client's first frame.
 //! - **Restart** ([`VirtTx::resume`], for a component restarted with its regions intact, paper
@@ -49,8 +53,8 @@
 use crate::cache::{CacheOps, PlatformCache};
 use crate::policy::TxPolicy;
 use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, RawQueue, clients};
-use crate::region::{DataRegion, Span};
-use crate::{Error, NetVirtTxClient, NetVirtTxConfig, SetupError};
+use crate::region::Span;
+use crate::{Error, NetVirtTxClient, NetVirtTxConfig, NetVirtTxRegion, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
 use lions_queue::{PushError, clients::bits};
 
@@ -71,119 +75,111 @@ pub struct TxStats {
     pub faulty: u64,
 }
 
-/// Word and mask of in-flight bit `b` (the mask keeps the word index in the array).
-#[inline(always)]
-fn slot(b: u32) -> (usize, u64) {
-    ((b >> 6) as usize & (WORDS - 1), 1 << (b & 63))
-}
+/// One bit per client buffer: set while the driver has that buffer.
+struct InFlight([u64; WORDS]);
 
-/// Whether in-flight bit `b` is set in `bits`.
-#[inline(always)]
-fn at(bits: &[u64; WORDS], b: u32) -> bool {
-    let (w, m) = slot(b);
-    bits[w] & m != 0
+impl InFlight {
+    /// Whether bit `b` is set.
+    #[inline(always)]
+    fn at(&self, b: u32) -> bool {
+        self.0[(b >> 6) as usize & (WORDS - 1)] >> (b & 63) & 1 != 0
+    }
+
+    /// Make bit `b` `on`; whether it was set.
+    #[inline(always)]
+    fn put(&mut self, b: u32, on: bool) -> bool {
+        let (w, m) = (&mut self.0[(b >> 6) as usize & (WORDS - 1)], 1 << (b & 63));
+        let was = *w & m != 0;
+        *w = if on { *w | m } else { *w & !m };
+        was
+    }
 }
 
 /// A checked frame: its device address, in-flight bit, and the span to clean.
 type Head<'a> = (u64, u32, Span<'a>);
 
-/// The device address, in-flight bit and span of a client's descriptor `buf`, checked against
-/// its regions (see the module docs; the offset checks are [`DataRegion::buffer`]'s); `first`
-/// is the client's first in-flight bit.
+/// The device address, in-flight bit and span of client `k`'s descriptor `buf` if it passes
+/// every check of the module docs but the in-flight one: `0 < len <= 2048`, `oid` below the
+/// client's region count, offset 2048-aligned and below the region's `num_buffers * 2048`.
+/// `first` is the client's first in-flight bit. Each check is one compare and branch.
 #[inline(always)]
-fn buffer_of<'a>(k: &'a NetVirtTxClient, first: u32, buf: &NetBuffDesc) -> Option<Head<'a>> {
+fn check<'a>(k: &'a NetVirtTxClient, first: u32, buf: NetBuffDesc) -> Option<Head<'a>> {
+    let (off, oid) = (buf.io_or_offset, usize::from(buf.oid()));
     let regions = k.regions();
-    let oid = usize::from(buf.oid());
-    let r = regions.get(oid).filter(|_| buf.len > 0)?;
-    let (base, _) = r.data.region.as_raw_parts()?;
-    // SAFETY: `VirtTx::new` checked that this region maps `num_buffers * 2048` readable bytes for
-    // 'a (the caller's promise).
-    let data = unsafe { DataRegion::new(base, r.num_buffers.into(), false) };
-    let (i, span) = data.buffer(buf.io_or_offset, buf.len).ok()?;
-    let below: u32 = regions[..oid].iter().map(|r| r.num_buffers).sum();
-    // `new` checked that the bits of all buffers fit below `MAX_TX_BUFFERS`.
-    #[allow(clippy::cast_possible_truncation)]
-    let bit = first + below + i as u32;
-    Some((r.data.io_addr.wrapping_add(buf.io_or_offset), bit, span))
-}
-
-/// Where a buffer's in-flight bit is: client, `oid` and the region's first bit.
-type Place = (usize, u8, u32);
-
-/// Every client's regions in order (client, then `oid`): device address and length in bytes,
-/// and [`Place`].
-fn regions(cfg: &NetVirtTxConfig) -> impl Iterator<Item = ((u64, u64), Place)> + '_ {
-    let all = cfg.clients().iter().enumerate();
-    let all = all.flat_map(|(c, k)| (0u8..).zip(k.regions()).map(move |(oid, r)| (c, oid, r)));
-    all.scan(0u32, |first, (c, oid, r)| {
-        let place = (c, oid, *first);
-        *first = first.saturating_add(r.num_buffers);
-        let bytes = u64::from(r.num_buffers) * NET_BUFFER_SIZE;
-        Some(((r.data.io_addr, bytes), place))
-    })
-}
-
-/// The client, region index, offset in the region and in-flight bit of device address `io` if
-/// it is in the region at `base` of `bytes`, placed at `place`.
-#[inline(always)]
-fn hit(
-    io: u64,
-    (base, bytes): (u64, u64),
-    (c, oid, first): Place,
-) -> Option<(usize, u8, u64, u32)> {
-    let off = io.wrapping_sub(base);
-    // `off / 2048 < num_buffers`, a u32.
-    #[allow(clippy::cast_possible_truncation)]
-    (off < bytes).then(|| (c, oid, off, first + (off / NET_BUFFER_SIZE) as u32))
-}
-
-/// [`hit`] of device address `io` in the first of `cfg`'s regions holding it (`None`: in no
-/// client's region). The reference scan over the config, for configs with more regions than
-/// [`Lookup`] holds.
-fn at_address(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
-    regions(cfg).find_map(|(span, place)| hit(io, span, place))
-}
-
-/// Regions [`Lookup`] holds inline; a config with more non-empty regions uses [`at_address`].
-const LOOKUP_REGIONS: usize = 16;
-
-/// The non-empty regions of every client in [`at_address`]'s order, flat. A returned buffer's
-/// address is found by one compare per region instead of a walk over the config's per-client
-/// region arrays; the first match is the same one, so the result is [`at_address`]'s exactly.
-struct Lookup {
-    /// Entries in use, or `None` when the config has more than [`LOOKUP_REGIONS`].
-    len: Option<usize>,
-    /// Device address and length in bytes of each region.
-    span: [(u64, u64); LOOKUP_REGIONS],
-    /// Where each region's bits are.
-    place: [Place; LOOKUP_REGIONS],
-}
-
-impl Lookup {
-    /// The table of `cfg`'s regions (whose buffer bits fit in a u32, checked by the caller).
-    fn new(cfg: &NetVirtTxConfig) -> Self {
-        let mut t = Self {
-            len: Some(0),
-            span: [(0, 0); LOOKUP_REGIONS],
-            place: [(0, 0, 0); LOOKUP_REGIONS],
-        };
-        for (span, place) in regions(cfg).filter(|&((_, bytes), _)| bytes != 0) {
-            t.len = t.len.filter(|&n| n < LOOKUP_REGIONS).map(|n| {
-                (t.span[n], t.place[n]) = (span, place);
-                n + 1
-            });
-        }
-        t
+    let r = regions.get(oid)?;
+    let index = off / NET_BUFFER_SIZE;
+    if buf.len.wrapping_sub(1) >= 2048
+        || !off.is_multiple_of(NET_BUFFER_SIZE)
+        || index >= u64::from(r.num_buffers)
+    {
+        return None;
     }
+    let below: u32 = regions[..oid].iter().map(|r| r.num_buffers).sum();
+    // SAFETY: `VirtTx::new` checked that this region maps `num_buffers * 2048` readable bytes at
+    // its vaddr for 'a (the config is borrowed for 'a, so it still says so); `off + len` is
+    // inside that (checked above).
+    let span = unsafe { Span::in_region(&r.data.region, off, buf.len) };
+    // `new` checked that the bits of all buffers fit below `MAX_TX_BUFFERS`: `index` fits a u32.
+    #[allow(clippy::cast_possible_truncation)]
+    let bit = first + below + index as u32;
+    Some((r.data.io_addr.wrapping_add(off), bit, span))
+}
 
-    /// [`at_address`] of `io` under `cfg` (the config this table was made from).
+/// What a client's active queue holds next.
+#[derive(Clone, Copy)]
+enum Next {
+    /// A checked frame, cleaned: device address, in-flight bit, length.
+    Frame(u64, u32, u16),
+    /// Nothing: a signal is requested (and the queue re-checked).
+    Empty,
+    /// The client's indices are impossible.
+    Fault,
+}
+
+/// What every client's frames are checked against, and what was refused.
+struct Core<'a, C> {
+    config: &'a NetVirtTxConfig,
+    owners: Owners,
+    /// The in-flight bits.
+    at_driver: InFlight,
+    cache: C,
+    stats: TxStats,
+}
+
+impl<C: CacheOps> Core<'_, C> {
+    /// Client `k`'s next valid frame on `q` ([`check`]ed, not at the driver, cleaned; `first` is
+    /// its first in-flight bit); bad ones before it go back to the client (`back` set). An empty
+    /// queue requests a signal and is re-checked.
     #[inline(always)]
-    fn find(&self, cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
-        let Some(n) = self.len else {
-            return at_address(cfg, io);
-        };
-        let mut all = self.span[..n].iter().zip(&self.place[..n]);
-        all.find_map(|(&span, &place)| hit(io, span, place))
+    fn next_frame(
+        &mut self,
+        (q, k, first): (&mut NetSink<'_>, &NetVirtTxClient, u32),
+        back: &mut bool,
+    ) -> Next {
+        loop {
+            let buf = match q.peek_active() {
+                Ok(Some(buf)) => buf,
+                Ok(None) => match q.rest_active(false) {
+                    Ok(false) => return Next::Empty,
+                    Ok(true) => continue,
+                    Err(_) => return Next::Fault,
+                },
+                Err(_) => return Next::Fault,
+            };
+            if q.adopt_free_once().is_err() {
+                return Next::Fault;
+            }
+            // Refused when its buffer is already at the driver.
+            if let Some((io, bit, span)) = check(k, first, buf).filter(|h| !self.at_driver.at(h.1))
+            {
+                self.cache.clean(span);
+                return Next::Frame(io, bit, buf.len);
+            }
+            *back = true;
+            if !bounce(q, &mut self.stats, buf) {
+                return Next::Fault;
+            }
+        }
     }
 }
 
@@ -200,22 +196,17 @@ fn bounce(q: &mut NetSink<'_>, stats: &mut TxStats, buf: NetBuffDesc) -> bool {
 
 /// The Tx virtualiser; see the module docs.
 pub struct VirtTx<'a, P, C = PlatformCache> {
-    config: &'a NetVirtTxConfig,
+    core: Core<'a, C>,
     driver: NetSource<'a>,
     driver_ch: Channel,
     clients: Clients<NetSink<'a>>,
     policy: P,
-    cache: C,
-    stats: TxStats,
     /// Clients with a checked frame waiting; each one's device address, in-flight bit and length.
     ready: u64,
     heads: [(u64, u32); MAX_CLIENTS],
     lens: [u16; MAX_CLIENTS],
-    /// Each client's first in-flight bit, and the bits (set: the driver has that buffer).
-    first: [u32; MAX_CLIENTS],
-    at_driver: [u64; WORDS],
-    /// The regions by device address, for `tx_return`.
-    lookup: Lookup,
+    /// Clients with buffers staged on their free queue, to publish at the end of the pass.
+    back: u64,
 }
 
 impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
@@ -228,9 +219,8 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// at least readable), each shared only with its peers; no other handle of the same roles
     /// exists.
     pub unsafe fn new(cfg: &'a NetVirtTxConfig, policy: P, cache: C) -> Result<Self, SetupError> {
-        let (mut first, mut n) = ([0; MAX_CLIENTS], 0u32);
-        for (f, client) in first.iter_mut().zip(cfg.clients()) {
-            *f = n;
+        let mut n = 0u32;
+        for client in cfg.clients() {
             for r in client.regions() {
                 // SAFETY: forwarded from the caller; checks the mapping covers its `num_buffers`.
                 unsafe { r.buffers() }?;
@@ -242,21 +232,23 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         }
         let conns = cfg.clients().iter().map(|c| &c.conn);
         Ok(Self {
-            config: cfg,
+            core: Core {
+                config: cfg,
+                owners: Owners::new(cfg),
+                at_driver: InFlight([0; WORDS]),
+                cache,
+                stats: TxStats::default(),
+            },
             // SAFETY: forwarded from the caller.
             driver: unsafe { NetSource::from_connection(&cfg.driver) }?,
             driver_ch: cfg.driver.channel()?,
             // SAFETY: forwarded from the caller.
             clients: unsafe { clients(conns, NetSink::from_connection) }?,
             policy,
-            cache,
-            stats: TxStats::default(),
             ready: 0,
             heads: [(0, 0); MAX_CLIENTS],
             lens: [0; MAX_CLIENTS],
-            first,
-            at_driver: [0; WORDS],
-            lookup: Lookup::new(cfg),
+            back: 0,
         })
     }
 
@@ -269,21 +261,21 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// # Safety
     /// As for [`new`](Self::new) (the same config; this reads the driver's queue regions).
     pub unsafe fn resume(&mut self) -> Result<u32, Error> {
-        self.at_driver = [0; WORDS];
+        self.core.at_driver = InFlight([0; WORDS]);
         // SAFETY: forwarded from the caller: the driver's queues are mapped here.
-        let sent = unsafe { RawQueue::sent(&self.config.driver) }?;
-        for (.., bit) in sent.filter_map(|buf| at_address(self.config, buf.io_or_offset)) {
-            let (w, m) = slot(bit);
-            self.at_driver[w] |= m;
+        for buf in unsafe { RawQueue::sent(&self.core.config.driver) }? {
+            if let Some((.., bit)) = self.core.owners.find(self.core.config, buf.io_or_offset) {
+                self.core.at_driver.put(bit, true);
+            }
         }
         let mut resent = 0;
         for c in bits(self.clients.live()) {
-            let (Some(k), Some((q, _))) = (self.config.clients().get(c), self.clients.get(c))
-            else {
+            let (Some((q, _)), k) = (self.clients.get(c), &self.core.config.clients[c]) else {
                 continue;
             };
             while let Ok(Some(buf)) = q.peek_active()
-                && buffer_of(k, self.first[c], &buf).is_some_and(|h| at(&self.at_driver, h.1))
+                && check(k, self.core.owners.first[c], buf)
+                    .is_some_and(|h| self.core.at_driver.at(h.1))
             {
                 let _ = q.take_active();
                 resent += 1;
@@ -297,7 +289,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     pub fn stats(&self) -> TxStats {
         TxStats {
             faulty: self.clients.faulty(),
-            ..self.stats
+            ..self.core.stats
         }
     }
 
@@ -306,93 +298,185 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
         &self.policy
     }
 
-    /// Look at client `c`'s next valid frame (after taking the one just sent, if `take`; bad
-    /// ones before it go back to the client), clean it and record it in `heads`, `lens` and
-    /// `ready`. A client whose indices are impossible is faulted.
+    /// Look at client `c`'s next valid frame and record it in `heads`, `lens` and `ready`
+    /// ([`Core::next_frame`]; an asleep queue is skipped).
     #[inline(always)]
-    fn head(&mut self, c: usize, take: bool) {
-        self.ready &= !(1 << c);
-        let Some((q, _)) = self.clients.get(c) else {
-            return;
-        };
-        let _ = take.then(|| q.take_active());
-        loop {
-            let buf = match q.peek_active() {
-                Ok(Some(buf)) if q.adopt_free_once().is_ok() => buf,
-                Ok(None) => return,
-                _ => break,
-            };
-            let head = buffer_of(&self.config.clients[c], self.first[c], &buf);
-            // Refused when its buffer is already at the driver.
-            if let Some((io, bit, span)) = head.filter(|h| !at(&self.at_driver, h.1)) {
-                self.cache.clean(span);
-                (self.heads[c], self.lens[c]) = ((io, bit), buf.len);
-                return self.ready |= 1 << c;
-            }
-            if !bounce(q, &mut self.stats, buf) {
-                break;
-            }
+    fn head(&mut self, c: usize) {
+        if let Some((q, _)) = self.clients.get(c).filter(|(q, _)| !q.active_asleep()) {
+            let (cfg, mut back) = (self.core.config, false);
+            let client = (q, &cfg.clients[c], self.core.owners.first[c]);
+            let next = self.core.next_frame(client, &mut back);
+            self.back |= u64::from(back) << c;
+            self.after(c, next);
         }
-        self.clients.fault(c);
     }
 
-    /// One pass: policy-ordered frames to the driver, then phases 2 and 3 toward the clients.
-    /// Returns whether a drained client's queue refilled meanwhile (run again).
-    fn tx_provide(&mut self) -> Result<bool, Error> {
-        self.policy.begin();
-        for c in bits(self.clients.live()) {
-            self.head(c, false);
+    /// Record what [`Core::next_frame`] found for client `c`.
+    #[inline(always)]
+    fn after(&mut self, c: usize, next: Next) {
+        match next {
+            Next::Frame(io, bit, len) => {
+                (self.heads[c], self.lens[c]) = ((io, bit), len);
+                self.ready |= 1 << c;
+            }
+            Next::Empty => self.ready &= !(1 << c),
+            Next::Fault => {
+                self.ready &= !(1 << c);
+                self.clients.fault(c);
+            }
         }
-        while let Some(c) = self.policy.pick(self.ready, &self.lens) {
-            let Some(&(io, bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0) else {
-                break;
-            };
-            // Staged: the driver cannot see it before the publish below.
-            match self.driver.active.push(NetBuffDesc::new(io, self.lens[c])) {
-                Err(PushError::Full(_)) => break,
+    }
+
+    /// Send client `c`'s checked head frame, and its following ones while the policy keeps the
+    /// turn ([`TxPolicy::keeps_turn`]); record its next frame. False: `c` had none ready, or
+    /// the driver's queue is full.
+    #[inline(always)]
+    fn send(&mut self, c: usize) -> Result<bool, Error> {
+        let run = self.policy.keeps_turn(self.ready);
+        let Some(&(mut io, mut bit)) = self.heads.get(c).filter(|_| self.ready >> c & 1 != 0)
+        else {
+            return Ok(false);
+        };
+        let Some((q, _)) = self.clients.get(c) else {
+            return Ok(false);
+        };
+        let (cfg, mut len, mut back) = (self.core.config, self.lens[c], false);
+        let (k, first) = (&cfg.clients[c], self.core.owners.first[c]);
+        let next = loop {
+            // Staged: the driver cannot see it before the publish in `tx_provide`.
+            match self.driver.active.push(NetBuffDesc::new(io, len)) {
+                Err(PushError::Full(_)) => break None,
                 r => r?,
             }
-            let (w, m) = slot(bit);
-            self.at_driver[w] |= m;
-            self.policy.sent(c, self.lens[c]);
-            self.head(c, true);
+            self.core.at_driver.put(bit, true);
+            self.policy.sent(c, len);
+            let _ = q.take_active();
+            match self.core.next_frame((&mut *q, k, first), &mut back) {
+                Next::Frame(i, b, l) if run => (io, bit, len) = (i, b, l),
+                next => break Some(next),
+            }
+        };
+        self.back |= u64::from(back) << c;
+        self.after(c, next.unwrap_or(Next::Frame(io, bit, len)));
+        Ok(next.is_some())
+    }
+
+    /// One pass: policy-ordered frames to the driver, then signals toward the clients.
+    fn tx_provide(&mut self) -> Result<(), Error> {
+        self.policy.begin();
+        self.ready = 0;
+        for c in bits(self.clients.live()) {
+            self.head(c);
+        }
+        while let Some(c) = self.policy.pick(self.ready, &self.lens) {
+            if !self.send(c)? {
+                break;
+            }
         }
         if self.driver.publish_active() {
             self.driver_ch.deferred_notify()?;
         }
-        let (mut again, ready) = (false, self.ready);
-        self.clients.each(|c, (q, ch)| {
+        // Clients with frames held back ask for a signal; those given buffers back are told.
+        self.clients.each_in(self.ready, |_, (q, _)| {
+            Ok::<_, Error>(q.rest_active(true).is_ok())
+        })?;
+        let back = core::mem::take(&mut self.back);
+        self.clients.each_in(back, |_, (q, ch)| {
             if q.publish_free() {
                 ch.notify()?;
             }
-            let rested = q.rest_active(ready & (1 << c) != 0);
-            again |= rested == Ok(true);
-            Ok::<_, Error>(rested.is_ok())
-        })?;
-        Ok(again)
+            Ok(true)
+        })
     }
 
     /// Return `buf` from the driver to the client it came from if it is one of its buffers at
     /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
     #[inline(always)]
     fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
-        let Some((c, oid, off, bit)) = self.lookup.find(self.config, buf.io_or_offset) else {
+        let Some((c, oid, off, bit)) = self.core.owners.find(self.core.config, buf.io_or_offset)
+        else {
             return false;
         };
-        if !at(&self.at_driver, bit) || !off.is_multiple_of(NET_BUFFER_SIZE) {
-            return false;
-        }
-        let (w, m) = slot(bit);
-        self.at_driver[w] &= !m;
+        // The bit is cleared only for an aligned address.
+        let mine = off.is_multiple_of(NET_BUFFER_SIZE) && self.core.at_driver.put(bit, false);
         let back = NetBuffDesc::with_oid(off, buf.len, oid);
-        let (Some((q, _)), Ok(back)) = (self.clients.get(c), back) else {
+        let (true, Some((q, _)), Ok(back)) = (mine, self.clients.get(c), back) else {
             return false;
         };
+        self.back |= 1 << c;
         match q.push_free(back) {
             Err(PushError::Peer(..)) => self.clients.fault(c),
             pushed => return pushed.is_ok(),
         }
         false
+    }
+}
+
+/// A region's length in bytes.
+fn bytes(r: &NetVirtTxRegion) -> u128 {
+    u128::from(r.num_buffers) * u128::from(NET_BUFFER_SIZE)
+}
+
+/// Where the bits and device addresses of each client's regions are: the one answer to "whose
+/// buffer is this device address", for every config.
+struct Owners {
+    /// Each client's first in-flight bit (the bits of a region follow those of every region
+    /// before it, client by client, `oid` by `oid`).
+    first: [u32; MAX_CLIENTS],
+    /// Each client's device addresses, `(lo, last)`: every address one of its regions holds is
+    /// `lo + d` for some `d <= last` (wrapping; a client with no buffers gets `(0, 0)`, and its
+    /// region scan finds nothing at address 0).
+    hull: [(u64, u64); MAX_CLIENTS],
+    /// Configured clients (at most [`MAX_CLIENTS`]).
+    clients: usize,
+}
+
+impl Owners {
+    /// The layout of `cfg`'s regions.
+    fn new(cfg: &NetVirtTxConfig) -> Self {
+        let (mut first, mut hull, mut n) = ([0; MAX_CLIENTS], [(0, 0); MAX_CLIENTS], 0u32);
+        for (c, k) in cfg.clients().iter().enumerate() {
+            let full = || k.regions().iter().filter(|r| r.num_buffers != 0);
+            let lo = full().map(|r| r.data.io_addr).min().unwrap_or(0);
+            let end = |r: &NetVirtTxRegion| u128::from(r.data.io_addr - lo) + bytes(r);
+            // Past 2^64: a region wraps, and the hull is every address.
+            let last = u64::try_from(full().map(end).max().unwrap_or(1) - 1);
+            (hull[c], first[c]) = ((lo, last.unwrap_or(u64::MAX)), n);
+            n = k
+                .regions()
+                .iter()
+                .fold(n, |n, r| n.saturating_add(r.num_buffers));
+        }
+        let clients = cfg.clients().len();
+        Self {
+            first,
+            hull,
+            clients,
+        }
+    }
+
+    /// The client, region (`oid`), offset in the region and in-flight bit of device address
+    /// `io`: the first of `cfg`'s regions (client by client, `oid` by `oid`) that holds it, or
+    /// `None`. A client whose addresses cannot hold `io` costs one compare.
+    #[inline(always)]
+    fn find(&self, cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
+        for (c, &(lo, last)) in self.hull[..self.clients].iter().enumerate() {
+            if io.wrapping_sub(lo) > last {
+                continue;
+            }
+            let mut first = self.first[c];
+            for (oid, r) in (0u8..).zip(cfg.clients[c].regions()) {
+                let off = io.wrapping_sub(r.data.io_addr);
+                let index = off / NET_BUFFER_SIZE;
+                if index < u64::from(r.num_buffers) {
+                    // `index < num_buffers`, a u32.
+                    #[allow(clippy::cast_possible_truncation)]
+                    return Some((c, oid, off, first.wrapping_add(index as u32)));
+                }
+                first = first.wrapping_add(r.num_buffers);
+            }
+        }
+        None
     }
 }
 
@@ -403,10 +487,9 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     /// go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
-            self.stats.lost += u64::from(!self.tx_return(buf));
+            self.core.stats.lost += u64::from(!self.tx_return(buf));
         }
-        while self.tx_provide()? {}
-        Ok(())
+        self.tx_provide()
     }
 }
 
@@ -464,10 +547,37 @@ mod tests {
         }
     }
 
-    /// The flat region table answers exactly as the reference scan, with few regions (held
-    /// inline, zero-buffer and overlapping ones included) and with more than it holds.
+    /// The reference answer for `Owners::find`: every region's bits laid out client by client, `oid`
+    /// by `oid`, and the first region whose bytes hold the address.
+    #[allow(clippy::cast_possible_truncation)]
+    fn reference(cfg: &NetVirtTxConfig, io: u64) -> Option<(usize, u8, u64, u32)> {
+        let mut all = Vec::new();
+        let mut first = 0u32;
+        for (c, k) in cfg.clients().iter().enumerate() {
+            for (oid, r) in k.regions().iter().enumerate() {
+                all.push((
+                    c,
+                    oid as u8,
+                    r.data.io_addr,
+                    u64::from(r.num_buffers) * 2048,
+                    first,
+                ));
+                first += r.num_buffers;
+            }
+        }
+        all.into_iter()
+            .filter(|&(.., base, bytes, _)| io.wrapping_sub(base) < bytes)
+            .map(|(c, oid, base, _, first)| {
+                let off = io.wrapping_sub(base);
+                (c, oid, off, first + (off / 2048) as u32)
+            })
+            .next()
+    }
+
+    /// The owner of a device address is the reference's, with few regions and with many,
+    /// zero-buffer and overlapping ones included.
     #[test]
-    fn the_region_table_finds_what_the_scan_finds() {
+    fn the_owner_scan_finds_what_the_reference_finds() {
         for regions in [3u8, 9] {
             let mut cfg = Box::new(NetVirtTxConfig::new_zeroed());
             cfg.num_clients = 3;
@@ -480,18 +590,13 @@ mod tests {
                     r.num_buffers = if oid % 3 == 2 { 0 } else { 4 + oid };
                 }
             }
-            let t = Lookup::new(&cfg);
-            assert_eq!(
-                t.len.is_some(),
-                regions == 3,
-                "held inline only when it fits"
-            );
+            let t = Owners::new(&cfg);
             let mut found = 0;
             for c in 0..4u64 {
                 for oid in 0..10u64 {
                     for off in [0, 1, 2048, 4 * 2048 - 1, 4 * 2048, 9 * 2048, 40_000] {
                         let io = 0x1000_0000 * (c + 1) + 0x10_0000 * oid + off;
-                        let want = at_address(&cfg, io);
+                        let want = reference(&cfg, io);
                         found += usize::from(want.is_some());
                         assert_eq!(t.find(&cfg, io), want, "address {io:#x}");
                     }
@@ -499,6 +604,18 @@ mod tests {
             }
             assert!(found > 20, "the addresses hit regions ({found})");
             assert_eq!(t.find(&cfg, 0x10_0000 - 1), None);
+            assert_eq!(
+                t.find(&cfg, 0x1000_0000 + 0x10_0000 + 2048).map(|o| o.0),
+                Some(0),
+                "an overlap goes to the first region holding the address"
+            );
+            // A region wrapping past the top of the address space holds the addresses after 0.
+            cfg.clients[1].regions[0].data.io_addr = u64::MAX - 2047;
+            let t = Owners::new(&cfg);
+            for io in [u64::MAX - 2047, u64::MAX, 0, 2048, 4096, 1 << 40] {
+                assert_eq!(t.find(&cfg, io), reference(&cfg, io), "address {io:#x}");
+            }
+            assert_eq!(t.find(&cfg, 0).map(|o| (o.0, o.2)), Some((1, 2048)));
         }
     }
 
