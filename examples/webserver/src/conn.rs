@@ -181,7 +181,8 @@ impl Conn {
                             }
                         }
                         Body::File { fd, offset, left } => {
-                            let room = (out.len() - n).min(usize::try_from(left).unwrap_or(usize::MAX));
+                            let room =
+                                (out.len() - n).min(usize::try_from(left).unwrap_or(usize::MAX));
                             if room == 0 {
                                 return n;
                             }
@@ -274,7 +275,12 @@ impl Conn {
 
     /// The head and body for a parsed request (the path is in `self.path`).
     fn answer(&mut self, req: &http::Request<'_>, files: &mut impl FileSource) -> (Head, Body) {
-        let err = |s| (Head::error(s, req.keep_alive), Body::Text(http::error_body(s), 0));
+        let err = |s| {
+            (
+                Head::error(s, req.keep_alive),
+                Body::Text(http::error_body(s), 0),
+            )
+        };
         let mut kind = match files.stat(req.path) {
             Ok(k) => k,
             Err(()) => return err(Status::InternalError),

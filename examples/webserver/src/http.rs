@@ -220,8 +220,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
         return None;
     }
     s.iter().try_fold(0u64, |acc, &b| {
-        b.is_ascii_digit()
-            .then(|| acc * 10 + u64::from(b - b'0'))
+        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
     })
 }
 
@@ -619,7 +618,13 @@ impl Head {
     pub fn write(&self, out: &mut [u8]) -> Option<usize> {
         let mut w = SliceWriter { buf: out, len: 0 };
         let s = self.status;
-        write!(w, "HTTP/1.1 {} {}\r\nServer: lions\r\n", s.code(), s.reason()).ok()?;
+        write!(
+            w,
+            "HTTP/1.1 {} {}\r\nServer: lions\r\n",
+            s.code(),
+            s.reason()
+        )
+        .ok()?;
         if s != Status::NotModified {
             write!(
                 w,
@@ -645,7 +650,11 @@ impl Head {
         if s == Status::MethodNotAllowed {
             w.write_str("Allow: GET, HEAD\r\n").ok()?;
         }
-        let conn = if self.keep_alive { "keep-alive" } else { "close" };
+        let conn = if self.keep_alive {
+            "keep-alive"
+        } else {
+            "close"
+        };
         write!(w, "Connection: {conn}\r\n\r\n").ok()?;
         Some(w.len)
     }

@@ -151,6 +151,10 @@ impl Web {
                 let _ = tcp.listen(self.port);
                 continue;
             }
+            if !tcp.is_active() {
+                // Listening: nothing to serve yet.
+                continue;
+            }
             let peer = tcp.remote_endpoint();
             while tcp.can_recv() && !conn.receive_buffer().is_empty() {
                 match tcp.recv_slice(conn.receive_buffer()) {
@@ -175,7 +179,12 @@ impl Web {
                         e.status,
                         e.bytes
                     ),
-                    None => serial_println!(serial, "webserver: - {method} {path} {} {}", e.status, e.bytes),
+                    None => serial_println!(
+                        serial,
+                        "webserver: - {method} {path} {} {}",
+                        e.status,
+                        e.bytes
+                    ),
                 };
             };
             while tcp.can_send() && !conn.done() {
@@ -183,7 +192,9 @@ impl Web {
                     let n = conn.produce(buf, files, &mut log);
                     (n, n)
                 }) {
-                    Ok(n) if n > 0 => did = true,
+                    Ok(n) if n > 0 => {
+                        did = true;
+                    }
                     _ => break,
                 }
             }
@@ -191,7 +202,7 @@ impl Web {
                 tcp.close();
                 conn.reset(files);
                 did = true;
-            } else if !tcp.may_recv() && conn.idle() {
+            } else if tcp.state() == tcp::State::CloseWait && conn.idle() && tcp.send_queue() == 0 {
                 // The peer finished sending and every request is answered.
                 tcp.close();
                 did = true;
@@ -240,17 +251,18 @@ fn once<T>(cell: &'static StaticCell<T>) -> &'static mut T {
 fn init() -> Server {
     #[cfg(target_os = "none")]
     heap::init();
-    let (net, timer, serial, fs, web) = match (NET.get(), TIMER.get(), SERIAL.get(), FS.get(), WEB.get()) {
-        (Ok(n), Ok(t), Ok(s), Ok(f), Ok(w)) => (n, t, s, f, w),
-        (n, t, s, f, w) => fail(format_args!(
-            "config: {:?} {:?} {:?} {:?} {:?}",
-            n.err(),
-            t.err(),
-            s.err(),
-            f.err(),
-            w.err()
-        )),
-    };
+    let (net, timer, serial, fs, web) =
+        match (NET.get(), TIMER.get(), SERIAL.get(), FS.get(), WEB.get()) {
+            (Ok(n), Ok(t), Ok(s), Ok(f), Ok(w)) => (n, t, s, f, w),
+            (n, t, s, f, w) => fail(format_args!(
+                "config: {:?} {:?} {:?} {:?} {:?}",
+                n.err(),
+                t.err(),
+                s.err(),
+                f.err(),
+                w.err()
+            )),
+        };
     // SAFETY: the system description maps this PD's serial regions at the config's vaddrs before
     // `init`, for the PD's life, shared only with the Tx virtualiser; one handle.
     let mut serial = match unsafe { SerialClient::new(serial) } {
@@ -291,7 +303,12 @@ fn init() -> Server {
     let mut list = [None; MAX_CONNECTIONS];
     let rx = once(&TCP_RX_DATA);
     let tx = once(&TCP_TX_DATA);
-    for ((slot, rx), tx) in list.iter_mut().zip(rx.iter_mut()).zip(tx.iter_mut()).take(n) {
+    for ((slot, rx), tx) in list
+        .iter_mut()
+        .zip(rx.iter_mut())
+        .zip(tx.iter_mut())
+        .take(n)
+    {
         let mut s = tcp::Socket::new(
             tcp::SocketBuffer::new(&mut rx[..]),
             tcp::SocketBuffer::new(&mut tx[..]),

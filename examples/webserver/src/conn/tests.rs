@@ -17,7 +17,10 @@ struct Mem {
 impl Mem {
     fn with(files: &[(&str, &[u8])]) -> Self {
         Self {
-            files: files.iter().map(|(p, d)| ((*p).into(), d.to_vec())).collect(),
+            files: files
+                .iter()
+                .map(|(p, d)| ((*p).into(), d.to_vec()))
+                .collect(),
             ..Self::default()
         }
     }
@@ -26,10 +29,21 @@ impl Mem {
 impl FileSource for Mem {
     fn stat(&mut self, path: &str) -> Result<Kind, ()> {
         if let Some(d) = self.files.get(path) {
-            return Ok(Kind::File(Meta { size: d.len() as u64, mtime: 1_000_000 }));
+            return Ok(Kind::File(Meta {
+                size: d.len() as u64,
+                mtime: 1_000_000,
+            }));
         }
-        let dir = if path == "/" { "/".to_string() } else { format!("{path}/") };
-        Ok(if self.files.keys().any(|k| k.starts_with(&dir)) { Kind::Dir } else { Kind::Missing })
+        let dir = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        Ok(if self.files.keys().any(|k| k.starts_with(&dir)) {
+            Kind::Dir
+        } else {
+            Kind::Missing
+        })
     }
     fn open(&mut self, path: &str) -> Result<u64, ()> {
         self.files.get(path).ok_or(())?;
@@ -48,13 +62,22 @@ impl FileSource for Mem {
         Ok(n)
     }
     fn close(&mut self, fd: u64) {
-        assert!(self.open.remove(&fd).is_some(), "closed twice or never opened");
+        assert!(
+            self.open.remove(&fd).is_some(),
+            "closed twice or never opened"
+        );
     }
 }
 
 /// Feed `input` (in pieces of `piece` bytes), drain with a send buffer of `window` bytes; the
 /// output and the log lines.
-fn run(conn: &mut Conn, files: &mut Mem, input: &[u8], piece: usize, window: usize) -> (Vec<u8>, Vec<String>) {
+fn run(
+    conn: &mut Conn,
+    files: &mut Mem,
+    input: &[u8],
+    piece: usize,
+    window: usize,
+) -> (Vec<u8>, Vec<String>) {
     let mut out = Vec::new();
     let mut log = Vec::new();
     let mut rest = input;
@@ -66,7 +89,10 @@ fn run(conn: &mut Conn, files: &mut Mem, input: &[u8], piece: usize, window: usi
         conn.received(k);
         rest = &rest[k..];
         let n = conn.produce(&mut buf, files, &mut |e: &LogEntry<'_>| {
-            log.push(format!("{:?} {} {} {}", e.method, e.path, e.status, e.bytes));
+            log.push(format!(
+                "{:?} {} {} {}",
+                e.method, e.path, e.status, e.bytes
+            ));
         });
         out.extend_from_slice(&buf[..n]);
         if conn.done() || (rest.is_empty() && n == 0 && k == 0) {
@@ -84,9 +110,19 @@ fn body_of(resp: &[u8]) -> (&str, &[u8]) {
 #[test]
 fn serves_files_index_and_errors_keeping_the_connection() {
     let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    let mut files = Mem::with(&[("/index.html", b"<h1>hi</h1>"), ("/d/big.bin", &big), ("/d/sub/index.html", b"sub")]);
+    let mut files = Mem::with(&[
+        ("/index.html", b"<h1>hi</h1>"),
+        ("/d/big.bin", &big),
+        ("/d/sub/index.html", b"sub"),
+    ]);
     let mut c = Conn::new();
-    let (out, log) = run(&mut c, &mut files, b"GET /d/big.bin HTTP/1.1\r\nHost: x\r\n\r\n", 7, 1000);
+    let (out, log) = run(
+        &mut c,
+        &mut files,
+        b"GET /d/big.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+        7,
+        1000,
+    );
     let (head, body) = body_of(&out);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("Content-Length: 100000\r\n"));
@@ -115,8 +151,14 @@ HEAD /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains("<h1>hi</h1>HTTP/1.1 200 OK"));
     assert!(text.contains("Content-Range: bytes 10-19/100000\r\n"));
-    assert!(out.ends_with(b"Connection: close\r\n\r\n"), "HEAD has no body");
-    assert!(c.done(), "Connection: close ends it; the request after it is ignored");
+    assert!(
+        out.ends_with(b"Connection: close\r\n\r\n"),
+        "HEAD has no body"
+    );
+    assert!(
+        c.done(),
+        "Connection: close ends it; the request after it is ignored"
+    );
     assert!(files.open.is_empty());
 }
 
@@ -124,13 +166,25 @@ HEAD /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\
 fn bad_requests_close_and_failures_are_500() {
     let mut files = Mem::with(&[("/a", b"abc")]);
     let mut c = Conn::new();
-    let (out, log) = run(&mut c, &mut files, b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 100, 100);
+    let (out, log) = run(
+        &mut c,
+        &mut files,
+        b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        100,
+        100,
+    );
     assert!(out.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
     assert_eq!(log, ["None  400 16"]);
     assert!(c.done());
     c.reset(&mut files);
     files.fail_reads = true;
-    let (out, log) = run(&mut c, &mut files, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 100, 100);
+    let (out, log) = run(
+        &mut c,
+        &mut files,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+        100,
+        100,
+    );
     assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert_eq!(log, ["Some(Get) /a 200 0"]);
     assert!(c.done(), "a body that cannot be read ends the connection");
@@ -139,7 +193,11 @@ fn bad_requests_close_and_failures_are_500() {
     c.reset(&mut files);
     let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
     let (out, _) = run(&mut c, &mut files, long.as_bytes(), 500, 100);
-    assert!(out.starts_with(b"HTTP/1.1 414 URI Too Long\r\n"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"HTTP/1.1 414 URI Too Long\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     assert!(c.done());
 }
 

@@ -57,30 +57,66 @@ fn incomplete_then_complete_and_pipelined() {
 
 #[test]
 fn errors() {
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: x\r\n\r\n"), Status::MethodNotAllowed);
-    assert_eq!(status_of("GET / HTTP/1.1\r\n\r\n"), Status::BadRequest, "no Host");
-    assert_eq!(status_of("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), Status::BadRequest);
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Status::MethodNotAllowed
+    );
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\n\r\n"),
+        Status::BadRequest,
+        "no Host"
+    );
+    assert_eq!(
+        status_of("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Status::BadRequest
+    );
     assert_eq!(status_of("GET /\r\n\r\n"), Status::BadRequest, "HTTP/0.9");
-    assert_eq!(status_of("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"), Status::BadRequest);
-    assert_eq!(status_of("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), Status::VersionNotSupported);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nHost x\r\n\r\n"), Status::BadRequest);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"), Status::BadRequest);
-    assert_eq!(status_of("GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n"), Status::BadRequest);
+    assert_eq!(
+        status_of("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Status::BadRequest
+    );
+    assert_eq!(
+        status_of("GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+        Status::VersionNotSupported
+    );
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\nHost x\r\n\r\n"),
+        Status::BadRequest
+    );
+    assert_eq!(
+        status_of("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
+        Status::BadRequest
+    );
+    assert_eq!(
+        status_of("GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Status::BadRequest
+    );
     assert_eq!(
         status_of("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
         Status::NotImplemented
     );
     let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(300));
-    assert_eq!(status_of(&long), Status::UriTooLong, "longer than the path buffer");
+    assert_eq!(
+        status_of(&long),
+        Status::UriTooLong,
+        "longer than the path buffer"
+    );
     let endless = format!("GET /{}", "a".repeat(MAX_HEAD));
     assert_eq!(status_of(&endless), Status::UriTooLong);
-    let fat = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
+    let fat = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n",
+        "a".repeat(MAX_HEAD)
+    );
     assert_eq!(status_of(&fat), Status::HeaderTooLarge);
     // 405 keeps the connection and skips exactly the request.
     let raw = "DELETE /x HTTP/1.1\r\nHost: x\r\n\r\nGET /";
     assert_eq!(
         req(raw),
-        Parsed::Error { status: Status::MethodNotAllowed, consumed: raw.len() - 5, keep_alive: true }
+        Parsed::Error {
+            status: Status::MethodNotAllowed,
+            consumed: raw.len() - 5,
+            keep_alive: true
+        }
     );
 }
 
@@ -126,7 +162,11 @@ fn ranges() {
     assert_eq!(parse_range(b"bytes=100-"), Some(Range::From(100)));
     assert_eq!(parse_range(b"bytes=-5"), Some(Range::Last(5)));
     assert_eq!(parse_range(b"bytes=5-4"), None);
-    assert_eq!(parse_range(b"bytes=0-1,4-5"), None, "multiple ranges are ignored");
+    assert_eq!(
+        parse_range(b"bytes=0-1,4-5"),
+        None,
+        "multiple ranges are ignored"
+    );
     assert_eq!(parse_range(b"items=0-1"), None);
     assert_eq!(parse_range(b"bytes=-"), None);
     assert_eq!(parse_range(b"bytes=99999999999999999999-"), None);
@@ -141,14 +181,31 @@ fn ranges() {
 
 #[test]
 fn dates_round_trip() {
-    assert_eq!(HttpDate(784_111_777).to_string(), "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(
+        HttpDate(784_111_777).to_string(),
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    );
     assert_eq!(HttpDate(0).to_string(), "Thu, 01 Jan 1970 00:00:00 GMT");
-    assert_eq!(HttpDate(951_782_400).to_string(), "Tue, 29 Feb 2000 00:00:00 GMT");
-    assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+    assert_eq!(
+        HttpDate(951_782_400).to_string(),
+        "Tue, 29 Feb 2000 00:00:00 GMT"
+    );
+    assert_eq!(
+        parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+        Some(784_111_777)
+    );
     assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), None);
     assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 UTC"), None);
     assert_eq!(parse_http_date(b"Sun, 06 Xyz 1994 08:49:37 GMT"), None);
-    for t in [0u64, 1, 86_399, 86_400, 951_868_799, 1_700_000_000, 4_102_444_800] {
+    for t in [
+        0u64,
+        1,
+        86_399,
+        86_400,
+        951_868_799,
+        1_700_000_000,
+        4_102_444_800,
+    ] {
         let s = HttpDate(t).to_string();
         assert_eq!(parse_http_date(s.as_bytes()), Some(t), "{s}");
     }
@@ -171,7 +228,10 @@ fn head_text(h: &Head) -> String {
 
 #[test]
 fn decisions_and_heads() {
-    let meta = Some(Meta { size: 1000, mtime: 784_111_777 });
+    let meta = Some(Meta {
+        size: 1000,
+        mtime: 784_111_777,
+    });
     let (r, _) = ok("GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n");
     let (h, body) = decide(&r, meta);
     assert_eq!(body, Some((0, 1000)));
@@ -194,12 +254,20 @@ fn decisions_and_heads() {
     let (h, body) = decide(&r, meta);
     assert_eq!((h.status, body), (Status::RangeNotSatisfiable, None));
     assert!(head_text(&h).contains("Content-Range: bytes */1000\r\n"));
-    let (r, _) = ok("GET /f HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n");
+    let (r, _) = ok(
+        "GET /f HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n",
+    );
     let (h, body) = decide(&r, meta);
     assert_eq!((h.status, body), (Status::NotModified, None));
     assert!(!head_text(&h).contains("Content-Length"));
-    let (r, _) = ok("GET /f HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n\r\n");
-    assert_eq!(decide(&r, meta).0.status, Status::Ok, "modified a second later");
+    let (r, _) = ok(
+        "GET /f HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n\r\n",
+    );
+    assert_eq!(
+        decide(&r, meta).0.status,
+        Status::Ok,
+        "modified a second later"
+    );
     let (h, body) = decide(&r, None);
     assert_eq!((h.status, body), (Status::NotFound, None));
     assert_eq!(h.content_length, error_body(Status::NotFound).len() as u64);
