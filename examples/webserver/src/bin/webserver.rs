@@ -133,6 +133,8 @@ impl FileSource for Files {
 struct Web {
     sockets: [SocketHandle; MAX_CONNECTIONS],
     n: usize,
+    /// Per socket: it was seen in TIME-WAIT one round ago.
+    lingered: [bool; MAX_CONNECTIONS],
     conns: &'static mut [Conn],
     files: Files,
     serial: SerialClient<'static>,
@@ -143,9 +145,19 @@ impl Web {
     /// Serve every connection as far as its socket allows; true if anything moved.
     fn step(&mut self, set: &mut SocketSet<'_>) -> bool {
         let mut did = false;
-        for (&h, conn) in self.sockets[..self.n].iter().zip(self.conns.iter_mut()) {
+        let slots = self.sockets[..self.n].iter().zip(self.conns.iter_mut());
+        for ((&h, conn), lingered) in slots.zip(self.lingered.iter_mut()) {
             let tcp = set.get_mut::<tcp::Socket>(h);
+            if tcp.state() == tcp::State::TimeWait && !*lingered {
+                // We closed first and the peer's FIN came: one more round of the stack sends
+                // its ACK, then the slot listens again at once instead of after TIME-WAIT's
+                // 10 s (a server closing first would otherwise run out of listening sockets).
+                *lingered = true;
+                did = true;
+                continue;
+            }
             if !tcp.is_open() {
+                *lingered = false;
                 conn.reset(&mut self.files);
                 // Cannot fail: the socket is closed and the port is not 0.
                 let _ = tcp.listen(self.port);
@@ -327,6 +339,7 @@ fn init() -> Server {
         web: Web {
             sockets: list.map(|h| h.unwrap_or(first)),
             n,
+            lingered: [false; MAX_CONNECTIONS],
             conns: &mut once(&CONNS)[..n],
             files: Files { fs },
             serial,
