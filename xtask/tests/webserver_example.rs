@@ -351,12 +351,8 @@ fn webserver_over_a_tap_in_a_namespace() {
         String::from_utf8_lossy(&out.stderr)
     );
     // SAFETY: unshare(CLONE_NEWNET) changes only this thread's network namespace.
-    assert_eq!(
-        unsafe { libc::unshare(libc::CLONE_NEWNET) },
-        0,
-        "unshare: {}",
-        std::io::Error::last_os_error()
-    );
+    let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "unshare: {}", std::io::Error::last_os_error());
     ip(&["link", "set", "lo", "up"]);
     ip(&["tuntap", "add", "dev", "lions0", "mode", "tap"]);
     ip(&["addr", "add", "10.0.2.1/24", "dev", "lions0"]);

@@ -26,14 +26,19 @@ pub enum Kind {
     Missing,
 }
 
+/// A file source failed (an I/O error or a broken server); the request gets a 500, or the
+/// connection ends if its head was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceError;
+
 /// Files, as the server needs them (the FS client of the PD; a map in tests).
 pub trait FileSource {
     /// What `path` is. `Err` is a failure of the source (answered 500).
-    fn stat(&mut self, path: &str) -> Result<Kind, ()>;
+    fn stat(&mut self, path: &str) -> Result<Kind, SourceError>;
     /// Open the file at `path` for reading; its descriptor.
-    fn open(&mut self, path: &str) -> Result<u64, ()>;
+    fn open(&mut self, path: &str) -> Result<u64, SourceError>;
     /// Read from `fd` at `offset` into `out`; bytes read (0: end of file).
-    fn read(&mut self, fd: u64, offset: u64, out: &mut [u8]) -> Result<usize, ()>;
+    fn read(&mut self, fd: u64, offset: u64, out: &mut [u8]) -> Result<usize, SourceError>;
     /// Close `fd` (best effort).
     fn close(&mut self, fd: u64);
 }
@@ -283,7 +288,7 @@ impl Conn {
         };
         let mut kind = match files.stat(req.path) {
             Ok(k) => k,
-            Err(()) => return err(Status::InternalError),
+            Err(SourceError) => return err(Status::InternalError),
         };
         if kind == Kind::Dir {
             const INDEX: &[u8] = b"/index.html";
@@ -297,7 +302,7 @@ impl Conn {
             kind = match files.stat(path) {
                 Ok(Kind::File(m)) => Kind::File(m),
                 Ok(_) => Kind::Missing,
-                Err(()) => return err(Status::InternalError),
+                Err(SourceError) => return err(Status::InternalError),
             };
         }
         let path = core::str::from_utf8(&self.path[..self.path_len]).unwrap_or("/");
@@ -310,7 +315,7 @@ impl Conn {
         let body = match range {
             Some((offset, left)) => match files.open(path) {
                 Ok(fd) => Body::File { fd, offset, left },
-                Err(()) => return err(Status::InternalError),
+                Err(SourceError) => return err(Status::InternalError),
             },
             None => Body::Text(http::error_body(head.status), 0),
         };

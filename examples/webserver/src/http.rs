@@ -273,8 +273,8 @@ pub fn normalise<'o>(target: &[u8], out: &'o mut [u8]) -> Result<&'o str, Status
                         return Err(Status::BadRequest);
                     };
                     i += 3;
-                    // Both digits are below 16.
-                    (h * 16 + l) as u8
+                    // Both digits are below 16: the value fits.
+                    u8::try_from(h * 16 + l).map_err(|_| Status::BadRequest)?
                 }
                 c => {
                     i += 1;
@@ -415,7 +415,8 @@ pub fn parse<'p>(buf: &[u8], path: &'p mut [u8]) -> Parsed<'p> {
     if body > MAX_HEAD as u64 {
         return fatal(Status::ContentTooLarge);
     }
-    let consumed = head_end + body as usize;
+    // `body <= MAX_HEAD`: it fits.
+    let consumed = head_end + usize::try_from(body).unwrap_or(MAX_HEAD);
     if consumed > buf.len() {
         return Parsed::Incomplete;
     }
@@ -508,7 +509,8 @@ pub fn parse_http_date(v: &[u8]) -> Option<u64> {
     }
     let num = |r: core::ops::Range<usize>| parse_u64(&v[r]);
     let d = num(5..7)?;
-    let m = MONTHS.iter().position(|n| n.as_bytes() == &v[8..11])? as u32 + 1;
+    let m = MONTHS.iter().position(|n| n.as_bytes() == &v[8..11])?;
+    let m = u32::try_from(m).ok()? + 1;
     let y = num(12..16)?;
     let (hh, mm, ss) = (num(17..19)?, num(20..22)?, num(23..25)?);
     if v[7] != b' ' || v[11] != b' ' || v[16] != b' ' || v[19] != b':' || v[22] != b':' {
@@ -517,7 +519,7 @@ pub fn parse_http_date(v: &[u8]) -> Option<u64> {
     if !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
-    let days = days_from_civil(y as i64, m, d as u32);
+    let days = days_from_civil(i64::try_from(y).ok()?, m, u32::try_from(d).ok()?);
     let secs = days * 86_400 + (hh * 3600 + mm * 60 + ss) as i64;
     u64::try_from(secs).ok()
 }

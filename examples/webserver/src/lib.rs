@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(c.as_bytes(), &blob[..]);
         c.connections = 0;
         assert!(c.validate().is_err());
-        c.connections = MAX_CONNECTIONS as u16 + 1;
+        c.connections = u16::try_from(MAX_CONNECTIONS).unwrap() + 1;
         assert!(c.validate().is_err());
         c.connections = 1;
         c.port = 0;

@@ -23,7 +23,7 @@ use lions_serial::{SerialClientConfig, serial_println};
 use lions_timer::{TimerClient, TimerClientConfig};
 use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
-use webserver::conn::{Conn, FileSource, Kind, LogEntry};
+use webserver::conn::{Conn, FileSource, Kind, LogEntry, SourceError};
 use webserver::http::Meta;
 use webserver::{MAX_CONNECTIONS, WebConfig};
 
@@ -91,7 +91,7 @@ struct Files {
 }
 
 impl FileSource for Files {
-    fn stat(&mut self, path: &str) -> Result<Kind, ()> {
+    fn stat(&mut self, path: &str) -> Result<Kind, SourceError> {
         match self.fs.call(Request::Stat { path }, &mut []) {
             Ok(Reply::Stat(st)) if st.mode & S_IFMT == S_IFDIR => Ok(Kind::Dir),
             Ok(Reply::Stat(st)) => Ok(Kind::File(Meta {
@@ -101,23 +101,23 @@ impl FileSource for Files {
             Err(FsError::Status(
                 FsStatus::NoFile | FsStatus::InvalidPath | FsStatus::InvalidName,
             )) => Ok(Kind::Missing),
-            _ => Err(()),
+            _ => Err(SourceError),
         }
     }
 
-    fn open(&mut self, path: &str) -> Result<u64, ()> {
+    fn open(&mut self, path: &str) -> Result<u64, SourceError> {
         let flags = OpenFlags::new(AccessMode::ReadOnly);
         match self.fs.call(Request::Open { path, flags }, &mut []) {
             Ok(Reply::Fd(fd)) => Ok(fd),
-            _ => Err(()),
+            _ => Err(SourceError),
         }
     }
 
-    fn read(&mut self, fd: u64, offset: u64, out: &mut [u8]) -> Result<usize, ()> {
+    fn read(&mut self, fd: u64, offset: u64, out: &mut [u8]) -> Result<usize, SourceError> {
         let len = (out.len() as u64).min(self.fs.buffer_bytes());
         match self.fs.call(Request::Read { fd, offset, len }, out) {
             Ok(Reply::Read(n)) => Ok(n),
-            _ => Err(()),
+            _ => Err(SourceError),
         }
     }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //! Connection tests over an in-memory file source.
+#![allow(clippy::cast_possible_truncation)]
 
 use super::*;
 use proptest::prelude::*;
@@ -27,7 +28,7 @@ impl Mem {
 }
 
 impl FileSource for Mem {
-    fn stat(&mut self, path: &str) -> Result<Kind, ()> {
+    fn stat(&mut self, path: &str) -> Result<Kind, SourceError> {
         if let Some(d) = self.files.get(path) {
             return Ok(Kind::File(Meta {
                 size: d.len() as u64,
@@ -45,15 +46,15 @@ impl FileSource for Mem {
             Kind::Missing
         })
     }
-    fn open(&mut self, path: &str) -> Result<u64, ()> {
-        self.files.get(path).ok_or(())?;
+    fn open(&mut self, path: &str) -> Result<u64, SourceError> {
+        self.files.get(path).ok_or(SourceError)?;
         self.next_fd += 1;
         self.open.insert(self.next_fd, path.into());
         Ok(self.next_fd)
     }
-    fn read(&mut self, fd: u64, offset: u64, out: &mut [u8]) -> Result<usize, ()> {
+    fn read(&mut self, fd: u64, offset: u64, out: &mut [u8]) -> Result<usize, SourceError> {
         if self.fail_reads {
-            return Err(());
+            return Err(SourceError);
         }
         let d = &self.files[&self.open[&fd]];
         let from = (offset as usize).min(d.len());
