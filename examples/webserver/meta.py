@@ -36,10 +36,20 @@ CPU = None if args.board != "host" or _cpu == "any" else int(_cpu)
 TIMER, SERIAL, BLK, NET_NODE = {
     "host": (("timer_driver_host", "timer"), ("serial_driver_host", "serial"),
              ("blk_driver_host", "blk"), "net"),
+    # QEMU numbers virtio-mmio devices from the highest slot down in command-line order: the NIC
+    # first (a003e00), then the disk (a003c00).
+    "qemu_virt_aarch64": (
+        ("timer_driver_arm_generic", "timer"),
+        ("serial_driver_pl011", "pl011@9000000"),
+        ("blk_driver_virtio", "virtio_mmio@a003c00"),
+        "virtio_mmio@a003e00",
+    ),
 }[args.board]
 NET_DRIVER = {"tap": "net_driver_host_tap", "user": "net_driver_host_user"}.get(os.environ.get("LIONS_NET", "tap"))
 if NET_DRIVER is None:
     raise SystemExit(f"webserver: LIONS_NET={os.environ['LIONS_NET']!r}: expected 'tap' or 'user'")
+if args.board == "qemu_virt_aarch64":
+    NET_DRIVER = "net_driver_virtio"
 
 COMPONENTS = "lions-components"
 timer_driver = asm.pd("timer_driver", TIMER[0], package=COMPONENTS, priority=254, cpu=CPU)

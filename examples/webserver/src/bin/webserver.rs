@@ -353,4 +353,7 @@ fn init() -> Server {
     server
 }
 
-lions_os::protection_domain!(init);
+// seL4: 1 MiB of stack. An unoptimised `init` keeps several copies of the server (the FS
+// client's 511 request slots, the smoltcp interface) on its frame and overflows the 256 KiB
+// default.
+lions_os::protection_domain!(init, stack_size = 1024 * 1024);
