@@ -85,6 +85,9 @@ environment (the host board passes the launcher's environment to every PD):
   LIONS_HOST_BLK_IMAGE=F   fileio's disk image file (make it with examples/fileio/make-disk.sh);
                            LIONS_HOST_BLK_READ_ONLY=1 opens it read-only
   LIONS_FILEIO_BENCH=MIB   fileio also writes and reads back a file of MIB MiB and prints rates
+  LIONS_WEB_CONNECTIONS=N  webserver (build time): connections served at once, 1..16 (default
+                           8); LIONS_WEB_PORT=P its port (default 80). Its disk image is
+                           LIONS_HOST_BLK_IMAGE (examples/webserver/make-disk.sh OUT [DIR])
   LIONS_HOST_SERIAL=PATH   a terminal or pty for the host serial driver instead of this one
   MICROKIT_SDK=DIR         the Microkit SDK 2.3.0 (qemu_virt_aarch64: loader.img and run)
   LIONS_VENV=DIR, PYTHON   where the sdfgen venv goes (default target/sdfgen-venv) and the

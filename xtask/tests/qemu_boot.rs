@@ -24,6 +24,11 @@
 //! - `echo_server`: with QEMU's virtio-net on its user network and two host port forwards to
 //!   `client0` (10.0.2.10), a datagram sent to the UDP forward and a line sent to the TCP forward
 //!   (with socat) come back unchanged from the echo services running on seL4. Needs socat.
+//! - `webserver`: virtio-net (QEMU's user network, a host port forwarded to 10.0.2.10:80) and
+//!   virtio-blk (a fresh disk from `examples/webserver/make-disk.sh`): curl gets `/hello.txt`
+//!   and `/` (the directory's `index.html`) byte for byte as the script wrote them, a 404 for a
+//!   missing file, and the request log shows on the console. Needs curl, sfdisk, mkfs.fat and
+//!   mtools.
 //!
 //! Each example is its own trial (`hello_boots_on_sel4_in_qemu`, ...; a name filter runs one), so
 //! one failing boot hides no other result. Without `$MICROKIT_SDK` (CI has none), without
@@ -316,6 +321,64 @@ fn boot_echo_server() {
     assert!(!qemu.text().contains("panicked"), "{}", qemu.text());
 }
 
+fn boot_webserver() {
+    require("webserver");
+    let dir = std::env::temp_dir().join(format!("lions-qemu-web-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    let script = xtask::workspace_root().join("examples/webserver/make-disk.sh");
+    run_ok(sbin_command("bash").arg(&script).arg(&img));
+    let port = free_port();
+    let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-10.0.2.10:80");
+    let drive = format!("file={},if=none,format=raw,id=hd0", img.display());
+    // The NIC first: QEMU gives it the highest virtio-mmio slot (a003e00), the disk the next.
+    let qemu = Qemu::boot_with(
+        "webserver",
+        &[
+            "-global",
+            "virtio-mmio.force-legacy=false",
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-device,netdev=n0,mac=52:54:01:00:00:00",
+            "-drive",
+            &drive,
+            "-device",
+            "virtio-blk-device,drive=hd0",
+        ],
+    );
+    qemu.expect("the web server up", |t| {
+        t.contains("webserver: serving http://10.0.2.10:80/")
+    });
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "30", "-w", "\n%{http_code}"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .unwrap_or_else(|e| panic!("curl (apt-get install curl): {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        curl("/hello.txt"),
+        "Hello from the webserver example.\n\n200",
+        "{}",
+        qemu.text()
+    );
+    let index = curl("/");
+    assert!(
+        index.contains("<h1>Served by LionsOS on the host board</h1>") && index.ends_with("\n200"),
+        "{index}"
+    );
+    assert!(curl("/missing").ends_with("\n404"));
+    qemu.expect("the request log", |t| {
+        t.contains("GET /hello.txt 200 34") && t.contains("GET /missing 404 14")
+    });
+    assert!(!qemu.text().contains("panicked"), "{}", qemu.text());
+    drop(qemu);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A command from `PATH`, `/usr/sbin` or `/sbin` (where Debian puts sfdisk and fsck.fat).
 fn sbin_command(name: &str) -> std::process::Command {
     let path = format!(
@@ -437,6 +500,12 @@ fn example_not_runnable(example: &str) -> Option<String> {
             ("mdir", "mtools"),
         ]),
         "echo_server" => common::harness::missing_tools(&[("socat", "socat")]),
+        "webserver" => common::harness::missing_tools(&[
+            ("curl", "curl"),
+            ("sfdisk", "fdisk"),
+            ("mkfs.fat", "dosfstools"),
+            ("mcopy", "mtools"),
+        ]),
         _ => None,
     })?;
     Some(format!("{example} on seL4: {why}"))
@@ -451,7 +520,7 @@ fn require(example: &str) {
 
 /// One trial per example, each booted on its own, so one failing boot hides no other result.
 fn main() -> std::process::ExitCode {
-    let trials: [(&'static str, &'static str, fn()); 6] = [
+    let trials: [(&'static str, &'static str, fn()); 7] = [
         ("hello_boots_on_sel4_in_qemu", "hello", boot_hello),
         ("serial_boots_on_sel4_in_qemu", "serial", boot_serial),
         ("timer_boots_on_sel4_in_qemu", "timer", boot_timer),
@@ -461,6 +530,11 @@ fn main() -> std::process::ExitCode {
             "echo_server_boots_on_sel4_in_qemu",
             "echo_server",
             boot_echo_server,
+        ),
+        (
+            "webserver_boots_on_sel4_in_qemu",
+            "webserver",
+            boot_webserver,
         ),
     ];
     common::harness::run(
