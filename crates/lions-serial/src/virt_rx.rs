@@ -94,9 +94,6 @@ pub struct VirtRx<'a> {
     /// The current client's number.
     index: usize,
     machine: SwitchMachine,
-    /// `current` is a client and `machine` is outside a switch sequence: input may go straight
-    /// to the current client (one flag for the two, set wherever either changes).
-    direct: bool,
     drops: u64,
     faulty: u64,
 }
@@ -113,13 +110,11 @@ impl<'a> VirtRx<'a> {
         // SAFETY: forwarded from the caller.
         let (mut clients, faulty) =
             unsafe { client_queues(conns.iter(), SerialProducer::from_connection) }?;
-        let current = clients[0].take();
         Ok(Self {
             // SAFETY: forwarded from the caller.
             driver: unsafe { SerialConsumer::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
-            direct: current.is_some(),
-            current,
+            current: clients[0].take(),
             clients,
             index: 0,
             machine: SwitchMachine::new(config.switch_char, config.terminate_num_char, conns.len()),
@@ -154,19 +149,30 @@ impl<'a> VirtRx<'a> {
         Ok(())
     }
 
+    /// The rest of `notified` (no or several characters, a switch sequence, a full or faulty
+    /// client, a bad tail): out of line, so the one-character path keeps few registers.
+    #[inline(never)]
+    fn drain(&mut self) -> Result<(), Error> {
+        self.driver.refresh()?;
+        if let Some((q, _)) = &mut self.current
+            && self.machine.seq.is_none()
+        {
+            self.driver.move_until(q, self.machine.switch);
+        }
+        if self.driver.avail_cached() > 0 {
+            self.rx_bytes()?;
+        }
+        if self.driver.release() > 0 && self.driver.should_notify(true) {
+            self.driver_ch.notify()?;
+        }
+        self.flush()
+    }
+
     /// The input the fast path did not move (a switch sequence and what follows it, or bytes for
     /// a full or faulty client): the rest of what the driver's tail showed, byte by byte through
     /// the [`SwitchMachine`].
     #[inline(never)]
     fn rx_bytes(&mut self) -> Result<(), Error> {
-        let r = self.feed_bytes();
-        // Whatever happened (an error included), `direct` follows the state left behind.
-        self.direct = self.current.is_some() && self.machine.seq.is_none();
-        r
-    }
-
-    /// The loop of [`rx_bytes`](Self::rx_bytes).
-    fn feed_bytes(&mut self) -> Result<(), Error> {
         for _ in 0..self.driver.avail_cached() {
             let Some(b) = self.driver.pop()? else { break };
             match self.machine.feed(b) {
@@ -200,14 +206,13 @@ impl Handler for VirtRx<'_> {
     /// switch character or a full queue; the rest goes byte by byte (`rx_bytes`). Then phase 3
     /// toward the driver and the current client.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        // The driver's tail is re-read once: it notifies again for anything it adds later.
-        if !self.driver.try_refresh() {
-            return self.refused();
-        }
         // One character for the current client (a UART interrupt per keystroke): straight
-        // through, the steps of `drain` with what they find already known.
-        if self.direct
+        // through, the steps of `drain` with what they find already known. The driver's tail is
+        // read once (`drain` reads it again, and reports a bad one): the driver notifies again
+        // for anything it adds later.
+        if self.driver.try_refresh()
             && let Some((q, ch)) = &mut self.current
+            && self.machine.seq.is_none()
             && self.driver.move_one(q, self.machine.switch)
         {
             self.driver.release();
@@ -218,35 +223,6 @@ impl Handler for VirtRx<'_> {
             return Ok(ch.notify()?);
         }
         self.drain()
-    }
-}
-
-impl VirtRx<'_> {
-    /// The driver's tail was refused: read it again for the error (or, if the driver has
-    /// corrected it meanwhile, go on as usual).
-    #[cold]
-    #[inline(never)]
-    fn refused(&mut self) -> Result<(), Error> {
-        self.driver.refresh()?;
-        self.drain()
-    }
-
-    /// The rest of `notified` (more than one character, a switch sequence, a full or faulty
-    /// client): out of line, so the one-character path keeps few registers.
-    #[inline(never)]
-    fn drain(&mut self) -> Result<(), Error> {
-        if self.direct
-            && let Some((q, _)) = &mut self.current
-        {
-            self.driver.move_until(q, self.machine.switch);
-        }
-        if self.driver.avail_cached() > 0 {
-            self.rx_bytes()?;
-        }
-        if self.driver.release() > 0 && self.driver.should_notify(true) {
-            self.driver_ch.notify()?;
-        }
-        self.flush()
     }
 }
 
