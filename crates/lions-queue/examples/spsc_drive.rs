@@ -33,8 +33,9 @@ fn min_med(v: &mut [f64]) -> (f64, f64) {
 fn paired(ours: &[f64], rtrb: &[f64]) -> (f64, f64, f64) {
     let mut r: Vec<f64> = ours.iter().zip(rtrb).map(|(o, t)| t / o).collect();
     r.sort_by(f64::total_cmp);
-    let q = |f: f64| r[((r.len() - 1) as f64 * f).round() as usize];
-    (q(0.25), q(0.5), q(0.75))
+    // Nearest rank: `(len - 1) * f` for f in [0, 1] is an index of `r`, integer arithmetic.
+    let q = |num: usize, den: usize| r[((r.len() - 1) * num + den / 2) / den];
+    (q(1, 4), q(1, 2), q(3, 4))
 }
 
 fn report(names: &[&str], times: &mut [Vec<f64>], unit: &str) {
