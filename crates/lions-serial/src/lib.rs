@@ -49,7 +49,9 @@
 //!   space, → Rx virt after enqueuing input; Rx virt → client after delivering input, → driver only
 //!   when it waits for space (its Rx queue was full).
 //! - **Peer misbehaviour**: an impossible index (length above capacity, an index moving backwards)
-//!   is reported as a [`lions_queue::PeerError`]; nothing panics, nothing is indexed out of bounds.
+//!   is reported as a [`lions_queue::PeerError`] by the queue handles and as an
+//!   [`Error::Peer`] (field and value) by the components; nothing panics, nothing is indexed out
+//!   of bounds.
 //!
 //! ## Configuration (magic `"sDDF\x03"`)
 //!
