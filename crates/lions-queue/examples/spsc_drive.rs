@@ -10,6 +10,8 @@
 //! - `spsc_drive -- two [REPS]`: REPS (101) pinned two-thread runs of 2^16 items of every mode,
 //!   interleaved (ours single, rtrb single, ours batched, rtrb batched, ...); prints the minimum and
 //!   median ns per item and the ratios.
+//! - Both interleaved modes also print the paired ratio: per repetition, rtrb's time over ours
+//!   in that repetition (neighbours in time), its median and quartiles over the repetitions.
 //! - `spsc_drive -- tos|trs|tob|trb [REPS]`: REPS (200) pinned runs of one two-thread mode (ours/rtrb
 //!   single/batched), for `perf record -e cpu-clock`.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -26,7 +28,25 @@ fn min_med(v: &mut [f64]) -> (f64, f64) {
     (v[0], v[v.len() / 2])
 }
 
+/// The median and the quartiles of `rtrb[i] / ours[i]` over the repetitions: each repetition's
+/// two runs are neighbours in time, so a load swing between repetitions cancels in the ratio.
+fn paired(ours: &[f64], rtrb: &[f64]) -> (f64, f64, f64) {
+    let mut r: Vec<f64> = ours.iter().zip(rtrb).map(|(o, t)| t / o).collect();
+    r.sort_by(f64::total_cmp);
+    // Nearest rank: `(len - 1) * f` for f in [0, 1] is an index of `r`, integer arithmetic.
+    let q = |num: usize, den: usize| r[((r.len() - 1) * num + den / 2) / den];
+    (q(1, 4), q(1, 2), q(3, 4))
+}
+
 fn report(names: &[&str], times: &mut [Vec<f64>], unit: &str) {
+    for pair in [(0, 1), (2, 3)] {
+        let (lo, med, hi) = paired(&times[pair.0], &times[pair.1]);
+        println!(
+            "{:>14} vs {}: paired ratio (rtrb / ours, same repetition) median {med:.2}x, \
+             quartiles {lo:.2}-{hi:.2}x",
+            names[pair.0], names[pair.1]
+        );
+    }
     let stats: Vec<(f64, f64)> = times.iter_mut().map(|v| min_med(v)).collect();
     for (name, (min, med)) in names.iter().zip(&stats) {
         println!("{name:>14}: min {min:8.2} median {med:8.2} {unit}");

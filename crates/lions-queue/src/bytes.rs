@@ -195,6 +195,19 @@ unsafe fn copy_wrapped(
     }
 }
 
+/// The error for a tail `tail` that [`ByteConsumer::refresh`] refused, from the values it
+/// checked (by value: the caller's handle does not escape, so its fields stay in registers).
+#[cold]
+#[inline(never)]
+fn bad_tail(tail: u32, seen: u32, shared_head: u32, capacity: u32) -> PeerError {
+    PeerError {
+        field: IndexField::Tail,
+        value: tail.into(),
+        low: seen.into(),
+        high: shared_head.wrapping_add(capacity).into(),
+    }
+}
+
 /// The producing end of a byte ring: writes bytes and the tail.
 pub struct ByteProducer<'a> {
     ring: ByteRing<'a>,
@@ -342,22 +355,29 @@ impl ByteConsumer<'_> {
         // left (`seen <= capacity` always holds, so the subtraction does not wrap).
         let seen = self.tail.wrapping_sub(self.shared_head);
         if tail.wrapping_sub(self.tail) > self.ring.capacity() - seen {
-            return Err(self.bad_tail(tail));
+            return Err(bad_tail(
+                tail,
+                self.tail,
+                self.shared_head,
+                self.ring.capacity(),
+            ));
         }
         self.tail = tail;
         Ok(())
     }
 
-    /// The error for a tail `tail` that [`refresh`](Self::refresh) refused.
-    #[cold]
-    #[inline(never)]
-    fn bad_tail(&self, tail: u32) -> PeerError {
-        PeerError {
-            field: IndexField::Tail,
-            value: tail.into(),
-            low: self.tail.into(),
-            high: self.shared_head.wrapping_add(self.ring.capacity()).into(),
+    /// [`refresh`](Self::refresh) as a yes or no, for a hot path that keeps no room for the
+    /// error: false when the tail is refused (the handle keeps its last good view; a `refresh`
+    /// then tells why, if the peer has not corrected it meanwhile).
+    #[inline]
+    pub fn try_refresh(&mut self) -> bool {
+        let tail = self.ring.tail.load(Ordering::Acquire);
+        let seen = self.tail.wrapping_sub(self.shared_head);
+        if tail.wrapping_sub(self.tail) > self.ring.capacity() - seen {
+            return false;
         }
+        self.tail = tail;
+        true
     }
 
     /// Up to `want` unread bytes: the cached count, re-read only when it is short. A peer error
@@ -441,26 +461,33 @@ impl ByteConsumer<'_> {
     /// most what our cached view of the tail holds (re-read it first, with [`len`](Self::len)),
     /// and at most the room `dst` is known to have (no re-read: a caller that finds this short
     /// goes on with [`pop`](Self::pop) and [`ByteProducer::push`], which re-read). Scans as it
-    /// copies: for input that comes a few bytes at a time, often one (a UART interrupt per
-    /// character), which is handled inline; more go byte by byte out of line. Returns how many
-    /// moved.
+    /// copies, byte by byte, out of line (input that comes one byte at a time takes
+    /// [`move_one`](Self::move_one) first). Returns how many moved.
     #[inline]
     pub fn move_until(&mut self, dst: &mut ByteProducer<'_>, stop: u8) -> usize {
         let k = self.avail_cached().min(dst.free_cached());
-        if k != 1 {
-            return self.move_until_n(dst, stop, k);
+        self.move_until_n(dst, stop, k)
+    }
+
+    /// The common case of [`move_until`](Self::move_until) for input that comes a byte at a time
+    /// (a UART interrupt per character), inline: when exactly one byte is unread by our cached
+    /// view, `dst` is known to have room and the byte is not `stop`, move it and return true (the
+    /// cached view is then empty); otherwise change nothing and return false.
+    #[inline(always)]
+    pub fn move_one(&mut self, dst: &mut ByteProducer<'_>, stop: u8) -> bool {
+        if self.avail_cached() != 1 || dst.free_cached() == 0 {
+            return false;
         }
-        // SAFETY: `k == 1 <= avail`: an unread published byte of ours. Volatile: the peer may
-        // write it.
+        // SAFETY: `avail == 1`: an unread published byte of ours. Volatile: the peer may write it.
         let b = unsafe { self.ring.at(self.head).read_volatile() };
         if b == stop {
-            return 0;
+            return false;
         }
-        // SAFETY: `k == 1 <= free`: a free byte of `dst`.
+        // SAFETY: `free > 0`: a free byte of `dst`.
         unsafe { dst.ring.at(dst.tail).write_volatile(b) };
         self.head = self.head.wrapping_add(1);
         dst.tail = dst.tail.wrapping_add(1);
-        1
+        true
     }
 
     /// [`move_until`](Self::move_until) for `k` bytes (at most what both cached views allow).
@@ -614,6 +641,61 @@ mod tests {
             assert_eq!(rx.release(), 8);
             assert_eq!(tx.free().unwrap(), 8);
         }
+    }
+
+    #[test]
+    fn move_one_takes_exactly_one_byte_or_nothing() {
+        let a = Mem::<16>::at(u32::MAX);
+        let b = Mem::<2>::at(u32::MAX);
+        let (src_ring, dst_ring) = (a.ring(), b.ring());
+        let (mut src_tx, mut src) = (src_ring.producer().unwrap(), src_ring.consumer().unwrap());
+        let (mut dst, mut dst_rx) = (dst_ring.producer().unwrap(), dst_ring.consumer().unwrap());
+        assert!(!src.move_one(&mut dst, b'|'), "nothing available");
+        src_tx.write(b"xy").unwrap();
+        src_tx.publish();
+        assert!(src.try_refresh());
+        assert!(
+            !src.move_one(&mut dst, b'|'),
+            "two available: not the one-byte case"
+        );
+        assert_eq!(src.read(&mut [0u8; 1]).unwrap(), 1);
+        assert!(src.move_one(&mut dst, b'|'), "across the index wrap");
+        assert_eq!(src.avail_cached(), 0);
+        src_tx.write(b"|").unwrap();
+        src_tx.publish();
+        assert!(src.try_refresh());
+        assert!(!src.move_one(&mut dst, b'|'), "the stop byte stays");
+        assert_eq!(src.avail_cached(), 1);
+        assert_eq!(src.pop().unwrap(), Some(b'|'));
+        src_tx.write(b"zw").unwrap();
+        src_tx.publish();
+        assert!(src.try_refresh());
+        assert_eq!(src.read(&mut [0u8; 1]).unwrap(), 1);
+        dst.write(b"q").unwrap();
+        assert!(!src.move_one(&mut dst, b'|'), "no room in `dst`");
+        assert_eq!(src.avail_cached(), 1);
+        dst.publish();
+        let mut out = [0u8; 2];
+        assert_eq!(dst_rx.read(&mut out).unwrap(), 2);
+        assert_eq!(&out, b"yq");
+    }
+
+    #[test]
+    fn try_refresh_refuses_what_refresh_refuses() {
+        let m = Mem::<8>::at(5);
+        let ring = m.ring();
+        let mut rx = ring.consumer().unwrap();
+        m.tail.store(5 + 9, Ordering::Relaxed);
+        assert!(!rx.try_refresh(), "9 bytes in 8");
+        assert_eq!(rx.avail_cached(), 0, "the last good view stays");
+        assert_eq!(rx.refresh().unwrap_err().field, IndexField::Tail);
+        m.tail.store(5 + 8, Ordering::Relaxed);
+        assert!(rx.try_refresh());
+        assert_eq!(rx.avail_cached(), 8);
+        m.tail.store(5 + 7, Ordering::Relaxed);
+        assert!(!rx.try_refresh(), "the tail moved back");
+        assert!(rx.refresh().is_err());
+        assert_eq!(rx.avail_cached(), 8);
     }
 
     #[test]

@@ -49,7 +49,9 @@
 //!   space, → Rx virt after enqueuing input; Rx virt → client after delivering input, → driver only
 //!   when it waits for space (its Rx queue was full).
 //! - **Peer misbehaviour**: an impossible index (length above capacity, an index moving backwards)
-//!   is reported as a [`lions_queue::PeerError`]; nothing panics, nothing is indexed out of bounds.
+//!   is reported as a [`lions_queue::PeerError`] by the queue handles and as an
+//!   [`Error::Peer`] (field and value) by the components; nothing panics, nothing is indexed out
+//!   of bounds.
 //!
 //! ## Configuration (magic `"sDDF\x03"`)
 //!
@@ -86,13 +88,56 @@ pub use virt_rx::{SwitchMachine, VirtRx};
 pub use virt_tx::VirtTx;
 
 /// Why a serial component's event handler failed (the component then faults).
+///
+/// 8 bytes, so `Result<(), Error>` comes back in one register on every event (see
+/// [`SerialPeerError`] for what that costs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     /// A kernel operation (notify, IRQ acknowledgement) was refused.
     Os(lions_os::OsError),
     /// A peer wrote an impossible queue index. The virtualisers report only their trusted peer
     /// (the driver) this way; a misbehaving client is marked faulty instead.
-    Peer(lions_queue::PeerError),
+    Peer(SerialPeerError),
+}
+
+/// A [`lions_queue::PeerError`] of a serial queue as an event handler reports it: which index and
+/// the value the peer wrote (a serial index is a `u32`). The range the protocol allowed at that
+/// point is not kept, so that [`Error`] fits one register (the handle that refused the index
+/// returns the whole `PeerError` to a caller that wants it).
+///
+/// `repr(C)`: the field first, so the enum [`Error`] can keep its tag in `field`'s spare values
+/// and the OS error beside it, in 8 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SerialPeerError {
+    /// The offending field.
+    pub field: lions_queue::IndexField,
+    /// The value read from shared memory (a wider one saturates).
+    pub value: u32,
+}
+
+impl From<lions_queue::PeerError> for SerialPeerError {
+    #[cold]
+    fn from(e: lions_queue::PeerError) -> Self {
+        Self {
+            field: e.field,
+            value: u32::try_from(e.value).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl core::fmt::Display for SerialPeerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match self.field {
+            lions_queue::IndexField::Head => "head",
+            lions_queue::IndexField::Tail => "tail",
+        };
+        write!(
+            f,
+            "peer wrote {name} = {}, outside what the protocol allows",
+            self.value
+        )
+    }
 }
 
 impl From<lions_os::OsError> for Error {
@@ -102,8 +147,9 @@ impl From<lions_os::OsError> for Error {
 }
 
 impl From<lions_queue::PeerError> for Error {
+    #[cold]
     fn from(e: lions_queue::PeerError) -> Self {
-        Self::Peer(e)
+        Self::Peer(e.into())
     }
 }
 
@@ -117,3 +163,45 @@ impl core::fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use lions_queue::{IndexField, PeerError};
+
+    #[test]
+    fn error_is_one_word_and_names_the_index() {
+        assert_eq!(size_of::<Result<(), Error>>(), 8);
+        let e = PeerError {
+            field: IndexField::Tail,
+            value: 9,
+            low: 3,
+            high: 7,
+        };
+        let s = Error::from(e);
+        assert_eq!(
+            s,
+            Error::Peer(SerialPeerError {
+                field: IndexField::Tail,
+                value: 9
+            })
+        );
+        assert_eq!(
+            s.to_string(),
+            "serial queue: peer wrote tail = 9, outside what the protocol allows"
+        );
+        let wide = PeerError {
+            field: IndexField::Head,
+            value: u64::MAX,
+            low: 0,
+            high: 0,
+        };
+        assert_eq!(
+            SerialPeerError::from(wide),
+            SerialPeerError {
+                field: IndexField::Head,
+                value: u32::MAX
+            }
+        );
+    }
+}

@@ -149,6 +149,25 @@ impl<'a> VirtRx<'a> {
         Ok(())
     }
 
+    /// The rest of `notified` (no or several characters, a switch sequence, a full or faulty
+    /// client, a bad tail): out of line, so the one-character path keeps few registers.
+    #[inline(never)]
+    fn drain(&mut self) -> Result<(), Error> {
+        self.driver.refresh()?;
+        if let Some((q, _)) = &mut self.current
+            && self.machine.seq.is_none()
+        {
+            self.driver.move_until(q, self.machine.switch);
+        }
+        if self.driver.avail_cached() > 0 {
+            self.rx_bytes()?;
+        }
+        if self.driver.release() > 0 && self.driver.should_notify(true) {
+            self.driver_ch.notify()?;
+        }
+        self.flush()
+    }
+
     /// The input the fast path did not move (a switch sequence and what follows it, or bytes for
     /// a full or faulty client): the rest of what the driver's tail showed, byte by byte through
     /// the [`SwitchMachine`].
@@ -187,20 +206,23 @@ impl Handler for VirtRx<'_> {
     /// switch character or a full queue; the rest goes byte by byte (`rx_bytes`). Then phase 3
     /// toward the driver and the current client.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        // The driver's tail is re-read once: it notifies again for anything it adds later.
-        self.driver.refresh()?;
-        if let Some((q, _)) = &mut self.current
+        // One character for the current client (a UART interrupt per keystroke): straight
+        // through, the steps of `drain` with what they find already known. The driver's tail is
+        // read once (`drain` reads it again, and reports a bad one): the driver notifies again
+        // for anything it adds later.
+        if self.driver.try_refresh()
+            && let Some((q, ch)) = &mut self.current
             && self.machine.seq.is_none()
+            && self.driver.move_one(q, self.machine.switch)
         {
-            self.driver.move_until(q, self.machine.switch);
+            self.driver.release();
+            if self.driver.should_notify(true) {
+                self.driver_ch.notify()?;
+            }
+            q.publish();
+            return Ok(ch.notify()?);
         }
-        if self.driver.avail_cached() > 0 {
-            self.rx_bytes()?;
-        }
-        if self.driver.release() > 0 && self.driver.should_notify(true) {
-            self.driver_ch.notify()?;
-        }
-        self.flush()
+        self.drain()
     }
 }
 

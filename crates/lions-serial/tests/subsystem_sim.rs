@@ -641,6 +641,39 @@ fn input_switching() {
     assert_eq!(w.received.borrow()[1], b"cd\x1cxyq");
 }
 
+/// A keystroke per interrupt (the virt's one-character path): each character reaches the
+/// current client with one notification; a switch sequence typed a key at a time still switches.
+#[test]
+fn one_keystroke_per_event() {
+    let o = Opts::default();
+    let w = World::new(&o);
+    let vt = RefCell::new(w.virt_tx());
+    let vr = RefCell::new(w.virt_rx());
+    let mut rig = Rig::new(&w, &vt, &vr);
+    rig.sim.record_trace(true);
+    for &b in b"abc" {
+        rig.type_input(&[b]);
+    }
+    assert_eq!(w.received.borrow()[0], b"abc");
+    assert_eq!(
+        rig.notes(rig.virt_rx, rig.clients[0]),
+        3,
+        "one per character"
+    );
+    for &b in b"\x1c1\rxy\x1c\x1cz" {
+        rig.type_input(&[b]);
+    }
+    assert_eq!(w.received.borrow()[0], b"abc", "nothing more for client 0");
+    assert_eq!(
+        w.received.borrow()[1],
+        b"xy\x1cz",
+        "switched; escaped switch char"
+    );
+    assert_eq!(rig.notes(rig.virt_rx, rig.clients[1]), 4);
+    assert_eq!(rig.notes(rig.virt_rx, rig.driver), 0);
+    assert_eq!(vr.borrow().drops(), 0);
+}
+
 #[test]
 fn input_for_a_full_client_queue_is_dropped_and_counted() {
     let o = Opts {
