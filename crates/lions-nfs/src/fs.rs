@@ -338,13 +338,31 @@ impl NfsFs {
     }
 
     /// Issue the next call of `op`, or finish it.
-    fn step(&mut self, mut op: Op) {
+    fn step(&mut self, op: Op) {
+        let Some(op) = self.walk(op) else {
+            return;
+        };
+        // The walk's last LOOKUP brought the attributes: Lookup and Stat are done.
+        match (&op.req, op.attr) {
+            (Request::Lookup(_), Some(a)) => {
+                let done = Outcome::Object(op.dir_a, Some(a));
+                self.done.push_back((op.id, Ok(done)));
+            }
+            (Request::Stat(_), Some(a)) => self.done.push_back((op.id, Ok(Outcome::Attr(a)))),
+            _ => self.final_call(op),
+        }
+    }
+
+    /// The path walks (a LOOKUP per component of path A, then of path B for a rename): issue the
+    /// next LOOKUP (`None`), or give back `op` with both walks done.
+    fn walk(&mut self, mut op: Op) -> Option<Op> {
         if op.stage == Stage::WalkA {
             if op.next < op.walk_len(&op.comps_a) {
-                return self.call(op, proc::LOOKUP, |e, o| {
+                self.call(op, proc::LOOKUP, |e, o| {
                     let (s, t) = o.comps_a[o.next];
                     nfs3::encode_dirop(e, &o.dir_a, &o.path_a()[s..t]);
                 });
+                return None;
             }
             op.next = 0;
             op.stage = if matches!(op.req, Request::Rename(..)) {
@@ -355,25 +373,19 @@ impl NfsFs {
         }
         if op.stage == Stage::WalkB {
             if op.next < op.walk_len(&op.comps_b) {
-                return self.call(op, proc::LOOKUP, |e, o| {
+                self.call(op, proc::LOOKUP, |e, o| {
                     let (s, t) = o.comps_b[o.next];
                     nfs3::encode_dirop(e, &o.dir_b, &o.path_b()[s..t]);
                 });
+                return None;
             }
             op.stage = Stage::Final;
         }
-        // The walk's last LOOKUP brought the attributes: Lookup and Stat are done.
-        match (&op.req, op.attr) {
-            (Request::Lookup(_), Some(a)) => {
-                return self
-                    .done
-                    .push_back((op.id, Ok(Outcome::Object(op.dir_a, Some(a)))));
-            }
-            (Request::Stat(_), Some(a)) => {
-                return self.done.push_back((op.id, Ok(Outcome::Attr(a))));
-            }
-            _ => {}
-        }
+        Some(op)
+    }
+
+    /// The request's own call, after its walks.
+    fn final_call(&mut self, op: Op) {
         match op.req.clone() {
             Request::Lookup(_) | Request::Stat(_) => {
                 self.call(op, proc::GETATTR, |e, o| nfs3::encode_fh(e, &o.dir_a))

@@ -326,24 +326,15 @@ impl NfsBackend {
     }
 }
 
-impl DeferredBackend for NfsBackend {
-    type Handle = u32;
-
-    fn start(&mut self, id: u64, op: Op<'_, u32>, share: &ShareRegion<'_>) -> Result<(), Status> {
-        let path = |p: &str| {
-            if p.len() > MAX_PATH {
-                Err(Status::InvalidPath)
-            } else {
-                Ok(p.as_bytes().to_vec())
-            }
-        };
+impl NfsBackend {
+    /// Start an operation on a file (open, close, read, write, size, truncate, sync).
+    fn start_file(
+        &mut self,
+        id: u64,
+        op: Op<'_, u32>,
+        share: &ShareRegion<'_>,
+    ) -> Result<(), Status> {
         match op {
-            Op::Mount => self.now(id, Ok(CompletionData::None)),
-            Op::Unmount => {
-                self.files.clear();
-                self.dirs.clear();
-                self.now(id, Ok(CompletionData::None));
-            }
             Op::Open { path: p, flags } => {
                 let p = path(p)?;
                 let req = if flags.options.contains(OpenOptions::CREATE) {
@@ -369,7 +360,6 @@ impl DeferredBackend for NfsBackend {
                     self.now(id, Ok(CompletionData::None));
                 }
             }
-            Op::Stat { path: p, buf } => self.nfs(id, Request::Stat(path(p)?), Then::Stat(buf)),
             Op::Read { file, offset, buf } => {
                 let fh = self.file(file)?.fh;
                 let count = io_len(buf);
@@ -405,13 +395,19 @@ impl DeferredBackend for NfsBackend {
                 let fh = f.fh;
                 self.nfs(id, Request::Commit(fh), then);
             }
-            Op::Rename { old, new } => {
-                self.nfs(id, Request::Rename(path(old)?, path(new)?), Then::Done)
-            }
-            Op::Remove(p) => self.nfs(id, Request::Remove(path(p)?), Then::Done),
-            Op::DirCreate(p) => self.nfs(id, Request::Mkdir(path(p)?), Then::Done),
-            Op::DirRemove(p) => self.nfs(id, Request::Rmdir(path(p)?), Then::Done),
-            Op::DirOpen(p) => self.nfs(id, Request::Lookup(path(p)?), Then::DirOpened),
+            _ => return Err(Status::InvalidCommand),
+        }
+        Ok(())
+    }
+
+    /// Start an operation on an open directory (close, read, tell, seek, rewind).
+    fn start_dir(
+        &mut self,
+        id: u64,
+        op: Op<'_, u32>,
+        share: &ShareRegion<'_>,
+    ) -> Result<(), Status> {
+        match op {
             Op::DirClose(h) => {
                 self.dirs
                     .get_mut(h as usize)
@@ -432,6 +428,52 @@ impl DeferredBackend for NfsBackend {
                 self.restart_dir(h, 0)?;
                 self.now(id, Ok(CompletionData::None));
             }
+            _ => return Err(Status::InvalidCommand),
+        }
+        Ok(())
+    }
+}
+
+/// A path for an NFS request: at most [`MAX_PATH`] bytes.
+fn path(p: &str) -> Result<Vec<u8>, Status> {
+    if p.len() > MAX_PATH {
+        Err(Status::InvalidPath)
+    } else {
+        Ok(p.as_bytes().to_vec())
+    }
+}
+
+impl DeferredBackend for NfsBackend {
+    type Handle = u32;
+
+    fn start(&mut self, id: u64, op: Op<'_, u32>, share: &ShareRegion<'_>) -> Result<(), Status> {
+        match op {
+            Op::Mount => self.now(id, Ok(CompletionData::None)),
+            Op::Unmount => {
+                self.files.clear();
+                self.dirs.clear();
+                self.now(id, Ok(CompletionData::None));
+            }
+            Op::Open { .. }
+            | Op::Close(_)
+            | Op::Read { .. }
+            | Op::Write { .. }
+            | Op::Size(_)
+            | Op::Truncate(..)
+            | Op::Sync(_) => self.start_file(id, op, share)?,
+            Op::DirClose(_)
+            | Op::DirRead { .. }
+            | Op::DirTell(_)
+            | Op::DirSeek(..)
+            | Op::DirRewind(_) => self.start_dir(id, op, share)?,
+            Op::Stat { path: p, buf } => self.nfs(id, Request::Stat(path(p)?), Then::Stat(buf)),
+            Op::Rename { old, new } => {
+                self.nfs(id, Request::Rename(path(old)?, path(new)?), Then::Done)
+            }
+            Op::Remove(p) => self.nfs(id, Request::Remove(path(p)?), Then::Done),
+            Op::DirCreate(p) => self.nfs(id, Request::Mkdir(path(p)?), Then::Done),
+            Op::DirRemove(p) => self.nfs(id, Request::Rmdir(path(p)?), Then::Done),
+            Op::DirOpen(p) => self.nfs(id, Request::Lookup(path(p)?), Then::DirOpened),
         }
         Ok(())
     }
