@@ -466,72 +466,10 @@ impl NfsFs {
             Ok(b) => b,
             Err(e) => return self.done.push_back((op.id, Err(FsError::Rpc(e)))),
         };
-        let res: Result<Option<Outcome>, FsError> = (|| match op.stage {
-            Stage::WalkA | Stage::WalkB | Stage::FixupLookup => {
-                let l = nfs3::decode_lookup(body)?;
-                if op.stage == Stage::FixupLookup {
-                    return Ok(Some(Outcome::Object(l.fh, l.attr)));
-                }
-                if op.stage == Stage::WalkA {
-                    op.dir_a = l.fh;
-                } else {
-                    op.dir_b = l.fh;
-                }
-                op.attr = l.attr;
-                op.next += 1;
-                Ok(None)
-            }
-            Stage::Final => Ok(Some(match &op.req {
-                Request::Lookup(_) => Outcome::Object(op.dir_a, Some(nfs3::decode_getattr(body)?)),
-                Request::Stat(_) | Request::GetAttr(_) => {
-                    Outcome::Attr(nfs3::decode_getattr(body)?)
-                }
-                Request::SetSize(..) => {
-                    nfs3::decode_setattr(body)?;
-                    Outcome::Done
-                }
-                Request::Create { .. } => {
-                    let c = nfs3::decode_create(body)?;
-                    match c.fh {
-                        Some(fh) => Outcome::Object(fh, c.attr),
-                        None => {
-                            op.stage = Stage::FixupLookup;
-                            return Ok(None);
-                        }
-                    }
-                }
-                Request::Read { .. } => {
-                    let rd = nfs3::decode_read(body)?;
-                    Outcome::Data(rd.data.to_vec(), rd.eof)
-                }
-                Request::Write { .. } => {
-                    let w = nfs3::decode_write(body)?;
-                    Outcome::Written(w.count, w.committed, w.verf)
-                }
-                Request::Commit(_) => Outcome::Committed(nfs3::decode_commit(body)?),
-                Request::Remove(_) | Request::Rmdir(_) => {
-                    nfs3::decode_remove(body)?;
-                    Outcome::Done
-                }
-                Request::Mkdir(_) => {
-                    nfs3::decode_create(body)?;
-                    Outcome::Done
-                }
-                Request::Rename(..) => {
-                    nfs3::decode_rename(body)?;
-                    Outcome::Done
-                }
-                Request::ReadDir { .. } => {
-                    let l = nfs3::decode_readdir(body)?;
-                    Outcome::Dir(DirPage {
-                        entries: l.entries().map(|e| (e.name.to_vec(), e.cookie)).collect(),
-                        verf: l.verf,
-                        eof: l.eof,
-                    })
-                }
-                Request::FsStat => Outcome::FsStat(nfs3::decode_fsstat(body)?),
-            })),
-        })();
+        let res = match op.stage {
+            Stage::WalkA | Stage::WalkB | Stage::FixupLookup => walk_reply(&mut op, body),
+            Stage::Final => final_reply(&mut op, body),
+        };
         match res {
             Ok(Some(o)) => self.done.push_back((op.id, Ok(o))),
             Err(e) => self.done.push_back((op.id, Err(e))),
@@ -543,6 +481,76 @@ impl NfsFs {
             Ok(None) => self.step(op),
         }
     }
+}
+
+/// A LOOKUP reply during a path walk: the next directory (`None`: walk on), or, for the lookup
+/// after a CREATE that returned no handle, the created object.
+fn walk_reply(op: &mut Op, body: &[u8]) -> Result<Option<Outcome>, FsError> {
+    let l = nfs3::decode_lookup(body)?;
+    if op.stage == Stage::FixupLookup {
+        return Ok(Some(Outcome::Object(l.fh, l.attr)));
+    }
+    if op.stage == Stage::WalkA {
+        op.dir_a = l.fh;
+    } else {
+        op.dir_b = l.fh;
+    }
+    op.attr = l.attr;
+    op.next += 1;
+    Ok(None)
+}
+
+/// The reply to a request's own call: its outcome (`None`: a CREATE that returned no handle,
+/// which a LOOKUP must fix up).
+fn final_reply(op: &mut Op, body: &[u8]) -> Result<Option<Outcome>, FsError> {
+    Ok(Some(match &op.req {
+        Request::Lookup(_) => Outcome::Object(op.dir_a, Some(nfs3::decode_getattr(body)?)),
+        Request::Stat(_) | Request::GetAttr(_) => Outcome::Attr(nfs3::decode_getattr(body)?),
+        Request::SetSize(..) => {
+            nfs3::decode_setattr(body)?;
+            Outcome::Done
+        }
+        Request::Create { .. } => {
+            let c = nfs3::decode_create(body)?;
+            match c.fh {
+                Some(fh) => Outcome::Object(fh, c.attr),
+                None => {
+                    op.stage = Stage::FixupLookup;
+                    return Ok(None);
+                }
+            }
+        }
+        Request::Read { .. } => {
+            let rd = nfs3::decode_read(body)?;
+            Outcome::Data(rd.data.to_vec(), rd.eof)
+        }
+        Request::Write { .. } => {
+            let w = nfs3::decode_write(body)?;
+            Outcome::Written(w.count, w.committed, w.verf)
+        }
+        Request::Commit(_) => Outcome::Committed(nfs3::decode_commit(body)?),
+        Request::Remove(_) | Request::Rmdir(_) => {
+            nfs3::decode_remove(body)?;
+            Outcome::Done
+        }
+        Request::Mkdir(_) => {
+            nfs3::decode_create(body)?;
+            Outcome::Done
+        }
+        Request::Rename(..) => {
+            nfs3::decode_rename(body)?;
+            Outcome::Done
+        }
+        Request::ReadDir { .. } => {
+            let l = nfs3::decode_readdir(body)?;
+            Outcome::Dir(DirPage {
+                entries: l.entries().map(|e| (e.name.to_vec(), e.cookie)).collect(),
+                verf: l.verf,
+                eof: l.eof,
+            })
+        }
+        Request::FsStat => Outcome::FsStat(nfs3::decode_fsstat(body)?),
+    }))
 }
 
 #[cfg(test)]
