@@ -154,6 +154,93 @@ pub struct BlkVirt<'a> {
     next: usize,
 }
 
+/// What a restarted virt finds in the driver's queues (see [`BlkVirt::resume`]): the requests
+/// it was sent, newest last (the slots still hold the last `capacity`), each matched to an owed
+/// client request at most once.
+struct DriverWindow<'q> {
+    dreq: RawBlkQueue<'q, BlkRequest>,
+    /// How many requests the window holds.
+    sent: u32,
+    /// The raw index of its oldest request.
+    first: u32,
+    /// Per driver id: requests less responses in the windows (> 0: the id is out now).
+    out: [i32; MAX_DRIVER_REQUESTS],
+    /// Bit `j`: the request at `first + j` is matched already.
+    used: [u64; MAX_DRIVER_REQUESTS.div_ceil(64)],
+}
+
+impl<'q> DriverWindow<'q> {
+    /// The window of a driver with queues `dreq`/`dresp` of `capacity`.
+    fn new(
+        dreq: RawBlkQueue<'q, BlkRequest>,
+        dresp: &RawBlkQueue<'_, BlkResponse>,
+        capacity: u16,
+    ) -> Self {
+        let tail = dreq.tail();
+        let sent = tail
+            .min(u32::from(capacity))
+            .min(u32::try_from(MAX_DRIVER_REQUESTS).unwrap_or(u32::MAX));
+        // Driver ids out now: an id alternates request, response; so it is out when the window
+        // holds more requests than responses with it. Exact while the queues have not wrapped
+        // their capacity; afterwards the response window is cut to the request window's length.
+        let mut out = [0i32; MAX_DRIVER_REQUESTS];
+        for j in 1..=sent {
+            let id = dreq.entry(tail.wrapping_sub(j)).id;
+            if let Some(n) = usize::try_from(id).ok().and_then(|i| out.get_mut(i)) {
+                *n += 1;
+            }
+        }
+        for j in 1..=dresp.head().min(sent) {
+            let id = dresp.entry(dresp.head().wrapping_sub(j)).id;
+            if let Some(n) = usize::try_from(id).ok().and_then(|i| out.get_mut(i)) {
+                *n -= 1;
+            }
+        }
+        Self {
+            dreq,
+            sent,
+            first: tail.wrapping_sub(sent),
+            out,
+            used: [0; MAX_DRIVER_REQUESTS.div_ceil(64)],
+        }
+    }
+
+    /// Owed client request `q`'s driver request, marked matched: the newest unmatched one of the
+    /// same code whose buffer is this one in the client's data region at `data_io`, `data_size`
+    /// bytes (FLUSH and BARRIER: by code alone) and whose driver id is out and unclaimed.
+    fn claim(
+        &mut self,
+        q: &BlkRequest,
+        data_io: u64,
+        data_size: u64,
+        driver: &Driver<'_>,
+    ) -> Option<(usize, BlkRequest)> {
+        let (sent, first) = (self.sent, self.first);
+        let (bit, did, r) = (1..=sent).find_map(|j| {
+            let at = first.wrapping_add(sent - j);
+            let r = self.dreq.entry(at);
+            let did = usize::try_from(r.id).ok().filter(|&i| i < driver.ids)?;
+            // `sent - j < sent <= MAX_DRIVER_REQUESTS`: a bit of `used`.
+            let bit = (sent - j) as usize;
+            let fresh = self.used[bit / 64] >> (bit % 64) & 1 == 0
+                && driver.slots[did].is_none()
+                && self.out[did] > 0;
+            let same = r.code == q.code
+                && match q.code() {
+                    Ok(k) if k.has_buffer() => {
+                        r.count == q.count
+                            && q.io_or_offset < data_size
+                            && r.io_or_offset == data_io.wrapping_add(q.io_or_offset)
+                    }
+                    _ => true,
+                };
+            (fresh && same).then_some((bit, did, r))
+        })?;
+        self.used[bit / 64] |= 1 << (bit % 64);
+        Some((did, r))
+    }
+}
+
 impl<'a> BlkVirt<'a> {
     /// The virtualiser over the connections in `config`. A client whose queues already hold
     /// inconsistent indices starts out faulty; any other bad connection is an error.
@@ -239,37 +326,9 @@ impl<'a> BlkVirt<'a> {
         // index in use, the partitioner's, whose stale answer is then fed to a fresh read).
         let stale = u8::try_from(self.num_clients).unwrap_or(OWN);
         self.driver.slots = [None; MAX_DRIVER_REQUESTS];
-        // The requests the driver was sent, newest last (the slots still hold the last
-        // `capacity`); each is matched at most once.
-        let sent = dreq
-            .tail()
-            .min(u32::from(d.num_buffers))
-            .min(u32::try_from(MAX_DRIVER_REQUESTS).unwrap_or(u32::MAX));
-        let first = dreq.tail().wrapping_sub(sent);
-        let mut used = [0u64; MAX_DRIVER_REQUESTS.div_ceil(64)];
-        // Driver ids out now: an id alternates request, response; so it is out when the window
-        // holds more requests than responses with it. Exact while the queues have not wrapped
-        // their capacity; afterwards the response window is cut to the request window's length.
-        let mut out = [0i32; MAX_DRIVER_REQUESTS];
-        for j in 1..=sent {
-            let id = dreq.entry(dreq.tail().wrapping_sub(j)).id;
-            if let Some(n) = usize::try_from(id).ok().and_then(|i| out.get_mut(i)) {
-                *n += 1;
-            }
-        }
-        for j in 1..=dresp.head().min(sent) {
-            let id = dresp.entry(dresp.head().wrapping_sub(j)).id;
-            if let Some(n) = usize::try_from(id).ok().and_then(|i| out.get_mut(i)) {
-                *n -= 1;
-            }
-        }
+        let mut window = DriverWindow::new(dreq, &dresp, d.num_buffers);
         let mut answered = 0;
         for (c, cfg) in config.clients().iter().enumerate().take(self.num_clients) {
-            let Some((data_io, data_size)) =
-                self.clients.get(c).map(|cl| (cl.data_io, cl.data_size))
-            else {
-                continue;
-            };
             let conn = &cfg.conn;
             // SAFETY: as above, the clients' queues.
             let views = unsafe {
@@ -284,77 +343,79 @@ impl<'a> BlkVirt<'a> {
             let Ok((req, resp)) = views else {
                 continue;
             };
-            // Owed: taken (before the request head) and not answered, newest first, as many as
-            // the indices say. Ids may be reused once answered, so a request is owed when its id
-            // has no newer request and more requests than answers in the windows (the answers
-            // window cut to the requests window less what is owed).
-            let cap = u32::from(conn.num_buffers);
-            let mut owed = req.head().wrapping_sub(resp.tail()).min(cap);
-            let w = req.head().min(cap);
-            let rw = w.saturating_sub(owed).min(resp.tail());
-            let reqs = |id: u32| {
-                (1..=w)
-                    .filter(|&k| req.entry(req.head().wrapping_sub(k)).id == id)
-                    .count()
+            answered += self.reclaim_owed(c, &req, &resp, conn.num_buffers, &mut window);
+        }
+        self.rebuild_free_ids(&window.out, stale);
+        (self.part, self.ready) = (None, false);
+        self.notified(ChannelSet::from_bits(1 << self.driver_ch.index()))?;
+        Ok(answered)
+    }
+
+    /// `resume`, for client `c` with queues `req`/`resp` of `capacity`: find each request it is
+    /// owed, give it back its driver id (from `window`) or answer it as lost. How many were
+    /// answered.
+    fn reclaim_owed(
+        &mut self,
+        c: usize,
+        req: &RawBlkQueue<'_, BlkRequest>,
+        resp: &RawBlkQueue<'_, BlkResponse>,
+        capacity: u16,
+        window: &mut DriverWindow<'_>,
+    ) -> u32 {
+        let Some((data_io, data_size)) = self.clients.get(c).map(|cl| (cl.data_io, cl.data_size))
+        else {
+            return 0;
+        };
+        // Owed: taken (before the request head) and not answered, newest first, as many as
+        // the indices say. Ids may be reused once answered, so a request is owed when its id
+        // has no newer request and more requests than answers in the windows (the answers
+        // window cut to the requests window less what is owed).
+        let cap = u32::from(capacity);
+        let mut owed = req.head().wrapping_sub(resp.tail()).min(cap);
+        let w = req.head().min(cap);
+        let rw = w.saturating_sub(owed).min(resp.tail());
+        let reqs = |id: u32| {
+            (1..=w)
+                .filter(|&k| req.entry(req.head().wrapping_sub(k)).id == id)
+                .count()
+        };
+        let answers = |id: u32| {
+            (1..=rw)
+                .filter(|&k| resp.entry(resp.tail().wrapping_sub(k)).id == id)
+                .count()
+        };
+        let mut answered = 0;
+        for k in 1..=w {
+            if owed == 0 {
+                break;
+            }
+            let q = req.entry(req.head().wrapping_sub(k));
+            let newer = (1..k).any(|k2| req.entry(req.head().wrapping_sub(k2)).id == q.id);
+            if newer || reqs(q.id) <= answers(q.id) {
+                continue;
+            }
+            owed -= 1;
+            let Some((did, r)) = window.claim(&q, data_io, data_size, &self.driver) else {
+                // Taken but at no driver id: the old incarnation died before passing it on.
+                answered += self.answer_lost(c, q.id);
+                continue;
             };
-            let answers = |id: u32| {
-                (1..=rw)
-                    .filter(|&k| resp.entry(resp.tail().wrapping_sub(k)).id == id)
-                    .count()
-            };
-            for k in 1..=w {
-                if owed == 0 {
-                    break;
-                }
-                let q = req.entry(req.head().wrapping_sub(k));
-                let newer = (1..k).any(|k2| req.entry(req.head().wrapping_sub(k2)).id == q.id);
-                if newer || reqs(q.id) <= answers(q.id) {
-                    continue;
-                }
-                owed -= 1;
-                // Its driver request: the newest unmatched one of the same code whose buffer is
-                // this one in the client's region (FLUSH and BARRIER: by code alone) and whose
-                // driver id no later request took.
-                let found = (1..=sent).find_map(|j| {
-                    let at = first.wrapping_add(sent - j);
-                    let r = dreq.entry(at);
-                    let did = usize::try_from(r.id)
-                        .ok()
-                        .filter(|&i| i < self.driver.ids)?;
-                    // `sent - j < sent <= MAX_DRIVER_REQUESTS`: a bit of `used`.
-                    let bit = (sent - j) as usize;
-                    let fresh = used[bit / 64] >> (bit % 64) & 1 == 0
-                        && self.driver.slots[did].is_none()
-                        && out[did] > 0;
-                    let same = r.code == q.code
-                        && match q.code() {
-                            Ok(k) if k.has_buffer() => {
-                                r.count == q.count
-                                    && q.io_or_offset < data_size
-                                    && r.io_or_offset == data_io.wrapping_add(q.io_or_offset)
-                            }
-                            _ => true,
-                        };
-                    (fresh && same).then_some((bit, did, r))
-                });
-                let Some((bit, did, r)) = found else {
-                    // Taken but at no driver id: the old incarnation died before passing it on.
-                    answered += self.answer_lost(c, q.id);
-                    continue;
-                };
-                used[bit / 64] |= 1 << (bit % 64);
-                self.driver.slots[did] = Some(Slot {
-                    client: u8::try_from(c).unwrap_or(OWN),
-                    count: r.count,
-                    id: q.id,
-                });
-                if let Some(cl) = self.clients.get(c) {
-                    cl.in_flight += 1;
-                    cl.barrier |= r.code() == Ok(RequestCode::Barrier);
-                }
+            self.driver.slots[did] = Some(Slot {
+                client: u8::try_from(c).unwrap_or(OWN),
+                count: r.count,
+                id: q.id,
+            });
+            if let Some(cl) = self.clients.get(c) {
+                cl.in_flight += 1;
+                cl.barrier |= r.code() == Ok(RequestCode::Barrier);
             }
         }
-        // Driver ids still out that no owed request claimed keep them until answered.
+        answered
+    }
+
+    /// `resume`'s last step: driver ids still `out` that no owed request claimed keep them
+    /// (for the `stale` client) until answered; every other id is free again.
+    fn rebuild_free_ids(&mut self, out: &[i32; MAX_DRIVER_REQUESTS], stale: u8) {
         for (did, n) in out.iter().enumerate().take(self.driver.ids) {
             if *n > 0 && self.driver.slots[did].is_none() {
                 self.driver.slots[did] = Some(Slot {
@@ -371,9 +432,6 @@ impl<'a> BlkVirt<'a> {
                 self.driver.nfree += 1;
             }
         }
-        (self.part, self.ready) = (None, false);
-        self.notified(ChannelSet::from_bits(1 << self.driver_ch.index()))?;
-        Ok(answered)
     }
 
     /// Answer client `c`'s request `id` with `ErrUnspec` (lost in a restart); 1 if staged.

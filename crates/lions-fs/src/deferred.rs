@@ -25,12 +25,13 @@
 //!   share region (`share` is passed to both calls): the backend copies a write's bytes out when
 //!   it starts it, and a read's bytes in when it finishes.
 
+use crate::connection::Connection;
 use crate::queue::{
     Command, CompletionData, FS_QUEUE_CAPACITY, FsBuffer, FsCmd, FsCmpl, FsServerQueues, OpenFlags,
     Status,
 };
-use crate::server::{FdKind, FdTable, InFlight, Reservation, ServerError, ServerStats};
-use crate::share::{PATH_BUFFER_BYTES, ShareRegion};
+use crate::server::{FdKind, InFlight, Reservation, ServerError, ServerStats};
+use crate::share::ShareRegion;
 use lions_os::{Channel, ChannelSet, Handler};
 
 /// A validated command for a [`DeferredBackend`]. Paths are checked text; buffers lie inside the
@@ -162,15 +163,8 @@ struct Pending<H> {
 
 /// An FS server over a [`DeferredBackend`]; see the module docs.
 pub struct DeferredServer<'a, B: DeferredBackend> {
-    queues: FsServerQueues<'a>,
-    share: ShareRegion<'a>,
-    client: Channel,
+    conn: Connection<'a, B::Handle>,
     backend: B,
-    fds: FdTable<B::Handle>,
-    mounted: bool,
-    faulty: bool,
-    stats: ServerStats,
-    paths: [[u8; PATH_BUFFER_BYTES]; 2],
     pending: [Option<Pending<B::Handle>>; FS_QUEUE_CAPACITY],
     in_progress: usize,
 }
@@ -184,15 +178,8 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
         backend: B,
     ) -> Self {
         Self {
-            queues,
-            share,
-            client,
+            conn: Connection::new(queues, share, client),
             backend,
-            fds: FdTable::new(),
-            mounted: false,
-            faulty: false,
-            stats: ServerStats::default(),
-            paths: [[0; PATH_BUFFER_BYTES]; 2],
             pending: [const { None }; FS_QUEUE_CAPACITY],
             in_progress: 0,
         }
@@ -210,12 +197,12 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
 
     /// Whether the file system is mounted.
     pub fn mounted(&self) -> bool {
-        self.mounted
+        self.conn.mounted
     }
 
     /// Whether the client wrote impossible queue indices (it is ignored from then on).
     pub fn faulty(&self) -> bool {
-        self.faulty
+        self.conn.faulty
     }
 
     /// Requests started and not yet completed.
@@ -225,86 +212,58 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
 
     /// Counters.
     pub fn stats(&self) -> ServerStats {
-        self.stats
+        self.conn.stats
     }
 
     /// Take the commands there is room for, start them, complete what the backend finished;
     /// publish both queues. Returns how many completions were published (notify the client
     /// when > 0).
     pub fn process(&mut self) -> u64 {
-        if self.faulty {
+        // Finished operations first: they free room.
+        if self.conn.faulty || !self.complete_finished() {
             return 0;
         }
-        // Finished operations first: they free room.
-        while let Some((id, r)) = self.backend.poll(&self.share) {
-            if let Some(c) = self.finish(id, r)
-                && self.queues.completions.push(c).is_err()
-            {
-                self.faulty = true;
-                return 0;
-            }
-        }
-        loop {
-            let free = match self.queues.completions.free() {
-                Ok(n) => n,
-                Err(_) => {
-                    self.faulty = true;
-                    break;
-                }
-            };
-            // Room for this command's completion and every one still owed.
-            if free <= self.in_progress as u64 {
+        // Room for this command's completion and every one still owed.
+        while self
+            .conn
+            .room()
+            .is_some_and(|free| free > self.in_progress as u64)
+        {
+            let Some(cmd) = self.conn.next_command() else {
                 break;
-            }
-            let cmd = match self.queues.commands.pop() {
-                Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(_) => {
-                    self.faulty = true;
-                    break;
-                }
             };
             if let Some(c) = self.start(&cmd)
-                && self.queues.completions.push(c).is_err()
+                && !self.conn.push(c)
             {
-                self.faulty = true;
                 break;
             }
             // What the backend finished at once.
-            while let Some((id, r)) = self.backend.poll(&self.share) {
-                if let Some(c) = self.finish(id, r)
-                    && self.queues.completions.push(c).is_err()
-                {
-                    self.faulty = true;
-                    break;
-                }
-            }
+            self.complete_finished();
         }
-        self.queues.commands.release();
-        self.queues.completions.publish()
+        self.conn.publish()
     }
 
-    fn completion(&mut self, id: u64, r: Result<CompletionData, Status>) -> FsCmpl {
-        match r {
-            Ok(d) => FsCmpl::new(id, Status::Success, d),
-            Err(s) => {
-                self.stats.failed += 1;
-                FsCmpl::new(id, s, CompletionData::None)
+    /// Complete every request the backend finished; `false` when the client turned faulty.
+    fn complete_finished(&mut self) -> bool {
+        while let Some((id, r)) = self.backend.poll(&self.conn.share) {
+            if let Some(c) = self.finish(id, r)
+                && !self.conn.push(c)
+            {
+                return false;
             }
         }
+        true
     }
 
     /// Start one command: `Some` completion if it finished at once.
     fn start(&mut self, cmd: &FsCmd) -> Option<FsCmpl> {
-        self.stats.commands += 1;
+        self.conn.stats.commands += 1;
         let id = cmd.id;
         if self.pending.iter().flatten().any(|p| p.id == id) {
-            self.stats.invalid += 1;
-            return Some(self.completion(id, Err(Status::InvalidCommand)));
+            return Some(self.conn.invalid(id));
         }
         let Ok(c) = cmd.decode() else {
-            self.stats.invalid += 1;
-            return Some(self.completion(id, Err(Status::InvalidCommand)));
+            return Some(self.conn.invalid(id));
         };
         match self.validate_and_start(id, c) {
             Ok(hold) => {
@@ -315,10 +274,10 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
                 } else {
                     // Unreachable: room for every pending completion is checked before taking
                     // a command, and the queue holds FS_QUEUE_CAPACITY.
-                    Some(self.completion(id, Err(Status::Error)))
+                    Some(self.conn.completion(id, Err(Status::Error)))
                 }
             }
-            Err(s) => Some(self.completion(id, Err(s))),
+            Err(s) => Some(self.conn.completion(id, Err(s))),
         }
     }
 
@@ -332,7 +291,7 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
             .any(|p| matches!(p.hold, Hold::Mount | Hold::Unmount));
         match c {
             Command::Initialise | Command::Deinitialise => self.start_mount(id, c, mounting),
-            _ if !self.mounted || mounting => Err(Status::Error),
+            _ if !self.conn.mounted || mounting => Err(Status::Error),
             Command::FileOpen { .. }
             | Command::DirOpen { .. }
             | Command::Stat { .. }
@@ -351,11 +310,16 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
         c: Command,
         mounting: bool,
     ) -> Result<Hold<B::Handle>, Status> {
+        let open = self.conn.open_fds();
         let Self {
-            share,
+            conn:
+                Connection {
+                    share,
+                    fds,
+                    mounted,
+                    ..
+                },
             backend,
-            fds,
-            mounted,
             in_progress,
             ..
         } = self;
@@ -374,13 +338,6 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
                 if *in_progress > 0 {
                     return Err(Status::OutstandingOperations);
                 }
-                let open: [Option<(u64, FdKind)>; crate::server::MAX_OPEN_FILES] = {
-                    let mut out = [None; crate::server::MAX_OPEN_FILES];
-                    for (slot, (fd, kind, _)) in out.iter_mut().zip(fds.iter()) {
-                        *slot = Some((fd, kind));
-                    }
-                    out
-                };
                 for (fd, kind) in open.into_iter().flatten() {
                     let _ = fds.close(fd, kind);
                 }
@@ -394,10 +351,14 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
     /// A command naming paths in the share: open, stat, rename, remove, create.
     fn start_by_path(&mut self, id: u64, c: Command) -> Result<Hold<B::Handle>, Status> {
         let Self {
-            share,
+            conn:
+                Connection {
+                    share,
+                    fds,
+                    paths: [p0, p1],
+                    ..
+                },
             backend,
-            fds,
-            paths: [p0, p1],
             ..
         } = self;
         let buffer = |buf: FsBuffer| crate::check_buffer(buf, share.len()).map_err(|e| e.status());
@@ -469,19 +430,19 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
         };
         match c {
             Command::FileClose { fd } => {
-                let h = self.fds.close(fd, FdKind::File)?;
+                let h = self.conn.fds.close(fd, FdKind::File)?;
                 self.backend
-                    .start(id, Op::Close(h), &self.share)
+                    .start(id, Op::Close(h), &self.conn.share)
                     .map(|()| Hold::None)
             }
             Command::DirClose { fd } => {
-                let h = self.fds.close(fd, FdKind::Dir)?;
+                let h = self.conn.fds.close(fd, FdKind::Dir)?;
                 self.backend
-                    .start(id, Op::DirClose(h), &self.share)
+                    .start(id, Op::DirClose(h), &self.conn.share)
                     .map(|()| Hold::None)
             }
             Command::FileRead { fd, offset, buf } => {
-                buffer(buf, &self.share)?;
+                buffer(buf, &self.conn.share)?;
                 self.on_fd(id, fd, FdKind::File, |file, flags| {
                     if !flags.readable() {
                         return Err(Status::InvalidRead);
@@ -490,7 +451,7 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
                 })
             }
             Command::FileWrite { fd, offset, buf } => {
-                buffer(buf, &self.share)?;
+                buffer(buf, &self.conn.share)?;
                 self.on_fd(id, fd, FdKind::File, |file, flags| {
                     if !flags.writable() {
                         return Err(Status::InvalidWrite);
@@ -507,7 +468,7 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
             }),
             Command::FileSync { fd } => self.on_fd(id, fd, FdKind::File, |h, _| Ok(Op::Sync(h))),
             Command::DirRead { fd, buf } => {
-                buffer(buf, &self.share)?;
+                buffer(buf, &self.conn.share)?;
                 self.on_fd(id, fd, FdKind::Dir, |dir, _| Ok(Op::DirRead { dir, buf }))
             }
             Command::DirSeek { fd, loc } => {
@@ -530,13 +491,13 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
         kind: FdKind,
         op: impl FnOnce(B::Handle, OpenFlags) -> Result<Op<'static, B::Handle>, Status>,
     ) -> Result<Hold<B::Handle>, Status> {
-        let held = self.fds.begin(fd, kind)?;
+        let held = self.conn.fds.begin(fd, kind)?;
         let started =
-            op(held.handle, held.flags).and_then(|op| self.backend.start(id, op, &self.share));
+            op(held.handle, held.flags).and_then(|op| self.backend.start(id, op, &self.conn.share));
         match started {
             Ok(()) => Ok(Hold::Fd(held)),
             Err(e) => {
-                self.fds.end(held);
+                self.conn.fds.end(held);
                 Err(e)
             }
         }
@@ -553,33 +514,33 @@ impl<'a, B: DeferredBackend> DeferredServer<'a, B> {
         self.in_progress -= 1;
         let data = match (p.hold, r) {
             (Hold::Open(res, kind, flags), Ok(Done::Opened(h))) => {
-                Ok(CompletionData::Fd(self.fds.fill(res, kind, flags, h)))
+                Ok(CompletionData::Fd(self.conn.fds.fill(res, kind, flags, h)))
             }
             (Hold::Open(res, ..), Ok(Done::Data(_))) => {
-                self.fds.cancel(res);
+                self.conn.fds.cancel(res);
                 Err(Status::Error)
             }
             (Hold::Open(res, ..), Err(e)) => {
-                self.fds.cancel(res);
+                self.conn.fds.cancel(res);
                 Err(e)
             }
             (Hold::Fd(op), r) => {
-                self.fds.end(op);
+                self.conn.fds.end(op);
                 done_data(r)
             }
             (Hold::Mount, r) => {
                 let d = done_data(r);
-                self.mounted = d.is_ok();
+                self.conn.mounted = d.is_ok();
                 d
             }
             (Hold::Unmount, r) => {
                 // Unmounted whatever the backend says: the fds are gone.
-                self.mounted = false;
+                self.conn.mounted = false;
                 done_data(r)
             }
             (Hold::None, r) => done_data(r),
         };
-        Some(self.completion(id, data))
+        Some(self.conn.completion(id, data))
     }
 }
 
@@ -595,12 +556,12 @@ impl<B: DeferredBackend> Handler for DeferredServer<'_, B> {
     type Error = ServerError;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), ServerError> {
-        if channels.bits() & !ChannelSet::default().with(self.client).bits() != 0 {
+        if self.conn.others(channels) {
             self.backend.notified(channels);
         }
         // Either the client sent commands or the backend may have finished some.
         if self.process() > 0 {
-            self.client.notify()?;
+            self.conn.client.notify()?;
         }
         Ok(())
     }

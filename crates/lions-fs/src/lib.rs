@@ -71,6 +71,7 @@ mod builders;
 pub mod cache;
 pub mod client;
 pub mod config;
+mod connection;
 pub mod deferred;
 #[cfg(feature = "fat")]
 pub mod fat;

@@ -603,51 +603,32 @@ impl FsCmd {
             CommandType::Initialise => Command::Initialise,
             CommandType::Deinitialise => Command::Deinitialise,
             CommandType::FileOpen => {
-                let o: FileOpenParams = get(p);
-                Command::FileOpen {
-                    path: o.path,
-                    flags: OpenFlags::try_from(o.flags)?,
-                }
+                let FileOpenParams { path, flags } = get(p);
+                let flags = OpenFlags::try_from(flags)?;
+                Command::FileOpen { path, flags }
             }
             CommandType::FileClose => Command::FileClose { fd: fd() },
             CommandType::Stat => {
-                let s: StatParams = get(p);
-                Command::Stat {
-                    path: s.path,
-                    buf: s.buf,
-                }
+                let StatParams { path, buf } = get(p);
+                Command::Stat { path, buf }
             }
             CommandType::FileRead => {
-                let r: FileIoParams = get(p);
-                Command::FileRead {
-                    fd: r.fd,
-                    offset: r.offset,
-                    buf: r.buf,
-                }
+                let FileIoParams { fd, offset, buf } = get(p);
+                Command::FileRead { fd, offset, buf }
             }
             CommandType::FileWrite => {
-                let w: FileIoParams = get(p);
-                Command::FileWrite {
-                    fd: w.fd,
-                    offset: w.offset,
-                    buf: w.buf,
-                }
+                let FileIoParams { fd, offset, buf } = get(p);
+                Command::FileWrite { fd, offset, buf }
             }
             CommandType::FileSize => Command::FileSize { fd: fd() },
             CommandType::Rename => {
-                let r: RenameParams = get(p);
-                Command::Rename {
-                    old_path: r.old_path,
-                    new_path: r.new_path,
-                }
+                let RenameParams { old_path, new_path } = get(p);
+                Command::Rename { old_path, new_path }
             }
             CommandType::FileRemove => Command::FileRemove { path: path() },
             CommandType::FileTruncate => {
-                let t: TruncateParams = get(p);
-                Command::FileTruncate {
-                    fd: t.fd,
-                    length: t.length,
-                }
+                let TruncateParams { fd, length } = get(p);
+                Command::FileTruncate { fd, length }
             }
             CommandType::DirCreate => Command::DirCreate { path: path() },
             CommandType::DirRemove => Command::DirRemove { path: path() },
@@ -655,18 +636,12 @@ impl FsCmd {
             CommandType::DirClose => Command::DirClose { fd: fd() },
             CommandType::FileSync => Command::FileSync { fd: fd() },
             CommandType::DirRead => {
-                let d: DirReadParams = get(p);
-                Command::DirRead {
-                    fd: d.fd,
-                    buf: d.buf,
-                }
+                let DirReadParams { fd, buf } = get(p);
+                Command::DirRead { fd, buf }
             }
             CommandType::DirSeek => {
-                let d: DirSeekParams = get(p);
-                Command::DirSeek {
-                    fd: d.fd,
-                    loc: d.loc,
-                }
+                let DirSeekParams { fd, loc } = get(p);
+                Command::DirSeek { fd, loc }
             }
             CommandType::DirTell => Command::DirTell { fd: fd() },
             CommandType::DirRewind => Command::DirRewind { fd: fd() },

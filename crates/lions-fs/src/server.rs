@@ -26,11 +26,12 @@
 //! - **A misbehaving client** (impossible queue indices) is marked [`faulty`](FsServer::faulty)
 //!   and ignored from then on; the server itself never panics and never faults because of it.
 
+use crate::connection::Connection;
 use crate::queue::{
     Command, CompletionData, FsBuffer, FsCmd, FsCmpl, FsServerQueues, FsStat, OpenFlags,
     QueueError, Status,
 };
-use crate::share::{PATH_BUFFER_BYTES, ShareRegion};
+use crate::share::ShareRegion;
 use lions_os::{Channel, ChannelSet, Handler, OsError};
 use zerocopy::IntoBytes;
 
@@ -135,15 +136,8 @@ impl core::error::Error for ServerError {}
 
 /// An FS server: one client connection served by backend `B`; see the module docs.
 pub struct FsServer<'a, B: FsBackend> {
-    queues: FsServerQueues<'a>,
-    share: ShareRegion<'a>,
-    client: Channel,
+    conn: Connection<'a, B::Handle>,
     backend: B,
-    fds: FdTable<B::Handle>,
-    mounted: bool,
-    faulty: bool,
-    stats: ServerStats,
-    paths: [[u8; PATH_BUFFER_BYTES]; 2],
     bounce: [u8; BOUNCE_BYTES],
 }
 
@@ -164,15 +158,8 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
         backend: B,
     ) -> Self {
         Self {
-            queues,
-            share,
-            client,
+            conn: Connection::new(queues, share, client),
             backend,
-            fds: FdTable::new(),
-            mounted: false,
-            faulty: false,
-            stats: ServerStats::default(),
-            paths: [[0; PATH_BUFFER_BYTES]; 2],
             bounce: [0; BOUNCE_BYTES],
         }
     }
@@ -210,27 +197,27 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
 
     /// The fd table.
     pub fn fds(&self) -> &FdTable<B::Handle> {
-        &self.fds
+        &self.conn.fds
     }
 
     /// Whether the client wrote impossible queue indices (it is ignored from then on).
     pub fn faulty(&self) -> bool {
-        self.faulty
+        self.conn.faulty
     }
 
     /// Whether the file system is mounted.
     pub fn mounted(&self) -> bool {
-        self.mounted
+        self.conn.mounted
     }
 
     /// Counters.
     pub fn stats(&self) -> ServerStats {
-        self.stats
+        self.conn.stats
     }
 
     /// The channel to the client.
     pub fn client_channel(&self) -> Channel {
-        self.client
+        self.conn.client
     }
 
     /// Serve every command the completion queue has room for; publish both queues. Returns how
@@ -238,36 +225,19 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
     /// corrupted its queue indices is marked faulty and nothing more is done.
     pub fn process(&mut self) -> u64 {
         let mut published = 0;
-        while !self.faulty {
-            let room = match self.queues.completions.free() {
-                Ok(n) => n,
-                Err(_) => {
-                    self.faulty = true;
-                    break;
-                }
-            };
+        while let Some(room) = self.conn.room() {
             let mut served = 0;
             while served < room {
-                let cmd = match self.queues.commands.pop() {
-                    Ok(Some(c)) => c,
-                    Ok(None) => break,
-                    Err(_) => {
-                        self.faulty = true;
-                        break;
-                    }
+                let Some(cmd) = self.conn.next_command() else {
+                    break;
                 };
                 let done = self.serve(&cmd);
-                if self.queues.completions.push(done).is_err() {
-                    // Room was checked above and only we push; a peer error here means the
-                    // client moved the head impossibly.
-                    self.faulty = true;
+                if !self.conn.push(done) {
                     break;
                 }
                 served += 1;
             }
-            self.queues.commands.release();
-            // Faulty or not, what was staged was answered: publish it.
-            let n = self.queues.completions.publish();
+            let n = self.conn.publish();
             published += n;
             if served < room || n == 0 {
                 break;
@@ -278,20 +248,13 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
 
     /// Execute one command and build its completion.
     pub fn serve(&mut self, cmd: &FsCmd) -> FsCmpl {
-        self.stats.commands += 1;
-        let outcome = match cmd.decode() {
-            Ok(c) => self.execute(c),
-            Err(_) => {
-                self.stats.invalid += 1;
-                Err(Status::InvalidCommand)
+        self.conn.stats.commands += 1;
+        match cmd.decode() {
+            Ok(c) => {
+                let outcome = self.execute(c);
+                self.conn.completion(cmd.id, outcome)
             }
-        };
-        match outcome {
-            Ok(data) => FsCmpl::new(cmd.id, Status::Success, data),
-            Err(s) => {
-                self.stats.failed += 1;
-                FsCmpl::new(cmd.id, s, CompletionData::None)
-            }
+            Err(_) => self.conn.invalid(cmd.id),
         }
     }
 
@@ -299,7 +262,7 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
         match c {
             Command::Initialise => self.initialise(),
             Command::Deinitialise => self.deinitialise(),
-            _ if !self.mounted => Err(Status::Error),
+            _ if !self.conn.mounted => Err(Status::Error),
             Command::Stat { .. }
             | Command::Rename { .. }
             | Command::FileRemove { .. }
@@ -318,9 +281,13 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
     /// The commands on a path alone: no fd involved.
     fn path_command(&mut self, c: Command) -> Outcome {
         let Self {
-            share,
+            conn:
+                Connection {
+                    share,
+                    paths: [p0, p1],
+                    ..
+                },
             backend,
-            paths: [p0, p1],
             ..
         } = self;
         match c {
@@ -349,12 +316,15 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
     /// The commands on a file fd (and the open that makes one).
     fn file_command(&mut self, c: Command) -> Outcome {
         let Self {
-            share,
+            conn:
+                Connection {
+                    share,
+                    fds,
+                    paths: [p0, _],
+                    ..
+                },
             backend,
-            fds,
-            paths: [p0, _],
             bounce,
-            ..
         } = self;
         match c {
             Command::FileOpen { path, flags } => {
@@ -401,12 +371,15 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
     /// The commands on a directory fd (and the open that makes one).
     fn dir_command(&mut self, c: Command) -> Outcome {
         let Self {
-            share,
+            conn:
+                Connection {
+                    share,
+                    fds,
+                    paths: [p0, _],
+                    ..
+                },
             backend,
-            fds,
-            paths: [p0, _],
             bounce,
-            ..
         } = self;
         match c {
             Command::DirOpen { path } => {
@@ -444,30 +417,24 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
     }
 
     fn initialise(&mut self) -> Outcome {
-        if self.mounted {
+        if self.conn.mounted {
             return Err(Status::Error);
         }
         self.backend.mount()?;
-        self.mounted = true;
+        self.conn.mounted = true;
         Ok(CompletionData::None)
     }
 
     fn deinitialise(&mut self) -> Outcome {
-        if !self.mounted {
+        let fds = &self.conn.fds;
+        if !self.conn.mounted {
             return Err(Status::Error);
         }
-        if self.fds.iter().any(|(fd, ..)| self.fds.busy(fd) > 0) {
+        if fds.iter().any(|(fd, ..)| fds.busy(fd) > 0) {
             return Err(Status::OutstandingOperations);
         }
-        let open: [Option<(u64, FdKind)>; MAX_OPEN_FILES] = {
-            let mut out = [None; MAX_OPEN_FILES];
-            for (slot, (fd, kind, _)) in out.iter_mut().zip(self.fds.iter()) {
-                *slot = Some((fd, kind));
-            }
-            out
-        };
-        for (fd, kind) in open.into_iter().flatten() {
-            if let Ok(h) = self.fds.close(fd, kind) {
+        for (fd, kind) in self.conn.open_fds().into_iter().flatten() {
+            if let Ok(h) = self.conn.fds.close(fd, kind) {
                 // The volume goes away next: a failed close changes nothing for the client.
                 let _ = match kind {
                     FdKind::File => self.backend.close(h),
@@ -475,7 +442,7 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
                 };
             }
         }
-        self.mounted = false;
+        self.conn.mounted = false;
         self.backend.unmount()?;
         Ok(CompletionData::None)
     }
@@ -547,11 +514,11 @@ impl<B: FsBackend> Handler for FsServer<'_, B> {
     type Error = ServerError;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), ServerError> {
-        if channels.bits() & !ChannelSet::default().with(self.client).bits() != 0 {
+        if self.conn.others(channels) {
             self.backend.device_notified();
         }
-        if channels.contains(self.client) && self.process() > 0 {
-            self.client.notify()?;
+        if channels.contains(self.conn.client) && self.process() > 0 {
+            self.conn.client.notify()?;
         }
         Ok(())
     }

@@ -140,11 +140,6 @@ impl I2cCmd {
         })
     }
 
-    /// Whether the `HEAD` bit is set (no other check).
-    pub fn is_header(&self) -> bool {
-        self.flag_mask & CmdFlags::HEAD.bits() != 0
-    }
-
     /// Decode the tagged union, rejecting unknown flag bits, headers with other flags and
     /// addresses above 7 bits.
     pub fn decode(&self) -> Result<Command, CmdError> {
@@ -173,16 +168,6 @@ impl I2cCmd {
     }
 }
 
-impl Command {
-    /// The raw command.
-    pub fn encode(&self) -> Result<I2cCmd, CmdError> {
-        match *self {
-            Self::Header { batch_len, address } => I2cCmd::header(batch_len, address),
-            Self::Body { ptr, len, flags } => I2cCmd::body(ptr, len, flags),
-        }
-    }
-}
-
 /// A raw value outside an enum's domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownValue(pub i64);
@@ -195,49 +180,54 @@ impl core::fmt::Display for UnknownValue {
 
 impl core::error::Error for UnknownValue {}
 
-/// Result of a transaction: `i2c_err_t`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum I2cError {
-    /// The queue could not take the transaction.
-    Queue = -1,
-    /// Success.
-    Ok = 0,
-    /// The body commands do not form a valid transaction.
-    MalformedTransaction = 1,
-    /// The header is invalid.
-    MalformedHeader = 2,
-    /// The client does not own the bus address.
-    UnpermittedAddr = 3,
-    /// The bus timed out.
-    Timeout = 4,
-    /// The device did not acknowledge.
-    Nack = 5,
-    /// A read returned no data.
-    NoRead = 6,
-    /// Illegal command sequence.
-    BadSeq = 7,
-    /// Any other failure.
-    Other = 8,
+/// A C enum of the protocol: its values as discriminants of `repr`, and a checked
+/// `TryFrom<repr>` that refuses any other value with [`UnknownValue`].
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident: $repr:ident { $($(#[$vm:meta])* $v:ident = $n:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr($repr)]
+        pub enum $name {
+            $($(#[$vm])* $v = $n,)*
+        }
+
+        impl TryFrom<$repr> for $name {
+            type Error = UnknownValue;
+
+            #[allow(clippy::unnecessary_fallible_conversions)]
+            fn try_from(v: $repr) -> Result<Self, UnknownValue> {
+                match v {
+                    $($n => Ok(Self::$v),)*
+                    _ => Err(UnknownValue(i64::try_from(v).unwrap_or(i64::MAX))),
+                }
+            }
+        }
+    };
 }
 
-impl TryFrom<i32> for I2cError {
-    type Error = UnknownValue;
-
-    fn try_from(v: i32) -> Result<Self, UnknownValue> {
-        Ok(match v {
-            -1 => Self::Queue,
-            0 => Self::Ok,
-            1 => Self::MalformedTransaction,
-            2 => Self::MalformedHeader,
-            3 => Self::UnpermittedAddr,
-            4 => Self::Timeout,
-            5 => Self::Nack,
-            6 => Self::NoRead,
-            7 => Self::BadSeq,
-            8 => Self::Other,
-            _ => return Err(UnknownValue(v.into())),
-        })
+wire_enum! {
+    /// Result of a transaction: `i2c_err_t`.
+    I2cError: i32 {
+        /// The queue could not take the transaction.
+        Queue = -1,
+        /// Success.
+        Ok = 0,
+        /// The body commands do not form a valid transaction.
+        MalformedTransaction = 1,
+        /// The header is invalid.
+        MalformedHeader = 2,
+        /// The client does not own the bus address.
+        UnpermittedAddr = 3,
+        /// The bus timed out.
+        Timeout = 4,
+        /// The device did not acknowledge.
+        Nack = 5,
+        /// A read returned no data.
+        NoRead = 6,
+        /// Illegal command sequence.
+        BadSeq = 7,
+        /// Any other failure.
+        Other = 8,
     }
 }
 
@@ -557,47 +547,23 @@ impl<'a> I2cServerQueues<'a> {
     }
 }
 
-/// PPC label a client sends to the virt to claim or release a bus address (MR0 = address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u64)]
-pub enum BusRequest {
-    /// `I2C_BUS_CLAIM`.
-    Claim = 1,
-    /// `I2C_BUS_RELEASE`.
-    Release = 2,
-}
-
-impl TryFrom<u64> for BusRequest {
-    type Error = UnknownValue;
-
-    fn try_from(v: u64) -> Result<Self, UnknownValue> {
-        match v {
-            1 => Ok(Self::Claim),
-            2 => Ok(Self::Release),
-            _ => Err(UnknownValue(i64::try_from(v).unwrap_or(i64::MAX))),
-        }
+wire_enum! {
+    /// PPC label a client sends to the virt to claim or release a bus address (MR0 = address).
+    BusRequest: u64 {
+        /// `I2C_BUS_CLAIM`.
+        Claim = 1,
+        /// `I2C_BUS_RELEASE`.
+        Release = 2,
     }
 }
 
-/// PPC reply label of a bus claim or release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u64)]
-pub enum BusReply {
-    /// `I2C_SUCCESS`.
-    Success = 0,
-    /// `I2C_FAILURE`.
-    Failure = 1,
-}
-
-impl TryFrom<u64> for BusReply {
-    type Error = UnknownValue;
-
-    fn try_from(v: u64) -> Result<Self, UnknownValue> {
-        match v {
-            0 => Ok(Self::Success),
-            1 => Ok(Self::Failure),
-            _ => Err(UnknownValue(i64::try_from(v).unwrap_or(i64::MAX))),
-        }
+wire_enum! {
+    /// PPC reply label of a bus claim or release.
+    BusReply: u64 {
+        /// `I2C_SUCCESS`.
+        Success = 0,
+        /// `I2C_FAILURE`.
+        Failure = 1,
     }
 }
 

@@ -14,70 +14,24 @@
 //! attackers quiet and the driver running, every good transaction is answered (liveness).
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+mod common;
+
+use common::{
+    C_CMD, C_VIRT, CLIENT_BASE, D_CMD, D_VIRT, DATA, Pair, V_DRIVER, driver_base, virt_config,
+};
 use lions_i2c::{
-    BusReply, BusRequest, CmdFlags, Command, I2cClientQueues, I2cCmd, I2cConnectionResource,
-    I2cError, I2cResponse, I2cServerQueues, I2cVirt, I2cVirtConfig,
+    BusReply, BusRequest, CmdFlags, Command, I2cClientQueues, I2cCmd, I2cError, I2cResponse,
+    I2cServerQueues, I2cVirt, I2cVirtConfig,
 };
 use lions_os::sim::attack::{Rng, Target};
-use lions_os::sim::{End, PdId, Region, Sim};
-use lions_os::{
-    Channel, ChannelSet, Handler, MessageInfo, OsError, RegionResource, get_mr, set_mr,
-};
+use lions_os::sim::{End, PdId, Shared, Sim};
+use lions_os::{Channel, ChannelSet, Handler, MessageInfo, OsError, get_mr, set_mr};
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
-use zerocopy::FromZeros;
+use std::sync::atomic::Ordering;
 
-const V_DRIVER: u8 = 0;
-const D_VIRT: u8 = 1;
-const D_CMD: u8 = 2;
-const C_VIRT: u8 = 0;
-const C_CMD: u8 = 1;
-const DATA: u64 = 0x1000;
-const CLIENT_BASE: u64 = 0x2000_0000;
-const DRIVER_BASE: u64 = 0x3000_0000;
 const CLIENTS: usize = 3;
 const GOOD_ADDR: u8 = 0x50;
-
-fn driver_base(c: usize) -> u64 {
-    DRIVER_BASE + c as u64 * 0x10000
-}
-
-struct Pair {
-    req: Region,
-    resp: Region,
-}
-
-impl Pair {
-    fn new() -> Self {
-        Self {
-            req: Region::new(Region::PAGE),
-            resp: Region::new(Region::PAGE),
-        }
-    }
-
-    fn conn(&self, id: u8) -> I2cConnectionResource {
-        let r = |r: &Region| RegionResource {
-            vaddr: r.as_ptr().as_ptr().expose_provenance() as u64,
-            size: Region::PAGE as u64,
-        };
-        I2cConnectionResource {
-            req_queue: r(&self.req),
-            resp_queue: r(&self.resp),
-            num_buffers: 254,
-            id,
-            _pad: [0; 5],
-        }
-    }
-
-    /// A word of a queue header as a rogue peer sees it: request queue 0 staged tail, 4 tail,
-    /// 8 head; response queue (`resp`) 0 tail, 4 head.
-    fn word(&self, resp: bool, at: usize) -> &AtomicU32 {
-        let r = if resp { &self.resp } else { &self.req };
-        // SAFETY: page-aligned, inside the region, accessed only atomically.
-        unsafe { r.at(at).cast::<AtomicU32>().as_ref() }
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Evil {
@@ -230,17 +184,7 @@ impl World {
     fn new() -> Self {
         let driver = Pair::new();
         let clients: Vec<Pair> = (0..CLIENTS).map(|_| Pair::new()).collect();
-        let mut config = Box::new(I2cVirtConfig::new_zeroed());
-        config.magic = *b"sDDF\x04";
-        config.num_clients = CLIENTS as u64;
-        config.driver = driver.conn(V_DRIVER);
-        for (c, p) in clients.iter().enumerate() {
-            let e = &mut config.clients[c];
-            e.conn = p.conn(u8::try_from(c + 1).unwrap());
-            e.data_size = DATA;
-            e.client_data_vaddr = CLIENT_BASE;
-            e.driver_data_vaddr = driver_base(c);
-        }
+        let config = virt_config(&driver, &clients);
         Self {
             driver,
             clients,
@@ -256,18 +200,6 @@ impl World {
 
     fn fail(&self, why: String) {
         self.failure.borrow_mut().get_or_insert(why);
-    }
-}
-
-struct Shared<'a>(&'a RefCell<I2cVirt<'a>>);
-
-impl Handler for Shared<'_> {
-    type Error = lions_i2c::Error;
-    fn notified(&mut self, set: ChannelSet) -> Result<(), Self::Error> {
-        self.0.borrow_mut().notified(set)
-    }
-    fn protected(&mut self, ch: Channel, m: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        self.0.borrow_mut().protected(ch, m)
     }
 }
 
@@ -495,7 +427,7 @@ impl<'a> Rig<'a> {
         let q = unsafe { I2cServerQueues::from_connection(&conn) }.unwrap();
         let driver = sim.add_pd("i2c_driver", 200, false, DriverPd { w, q });
         sim.irq(driver, D_CMD).unwrap();
-        let virt_pd = sim.add_pd("i2c_virt", 199, false, Shared(virt));
+        let virt_pd = sim.add_pd("i2c_virt", 199, false, Shared::new(virt));
         sim.channel(driver, D_VIRT, virt_pd, V_DRIVER).unwrap();
         let clients = (0..CLIENTS)
             .map(|c| {

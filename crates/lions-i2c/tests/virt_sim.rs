@@ -7,67 +7,20 @@
 //! the driver, and the well-behaved client keeps being served.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+mod common;
+
+use common::{
+    C_CMD, C_VIRT, CLIENT_BASE, D_CMD, D_VIRT, DATA, Pair, V_DRIVER, driver_base, virt_config,
+};
 use lions_i2c::{
-    BusReply, BusRequest, CmdFlags, Command, I2cClientQueues, I2cCmd, I2cConnectionResource,
-    I2cError, I2cResponse, I2cServerQueues, I2cVirt, I2cVirtConfig,
+    BusReply, BusRequest, CmdFlags, Command, I2cClientQueues, I2cCmd, I2cError, I2cResponse,
+    I2cServerQueues, I2cVirt, I2cVirtConfig,
 };
-use lions_os::sim::{End, PdId, Region, Sim};
-use lions_os::{
-    Channel, ChannelSet, Handler, MessageInfo, OsError, RegionResource, get_mr, set_mr,
-};
+use lions_os::sim::{End, PdId, Shared, Sim};
+use lions_os::{Channel, ChannelSet, Handler, MessageInfo, OsError, get_mr, set_mr};
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
-use zerocopy::FromZeros;
-
-const V_DRIVER: u8 = 0;
-const D_VIRT: u8 = 1;
-const D_CMD: u8 = 2;
-const C_VIRT: u8 = 0;
-const C_CMD: u8 = 1;
-const DATA: u64 = 0x1000;
-/// Client c's data region: at `CLIENT_BASE` in the client, `DRIVER_BASE + c * 0x10000` in the
-/// driver (nobody dereferences them here).
-const CLIENT_BASE: u64 = 0x2000_0000;
-const DRIVER_BASE: u64 = 0x3000_0000;
-
-fn driver_base(c: usize) -> u64 {
-    DRIVER_BASE + c as u64 * 0x10000
-}
-
-struct Pair {
-    req: Region,
-    resp: Region,
-}
-
-impl Pair {
-    fn new() -> Self {
-        Self {
-            req: Region::new(Region::PAGE),
-            resp: Region::new(Region::PAGE),
-        }
-    }
-
-    fn conn(&self, id: u8) -> I2cConnectionResource {
-        let r = |r: &Region| RegionResource {
-            vaddr: r.as_ptr().as_ptr().expose_provenance() as u64,
-            size: Region::PAGE as u64,
-        };
-        I2cConnectionResource {
-            req_queue: r(&self.req),
-            resp_queue: r(&self.resp),
-            num_buffers: 254,
-            id,
-            _pad: [0; 5],
-        }
-    }
-
-    /// A word of the request queue header (0 staged tail, 4 tail, 8 head), as a rogue peer sees it.
-    fn req_word(&self, at: usize) -> &AtomicU32 {
-        // SAFETY: page-aligned, inside the region, accessed only atomically.
-        unsafe { self.req.at(at).cast::<AtomicU32>().as_ref() }
-    }
-}
+use std::sync::atomic::Ordering;
 
 #[derive(Debug, Clone)]
 enum Cmd {
@@ -99,17 +52,7 @@ impl World {
     fn new(n: usize) -> Self {
         let driver = Pair::new();
         let clients: Vec<Pair> = (0..n).map(|_| Pair::new()).collect();
-        let mut config = Box::new(I2cVirtConfig::new_zeroed());
-        config.magic = *b"sDDF\x04";
-        config.num_clients = n as u64;
-        config.driver = driver.conn(V_DRIVER);
-        for (c, p) in clients.iter().enumerate() {
-            let e = &mut config.clients[c];
-            e.conn = p.conn(u8::try_from(c + 1).unwrap());
-            e.data_size = DATA;
-            e.client_data_vaddr = CLIENT_BASE;
-            e.driver_data_vaddr = driver_base(c);
-        }
+        let config = virt_config(&driver, &clients);
         Self {
             driver,
             clients,
@@ -121,18 +64,6 @@ impl World {
             paused: RefCell::new(false),
             answer: RefCell::new(I2cError::Ok),
         }
-    }
-}
-
-struct Shared<'a>(&'a RefCell<I2cVirt<'a>>);
-
-impl Handler for Shared<'_> {
-    type Error = lions_i2c::Error;
-    fn notified(&mut self, set: ChannelSet) -> Result<(), Self::Error> {
-        self.0.borrow_mut().notified(set)
-    }
-    fn protected(&mut self, ch: Channel, m: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        self.0.borrow_mut().protected(ch, m)
     }
 }
 
@@ -245,7 +176,7 @@ impl<'a> Rig<'a> {
         let q = unsafe { I2cServerQueues::from_connection(&conn) }.unwrap();
         let driver = sim.add_pd("i2c_driver", 200, false, DriverPd { w, q });
         sim.irq(driver, D_CMD).unwrap();
-        let virt_pd = sim.add_pd("i2c_virt", 199, false, Shared(virt));
+        let virt_pd = sim.add_pd("i2c_virt", 199, false, Shared::new(virt));
         sim.channel(driver, D_VIRT, virt_pd, V_DRIVER).unwrap();
         let clients = (0..w.clients.len())
             .map(|c| {
@@ -619,7 +550,7 @@ fn a_client_with_corrupt_indices_is_cut_off_and_its_addresses_freed() {
     rig!(w, virt, rig, 2);
     rig.cmd(0, [Cmd::Claim(0x50)]);
     rig.cmd(1, [Cmd::Claim(0x51)]);
-    w.clients[1].req_word(4).store(1000, Ordering::Relaxed);
+    w.clients[1].word(false, 4).store(1000, Ordering::Relaxed);
     w.scripts.borrow_mut()[1].push_back(Cmd::Raw(vec![]));
     rig.sim.inject_irq(rig.clients[1], C_CMD).unwrap();
     rig.sim.run_until_idle(1000).unwrap();

@@ -338,13 +338,31 @@ impl NfsFs {
     }
 
     /// Issue the next call of `op`, or finish it.
-    fn step(&mut self, mut op: Op) {
+    fn step(&mut self, op: Op) {
+        let Some(op) = self.walk(op) else {
+            return;
+        };
+        // The walk's last LOOKUP brought the attributes: Lookup and Stat are done.
+        match (&op.req, op.attr) {
+            (Request::Lookup(_), Some(a)) => {
+                let done = Outcome::Object(op.dir_a, Some(a));
+                self.done.push_back((op.id, Ok(done)));
+            }
+            (Request::Stat(_), Some(a)) => self.done.push_back((op.id, Ok(Outcome::Attr(a)))),
+            _ => self.final_call(op),
+        }
+    }
+
+    /// The path walks (a LOOKUP per component of path A, then of path B for a rename): issue the
+    /// next LOOKUP (`None`), or give back `op` with both walks done.
+    fn walk(&mut self, mut op: Op) -> Option<Op> {
         if op.stage == Stage::WalkA {
             if op.next < op.walk_len(&op.comps_a) {
-                return self.call(op, proc::LOOKUP, |e, o| {
+                self.call(op, proc::LOOKUP, |e, o| {
                     let (s, t) = o.comps_a[o.next];
                     nfs3::encode_dirop(e, &o.dir_a, &o.path_a()[s..t]);
                 });
+                return None;
             }
             op.next = 0;
             op.stage = if matches!(op.req, Request::Rename(..)) {
@@ -355,25 +373,19 @@ impl NfsFs {
         }
         if op.stage == Stage::WalkB {
             if op.next < op.walk_len(&op.comps_b) {
-                return self.call(op, proc::LOOKUP, |e, o| {
+                self.call(op, proc::LOOKUP, |e, o| {
                     let (s, t) = o.comps_b[o.next];
                     nfs3::encode_dirop(e, &o.dir_b, &o.path_b()[s..t]);
                 });
+                return None;
             }
             op.stage = Stage::Final;
         }
-        // The walk's last LOOKUP brought the attributes: Lookup and Stat are done.
-        match (&op.req, op.attr) {
-            (Request::Lookup(_), Some(a)) => {
-                return self
-                    .done
-                    .push_back((op.id, Ok(Outcome::Object(op.dir_a, Some(a)))));
-            }
-            (Request::Stat(_), Some(a)) => {
-                return self.done.push_back((op.id, Ok(Outcome::Attr(a))));
-            }
-            _ => {}
-        }
+        Some(op)
+    }
+
+    /// The request's own call, after its walks.
+    fn final_call(&mut self, op: Op) {
         match op.req.clone() {
             Request::Lookup(_) | Request::Stat(_) => {
                 self.call(op, proc::GETATTR, |e, o| nfs3::encode_fh(e, &o.dir_a))
@@ -454,72 +466,10 @@ impl NfsFs {
             Ok(b) => b,
             Err(e) => return self.done.push_back((op.id, Err(FsError::Rpc(e)))),
         };
-        let res: Result<Option<Outcome>, FsError> = (|| match op.stage {
-            Stage::WalkA | Stage::WalkB | Stage::FixupLookup => {
-                let l = nfs3::decode_lookup(body)?;
-                if op.stage == Stage::FixupLookup {
-                    return Ok(Some(Outcome::Object(l.fh, l.attr)));
-                }
-                if op.stage == Stage::WalkA {
-                    op.dir_a = l.fh;
-                } else {
-                    op.dir_b = l.fh;
-                }
-                op.attr = l.attr;
-                op.next += 1;
-                Ok(None)
-            }
-            Stage::Final => Ok(Some(match &op.req {
-                Request::Lookup(_) => Outcome::Object(op.dir_a, Some(nfs3::decode_getattr(body)?)),
-                Request::Stat(_) | Request::GetAttr(_) => {
-                    Outcome::Attr(nfs3::decode_getattr(body)?)
-                }
-                Request::SetSize(..) => {
-                    nfs3::decode_setattr(body)?;
-                    Outcome::Done
-                }
-                Request::Create { .. } => {
-                    let c = nfs3::decode_create(body)?;
-                    match c.fh {
-                        Some(fh) => Outcome::Object(fh, c.attr),
-                        None => {
-                            op.stage = Stage::FixupLookup;
-                            return Ok(None);
-                        }
-                    }
-                }
-                Request::Read { .. } => {
-                    let rd = nfs3::decode_read(body)?;
-                    Outcome::Data(rd.data.to_vec(), rd.eof)
-                }
-                Request::Write { .. } => {
-                    let w = nfs3::decode_write(body)?;
-                    Outcome::Written(w.count, w.committed, w.verf)
-                }
-                Request::Commit(_) => Outcome::Committed(nfs3::decode_commit(body)?),
-                Request::Remove(_) | Request::Rmdir(_) => {
-                    nfs3::decode_remove(body)?;
-                    Outcome::Done
-                }
-                Request::Mkdir(_) => {
-                    nfs3::decode_create(body)?;
-                    Outcome::Done
-                }
-                Request::Rename(..) => {
-                    nfs3::decode_rename(body)?;
-                    Outcome::Done
-                }
-                Request::ReadDir { .. } => {
-                    let l = nfs3::decode_readdir(body)?;
-                    Outcome::Dir(DirPage {
-                        entries: l.entries().map(|e| (e.name.to_vec(), e.cookie)).collect(),
-                        verf: l.verf,
-                        eof: l.eof,
-                    })
-                }
-                Request::FsStat => Outcome::FsStat(nfs3::decode_fsstat(body)?),
-            })),
-        })();
+        let res = match op.stage {
+            Stage::WalkA | Stage::WalkB | Stage::FixupLookup => walk_reply(&mut op, body),
+            Stage::Final => final_reply(&mut op, body),
+        };
         match res {
             Ok(Some(o)) => self.done.push_back((op.id, Ok(o))),
             Err(e) => self.done.push_back((op.id, Err(e))),
@@ -531,6 +481,76 @@ impl NfsFs {
             Ok(None) => self.step(op),
         }
     }
+}
+
+/// A LOOKUP reply during a path walk: the next directory (`None`: walk on), or, for the lookup
+/// after a CREATE that returned no handle, the created object.
+fn walk_reply(op: &mut Op, body: &[u8]) -> Result<Option<Outcome>, FsError> {
+    let l = nfs3::decode_lookup(body)?;
+    if op.stage == Stage::FixupLookup {
+        return Ok(Some(Outcome::Object(l.fh, l.attr)));
+    }
+    if op.stage == Stage::WalkA {
+        op.dir_a = l.fh;
+    } else {
+        op.dir_b = l.fh;
+    }
+    op.attr = l.attr;
+    op.next += 1;
+    Ok(None)
+}
+
+/// The reply to a request's own call: its outcome (`None`: a CREATE that returned no handle,
+/// which a LOOKUP must fix up).
+fn final_reply(op: &mut Op, body: &[u8]) -> Result<Option<Outcome>, FsError> {
+    Ok(Some(match &op.req {
+        Request::Lookup(_) => Outcome::Object(op.dir_a, Some(nfs3::decode_getattr(body)?)),
+        Request::Stat(_) | Request::GetAttr(_) => Outcome::Attr(nfs3::decode_getattr(body)?),
+        Request::SetSize(..) => {
+            nfs3::decode_setattr(body)?;
+            Outcome::Done
+        }
+        Request::Create { .. } => {
+            let c = nfs3::decode_create(body)?;
+            match c.fh {
+                Some(fh) => Outcome::Object(fh, c.attr),
+                None => {
+                    op.stage = Stage::FixupLookup;
+                    return Ok(None);
+                }
+            }
+        }
+        Request::Read { .. } => {
+            let rd = nfs3::decode_read(body)?;
+            Outcome::Data(rd.data.to_vec(), rd.eof)
+        }
+        Request::Write { .. } => {
+            let w = nfs3::decode_write(body)?;
+            Outcome::Written(w.count, w.committed, w.verf)
+        }
+        Request::Commit(_) => Outcome::Committed(nfs3::decode_commit(body)?),
+        Request::Remove(_) | Request::Rmdir(_) => {
+            nfs3::decode_remove(body)?;
+            Outcome::Done
+        }
+        Request::Mkdir(_) => {
+            nfs3::decode_create(body)?;
+            Outcome::Done
+        }
+        Request::Rename(..) => {
+            nfs3::decode_rename(body)?;
+            Outcome::Done
+        }
+        Request::ReadDir { .. } => {
+            let l = nfs3::decode_readdir(body)?;
+            Outcome::Dir(DirPage {
+                entries: l.entries().map(|e| (e.name.to_vec(), e.cookie)).collect(),
+                verf: l.verf,
+                eof: l.eof,
+            })
+        }
+        Request::FsStat => Outcome::FsStat(nfs3::decode_fsstat(body)?),
+    }))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! | `DIR_READ` | READDIR pages, one name per command | `.` and `..` skipped; `EndOfDirectory` at the end |
 //! | `DIR_TELL` / `DIR_SEEK` / `DIR_REWIND` | none (the next `DIR_READ` restarts the listing and skips) | position = names returned |
 
-use crate::fs::{FsError, MAX_PATH, NfsFs, OpId, Outcome, Request};
+use crate::fs::{DirPage, FsError, MAX_PATH, NfsFs, OpId, Outcome, Request};
 use crate::nfs3::{self, Fattr, FileHandle, FileType, StableHow, VERFSIZE};
 use alloc::collections::VecDeque;
 use alloc::vec;
@@ -235,6 +235,49 @@ impl NfsBackend {
         Ok(())
     }
 
+    /// A looked-up object opened as a file (a directory is refused).
+    fn open_file(&mut self, fh: FileHandle, attr: Option<&Fattr>) -> Result<Done<u32>, Status> {
+        if attr.is_some_and(|a| a.ftype == FileType::Dir) {
+            return Err(Status::InvalidPath);
+        }
+        let f = OpenFile {
+            fh,
+            dirty: false,
+            verf: None,
+            lost: false,
+        };
+        Ok(Done::Opened(slot(&mut self.files, f)))
+    }
+
+    /// A looked-up object opened as a directory (anything known to be another type is refused).
+    fn open_dir(&mut self, fh: FileHandle, attr: Option<&Fattr>) -> Result<Done<u32>, Status> {
+        if attr.is_some_and(|a| a.ftype != FileType::Dir) {
+            return Err(Status::NotDirectory);
+        }
+        let d = OpenDir {
+            fh,
+            cookie: 0,
+            verf: [0; VERFSIZE],
+            page: VecDeque::new(),
+            eof: false,
+            pos: 0,
+            skip: 0,
+        };
+        Ok(Done::Opened(slot(&mut self.dirs, d)))
+    }
+
+    /// A READDIR page for directory `h`: its entries queued, the cookie, verifier and end noted.
+    fn take_page(&mut self, h: u32, page: DirPage) -> Result<(), Status> {
+        let d = self.dir(h)?;
+        if let Some(&(_, c)) = page.entries.last() {
+            d.cookie = c;
+        }
+        d.verf = page.verf;
+        d.eof = page.eof;
+        d.page.extend(page.entries);
+        Ok(())
+    }
+
     fn finished(&mut self, id: OpId, r: Result<Outcome, FsError>, share: &ShareRegion<'_>) {
         let Some(i) = self.waiting.iter().position(|w| w.0 == id) else {
             return;
@@ -244,33 +287,8 @@ impl NfsBackend {
         let data = |d| Ok(Done::Data(d));
         let res: Result<Done<u32>, Status> = match (then, r) {
             (_, Err(e)) => Err(e),
-            (Then::Opened, Ok(Outcome::Object(fh, attr))) => match attr.map(|a| a.ftype) {
-                Some(FileType::Dir) => Err(Status::InvalidPath),
-                _ => Ok(Done::Opened(slot(
-                    &mut self.files,
-                    OpenFile {
-                        fh,
-                        dirty: false,
-                        verf: None,
-                        lost: false,
-                    },
-                ))),
-            },
-            (Then::DirOpened, Ok(Outcome::Object(fh, attr))) => match attr.map(|a| a.ftype) {
-                Some(FileType::Dir) | None => Ok(Done::Opened(slot(
-                    &mut self.dirs,
-                    OpenDir {
-                        fh,
-                        cookie: 0,
-                        verf: [0; VERFSIZE],
-                        page: VecDeque::new(),
-                        eof: false,
-                        pos: 0,
-                        skip: 0,
-                    },
-                ))),
-                Some(_) => Err(Status::NotDirectory),
-            },
+            (Then::Opened, Ok(Outcome::Object(fh, attr))) => self.open_file(fh, attr.as_ref()),
+            (Then::DirOpened, Ok(Outcome::Object(fh, attr))) => self.open_dir(fh, attr.as_ref()),
             (Then::Stat(buf), Ok(Outcome::Attr(a))) => share
                 .write(buf, 0, fs_stat(&a).as_bytes())
                 .map_err(|e| e.status())
@@ -303,19 +321,11 @@ impl NfsBackend {
             }
             (Then::Done, Ok(_)) => data(CompletionData::None),
             (Then::DirPage(h, buf), Ok(Outcome::Dir(page))) => {
-                match self.dir(h) {
-                    Ok(d) => {
-                        if let Some(&(_, c)) = page.entries.last() {
-                            d.cookie = c;
-                        }
-                        d.verf = page.verf;
-                        d.eof = page.eof;
-                        d.page.extend(page.entries);
-                    }
-                    Err(e) => return self.done.push_back((id, Err(e))),
-                }
                 // Serve from the new page (or fetch the next one).
-                if let Err(e) = self.dir_read(id, h, buf, share) {
+                if let Err(e) = self
+                    .take_page(h, page)
+                    .and_then(|()| self.dir_read(id, h, buf, share))
+                {
                     self.done.push_back((id, Err(e)));
                 }
                 return;
@@ -326,24 +336,15 @@ impl NfsBackend {
     }
 }
 
-impl DeferredBackend for NfsBackend {
-    type Handle = u32;
-
-    fn start(&mut self, id: u64, op: Op<'_, u32>, share: &ShareRegion<'_>) -> Result<(), Status> {
-        let path = |p: &str| {
-            if p.len() > MAX_PATH {
-                Err(Status::InvalidPath)
-            } else {
-                Ok(p.as_bytes().to_vec())
-            }
-        };
+impl NfsBackend {
+    /// Start an operation on a file (open, close, read, write, size, truncate, sync).
+    fn start_file(
+        &mut self,
+        id: u64,
+        op: Op<'_, u32>,
+        share: &ShareRegion<'_>,
+    ) -> Result<(), Status> {
         match op {
-            Op::Mount => self.now(id, Ok(CompletionData::None)),
-            Op::Unmount => {
-                self.files.clear();
-                self.dirs.clear();
-                self.now(id, Ok(CompletionData::None));
-            }
             Op::Open { path: p, flags } => {
                 let p = path(p)?;
                 let req = if flags.options.contains(OpenOptions::CREATE) {
@@ -369,7 +370,6 @@ impl DeferredBackend for NfsBackend {
                     self.now(id, Ok(CompletionData::None));
                 }
             }
-            Op::Stat { path: p, buf } => self.nfs(id, Request::Stat(path(p)?), Then::Stat(buf)),
             Op::Read { file, offset, buf } => {
                 let fh = self.file(file)?.fh;
                 let count = io_len(buf);
@@ -405,13 +405,19 @@ impl DeferredBackend for NfsBackend {
                 let fh = f.fh;
                 self.nfs(id, Request::Commit(fh), then);
             }
-            Op::Rename { old, new } => {
-                self.nfs(id, Request::Rename(path(old)?, path(new)?), Then::Done)
-            }
-            Op::Remove(p) => self.nfs(id, Request::Remove(path(p)?), Then::Done),
-            Op::DirCreate(p) => self.nfs(id, Request::Mkdir(path(p)?), Then::Done),
-            Op::DirRemove(p) => self.nfs(id, Request::Rmdir(path(p)?), Then::Done),
-            Op::DirOpen(p) => self.nfs(id, Request::Lookup(path(p)?), Then::DirOpened),
+            _ => return Err(Status::InvalidCommand),
+        }
+        Ok(())
+    }
+
+    /// Start an operation on an open directory (close, read, tell, seek, rewind).
+    fn start_dir(
+        &mut self,
+        id: u64,
+        op: Op<'_, u32>,
+        share: &ShareRegion<'_>,
+    ) -> Result<(), Status> {
+        match op {
             Op::DirClose(h) => {
                 self.dirs
                     .get_mut(h as usize)
@@ -432,6 +438,52 @@ impl DeferredBackend for NfsBackend {
                 self.restart_dir(h, 0)?;
                 self.now(id, Ok(CompletionData::None));
             }
+            _ => return Err(Status::InvalidCommand),
+        }
+        Ok(())
+    }
+}
+
+/// A path for an NFS request: at most [`MAX_PATH`] bytes.
+fn path(p: &str) -> Result<Vec<u8>, Status> {
+    if p.len() > MAX_PATH {
+        Err(Status::InvalidPath)
+    } else {
+        Ok(p.as_bytes().to_vec())
+    }
+}
+
+impl DeferredBackend for NfsBackend {
+    type Handle = u32;
+
+    fn start(&mut self, id: u64, op: Op<'_, u32>, share: &ShareRegion<'_>) -> Result<(), Status> {
+        match op {
+            Op::Mount => self.now(id, Ok(CompletionData::None)),
+            Op::Unmount => {
+                self.files.clear();
+                self.dirs.clear();
+                self.now(id, Ok(CompletionData::None));
+            }
+            Op::Open { .. }
+            | Op::Close(_)
+            | Op::Read { .. }
+            | Op::Write { .. }
+            | Op::Size(_)
+            | Op::Truncate(..)
+            | Op::Sync(_) => self.start_file(id, op, share)?,
+            Op::DirClose(_)
+            | Op::DirRead { .. }
+            | Op::DirTell(_)
+            | Op::DirSeek(..)
+            | Op::DirRewind(_) => self.start_dir(id, op, share)?,
+            Op::Stat { path: p, buf } => self.nfs(id, Request::Stat(path(p)?), Then::Stat(buf)),
+            Op::Rename { old, new } => {
+                self.nfs(id, Request::Rename(path(old)?, path(new)?), Then::Done)
+            }
+            Op::Remove(p) => self.nfs(id, Request::Remove(path(p)?), Then::Done),
+            Op::DirCreate(p) => self.nfs(id, Request::Mkdir(path(p)?), Then::Done),
+            Op::DirRemove(p) => self.nfs(id, Request::Rmdir(path(p)?), Then::Done),
+            Op::DirOpen(p) => self.nfs(id, Request::Lookup(path(p)?), Then::DirOpened),
         }
         Ok(())
     }

@@ -349,7 +349,7 @@ fn client_id(c: usize) -> Result<u8, RigError> {
 /// The shared memory and the configs of a serial subsystem, built from [`SerialOptions`] with the
 /// [config builders](crate::builders). Make it before the [`SerialRig`] that runs on it.
 pub struct SerialMemory {
-    _queues: Vec<Queue>,
+    queues: Vec<Queue>,
     driver: SerialDriverConfig,
     virt_tx: SerialVirtTxConfig,
     virt_rx: SerialVirtRxConfig,
@@ -388,13 +388,20 @@ impl SerialMemory {
         virt_rx.check()?;
         clients.iter().try_for_each(Config::check)?;
         Ok(Self {
-            _queues: queues,
+            queues,
             driver,
             virt_tx,
             virt_rx,
             clients,
             opts: opts.clone(),
         })
+    }
+
+    /// Client `c`'s Tx and Rx queues, for a test that reaches into them as a misbehaving client
+    /// would.
+    pub fn client_queues(&self, c: usize) -> Option<(&Queue, &Queue)> {
+        let i = 2 + 2 * c;
+        Some((self.queues.get(i)?, self.queues.get(i + 1)?))
     }
 
     /// The driver's config.

@@ -16,8 +16,8 @@
 
 use lions_os::sim::attack::{Rng, Target};
 use lions_os::sim::{PdId, Shared, Sim};
-use lions_os::{Channel, ChannelSet, Handler, sddf_magic};
-use lions_serial::testkit::{Queue, ScriptedUart, pump};
+use lions_os::{Channel, ChannelSet, Handler};
+use lions_serial::testkit::{ScriptedUart, SerialMemory, SerialOptions, pump};
 use lions_serial::{
     Error, SerialClient, SerialClientConfig, SerialDriver, SerialDriverConfig, SerialVirtRxConfig,
     SerialVirtTxConfig, VirtRx, VirtTx,
@@ -25,7 +25,6 @@ use lions_serial::{
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use zerocopy::FromZeros;
 
 // The channel ids of the testkit's wiring.
 use lions_serial::testkit::{
@@ -76,10 +75,8 @@ enum Act {
 }
 
 struct World {
-    _driver_tx: Queue,
-    _driver_rx: Queue,
-    client_tx: Vec<Queue>,
-    client_rx: Vec<Queue>,
+    /// The queues and configs (testkit's); the configs below are copies of its.
+    mem: SerialMemory,
     drv: SerialDriverConfig,
     vtx: SerialVirtTxConfig,
     vrx: SerialVirtRxConfig,
@@ -96,55 +93,25 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let magic = sddf_magic(lions_os::ConfigClass::Serial);
-        let driver_tx = Queue::new(256);
-        let driver_rx = Queue::new(256);
-        let client_tx: Vec<Queue> = (0..CLIENTS).map(|_| Queue::new(QSIZE)).collect();
-        let client_rx: Vec<Queue> = (0..CLIENTS).map(|_| Queue::new(QSIZE)).collect();
-        let mut drv = SerialDriverConfig::new_zeroed();
-        drv.magic = magic;
-        drv.tx = driver_tx.conn(D_TX);
-        drv.rx = driver_rx.conn(D_RX);
-        drv.rx_enabled = 1;
-        let mut vtx = SerialVirtTxConfig::new_zeroed();
-        vtx.magic = magic;
-        vtx.driver = driver_tx.conn(V_DRIVER);
-        vtx.num_clients = CLIENTS as u8;
-        for (c, q) in client_tx.iter().enumerate() {
-            vtx.clients[c].conn = q.conn(1 + c as u8);
-            let name = format!("c{c}");
-            vtx.clients[c].name[..name.len()].copy_from_slice(name.as_bytes());
-        }
-        vtx.begin_str[..BEGIN.len()].copy_from_slice(BEGIN);
-        vtx.enable_colour = 1;
-        vtx.enable_rx = 1;
-        let mut vrx = SerialVirtRxConfig::new_zeroed();
-        vrx.magic = magic;
-        vrx.driver = driver_rx.conn(V_DRIVER);
-        vrx.num_clients = CLIENTS as u8;
-        for (c, q) in client_rx.iter().enumerate() {
-            vrx.clients[c] = q.conn(1 + c as u8);
-        }
-        vrx.switch_char = SWITCH;
-        vrx.terminate_num_char = b'\r';
-        let cli = (0..CLIENTS)
-            .map(|c| {
-                let mut cfg = SerialClientConfig::new_zeroed();
-                cfg.magic = magic;
-                cfg.tx = client_tx[c].conn(C_TX);
-                cfg.rx = client_rx[c].conn(C_RX);
-                cfg
-            })
-            .collect();
+        let mem = SerialMemory::new(&SerialOptions {
+            clients: CLIENTS,
+            driver_queue: 256,
+            client_queue: QSIZE,
+            rx: true,
+            colour: true,
+            begin_str: BEGIN.to_vec(),
+            switch_char: SWITCH,
+            terminate: b'\r',
+            ..SerialOptions::default()
+        })
+        .unwrap();
+        let cli = (0..CLIENTS).map(|c| *mem.client_config(c)).collect();
         Self {
-            _driver_tx: driver_tx,
-            _driver_rx: driver_rx,
-            client_tx,
-            client_rx,
-            drv,
-            vtx,
-            vrx,
+            drv: *mem.driver_config(),
+            vtx: *mem.virt_tx_config(),
+            vrx: *mem.virt_rx_config(),
             cli,
+            mem,
             dev: ScriptedUart::default(),
             room: Cell::new(1 << 20),
             scripts: RefCell::new(vec![VecDeque::new(); CLIENTS]),
@@ -196,7 +163,7 @@ struct ClientPd<'a> {
 
 impl ClientPd<'_> {
     fn evil(&self, e: &Evil) {
-        let (tx, rx) = (&self.w.client_tx[EVIL], &self.w.client_rx[EVIL]);
+        let (tx, rx) = self.w.mem.client_queues(EVIL).unwrap();
         let q = |rx_side: bool| if rx_side { rx } else { tx };
         match e {
             Evil::Bytes { at, bytes, bump } => {

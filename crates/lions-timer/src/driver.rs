@@ -88,19 +88,9 @@ impl<D: TimerDevice> TimerDriver<D> {
         })
     }
 
-    /// The device.
-    pub fn device(&self) -> &D {
-        &self.device
-    }
-
     /// The device, mutably.
     pub fn device_mut(&mut self) -> &mut D {
         &mut self.device
-    }
-
-    /// `client`'s pending deadline in absolute ticks, if it has one.
-    pub fn deadline(&self, client: Channel) -> Option<u64> {
-        self.deadlines[usize::from(client.index())]
     }
 
     /// Nanoseconds since boot (saturating).
@@ -118,7 +108,7 @@ impl<D: TimerDevice> TimerDriver<D> {
 
     /// Clear every deadline at or before now, program the next, notify each expired client once.
     /// Every client is notified even if one notification fails; the first failure is returned.
-    pub fn expire(&mut self) -> Result<(), OsError> {
+    fn expire(&mut self) -> Result<(), OsError> {
         let now = self.device.now_ticks();
         let mut due = ChannelSet::EMPTY;
         for (slot, ch) in self

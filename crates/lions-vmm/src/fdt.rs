@@ -341,12 +341,42 @@ pub fn guest_tree(cfg: &GuestDt<'_>, buf: &mut [u8]) -> Result<usize, FdtError> 
     w.property_u32("#address-cells", 2);
     w.property_u32("#size-cells", 2);
     w.property_u32("interrupt-parent", GIC_PHANDLE);
+    cpu_nodes(&mut w, cfg, &mut name);
+    for &(base, size) in cfg.memory {
+        w.begin_node(unit_name(&mut name, "memory", base));
+        w.property_str("device_type", "memory");
+        w.property_cells("reg", &[hi(base), lo(base), hi(size), lo(size)]);
+        w.end_node();
+    }
+    interrupt_nodes(&mut w, cfg, &mut name);
+    for v in cfg.virtio {
+        w.begin_node(unit_name(&mut name, "virtio_mmio", v.base));
+        w.property_str("compatible", "virtio,mmio");
+        w.property_cells("reg", &[hi(v.base), lo(v.base), hi(v.size), lo(v.size)]);
+        // SPI, edge rising.
+        w.property_cells("interrupts", &[0, v.irq.saturating_sub(32), 1]);
+        w.property_empty("dma-coherent");
+        w.end_node();
+    }
 
+    w.begin_node("chosen");
+    w.property_str("bootargs", cfg.bootargs);
+    if let Some((start, end)) = cfg.initrd {
+        w.property_u64("linux,initrd-start", start);
+        w.property_u64("linux,initrd-end", end);
+    }
+    w.end_node();
+    w.end_node();
+    w.finish()
+}
+
+/// The `cpus` node (one `cpu@N` per vCPU, started by PSCI) and the `psci` node.
+fn cpu_nodes(w: &mut FdtWriter<'_>, cfg: &GuestDt<'_>, name: &mut [u8; 40]) {
     w.begin_node("cpus");
     w.property_u32("#address-cells", 1);
     w.property_u32("#size-cells", 0);
     for c in 0..cfg.ncpus {
-        w.begin_node(unit_name(&mut name, "cpu", u64::from(c)));
+        w.begin_node(unit_name(name, "cpu", u64::from(c)));
         w.property_str("device_type", "cpu");
         w.property_str("compatible", "arm,armv8");
         w.property_u32("reg", c);
@@ -359,15 +389,11 @@ pub fn guest_tree(cfg: &GuestDt<'_>, buf: &mut [u8]) -> Result<usize, FdtError> 
     w.property_str("compatible", "arm,psci-1.0\0arm,psci-0.2");
     w.property_str("method", cfg.psci_method);
     w.end_node();
+}
 
-    for &(base, size) in cfg.memory {
-        w.begin_node(unit_name(&mut name, "memory", base));
-        w.property_str("device_type", "memory");
-        w.property_cells("reg", &[hi(base), lo(base), hi(size), lo(size)]);
-        w.end_node();
-    }
-
-    w.begin_node(unit_name(&mut name, "intc", cfg.gicd));
+/// The GIC (`intc`: distributor and CPU interface) and the `timer` node with its four PPIs.
+fn interrupt_nodes(w: &mut FdtWriter<'_>, cfg: &GuestDt<'_>, name: &mut [u8; 40]) {
+    w.begin_node(unit_name(name, "intc", cfg.gicd));
     w.property_str("compatible", "arm,cortex-a15-gic");
     w.property_empty("interrupt-controller");
     w.property_u32("#interrupt-cells", 3);
@@ -402,26 +428,6 @@ pub fn guest_tree(cfg: &GuestDt<'_>, buf: &mut [u8]) -> Result<usize, FdtError> 
     w.property_cells("interrupts", &cells);
     w.property_empty("always-on");
     w.end_node();
-
-    for v in cfg.virtio {
-        w.begin_node(unit_name(&mut name, "virtio_mmio", v.base));
-        w.property_str("compatible", "virtio,mmio");
-        w.property_cells("reg", &[hi(v.base), lo(v.base), hi(v.size), lo(v.size)]);
-        // SPI, edge rising.
-        w.property_cells("interrupts", &[0, v.irq.saturating_sub(32), 1]);
-        w.property_empty("dma-coherent");
-        w.end_node();
-    }
-
-    w.begin_node("chosen");
-    w.property_str("bootargs", cfg.bootargs);
-    if let Some((start, end)) = cfg.initrd {
-        w.property_u64("linux,initrd-start", start);
-        w.property_u64("linux,initrd-end", end);
-    }
-    w.end_node();
-    w.end_node();
-    w.finish()
 }
 
 #[cfg(test)]

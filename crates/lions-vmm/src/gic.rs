@@ -526,53 +526,26 @@ impl Gic {
             self.bad_accesses += 1;
             return;
         }
+        self.write_word(vcpu, offset, off, value);
+    }
+
+    /// A checked 32-bit write to a word register (every register but priorities and targets).
+    fn write_word(&mut self, vcpu: usize, offset: u64, off: usize, value: u32) {
         let n = (off & 0x7f) / 4;
-        let range = n * 32..(n + 1) * 32;
         match offset {
-            reg::CTLR => {
-                let was = self.ctlr & 1;
-                self.ctlr = value & 3;
-                if was == 0 && self.ctlr & 1 == 1 {
-                    for c in 0..self.nvcpus {
-                        self.requeue(c, 0..NUM_IRQS);
-                    }
-                }
-            }
+            reg::CTLR => self.write_ctlr(value),
             0x080..0x100 => {
                 if let Some(w) = self.group.word(vcpu, n) {
                     *w = value;
                 }
             }
-            0x100..0x180 => {
-                if let Some(w) = self.enabled.word(vcpu, n) {
-                    *w |= value;
-                }
-                if n == 0 {
-                    self.requeue(vcpu, 0..32);
-                } else if n < WORDS {
-                    for c in 0..self.nvcpus {
-                        self.requeue(c, range.clone());
-                    }
-                }
-            }
+            0x100..0x180 => self.set_enable(vcpu, n, value),
             0x180..0x200 => {
                 if let Some(w) = self.enabled.word(vcpu, n) {
                     *w &= !value;
                 }
             }
-            0x200..0x280 => {
-                for i in range.filter(|i| value >> (i % 32) & 1 == 1 && *i >= 16 && *i < NUM_IRQS) {
-                    let v = self.route(vcpu, i);
-                    self.pending.set(v, i, true);
-                    let _ = self.queue(v, i, 0);
-                }
-            }
-            0x280..0x300 => {
-                for i in range.filter(|i| value >> (i % 32) & 1 == 1 && *i >= 16 && *i < NUM_IRQS) {
-                    let v = self.route(vcpu, i);
-                    self.pending.set(v, i, false);
-                }
-            }
+            0x200..0x300 => self.write_pending(vcpu, n, value, offset < 0x280),
             0x300..0x380 => {
                 if let Some(w) = self.active.word(vcpu, n) {
                     *w |= value;
@@ -583,20 +556,56 @@ impl Gic {
                     *w &= !value;
                 }
             }
-            0xc00..0xd00 => {
-                let w = (off - 0xc00) / 4;
-                match w {
-                    0 => {}
-                    1 => self.cfg_banked[vcpu] = value,
-                    _ => {
-                        if let Some(c) = self.cfg.get_mut(w) {
-                            *c = value;
-                        }
+            0xc00..0xd00 => match (off - 0xc00) / 4 {
+                0 => {}
+                1 => self.cfg_banked[vcpu] = value,
+                w => {
+                    if let Some(c) = self.cfg.get_mut(w) {
+                        *c = value;
                     }
                 }
-            }
+            },
             reg::SGIR => self.send_sgi(vcpu, value),
             _ => self.bad_accesses += 1,
+        }
+    }
+
+    /// `GICD_CTLR`: turning the distributor on queues what became deliverable.
+    fn write_ctlr(&mut self, value: u32) {
+        let was = self.ctlr & 1;
+        self.ctlr = value & 3;
+        if was == 0 && self.ctlr & 1 == 1 {
+            for c in 0..self.nvcpus {
+                self.requeue(c, 0..NUM_IRQS);
+            }
+        }
+    }
+
+    /// `GICD_ISENABLER<n>`: enable the set bits, then queue what became deliverable (word 0 is
+    /// banked per vCPU).
+    fn set_enable(&mut self, vcpu: usize, n: usize, value: u32) {
+        if let Some(w) = self.enabled.word(vcpu, n) {
+            *w |= value;
+        }
+        if n == 0 {
+            self.requeue(vcpu, 0..32);
+        } else if n < WORDS {
+            for c in 0..self.nvcpus {
+                self.requeue(c, n * 32..(n + 1) * 32);
+            }
+        }
+    }
+
+    /// `GICD_ISPENDR<n>` (`set`) or `GICD_ICPENDR<n>`: the set bits' SPIs and PPIs (not SGIs)
+    /// become pending (and are queued) or not, on the vCPU each is routed to.
+    fn write_pending(&mut self, vcpu: usize, n: usize, value: u32, set: bool) {
+        let range = n * 32..(n + 1) * 32;
+        for i in range.filter(|i| value >> (i % 32) & 1 == 1 && *i >= 16 && *i < NUM_IRQS) {
+            let v = self.route(vcpu, i);
+            self.pending.set(v, i, set);
+            if set {
+                let _ = self.queue(v, i, 0);
+            }
         }
     }
 

@@ -26,8 +26,6 @@ use lions_timer::TimerDevice;
 pub const CTL_ENABLE: u64 = 1 << 0;
 /// `CNT*_CTL_EL0.IMASK`.
 pub const CTL_IMASK: u64 = 1 << 1;
-/// `CNT*_CTL_EL0.ISTATUS` (read-only).
-pub const CTL_ISTATUS: u64 = 1 << 2;
 
 /// The system registers of one generic timer.
 pub trait TimerRegs {
@@ -43,98 +41,80 @@ pub trait TimerRegs {
     fn set_ctl(&mut self, ctl: u64);
 }
 
-/// Read or write one system register; every access is followed (reads: preceded) by an `isb` so
-/// a counter read is not taken early and a control write takes effect before the next step.
+/// Read one system register (`after "isb"`: after an `isb`, so a counter read is not taken
+/// early).
 #[cfg(target_arch = "aarch64")]
-macro_rules! sysreg_impl {
-    ($ty:ident, $cnt:literal, $cval:literal, $ctl:literal) => {
+macro_rules! mrs {
+    ($reg:expr $(, after $pre:literal)?) => {{
+        let v: u64;
+        // SAFETY: reading a generic-timer register (and an `isb`) touches no memory and changes
+        // no state.
+        unsafe {
+            core::arch::asm!($($pre,)? concat!("mrs {}, ", $reg), out(reg) v,
+                options(nomem, nostack, preserves_flags))
+        };
+        v
+    }};
+}
+
+/// Write one system register, then `isb` so the write takes effect before the next step.
+#[cfg(target_arch = "aarch64")]
+macro_rules! msr {
+    ($reg:expr, $v:expr) => {
+        // SAFETY: writes this PD's timer register (owned by the value `self`); no memory is
+        // touched.
+        unsafe {
+            core::arch::asm!(concat!("msr ", $reg, ", {}"), "isb", in(reg) $v,
+                options(nomem, nostack, preserves_flags))
+        }
+    };
+}
+
+/// One timer's register set (a unit struct: only one value should program the timer, make one per
+/// PD) and its [`TimerRegs`] on aarch64.
+macro_rules! sysreg_timer {
+    ($(#[$doc:meta])* $ty:ident, $cnt:literal, $cval:literal, $ctl:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        pub struct $ty(());
+
+        impl $ty {
+            /// The timer's registers. Only one value should program the timer: make one per PD.
+            pub const fn new() -> Self {
+                Self(())
+            }
+        }
+
+        #[cfg(target_arch = "aarch64")]
         impl TimerRegs for $ty {
             fn frequency(&mut self) -> u64 {
-                let v: u64;
-                // SAFETY: reading CNTFRQ_EL0 has no side effects and touches no memory.
-                unsafe {
-                    core::arch::asm!("mrs {}, cntfrq_el0", out(reg) v,
-                        options(nomem, nostack, preserves_flags))
-                };
-                v
+                mrs!("cntfrq_el0")
             }
             fn counter(&mut self) -> u64 {
-                let v: u64;
-                // SAFETY: an isb and a counter read; no memory is touched.
-                unsafe {
-                    core::arch::asm!("isb", concat!("mrs {}, ", $cnt), out(reg) v,
-                        options(nomem, nostack, preserves_flags))
-                };
-                v
+                mrs!($cnt, after "isb")
             }
             fn set_cval(&mut self, cval: u64) {
-                // SAFETY: writes this PD's timer compare register (owned by this value); no
-                // memory is touched.
-                unsafe {
-                    core::arch::asm!(concat!("msr ", $cval, ", {}"), "isb", in(reg) cval,
-                        options(nomem, nostack, preserves_flags))
-                };
+                msr!($cval, cval)
             }
             fn ctl(&mut self) -> u64 {
-                let v: u64;
-                // SAFETY: reading the timer control register has no side effects.
-                unsafe {
-                    core::arch::asm!(concat!("mrs {}, ", $ctl), out(reg) v,
-                        options(nomem, nostack, preserves_flags))
-                };
-                v
+                mrs!($ctl)
             }
             fn set_ctl(&mut self, ctl: u64) {
-                // SAFETY: writes this PD's timer control register (owned by this value); no
-                // memory is touched.
-                unsafe {
-                    core::arch::asm!(concat!("msr ", $ctl, ", {}"), "isb", in(reg) ctl,
-                        options(nomem, nostack, preserves_flags))
-                };
+                msr!($ctl, ctl)
             }
         }
     };
 }
 
-/// The EL1 non-secure physical timer as exported to EL0 (`CNTPCT_EL0`, `CNTP_CVAL_EL0`,
-/// `CNTP_CTL_EL0`): what sDDF's `arm_generic` descriptor (`dt_index` 1) pairs with.
-#[derive(Debug)]
-pub struct PhysicalTimer(());
-
-/// The virtual timer (`CNTVCT_EL0`, `CNTV_CVAL_EL0`, `CNTV_CTL_EL0`; device-tree `dt_index` 2).
-#[derive(Debug)]
-pub struct VirtualTimer(());
-
-impl PhysicalTimer {
-    /// The physical timer's registers. Only one value should program the timer: make one per PD.
-    pub const fn new() -> Self {
-        Self(())
-    }
-}
-
-impl VirtualTimer {
-    /// The virtual timer's registers. Only one value should program the timer: make one per PD.
-    pub const fn new() -> Self {
-        Self(())
-    }
-}
-
-impl Default for PhysicalTimer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Default for VirtualTimer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-sysreg_impl!(PhysicalTimer, "cntpct_el0", "cntp_cval_el0", "cntp_ctl_el0");
-#[cfg(target_arch = "aarch64")]
-sysreg_impl!(VirtualTimer, "cntvct_el0", "cntv_cval_el0", "cntv_ctl_el0");
+sysreg_timer!(
+    /// The EL1 non-secure physical timer as exported to EL0 (`CNTPCT_EL0`, `CNTP_CVAL_EL0`,
+    /// `CNTP_CTL_EL0`): what sDDF's `arm_generic` descriptor (`dt_index` 1) pairs with.
+    PhysicalTimer, "cntpct_el0", "cntp_cval_el0", "cntp_ctl_el0"
+);
+sysreg_timer!(
+    /// The virtual timer (`CNTVCT_EL0`, `CNTV_CVAL_EL0`, `CNTV_CTL_EL0`; device-tree `dt_index` 2).
+    VirtualTimer, "cntvct_el0", "cntv_cval_el0", "cntv_ctl_el0"
+);
 
 /// The generic timer as a [`TimerDevice`] over any [`TimerRegs`].
 #[derive(Debug)]
@@ -153,7 +133,8 @@ impl<R: TimerRegs> GenericTimer<R> {
     }
 
     /// The registers (for inspection).
-    pub fn regs(&mut self) -> &mut R {
+    #[cfg(test)]
+    fn regs(&mut self) -> &mut R {
         &mut self.regs
     }
 }
@@ -188,6 +169,9 @@ mod tests {
     use super::*;
     use lions_os::Channel;
     use lions_timer::TimerDriver;
+
+    /// `CNT*_CTL_EL0.ISTATUS` (read-only).
+    const CTL_ISTATUS: u64 = 1 << 2;
 
     /// One timer: counter, compare and control, with `ISTATUS` and the interrupt line derived as
     /// the architecture defines them.

@@ -191,7 +191,8 @@ impl<M: Mmio> Pl011<M> {
     }
 
     /// The register block (for inspection).
-    pub fn regs(&mut self) -> &mut M {
+    #[cfg(test)]
+    fn regs(&mut self) -> &mut M {
         &mut self.regs
     }
 
@@ -214,15 +215,13 @@ impl<M: Mmio> Pl011<M> {
 
 impl<M: Mmio> SerialDevice for Pl011<M> {
     fn tx_write(&mut self, bytes: &[u8]) -> usize {
-        let mut sent = 0;
-        for &b in bytes {
+        for (sent, &b) in bytes.iter().enumerate() {
             if self.regs.read32(FR) & FR_TXFF != 0 {
-                break;
+                return sent;
             }
             self.regs.write32(DR, b.into());
-            sent += 1;
         }
-        sent
+        bytes.len()
     }
 
     fn rx_read(&mut self, out: &mut [u8]) -> usize {

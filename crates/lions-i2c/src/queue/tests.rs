@@ -7,6 +7,23 @@ use super::*;
 use core::mem::offset_of;
 use lions_queue::HandleError;
 
+impl I2cCmd {
+    /// Whether the `HEAD` bit is set (no other check).
+    fn is_header(&self) -> bool {
+        self.flag_mask & CmdFlags::HEAD.bits() != 0
+    }
+}
+
+impl Command {
+    /// The raw command.
+    fn encode(&self) -> Result<I2cCmd, CmdError> {
+        match *self {
+            Self::Header { batch_len, address } => I2cCmd::header(batch_len, address),
+            Self::Body { ptr, len, flags } => I2cCmd::body(ptr, len, flags),
+        }
+    }
+}
+
 #[test]
 fn layouts_match_c() {
     // i2c_cmd_t: payload @0 (8), data_len @8, flag_mask @9, size 16.
