@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
-//! Config statics: zero-initialised structs in named sections, filled in the ELF after the build.
+//! Config statics: zero-initialised structs in named sections, filled in the ELF after the build,
+//! and the PD's one token for each ([`ConfigStatic::mapped`]).
 
 use crate::config::{Config, ConfigError};
+use crate::mapped::{MapError, Mapped, Regions};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A config struct that the build writes into the PD's ELF section. Declare one with
 /// [`config!`](crate::config!); read it with [`get`](Self::get), which checks the magic, so a
@@ -31,6 +34,48 @@ impl<T: Config> ConfigCell<T> {
         let cfg = unsafe { &*ptr };
         cfg.check()?;
         Ok(cfg)
+    }
+}
+
+/// A PD's config static as [`config!`](crate::config!) declares it: the [`ConfigCell`] in its
+/// section, and whether its [`Mapped`] token was handed out.
+pub struct ConfigStatic<T: 'static> {
+    cell: &'static ConfigCell<T>,
+    taken: AtomicBool,
+}
+
+impl<T: Config> ConfigStatic<T> {
+    /// The static over `cell` (used by [`config!`](crate::config!)).
+    pub const fn new(cell: &'static ConfigCell<T>) -> Self {
+        Self {
+            cell,
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// The config, checked (magic and counts): to read it. Building a component from it takes
+    /// [`mapped`](Self::mapped).
+    pub fn get(&'static self) -> Result<&'static T, ConfigError> {
+        self.cell.get()
+    }
+
+    /// The config's token (see [`crate::mapped`]): the config checked, its regions checked
+    /// against this PD's mappings, handed out once per PD (a second call is
+    /// [`MapError::Taken`]), so the component built from it holds the only handles on its queue
+    /// ends in this PD.
+    pub fn mapped(&'static self) -> Result<Mapped<'static, T>, MapError>
+    where
+        T: Regions,
+    {
+        let config = self.cell.get()?;
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return Err(MapError::Taken(T::NAME));
+        }
+        // SAFETY: the token of this PD's own config section is handed out once (the flag
+        // above), and nothing else in this PD makes handles from the section: a queue end the
+        // config names belongs to this PD alone, the peer's end to the peer (the system
+        // description maps it to both and sdfgen names it in both configs).
+        unsafe { Mapped::check(config) }
     }
 }
 
@@ -62,14 +107,20 @@ pub const fn section_matches<T: Config>(section: &str) -> bool {
 /// assert!(RESOURCES.get().is_err());
 /// ```
 ///
+/// The static is a [`ConfigStatic`]: [`get`](ConfigStatic::get) reads the config,
+/// [`mapped`](ConfigStatic::mapped) hands out its token once.
+///
 /// The section name must be the type's [`Config::SECTION`]; a mismatch fails to compile.
 #[macro_export]
 macro_rules! config {
     ($(#[$attr:meta])* $vis:vis static $name:ident : $ty:ty = $section:literal) => {
         $(#[$attr])*
-        #[used]
-        #[unsafe(link_section = $section)]
-        $vis static $name: $crate::ConfigCell<$ty> = $crate::ConfigCell::zeroed();
+        $vis static $name: $crate::cell::ConfigStatic<$ty> = {
+            #[used]
+            #[unsafe(link_section = $section)]
+            static CELL: $crate::ConfigCell<$ty> = $crate::ConfigCell::zeroed();
+            $crate::cell::ConfigStatic::new(&CELL)
+        };
         const _: () = ::core::assert!(
             $crate::cell::section_matches::<$ty>($section),
             "config section does not match the type's Config::SECTION"
