@@ -36,7 +36,7 @@
 
 use crate::queue::{NetBuffDesc, NetSink, NetSource};
 use crate::{Error, NetDriverConfig, SetupError};
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Handler, Mapped};
 
 /// The hardware half of an Ethernet driver. Every method returns without waiting.
 pub trait EthDevice {
@@ -76,18 +76,22 @@ pub struct EthDriver<'a, D> {
 impl<'a, D: EthDevice> EthDriver<'a, D> {
     /// The driver for `dev` over the queues in `config`, with the device's IRQ on `irq`.
     ///
-    /// # Safety
-    /// The config's queue regions are mapped in this component for `'a`, shared only with the
-    /// virtualisers, and no other handle of the same roles exists (see
-    /// [`NetSource::from_connection`]).
-    pub unsafe fn new(dev: D, config: &NetDriverConfig, irq: Channel) -> Result<Self, SetupError> {
+    /// The token says the config's queue regions are mapped here read-write for `'a`, and that
+    /// this is the one driver built from them.
+    pub fn new(
+        dev: D,
+        config: Mapped<'a, NetDriverConfig>,
+        irq: Channel,
+    ) -> Result<Self, SetupError> {
+        let config = config.config();
         Ok(Self {
             dev,
             irq,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: the token: mapped here read-write for `'a`, shared only with the
+            // virtualisers, and this driver makes the only handles on them (here and below).
             rx: unsafe { NetSource::from_connection(&config.virt_rx) }?,
             rx_ch: config.virt_rx.channel()?,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             tx: unsafe { NetSink::from_connection(&config.virt_tx) }?,
             tx_ch: config.virt_tx.channel()?,
         })
@@ -204,7 +208,7 @@ impl<D: EthDevice> Handler for EthDriver<'_, D> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::testkit::{Pair, event};
+    use crate::testkit::{Pair, event, mapped};
     use std::collections::VecDeque;
     use zerocopy::FromZeros;
 
@@ -258,10 +262,10 @@ mod tests {
     fn rings_fill_signals_follow_the_rule_and_tx_goes_before_rx() {
         let (rx, tx) = (Pair::new(4), Pair::new(4));
         let mut cfg = NetDriverConfig::new_zeroed();
+        cfg.magic = *b"sDDF\x05";
         cfg.virt_rx = rx.conn(1);
         cfg.virt_tx = tx.conn(2);
-        // SAFETY: the memory outlives the driver; the test plays both virts with one handle each.
-        let mut d = unsafe { EthDriver::new(Dev::default(), &cfg, Channel::new(5)) }.unwrap();
+        let mut d = EthDriver::new(Dev::default(), mapped(&cfg), Channel::new(5)).unwrap();
         let (mut vrx, mut vtx) = (rx.sink(), tx.source());
         vrx.fill_free(0x1000).unwrap();
         for i in 0..2 {
