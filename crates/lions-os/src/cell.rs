@@ -79,6 +79,53 @@ impl<T: Config> ConfigStatic<T> {
     }
 }
 
+/// Static storage for one value that a PD builds in place at start-up (a component too large to
+/// move around on the stack): [`take`](Self::take) hands out the empty slot once.
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// static SLOT: lions_os::cell::StaticSlot<[u64; 4096]> = lions_os::cell::StaticSlot::new();
+/// let slot: &'static mut MaybeUninit<[u64; 4096]> = SLOT.take().unwrap();
+/// let big: &'static mut [u64; 4096] = slot.write([7; 4096]);
+/// assert_eq!(big[4095], 7);
+/// assert!(SLOT.take().is_none(), "handed out once");
+/// ```
+pub struct StaticSlot<T> {
+    value: UnsafeCell<MaybeUninit<T>>,
+    taken: AtomicBool,
+}
+
+// SAFETY: the cell is reached only through the one `&'static mut` that `take` hands out (the
+// flag makes it one), so no two threads ever share it; moving that reference to another thread
+// needs `T: Send` as for any `&mut T`.
+unsafe impl<T> Sync for StaticSlot<T> {}
+
+impl<T> StaticSlot<T> {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self {
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// The slot, the first time; `None` after.
+    #[allow(clippy::mut_from_ref)] // handed out once: the flag makes it unique
+    pub fn take(&'static self) -> Option<&'static mut MaybeUninit<T>> {
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: the flag was clear, so this is the only reference ever made to the cell.
+        Some(unsafe { &mut *self.value.get() })
+    }
+}
+
+impl<T> Default for StaticSlot<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Whether `section` is the section `T` belongs in (used by [`config!`](crate::config!) at
 /// compile time).
 pub const fn section_matches<T: Config>(section: &str) -> bool {
@@ -126,4 +173,50 @@ macro_rules! config {
             "config section does not match the type's Config::SECTION"
         );
     };
+}
+
+#[cfg(all(test, feature = "sim"))]
+mod tests {
+    use super::*;
+    use crate::mapped::MapError;
+    use crate::{DeviceResources, sim::Region};
+    use zerocopy::FromZeros;
+
+    fn leak<T>(v: T) -> &'static T {
+        Box::leak(Box::new(v))
+    }
+
+    #[test]
+    fn a_config_static_hands_out_its_token_once_and_only_when_mapped() {
+        let region = leak(Region::new(4096));
+        let mut d = DeviceResources::new_zeroed();
+        d.magic = *b"sDDF\x01";
+        d.num_regions = 1;
+        d.regions[0].region.vaddr = region.as_ptr().as_ptr() as u64;
+        d.regions[0].region.size = 4096;
+        let cell = leak(ConfigCell(UnsafeCell::new(MaybeUninit::new(d))));
+        let config = leak(ConfigStatic::new(cell));
+        assert!(config.get().is_ok(), "reading needs no token");
+        let token = config.mapped().unwrap();
+        assert_eq!(token.config().num_regions, 1);
+        assert_eq!(
+            config.mapped().err(),
+            Some(MapError::Taken("device_resources_t"))
+        );
+
+        // One page too long: not mapped, refused (and the token stays available).
+        d.regions[0].region.size = 8192;
+        let cell = leak(ConfigCell(UnsafeCell::new(MaybeUninit::new(d))));
+        let config = leak(ConfigStatic::new(cell));
+        let e = config.mapped().unwrap_err();
+        assert!(
+            matches!(e, MapError::Unmapped(c) if c.what == "device region"),
+            "{e}"
+        );
+        assert!(config.mapped().is_err());
+        // An unwritten section: the magic check refuses it first.
+        let cell = leak(ConfigCell::<DeviceResources>::zeroed());
+        let config = leak(ConfigStatic::new(cell));
+        assert!(matches!(config.mapped(), Err(MapError::Config(_))));
+    }
 }
