@@ -54,7 +54,7 @@ fn init() -> BlkDriver<'static, HostBlk> {
             path.to_string_lossy()
         ))
     });
-    let conn = &config.virt;
+    let conn = &config.config().virt;
     let own = [conn.storage_info, conn.req_queue, conn.resp_queue];
     let mut windows = 0;
     for (start, len, _) in shared_regions().unwrap_or_else(|e| fail(e)) {

@@ -40,7 +40,7 @@ mod sel4 {
         // its only handle.
         let regs = unsafe { MmioRegion::new(base, len) }
             .unwrap_or_else(|| fail("register region is not 4-byte aligned"));
-        let dev = Pl011::from_region(regs, QEMU_UARTCLK_HZ, config.default_baud)
+        let dev = Pl011::from_region(regs, QEMU_UARTCLK_HZ, config.config().default_baud)
             .unwrap_or_else(|e| fail(e));
         SerialDriver::new(dev, config, irq).unwrap_or_else(|e| fail(e))
     }
