@@ -217,7 +217,8 @@ impl Regions for NetVirtRxConfig {
     fn claims(&self, claim: &mut dyn FnMut(Claim)) {
         self.driver
             .claims(["driver free queue", "driver active queue"], None, claim);
-        claim(Claim::rw("rx dma region", self.data.region).aligned(1));
+        // sdfgen maps it read-only here: the virt only reads the headers (and invalidates).
+        claim(Claim::ro("rx dma region", self.data.region).aligned(1));
         claim(Claim::rw("buffer metadata", self.buffer_metadata));
         for (i, c) in self.clients().iter().enumerate() {
             c.conn

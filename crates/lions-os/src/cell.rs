@@ -178,9 +178,34 @@ macro_rules! config {
 #[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::*;
-    use crate::mapped::MapError;
+    use crate::mapped::{Claim, MapError, Regions};
     use crate::{DeviceResources, sim::Region};
     use zerocopy::FromZeros;
+
+    /// A driver's resources as a config of regions it writes (the test's: real device regions
+    /// may start inside their page).
+    #[derive(
+        Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout,
+    )]
+    #[repr(transparent)]
+    struct Devices(DeviceResources);
+
+    impl Config for Devices {
+        const SECTION: &'static str = ".device_resources";
+        const MAGIC: &'static [u8] = DeviceResources::MAGIC;
+        const NAME: &'static str = "device_resources_t";
+        fn validate(&self) -> Result<(), ConfigError> {
+            self.0.validate()
+        }
+    }
+
+    impl Regions for Devices {
+        fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+            for r in self.0.regions() {
+                claim(Claim::rw("device region", r.region));
+            }
+        }
+    }
 
     fn leak<T>(v: T) -> &'static T {
         Box::leak(Box::new(v))
@@ -194,11 +219,11 @@ mod tests {
         d.num_regions = 1;
         d.regions[0].region.vaddr = region.as_ptr().as_ptr() as u64;
         d.regions[0].region.size = 4096;
-        let cell = leak(ConfigCell(UnsafeCell::new(MaybeUninit::new(d))));
+        let cell = leak(ConfigCell(UnsafeCell::new(MaybeUninit::new(Devices(d)))));
         let config = leak(ConfigStatic::new(cell));
         assert!(config.get().is_ok(), "reading needs no token");
         let token = config.mapped().unwrap();
-        assert_eq!(token.config().num_regions, 1);
+        assert_eq!(token.config().0.num_regions, 1);
         assert_eq!(
             config.mapped().err(),
             Some(MapError::Taken("device_resources_t"))
@@ -206,7 +231,7 @@ mod tests {
 
         // One page too long: not mapped, refused (and the token stays available).
         d.regions[0].region.size = 8192;
-        let cell = leak(ConfigCell(UnsafeCell::new(MaybeUninit::new(d))));
+        let cell = leak(ConfigCell(UnsafeCell::new(MaybeUninit::new(Devices(d)))));
         let config = leak(ConfigStatic::new(cell));
         let e = config.mapped().unwrap_err();
         assert!(
@@ -215,7 +240,7 @@ mod tests {
         );
         assert!(config.mapped().is_err());
         // An unwritten section: the magic check refuses it first.
-        let cell = leak(ConfigCell::<DeviceResources>::zeroed());
+        let cell = leak(ConfigCell::<Devices>::zeroed());
         let config = leak(ConfigStatic::new(cell));
         assert!(matches!(config.mapped(), Err(MapError::Config(_))));
     }

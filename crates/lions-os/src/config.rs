@@ -264,19 +264,6 @@ impl Config for DeviceResources {
     }
 }
 
-impl crate::mapped::Regions for DeviceResources {
-    /// Every listed region, read-write (a driver's registers and DMA areas).
-    fn claims(&self, claim: &mut dyn FnMut(crate::mapped::Claim)) {
-        for (i, r) in self.regions().iter().enumerate() {
-            claim(
-                crate::mapped::Claim::rw("device region", r.region)
-                    .aligned(1)
-                    .at(i),
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,7 @@ impl Claim {
 impl fmt::Display for Claim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.index {
-            Some(i) => write!(f, "{} (client {i})", self.what)?,
+            Some(i) => write!(f, "{} [{i}]", self.what)?,
             None => write!(f, "{}", self.what)?,
         }
         write!(
@@ -216,6 +216,17 @@ impl<'a, C: Regions> Mapped<'a, C> {
     pub fn config(&self) -> &'a C {
         self.config
     }
+}
+
+/// Check `config`'s claims (see the module docs) with `lookup` as the mapping table: what
+/// [`Mapped::check`] does with the running backend's, for a table of one's own (a system
+/// description's mappings of a PD; [`Lookup::Unknown`] for the checks that need none). Hands
+/// out no token.
+pub fn check_with<C: Regions>(
+    config: &C,
+    lookup: impl Fn(u64, u64) -> Lookup,
+) -> Result<(), MapError> {
+    check_claims(config, lookup)
 }
 
 /// Check `config`'s claims with `lookup` as the backend's mapping table.
@@ -387,7 +398,7 @@ mod tests {
         assert!(matches!(e, MapError::ReadOnly(c) if c.index == Some(1)));
         assert_eq!(
             e.to_string(),
-            "queue (client 1) at 0x8000 (size 0x100): claimed read-write, mapped read-only"
+            "queue [1] at 0x8000 (size 0x100): claimed read-write, mapped read-only"
         );
         let misaligned = two(r(0x1004, 0x100), r(0x2000, 0x100), r(0x8000, 8));
         assert!(matches!(
