@@ -15,7 +15,7 @@
 //!      region may coincide);
 //!    - the backend maps all of it, with at least the claimed rights: the host board looks the
 //!      range up in the mapping table the launcher handed the PD (one `map` record of the
-//!      manifest must hold it), the sim backend in its table of live [`sim::Region`]s; on seL4
+//!      manifest must hold it), the sim backend in its table of live `sim::Region`s; on seL4
 //!      the mapping was made by the Microkit tool from the same system description the config
 //!      was generated from, which the PD cannot query, so only the checks above apply there.
 //!
@@ -23,8 +23,6 @@
 //! 3. Component constructors take the resulting [`Mapped`] **by value** (it is neither `Clone`
 //!    nor `Copy`), so one token builds one component, and build their queue and region handles
 //!    from it without further proof.
-//!
-//! [`sim::Region`]: crate::sim::Region
 
 use crate::config::{Config, RegionResource};
 use core::fmt;
