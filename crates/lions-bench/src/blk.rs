@@ -137,7 +137,8 @@ pub fn virt(shim: &Shim, units: u64, warmup: u64, batch: u64) -> u64 {
     }
     // SAFETY: every region named in `cfg` is a live `Mem` of this frame, outliving `virt`; the
     // bench touches them only between events, as the peers.
-    let mut virt = unsafe { BlkVirt::new(&cfg) }.expect("BlkVirt::new");
+    // (These are the bench's own memories, which no mapping table knows: `assume`.)
+    let mut virt = BlkVirt::new(unsafe { lions_os::Mapped::assume(&cfg) }).expect("BlkVirt::new");
     start(|| virt.init());
     // The driver answers the partition-table read(s) from the disk's first block.
     let disk = mbr();

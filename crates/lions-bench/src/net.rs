@@ -20,7 +20,7 @@ use lions_net::{
     Coherent, Copier, InOrder, MacAddr, NetBuffDesc, NetConnectionResource, NetCopyConfig,
     NetQueue, NetVirtRxConfig, NetVirtTxConfig, NetVirtTxRegion, RoundRobin, VirtRx, VirtTx,
 };
-use lions_os::{ConfigClass, DeviceRegionResource, sddf_magic};
+use lions_os::{ConfigClass, DeviceRegionResource, Mapped, sddf_magic};
 use zerocopy::FromZeros;
 
 /// Queue capacity (descriptors).
@@ -168,7 +168,8 @@ pub fn virt_rx(shim: &Shim, units: u64, warmup: u64, batch: u64) -> u64 {
     }
     // SAFETY: every region named in `cfg` is a live `Mem` of this frame, outliving `virt`; the
     // bench touches them only between events, as the peers.
-    let mut virt = unsafe { VirtRx::new(&cfg, Coherent) }.expect("VirtRx::new");
+    // (These are the bench's own memories, which no mapping table knows: `assume`.)
+    let mut virt = VirtRx::new(unsafe { Mapped::assume(&cfg) }, Coherent).expect("VirtRx::new");
     start(|| virt.init());
     let (drv_free, drv_active) = (driver.free(), driver.active());
     let mut stash = std::collections::VecDeque::new();
@@ -252,7 +253,7 @@ pub fn copier(shim: &Shim, units: u64, warmup: u64, batch: u64) -> u64 {
     // only between events.
     let mut copiers: Vec<Copier<'_>> = cfgs
         .iter()
-        .map(|cfg| unsafe { Copier::new(cfg) }.expect("Copier::new"))
+        .map(|cfg| Copier::new(unsafe { Mapped::assume(cfg) }).expect("Copier::new"))
         .collect();
     let mut stash: std::collections::VecDeque<u64> =
         (0..u64::from(QUEUE)).map(|i| i * BUF).collect();
@@ -348,7 +349,8 @@ fn virt_tx<P: lions_net::TxPolicy>(
         clients[c].free.store32(4, 1);
     }
     // SAFETY: as in `virt_rx`.
-    let mut virt = unsafe { VirtTx::new(&cfg, policy, Coherent) }.expect("VirtTx::new");
+    let mut virt =
+        VirtTx::new(unsafe { Mapped::assume(&cfg) }, policy, Coherent).expect("VirtTx::new");
     let (mut seq, mut got, mut next) = (0u64, [0u64; 2], [0u64, 1]);
     let (warm, measured) = rounds(units, warmup, batch);
     for round in 0..warm + measured {

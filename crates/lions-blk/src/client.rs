@@ -49,7 +49,7 @@ use crate::queue::{
 };
 use crate::storage_info::{BlkStorageInfo, StorageInfoPage};
 use core::ptr::NonNull;
-use lions_os::Channel;
+use lions_os::{Channel, Mapped};
 use lions_queue::PushError;
 
 mod queued;
@@ -135,17 +135,17 @@ pub struct BlkClient<'a> {
 impl<'a> BlkClient<'a> {
     /// The client over the connection and data region in `config`.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a` (the storage info readable,
-    /// the rest read-write), shared only with the virt (and, for data, the device), and no other
-    /// requester handle of this connection exists.
-    pub unsafe fn new(config: &BlkClientConfig) -> Result<Self, QueueError> {
-        // SAFETY: forwarded from the caller.
+    /// The token says the config's regions are mapped here for `'a` (the storage info readable,
+    /// the rest read-write), and that this is the one client built from them.
+    pub fn new(config: Mapped<'a, BlkClientConfig>) -> Result<Self, QueueError> {
+        let config = config.config();
+        // SAFETY: the token: mapped here for `'a` as claimed, shared only with the virt (and, for
+        // data, the device), and this client makes the only requester handle (here and below).
         let queue = unsafe { BlkRequester::from_connection(&config.virt) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let page = unsafe { StorageInfoPage::from_region(&config.virt.storage_info) }?;
         let (data, data_len) = lions_queue::clients::region(config.data.vaddr, config.data.size)?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above: the data region is mapped read-write for `'a`.
         Ok(unsafe { Self::with_queues(queue, config.virt.channel()?, page, data, data_len) })
     }
 

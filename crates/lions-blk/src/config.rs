@@ -9,8 +9,8 @@
 use crate::queue::{BLK_TRANSFER_SIZE, BlkReqQueue, BlkRequest, BlkRespQueue, BlkResponse};
 use crate::storage_info::BlkStorageInfo;
 use lions_os::{
-    Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS, RegionResource,
-    check_count, sddf_magic,
+    Access, Claim, Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS,
+    RegionResource, Regions, check_count, sddf_magic,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -36,6 +36,23 @@ pub struct BlkConnectionResource {
 }
 
 impl BlkConnectionResource {
+    /// Claim both queues read-write and the storage-info page with `info` (the writer, the
+    /// driver or the virt toward a client, needs read-write; a reader, read) (entry `index` of a
+    /// table, if any).
+    pub fn claims(&self, info: Access, index: Option<usize>, claim: &mut dyn FnMut(Claim)) {
+        let page = match info {
+            Access::Read => Claim::ro("storage info", self.storage_info),
+            Access::ReadWrite => Claim::rw("storage info", self.storage_info),
+        };
+        let queues = [
+            Claim::rw("request queue", self.req_queue),
+            Claim::rw("response queue", self.resp_queue),
+        ];
+        for c in [page].into_iter().chain(queues) {
+            claim(index.map_or(c, |i| c.at(i)));
+        }
+    }
+
     /// The channel to the peer.
     pub fn channel(&self) -> Result<lions_os::Channel, crate::queue::QueueError> {
         lions_os::Channel::try_new(self.id).ok_or(crate::queue::QueueError::Channel(self.id))
@@ -115,6 +132,12 @@ pub struct BlkDriverConfig {
     pub virt: BlkConnectionResource,
 }
 
+impl Regions for BlkDriverConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.virt.claims(Access::ReadWrite, None, claim);
+    }
+}
+
 impl Config for BlkDriverConfig {
     const SECTION: &'static str = ".blk_driver_config";
     const MAGIC: &'static [u8] = &BLK_MAGIC;
@@ -175,6 +198,19 @@ impl BlkVirtConfig {
     }
 }
 
+impl Regions for BlkVirtConfig {
+    /// The driver's queues, its storage info (read) and data region (read: partition tables land
+    /// there); each client's queues and storage info (written). Client data regions are not
+    /// mapped in the virt (only their I/O addresses are used).
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.driver.conn.claims(Access::Read, None, claim);
+        claim(Claim::ro("driver data region", self.driver.data.region).aligned(1));
+        for (i, c) in self.clients().iter().enumerate() {
+            c.conn.claims(Access::ReadWrite, Some(i), claim);
+        }
+    }
+}
+
 impl Config for BlkVirtConfig {
     const SECTION: &'static str = ".blk_virt_config";
     const MAGIC: &'static [u8] = &BLK_MAGIC;
@@ -203,6 +239,13 @@ pub struct BlkClientConfig {
     pub virt: BlkConnectionResource,
     /// The data region request offsets point into (offset 64).
     pub data: RegionResource,
+}
+
+impl Regions for BlkClientConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.virt.claims(Access::Read, None, claim);
+        claim(Claim::rw("data region", self.data).aligned(1));
+    }
 }
 
 impl Config for BlkClientConfig {

@@ -48,7 +48,7 @@ use crate::queue::{
     BLK_TRANSFER_SIZE, BlkRequest, BlkResponse, BlkServer, QueueError, RequestCode, ResponseStatus,
 };
 use crate::storage_info::{BlkStorageInfo, StorageInfoWriter};
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Handler, Mapped};
 
 /// What a device is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,13 +126,18 @@ pub struct BlkDriver<'a, D> {
 impl<'a, D: BlkDevice> BlkDriver<'a, D> {
     /// The driver for `dev` over the connection in `config`, with the device's IRQ on `irq`.
     ///
-    /// # Safety
-    /// The config's regions are mapped read-write in this component for `'a`, shared only with the
-    /// virt, and no other handle of the server role or storage-info writer exists for them.
-    pub unsafe fn new(dev: D, config: &BlkDriverConfig, irq: Channel) -> Result<Self, QueueError> {
-        // SAFETY: forwarded from the caller.
+    /// The token says the config's regions are mapped read-write here for `'a`, and that this
+    /// is the one driver built from them.
+    pub fn new(
+        dev: D,
+        config: Mapped<'a, BlkDriverConfig>,
+        irq: Channel,
+    ) -> Result<Self, QueueError> {
+        let config = config.config();
+        // SAFETY: the token: mapped read-write here for `'a`, shared only with the virt, and this
+        // driver makes the only server handle and storage-info writer (here and below).
         let virt = unsafe { BlkServer::from_connection(&config.virt) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let page = unsafe { StorageInfoWriter::from_region(&config.virt.storage_info) }?;
         Ok(Self::with_queues(
             dev,

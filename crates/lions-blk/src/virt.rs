@@ -65,8 +65,9 @@ use crate::queue::{
     RequestCode, ResponseStatus,
 };
 use crate::storage_info::{StorageInfoPage, StorageInfoWriter};
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Handler, Mapped};
 use lions_queue::RegionError;
 use lions_queue::clients::Clients;
 
@@ -139,6 +140,8 @@ impl Driver<'_> {
 
 /// The block virtualiser; see the module docs.
 pub struct BlkVirt<'a> {
+    /// The checked config (what `resume` reads the driver's queues from).
+    config: &'a BlkVirtConfig,
     driver: Driver<'a>,
     driver_ch: Channel,
     disk: StorageInfoPage<'a>,
@@ -245,49 +248,108 @@ impl<'a> BlkVirt<'a> {
     /// The virtualiser over the connections in `config`. A client whose queues already hold
     /// inconsistent indices starts out faulty; any other bad connection is an error.
     ///
+    /// The token says the config's regions are mapped here for `'a` as claimed (the driver's
+    /// storage info and data region readable, everything else read-write), and that this is the
+    /// one virt built from them.
+    ///
+    /// The virt is about 33 KB (1024 driver-id slots, 64 clients): a PD builds it in place with
+    /// [`new_in`](Self::new_in) rather than moving it around its stack.
+    pub fn new(config: Mapped<'a, BlkVirtConfig>) -> Result<Self, QueueError> {
+        let mut slot = MaybeUninit::uninit();
+        // SAFETY: `slot` is valid for a write of `Self`.
+        unsafe { Self::init_at(slot.as_mut_ptr(), config) }?;
+        // SAFETY: `init_at` returned `Ok`, so it wrote every field.
+        Ok(unsafe { slot.assume_init() })
+    }
+
+    /// As [`new`](Self::new), built in `slot` (e.g. a [`StaticSlot`](lions_os::cell::StaticSlot))
+    /// field by field, so the virt is never on the stack.
+    pub fn new_in(
+        slot: &'a mut MaybeUninit<Self>,
+        config: Mapped<'a, BlkVirtConfig>,
+    ) -> Result<&'a mut Self, QueueError> {
+        // SAFETY: `slot` is valid for a write of `Self`.
+        unsafe { Self::init_at(slot.as_mut_ptr(), config) }?;
+        // SAFETY: `init_at` returned `Ok`, so it wrote every field.
+        Ok(unsafe { slot.assume_init_mut() })
+    }
+
+    /// Write a virt over `config` at `p`: every field on `Ok`, nothing that needs dropping on
+    /// `Err` (the fallible parts come first).
+    ///
     /// # Safety
-    /// The config's regions are mapped in this component for `'a` (the driver's storage info at
-    /// least readable, everything else read-write), each shared only with its peer and its
-    /// device, and no other handle of the same roles exists.
-    pub unsafe fn new(config: &'a BlkVirtConfig) -> Result<Self, QueueError> {
+    /// `p` is valid for a write of `Self`.
+    unsafe fn init_at(p: *mut Self, config: Mapped<'a, BlkVirtConfig>) -> Result<(), QueueError> {
+        let config = config.config();
         let d = &config.driver;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: the token: mapped here for `'a` as claimed, each region shared only with its
+        // peer and device, and this virt makes the only handles on them (here and below).
         let queue = unsafe { BlkRequester::from_connection(&d.conn) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let disk = unsafe { StorageInfoPage::from_region(&d.conn.storage_info) }?;
         let (base, len) = lions_queue::clients::region(d.data.region.vaddr, d.data.region.size)?;
         let ids = MAX_DRIVER_REQUESTS.min(usize::from(d.conn.num_buffers));
         let num_clients = config.clients().len();
         let share = (ids / num_clients.max(1)).max(1) as u64;
+        let driver_ch = d.conn.channel()?;
         let clients = Clients::new(config.clients(), |_, cfg| {
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             match unsafe { client(cfg, share) } {
                 Ok(cl) => Ok(Some(cl)),
                 Err(QueueError::Handle(_)) => Ok(None),
                 Err(e) => Err(e),
             }
         })?;
-        Ok(Self {
-            driver: Driver {
-                queue,
-                slots: [None; MAX_DRIVER_REQUESTS],
-                ids,
+        // Every field is written below; this pattern stops compiling when one is added.
+        let _every_field = |v: &Self| {
+            let Self {
+                config: _,
+                driver:
+                    Driver {
+                        queue: _,
+                        slots: _,
+                        ids: _,
+                        free: _,
+                        nfree: _,
+                    },
+                driver_ch: _,
+                disk: _,
+                bounce: _,
+                clients: _,
+                num_clients: _,
+                part: _,
+                skip: _,
+                ready: _,
+                next: _,
+            } = v;
+        };
+        // SAFETY: `p` is valid for writes of `Self` (the caller), so of each field; the arrays are
+        // written element by element (no 16 KB temporary), every element of both.
+        unsafe {
+            (&raw mut (*p).config).write(config);
+            let drv = &raw mut (*p).driver;
+            (&raw mut (*drv).queue).write(queue);
+            let slots = (&raw mut (*drv).slots).cast::<Option<Slot>>();
+            let free = (&raw mut (*drv).free).cast::<u16>();
+            for i in 0..MAX_DRIVER_REQUESTS {
+                slots.add(i).write(None);
                 // Ids pop from the end: hand out 0 first.
-                free: core::array::from_fn(|i| {
-                    u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0)
-                }),
-                nfree: ids,
-            },
-            driver_ch: d.conn.channel()?,
-            disk,
-            bounce: (base, len, d.data.io_addr),
-            clients,
-            num_clients,
-            part: None,
-            skip: 0,
-            ready: false,
-            next: 0,
-        })
+                free.add(i)
+                    .write(u16::try_from(ids.saturating_sub(1 + i)).unwrap_or(0));
+            }
+            (&raw mut (*drv).ids).write(ids);
+            (&raw mut (*drv).nfree).write(ids);
+            (&raw mut (*p).driver_ch).write(driver_ch);
+            (&raw mut (*p).disk).write(disk);
+            (&raw mut (*p).bounce).write((base, len, d.data.io_addr));
+            (&raw mut (*p).clients).write(clients);
+            (&raw mut (*p).num_clients).write(num_clients);
+            (&raw mut (*p).part).write(None);
+            (&raw mut (*p).skip).write(0);
+            (&raw mut (*p).ready).write(false);
+            (&raw mut (*p).next).write(0);
+        }
+        Ok(())
     }
 
     /// Clients found misbehaving (bit i = client i); they are no longer served.
@@ -305,11 +367,10 @@ impl<'a> BlkVirt<'a> {
     /// the queues, answer `ErrUnspec` to owed requests found nowhere, read the partition table
     /// again and serve. Returns how many requests were answered that way.
     ///
-    /// # Safety
-    /// As for [`new`](Self::new), with the same `config`.
-    pub unsafe fn resume(&mut self, config: &BlkVirtConfig) -> Result<u32, Error> {
-        let d = &config.driver.conn;
-        // SAFETY: forwarded from the caller: the driver's queues are mapped here (and `new`
+    /// It reads the driver's queues, which the token [`new`](Self::new) took vouches for.
+    pub fn resume(&mut self) -> Result<u32, Error> {
+        let d = &self.config.driver.conn;
+        // SAFETY: the token `new` took: the driver's queues are mapped here for `'a` (and `new`
         // checked both regions, so the views cannot be refused).
         let views = unsafe {
             RawBlkQueue::<BlkRequest>::new(&d.req_queue, d.num_buffers, 16).and_then(|q| {
@@ -328,6 +389,7 @@ impl<'a> BlkVirt<'a> {
         self.driver.slots = [None; MAX_DRIVER_REQUESTS];
         let mut window = DriverWindow::new(dreq, &dresp, d.num_buffers);
         let mut answered = 0;
+        let config = self.config;
         for (c, cfg) in config.clients().iter().enumerate().take(self.num_clients) {
             let conn = &cfg.conn;
             // SAFETY: as above, the clients' queues.

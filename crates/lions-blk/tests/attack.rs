@@ -701,11 +701,9 @@ impl<'a> Rig<'a> {
 
 fn execute(acts: &[Act]) -> Result<(), String> {
     let w = World::new();
-    // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-    let drv = unsafe { BlkDriver::new(MemDisk(&w.disk), &w.drv, Channel::new(D_IRQ)) }.unwrap();
+    let drv = BlkDriver::new(MemDisk(&w.disk), mapped(&w.drv), Channel::new(D_IRQ)).unwrap();
     let drv = RefCell::new(drv);
-    // SAFETY: as above.
-    let virt = RefCell::new(unsafe { BlkVirt::new(&w.virt) }.unwrap());
+    let virt = RefCell::new(BlkVirt::new(mapped(&w.virt)).unwrap());
     let mut rig = Rig::new(&w, &drv, &virt);
     rig.run()?;
     for a in acts {
@@ -890,4 +888,11 @@ fn partition() {
     }
     .run(gen_partition, exec_partition);
     assert!(t.cases > 0);
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -100,8 +100,7 @@ struct Rig<'a> {
 impl<'a> Rig<'a> {
     fn new(w: &'a World) -> Self {
         let mut sim = Sim::new();
-        // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-        let drv = unsafe { BlkDriver::new(MemDisk(&w.disk), &w.cfg, Channel::new(D_IRQ)) }.unwrap();
+        let drv = BlkDriver::new(MemDisk(&w.disk), mapped(&w.cfg), Channel::new(D_IRQ)).unwrap();
         let driver = sim.add_pd("blk_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
         // SAFETY: as above.
@@ -305,4 +304,11 @@ fn device_ready_late() {
     assert_eq!(rig.blocks(), [0]);
     let notified = rig.sim.stats(rig.virt).wakeups;
     assert!(notified >= 2, "the virt was told the driver is ready");
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -150,8 +150,7 @@ impl World {
     }
 
     fn blk_virt(&self) -> BlkVirt<'_> {
-        // SAFETY: the regions live in `self`, outliving the handle; one handle per role.
-        unsafe { BlkVirt::new(&self.virt) }.unwrap()
+        BlkVirt::new(mapped(&self.virt)).unwrap()
     }
 }
 
@@ -273,8 +272,7 @@ struct Rig<'a> {
 impl<'a> Rig<'a> {
     fn new(w: &'a World, o: &Opts, virt: &'a RefCell<BlkVirt<'a>>) -> Self {
         let mut sim = Sim::new();
-        // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-        let drv = unsafe { BlkDriver::new(MemDisk(&w.disk), &w.drv, Channel::new(D_IRQ)) }.unwrap();
+        let drv = BlkDriver::new(MemDisk(&w.disk), mapped(&w.drv), Channel::new(D_IRQ)).unwrap();
         // Leaked so that its `init` closure and its handler can share it for the sim's life.
         let drv: &'a RefCell<_> = Box::leak(Box::new(RefCell::new(drv)));
         let driver = sim.add_pd("blk_driver", 200, false, Shared::new(drv));
@@ -291,7 +289,8 @@ impl<'a> Rig<'a> {
                     if raw {
                         (None, Some(RawRequester::from_connection(&w.cli[c].virt)))
                     } else {
-                        (BlkClient::new(&w.cli[c]).ok(), None)
+                        let token = lions_os::Mapped::check(&w.cli[c]).ok();
+                        (token.and_then(|t| BlkClient::new(t).ok()), None)
                     }
                 };
                 let pd = ClientPd {
@@ -1049,8 +1048,7 @@ fn restart_at_every_step_answers_every_request_once() {
                     killed = true;
                     *virt.borrow_mut() = w.blk_virt();
                     rig.sim.restart_with(rig.virt, Shared::new(&virt), || {
-                        // SAFETY: the same config and regions as the handle was made over.
-                        unsafe { virt.borrow_mut().resume(&w.virt) }.map(drop)
+                        virt.borrow_mut().resume().map(drop)
                     });
                 }
             }
@@ -1130,8 +1128,7 @@ fn restarted_blk_virt_answers_a_request_it_lost() {
     *virt.borrow_mut() = w.blk_virt();
     let lost = std::cell::Cell::new(0);
     rig.sim.restart_with(rig.virt, Shared::new(&virt), || {
-        // SAFETY: the same config and regions as the handle was made over.
-        unsafe { virt.borrow_mut().resume(&w.virt) }.map(|n| lost.set(n))
+        virt.borrow_mut().resume().map(|n| lost.set(n))
     });
     assert_eq!(lost.get(), 1, "one owed request found nowhere");
     for _ in 0..100 {
@@ -1160,4 +1157,11 @@ fn restarted_blk_virt_answers_a_request_it_lost() {
     }
     assert_eq!(rig.got(0).len(), 2, "served again: {:?}", rig.got(0));
     assert_eq!(rig.got(0)[1], ok(rig.ids(0)[1], 1));
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

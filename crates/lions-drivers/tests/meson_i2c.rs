@@ -150,8 +150,8 @@ impl<'a> Rig<'a> {
         let mut sim = Sim::new();
         let dev = MesonI2c::new(Regs(&w.model), completion, 166_666_666, 100_000);
         // SAFETY: the regions live in `w`; one handle per role.
-        let drv =
-            unsafe { I2cDriver::new(dev, Mem(&w.mem), &w.config, Channel::new(D_IRQ)) }.unwrap();
+        let token = unsafe { lions_os::Mapped::check(&w.config) }.unwrap();
+        let drv = I2cDriver::new(dev, Mem(&w.mem), token, Channel::new(D_IRQ)).unwrap();
         let driver = sim.add_pd("i2c_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
         // SAFETY: as above.

@@ -22,6 +22,7 @@ use crate::fat::FatFs;
 use crate::queue::QueueError;
 use crate::server::FsServer;
 use lions_blk::{BLK_TRANSFER_SIZE, BlkClient, BlkClientConfig, ClientError, QueuedBlk};
+use lions_os::Mapped;
 
 /// The block-device error of a blk client error.
 fn block_error(e: ClientError) -> BlockError {
@@ -108,17 +109,12 @@ impl core::error::Error for FatServerError {}
 /// published the partition, then builds [`FsServer`] over [`FatFs`] with a cache sized by
 /// [`cache_config`]. The volume is mounted by the client's `INITIALISE`.
 ///
-/// # Safety
-/// Both configs' regions are mapped in this component for the rest of the program at their vaddrs (the blk storage
-/// info readable, everything else read-write), shared only with the FS client and the blk
-/// virtualiser (and the data region with the device), and no other handle of either connection
-/// exists.
-pub unsafe fn fat_server(
-    fs: &FsServerConfig,
-    blk: &BlkClientConfig,
+/// Both configs come as their tokens (see [`lions_os::mapped`]).
+pub fn fat_server(
+    fs: Mapped<'static, FsServerConfig>,
+    blk: Mapped<'static, BlkClientConfig>,
 ) -> Result<FsServer<'static, FatFs>, FatServerError> {
-    // SAFETY: forwarded from the caller.
-    let client: BlkClient<'static> = unsafe { BlkClient::new(blk) }.map_err(FatServerError::Blk)?;
+    let client: BlkClient<'static> = BlkClient::new(blk).map_err(FatServerError::Blk)?;
     let data_blocks = client.data_len() / BLK_TRANSFER_SIZE;
     let mut dev = QueuedBlk::new(client);
     let info = dev.wait_ready().map_err(FatServerError::Storage)?;
@@ -126,6 +122,5 @@ pub unsafe fn fat_server(
         return Err(FatServerError::NoPartition);
     }
     let backend = FatFs::with_cache(dev, cache_config(data_blocks));
-    // SAFETY: forwarded from the caller.
-    unsafe { FsServer::from_config(fs, backend) }.map_err(FatServerError::Fs)
+    FsServer::from_config(fs, backend).map_err(FatServerError::Fs)
 }

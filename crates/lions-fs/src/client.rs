@@ -34,7 +34,7 @@ use crate::queue::{
     FsClientQueues, FsCmpl, FsStat, OpenFlags, QueueError, Status,
 };
 use crate::share::ShareRegion;
-use lions_os::{Channel, OsError};
+use lions_os::{Channel, Mapped, OsError};
 use lions_queue::PeerError;
 use zerocopy::FromBytes;
 
@@ -293,17 +293,18 @@ pub struct FsClient<'a> {
 impl<'a> FsClient<'a> {
     /// The client of the connection in `config`, with [`DEFAULT_BUFFER_BYTES`] per request.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a`, shared only with the server,
-    /// and no other client side exists over them (see [`FsClientQueues::from_connection`]).
-    pub unsafe fn new(config: &crate::FsClientConfig) -> Result<Self, QueueError> {
+    /// The token says the config's regions are mapped read-write here for `'a`, and that this
+    /// is the one client built from them.
+    pub fn new(config: Mapped<'a, crate::FsClientConfig>) -> Result<Self, QueueError> {
+        let config = config.config();
         let channel = config
             .server
             .channel()
             .ok_or(QueueError::Channel(config.server.id))?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: the token: mapped read-write here for `'a`, shared only with the server, and
+        // this client makes the only client side over them (here and below).
         let queues = unsafe { FsClientQueues::from_connection(&config.server) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let share = unsafe { ShareRegion::from_resource(&config.server.share) }
             .ok_or(QueueError::Unmapped)?;
         Ok(Self::with_parts(

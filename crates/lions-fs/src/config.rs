@@ -2,7 +2,7 @@
 //! FS and NFS configuration structs as `sdfgen` 0.35.1 serialises them (`lions/fs/config.h`, NFS
 //! component config). Offsets in the comments are the C ones (LP64), pinned by the tests.
 
-use lions_os::{Config, ConfigError, RegionResource};
+use lions_os::{Claim, Config, ConfigError, RegionResource, Regions};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Magic of the FS connection configs.
@@ -33,6 +33,13 @@ pub struct FsConnectionResource {
 }
 
 impl FsConnectionResource {
+    /// Claim both queues and the share region read-write (both ends write all three).
+    pub fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        claim(Claim::rw("command queue", self.command_queue));
+        claim(Claim::rw("completion queue", self.completion_queue));
+        claim(Claim::rw("share region", self.share).aligned(1));
+    }
+
     /// The channel to the peer, or `None` when `id` is above [`lions_os::MAX_CHANNEL`] (a
     /// config is data: a bad id is an error, never a panic).
     pub fn channel(&self) -> Option<lions_os::Channel> {
@@ -63,6 +70,12 @@ pub struct FsServerConfig {
     pub client: FsConnectionResource,
 }
 
+impl Regions for FsServerConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.client.claims(claim);
+    }
+}
+
 impl Config for FsServerConfig {
     const SECTION: &'static str = ".fs_server_config";
     const MAGIC: &'static [u8] = &FS_MAGIC;
@@ -81,6 +94,12 @@ pub struct FsClientConfig {
     pub magic: [u8; 8],
     /// The connection to the server (offset 8).
     pub server: FsConnectionResource,
+}
+
+impl Regions for FsClientConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.server.claims(claim);
+    }
 }
 
 impl Config for FsClientConfig {

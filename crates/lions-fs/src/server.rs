@@ -32,7 +32,28 @@ use crate::queue::{
     QueueError, Status,
 };
 use crate::share::ShareRegion;
-use lions_os::{Channel, ChannelSet, Handler, OsError};
+use lions_os::{Channel, ChannelSet, Handler, Mapped, OsError};
+
+/// The server side of the connection in `config`: its queues, share region and channel to the
+/// client (for [`FsServer::from_config`], or a server of its own such as the NFS one). The token
+/// says the regions are mapped read-write here for `'a`, and that this is the one server side
+/// built from them.
+pub fn open<'a>(
+    config: Mapped<'a, crate::FsServerConfig>,
+) -> Result<(FsServerQueues<'a>, ShareRegion<'a>, Channel), QueueError> {
+    let config = config.config();
+    let channel = config
+        .client
+        .channel()
+        .ok_or(QueueError::Channel(config.client.id))?;
+    // SAFETY: the token: mapped read-write here for `'a`, shared only with the client, and this
+    // is the only server side over them (here and below).
+    let queues = unsafe { FsServerQueues::from_connection(&config.client) }?;
+    // SAFETY: as above.
+    let share =
+        unsafe { ShareRegion::from_resource(&config.client.share) }.ok_or(QueueError::Unmapped)?;
+    Ok((queues, share, channel))
+}
 use zerocopy::IntoBytes;
 
 pub use crate::fd::{FdKind, FdTable, InFlight, MAX_OPEN_FILES, Reservation};
@@ -164,24 +185,12 @@ impl<'a, B: FsBackend> FsServer<'a, B> {
         }
     }
 
-    /// The server of the connection in `config`.
-    ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a`, shared only with the client,
-    /// and no other server side exists over them (see [`FsServerQueues::from_connection`]).
-    pub unsafe fn from_config(
-        config: &crate::FsServerConfig,
+    /// The server of the connection in `config` (its parts from [`open`]).
+    pub fn from_config(
+        config: Mapped<'a, crate::FsServerConfig>,
         backend: B,
     ) -> Result<Self, QueueError> {
-        let channel = config
-            .client
-            .channel()
-            .ok_or(QueueError::Channel(config.client.id))?;
-        // SAFETY: forwarded from the caller.
-        let queues = unsafe { FsServerQueues::from_connection(&config.client) }?;
-        // SAFETY: forwarded from the caller.
-        let share = unsafe { ShareRegion::from_resource(&config.client.share) }
-            .ok_or(QueueError::Unmapped)?;
+        let (queues, share, channel) = open(config)?;
         Ok(Self::new(queues, share, channel, backend))
     }
 

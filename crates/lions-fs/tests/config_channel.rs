@@ -9,6 +9,7 @@ use common::Conn;
 use lions_fs::{
     FsClient, FsClientConfig, FsConnectionResource, FsServer, FsServerConfig, QueueError, RamDisk,
 };
+use lions_os::Mapped;
 
 #[test]
 fn channel_ids_above_61_are_errors_not_panics() {
@@ -24,10 +25,14 @@ fn channel_ids_above_61_are_errors_not_panics() {
         let s = FsServerConfig::new(link);
         let c = FsClientConfig::new(link);
         // SAFETY: the regions outlive both ends; one server and one client per connection.
-        let server =
-            unsafe { FsServer::from_config(&s, lions_fs::FatFs::new(RamDisk::new(512, 8))) };
-        // SAFETY: as above.
-        let client = unsafe { FsClient::new(&c) };
+        let checked = unsafe { (Mapped::check(&s).is_ok(), Mapped::check(&c).is_ok()) };
+        // The token refuses such a config already (its `validate`); the constructors check too,
+        // for a token assumed without the config's own checks.
+        assert_eq!(checked, (id <= 61, id <= 61), "id {id}");
+        // SAFETY: as above; the regions are the test's own sim regions.
+        let (ts, tc) = unsafe { (Mapped::assume(&s), Mapped::assume(&c)) };
+        let server = FsServer::from_config(ts, lions_fs::FatFs::new(RamDisk::new(512, 8)));
+        let client = FsClient::new(tc);
         if id <= 61 {
             assert_eq!(server.unwrap().client_channel().index(), id);
             assert!(client.is_ok());

@@ -32,7 +32,7 @@ use crate::{Error, channel_of};
 use core::ptr::NonNull;
 use core::task::Poll;
 use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource, Operation};
-use lions_os::{Channel, MessageInfo, OsError, set_mr};
+use lions_os::{Channel, Mapped, MessageInfo, OsError, set_mr};
 
 /// Most bytes in one command.
 pub const MAX_CMD_BYTES: usize = 255;
@@ -110,11 +110,12 @@ pub struct I2cClient<'a, W: FnMut() = fn()> {
 impl<'a> I2cClient<'a> {
     /// The client of `config` (its queues, data region and channel to the virt).
     ///
-    /// # Safety
-    /// The config's regions are mapped read-write here for `'a`, shared only with the virt (and
-    /// the data region with the driver), and no other client handle over them exists.
-    pub unsafe fn new(config: &'a I2cClientConfig) -> Result<Self, Error> {
-        // SAFETY: forwarded from the caller.
+    /// The token says the config's regions are mapped read-write here for `'a`, and that this
+    /// is the one client built from them.
+    pub fn new(config: Mapped<'a, I2cClientConfig>) -> Result<Self, Error> {
+        let config = config.config();
+        // SAFETY: the token: mapped read-write here for `'a`, shared only with the virt (and the
+        // data region with the driver), and this client makes the only client handle.
         let q = unsafe { I2cClientQueues::from_connection(&config.virt) }?;
         let (data, data_len) = config
             .data

@@ -3,7 +3,8 @@
 //! the comments are the C ones (LP64), pinned by the tests.
 
 use lions_os::{
-    Config, ConfigClass, ConfigError, MAX_CLIENTS, RegionResource, check_count, sddf_magic,
+    Claim, Config, ConfigClass, ConfigError, MAX_CLIENTS, RegionResource, Regions, check_count,
+    sddf_magic,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -35,6 +36,26 @@ pub struct I2cDriverConfig {
     pub _pad: [u8; 3],
     /// Queues to the virtualiser (offset 8).
     pub virt: I2cConnectionResource,
+}
+
+impl I2cConnectionResource {
+    /// Claim both queues read-write (entry `index` of a table, if any).
+    pub fn claims(&self, index: Option<usize>, claim: &mut dyn FnMut(Claim)) {
+        for c in [
+            Claim::rw("request queue", self.req_queue),
+            Claim::rw("response queue", self.resp_queue),
+        ] {
+            claim(index.map_or(c, |i| c.at(i)));
+        }
+    }
+}
+
+impl Regions for I2cDriverConfig {
+    /// The queues to the virt (client data regions are reached through the virt's translation,
+    /// see `MappedData` in the driver).
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.virt.claims(None, claim);
+    }
 }
 
 impl Config for I2cDriverConfig {
@@ -96,6 +117,16 @@ impl I2cVirtConfig {
     }
 }
 
+impl Regions for I2cVirtConfig {
+    /// The driver's and the clients' queues (the virt maps no data region).
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.driver.claims(None, claim);
+        for (i, c) in self.clients().iter().enumerate() {
+            c.conn.claims(Some(i), claim);
+        }
+    }
+}
+
 impl Config for I2cVirtConfig {
     const SECTION: &'static str = ".i2c_virt_config";
     const MAGIC: &'static [u8] = &I2C_MAGIC;
@@ -118,6 +149,13 @@ pub struct I2cClientConfig {
     pub virt: I2cConnectionResource,
     /// The client's data region: every command's data lives here (offset 48).
     pub data: RegionResource,
+}
+
+impl Regions for I2cClientConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.virt.claims(None, claim);
+        claim(Claim::rw("data region", self.data).aligned(1));
+    }
 }
 
 impl Config for I2cClientConfig {

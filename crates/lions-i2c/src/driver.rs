@@ -28,7 +28,7 @@
 
 use crate::queue::{CmdFlags, Command, I2cError, I2cResponse, I2cServerQueues};
 use crate::{Error, I2cDriverConfig, channel_of};
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Handler, Mapped};
 
 /// Longest transaction: the driver queue holds 253 commands, one of them the header.
 pub const MAX_BODIES: usize = 252;
@@ -161,19 +161,20 @@ pub struct I2cDriver<'a, D, M> {
 impl<'a, D: I2cDevice, M: DataAccess> I2cDriver<'a, D, M> {
     /// The driver of `dev` on the queues in `config`, with its IRQ on `irq`.
     ///
-    /// # Safety
-    /// The config's queue regions are mapped read-write here for `'a`, shared only with the virt,
-    /// and no other handle of the serving role exists.
-    pub unsafe fn new(
+    /// The token says the config's queue regions are mapped read-write here for `'a`, and that
+    /// this is the one driver built from them.
+    pub fn new(
         dev: D,
         mem: M,
-        config: &'a I2cDriverConfig,
+        config: Mapped<'a, I2cDriverConfig>,
         irq: Channel,
     ) -> Result<Self, Error> {
+        let config = config.config();
         Ok(Self {
             dev,
             mem,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: the token: mapped read-write here for `'a`, shared only with the virt, and
+            // this driver makes the only serving handle.
             q: unsafe { I2cServerQueues::from_connection(&config.virt) }?,
             virt: channel_of(&config.virt)?,
             irq,

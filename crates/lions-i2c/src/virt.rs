@@ -41,7 +41,7 @@ use crate::queue::{
     I2cResponse, I2cServerQueues, QueueError, RequestProducer,
 };
 use crate::{Error, channel_of};
-use lions_os::{Channel, ChannelSet, Handler, MessageInfo, get_mr};
+use lions_os::{Channel, ChannelSet, Handler, Mapped, MessageInfo, get_mr};
 use lions_queue::clients::{Clients, bits};
 use lions_queue::fifo::{Route, Waiting};
 
@@ -68,17 +68,18 @@ impl<'a> I2cVirt<'a> {
     /// The virtualiser over the queues in `config`. A client whose queues already hold
     /// inconsistent indices starts faulty; any other bad connection is an error.
     ///
-    /// # Safety
-    /// The config's regions are mapped read-write in this component for `'a`, each shared only
-    /// with its peer, and no other handle of the same roles exists.
-    pub unsafe fn new(config: &'a I2cVirtConfig) -> Result<Self, Error> {
+    /// The token says the config's regions are mapped read-write here for `'a`, and that this
+    /// is the one virt built from them.
+    pub fn new(config: Mapped<'a, I2cVirtConfig>) -> Result<Self, Error> {
+        let config = config.config();
         Ok(Self {
             config,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: the token: mapped read-write here for `'a`, each queue shared only with its
+            // peer, and this virt makes the only handles on them (here and below).
             driver: unsafe { I2cClientQueues::from_connection(&config.driver) }?,
             driver_ch: channel_of(&config.driver)?,
             clients: Clients::new(config.clients(), |_, c| {
-                // SAFETY: forwarded from the caller.
+                // SAFETY: as above.
                 match unsafe { I2cServerQueues::from_connection(&c.conn) } {
                     Ok(q) => Ok(Some((q, channel_of(&c.conn)?))),
                     Err(QueueError::Handle(_)) => Ok(None),

@@ -499,8 +499,7 @@ impl<'a> Rig<'a> {
 
 fn execute(acts: &[Act]) -> Result<(), String> {
     let w = World::new();
-    // SAFETY: the regions live in `w`, outliving the virt; one handle per role.
-    let virt = RefCell::new(unsafe { I2cVirt::new(&w.config) }.unwrap());
+    let virt = RefCell::new(I2cVirt::new(mapped(&w.config)).unwrap());
     let mut rig = Rig::new(&w, &virt);
     set_claim(&mut rig)?;
     for a in acts {
@@ -536,4 +535,11 @@ fn i2c_virt() {
     }
     .run(generate, execute);
     assert!(t.actions > 0);
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

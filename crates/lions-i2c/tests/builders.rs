@@ -126,8 +126,7 @@ fn built_configs_carry_a_whole_subsystem() {
     config.check().unwrap();
     let seen = RefCell::new(Vec::new());
 
-    // SAFETY: the regions outlive the sim (declared before it); one handle per role.
-    let virt = RefCell::new(unsafe { I2cVirt::new(&config) }.unwrap());
+    let virt = RefCell::new(I2cVirt::new(mapped(&config)).unwrap());
     // SAFETY: as above.
     let dq = unsafe { I2cServerQueues::from_connection(&driver.conn(0)) }.unwrap();
     let mut cells = Vec::new();
@@ -190,4 +189,11 @@ fn built_configs_carry_a_whole_subsystem() {
         cells[1].borrow().responses,
         vec![(0x50, I2cError::UnpermittedAddr)]
     );
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -162,8 +162,7 @@ fn with_client(f: impl FnMut(&mut Client, &mut dyn FnMut()) + 'static) -> Model 
         Rc::new(move || serve(&mut server.borrow_mut(), &mut m.borrow_mut(), base));
     let s2 = step.clone();
     let wait: Box<dyn FnMut()> = Box::new(move || s2());
-    // SAFETY: as above; one client handle.
-    let client = unsafe { I2cClient::new(cfg) }.unwrap().with_wait(wait);
+    let client = I2cClient::new(mapped(cfg)).unwrap().with_wait(wait);
     let mut sim = Sim::new();
     let virt = sim.add_pd("i2c_virt", 199, false, Virt);
     let body: Rc<RefCell<Option<Body>>> = Rc::new(RefCell::new(Some(Box::new(f))));
@@ -292,4 +291,11 @@ fn async_transactions_complete_through_polling() {
         assert_eq!(buf, [0x40, 0x41, 0x42]);
     });
     assert_eq!(m.seen.len(), 1);
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

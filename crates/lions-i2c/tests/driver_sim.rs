@@ -229,8 +229,7 @@ impl<'a> Rig<'a> {
         let mut sim = Sim::new();
         let dev = Dev(&w.bus);
         // SAFETY: the regions live in `w`; one handle per role.
-        let drv =
-            unsafe { I2cDriver::new(dev, Mem(&w.mem), &w.config, Channel::new(D_IRQ)) }.unwrap();
+        let drv = I2cDriver::new(dev, Mem(&w.mem), mapped(&w.config), Channel::new(D_IRQ)).unwrap();
         let driver = sim.add_pd("i2c_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
         // SAFETY: as above.
@@ -463,4 +462,11 @@ fn a_transaction_that_is_not_whole_is_refused() {
     // Out-of-range data is a bus error of that command, never a panic.
     let r = rig.send(vec![vec![hdr(2, 0x50), body(0, 1, W), body(5000, 4, R)]]);
     assert_eq!(r, [(2, 0x50, I2cError::Other)]);
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -257,8 +257,7 @@ fn raw(ptr: u64, len: u8, flags: u8) -> I2cCmd {
 macro_rules! rig {
     ($w:ident, $virt:ident, $rig:ident, $n:expr) => {
         let $w = World::new($n);
-        // SAFETY: the regions live in the world, outliving the virt; one handle per role.
-        let $virt = RefCell::new(unsafe { I2cVirt::new(&$w.config) }.unwrap());
+        let $virt = RefCell::new(I2cVirt::new(mapped(&$w.config)).unwrap());
         let mut $rig = Rig::new(&$w, &$virt);
     };
 }
@@ -644,4 +643,11 @@ fn the_driver_is_notified_once_per_event_however_much_it_was_given() {
     rig.resume_driver();
     assert_eq!(rig.seen().len(), 5);
     assert_eq!(rig.responses(0), [(0, 0x50, I2cError::Ok); 5]);
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -23,7 +23,7 @@
 use crate::queue::{NetBuffDesc, NetSink, NetSource};
 use crate::region::DataRegion;
 use crate::{Error, MacAddr, NetClientConfig, SetupError};
-use lions_os::{Channel, ChannelSet, Config, ConfigError, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Config, ConfigError, Handler, MAX_CLIENTS, Mapped};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Bytes of an ARP request or reply for Ethernet and IPv4 (header 14 + ARP 28).
@@ -146,16 +146,16 @@ impl<'a> ArpResponder<'a> {
     /// The responder for `table` over the client queues and regions in `config`; primes its Tx
     /// free queue.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a` (queues and the Tx region
-    /// read-write, the Rx region at least readable), each shared only with its peers; no other
-    /// handle of the same roles exists.
-    pub unsafe fn new(
-        config: &'a NetClientConfig,
+    /// The token says the config's regions are mapped here read-write for `'a`, and that this is
+    /// the one component built from them.
+    pub fn new(
+        config: Mapped<'a, NetClientConfig>,
         table: &'a [ArpEntry],
     ) -> Result<Self, SetupError> {
+        let config = config.config();
         let (rx_n, tx_n) = (config.rx.num_buffers.into(), config.tx.num_buffers.into());
-        // SAFETY: forwarded from the caller (here and below).
+        // SAFETY: the token: mapped here read-write for `'a`, each queue shared only with its
+        // peer, and this component makes the only handles on them (here and below).
         let mut tx = unsafe { NetSource::from_connection(&config.tx) }?;
         tx.prime_free(0)?;
         Ok(Self {
@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn the_component_answers_through_its_queues() {
-        use crate::testkit::{Mem, Pair, event};
+        use crate::testkit::{Mem, Pair, event, mapped};
         use lions_os::{ConfigClass, sddf_magic};
         use zerocopy::FromZeros;
         let (rx, tx) = (Pair::new(4), Pair::new(2));
@@ -354,8 +354,7 @@ mod tests {
         cfg.magic = sddf_magic(ConfigClass::Net);
         (cfg.rx, cfg.rx_data, cfg.tx, cfg.tx_data) =
             (rx.conn(0), rx_data.res(), tx.conn(1), tx_data.res());
-        // SAFETY: the memory outlives the responder; the test plays both peers, one handle each.
-        let mut arp = unsafe { ArpResponder::new(&cfg, TABLE) }.unwrap();
+        let mut arp = ArpResponder::new(mapped(&cfg), TABLE).unwrap();
         let (mut copier, mut virt) = (rx.source(), tx.sink());
         copier.prime_free(0).unwrap();
         let frames = [

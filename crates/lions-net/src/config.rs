@@ -6,8 +6,8 @@
 use crate::SetupError;
 use crate::region::DataRegion;
 use lions_os::{
-    Channel, Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS, RegionResource,
-    check_count, sddf_magic,
+    Channel, Claim, Config, ConfigClass, ConfigError, DeviceRegionResource, MAX_CLIENTS,
+    RegionResource, Regions, check_count, sddf_magic,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -78,6 +78,23 @@ impl NetConnectionResource {
         Ok(())
     }
 
+    /// Claim both queue regions read-write (entry `index` of a table, if any); nothing for an
+    /// unused direction (`num_buffers = 0`).
+    pub fn claims(
+        &self,
+        what: [&'static str; 2],
+        index: Option<usize>,
+        claim: &mut dyn FnMut(Claim),
+    ) {
+        if self.num_buffers == 0 {
+            return;
+        }
+        for (w, r) in what.into_iter().zip([self.free_queue, self.active_queue]) {
+            let c = Claim::rw(w, r);
+            claim(index.map_or(c, |i| c.at(i)));
+        }
+    }
+
     /// The channel to the peer, refused above Microkit's 61.
     pub fn channel(&self) -> Result<Channel, SetupError> {
         Channel::try_new(self.id).ok_or(SetupError::Channel(self.id))
@@ -106,6 +123,15 @@ impl Config for NetDriverConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.virt_rx.validate(Self::NAME, "virt_rx.num_buffers")?;
         self.virt_tx.validate(Self::NAME, "virt_tx.num_buffers")
+    }
+}
+
+impl Regions for NetDriverConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.virt_rx
+            .claims(["virt rx free queue", "virt rx active queue"], None, claim);
+        self.virt_tx
+            .claims(["virt tx free queue", "virt tx active queue"], None, claim);
     }
 }
 
@@ -184,6 +210,20 @@ impl Config for NetVirtRxConfig {
             c.conn.validate(Self::NAME, "clients[].conn.num_buffers")?;
         }
         Ok(())
+    }
+}
+
+impl Regions for NetVirtRxConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.driver
+            .claims(["driver free queue", "driver active queue"], None, claim);
+        // sdfgen maps it read-only here: the virt only reads the headers (and invalidates).
+        claim(Claim::ro("rx dma region", self.data.region).aligned(1));
+        claim(Claim::rw("buffer metadata", self.buffer_metadata));
+        for (i, c) in self.clients().iter().enumerate() {
+            c.conn
+                .claims(["client free queue", "client active queue"], Some(i), claim);
+        }
     }
 }
 
@@ -284,6 +324,24 @@ impl Config for NetVirtTxConfig {
     }
 }
 
+impl Regions for NetVirtTxConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.driver
+            .claims(["driver free queue", "driver active queue"], None, claim);
+        for (i, c) in self.clients().iter().enumerate() {
+            c.conn
+                .claims(["client free queue", "client active queue"], Some(i), claim);
+            for r in c.regions() {
+                claim(
+                    Claim::ro("client tx data region", r.data.region)
+                        .aligned(1)
+                        .at(i),
+                );
+            }
+        }
+    }
+}
+
 /// Copier config: `net_copy_config_t` (1128 B), section `.net_copy_config`.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -320,6 +378,23 @@ impl Config for NetCopyConfig {
     }
 }
 
+impl Regions for NetCopyConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.rx
+            .claims(["rx free queue", "rx active queue"], None, claim);
+        for (oid, r) in self.rx_data.iter().enumerate() {
+            if r.vaddr != 0 {
+                claim(Claim::ro("rx data region", *r).aligned(1).at(oid));
+            }
+        }
+        self.client
+            .claims(["client free queue", "client active queue"], None, claim);
+        if self.client.num_buffers != 0 {
+            claim(Claim::rw("client data region", self.client_data).aligned(1));
+        }
+    }
+}
+
 /// Client config: `net_client_config_t` (128 B), section `.net_client_config`.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -350,6 +425,21 @@ impl Config for NetClientConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.rx.validate(Self::NAME, "rx.num_buffers")?;
         self.tx.validate(Self::NAME, "tx.num_buffers")
+    }
+}
+
+impl Regions for NetClientConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.rx
+            .claims(["rx free queue", "rx active queue"], None, claim);
+        if self.rx.num_buffers != 0 {
+            claim(Claim::rw("rx data region", self.rx_data).aligned(1));
+        }
+        self.tx
+            .claims(["tx free queue", "tx active queue"], None, claim);
+        if self.tx.num_buffers != 0 {
+            claim(Claim::rw("tx data region", self.tx_data).aligned(1));
+        }
     }
 }
 

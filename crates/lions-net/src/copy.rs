@@ -35,7 +35,7 @@
 use crate::queue::{NetBuffDesc, NetSink, NetSource, RawQueue};
 use crate::region::DataRegion;
 use crate::{Error, NetCopyConfig, SetupError};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, Mapped};
 
 /// What the copier dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -67,12 +67,14 @@ pub struct Copier<'a> {
 impl<'a> Copier<'a> {
     /// The copier over the queues and regions in `config`; hands the client all its buffers.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a`: queues and `client_data`
-    /// read-write, `rx_data` at least readable; each queue is shared only with its peer, no other
-    /// handle of the same roles exists, and the client pushes nothing before it received a frame.
-    pub unsafe fn new(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
-        // SAFETY: forwarded from the caller.
+    /// The token says the config's regions are mapped in this component for `'a` (queues and
+    /// `client_data` read-write, `rx_data` at least readable) and that this is the one component
+    /// built from them. The priming fills the client's free queue, which the client fills after
+    /// its first frame; a client that pushes before then races only its own buffers (every
+    /// descriptor it hands back is checked).
+    pub fn new(config: Mapped<'a, NetCopyConfig>) -> Result<Self, SetupError> {
+        let config = config.config();
+        // SAFETY: the token, as documented on `open`.
         let mut copier = unsafe { Self::open(config) }?;
         copier.client.prime_free(0)?;
         Ok(copier)
@@ -83,10 +85,10 @@ impl<'a> Copier<'a> {
     /// runs at once: `notified(ChannelSet::EMPTY)`). Their number is in
     /// [`CopyStats::dropped`].
     ///
-    /// # Safety
-    /// As for [`new`](Self::new), except that the client may have started already.
-    pub unsafe fn resume(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
-        // SAFETY: forwarded from the caller (here and below).
+    /// Built from the config's token, as [`new`](Self::new).
+    pub fn resume(config: Mapped<'a, NetCopyConfig>) -> Result<Self, SetupError> {
+        let config = config.config();
+        // SAFETY: the token, as documented on `open` (here and below).
         let mut copier = unsafe { Self::open(config) }?;
         // SAFETY: as above.
         for buf in unsafe { RawQueue::taken(&config.rx) }? {
@@ -99,7 +101,8 @@ impl<'a> Copier<'a> {
     /// [`resume`](Self::resume) share them.
     ///
     /// # Safety
-    /// As for [`resume`](Self::resume).
+    /// `config` is a checked token's (its regions mapped here for `'a`, queues and `client_data`
+    /// read-write, `rx_data` readable) and no other handle on them exists in this PD.
     unsafe fn open(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
         let n = u64::from(config.client.num_buffers);
         Ok(Self {
@@ -172,7 +175,7 @@ impl Handler for Copier<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::testkit::{Mem, Pair, event};
+    use crate::testkit::{Mem, Pair, event, mapped};
     use lions_os::{ConfigClass, sddf_magic};
     use zerocopy::FromZeros;
 
@@ -207,8 +210,7 @@ mod tests {
     #[test]
     fn copies_returns_the_dma_buffer_unchanged_and_drops_when_the_client_is_full() {
         let s = setup();
-        // SAFETY: the memory outlives the copier; the test plays both peers with one handle each.
-        let mut k = unsafe { Copier::new(&s.cfg) }.unwrap();
+        let mut k = Copier::new(mapped(&s.cfg)).unwrap();
         assert_eq!(
             s.client.free.read(0, 2),
             [2, 0],
@@ -254,8 +256,7 @@ mod tests {
     #[test]
     fn bad_sources_and_bad_client_buffers() {
         let s = setup();
-        // SAFETY: as above.
-        let mut k = unsafe { Copier::new(&s.cfg) }.unwrap();
+        let mut k = Copier::new(mapped(&s.cfg)).unwrap();
         let (mut virt, mut client) = (s.rx.source(), s.client.sink());
         client.adopt_free().unwrap();
         // Frames naming no source buffer: an unmapped oid, past the region, too long.

@@ -40,7 +40,7 @@
 
 use crate::queue::{NetBuffDesc, NetSink, NetSource, RawQueue};
 use crate::{Error, NetDriverConfig, SetupError};
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Handler, Mapped};
 
 /// The hardware half of an Ethernet driver. Every method returns without waiting.
 pub trait EthDevice {
@@ -75,25 +75,32 @@ pub struct EthDriver<'a, D> {
     rx_ch: Channel,
     tx: NetSink<'a>,
     tx_ch: Channel,
+    /// The config the token vouched for (read again by [`resume`](Self::resume)).
+    config: &'a NetDriverConfig,
 }
 
 impl<'a, D: EthDevice> EthDriver<'a, D> {
     /// The driver for `dev` over the queues in `config`, with the device's IRQ on `irq`.
     ///
-    /// # Safety
-    /// The config's queue regions are mapped in this component for `'a`, shared only with the
-    /// virtualisers, and no other handle of the same roles exists (see
-    /// [`NetSource::from_connection`]).
-    pub unsafe fn new(dev: D, config: &NetDriverConfig, irq: Channel) -> Result<Self, SetupError> {
+    /// The token says the config's queue regions are mapped here read-write for `'a`, and that
+    /// this is the one driver built from them.
+    pub fn new(
+        dev: D,
+        config: Mapped<'a, NetDriverConfig>,
+        irq: Channel,
+    ) -> Result<Self, SetupError> {
+        let config = config.config();
         Ok(Self {
             dev,
             irq,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: the token: mapped here read-write for `'a`, shared only with the
+            // virtualisers, and this driver makes the only handles on them (here and below).
             rx: unsafe { NetSource::from_connection(&config.virt_rx) }?,
             rx_ch: config.virt_rx.channel()?,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             tx: unsafe { NetSink::from_connection(&config.virt_tx) }?,
             tx_ch: config.virt_tx.channel()?,
+            config,
         })
     }
 
@@ -122,11 +129,9 @@ impl<'a, D: EthDevice> EthDriver<'a, D> {
     ///   Tx virt is notified.
     ///
     /// Then as `init`. Returns the (Rx buffers posted again, Tx frames given back).
-    ///
-    /// # Safety
-    /// `config` is the one this driver was made with (see [`new`](Self::new)).
-    pub unsafe fn resume(&mut self, config: &NetDriverConfig) -> Result<(usize, usize), Error> {
-        // SAFETY: forwarded from the caller: the regions are mapped for 'a (read only here).
+    pub fn resume(&mut self) -> Result<(usize, usize), Error> {
+        let config = self.config;
+        // SAFETY: the token `new` took: the regions are mapped for 'a (read only here).
         let (rx_active, rx_free) = unsafe { RawQueue::of(&config.virt_rx) }?;
         let head = rx_free.head();
         let held = head.wrapping_sub(rx_active.tail());
@@ -257,7 +262,7 @@ impl<D: EthDevice> Handler for EthDriver<'_, D> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::testkit::{Pair, event};
+    use crate::testkit::{Pair, event, mapped};
     use std::collections::VecDeque;
     use zerocopy::FromZeros;
 
@@ -311,10 +316,10 @@ mod tests {
     fn rings_fill_signals_follow_the_rule_and_tx_goes_before_rx() {
         let (rx, tx) = (Pair::new(4), Pair::new(4));
         let mut cfg = NetDriverConfig::new_zeroed();
+        cfg.magic = *b"sDDF\x05";
         cfg.virt_rx = rx.conn(1);
         cfg.virt_tx = tx.conn(2);
-        // SAFETY: the memory outlives the driver; the test plays both virts with one handle each.
-        let mut d = unsafe { EthDriver::new(Dev::default(), &cfg, Channel::new(5)) }.unwrap();
+        let mut d = EthDriver::new(Dev::default(), mapped(&cfg), Channel::new(5)).unwrap();
         let (mut vrx, mut vtx) = (rx.sink(), tx.source());
         vrx.fill_free(0x1000).unwrap();
         for i in 0..2 {
@@ -385,8 +390,8 @@ mod tests {
         vtx.active.publish();
         let rec = crate::testkit::Rec::default();
         {
-            // SAFETY: the memory outlives the driver; one handle per queue end at a time.
-            let mut old = unsafe { EthDriver::new(Dev::default(), &cfg, Channel::new(5)) }.unwrap();
+            // The memory outlives the driver; one handle per queue end at a time.
+            let mut old = EthDriver::new(Dev::default(), mapped(&cfg), Channel::new(5)).unwrap();
             lions_os::runtime::with_backend(&rec, || old.init()).unwrap();
             // It received one frame and gave it to the virt, then died holding the rest: one
             // Rx buffer posted, one Tx frame taken.
@@ -401,10 +406,9 @@ mod tests {
         let b = vrx.active.pop().unwrap().unwrap();
         assert_eq!(b.io_or_offset, 0x1000);
         rec.notified.take();
-        // SAFETY: as above; the old driver is gone.
-        let mut new = unsafe { EthDriver::new(Dev::default(), &cfg, Channel::new(5)) }.unwrap();
-        // SAFETY: the config it was made with.
-        let back = lions_os::runtime::with_backend(&rec, || unsafe { new.resume(&cfg) }).unwrap();
+        // As above; the old driver is gone.
+        let mut new = EthDriver::new(Dev::default(), mapped(&cfg), Channel::new(5)).unwrap();
+        let back = lions_os::runtime::with_backend(&rec, || new.resume()).unwrap();
         assert_eq!(
             back,
             (2, 1),

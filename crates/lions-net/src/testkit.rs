@@ -9,35 +9,40 @@ use crate::queue::{NetQueue, NetSink, NetSource};
 use crate::region::Span;
 use core::ptr::NonNull;
 use lions_os::runtime::{Backend, with_backend};
-use lions_os::{Channel, ChannelSet, Handler, MessageInfo, OsError, RegionResource};
+use lions_os::{
+    Channel, ChannelSet, Handler, Mapped, MessageInfo, OsError, RegionResource, Regions,
+};
 use std::cell::RefCell;
 
-/// Zeroed, 8-aligned memory standing in for one shared region.
+/// Zeroed, page-aligned memory standing in for one shared region (a sim region, so
+/// [`mapped`] finds it in the sim's mapping table), `bytes` rounded up to 8 long.
 pub struct Mem {
-    buf: Vec<u64>,
+    region: lions_os::sim::Region,
+    len: usize,
 }
 
 impl Mem {
     pub fn new(bytes: usize) -> Self {
         Self {
-            buf: vec![0; bytes.div_ceil(8)],
+            region: lions_os::sim::Region::new(bytes),
+            len: bytes.div_ceil(8) * 8,
         }
     }
 
     pub fn ptr(&self) -> NonNull<u8> {
-        NonNull::new(self.buf.as_ptr().cast_mut().cast()).unwrap()
+        self.region.as_ptr()
     }
 
     pub fn res(&self) -> RegionResource {
         RegionResource {
             vaddr: self.ptr().as_ptr().expose_provenance() as u64,
-            size: self.buf.len() as u64 * 8,
+            size: self.len as u64,
         }
     }
 
     /// Write `bytes` at `at` (the test playing a peer or a device).
     pub fn write(&self, at: usize, bytes: &[u8]) {
-        assert!(at + bytes.len() <= self.buf.len() * 8);
+        assert!(at + bytes.len() <= self.len);
         // SAFETY: in bounds (checked); the memory is only accessed through raw pointers.
         unsafe {
             core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr().as_ptr().add(at), bytes.len())
@@ -46,12 +51,19 @@ impl Mem {
 
     /// Read `n` bytes at `at`.
     pub fn read(&self, at: usize, n: usize) -> Vec<u8> {
-        assert!(at + n <= self.buf.len() * 8);
+        assert!(at + n <= self.len);
         let mut out = vec![0; n];
         // SAFETY: in bounds (checked).
         unsafe { core::ptr::copy_nonoverlapping(self.ptr().as_ptr().add(at), out.as_mut_ptr(), n) };
         out
     }
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+pub fn mapped<C: Regions>(config: &C) -> Mapped<'_, C> {
+    // SAFETY: each unit test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { Mapped::check(config) }.unwrap()
 }
 
 /// A free/active queue pair.
@@ -157,7 +169,7 @@ impl NonCoherent<'_> {
         self.log
             .borrow_mut()
             .push((what, at, n, self.watch.active_tail()));
-        (at != usize::MAX && at + n <= self.cpu.buf.len() * 8).then_some((at, n))
+        (at != usize::MAX && at + n <= self.cpu.len).then_some((at, n))
     }
 }
 

@@ -51,7 +51,7 @@ use crate::cache::{CacheOps, PlatformCache};
 use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, RawQueue, clients, push_to};
 use crate::region::{DataRegion, Holders, MAX_LEN};
 use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, Mapped};
 use lions_queue::PushError;
 
 /// What the Rx virtualiser dropped or passed back.
@@ -98,15 +98,17 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// whose queues already hold inconsistent indices starts out faulty. `buffer_metadata` needs a
     /// byte per driver buffer for up to 8 clients, 8 bytes per buffer (8-aligned) for more.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a` (read-write), each queue shared
-    /// only with its peer, `buffer_metadata` with nobody; no other handle of the same roles exists.
-    pub unsafe fn new(config: &'a NetVirtRxConfig, cache: C) -> Result<Self, SetupError> {
+    /// The token says the config's regions are mapped in this component for `'a` (read-write),
+    /// and that this is the one component built from them.
+    pub fn new(config: Mapped<'a, NetVirtRxConfig>, cache: C) -> Result<Self, SetupError> {
+        let config = config.config();
         let n = config.driver.num_buffers;
         let macs = config.clients();
         let meta = &config.buffer_metadata;
         Ok(Self {
-            // SAFETY: as above.
+            // SAFETY: the token: every queue and region below is mapped here read-write for `'a`,
+            // each queue shared only with its peer, `buffer_metadata` with nobody, and this
+            // component makes the only handles on them (here and below).
             driver: unsafe { NetSink::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
             io_addr: config.data.io_addr,
@@ -153,13 +155,12 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// queues, give back to the driver the buffers no client holds any more, then serve one pass.
     /// Returns how many buffers went back to the driver that way.
     ///
-    /// # Safety
-    /// As for [`new`](Self::new) (the same config; this reads the clients' queue regions).
-    pub unsafe fn resume(&mut self) -> Result<u32, Error> {
+    /// It reads the clients' queue regions, which the token [`new`](Self::new) took vouches for.
+    pub fn resume(&mut self) -> Result<u32, Error> {
         let mut freed = 0;
         let buffers = usize::try_from(self.data.buffers()).unwrap_or(usize::MAX);
         for (c, client) in self.macs.iter().enumerate() {
-            // SAFETY: forwarded from the caller: the clients' queues are mapped here.
+            // SAFETY: the token `new` took: the clients' queues are mapped here for `'a`.
             let sent = unsafe { RawQueue::sent(&client.conn) }?;
             let me = 1u64 << c;
             for (i, offset) in (0..buffers).zip((0u64..).step_by(2048)) {
@@ -295,7 +296,7 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::testkit::{Mem, NonCoherent, Pair, event};
+    use crate::testkit::{Mem, NonCoherent, Pair, event, mapped};
     use crate::{Coherent, NetSink};
     use core::cell::RefCell;
     use lions_os::{ConfigClass, DeviceRegionResource, sddf_magic};
@@ -385,8 +386,7 @@ mod tests {
             watch: &s.clients[0],
             log: &log,
         };
-        // SAFETY: the memory outlives the virt; the test plays every peer with one handle each.
-        let mut v = unsafe { VirtRx::new(&s.cfg, cache) }.unwrap();
+        let mut v = VirtRx::new(mapped(&s.cfg), cache).unwrap();
         let mut drv = s.driver.source();
         let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
         let rec = crate::testkit::Rec::default();
@@ -471,8 +471,7 @@ mod tests {
     #[test]
     fn only_a_holder_returns_a_broadcast_buffer_and_only_once() {
         let s = setup_n(3);
-        // SAFETY: as above.
-        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut v = VirtRx::new(mapped(&s.cfg), Coherent).unwrap();
         let mut drv = s.driver.source();
         let mut cl: Vec<_> = s.clients.iter().map(Pair::sink).collect();
         lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
@@ -520,8 +519,7 @@ mod tests {
         let mut s = setup();
         let other = MacAddr([2, 7, 7, 7, 7, 7]);
         (s.cfg.clients[1].mac_addrs[1], s.cfg.clients[1].num_macs) = (other, 2);
-        // SAFETY: as above.
-        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut v = VirtRx::new(mapped(&s.cfg), Coherent).unwrap();
         let mut drv = s.driver.source();
         let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
         lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
@@ -543,8 +541,7 @@ mod tests {
     #[test]
     fn holder_sets_beyond_eight_clients() {
         let mut s = setup_n(9);
-        // SAFETY: as above.
-        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut v = VirtRx::new(mapped(&s.cfg), Coherent).unwrap();
         let mut drv = s.driver.source();
         let mut cl: Vec<_> = s.clients.iter().map(Pair::sink).collect();
         lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
@@ -567,8 +564,7 @@ mod tests {
         assert_eq!(drv.free.pop().unwrap().map(|d| d.io_or_offset), Some(IO));
         // A byte per buffer cannot hold nine clients' sets: refused at start-up.
         s.cfg.buffer_metadata.size = 4;
-        // SAFETY: as above.
-        let r = unsafe { VirtRx::new(&s.cfg, Coherent) };
+        let r = VirtRx::new(mapped(&s.cfg), Coherent);
         assert!(matches!(
             r.err(),
             Some(SetupError::RegionTooSmall {
@@ -581,8 +577,7 @@ mod tests {
     #[test]
     fn bad_descriptors_from_either_side_are_dropped_and_counted() {
         let s = setup();
-        // SAFETY: as above.
-        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut v = VirtRx::new(mapped(&s.cfg), Coherent).unwrap();
         let mut drv = s.driver.source();
         let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
         lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();
@@ -621,8 +616,7 @@ mod tests {
     #[test]
     fn broadcast_mask_and_a_faulty_client() {
         let s = setup();
-        // SAFETY: as above.
-        let mut v = unsafe { VirtRx::new(&s.cfg, Coherent) }.unwrap();
+        let mut v = VirtRx::new(mapped(&s.cfg), Coherent).unwrap();
         let mut drv = s.driver.source();
         let mut cl = [s.clients[0].sink(), s.clients[1].sink()];
         lions_os::runtime::with_backend(&crate::testkit::Rec::default(), || v.init()).unwrap();

@@ -55,7 +55,7 @@ use crate::policy::TxPolicy;
 use crate::queue::{Clients, NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource, RawQueue, clients};
 use crate::region::Span;
 use crate::{Error, NetVirtTxClient, NetVirtTxConfig, NetVirtTxRegion, SetupError};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, Mapped};
 use lions_queue::{PushError, clients::bits};
 
 /// Most client buffers a Tx virtualiser serves, over all its clients' regions (one in-flight bit
@@ -214,15 +214,16 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// client whose queues already hold inconsistent indices starts out faulty. Refused if the
     /// clients' regions hold more than [`MAX_TX_BUFFERS`] buffers.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a` (queues read-write, data regions
-    /// at least readable), each shared only with its peers; no other handle of the same roles
-    /// exists.
-    pub unsafe fn new(cfg: &'a NetVirtTxConfig, policy: P, cache: C) -> Result<Self, SetupError> {
+    /// The token says the config's regions are mapped in this component for `'a` (queues
+    /// read-write, data regions at least readable), and that this is the one component built from
+    /// them.
+    pub fn new(cfg: Mapped<'a, NetVirtTxConfig>, policy: P, cache: C) -> Result<Self, SetupError> {
+        let cfg = cfg.config();
         let mut n = 0u32;
         for client in cfg.clients() {
             for r in client.regions() {
-                // SAFETY: forwarded from the caller; checks the mapping covers its `num_buffers`.
+                // SAFETY: the token: the region is mapped here, readable, for `'a`; this checks
+                // it covers its `num_buffers`.
                 unsafe { r.buffers() }?;
                 n = n.saturating_add(r.num_buffers);
             }
@@ -239,10 +240,11 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
                 cache,
                 stats: TxStats::default(),
             },
-            // SAFETY: forwarded from the caller.
+            // SAFETY: the token: the queues are mapped here read-write for `'a`, shared only with
+            // their peers, and this component makes the only handles on them (here and below).
             driver: unsafe { NetSource::from_connection(&cfg.driver) }?,
             driver_ch: cfg.driver.channel()?,
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             clients: unsafe { clients(conns, NetSink::from_connection) }?,
             policy,
             ready: 0,
@@ -258,11 +260,10 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     /// returned meanwhile go back, waiting frames go out). Returns how many frames were found
     /// already sent.
     ///
-    /// # Safety
-    /// As for [`new`](Self::new) (the same config; this reads the driver's queue regions).
-    pub unsafe fn resume(&mut self) -> Result<u32, Error> {
+    /// It reads the driver's queue regions, which the token [`new`](Self::new) took vouches for.
+    pub fn resume(&mut self) -> Result<u32, Error> {
         self.core.at_driver = InFlight([0; WORDS]);
-        // SAFETY: forwarded from the caller: the driver's queues are mapped here.
+        // SAFETY: the token `new` took: the driver's queues are mapped here for `'a`.
         for buf in unsafe { RawQueue::sent(&self.core.config.driver) }? {
             if let Some((.., bit)) = self.core.owners.find(self.core.config, buf.io_or_offset) {
                 self.core.at_driver.put(bit, true);
@@ -498,7 +499,7 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
 mod tests {
     use super::*;
     use crate::queue::NetQueue;
-    use crate::testkit::{Mem, NonCoherent, Pair, event};
+    use crate::testkit::{Mem, NonCoherent, Pair, event, mapped};
     use crate::{Coherent, InOrder, RoundRobin};
     use core::cell::RefCell;
     use lions_os::{ConfigClass, DeviceRegionResource, sddf_magic};
@@ -629,8 +630,7 @@ mod tests {
             watch: &s.driver,
             log: &log,
         };
-        // SAFETY: the memory outlives the virt; the test plays every peer with one handle each.
-        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, cache) }.unwrap();
+        let mut v = VirtTx::new(mapped(&s.cfg), InOrder, cache).unwrap();
         let mut drv = s.driver.sink();
         let mut c0 = s.clients[0].source();
         c0.prime_free(0).unwrap();
@@ -695,8 +695,7 @@ mod tests {
     #[test]
     fn a_buffer_nobody_sent_is_not_returned() {
         let s = setup();
-        // SAFETY: as above.
-        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.unwrap();
+        let mut v = VirtTx::new(mapped(&s.cfg), InOrder, Coherent).unwrap();
         let mut c0 = s.clients[0].source();
         assert_eq!(c0.prime_free(0).unwrap(), 4);
         let free_tail = || u16::from_le_bytes(s.clients[0].free.read(0, 2).try_into().unwrap());
@@ -735,8 +734,7 @@ mod tests {
     #[test]
     fn each_buffer_is_at_the_driver_at_most_once() {
         let s = setup();
-        // SAFETY: as above.
-        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.unwrap();
+        let mut v = VirtTx::new(mapped(&s.cfg), InOrder, Coherent).unwrap();
         let (mut c0, mut drv) = (s.clients[0].source(), s.driver.sink());
         for off in [2048, 2048] {
             c0.active.push(NetBuffDesc::new(off, 60)).unwrap();
@@ -786,23 +784,20 @@ mod tests {
         s.cfg.clients[1].regions[0].num_buffers = MAX_TX_BUFFERS - 6 + 1;
         s.data[2] = Mem::new((MAX_TX_BUFFERS as usize - 5) * 2048);
         s.cfg.clients[1].regions[0].data.region = s.data[2].res();
-        // SAFETY: as above.
-        let r = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) };
+        let r = VirtTx::new(mapped(&s.cfg), InOrder, Coherent);
         assert_eq!(
             r.err(),
             Some(SetupError::TooManyBuffers(u64::from(MAX_TX_BUFFERS) + 1))
         );
         s.cfg.clients[1].regions[0].num_buffers -= 1;
-        // SAFETY: as above.
-        let r = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) };
+        let r = VirtTx::new(mapped(&s.cfg), InOrder, Coherent);
         assert!(r.is_ok(), "exactly full");
     }
 
     /// Both clients queue three frames before the virt runs: one pass orders them.
     fn one_pass<P: TxPolicy>(policy: P) -> Vec<u64> {
         let s = setup();
-        // SAFETY: as above.
-        let mut v = unsafe { VirtTx::new(&s.cfg, policy, Coherent) }.unwrap();
+        let mut v = VirtTx::new(mapped(&s.cfg), policy, Coherent).unwrap();
         for (c, q) in (0u16..).zip(&s.clients) {
             let mut src = q.source();
             for i in 0..3 {
@@ -830,8 +825,7 @@ mod tests {
     #[test]
     fn a_waiting_frame_is_checked_again_when_it_goes() {
         let s = setup();
-        // SAFETY: as above.
-        let mut v = unsafe { VirtTx::new(&s.cfg, InOrder, Coherent) }.unwrap();
+        let mut v = VirtTx::new(mapped(&s.cfg), InOrder, Coherent).unwrap();
         let (mut c0, mut c1) = (s.clients[0].source(), s.clients[1].source());
         // Eight frames fill the driver queue.
         for (q, c) in [(&mut c0, 0u16), (&mut c1, 1)] {

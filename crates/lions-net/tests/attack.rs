@@ -493,8 +493,7 @@ impl Rig<'_> {
 
 fn execute(acts: &[Act]) -> Result<(), String> {
     let w = World::new();
-    // SAFETY: the regions live in `w`, outliving the virt; one handle per role.
-    let virt = RefCell::new(unsafe { VirtRx::new(&w.cfg, Coherent) }.unwrap());
+    let virt = RefCell::new(VirtRx::new(mapped(&w.cfg), Coherent).unwrap());
     let mut sim = Sim::new();
     let driver = sim.add_pd("driver", 200, false, DriverPd { w: &w });
     sim.irq(driver, D_IRQ).unwrap();
@@ -932,7 +931,7 @@ mod tx {
         }
         // SAFETY: the regions live in `w`, outliving the virt; one handle per role.
         let virt =
-            RefCell::new(unsafe { VirtTx::new(&w.cfg, RoundRobin::default(), Coherent) }.unwrap());
+            RefCell::new(VirtTx::new(mapped(&w.cfg), RoundRobin::default(), Coherent).unwrap());
         // The good clients' own view: they took every primed buffer (the `free` book).
         for c in 0..GOOD {
             let q = &w.clients[c].free;
@@ -1296,8 +1295,7 @@ mod copy {
 
     pub(super) fn execute(acts: &[CAct]) -> Result<(), String> {
         let w = CWorld::new();
-        // SAFETY: the regions live in `w`, outliving the copier; one handle per role.
-        let copier = RefCell::new(unsafe { Copier::new(&w.cfg) }.unwrap());
+        let copier = RefCell::new(Copier::new(mapped(&w.cfg)).unwrap());
         // The client adopts its primed free queue: it holds none of those buffers.
         let mut sim = Sim::new();
         let virt = sim.add_pd("virt", 200, false, VirtPd { w: &w });
@@ -1491,4 +1489,11 @@ fn net_arp() {
 #[test]
 fn net_tx_virt_defect_forged_misaligned_return() {
     assert_eq!(tx::execute(&[tx::TxAct::Forge(0x2000_1545)]), Ok(()));
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -224,15 +224,10 @@ fn built_configs_carry_a_whole_subsystem() {
             dma(&cli_tx_data, TX_IO, CLIENT_BUFS),
         ],
     };
-    // SAFETY: the regions are declared before the components and the sim, so they outlive every
-    // handle; one handle per role per queue (the same holds for every component below).
-    let driver = RefCell::new(unsafe { EthDriver::new(dev, &drv, Channel::new(D_IRQ)) }.unwrap());
-    // SAFETY: as above.
-    let virt_rx = RefCell::new(unsafe { VirtRx::new(&vrx, Coherent) }.unwrap());
-    // SAFETY: as above.
-    let virt_tx = RefCell::new(unsafe { VirtTx::new(&vtx, InOrder, Coherent) }.unwrap());
-    // SAFETY: as above.
-    let copier = RefCell::new(unsafe { Copier::new(&copy) }.unwrap());
+    let driver = RefCell::new(EthDriver::new(dev, mapped(&drv), Channel::new(D_IRQ)).unwrap());
+    let virt_rx = RefCell::new(VirtRx::new(mapped(&vrx), Coherent).unwrap());
+    let virt_tx = RefCell::new(VirtTx::new(mapped(&vtx), InOrder, Coherent).unwrap());
+    let copier = RefCell::new(Copier::new(mapped(&copy)).unwrap());
     let n = u64::from(CLIENT_BUFS);
     // SAFETY: as above.
     let (rx, mut tx, rx_data, tx_data) = unsafe {
@@ -304,4 +299,11 @@ fn built_configs_carry_a_whole_subsystem() {
     settle(&mut sim);
     assert_eq!(nic.borrow().sent, out.to_vec());
     assert!(client.borrow().pending.is_empty());
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -345,16 +345,12 @@ impl World {
             st: &self.nic,
             dma: map,
         };
-        // SAFETY: the regions live in `self`, outliving the handles; one handle
-        // per role per queue, as the system description would give.
-        let driver = unsafe { EthDriver::new(nic, &self.drv, Channel::new(D_IRQ)) }.unwrap();
-        // SAFETY: as above.
-        let vrx = unsafe { VirtRx::new(&self.vrx, Coherent) }.unwrap();
-        // SAFETY: as above.
-        let vtx = unsafe { VirtTx::new(&self.vtx, policy, Coherent) }.unwrap();
+        let driver = EthDriver::new(nic, mapped(&self.drv), Channel::new(D_IRQ)).unwrap();
+        let vrx = VirtRx::new(mapped(&self.vrx), Coherent).unwrap();
+        let vtx = VirtTx::new(mapped(&self.vtx), policy, Coherent).unwrap();
         // SAFETY: as above.
         let copiers: Vec<_> = (0..CLIENTS)
-            .map(|c| RefCell::new(unsafe { Copier::new(&self.copy[c]) }.unwrap()))
+            .map(|c| RefCell::new(Copier::new(mapped(&self.copy[c])).unwrap()))
             .collect();
         let clients = (0..CLIENTS)
             .map(|c| RefCell::new(ClientPd::new(self, c)))
@@ -1218,23 +1214,17 @@ fn restart<'a>(
         Victim::VirtTx => {
             // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
             *p.vtx.borrow_mut() =
-                unsafe { VirtTx::new(&w.vtx, RoundRobin::default(), Coherent) }.unwrap();
-            rig.sim.restart_with(pd, Shared(&p.vtx), || {
-                // SAFETY: the same config and regions as the handle was made over.
-                unsafe { p.vtx.borrow_mut().resume() }.map(drop)
-            });
+                VirtTx::new(mapped(&w.vtx), RoundRobin::default(), Coherent).unwrap();
+            rig.sim
+                .restart_with(pd, Shared(&p.vtx), || p.vtx.borrow_mut().resume().map(drop));
         }
         Victim::VirtRx => {
-            // SAFETY: as above.
-            *p.vrx.borrow_mut() = unsafe { VirtRx::new(&w.vrx, Coherent) }.unwrap();
-            rig.sim.restart_with(pd, Shared(&p.vrx), || {
-                // SAFETY: the same config and regions as the handle was made over.
-                unsafe { p.vrx.borrow_mut().resume() }.map(drop)
-            });
+            *p.vrx.borrow_mut() = VirtRx::new(mapped(&w.vrx), Coherent).unwrap();
+            rig.sim
+                .restart_with(pd, Shared(&p.vrx), || p.vrx.borrow_mut().resume().map(drop));
         }
         Victim::Copier(c) => {
-            // SAFETY: as above.
-            *p.copiers[c].borrow_mut() = unsafe { Copier::resume(&w.copy[c]) }.unwrap();
+            *p.copiers[c].borrow_mut() = Copier::resume(mapped(&w.copy[c])).unwrap();
             rig.sim.restart_with(pd, Shared(&p.copiers[c]), || {
                 p.copiers[c].borrow_mut().notified(ChannelSet::EMPTY)
             });
@@ -1417,16 +1407,13 @@ fn restarted_rx_virt_frees_a_buffer_whose_frame_was_never_published() {
     // Un-publish the push: as if the virt had died with it staged.
     nudge(w.copy_q[0].index(true, 0), -1);
     rig.sim.fault(rig.virt_rx, "killed mid-pass");
-    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
-    *p.vrx.borrow_mut() = unsafe { VirtRx::new(&w.vrx, Coherent) }.unwrap();
+    *p.vrx.borrow_mut() = VirtRx::new(mapped(&w.vrx), Coherent).unwrap();
     let freed = Cell::new(0);
     rig.sim.restart_with(rig.virt_rx, Shared(&p.vrx), || {
-        // SAFETY: the same config and regions.
-        unsafe { p.vrx.borrow_mut().resume() }.map(|n| freed.set(n))
+        p.vrx.borrow_mut().resume().map(|n| freed.set(n))
     });
     assert_eq!(freed.get(), 1, "one stranded buffer back to the driver");
-    // SAFETY: as above.
-    *p.copiers[0].borrow_mut() = unsafe { Copier::resume(&w.copy[0]) }.unwrap();
+    *p.copiers[0].borrow_mut() = Copier::resume(mapped(&w.copy[0])).unwrap();
     rig.sim
         .restart_with(rig.copiers[0], Shared(&p.copiers[0]), || {
             p.copiers[0].borrow_mut().notified(ChannelSet::EMPTY)
@@ -1460,8 +1447,7 @@ fn restarted_copier_returns_the_dma_buffer_it_held() {
     drive(&mut rig);
     // As if the copier had taken it (and released the slot) and died before returning it.
     nudge(w.copy_q[0].index(true, 2), 1);
-    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
-    *p.copiers[0].borrow_mut() = unsafe { Copier::resume(&w.copy[0]) }.unwrap();
+    *p.copiers[0].borrow_mut() = Copier::resume(mapped(&w.copy[0])).unwrap();
     assert_eq!(
         p.copiers[0].borrow().stats().dropped,
         1,
@@ -1494,12 +1480,10 @@ fn restarted_tx_virt_does_not_send_a_frame_twice() {
     // As if the virt had died before releasing the client's slot.
     nudge(w.cli_tx[0].index(true, 2), -1);
     rig.sim.fault(rig.virt_tx, "killed mid-pass");
-    // SAFETY: the regions live in `w`; the old handles are dropped by the assignment.
-    *p.vtx.borrow_mut() = unsafe { VirtTx::new(&w.vtx, RoundRobin::default(), Coherent) }.unwrap();
+    *p.vtx.borrow_mut() = VirtTx::new(mapped(&w.vtx), RoundRobin::default(), Coherent).unwrap();
     let resent = Cell::new(0);
     rig.sim.restart_with(rig.virt_tx, Shared(&p.vtx), || {
-        // SAFETY: the same config and regions.
-        unsafe { p.vtx.borrow_mut().resume() }.map(|n| resent.set(n))
+        p.vtx.borrow_mut().resume().map(|n| resent.set(n))
     });
     assert_eq!(resent.get(), 1, "the frame in flight was recognised");
     w.nic.auto_tx.set(true);
@@ -1509,4 +1493,11 @@ fn restarted_tx_virt_does_not_send_a_frame_twice() {
     drive(&mut rig);
     assert_eq!(rig.sent(), vec![(0, 1), (0, 2)]);
     assert_all_buffers_home(&rig, &w, &p, "after the restart");
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

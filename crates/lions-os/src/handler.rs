@@ -39,6 +39,33 @@ pub trait Handler {
 }
 
 /// An event the PD was not written to handle: a bug in the system description, so the PD faults.
+/// A handler kept elsewhere (e.g. in a [`StaticSlot`](crate::cell::StaticSlot), built there in
+/// place) serves through its reference, so `init` can return `&'static mut` instead of moving a
+/// large handler onto the PD's stack.
+impl<H: Handler + ?Sized> Handler for &mut H {
+    type Error = H::Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        (**self).notified(channels)
+    }
+
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        (**self).protected(channel, msg)
+    }
+
+    fn fault(
+        &mut self,
+        child: Child,
+        msg: MessageInfo,
+    ) -> Result<Option<MessageInfo>, Self::Error> {
+        (**self).fault(child, msg)
+    }
+}
+
 #[track_caller]
 fn unexpected(what: &str, id: u8) -> ! {
     crate::runtime::with_pd_name(|pd| panic!("{pd}: unexpected {what} {id}"))

@@ -102,6 +102,8 @@ struct HostPd {
     notify_in: Vec<u8>,
     /// Channels whose peer may PPC this PD.
     calls_in: Vec<u8>,
+    /// The memory regions mapped (the manifest's `map` records), for [`lookup`].
+    maps: Vec<manifest::ManifestMap>,
     /// The IPC buffer (private to this process).
     mrs: [AtomicU64; MAX_MESSAGE_REGISTERS],
     /// Channels that are IRQs.
@@ -213,6 +215,31 @@ pub fn report_held(slot: usize, n: u64) {
     let reported = held.reported.load(Ordering::Relaxed);
     if reported & bit == 0 {
         held.reported.store(reported | bit, Ordering::Relaxed);
+    }
+}
+
+/// What this PD's mapping table says about `[vaddr, vaddr + size)` (for
+/// [`Mapped`](crate::Mapped)): `None` when this process is not running as a host-board PD.
+pub(crate) fn lookup(vaddr: u64, size: u64) -> Option<crate::mapped::Lookup> {
+    let pd = HOST.with(Cell::get)?;
+    Some(lookup_in(&pd.maps, vaddr, size))
+}
+
+/// The access one of `maps` grants on all of `[vaddr, vaddr + size)`.
+pub(crate) fn lookup_in(
+    maps: &[manifest::ManifestMap],
+    vaddr: u64,
+    size: u64,
+) -> crate::mapped::Lookup {
+    use crate::mapped::{Access, Lookup};
+    let end = vaddr.saturating_add(size);
+    let held = maps
+        .iter()
+        .find(|m| m.read && vaddr >= m.vaddr && end <= m.vaddr.saturating_add(m.size));
+    match held {
+        Some(m) if m.write => Lookup::Mapped(Access::ReadWrite),
+        Some(_) => Lookup::Mapped(Access::Read),
+        None => Lookup::Unmapped,
     }
 }
 
@@ -384,6 +411,7 @@ impl HostPd {
             mrs: core::array::from_fn(|_| AtomicU64::new(0)),
             irq_mask,
             irq_fds: RefCell::new(Vec::new()),
+            maps: m.maps.clone(),
             armed: Cell::new(0),
             fired: Cell::new(0),
         })

@@ -7,7 +7,9 @@
 //!   message registers ([`get_mr`], [`set_mr`]), `pd_name` (a `String` with `std`, `&'static str` on seL4);
 //! - the [`Handler`] trait (`notified`, `protected`, `fault`) and the [`protection_domain!`] entry
 //!   macro that turns an `init` function into a PD;
-//! - typed config statics in named link sections ([`config!`], [`ConfigCell`]);
+//! - typed config statics in named link sections ([`config!`], [`ConfigCell`]) and the token a
+//!   component is built from, handed out once per PD after its regions are checked against the
+//!   PD's mappings ([`ConfigStatic::mapped`], [`Mapped`], module [`mapped`]);
 //! - [`debug_println!`]: the PD's console (stdout on the host board, the kernel's debug console on
 //!   seL4 with the `debug-print` feature).
 //!
@@ -77,15 +79,17 @@ mod error;
 mod handler;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod mapped;
 pub mod microkit;
 pub mod runtime;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use cell::ConfigCell;
+pub use cell::{ConfigCell, ConfigStatic};
 pub use channel::{Channel, ChannelSet, Child, MAX_CHANNEL, MAX_MESSAGE_REGISTERS, MessageInfo};
 pub use error::{Op, OsError, OsErrorKind};
 pub use handler::{Handler, NullHandler};
+pub use mapped::{Access, Claim, MapError, Mapped, Regions};
 pub use runtime::{Deferred, get_mr, relax, set_mr};
 
 pub use config::{

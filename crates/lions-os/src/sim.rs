@@ -47,6 +47,7 @@ mod shared;
 mod types;
 
 pub use region::Region;
+pub(crate) use region::lookup;
 pub use shared::{Shared, SharedError};
 pub use types::{End, Event, PdId, PdStats, SimError, SimFault};
 

@@ -41,7 +41,7 @@
 use crate::Error;
 use crate::config::SerialClientConfig;
 use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError};
-use lions_os::Channel;
+use lions_os::{Channel, Mapped};
 
 /// What `core::fmt::Write` does when the Tx queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,14 +67,15 @@ pub struct SerialClient<'a> {
 impl<'a> SerialClient<'a> {
     /// The client over the queues in `config` (the Rx queue only if the config connects one).
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a`, shared only with the virts, and
-    /// no other handle of the same roles exists (see [`SerialProducer::from_connection`]).
-    pub unsafe fn new(config: &SerialClientConfig) -> Result<Self, SerialQueueError> {
-        // SAFETY: forwarded from the caller.
+    /// The token says the config's regions are mapped here for `'a` as claimed, and that this
+    /// is the one client built from them.
+    pub fn new(config: Mapped<'a, SerialClientConfig>) -> Result<Self, SerialQueueError> {
+        let config = config.config();
+        // SAFETY: the token: mapped here for `'a` as claimed, shared only with the virts, and
+        // this client makes the only handles on them (here and below).
         let tx = unsafe { SerialProducer::from_connection(&config.tx) }?;
         let rx = if config.rx.is_connected() {
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             let q = unsafe { SerialConsumer::from_connection(&config.rx) }?;
             Some((q, config.rx.channel()?))
         } else {

@@ -8,7 +8,8 @@
 
 use crate::queue::SerialQueue;
 use lions_os::{
-    Config, ConfigClass, ConfigError, MAX_CLIENTS, RegionResource, check_count, sddf_magic,
+    Claim, Config, ConfigClass, ConfigError, MAX_CLIENTS, RegionResource, Regions, check_count,
+    sddf_magic,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -40,6 +41,28 @@ impl SerialConnectionResource {
     /// all zero).
     pub fn is_connected(&self) -> bool {
         self.data.size != 0 || self.queue.size != 0
+    }
+
+    /// Claim the queue header read-write and the data region read-write when this end produces,
+    /// read-only when it consumes (entry `index` of a table, if any); nothing when absent.
+    pub fn claims(
+        &self,
+        what: [&'static str; 2],
+        producer: bool,
+        index: Option<usize>,
+        claim: &mut dyn FnMut(Claim),
+    ) {
+        if !self.is_connected() {
+            return;
+        }
+        let data = if producer {
+            Claim::rw(what[1], self.data)
+        } else {
+            Claim::ro(what[1], self.data)
+        };
+        for c in [Claim::rw(what[0], self.queue), data.aligned(1)] {
+            claim(index.map_or(c, |i| c.at(i)));
+        }
     }
 
     /// Check an existing connection: the queue region holds a header and the data size is a
@@ -94,6 +117,15 @@ impl SerialDriverConfig {
     }
 }
 
+impl Regions for SerialDriverConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.tx.claims(["tx queue", "tx data"], false, None, claim);
+        if self.rx_enabled() {
+            self.rx.claims(["rx queue", "rx data"], true, None, claim);
+        }
+    }
+}
+
 impl Config for SerialDriverConfig {
     const SECTION: &'static str = ".serial_driver_config";
     const MAGIC: &'static [u8] = &SERIAL_MAGIC;
@@ -132,6 +164,16 @@ impl SerialVirtRxConfig {
     /// The client connections that exist (count checked by [`Config::check`], clamped here too).
     pub fn clients(&self) -> &[SerialConnectionResource] {
         &self.clients[..usize::from(self.num_clients).min(MAX_CLIENTS)]
+    }
+}
+
+impl Regions for SerialVirtRxConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        let driver = ["driver queue", "driver data"];
+        self.driver.claims(driver, false, None, claim);
+        for (i, c) in self.clients().iter().enumerate() {
+            c.claims(["client queue", "client data"], true, Some(i), claim);
+        }
     }
 }
 
@@ -218,6 +260,17 @@ impl SerialVirtTxConfig {
     }
 }
 
+impl Regions for SerialVirtTxConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        let driver = ["driver queue", "driver data"];
+        self.driver.claims(driver, true, None, claim);
+        for (i, c) in self.clients().iter().enumerate() {
+            c.conn
+                .claims(["client queue", "client data"], false, Some(i), claim);
+        }
+    }
+}
+
 impl Config for SerialVirtTxConfig {
     const SECTION: &'static str = ".serial_virt_tx_config";
     const MAGIC: &'static [u8] = &SERIAL_MAGIC;
@@ -249,6 +302,13 @@ pub struct SerialClientConfig {
     pub rx: SerialConnectionResource,
     /// Tx queue to the Tx virt; the client produces (offset 48).
     pub tx: SerialConnectionResource,
+}
+
+impl Regions for SerialClientConfig {
+    fn claims(&self, claim: &mut dyn FnMut(Claim)) {
+        self.tx.claims(["tx queue", "tx data"], true, None, claim);
+        self.rx.claims(["rx queue", "rx data"], false, None, claim);
+    }
 }
 
 impl Config for SerialClientConfig {

@@ -29,7 +29,7 @@
 use crate::Error;
 use crate::config::SerialDriverConfig;
 use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError};
-use lions_os::{Channel, ChannelSet, Handler};
+use lions_os::{Channel, ChannelSet, Handler, Mapped};
 
 /// The hardware half of a serial driver. Every method must return without waiting.
 pub trait SerialDevice {
@@ -62,18 +62,19 @@ impl<'a, D: SerialDevice> SerialDriver<'a, D> {
     /// The driver for `dev` over the queues in `config`, with the device's IRQ on `irq`. The Rx
     /// queue is used only when `config.rx_enabled`.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a`, shared only with the virts, and
-    /// no other handle of the same roles exists (see [`SerialConsumer::from_connection`]).
-    pub unsafe fn new(
+    /// The token says the config's regions are mapped here for `'a` as claimed, and that this
+    /// is the one driver built from them.
+    pub fn new(
         dev: D,
-        config: &SerialDriverConfig,
+        config: Mapped<'a, SerialDriverConfig>,
         irq: Channel,
     ) -> Result<Self, SerialQueueError> {
-        // SAFETY: forwarded from the caller.
+        let config = config.config();
+        // SAFETY: the token: mapped here for `'a` as claimed, shared only with the virts, and
+        // this driver makes the only handles on them (here and below).
         let tx = unsafe { SerialConsumer::from_connection(&config.tx) }?;
         let rx = if config.rx_enabled() {
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             let q = unsafe { SerialProducer::from_connection(&config.rx) }?;
             Some((q, config.rx.channel()?))
         } else {

@@ -85,7 +85,7 @@ use crate::{
     SerialDriverConfig, SerialQueueError, SerialVirtRxConfig, SerialVirtTxConfig, VirtRx, VirtTx,
 };
 use lions_os::sim::{PdId, Region, Shared, Sim, SimError, SimFault};
-use lions_os::{Channel, ChannelSet, ConfigError, Handler};
+use lions_os::{Channel, ChannelSet, ConfigError, Handler, Mapped};
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::fmt;
@@ -133,6 +133,8 @@ pub enum RigError {
     Config(ConfigError),
     /// A component refused its queues.
     Queue(SerialQueueError),
+    /// A config's regions are not mapped as it claims (see [`lions_os::mapped`]).
+    Map(lions_os::MapError),
     /// The simulator refused the wiring or an operation.
     Sim(SimError),
     /// PDs faulted (a handler returned an error or panicked).
@@ -146,6 +148,7 @@ impl fmt::Display for RigError {
         match self {
             Self::Config(e) => write!(f, "config: {e}"),
             Self::Queue(e) => write!(f, "queue: {e:?}"),
+            Self::Map(e) => write!(f, "regions: {e}"),
             Self::Sim(e) => write!(f, "sim: {e:?}"),
             Self::Fault(faults) => {
                 f.write_str("faulted:")?;
@@ -170,6 +173,12 @@ impl From<ConfigError> for RigError {
 impl From<SerialQueueError> for RigError {
     fn from(e: SerialQueueError) -> Self {
         Self::Queue(e)
+    }
+}
+
+impl From<lions_os::MapError> for RigError {
+    fn from(e: lions_os::MapError) -> Self {
+        Self::Map(e)
     }
 }
 
@@ -487,14 +496,17 @@ impl<'a, D: SerialModel + 'a> SerialRig<'a, D> {
         let mem: &'a SerialMemory = mem;
         let mut sim = Sim::new();
         // SAFETY: the regions live in `mem`, borrowed exclusively for `'a`, so they outlive every
-        // handle; each role (driver, virts, clients) gets exactly one handle, here.
-        let driver = unsafe { SerialDriver::new(device, &mem.driver, Channel::new(DRIVER_IRQ)) }?;
+        // handle; each role (driver, virts, clients) gets exactly one token, here.
+        let token = unsafe { Mapped::check(&mem.driver) }?;
+        let driver = SerialDriver::new(device, token, Channel::new(DRIVER_IRQ))?;
         let driver = Rc::new(RefCell::new(driver));
         // SAFETY: as above.
-        let virt_tx = Rc::new(RefCell::new(unsafe { VirtTx::new(&mem.virt_tx) }?));
+        let token = unsafe { Mapped::check(&mem.virt_tx) }?;
+        let virt_tx = Rc::new(RefCell::new(VirtTx::new(token)?));
         let virt_rx = if mem.opts.rx {
             // SAFETY: as above.
-            Some(Rc::new(RefCell::new(unsafe { VirtRx::new(&mem.virt_rx) }?)))
+            let token = unsafe { Mapped::check(&mem.virt_rx) }?;
+            Some(Rc::new(RefCell::new(VirtRx::new(token)?)))
         } else {
             None
         };
@@ -517,7 +529,7 @@ impl<'a, D: SerialModel + 'a> SerialRig<'a, D> {
         let mut client_pds = Vec::new();
         for (c, cfg) in mem.clients.iter().enumerate() {
             // SAFETY: as above.
-            let client = unsafe { SerialClient::new(cfg) }?;
+            let client = SerialClient::new(unsafe { Mapped::check(cfg) }?)?;
             let cell = Rc::new(RefCell::new(ClientPd {
                 client,
                 pending: Vec::new(),

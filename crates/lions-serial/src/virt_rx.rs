@@ -24,7 +24,7 @@
 use crate::Error;
 use crate::config::SerialVirtRxConfig;
 use crate::queue::{ClientQueues, SerialConsumer, SerialProducer, SerialQueueError, client_queues};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, Mapped};
 use lions_queue::PushError;
 
 /// Most digits in a client number.
@@ -102,16 +102,17 @@ impl<'a> VirtRx<'a> {
     /// The virtualiser over the queues in `config`. A client whose queue already holds
     /// inconsistent indices starts out faulty; any other bad connection is an error.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a`, each shared only with its peer,
-    /// and no other handle of the same roles exists (see [`SerialConsumer::from_connection`]).
-    pub unsafe fn new(config: &SerialVirtRxConfig) -> Result<Self, SerialQueueError> {
+    /// The token says the config's regions are mapped here for `'a` as claimed, and that this
+    /// is the one component built from them.
+    pub fn new(config: Mapped<'a, SerialVirtRxConfig>) -> Result<Self, SerialQueueError> {
+        let config = config.config();
         let conns = config.clients();
-        // SAFETY: forwarded from the caller.
+        // SAFETY: the token: mapped here for `'a` as claimed, each shared only with its peer, and
+        // this component makes the only handles on them (here and below).
         let (mut clients, faulty) =
             unsafe { client_queues(conns.iter(), SerialProducer::from_connection) }?;
         Ok(Self {
-            // SAFETY: forwarded from the caller.
+            // SAFETY: as above.
             driver: unsafe { SerialConsumer::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
             current: clients[0].take(),

@@ -38,7 +38,7 @@
 use crate::Error;
 use crate::config::SerialVirtTxConfig;
 use crate::queue::{SerialConsumer, SerialProducer, SerialQueueError, client_queues};
-use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, Mapped};
 use lions_queue::fifo::Waiting;
 
 /// `ESC[0m`: back to the terminal's default colour.
@@ -76,14 +76,15 @@ impl<'a> VirtTx<'a> {
     /// The virtualiser over the queues in `config`. A client whose queue already holds
     /// inconsistent indices starts out faulty; any other bad connection is an error.
     ///
-    /// # Safety
-    /// The config's regions are mapped in this component for `'a`, each shared only with its peer,
-    /// and no other handle of the same roles exists (see [`SerialConsumer::from_connection`]).
-    pub unsafe fn new(config: &'a SerialVirtTxConfig) -> Result<Self, SerialQueueError> {
+    /// The token says the config's regions are mapped here for `'a` as claimed, and that this
+    /// is the one component built from them.
+    pub fn new(config: Mapped<'a, SerialVirtTxConfig>) -> Result<Self, SerialQueueError> {
+        let config = config.config();
         let conns = config.clients().iter().map(|c| &c.conn);
-        // SAFETY: forwarded from the caller.
+        // SAFETY: the token: mapped here for `'a` as claimed, each shared only with its peer, and
+        // this component makes the only handles on them (here and below).
         let (clients, faulty) = unsafe { client_queues(conns, SerialConsumer::from_connection) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let driver = unsafe { SerialProducer::from_connection(&config.driver) }?;
         let mut by_channel = [u8::MAX; CHANNELS];
         for (c, client) in (0u8..).zip(config.clients()) {

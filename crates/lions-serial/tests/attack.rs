@@ -242,8 +242,7 @@ struct Rig<'a> {
 impl<'a> Rig<'a> {
     fn new(w: &'a World, vt: &'a RefCell<VirtTx<'a>>, vr: &'a RefCell<VirtRx<'a>>) -> Self {
         let mut sim = Sim::new();
-        // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-        let drv = unsafe { SerialDriver::new(&w.dev, &w.drv, Channel::new(D_IRQ)) }.unwrap();
+        let drv = SerialDriver::new(&w.dev, mapped(&w.drv), Channel::new(D_IRQ)).unwrap();
         let driver = sim.add_pd("serial_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
         let virt_tx = sim.add_pd("serial_virt_tx", 199, false, Shared::new(vt));
@@ -253,8 +252,7 @@ impl<'a> Rig<'a> {
         sim.channel(driver, D_RX, virt_rx, V_DRIVER).unwrap();
         let clients = (0..CLIENTS)
             .map(|c| {
-                // SAFETY: as above; the attacker's PD uses no library handle.
-                let client = (c != EVIL).then(|| unsafe { SerialClient::new(&w.cli[c]) }.unwrap());
+                let client = (c != EVIL).then(|| SerialClient::new(mapped(&w.cli[c])).unwrap());
                 let pd = ClientPd {
                     c,
                     w,
@@ -441,10 +439,8 @@ fn generate(r: &mut Rng) -> Vec<Act> {
 
 fn execute(acts: &[Act]) -> Result<(), String> {
     let w = World::new();
-    // SAFETY: the regions live in `w`, outliving the virts; one handle per role.
-    let vt = RefCell::new(unsafe { VirtTx::new(&w.vtx) }.unwrap());
-    // SAFETY: as above.
-    let vr = RefCell::new(unsafe { VirtRx::new(&w.vrx) }.unwrap());
+    let vt = RefCell::new(VirtTx::new(mapped(&w.vtx)).unwrap());
+    let vr = RefCell::new(VirtRx::new(mapped(&w.vrx)).unwrap());
     let mut rig = Rig::new(&w, &vt, &vr);
     rig.settle()?;
     for a in acts {
@@ -528,4 +524,11 @@ fn serial_rx_virt() {
         execute,
     );
     assert!(t.actions > 0);
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

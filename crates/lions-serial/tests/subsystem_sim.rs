@@ -161,13 +161,11 @@ impl World {
     }
 
     fn virt_tx(&self) -> VirtTx<'_> {
-        // SAFETY: the regions live in `self`, outliving the handle; one handle per role.
-        unsafe { VirtTx::new(&self.vtx) }.unwrap()
+        VirtTx::new(mapped(&self.vtx)).unwrap()
     }
 
     fn virt_rx(&self) -> VirtRx<'_> {
-        // SAFETY: as above.
-        unsafe { VirtRx::new(&self.vrx) }.unwrap()
+        VirtRx::new(mapped(&self.vrx)).unwrap()
     }
 }
 
@@ -217,8 +215,7 @@ impl<'a> Rig<'a> {
         let n = w.cli.len();
         let rx = w.drv.rx_enabled();
         let mut sim = Sim::new();
-        // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-        let drv = unsafe { SerialDriver::new(&w.dev, &w.drv, Channel::new(D_IRQ)) }.unwrap();
+        let drv = SerialDriver::new(&w.dev, mapped(&w.drv), Channel::new(D_IRQ)).unwrap();
         let driver = sim.add_pd("serial_driver", 200, false, drv);
         sim.irq(driver, D_IRQ).unwrap();
         let virt_tx = sim.add_pd("serial_virt_tx", 199, false, Shared::new(vt));
@@ -230,8 +227,9 @@ impl<'a> Rig<'a> {
         }
         let clients = (0..n)
             .map(|c| {
-                // SAFETY: as above.
-                let client = unsafe { SerialClient::new(&w.cli[c]) }.ok();
+                // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
+                let token = unsafe { lions_os::Mapped::check(&w.cli[c]) }.ok();
+                let client = token.and_then(|t| SerialClient::new(t).ok());
                 let pd = ClientPd {
                     c,
                     w,
@@ -972,4 +970,11 @@ fn restart_at_every_step_loses_no_byte() {
         }
     }
     println!("serial restart runs: {runs} ({steps} steps each)");
+}
+
+/// `config`'s token, checked against the sim's mapping table.
+fn mapped<C: lions_os::Regions>(config: &C) -> lions_os::Mapped<'_, C> {
+    // SAFETY: each test builds one component per config (a restarted one after the first is
+    // dropped) and plays the peers through the far ends only.
+    unsafe { lions_os::Mapped::check(config) }.unwrap_or_else(|e| panic!("{e}"))
 }

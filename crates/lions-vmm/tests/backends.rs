@@ -337,8 +337,9 @@ mod net {
                 )
             };
             copier.prime_free(0).unwrap();
-            // SAFETY: as above; the client's ends.
-            let dev = unsafe { NetDevice::new(&cfg) }.unwrap();
+            // SAFETY: as above (the regions are this test's vectors, which no mapping table
+            // knows): the client's ends, one device.
+            let dev = NetDevice::new(unsafe { lions_os::Mapped::assume(&cfg) }).unwrap();
             let mut m = vec![0u8; 0x20000];
             let mut ram = GuestRam::single(0, &mut m).unwrap();
             let (rxq, txq) = ((0x1000, 0x2000, 0x3000, 8), (0x8000, 0x9000, 0xa000, 8));

@@ -171,12 +171,9 @@ pub fn timer_client() -> TimerClient {
 /// or names regions that are not mapped).
 pub fn i2c_client() -> I2cClient<'static> {
     let cfg = I2C
-        .get()
+        .mapped()
         .unwrap_or_else(|e| panic!("{}: {e}", lions_os::pd_name()));
-    // SAFETY: the system description maps the queue and data regions the config names at their
-    // vaddrs, read-write, before `init` runs and for the PD's life, shared only with the
-    // virtualiser (and the data region with the driver); each client PD calls this once.
-    unsafe { I2cClient::new(cfg) }
+    I2cClient::new(cfg)
         .unwrap_or_else(|e| panic!("{}: i2c_client_config: {e}", lions_os::pd_name()))
 }
 

@@ -35,7 +35,7 @@ use lions_os::startup_failed as fail;
 
 fn init() -> BlkDriver<'static, HostBlk> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     let irq = resources
         .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
@@ -54,7 +54,7 @@ fn init() -> BlkDriver<'static, HostBlk> {
             path.to_string_lossy()
         ))
     });
-    let conn = &config.virt;
+    let conn = &config.config().virt;
     let own = [conn.storage_info, conn.req_queue, conn.resp_queue];
     let mut windows = 0;
     for (start, len, _) in shared_regions().unwrap_or_else(|e| fail(e)) {
@@ -77,9 +77,7 @@ fn init() -> BlkDriver<'static, HostBlk> {
         );
     }
     dev.attach_irq(irq).unwrap_or_else(|e| fail(e));
-    // SAFETY: the launcher mapped every region of `config` before `init`, shared only with the
-    // virtualiser as the system description says; this PD makes no other handle of them.
-    let mut driver = unsafe { BlkDriver::new(dev, config, irq) }.unwrap_or_else(|e| fail(e));
+    let mut driver = BlkDriver::new(dev, config, irq).unwrap_or_else(|e| fail(e));
     driver.init().unwrap_or_else(|e| fail(e));
     driver
 }

@@ -32,7 +32,7 @@ mod sel4 {
 
     pub(crate) fn init() -> BlkDriver<'static, VirtioBlk<MmioRegion>> {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
-        let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+        let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
         let irq = resources
             .irq_channel(0)
             .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
@@ -63,10 +63,7 @@ mod sel4 {
         let rings = dma(rings, "virtio_rings");
         let requests = dma(requests, "virtio_requests");
         let dev = VirtioBlk::new(regs, rings, requests).unwrap_or_else(|e| fail(e));
-        // SAFETY: the system description maps the config's regions (storage info, request and
-        // response queues) before `init`, shared only with the virtualiser; this PD makes one
-        // handle of each.
-        let mut driver = unsafe { BlkDriver::new(dev, config, irq) }.unwrap_or_else(|e| fail(e));
+        let mut driver = BlkDriver::new(dev, config, irq).unwrap_or_else(|e| fail(e));
         driver.init().unwrap_or_else(|e| fail(e));
         driver
     }

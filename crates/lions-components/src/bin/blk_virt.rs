@@ -6,33 +6,32 @@
 //! partition table (MBR or GPT) through the driver and publishes each client's partition; then it
 //! checks, translates and passes on the clients' requests.
 //!
-//! Its state (about 29 KiB: 1024 driver-request slots, 64 client connections, the partition
-//! table) lives on the PD's stack, so on seL4 the stack is 256 KiB rather than the default.
+//! Its state (about 33 KB: 1024 driver-request slots, 64 client connections, the partition
+//! table) is built in place in a static ([`BlkVirt::new_in`]) and served from there, so it is
+//! never on the PD's stack, which keeps the default size.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use lions_blk::{BlkVirt, BlkVirtConfig};
+use lions_os::cell::StaticSlot;
 
 lions_os::config!(static CONFIG: BlkVirtConfig = ".blk_virt_config");
 
+/// Where the virt lives.
+static VIRT: StaticSlot<BlkVirt<'static>> = StaticSlot::new();
+
 use lions_os::startup_failed as fail;
 
-fn init() -> BlkVirt<'static> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
-    // SAFETY: the system description maps every region this config names at its vaddr (the
-    // driver's storage info readable, the rest read-write) before `init` runs and for the PD's
-    // whole life, each shared only with the peer at the other end; this PD makes one handle per
-    // queue end and page.
-    let mut virt = unsafe { BlkVirt::new(config) }.unwrap_or_else(|e| fail(e));
+fn init() -> &'static mut BlkVirt<'static> {
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
+    let slot = VIRT.take().unwrap_or_else(|| fail("init ran twice"));
+    let virt = BlkVirt::new_in(slot, config).unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() == 0 {
         virt.init().unwrap_or_else(|e| fail(e));
     } else {
         // Restarted: rebuild what each driver id stands for from the queues, then serve.
-        // SAFETY: as above, the same config.
-        unsafe { virt.resume(config) }.unwrap_or_else(|e| fail(e));
+        virt.resume().unwrap_or_else(|e| fail(e));
     }
     virt
 }
 
-// 512 KiB: a debug build moves the 33 KB `BlkVirt` (its 1024 driver-id slots, 64 client entries)
-// by value several times on the way out of `new` (256 KiB overflowed on seL4).
-lions_os::protection_domain!(init, stack_size = 512 * 1024);
+lions_os::protection_domain!(init);

@@ -101,13 +101,9 @@ mod heap {
 fn init() -> FsServer<'static, FatFs> {
     #[cfg(target_os = "none")]
     heap::init();
-    let fs = FS.get().unwrap_or_else(|e| fail(e));
-    let blk = BLK.get().unwrap_or_else(|e| fail(e));
-    // SAFETY: the system description maps both connections (blk storage info readable, the rest
-    // read-write) at the configs' vaddrs before `init` runs and for the PD's whole life, shared
-    // only with the FS client and the blk virtualiser (and the blk data region with the device);
-    // these are the only handles of them in this PD.
-    unsafe { lions_fs::blk::fat_server(fs, blk) }.unwrap_or_else(|e| fail(e))
+    let fs = FS.mapped().unwrap_or_else(|e| fail(e));
+    let blk = BLK.mapped().unwrap_or_else(|e| fail(e));
+    lions_fs::blk::fat_server(fs, blk).unwrap_or_else(|e| fail(e))
 }
 
 lions_os::protection_domain!(init);

@@ -17,7 +17,7 @@
 
 extern crate alloc;
 
-use lions_fs::{FsServerConfig, FsServerQueues, NfsConfig, ShareRegion};
+use lions_fs::{FsServerConfig, NfsConfig};
 use lions_net::NetClientConfig;
 use lions_net::client::{IpConfig, NetDevice, NetStack, StaticCell};
 use lions_net::smoltcp::iface::SocketStorage;
@@ -83,9 +83,9 @@ fn once<T>(cell: &'static StaticCell<T>) -> &'static mut T {
 fn init() -> FsNfs<'static, 'static> {
     #[cfg(target_os = "none")]
     heap::init();
-    let fs = FS.get().unwrap_or_else(|e| fail(e));
+    let fs = FS.mapped().unwrap_or_else(|e| fail(e));
     let nfs = NFS.get().unwrap_or_else(|e| fail(e));
-    let net = NET.get().unwrap_or_else(|e| fail(e));
+    let net = NET.mapped().unwrap_or_else(|e| fail(e));
     let timer = TIMER.get().unwrap_or_else(|e| fail(e));
     let server: Ipv4Address = nfs
         .server()
@@ -93,21 +93,8 @@ fn init() -> FsNfs<'static, 'static> {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| fail("nfs_config: server is not an IPv4 address"));
     let export = nfs.export().unwrap_or_else(|e| fail(e));
-    let client = fs
-        .client
-        .channel()
-        .unwrap_or_else(|| fail("fs_server_config: channel above 61"));
-    // SAFETY: the system description maps the FS connection (queues and share region) and the
-    // net queues and data regions at the configs' vaddrs before `init`, for the PD's life,
-    // shared only with the FS client, the copier and the Tx virtualiser; one handle of each.
-    let (queues, share, device) = unsafe {
-        (
-            FsServerQueues::from_connection(&fs.client).unwrap_or_else(|e| fail(e)),
-            ShareRegion::from_resource(&fs.client.share)
-                .unwrap_or_else(|| fail("fs_server_config: share region unmapped")),
-            NetDevice::new(net).unwrap_or_else(|e| fail(e)),
-        )
-    };
+    let (queues, share, client) = lions_fs::server::open(fs).unwrap_or_else(|e| fail(e));
+    let device = NetDevice::new(net).unwrap_or_else(|e| fail(e));
     let timer = TimerClient::from_config(timer).unwrap_or_else(|| fail("timer channel above 61"));
     // The boot time's low 32 bits vary the first xid between boots.
     #[allow(clippy::cast_possible_truncation)]

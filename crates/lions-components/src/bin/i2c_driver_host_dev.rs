@@ -23,7 +23,7 @@ use lions_os::startup_failed as fail;
 
 fn init() -> I2cDriver<'static, HostI2c<I2cDevFile>, MappedData> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     let irq = resources
         .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
@@ -33,9 +33,7 @@ fn init() -> I2cDriver<'static, HostI2c<I2cDevFile>, MappedData> {
     // SAFETY: the virtualiser checks every body pointer against a client data region that the
     // system description maps read-write into this PD, and nothing else here references them.
     let mem = unsafe { MappedData::new() };
-    // SAFETY: the launcher mapped the queue regions of `config` before `init`, shared only with
-    // the virtualiser; this PD makes no other handle of the serving role.
-    unsafe { I2cDriver::new(HostI2c::new(adapter), mem, config, irq) }.unwrap_or_else(|e| fail(e))
+    I2cDriver::new(HostI2c::new(adapter), mem, config, irq).unwrap_or_else(|e| fail(e))
 }
 
 lions_os::protection_domain!(init);

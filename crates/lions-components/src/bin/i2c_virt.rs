@@ -13,11 +13,8 @@ lions_os::config!(static CONFIG: I2cVirtConfig = ".i2c_virt_config");
 use lions_os::startup_failed as fail;
 
 fn init() -> I2cVirt<'static> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
-    // SAFETY: the system description maps every queue region this config names at its vaddr,
-    // read-write, before `init` runs and for the PD's whole life, each shared only with the peer
-    // at the other end; this PD makes one handle per queue end.
-    unsafe { I2cVirt::new(config) }.unwrap_or_else(|e| fail(e))
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
+    I2cVirt::new(config).unwrap_or_else(|e| fail(e))
 }
 
 lions_os::protection_domain!(init);

@@ -16,13 +16,9 @@ lions_os::config!(static CONFIG: NetClientConfig = ".net_client_config");
 lions_os::config!(static TABLE: NetArpConfig = ".net_arp_config");
 
 fn init() -> ArpResponder<'static> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     let table = TABLE.get().unwrap_or_else(|e| fail(e)).table();
-    // SAFETY: the system description maps every region this config names at its vaddr (queues
-    // and the Tx region read-write, the Rx region at least readable) before `init` runs and for
-    // the PD's whole life, each queue shared only with the peer at its other end; this PD makes
-    // one handle per queue end.
-    unsafe { ArpResponder::new(config, table) }.unwrap_or_else(|e| fail(e))
+    ArpResponder::new(config, table).unwrap_or_else(|e| fail(e))
 }
 
 lions_os::protection_domain!(init);

@@ -16,18 +16,12 @@ lions_os::config!(static CONFIG: NetCopyConfig = ".net_copy_config");
 use lions_os::startup_failed as fail;
 
 fn init() -> Copier<'static> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() == 0 {
-        // SAFETY: the system description maps every region this config names at its vaddr
-        // (queues and the client's data region read-write, the Rx DMA region at least readable)
-        // before `init` runs and for the PD's whole life, each queue shared only with the peer at
-        // its other end; this PD makes one handle per queue end, and the client pushes nothing
-        // before it received a frame.
-        return unsafe { Copier::new(config) }.unwrap_or_else(|e| fail(e));
+        return Copier::new(config).unwrap_or_else(|e| fail(e));
     }
     // Restarted: take the queues over as they are, hand back the DMA buffers held, serve.
-    // SAFETY: as above; the client has started.
-    let mut copier = unsafe { Copier::resume(config) }.unwrap_or_else(|e| fail(e));
+    let mut copier = Copier::resume(config).unwrap_or_else(|e| fail(e));
     copier
         .notified(ChannelSet::EMPTY)
         .unwrap_or_else(|e| fail(e));

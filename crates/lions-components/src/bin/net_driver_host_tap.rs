@@ -31,7 +31,7 @@ use lions_os::startup_failed as fail;
 
 fn init() -> EthDriver<'static, HostTap> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     let irq = resources
         .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
@@ -50,17 +50,13 @@ fn init() -> EthDriver<'static, HostTap> {
         ))
     });
     tap.attach_irq(irq).unwrap_or_else(|e| fail(e));
-    // SAFETY: the system description maps the config's queue regions at their vaddrs, read-write,
-    // before `init` runs and for the PD's whole life, each shared only with its virtualiser; this
-    // PD makes one handle per queue end.
-    let mut driver = unsafe { EthDriver::new(tap, config, irq) }.unwrap_or_else(|e| fail(e));
+    let mut driver = EthDriver::new(tap, config, irq).unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() == 0 {
         driver.init().unwrap_or_else(|e| fail(e));
     } else {
         // Restarted: take back what the old incarnation held (Rx buffers posted to its device,
         // Tx frames taken), as the queue indices count it.
-        // SAFETY: the config the driver was made with, mapped as above.
-        unsafe { driver.resume(config) }.unwrap_or_else(|e| fail(e));
+        driver.resume().unwrap_or_else(|e| fail(e));
     }
     driver
 }

@@ -29,7 +29,7 @@ mod sel4 {
 
     pub(crate) fn init() -> EthDriver<'static, VirtioNet<MmioRegion>> {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
-        let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+        let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
         let irq = resources
             .irq_channel(0)
             .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
@@ -53,9 +53,7 @@ mod sel4 {
         let (rx, tx, hdrs) = unsafe { split_rings(base, len, rings.io_addr) }
             .unwrap_or_else(|| fail("`virtio_rings` too small or misaligned"));
         let dev = VirtioNet::new(regs, rx, tx, hdrs).unwrap_or_else(|e| fail(e));
-        // SAFETY: the system description maps the config's queue regions before `init`, shared
-        // only with the virtualisers; this PD makes one handle per queue end.
-        let mut driver = unsafe { EthDriver::new(dev, config, irq) }.unwrap_or_else(|e| fail(e));
+        let mut driver = EthDriver::new(dev, config, irq).unwrap_or_else(|e| fail(e));
         driver.init().unwrap_or_else(|e| fail(e));
         driver
     }

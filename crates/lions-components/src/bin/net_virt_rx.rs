@@ -18,13 +18,8 @@ lions_os::config!(static BROADCAST: NetRxBroadcastConfig = ".net_virt_rx_broadca
 use lions_os::startup_failed as fail;
 
 fn init() -> VirtRx<'static> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
-    // SAFETY: the system description maps every region this config names at its vaddr,
-    // read-write, before `init` runs and for the PD's whole life; each queue is shared only with
-    // the peer at its other end and `buffer_metadata` with nobody; this PD makes one handle per
-    // queue end.
-    let mut virt =
-        unsafe { VirtRx::new(config, PlatformCache::default()) }.unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
+    let mut virt = VirtRx::new(config, PlatformCache::default()).unwrap_or_else(|e| fail(e));
     virt.set_broadcast_clients(
         NetRxBroadcastConfig::clients_or_all(BROADCAST.get()).unwrap_or_else(|e| fail(e)),
     );
@@ -32,8 +27,7 @@ fn init() -> VirtRx<'static> {
         virt.init().unwrap_or_else(|e| fail(e));
     } else {
         // Restarted: the holder sets and queues in shared memory are the state to take over.
-        // SAFETY: as above.
-        unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
+        virt.resume().unwrap_or_else(|e| fail(e));
     }
     virt
 }

@@ -57,23 +57,18 @@ impl Handler for NetVirtTx {
 }
 
 fn init() -> NetVirtTx {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     let policy = NetTxPolicyConfig::policy_or_default(POLICY.get(), now as fn() -> u64)
         .unwrap_or_else(|e| fail(e));
     let alarm = timer().map(TimerClient::alarm);
     if matches!(policy, Chosen::Limited(_)) && alarm.is_none() {
         fail("the Tx policy has rate limits but this PD is no timer client (.timer_client_config)");
     }
-    // SAFETY: the system description maps every region this config names at its vaddr (queues
-    // read-write, client data regions at least readable) before `init` runs and for the PD's
-    // whole life, each queue shared only with the peer at its other end; this PD makes one handle
-    // per queue end.
-    let mut virt = unsafe { VirtTx::new(config, policy, PlatformCache::default()) }
-        .unwrap_or_else(|e| fail(e));
+    let mut virt =
+        VirtTx::new(config, policy, PlatformCache::default()).unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() > 0 {
         // Restarted (or swapped in): rebuild what is at the driver from the driver's queues.
-        // SAFETY: as above.
-        unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
+        virt.resume().unwrap_or_else(|e| fail(e));
     }
     NetVirtTx { virt, alarm }
 }

@@ -22,21 +22,15 @@ lions_os::config!(static _TIMER: TimerClientConfig = ".timer_client_config");
 use lions_os::startup_failed as fail;
 
 fn init() -> VirtTx<'static, StrictPriority> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     // Client c gets priority MAX_CLIENTS - c: the lower the index, the higher.
     let prio: [u8; MAX_CLIENTS] =
         core::array::from_fn(|c| u8::try_from(MAX_CLIENTS - c).unwrap_or(u8::MAX));
-    // SAFETY: the system description maps every region this config names at its vaddr (queues
-    // read-write, client data regions at least readable) before `init` runs and for the PD's
-    // whole life, each queue shared only with the peer at its other end; this PD makes one handle
-    // per queue end.
-    let mut virt =
-        unsafe { VirtTx::new(config, StrictPriority::new(&prio), PlatformCache::default()) }
-            .unwrap_or_else(|e| fail(e));
+    let mut virt = VirtTx::new(config, StrictPriority::new(&prio), PlatformCache::default())
+        .unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() > 0 {
         // Restarted or swapped in: rebuild what is at the driver from the driver's queues.
-        // SAFETY: as above.
-        unsafe { virt.resume() }.unwrap_or_else(|e| fail(e));
+        virt.resume().unwrap_or_else(|e| fail(e));
     }
     virt
 }

@@ -25,7 +25,7 @@ use lions_os::startup_failed as fail;
 
 fn init() -> SerialDriver<'static, HostSerial> {
     let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
     let irq = resources
         .irq_channel(0)
         .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
@@ -38,10 +38,7 @@ fn init() -> SerialDriver<'static, HostSerial> {
         drop(dev); // Restores the terminal: `exit` runs no destructors.
         fail(e);
     }
-    // SAFETY: the launcher mapped every region of `config` before `init`, shared only with the
-    // serial virtualisers as the system description says; this PD makes no other queue handle.
-    // On failure `new` has dropped the device (terminal restored) before we exit.
-    unsafe { SerialDriver::new(dev, config, irq) }.unwrap_or_else(|e| fail(e))
+    SerialDriver::new(dev, config, irq).unwrap_or_else(|e| fail(e))
 }
 
 lions_os::protection_domain!(init);

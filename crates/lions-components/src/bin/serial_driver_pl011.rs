@@ -26,7 +26,7 @@ mod sel4 {
 
     pub(crate) fn init() -> SerialDriver<'static, Pl011<MmioRegion>> {
         let resources = RESOURCES.get().unwrap_or_else(|e| fail(e));
-        let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+        let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
         let irq = resources
             .irq_channel(0)
             .unwrap_or_else(|| fail("`.device_resources` names no IRQ channel"));
@@ -40,11 +40,9 @@ mod sel4 {
         // its only handle.
         let regs = unsafe { MmioRegion::new(base, len) }
             .unwrap_or_else(|| fail("register region is not 4-byte aligned"));
-        let dev = Pl011::from_region(regs, QEMU_UARTCLK_HZ, config.default_baud)
+        let dev = Pl011::from_region(regs, QEMU_UARTCLK_HZ, config.config().default_baud)
             .unwrap_or_else(|e| fail(e));
-        // SAFETY: the system description maps every region of `config` before `init`, shared
-        // only with the serial virtualisers; this PD makes no other queue handle.
-        unsafe { SerialDriver::new(dev, config, irq) }.unwrap_or_else(|e| fail(e))
+        SerialDriver::new(dev, config, irq).unwrap_or_else(|e| fail(e))
     }
 }
 

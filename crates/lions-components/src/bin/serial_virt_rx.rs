@@ -13,11 +13,8 @@ lions_os::config!(static CONFIG: SerialVirtRxConfig = ".serial_virt_rx_config");
 use lions_os::startup_failed as fail;
 
 fn init() -> VirtRx<'static> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
-    // SAFETY: the system description maps every region this config names at its vaddr,
-    // read-write, before `init` runs and for the PD's whole life, each shared only with the peer
-    // at the other end; this PD makes one handle per queue end.
-    let mut virt = unsafe { VirtRx::new(config) }.unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
+    let mut virt = VirtRx::new(config).unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() > 0 {
         // Restarted: serve the input that arrived while it was down.
         virt.resume().unwrap_or_else(|e| fail(e));

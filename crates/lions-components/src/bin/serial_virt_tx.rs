@@ -13,11 +13,8 @@ lions_os::config!(static CONFIG: SerialVirtTxConfig = ".serial_virt_tx_config");
 use lions_os::startup_failed as fail;
 
 fn init() -> VirtTx<'static> {
-    let config = CONFIG.get().unwrap_or_else(|e| fail(e));
-    // SAFETY: the system description maps every region this config names at its vaddr,
-    // read-write, before `init` runs and for the PD's whole life, each shared only with the peer
-    // at the other end; this PD makes one handle per queue end.
-    let mut virt = unsafe { VirtTx::new(config) }.unwrap_or_else(|e| fail(e));
+    let config = CONFIG.mapped().unwrap_or_else(|e| fail(e));
+    let mut virt = VirtTx::new(config).unwrap_or_else(|e| fail(e));
     if lions_os::incarnation() == 0 {
         virt.init().unwrap_or_else(|e| fail(e));
     } else {

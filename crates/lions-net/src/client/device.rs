@@ -7,7 +7,7 @@ use crate::queue::{NET_BUFFER_SIZE, NetBuffDesc, NetSink, NetSource};
 use crate::{Error, MacAddr, NetClientConfig, SetupError};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use lions_os::{Channel, RegionResource};
+use lions_os::{Channel, Mapped, RegionResource};
 use lions_queue::PushError;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -174,20 +174,21 @@ impl<'a> NetDevice<'a> {
     /// Puts every Tx buffer on the Tx free queue (refused if that queue is not empty, e.g. after a
     /// restart of this PD).
     ///
-    /// # Safety
-    /// The config describes this component's real mappings: the four queue regions and both data
-    /// regions mapped read-write for `'a`, each shared only with the copier (Rx) or the Tx
-    /// virtualiser (Tx), and no other handle on them exists in this process.
-    pub unsafe fn new(config: &NetClientConfig) -> Result<Self, SetupError> {
+    /// The token says the four queue regions and both data regions are mapped read-write here
+    /// for `'a`, and that this is the one device built from them.
+    pub fn new(config: Mapped<'a, NetClientConfig>) -> Result<Self, SetupError> {
+        let config = config.config();
         let rx_n = u64::from(config.rx.num_buffers);
         let tx_n = u64::from(config.tx.num_buffers);
-        // SAFETY: forwarded from the caller.
+        // SAFETY: the token: mapped here read-write for `'a`, each queue shared only with the
+        // copier (Rx) or the Tx virtualiser (Tx), and this device makes the only handles on them
+        // (here and below).
         let rx_q = unsafe { NetSink::from_connection(&config.rx) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let rx_data = unsafe { Buffers::new(&config.rx_data, rx_n) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let mut tx_q = unsafe { NetSource::from_connection(&config.tx) }?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: as above.
         let tx_data = unsafe { Buffers::new(&config.tx_data, tx_n) }?;
         tx_q.prime_free(0)?;
         Ok(Self {

@@ -123,7 +123,8 @@ pub fn make_stack_with(
     let cfg = leak(mem.config(c, ids.rx, ids.tx));
     // SAFETY: the regions are leaked ('static) and shared only with the wire; one device per
     // client.
-    let dev = unsafe { NetDevice::new(cfg) }.unwrap();
+    let token = unsafe { lions_os::Mapped::check(cfg) }.unwrap_or_else(|e| panic!("{e}"));
+    let dev = NetDevice::new(token).unwrap();
     let storage: Vec<SocketStorage<'static>> = (0..slots).map(|_| SocketStorage::EMPTY).collect();
     let storage = &mut Box::leak(storage.into_boxed_slice())[..];
     NetStack::new(dev, TimerClient::new(Channel::new(ids.timer)), ipc, storage).unwrap()

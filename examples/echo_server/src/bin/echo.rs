@@ -83,7 +83,8 @@ fn once<T>(cell: &'static StaticCell<T>) -> &'static mut T {
 
 fn init() -> Client {
     let name = lions_os::pd_name();
-    let (net, timer, serial, echo) = match (NET.get(), TIMER.get(), SERIAL.get(), ECHO.get()) {
+    let (net, timer, serial, echo) = match (NET.mapped(), TIMER.get(), SERIAL.mapped(), ECHO.get())
+    {
         (Ok(n), Ok(t), Ok(s), Ok(e)) => (n, t, s, e),
         (n, t, s, e) => panic!(
             "{name}: config: {:?} {:?} {:?} {:?}",
@@ -93,15 +94,11 @@ fn init() -> Client {
             e.err()
         ),
     };
-    // SAFETY: the system description maps this PD's serial regions at the config's vaddrs before
-    // `init`, for the PD's life, shared only with the Tx virtualiser; one handle.
-    let serial = match unsafe { SerialClient::new(serial) } {
+    let serial = match SerialClient::new(serial) {
         Ok(s) => s,
         Err(e) => panic!("{name}: serial: {e}"),
     };
-    // SAFETY: as above for the net queues and data regions, shared only with the copier (Rx) and
-    // the Tx virtualiser (Tx); one device.
-    let device = match unsafe { NetDevice::new(net) } {
+    let device = match NetDevice::new(net) {
         Ok(d) => d,
         Err(e) => panic!("{name}: net queues: {e}"),
     };

@@ -443,18 +443,11 @@ fn init() -> NullHandler {
     #[cfg(target_os = "none")]
     heap::init();
     let name = lions_os::pd_name();
-    let (fs, serial, timer) = match (FS.get(), SERIAL.get(), TIMER.get()) {
-        (Ok(fs), Ok(serial), Ok(timer)) => (fs, serial, timer),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => panic!("{name}: {e}"),
-    };
-    // SAFETY: the launcher mapped this PD's serial queues at the config's vaddrs before `init`,
-    // for the life of the process, shared only with the serial virtualisers; this is the only
-    // handle on them.
-    let out = unsafe { SerialClient::new(serial) }
-        .unwrap_or_else(|e| panic!("{name}: serial queues: {e}"));
-    // SAFETY: likewise for the FS command and completion queues and the share region, shared
-    // only with the FS server.
-    let fs = unsafe { FsClient::new(fs) }.unwrap_or_else(|e| panic!("{name}: fs queues: {e}"));
+    let fs = FS.mapped().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let serial = SERIAL.mapped().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let timer = TIMER.get().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let out = SerialClient::new(serial).unwrap_or_else(|e| panic!("{name}: serial queues: {e}"));
+    let fs = FsClient::new(fs).unwrap_or_else(|e| panic!("{name}: fs queues: {e}"));
     let timer = TimerClient::from_config(timer)
         .unwrap_or_else(|| panic!("{name}: timer_client_config names no channel"));
     let mut app = App { fs, out, timer };

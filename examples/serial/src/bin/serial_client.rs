@@ -51,14 +51,11 @@ impl From<core::fmt::Error> for Error {
 
 fn init() -> Client {
     let name = lions_os::pd_name();
-    let config = match SERIAL.get() {
+    let config = match SERIAL.mapped() {
         Ok(c) => c,
         Err(e) => panic!("{name}: {e}"),
     };
-    // SAFETY: the launcher mapped this PD's serial regions at the config's vaddrs before `init`,
-    // for the life of the process; they are shared only with the virtualisers, and this is the
-    // only handle on them in this PD.
-    let mut serial = match unsafe { SerialClient::new(config) } {
+    let mut serial = match SerialClient::new(config) {
         Ok(s) => s,
         Err(e) => panic!("{name}: serial queues: {e}"),
     };

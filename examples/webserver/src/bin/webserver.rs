@@ -263,37 +263,36 @@ fn once<T>(cell: &'static StaticCell<T>) -> &'static mut T {
 fn init() -> Server {
     #[cfg(target_os = "none")]
     heap::init();
-    let (net, timer, serial, fs, web) =
-        match (NET.get(), TIMER.get(), SERIAL.get(), FS.get(), WEB.get()) {
-            (Ok(n), Ok(t), Ok(s), Ok(f), Ok(w)) => (n, t, s, f, w),
-            (n, t, s, f, w) => fail(format_args!(
-                "config: {:?} {:?} {:?} {:?} {:?}",
-                n.err(),
-                t.err(),
-                s.err(),
-                f.err(),
-                w.err()
-            )),
-        };
-    // SAFETY: the system description maps this PD's serial regions at the config's vaddrs before
-    // `init`, for the PD's life, shared only with the Tx virtualiser; one handle.
-    let mut serial = match unsafe { SerialClient::new(serial) } {
+    let (net, timer, serial, fs, web) = match (
+        NET.mapped(),
+        TIMER.get(),
+        SERIAL.mapped(),
+        FS.mapped(),
+        WEB.get(),
+    ) {
+        (Ok(n), Ok(t), Ok(s), Ok(f), Ok(w)) => (n, t, s, f, w),
+        (n, t, s, f, w) => fail(format_args!(
+            "config: {:?} {:?} {:?} {:?} {:?}",
+            n.err(),
+            t.err(),
+            s.err(),
+            f.err(),
+            w.err()
+        )),
+    };
+    let mut serial = match SerialClient::new(serial) {
         Ok(s) => s,
         Err(e) => fail(format_args!("serial: {e}")),
     };
     serial.set_on_full(OnFull::Drop);
-    // SAFETY: as above for the FS queues and share region, shared only with the FS server; one
-    // client.
-    let mut fs = match unsafe { FsClient::new(fs) } {
+    let mut fs = match FsClient::new(fs) {
         Ok(f) => f,
         Err(e) => fail(format_args!("fs: {e}")),
     };
     if let Err(e) = fs.call(Request::Initialise, &mut []) {
         fail(format_args!("mount: {e}"));
     }
-    // SAFETY: as above for the net queues and data regions, shared only with the copier (Rx) and
-    // the Tx virtualiser (Tx); one device.
-    let device = match unsafe { NetDevice::new(net) } {
+    let device = match NetDevice::new(net) {
         Ok(d) => d,
         Err(e) => fail(format_args!("net queues: {e}")),
     };

@@ -14,13 +14,12 @@ struct Greeter {
 }
 
 fn init() -> Greeter {
-    let config = match SERIAL.get() {
+    // The config's token: its regions checked against this PD's mappings, handed out once.
+    let config = match SERIAL.mapped() {
         Ok(c) => c,
         Err(e) => panic!("greeter: {e}"),
     };
-    // SAFETY: the system maps this PD's serial regions at the config's vaddrs before `init`, for
-    // the life of the PD, shared only with the serial virtualisers; this is the only handle.
-    let mut serial = match unsafe { SerialClient::new(config) } {
+    let mut serial = match SerialClient::new(config) {
         Ok(s) => s,
         Err(e) => panic!("greeter: serial queues: {e}"),
     };

@@ -321,11 +321,12 @@ mod subsystem {
         let uart = Pl011::new(Shared(&w.model), QEMU_UARTCLK_HZ, drv.default_baud).unwrap();
         let mut sim = Sim::new();
         // SAFETY: the regions live in `w`, outliving the sim; one handle per role.
-        let driver = unsafe { SerialDriver::new(uart, &drv, Channel::new(D_IRQ)) }.unwrap();
+        let token = unsafe { lions_os::Mapped::check(&drv) }.unwrap();
+        let driver = SerialDriver::new(uart, token, Channel::new(D_IRQ)).unwrap();
         let driver: PdId = sim.add_pd("serial_driver", 200, false, driver);
         sim.irq(driver, D_IRQ).unwrap();
         // SAFETY: as above.
-        let client = unsafe { SerialClient::new(&cli) }.unwrap();
+        let client = SerialClient::new(unsafe { lions_os::Mapped::check(&cli) }.unwrap()).unwrap();
         let peer = Peer {
             client,
             out: &w.out,
