@@ -531,6 +531,15 @@ impl<'a> NetSource<'a> {
         next_in(&mut self.free, self.free_q, &mut self.free_pending)
     }
 
+    /// Whether *free* needs no look this event: its raw indices show nothing beyond what we
+    /// took and released, and our request for a signal stands (the sink notifies when it
+    /// returns buffers). Two index loads and a flag load; a hint only, as the raw view always is:
+    /// a queue that is not idle is served by [`next_free`](Self::next_free).
+    #[inline(always)]
+    pub fn free_idle(&self) -> bool {
+        self.free_q.waiting() == 0 && self.free_q.request_stands()
+    }
+
     /// The next returned buffer without parking (a copier taking its client's free buffers): an
     /// empty queue costs two index loads.
     #[inline(always)]
@@ -667,6 +676,12 @@ impl<'a> NetSink<'a> {
     #[inline(always)]
     pub fn next_active(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
         next_in(&mut self.active, self.active_q, &mut self.active_pending)
+    }
+
+    /// Whether *active* needs no look this event (as [`NetSource::free_idle`] for *free*).
+    #[inline(always)]
+    pub fn active_idle(&self) -> bool {
+        self.active_q.waiting() == 0 && self.active_q.request_stands()
     }
 
     /// The next buffer on *active* without taking it (a Tx virt looking at a client's next frame):

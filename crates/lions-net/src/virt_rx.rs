@@ -239,31 +239,47 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     }
 
     /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
-    /// that holder, and goes back to the driver with the last one.
+    /// that holder, and goes back to the driver with the last one. An idle client (nothing
+    /// returned, its request for a signal standing) costs a look at its raw indices and flag.
+    #[inline(always)]
     fn rx_provide(&mut self) -> Result<(), Error> {
-        // By reference: an idle client's pass (most of them) loads none of these.
-        let (holders, data, io) = (&self.holders, &self.data, self.io_addr);
-        let (driver, stats) = (&mut self.driver, &mut self.stats);
-        self.clients.each(|c, (q, _)| {
+        let mut todo = self.clients.live();
+        while todo != 0 {
+            let c = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            let Some((q, _)) = self.clients.get(c) else {
+                continue;
+            };
+            if q.free_idle() {
+                continue;
+            }
             let me = 1u64 << c;
-            loop {
+            let ok = loop {
                 let buf = match q.next_free() {
                     Ok(Some(buf)) => buf,
-                    other => return Ok(other.is_ok()),
+                    Ok(None) => break true,
+                    Err(_) => break false,
                 };
-                let holder = |&(_, held): &(usize, u64)| held & me != 0;
-                let i = data.index(buf.io_or_offset).map(|i| (i, holders.get(i)));
-                let Some((i, held)) = i.ok().filter(holder) else {
-                    stats.bad_returns += 1;
+                let i = self.data.index(buf.io_or_offset);
+                let Some((i, held)) = i.ok().map(|i| (i, self.holders.get(i))) else {
+                    self.stats.bad_returns += 1;
                     continue;
                 };
-                holders.set(i, held & !me);
-                if held == me {
-                    let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
-                    driver.free.push(dma)?;
+                if held & me == 0 {
+                    self.stats.bad_returns += 1;
+                    continue;
                 }
+                self.holders.set(i, held & !me);
+                if held == me {
+                    let dma = NetBuffDesc::new(self.io_addr.wrapping_add(buf.io_or_offset), 0);
+                    self.driver.free.push(dma)?;
+                }
+            };
+            if !ok {
+                self.clients.fault(c);
             }
-        })
+        }
+        Ok(())
     }
 }
 
@@ -273,8 +289,10 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
     /// Whoever notified, both directions are served (a notification without work costs a look
     /// at empty queues).
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        while let Some(buf) = self.driver.next_active()? {
-            self.demux(buf)?;
+        if !self.driver.active_idle() {
+            while let Some(buf) = self.driver.next_active()? {
+                self.demux(buf)?;
+            }
         }
         let touched = core::mem::take(&mut self.touched);
         self.clients.each_in(touched, |_, (q, ch)| {
