@@ -56,10 +56,16 @@ pub struct CopyStats {
 pub struct Copier<'a> {
     rx: NetSink<'a>,
     rx_ch: Channel,
+    client_ch: Channel,
+    to: ToClient<'a>,
+}
+
+/// What a frame is copied with: everything but the virt's queues (borrowed apart from them
+/// while the virt's queue is drained).
+struct ToClient<'a> {
     /// Source regions by oid (read-only here).
     sources: [Option<DataRegion<'a>>; MAX_CLIENTS],
     client: NetSource<'a>,
-    client_ch: Channel,
     client_data: DataRegion<'a>,
     stats: CopyStats,
 }
@@ -74,7 +80,7 @@ impl<'a> Copier<'a> {
     pub unsafe fn new(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
         // SAFETY: forwarded from the caller.
         let mut copier = unsafe { Self::open(config) }?;
-        copier.client.prime_free(0)?;
+        copier.to.client.prime_free(0)?;
         Ok(copier)
     }
 
@@ -90,7 +96,7 @@ impl<'a> Copier<'a> {
         let mut copier = unsafe { Self::open(config) }?;
         // SAFETY: as above.
         for buf in unsafe { RawQueue::taken(&config.rx) }? {
-            copier.stats.dropped += u64::from(copier.rx.free.push(buf).is_ok());
+            copier.to.stats.dropped += u64::from(copier.rx.free.push(buf).is_ok());
         }
         Ok(copier)
     }
@@ -106,25 +112,30 @@ impl<'a> Copier<'a> {
             // SAFETY: forwarded from the caller (here and below).
             rx: unsafe { NetSink::from_connection(&config.rx) }?,
             rx_ch: config.rx.channel()?,
-            // SAFETY: as above.
-            sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
-            // SAFETY: as above.
-            client: unsafe { NetSource::from_connection(&config.client) }?,
             client_ch: config.client.channel()?,
-            // SAFETY: as above.
-            client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
-            stats: CopyStats::default(),
+            to: ToClient {
+                // SAFETY: as above.
+                sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
+                // SAFETY: as above.
+                client: unsafe { NetSource::from_connection(&config.client) }?,
+                // SAFETY: as above.
+                client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
+                stats: CopyStats::default(),
+            },
         })
     }
 
     /// Counters of copied and dropped frames, and whether the client was faulted.
     pub fn stats(&self) -> CopyStats {
-        self.stats
+        self.to.stats
     }
+}
 
-    /// One frame: copy it into the client's next free buffer, or drop it; either way the DMA
-    /// buffer goes straight back to the virt.
-    fn copy_one(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
+impl ToClient<'_> {
+    /// One frame: copy it into the client's next free buffer, or drop it (the caller hands the
+    /// DMA buffer straight back to the virt).
+    #[inline(always)]
+    fn copy_one(&mut self, buf: NetBuffDesc) {
         let src = self.sources.get(usize::from(buf.oid())).copied().flatten();
         let (s, q) = (&mut self.stats, &mut self.client);
         match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
@@ -143,8 +154,6 @@ impl<'a> Copier<'a> {
                 r => (s.dropped, s.client_faulty) = (s.dropped + 1, r.is_err()),
             },
         }
-        self.rx.free.push(buf)?;
-        Ok(())
     }
 }
 
@@ -152,12 +161,15 @@ impl Handler for Copier<'_> {
     type Error = Error;
 
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        while let Some(buf) = self.rx.next_active()? {
-            self.copy_one(buf)?;
-        }
-        if !self.stats.client_faulty {
-            self.client.free.release();
-            if self.client.publish_active() {
+        let to = &mut self.to;
+        self.rx.drain_active(|free, buf| {
+            to.copy_one(buf);
+            free.push(buf).map_err(Error::from)
+        })?;
+        let to = &mut self.to;
+        if !to.stats.client_faulty {
+            to.client.free.release();
+            if to.client.publish_active() {
                 self.client_ch.notify()?;
             }
         }

@@ -236,6 +236,45 @@ fn next_in(
     }
 }
 
+/// Phases 1 and 2 on a queue we consume, for a whole pass: `f` gets every entry, with `out` (the
+/// other queue of the same end). Each round releases the consumed slots and reads the raw
+/// indices once: with entries promised, the tail is re-read and checked once and they are popped
+/// by the ring's fast path, the count kept in a register; with none, we sleep if our request for a
+/// signal still stands, else request one and re-check. The first error stops the pass (a peer
+/// error as `E`).
+#[inline(always)]
+fn drain_in<P, E: From<PeerError>>(
+    c: &mut Consumer<'_, u16, NetBuffDesc>,
+    q: &NetQueue,
+    out: &mut P,
+    mut f: impl FnMut(&mut P, NetBuffDesc) -> Result<(), E>,
+) -> Result<(), E> {
+    loop {
+        c.release();
+        // Nothing consumed is unreleased now: the raw count is the whole count.
+        let mut n = q.waiting();
+        if n == 0 {
+            if q.request_stands() {
+                return Ok(());
+            }
+            q.signal().request();
+            n = q.waiting();
+            if n == 0 {
+                return Ok(());
+            }
+            q.signal().cancel();
+        }
+        c.refresh()?;
+        while n != 0 {
+            n -= 1;
+            match c.pop()? {
+                Some(buf) => f(out, buf)?,
+                None => break,
+            }
+        }
+    }
+}
+
 /// The next entry of a queue we consume without parking (`pending` as for [`next_in`]).
 #[inline(always)]
 fn take_in(
@@ -540,11 +579,24 @@ impl<'a> NetSource<'a> {
         self.free_q.waiting() == 0 && self.free_q.request_stands()
     }
 
-    /// The next returned buffer without parking (a copier taking its client's free buffers): an
-    /// empty queue costs two index loads.
+    /// Phases 1 and 2 on *free* for a whole pass (the clients' queues in an Rx virt): `f` gets
+    /// every returned buffer, with the *active* producer. Once the queue is empty the consumed
+    /// slots are released and a signal requested (unless our request still stands) and the
+    /// queue re-checked. A corrupt index stops the pass with the peer's error as `E`.
+    #[inline(always)]
+    pub fn drain_free<E: From<PeerError>>(
+        &mut self,
+        f: impl FnMut(&mut Producer<'a, u16, NetBuffDesc>, NetBuffDesc) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.free_pending = 0;
+        drain_in(&mut self.free, self.free_q, &mut self.active, f)
+    }
+
+    /// The next returned buffer without parking (a copier taking its client's free buffers): the
+    /// ring's pop, which re-reads and checks the tail only when its cached view runs out.
     #[inline(always)]
     pub fn take_free(&mut self) -> Result<Option<NetBuffDesc>, PeerError> {
-        take_in(&mut self.free, self.free_q, &mut self.free_pending)
+        self.free.pop()
     }
 
     /// Phase 3 on *active*: publish what was staged; whether to notify the sink now (it asked and
@@ -682,6 +734,18 @@ impl<'a> NetSink<'a> {
     #[inline(always)]
     pub fn active_idle(&self) -> bool {
         self.active_q.waiting() == 0 && self.active_q.request_stands()
+    }
+
+    /// Phases 1 and 2 on *active* for a whole pass (an Rx virt's driver queue, a copier's virt
+    /// queue): `f` gets every buffer handed to us, with the *free* producer (to hand buffers back
+    /// at once). Otherwise as [`NetSource::drain_free`].
+    #[inline(always)]
+    pub fn drain_active<E: From<PeerError>>(
+        &mut self,
+        f: impl FnMut(&mut Producer<'a, u16, NetBuffDesc>, NetBuffDesc) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.active_pending = 0;
+        drain_in(&mut self.active, self.active_q, &mut self.free, f)
     }
 
     /// The next buffer on *active* without taking it (a Tx virt looking at a client's next frame):

@@ -52,7 +52,7 @@ use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, RawQueue, clients, 
 use crate::region::{DataRegion, Holders, MAX_LEN};
 use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
-use lions_queue::PushError;
+use lions_queue::{Producer, PushError};
 
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,11 @@ fn key(mac: [u8; 6]) -> u64 {
 pub struct VirtRx<'a, C = PlatformCache> {
     driver: NetSink<'a>,
     driver_ch: Channel,
+    s: State<'a, C>,
+}
+
+/// Everything but the driver's queues (borrowed apart from them while a queue is drained).
+struct State<'a, C> {
     io_addr: u64,
     data: DataRegion<'a>,
     holders: Holders<'a>,
@@ -109,43 +114,49 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
             // SAFETY: as above.
             driver: unsafe { NetSink::from_connection(&config.driver) }?,
             driver_ch: config.driver.channel()?,
-            io_addr: config.data.io_addr,
-            // SAFETY: as above.
-            data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
-            // SAFETY: as above.
-            holders: unsafe { Holders::from_resource(meta, n.into(), macs.len()) }?,
-            macs,
-            keys: macs.iter().all(|c| c.num_macs == 1).then(|| {
-                core::array::from_fn(|c| macs.get(c).map_or(u64::MAX, |m| key(m.mac_addrs[0].0)))
-            }),
-            // SAFETY: as above.
-            clients: unsafe { clients(macs.iter().map(|c| &c.conn), NetSource::from_connection) }?,
-            cache,
-            stats: RxStats::default(),
-            broadcast: u64::MAX,
-            touched: 0,
+            s: State {
+                io_addr: config.data.io_addr,
+                // SAFETY: as above.
+                data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
+                // SAFETY: as above.
+                holders: unsafe { Holders::from_resource(meta, n.into(), macs.len()) }?,
+                macs,
+                keys: macs.iter().all(|c| c.num_macs == 1).then(|| {
+                    core::array::from_fn(|c| {
+                        macs.get(c).map_or(u64::MAX, |m| key(m.mac_addrs[0].0))
+                    })
+                }),
+                // SAFETY: as above.
+                clients: unsafe {
+                    clients(macs.iter().map(|c| &c.conn), NetSource::from_connection)
+                }?,
+                cache,
+                stats: RxStats::default(),
+                broadcast: u64::MAX,
+                touched: 0,
+            },
         })
     }
 
     /// Counters of dropped and redirected frames.
     pub fn stats(&self) -> RxStats {
-        self.stats
+        self.s.stats
     }
 
     /// Clients found misbehaving (bit `c` = client `c`); they get no more frames.
     pub fn faulty(&self) -> u64 {
-        self.clients.faulty()
+        self.s.clients.faulty()
     }
 
     /// The clients holding driver buffer `i` (bit `c` = client `c`); 0 when the driver owns it.
     pub fn holders(&self, i: usize) -> u64 {
-        self.holders.get(i)
+        self.s.holders.get(i)
     }
 
     /// Deliver broadcasts only to the clients in `mask` (bit `c` = client `c`); all by default
     /// (sDDF 0.7). The paper's first scheme sends them to an ARP responder alone.
     pub fn set_broadcast_clients(&mut self, mask: u64) {
-        self.broadcast = mask;
+        self.s.broadcast = mask;
     }
 
     /// Take over from a previous incarnation (a restarted component's `init`, in place of
@@ -157,21 +168,21 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// As for [`new`](Self::new) (the same config; this reads the clients' queue regions).
     pub unsafe fn resume(&mut self) -> Result<u32, Error> {
         let mut freed = 0;
-        let buffers = usize::try_from(self.data.buffers()).unwrap_or(usize::MAX);
-        for (c, client) in self.macs.iter().enumerate() {
+        let buffers = usize::try_from(self.s.data.buffers()).unwrap_or(usize::MAX);
+        for (c, client) in self.s.macs.iter().enumerate() {
             // SAFETY: forwarded from the caller: the clients' queues are mapped here.
             let sent = unsafe { RawQueue::sent(&client.conn) }?;
             let me = 1u64 << c;
             for (i, offset) in (0..buffers).zip((0u64..).step_by(2048)) {
-                let held = self.holders.get(i);
+                let held = self.s.holders.get(i);
                 if held & me == 0 || sent.clone().any(|b| b.io_or_offset == offset) {
                     continue;
                 }
-                self.holders.set(i, held & !me);
+                self.s.holders.set(i, held & !me);
                 if held == me {
-                    let dma = NetBuffDesc::new(self.io_addr.wrapping_add(offset), 0);
+                    let dma = NetBuffDesc::new(self.s.io_addr.wrapping_add(offset), 0);
                     match self.driver.free.push(dma) {
-                        Err(PushError::Full(_)) => self.stats.bad_from_driver += 1,
+                        Err(PushError::Full(_)) => self.s.stats.bad_from_driver += 1,
                         r => r?,
                     }
                     freed += 1;
@@ -184,15 +195,77 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
 
     /// Hand every DMA buffer to the driver. Call once, from the PD's `init`.
     pub fn init(&mut self) -> Result<(), Error> {
-        self.holders.clear();
-        let n = self.driver.fill_free(self.io_addr)?;
+        self.s.holders.clear();
+        let n = self.driver.fill_free(self.s.io_addr)?;
         if self.driver.should_notify_free(n > 0) {
             self.driver_ch.deferred_notify()?;
         }
         Ok(())
     }
 
+    /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
+    /// that holder, and goes back to the driver with the last one. An idle client (nothing
+    /// returned, its request for a signal standing) costs a look at its raw indices and flag.
+    #[inline(always)]
+    fn rx_provide(&mut self) -> Result<(), Error> {
+        let (s, to_driver) = (&mut self.s, &mut self.driver.free);
+        let mut todo = s.clients.live();
+        while todo != 0 {
+            let c = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            let Some((q, _)) = s.clients.get(c) else {
+                continue;
+            };
+            if q.free_idle() {
+                continue;
+            }
+            let me = 1u64 << c;
+            let (holders, data, stats, io) = (s.holders, &s.data, &mut s.stats, s.io_addr);
+            let r = q.drain_free(|_, buf| {
+                let i = data.index(buf.io_or_offset);
+                let Some((i, held)) = i.ok().map(|i| (i, holders.get(i))) else {
+                    stats.bad_returns += 1;
+                    return Ok(());
+                };
+                if held & me == 0 {
+                    stats.bad_returns += 1;
+                    return Ok(());
+                }
+                holders.set(i, held & !me);
+                if held == me {
+                    let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
+                    to_driver.push(dma).map_err(|e| Stop::Driver(e.into()))?;
+                }
+                Ok(())
+            });
+            match r {
+                Ok(()) => {}
+                Err(Stop::Client) => s.clients.fault(c),
+                Err(Stop::Driver(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a pass over a client's free queue stopped.
+enum Stop {
+    /// The client corrupted its queue's indices: it is faulted.
+    Client,
+    /// The driver's queue refused a buffer.
+    Driver(Error),
+}
+
+impl From<lions_queue::PeerError> for Stop {
+    #[inline]
+    fn from(_: lions_queue::PeerError) -> Self {
+        Self::Client
+    }
+}
+
+impl<C: CacheOps> State<'_, C> {
     /// The clients a frame for `dest` goes to.
+    #[inline(always)]
     fn targets(&mut self, dest: MacAddr) -> u64 {
         if dest.is_broadcast() {
             self.stats.broadcast += 1;
@@ -206,8 +279,14 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         owner.map_or(0, |c| 1 << c)
     }
 
-    /// One frame from the driver to its clients, or back to the driver.
-    fn demux(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
+    /// One frame from the driver to its clients, or back to the driver (`to_driver`: its free
+    /// queue).
+    #[inline(always)]
+    fn demux(
+        &mut self,
+        to_driver: &mut Producer<'_, u16, NetBuffDesc>,
+        buf: NetBuffDesc,
+    ) -> Result<(), Error> {
         let offset = buf.io_or_offset.wrapping_sub(self.io_addr);
         let len = buf.len.min(MAX_LEN);
         let free = |&(i, _): &(usize, _)| self.holders.get(i) == 0;
@@ -229,55 +308,9 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         self.touched |= held;
         if held == 0 {
             self.stats.unmatched += 1;
-            self.driver
-                .free
-                .push(NetBuffDesc::new(buf.io_or_offset, 0))?;
+            to_driver.push(NetBuffDesc::new(buf.io_or_offset, 0))?;
         } else {
             self.holders.set(i, held);
-        }
-        Ok(())
-    }
-
-    /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
-    /// that holder, and goes back to the driver with the last one. An idle client (nothing
-    /// returned, its request for a signal standing) costs a look at its raw indices and flag.
-    #[inline(always)]
-    fn rx_provide(&mut self) -> Result<(), Error> {
-        let mut todo = self.clients.live();
-        while todo != 0 {
-            let c = todo.trailing_zeros() as usize;
-            todo &= todo - 1;
-            let Some((q, _)) = self.clients.get(c) else {
-                continue;
-            };
-            if q.free_idle() {
-                continue;
-            }
-            let me = 1u64 << c;
-            let ok = loop {
-                let buf = match q.next_free() {
-                    Ok(Some(buf)) => buf,
-                    Ok(None) => break true,
-                    Err(_) => break false,
-                };
-                let i = self.data.index(buf.io_or_offset);
-                let Some((i, held)) = i.ok().map(|i| (i, self.holders.get(i))) else {
-                    self.stats.bad_returns += 1;
-                    continue;
-                };
-                if held & me == 0 {
-                    self.stats.bad_returns += 1;
-                    continue;
-                }
-                self.holders.set(i, held & !me);
-                if held == me {
-                    let dma = NetBuffDesc::new(self.io_addr.wrapping_add(buf.io_or_offset), 0);
-                    self.driver.free.push(dma)?;
-                }
-            };
-            if !ok {
-                self.clients.fault(c);
-            }
         }
         Ok(())
     }
@@ -290,12 +323,11 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
     /// at empty queues).
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         if !self.driver.active_idle() {
-            while let Some(buf) = self.driver.next_active()? {
-                self.demux(buf)?;
-            }
+            let s = &mut self.s;
+            self.driver.drain_active(|free, buf| s.demux(free, buf))?;
         }
-        let touched = core::mem::take(&mut self.touched);
-        self.clients.each_in(touched, |_, (q, ch)| {
+        let touched = core::mem::take(&mut self.s.touched);
+        self.s.clients.each_in(touched, |_, (q, ch)| {
             if q.publish_active() {
                 ch.notify()?;
             }
