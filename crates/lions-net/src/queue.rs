@@ -83,15 +83,14 @@ impl core::fmt::Display for BufferError {
 impl core::error::Error for BufferError {}
 
 impl NetBuffDesc {
-    /// A descriptor with `oid = 0` (what clients send).
+    /// A descriptor with `oid = 0` (what clients send). Made as two words (the second holds
+    /// `len` in its first two bytes, zeros after), so that a copy into a queue slot is two
+    /// stores, not one per field.
+    #[inline(always)]
     pub const fn new(io_or_offset: u64, len: u16) -> Self {
-        Self {
-            io_or_offset,
-            len,
-            oid_bits: 0,
-            _pad0: 0,
-            _pad1: 0,
-        }
+        let [a, b] = len.to_ne_bytes();
+        let words: [u64; 2] = [io_or_offset, u64::from_ne_bytes([a, b, 0, 0, 0, 0, 0, 0])];
+        zerocopy::transmute!(words)
     }
 
     /// A descriptor with an explicit oid (checked to fit 6 bits).
