@@ -240,7 +240,8 @@ fn next_in(
 /// indices once: with entries promised, the tail is re-read and checked once and they are popped
 /// by the ring's fast path, the count kept in a register; with none, we sleep if our request for a
 /// signal still stands, else request one and re-check. The first error stops the pass (a peer
-/// error as `E`).
+/// error as `E`). The `pending` hint of [`next_in`] and [`take_in`] is not kept (it is only a
+/// hint: the ring's pop has the last word), so a handle is drained one way or the other.
 #[inline(always)]
 fn drain_in<P, E: From<PeerError>>(
     c: &mut Consumer<'_, u16, NetBuffDesc>,
@@ -587,7 +588,6 @@ impl<'a> NetSource<'a> {
         &mut self,
         f: impl FnMut(&mut Producer<'a, u16, NetBuffDesc>, NetBuffDesc) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.free_pending = 0;
         drain_in(&mut self.free, self.free_q, &mut self.active, f)
     }
 
@@ -743,7 +743,6 @@ impl<'a> NetSink<'a> {
         &mut self,
         f: impl FnMut(&mut Producer<'a, u16, NetBuffDesc>, NetBuffDesc) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.active_pending = 0;
         drain_in(&mut self.active, self.active_q, &mut self.free, f)
     }
 

@@ -231,7 +231,7 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
                     stats.bad_returns += 1;
                     return Ok(());
                 }
-                holders.set(i, held & !me);
+                holders.set(i, held ^ me);
                 if held == me {
                     let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
                     to_driver.push(dma).map_err(|e| Stop::Driver(e.into()))?;
