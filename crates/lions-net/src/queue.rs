@@ -729,12 +729,6 @@ impl<'a> NetSink<'a> {
         next_in(&mut self.active, self.active_q, &mut self.active_pending)
     }
 
-    /// Whether *active* needs no look this event (as [`NetSource::free_idle`] for *free*).
-    #[inline(always)]
-    pub fn active_idle(&self) -> bool {
-        self.active_q.waiting() == 0 && self.active_q.request_stands()
-    }
-
     /// Phases 1 and 2 on *active* for a whole pass (an Rx virt's driver queue, a copier's virt
     /// queue): `f` gets every buffer handed to us, with the *free* producer (to hand buffers back
     /// at once). Otherwise as [`NetSource::drain_free`].

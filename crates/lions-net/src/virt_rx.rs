@@ -322,10 +322,8 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
     /// Whoever notified, both directions are served (a notification without work costs a look
     /// at empty queues).
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        if !self.driver.active_idle() {
-            let s = &mut self.s;
-            self.driver.drain_active(|free, buf| s.demux(free, buf))?;
-        }
+        let s = &mut self.s;
+        self.driver.drain_active(|free, buf| s.demux(free, buf))?;
         let touched = core::mem::take(&mut self.s.touched);
         self.s.clients.each_in(touched, |_, (q, ch)| {
             if q.publish_active() {
