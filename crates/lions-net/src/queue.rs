@@ -442,6 +442,9 @@ unsafe fn map<'a>(
     Ok((mem, sig))
 }
 
+/// The producer of one queue of a pair (what a drain pass hands its closure).
+pub type Out<'a> = Producer<'a, u16, NetBuffDesc>;
+
 /// The end of a queue pair that hands filled buffers on: consumes *free*, produces *active*. It is
 /// the driver toward the Rx virt, the Rx virt (or vswitch) toward a copier, a copier toward its
 /// client, a client toward the Tx virt (or vswitch), and the Tx virt toward the driver.
@@ -586,7 +589,7 @@ impl<'a> NetSource<'a> {
     #[inline(always)]
     pub fn drain_free<E: From<PeerError>>(
         &mut self,
-        f: impl FnMut(&mut Producer<'a, u16, NetBuffDesc>, NetBuffDesc) -> Result<(), E>,
+        f: impl FnMut(&mut Out<'a>, NetBuffDesc) -> Result<(), E>,
     ) -> Result<(), E> {
         drain_in(&mut self.free, self.free_q, &mut self.active, f)
     }
@@ -735,7 +738,7 @@ impl<'a> NetSink<'a> {
     #[inline(always)]
     pub fn drain_active<E: From<PeerError>>(
         &mut self,
-        f: impl FnMut(&mut Producer<'a, u16, NetBuffDesc>, NetBuffDesc) -> Result<(), E>,
+        f: impl FnMut(&mut Out<'a>, NetBuffDesc) -> Result<(), E>,
     ) -> Result<(), E> {
         drain_in(&mut self.active, self.active_q, &mut self.free, f)
     }

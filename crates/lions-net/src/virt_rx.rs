@@ -48,11 +48,11 @@
 //!   driver is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
-use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, RawQueue, clients, push_to};
+use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, Out, RawQueue, clients, push_to};
 use crate::region::{DataRegion, Holders, MAX_LEN};
 use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
-use lions_queue::{Producer, PushError};
+use lions_queue::PushError;
 
 /// What the Rx virtualiser dropped or passed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -110,31 +110,30 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         let n = config.driver.num_buffers;
         let macs = config.clients();
         let meta = &config.buffer_metadata;
-        Ok(Self {
+        // SAFETY: as above (here and below).
+        let driver = unsafe { NetSink::from_connection(&config.driver) }?;
+        let driver_ch = config.driver.channel()?;
+        let s = State {
+            io_addr: config.data.io_addr,
             // SAFETY: as above.
-            driver: unsafe { NetSink::from_connection(&config.driver) }?,
-            driver_ch: config.driver.channel()?,
-            s: State {
-                io_addr: config.data.io_addr,
-                // SAFETY: as above.
-                data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
-                // SAFETY: as above.
-                holders: unsafe { Holders::from_resource(meta, n.into(), macs.len()) }?,
-                macs,
-                keys: macs.iter().all(|c| c.num_macs == 1).then(|| {
-                    core::array::from_fn(|c| {
-                        macs.get(c).map_or(u64::MAX, |m| key(m.mac_addrs[0].0))
-                    })
-                }),
-                // SAFETY: as above.
-                clients: unsafe {
-                    clients(macs.iter().map(|c| &c.conn), NetSource::from_connection)
-                }?,
-                cache,
-                stats: RxStats::default(),
-                broadcast: u64::MAX,
-                touched: 0,
-            },
+            data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
+            // SAFETY: as above.
+            holders: unsafe { Holders::from_resource(meta, n.into(), macs.len()) }?,
+            macs,
+            keys: macs.iter().all(|c| c.num_macs == 1).then(|| {
+                core::array::from_fn(|c| macs.get(c).map_or(u64::MAX, |m| key(m.mac_addrs[0].0)))
+            }),
+            // SAFETY: as above.
+            clients: unsafe { clients(macs.iter().map(|c| &c.conn), NetSource::from_connection) }?,
+            cache,
+            stats: RxStats::default(),
+            broadcast: u64::MAX,
+            touched: 0,
+        };
+        Ok(Self {
+            driver,
+            driver_ch,
+            s,
         })
     }
 
@@ -222,15 +221,14 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
             let me = 1u64 << c;
             let (holders, data, stats, io) = (s.holders, &s.data, &mut s.stats, s.io_addr);
             let r = q.drain_free(|_, buf| {
-                let i = data.index(buf.io_or_offset);
-                let Some((i, held)) = i.ok().map(|i| (i, holders.get(i))) else {
+                let i = data
+                    .index(buf.io_or_offset)
+                    .ok()
+                    .map(|i| (i, holders.get(i)));
+                let Some((i, held)) = i.filter(|&(_, held)| held & me != 0) else {
                     stats.bad_returns += 1;
                     return Ok(());
                 };
-                if held & me == 0 {
-                    stats.bad_returns += 1;
-                    return Ok(());
-                }
                 holders.set(i, held ^ me);
                 if held == me {
                     let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
@@ -248,16 +246,14 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     }
 }
 
-/// Why a pass over a client's free queue stopped.
+/// Why a pass over a client's free queue stopped: the client corrupted its queue's indices (it
+/// is faulted), or the driver's queue refused a buffer.
 enum Stop {
-    /// The client corrupted its queue's indices: it is faulted.
     Client,
-    /// The driver's queue refused a buffer.
     Driver(Error),
 }
 
 impl From<lions_queue::PeerError> for Stop {
-    #[inline]
     fn from(_: lions_queue::PeerError) -> Self {
         Self::Client
     }
@@ -282,11 +278,7 @@ impl<C: CacheOps> State<'_, C> {
     /// One frame from the driver to its clients, or back to the driver (`to_driver`: its free
     /// queue).
     #[inline(always)]
-    fn demux(
-        &mut self,
-        to_driver: &mut Producer<'_, u16, NetBuffDesc>,
-        buf: NetBuffDesc,
-    ) -> Result<(), Error> {
+    fn demux(&mut self, to_driver: &mut Out<'_>, buf: NetBuffDesc) -> Result<(), Error> {
         let offset = buf.io_or_offset.wrapping_sub(self.io_addr);
         let len = buf.len.min(MAX_LEN);
         let free = |&(i, _): &(usize, _)| self.holders.get(i) == 0;
