@@ -64,7 +64,7 @@ pub struct Copier<'a> {
 /// while the virt's queue is drained).
 struct ToClient<'a> {
     /// Source regions by oid (read-only here).
-    sources: [Option<DataRegion<'a>>; MAX_CLIENTS],
+    sources: [DataRegion<'a>; MAX_CLIENTS],
     client: NetSource<'a>,
     client_data: DataRegion<'a>,
     stats: CopyStats,
@@ -136,7 +136,7 @@ impl ToClient<'_> {
     /// DMA buffer straight back to the virt).
     #[inline(always)]
     fn copy_one(&mut self, buf: NetBuffDesc) {
-        let src = self.sources.get(usize::from(buf.oid())).copied().flatten();
+        let src = self.sources.get(usize::from(buf.oid()));
         let (s, q) = (&mut self.stats, &mut self.client);
         match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
             None => s.bad_from_virt += 1,

@@ -241,32 +241,38 @@ fn next_in(
 /// by the ring's fast path, the count kept in a register; with none, we sleep if our request for a
 /// signal still stands, else request one and re-check. The first error stops the pass (a peer
 /// error as `E`). The `pending` hint of [`next_in`] and [`take_in`] is not kept (it is only a
-/// hint: the ring's pop has the last word), so a handle is drained one way or the other.
+/// hint: the ring's pop has the last word), so a handle is drained one way or the other. `N` is
+/// the count's type, a choice of code generation only (`usize` or `u16`, whichever the caller's
+/// loop keeps in a register: measured with `cargo xtask bench insns`).
 #[inline(always)]
-fn drain_in<P, E: From<PeerError>>(
+fn drain_in<N, P, E: From<PeerError>>(
     c: &mut Consumer<'_, u16, NetBuffDesc>,
     q: &NetQueue,
     out: &mut P,
     mut f: impl FnMut(&mut P, NetBuffDesc) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<(), E>
+where
+    N: From<u16> + From<u8> + Copy + PartialEq + core::ops::SubAssign,
+{
+    let (zero, one) = (N::from(0u8), N::from(1u8));
     loop {
         c.release();
         // Nothing consumed is unreleased now: the raw count is the whole count.
-        let mut n = q.waiting();
-        if n == 0 {
+        let mut n = N::from(q.waiting());
+        if n == zero {
             if q.request_stands() {
                 return Ok(());
             }
             q.signal().request();
-            n = q.waiting();
-            if n == 0 {
+            n = N::from(q.waiting());
+            if n == zero {
                 return Ok(());
             }
             q.signal().cancel();
         }
         c.refresh()?;
-        while n != 0 {
-            n -= 1;
+        while n != zero {
+            n -= one;
             match c.pop()? {
                 Some(buf) => f(out, buf)?,
                 None => break,
@@ -591,7 +597,7 @@ impl<'a> NetSource<'a> {
         &mut self,
         f: impl FnMut(&mut Out<'a>, NetBuffDesc) -> Result<(), E>,
     ) -> Result<(), E> {
-        drain_in(&mut self.free, self.free_q, &mut self.active, f)
+        drain_in::<u16, _, _>(&mut self.free, self.free_q, &mut self.active, f)
     }
 
     /// The next returned buffer without parking (a copier taking its client's free buffers): the
@@ -740,7 +746,7 @@ impl<'a> NetSink<'a> {
         &mut self,
         f: impl FnMut(&mut Out<'a>, NetBuffDesc) -> Result<(), E>,
     ) -> Result<(), E> {
-        drain_in(&mut self.active, self.active_q, &mut self.free, f)
+        drain_in::<usize, _, _>(&mut self.active, self.active_q, &mut self.free, f)
     }
 
     /// The next buffer on *active* without taking it (a Tx virt looking at a client's next frame):
