@@ -256,8 +256,8 @@ where
 {
     let (zero, one) = (N::from(0u8), N::from(1u8));
     loop {
-        c.release();
-        // Nothing consumed is unreleased now: the raw count is the whole count.
+        // Each round ends with a release (and a pass that stopped early is caught up by the
+        // round's own): nothing consumed is unreleased, the raw count is the whole count.
         let mut n = N::from(q.waiting());
         if n == zero {
             if q.request_stands() {
@@ -278,6 +278,7 @@ where
                 None => break,
             }
         }
+        c.release();
     }
 }
 
