@@ -36,6 +36,7 @@ use crate::queue::{NetBuffDesc, NetSink, NetSource, RawQueue};
 use crate::region::DataRegion;
 use crate::{Error, NetCopyConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS};
+use lions_queue::PushError;
 
 /// What the copier dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +57,10 @@ pub struct CopyStats {
 pub struct Copier<'a> {
     rx: NetSink<'a>,
     rx_ch: Channel,
-    client_ch: Channel,
-    to: ToClient<'a>,
-}
-
-/// What a frame is copied with: everything but the virt's queues (borrowed apart from them
-/// while the virt's queue is drained).
-struct ToClient<'a> {
     /// Source regions by oid (read-only here).
     sources: [DataRegion<'a>; MAX_CLIENTS],
     client: NetSource<'a>,
+    client_ch: Channel,
     client_data: DataRegion<'a>,
     stats: CopyStats,
 }
@@ -80,7 +75,7 @@ impl<'a> Copier<'a> {
     pub unsafe fn new(config: &'a NetCopyConfig) -> Result<Self, SetupError> {
         // SAFETY: forwarded from the caller.
         let mut copier = unsafe { Self::open(config) }?;
-        copier.to.client.prime_free(0)?;
+        copier.client.prime_free(0)?;
         Ok(copier)
     }
 
@@ -96,7 +91,7 @@ impl<'a> Copier<'a> {
         let mut copier = unsafe { Self::open(config) }?;
         // SAFETY: as above.
         for buf in unsafe { RawQueue::taken(&config.rx) }? {
-            copier.to.stats.dropped += u64::from(copier.rx.free.push(buf).is_ok());
+            copier.stats.dropped += u64::from(copier.rx.free.push(buf).is_ok());
         }
         Ok(copier)
     }
@@ -112,48 +107,20 @@ impl<'a> Copier<'a> {
             // SAFETY: forwarded from the caller (here and below).
             rx: unsafe { NetSink::from_connection(&config.rx) }?,
             rx_ch: config.rx.channel()?,
+            // SAFETY: as above.
+            sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
+            // SAFETY: as above.
+            client: unsafe { NetSource::from_connection(&config.client) }?,
             client_ch: config.client.channel()?,
-            to: ToClient {
-                // SAFETY: as above.
-                sources: unsafe { DataRegion::by_oid(&config.rx_data, false) }?,
-                // SAFETY: as above.
-                client: unsafe { NetSource::from_connection(&config.client) }?,
-                // SAFETY: as above.
-                client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
-                stats: CopyStats::default(),
-            },
+            // SAFETY: as above.
+            client_data: unsafe { DataRegion::from_resource(&config.client_data, n, true) }?,
+            stats: CopyStats::default(),
         })
     }
 
     /// Counters of copied and dropped frames, and whether the client was faulted.
     pub fn stats(&self) -> CopyStats {
-        self.to.stats
-    }
-}
-
-impl ToClient<'_> {
-    /// One frame: copy it into the client's next free buffer, or drop it (the caller hands the
-    /// DMA buffer straight back to the virt).
-    #[inline(always)]
-    fn copy_one(&mut self, buf: NetBuffDesc) {
-        let src = self.sources.get(usize::from(buf.oid()));
-        let (s, q) = (&mut self.stats, &mut self.client);
-        match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
-            None => s.bad_from_virt += 1,
-            Some(_) if s.client_faulty => s.dropped += 1,
-            Some(src) => match q.take_free() {
-                Ok(Some(dst)) => {
-                    let out = NetBuffDesc::new(dst.io_or_offset, src.len());
-                    let span = self.client_data.span(out.io_or_offset, out.len);
-                    match span.map(|dst| (dst.copy_from(&src), q.active.push(out))) {
-                        Ok((_, Ok(()))) => s.copied += 1,
-                        Ok((_, Err(lions_queue::PushError::Peer(..)))) => s.client_faulty = true,
-                        _ => s.bad_client += 1,
-                    }
-                }
-                r => (s.dropped, s.client_faulty) = (s.dropped + 1, r.is_err()),
-            },
-        }
+        self.stats
     }
 }
 
@@ -161,15 +128,32 @@ impl Handler for Copier<'_> {
     type Error = Error;
 
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        let to = &mut self.to;
+        // Each frame: copy it into the client's next free buffer, or drop it; either way the DMA
+        // buffer goes straight back to the virt.
+        let (s, q) = (&mut self.stats, &mut self.client);
         self.rx.drain_active(|free, buf| {
-            to.copy_one(buf);
+            let src = self.sources.get(usize::from(buf.oid()));
+            match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
+                None => s.bad_from_virt += 1,
+                Some(_) if s.client_faulty => s.dropped += 1,
+                Some(src) => match q.take_free() {
+                    Ok(Some(dst)) => {
+                        let out = NetBuffDesc::new(dst.io_or_offset, src.len());
+                        let span = self.client_data.span(out.io_or_offset, out.len);
+                        match span.map(|dst| (dst.copy_from(&src), q.active.push(out))) {
+                            Ok((_, Ok(()))) => s.copied += 1,
+                            Ok((_, Err(PushError::Peer(..)))) => s.client_faulty = true,
+                            _ => s.bad_client += 1,
+                        }
+                    }
+                    r => (s.dropped, s.client_faulty) = (s.dropped + 1, r.is_err()),
+                },
+            }
             free.push(buf).map_err(Error::from)
         })?;
-        let to = &mut self.to;
-        if !to.stats.client_faulty {
-            to.client.free.release();
-            if to.client.publish_active() {
+        if !s.client_faulty {
+            q.free.release();
+            if q.publish_active() {
                 self.client_ch.notify()?;
             }
         }
