@@ -236,10 +236,10 @@ fn next_in(
 }
 
 /// Phases 1 and 2 on a queue we consume, for a whole pass: `f` gets every entry, with `out` (the
-/// other queue of the same end). Each round releases the consumed slots and reads the raw
-/// indices once: with entries promised, the tail is re-read and checked once and they are popped
-/// by the ring's fast path, the count kept in a register; with none, we sleep if our request for a
-/// signal still stands, else request one and re-check. The first error stops the pass (a peer
+/// other queue of the same end). Each round reads the raw indices once: with entries promised,
+/// the tail is re-read and checked once, they are popped by the ring's fast path (the count kept
+/// in a register) and the round ends by releasing their slots; with none, we sleep if our request
+/// for a signal still stands, else request one and re-check. The first error stops the pass (a peer
 /// error as `E`). The `pending` hint of [`next_in`] and [`take_in`] is not kept (it is only a
 /// hint: the ring's pop has the last word), so a handle is drained one way or the other. `N` is
 /// the count's type, a choice of code generation only (`usize` or `u16`, whichever the caller's
@@ -1193,6 +1193,72 @@ mod tests {
         active.header().tail.store(9, Ordering::Relaxed);
         assert!(sink.next_active().is_err());
         assert!(sink.peek_active().is_err());
+    }
+
+    #[test]
+    fn a_drain_pass_takes_late_work_stops_on_error_and_parks() {
+        use crate::Error;
+        let free = Region::starting_at(4, 0);
+        let active = Region::starting_at(4, 0);
+        let (mut src, mut sink) = pair(&free, &active, 4);
+        let flag = |r: &Region| r.header().consumer_signalled.load(Ordering::Relaxed);
+        sink.drain_active(|_, _| Err(Error::Full)).unwrap();
+        assert_eq!(flag(&active), 0, "an empty queue asks for a signal");
+        for len in [60, 61] {
+            src.active.push(NetBuffDesc::new(0x800, len)).unwrap();
+        }
+        assert!(src.publish_active());
+        assert_eq!(flag(&active), 1, "the source took the request");
+        // Entries published during the pass are found in it; each goes back on *free* at once.
+        let mut got = Vec::new();
+        sink.drain_active(|out, buf| {
+            if buf.len == 60 {
+                src.active.push(NetBuffDesc::new(0x1000, 62)).unwrap();
+                src.active.publish();
+            }
+            got.push(buf.len);
+            out.push(NetBuffDesc::new(buf.io_or_offset, 0))
+                .map_err(Error::from)
+        })
+        .unwrap();
+        assert_eq!(got, [60, 61, 62]);
+        assert_eq!(flag(&active), 0, "the taken request is made again");
+        assert_eq!(active.header().head.load(Ordering::Relaxed), 3, "released");
+        assert_eq!(sink.free.publish(), 3);
+        // An error from the closure stops the pass; the next pass carries on after it.
+        for len in [63, 64] {
+            src.active.push(NetBuffDesc::new(0x800, len)).unwrap();
+        }
+        src.active.publish();
+        let mut got = Vec::new();
+        let r = sink.drain_active(|_, buf| {
+            got.push(buf.len);
+            Err(Error::Full)
+        });
+        assert!(matches!(r, Err(Error::Full)));
+        assert_eq!(got, [63]);
+        let mut got = Vec::new();
+        sink.drain_active(|_, buf| {
+            got.push(buf.len);
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        assert_eq!(got, [64]);
+        assert_eq!(active.header().head.load(Ordering::Relaxed), 5);
+        // The source drains what the sink returned and parks on *free*; then the queue is idle
+        // until the sink writes an impossible tail, a peer error.
+        let mut back = 0;
+        src.drain_free(|_, _| {
+            back += 1;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        assert_eq!(back, 3);
+        assert!(src.free_idle(), "nothing returned, request standing");
+        free.header().tail.store(9, Ordering::Relaxed);
+        assert!(!src.free_idle());
+        let r = src.drain_free(|_, _| Ok::<_, Error>(()));
+        assert!(matches!(r, Err(Error::Peer(_))));
     }
 
     #[test]
