@@ -36,6 +36,7 @@ use crate::queue::{NetBuffDesc, NetSink, NetSource, RawQueue};
 use crate::region::DataRegion;
 use crate::{Error, NetCopyConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, Mapped};
+use lions_queue::PushError;
 
 /// What the copier dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub struct Copier<'a> {
     rx: NetSink<'a>,
     rx_ch: Channel,
     /// Source regions by oid (read-only here).
-    sources: [Option<DataRegion<'a>>; MAX_CLIENTS],
+    sources: [DataRegion<'a>; MAX_CLIENTS],
     client: NetSource<'a>,
     client_ch: Channel,
     client_data: DataRegion<'a>,
@@ -124,43 +125,38 @@ impl<'a> Copier<'a> {
     pub fn stats(&self) -> CopyStats {
         self.stats
     }
-
-    /// One frame: copy it into the client's next free buffer, or drop it; either way the DMA
-    /// buffer goes straight back to the virt.
-    fn copy_one(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
-        let src = self.sources.get(usize::from(buf.oid())).copied().flatten();
-        let (s, q) = (&mut self.stats, &mut self.client);
-        match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
-            None => s.bad_from_virt += 1,
-            Some(_) if s.client_faulty => s.dropped += 1,
-            Some(src) => match q.take_free() {
-                Ok(Some(dst)) => {
-                    let out = NetBuffDesc::new(dst.io_or_offset, src.len());
-                    let span = self.client_data.span(out.io_or_offset, out.len);
-                    match span.map(|dst| (dst.copy_from(&src), q.active.push(out))) {
-                        Ok((_, Ok(()))) => s.copied += 1,
-                        Ok((_, Err(lions_queue::PushError::Peer(..)))) => s.client_faulty = true,
-                        _ => s.bad_client += 1,
-                    }
-                }
-                r => (s.dropped, s.client_faulty) = (s.dropped + 1, r.is_err()),
-            },
-        }
-        self.rx.free.push(buf)?;
-        Ok(())
-    }
 }
 
 impl Handler for Copier<'_> {
     type Error = Error;
 
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        while let Some(buf) = self.rx.next_active()? {
-            self.copy_one(buf)?;
-        }
-        if !self.stats.client_faulty {
-            self.client.free.release();
-            if self.client.publish_active() {
+        // Each frame: copy it into the client's next free buffer, or drop it; either way the DMA
+        // buffer goes straight back to the virt.
+        let (s, q) = (&mut self.stats, &mut self.client);
+        self.rx.drain_active(|free, buf| {
+            let src = self.sources.get(usize::from(buf.oid()));
+            match src.and_then(|r| r.span(buf.io_or_offset, buf.len).ok()) {
+                None => s.bad_from_virt += 1,
+                Some(_) if s.client_faulty => s.dropped += 1,
+                Some(src) => match q.take_free() {
+                    Ok(Some(dst)) => {
+                        let out = NetBuffDesc::new(dst.io_or_offset, src.len());
+                        let span = self.client_data.span(out.io_or_offset, out.len);
+                        match span.map(|dst| (dst.copy_from(&src), q.active.push(out))) {
+                            Ok((_, Ok(()))) => s.copied += 1,
+                            Ok((_, Err(PushError::Peer(..)))) => s.client_faulty = true,
+                            _ => s.bad_client += 1,
+                        }
+                    }
+                    r => (s.dropped, s.client_faulty) = (s.dropped + 1, r.is_err()),
+                },
+            }
+            free.push(buf).map_err(Error::from)
+        })?;
+        if !s.client_faulty {
+            q.free.release();
+            if q.publish_active() {
                 self.client_ch.notify()?;
             }
         }

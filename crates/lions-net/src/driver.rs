@@ -378,6 +378,7 @@ mod tests {
     fn a_restarted_driver_takes_back_what_the_old_one_held() {
         let (rx, tx) = (Pair::new(4), Pair::new(4));
         let mut cfg = NetDriverConfig::new_zeroed();
+        cfg.magic = *b"sDDF\x05";
         cfg.virt_rx = rx.conn(1);
         cfg.virt_tx = tx.conn(2);
         let (mut vrx, mut vtx) = (rx.sink(), tx.source());

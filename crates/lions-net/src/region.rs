@@ -76,8 +76,18 @@ impl<'a> DataRegion<'a> {
         Ok(unsafe { Self::new(base, buffers, writable) })
     }
 
+    /// A region of no buffers: every offset is refused.
+    pub const fn empty() -> Self {
+        Self {
+            base: NonNull::dangling(),
+            buffers: 0,
+            writable: false,
+            _mem: PhantomData,
+        }
+    }
+
     /// The whole buffers of each mapped region of a config table indexed by `oid` (the copier's
-    /// `rx_data`); unmapped entries (vaddr 0) are `None`.
+    /// `rx_data`); unmapped entries (vaddr 0) are [`empty`](Self::empty).
     ///
     /// # Safety
     /// Every mapped entry describes this component's real mapping, readable for `'a` (and writable
@@ -85,11 +95,11 @@ impl<'a> DataRegion<'a> {
     pub unsafe fn by_oid(
         table: &[RegionResource; MAX_CLIENTS],
         writable: bool,
-    ) -> Result<[Option<Self>; MAX_CLIENTS], SetupError> {
-        let mut out = [None; MAX_CLIENTS];
+    ) -> Result<[Self; MAX_CLIENTS], SetupError> {
+        let mut out = [Self::empty(); MAX_CLIENTS];
         for (o, r) in out.iter_mut().zip(table).filter(|(_, r)| r.vaddr != 0) {
             // SAFETY: forwarded from the caller.
-            *o = Some(unsafe { Self::from_resource(r, r.size / NET_BUFFER_SIZE, writable) }?);
+            *o = unsafe { Self::from_resource(r, r.size / NET_BUFFER_SIZE, writable) }?;
         }
         Ok(out)
     }

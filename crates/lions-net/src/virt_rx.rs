@@ -48,7 +48,7 @@
 //!   driver is an [`Error`].
 
 use crate::cache::{CacheOps, PlatformCache};
-use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, RawQueue, clients, push_to};
+use crate::queue::{Clients, NetBuffDesc, NetSink, NetSource, Out, RawQueue, clients, push_to};
 use crate::region::{DataRegion, Holders, MAX_LEN};
 use crate::{Error, MacAddr, NetVirtRxClient, NetVirtRxConfig, SetupError};
 use lions_os::{Channel, ChannelSet, Handler, MAX_CLIENTS, Mapped};
@@ -79,6 +79,11 @@ fn key(mac: [u8; 6]) -> u64 {
 pub struct VirtRx<'a, C = PlatformCache> {
     driver: NetSink<'a>,
     driver_ch: Channel,
+    s: State<'a, C>,
+}
+
+/// Everything but the driver's queues (borrowed apart from them while a queue is drained).
+struct State<'a, C> {
     io_addr: u64,
     data: DataRegion<'a>,
     holders: Holders<'a>,
@@ -105,12 +110,12 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         let n = config.driver.num_buffers;
         let macs = config.clients();
         let meta = &config.buffer_metadata;
-        Ok(Self {
-            // SAFETY: the token: every queue and region below is mapped here read-write for `'a`,
-            // each queue shared only with its peer, `buffer_metadata` with nobody, and this
-            // component makes the only handles on them (here and below).
-            driver: unsafe { NetSink::from_connection(&config.driver) }?,
-            driver_ch: config.driver.channel()?,
+        // SAFETY: the token: every queue and region below is mapped here read-write for `'a`, each
+        // queue shared only with its peer, `buffer_metadata` with nobody, and this component makes
+        // the only handles on them (here and below).
+        let driver = unsafe { NetSink::from_connection(&config.driver) }?;
+        let driver_ch = config.driver.channel()?;
+        let s = State {
             io_addr: config.data.io_addr,
             // SAFETY: as above.
             data: unsafe { DataRegion::from_resource(&config.data.region, n.into(), true) }?,
@@ -126,28 +131,33 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
             stats: RxStats::default(),
             broadcast: u64::MAX,
             touched: 0,
+        };
+        Ok(Self {
+            driver,
+            driver_ch,
+            s,
         })
     }
 
     /// Counters of dropped and redirected frames.
     pub fn stats(&self) -> RxStats {
-        self.stats
+        self.s.stats
     }
 
     /// Clients found misbehaving (bit `c` = client `c`); they get no more frames.
     pub fn faulty(&self) -> u64 {
-        self.clients.faulty()
+        self.s.clients.faulty()
     }
 
     /// The clients holding driver buffer `i` (bit `c` = client `c`); 0 when the driver owns it.
     pub fn holders(&self, i: usize) -> u64 {
-        self.holders.get(i)
+        self.s.holders.get(i)
     }
 
     /// Deliver broadcasts only to the clients in `mask` (bit `c` = client `c`); all by default
     /// (sDDF 0.7). The paper's first scheme sends them to an ARP responder alone.
     pub fn set_broadcast_clients(&mut self, mask: u64) {
-        self.broadcast = mask;
+        self.s.broadcast = mask;
     }
 
     /// Take over from a previous incarnation (a restarted component's `init`, in place of
@@ -158,21 +168,21 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
     /// It reads the clients' queue regions, which the token [`new`](Self::new) took vouches for.
     pub fn resume(&mut self) -> Result<u32, Error> {
         let mut freed = 0;
-        let buffers = usize::try_from(self.data.buffers()).unwrap_or(usize::MAX);
-        for (c, client) in self.macs.iter().enumerate() {
+        let buffers = usize::try_from(self.s.data.buffers()).unwrap_or(usize::MAX);
+        for (c, client) in self.s.macs.iter().enumerate() {
             // SAFETY: the token `new` took: the clients' queues are mapped here for `'a`.
             let sent = unsafe { RawQueue::sent(&client.conn) }?;
             let me = 1u64 << c;
             for (i, offset) in (0..buffers).zip((0u64..).step_by(2048)) {
-                let held = self.holders.get(i);
+                let held = self.s.holders.get(i);
                 if held & me == 0 || sent.clone().any(|b| b.io_or_offset == offset) {
                     continue;
                 }
-                self.holders.set(i, held & !me);
+                self.s.holders.set(i, held & !me);
                 if held == me {
-                    let dma = NetBuffDesc::new(self.io_addr.wrapping_add(offset), 0);
+                    let dma = NetBuffDesc::new(self.s.io_addr.wrapping_add(offset), 0);
                     match self.driver.free.push(dma) {
-                        Err(PushError::Full(_)) => self.stats.bad_from_driver += 1,
+                        Err(PushError::Full(_)) => self.s.stats.bad_from_driver += 1,
                         r => r?,
                     }
                     freed += 1;
@@ -185,15 +195,74 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
 
     /// Hand every DMA buffer to the driver. Call once, from the PD's `init`.
     pub fn init(&mut self) -> Result<(), Error> {
-        self.holders.clear();
-        let n = self.driver.fill_free(self.io_addr)?;
+        self.s.holders.clear();
+        let n = self.driver.fill_free(self.s.io_addr)?;
         if self.driver.should_notify_free(n > 0) {
             self.driver_ch.deferred_notify()?;
         }
         Ok(())
     }
 
+    /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
+    /// that holder, and goes back to the driver with the last one. An idle client (nothing
+    /// returned, its request for a signal standing) costs a look at its raw indices and flag.
+    #[inline(always)]
+    fn rx_provide(&mut self) -> Result<(), Error> {
+        let (s, to_driver) = (&mut self.s, &mut self.driver.free);
+        let mut todo = s.clients.live();
+        while todo != 0 {
+            let c = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            let Some((q, _)) = s.clients.get(c) else {
+                continue;
+            };
+            if q.free_idle() {
+                continue;
+            }
+            let me = 1u64 << c;
+            let (holders, data, stats, io) = (s.holders, &s.data, &mut s.stats, s.io_addr);
+            let r = q.drain_free(|_, buf| {
+                let i = data
+                    .index(buf.io_or_offset)
+                    .ok()
+                    .map(|i| (i, holders.get(i)));
+                let Some((i, held)) = i.filter(|&(_, held)| held & me != 0) else {
+                    stats.bad_returns += 1;
+                    return Ok(());
+                };
+                holders.set(i, held ^ me);
+                if held == me {
+                    let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
+                    to_driver.push(dma).map_err(|e| Stop::Driver(e.into()))?;
+                }
+                Ok(())
+            });
+            match r {
+                Ok(()) => {}
+                Err(Stop::Client) => s.clients.fault(c),
+                Err(Stop::Driver(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a pass over a client's free queue stopped: the client corrupted its queue's indices (it
+/// is faulted), or the driver's queue refused a buffer.
+enum Stop {
+    Client,
+    Driver(Error),
+}
+
+impl From<lions_queue::PeerError> for Stop {
+    fn from(_: lions_queue::PeerError) -> Self {
+        Self::Client
+    }
+}
+
+impl<C: CacheOps> State<'_, C> {
     /// The clients a frame for `dest` goes to.
+    #[inline(always)]
     fn targets(&mut self, dest: MacAddr) -> u64 {
         if dest.is_broadcast() {
             self.stats.broadcast += 1;
@@ -207,8 +276,10 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         owner.map_or(0, |c| 1 << c)
     }
 
-    /// One frame from the driver to its clients, or back to the driver.
-    fn demux(&mut self, buf: NetBuffDesc) -> Result<(), Error> {
+    /// One frame from the driver to its clients, or back to the driver (`to_driver`: its free
+    /// queue).
+    #[inline(always)]
+    fn demux(&mut self, to_driver: &mut Out<'_>, buf: NetBuffDesc) -> Result<(), Error> {
         let offset = buf.io_or_offset.wrapping_sub(self.io_addr);
         let len = buf.len.min(MAX_LEN);
         let free = |&(i, _): &(usize, _)| self.holders.get(i) == 0;
@@ -230,41 +301,11 @@ impl<'a, C: CacheOps> VirtRx<'a, C> {
         self.touched |= held;
         if held == 0 {
             self.stats.unmatched += 1;
-            self.driver
-                .free
-                .push(NetBuffDesc::new(buf.io_or_offset, 0))?;
+            to_driver.push(NetBuffDesc::new(buf.io_or_offset, 0))?;
         } else {
             self.holders.set(i, held);
         }
         Ok(())
-    }
-
-    /// Phases 1 and 2 on every client's free queue: a buffer returned by one of its holders loses
-    /// that holder, and goes back to the driver with the last one.
-    fn rx_provide(&mut self) -> Result<(), Error> {
-        // By reference: an idle client's pass (most of them) loads none of these.
-        let (holders, data, io) = (&self.holders, &self.data, self.io_addr);
-        let (driver, stats) = (&mut self.driver, &mut self.stats);
-        self.clients.each(|c, (q, _)| {
-            let me = 1u64 << c;
-            loop {
-                let buf = match q.next_free() {
-                    Ok(Some(buf)) => buf,
-                    other => return Ok(other.is_ok()),
-                };
-                let holder = |&(_, held): &(usize, u64)| held & me != 0;
-                let i = data.index(buf.io_or_offset).map(|i| (i, holders.get(i)));
-                let Some((i, held)) = i.ok().filter(holder) else {
-                    stats.bad_returns += 1;
-                    continue;
-                };
-                holders.set(i, held & !me);
-                if held == me {
-                    let dma = NetBuffDesc::new(io.wrapping_add(buf.io_or_offset), 0);
-                    driver.free.push(dma)?;
-                }
-            }
-        })
     }
 }
 
@@ -274,11 +315,10 @@ impl<C: CacheOps> Handler for VirtRx<'_, C> {
     /// Whoever notified, both directions are served (a notification without work costs a look
     /// at empty queues).
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
-        while let Some(buf) = self.driver.next_active()? {
-            self.demux(buf)?;
-        }
-        let touched = core::mem::take(&mut self.touched);
-        self.clients.each_in(touched, |_, (q, ch)| {
+        let s = &mut self.s;
+        self.driver.drain_active(|free, buf| s.demux(free, buf))?;
+        let touched = core::mem::take(&mut self.s.touched);
+        self.s.clients.each_in(touched, |_, (q, ch)| {
             if q.publish_active() {
                 ch.notify()?;
             }
