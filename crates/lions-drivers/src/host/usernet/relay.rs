@@ -23,6 +23,10 @@ pub(super) struct Conn {
     established: bool,
     /// The guest's end of stream was passed to the host.
     shut: bool,
+    /// The host socket is out of the epoll set: both of its directions are finished (a socket
+    /// shut both ways reports `EPOLLHUP` whatever the interest set, and would wake the driver
+    /// without end while the guest's side closes).
+    unwatched: bool,
 }
 
 /// A listening or bound forward and its state.
@@ -128,6 +132,7 @@ impl UserNet {
                         host_eof: false,
                         established: false,
                         shut: false,
+                        unwatched: false,
                     });
                 }
             }
@@ -195,7 +200,8 @@ impl UserNet {
                 !c.host_eof && sock.may_send() && room > 0,
                 !c.to_host.is_empty(),
             );
-            if done {
+            let host_finished = c.host_eof && c.shut && !write;
+            if (done || host_finished) && !c.unwatched {
                 let _ = sys::epoll_ctl_fd(
                     self.epoll.as_fd(),
                     c.host.as_fd(),
@@ -203,18 +209,23 @@ impl UserNet {
                     false,
                     libc::EPOLL_CTL_DEL,
                 );
+                c.unwatched = true;
+            }
+            if done {
                 self.tcp_slots[c.slot].1 = false;
                 self.conns.swap_remove(i);
                 moved = true;
                 continue;
             }
-            let _ = sys::epoll_ctl_fd(
-                self.epoll.as_fd(),
-                c.host.as_fd(),
-                read,
-                write,
-                libc::EPOLL_CTL_MOD,
-            );
+            if !c.unwatched {
+                let _ = sys::epoll_ctl_fd(
+                    self.epoll.as_fd(),
+                    c.host.as_fd(),
+                    read,
+                    write,
+                    libc::EPOLL_CTL_MOD,
+                );
+            }
             i += 1;
         }
         moved
