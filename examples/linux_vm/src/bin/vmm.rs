@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `vmm`: the VMM PD of one Linux guest ([`linux_vm::Vmm`]), the parent of the system's
+//! `<virtual_machine>`.
+//!
+//! Config sections: `.vmm_config` (the guest RAM mapping, the vCPU id, the serial channel) and
+//! `.serial_client_config` (the console's serial client). The guest's kernel `Image` and initrd
+//! are embedded at build time (`cargo xtask guest-images` makes them from Debian packages).
+//!
+//! The host board cannot run guests: built for Linux this is a program that says so.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod sel4 {
+    use linux_vm::{Vmm, VmmConfig, VmmError};
+    use lions_os::microkit::{Sel4, board};
+    use lions_os::{Channel, ChannelSet, Child, Handler, MessageInfo};
+    use lions_serial::SerialClientConfig;
+    use lions_serial::client::SerialClient;
+    use lions_vmm::ram::GuestRam;
+
+    lions_os::config!(static CONFIG: VmmConfig = ".vmm_config");
+    lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
+
+    use lions_os::startup_failed as fail;
+
+    static KERNEL: &[u8] = include_bytes!(env!("LIONS_GUEST_KERNEL"));
+    static INITRD: &[u8] = include_bytes!(env!("LIONS_GUEST_INITRD"));
+
+    pub(crate) struct Pd {
+        vmm: Vmm<'static, Sel4, SerialClient<'static>>,
+        serial: Option<Channel>,
+    }
+
+    impl Handler for Pd {
+        type Error = VmmError;
+
+        fn notified(&mut self, channels: ChannelSet) -> Result<(), VmmError> {
+            if channels.iter().any(|c| Some(c) == self.serial) {
+                self.vmm.serial_notified()?;
+            }
+            Ok(())
+        }
+
+        fn fault(&mut self, child: Child, msg: MessageInfo) -> Result<Option<MessageInfo>, VmmError> {
+            let r = self.vmm.fault(child.0, msg)?;
+            if self.vmm.powered_off {
+                lions_os::debug_println!("vmm: guest powered off");
+            }
+            Ok(r)
+        }
+    }
+
+    pub(crate) fn init() -> Pd {
+        let config = CONFIG.get().unwrap_or_else(|e| fail(e));
+        let serial_config = SERIAL.get().unwrap_or_else(|e| fail(e));
+        let (base, len) = config
+            .ram
+            .as_raw_parts()
+            .unwrap_or_else(|| fail("`.vmm_config`: the guest RAM is not mapped"));
+        // SAFETY: the system description maps the guest RAM read-write at `base`, `len` bytes, for
+        // the PD's whole life; the only other party is the guest, which runs only while this PD
+        // (at a higher priority, on the same core) waits for an event, and whose accesses are
+        // ordinary memory traffic the VMM treats as untrusted data.
+        let mem = unsafe { core::slice::from_raw_parts_mut(base.as_ptr(), len) };
+        let ram = GuestRam::single(config.ram_gpa, mem)
+            .unwrap_or_else(|e| fail(format_args!("guest RAM: {e:?}")));
+        // SAFETY: the system description maps the client's queues and data regions before
+        // `init`, shared only with the serial virtualisers; this is the only handle.
+        let console = unsafe { SerialClient::new(serial_config) }.unwrap_or_else(|e| fail(e));
+        let mut vmm = Vmm::new(
+            Sel4,
+            board::current::VCPU_LABELS,
+            config.vcpu,
+            config.ram_gpa,
+            ram,
+            console,
+        );
+        if KERNEL.is_empty() {
+            fail("no guest kernel embedded: run `cargo xtask guest-images` and rebuild");
+        }
+        let layout = vmm.boot(KERNEL, INITRD).unwrap_or_else(|e| fail(e));
+        lions_os::debug_println!(
+            "vmm: guest kernel at {:#x} ({} bytes), dtb at {:#x}, initrd {:?}; vCPU {} started",
+            layout.kernel,
+            KERNEL.len(),
+            layout.dtb,
+            layout.initrd,
+            config.vcpu
+        );
+        Pd {
+            vmm,
+            serial: Channel::try_new(config.serial),
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+lions_os::protection_domain!(sel4::init);
+
+/// Not a host-board component: say so.
+#[cfg(not(target_os = "none"))]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "vmm runs a Linux guest under seL4 (qemu_virt_aarch64 with virtualization=on); the host \
+         board cannot run guests"
+    );
+    std::process::ExitCode::FAILURE
+}
