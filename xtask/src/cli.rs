@@ -37,6 +37,10 @@ commands:
   fuzz <target>|all|list [--seconds N] [--seed S]
         run an adversarial attacker (release) for N s (default 60) with fresh seeds; a failure is
         shrunk and saved with its replay command under target/fuzz/<target>/
+  guest-images
+        make linux_vm's guest (arm64 Image and a busybox initramfs) from Debian's arm64 kernel
+        and busybox-static packages, cached in target/guest-images/ ($LIONS_GUEST_IMAGES);
+        needs `dpkg --add-architecture arm64 && apt-get update` once
   help  show this text
 
 <example>: a folder name under examples/, or a path to a system folder of your own (a product
@@ -194,6 +198,8 @@ pub enum Command {
         /// Print each file's count under its row.
         files: bool,
     },
+    /// `guest-images`: make linux_vm's guest from Debian packages.
+    GuestImages,
     /// `swap <example> <pd> <binary>`.
     Swap {
         /// Folder name under `examples/` (its host build is running).
@@ -230,12 +236,15 @@ where
     if cmd == "size" {
         return parse_size(args);
     }
+    if cmd == "guest-images" {
+        return Ok(Command::GuestImages);
+    }
     if cmd == "swap" {
         return parse_swap(args);
     }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error::usage(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, fuzz, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, fuzz, guest-images, help"
         )));
     }
     if cmd == "bench" {

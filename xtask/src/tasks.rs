@@ -33,6 +33,11 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
         } => graph_cmd(&root, &example, board, output, regions),
         Command::BenchInsns(args) => crate::insns::run(&root, &args),
         Command::Fuzz(args) => crate::fuzz::run(&root, &args),
+        Command::GuestImages => {
+            let dir = crate::guest::make(root.as_path())?;
+            println!("{}", dir.display());
+            Ok(())
+        }
         Command::Size { files } => {
             print!(
                 "{}",
@@ -193,6 +198,11 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
     lions_sdf::System::load(&system)
         .map_err(|e| Error::invalid(system.display().to_string(), e))?;
 
+    // linux_vm's VMM embeds the guest: make (or find cached) its images before compiling.
+    if args.example == "linux_vm" && args.board.is_sel4() {
+        let dir = crate::guest::make(root)?;
+        eprintln!("xtask: guest images in {}", dir.display());
+    }
     let bin_dirs = compile(root, args, &asm)?;
     let images = assemble(&asm, &bin_dirs, &out)?;
     for done in &images {
