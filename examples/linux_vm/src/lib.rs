@@ -71,10 +71,8 @@ pub struct VmmConfig {
     pub ram_gpa: u64,
     /// The vCPU's id (its child id in the event loop, its TCB and VCPU capability index).
     pub vcpu: u8,
-    /// The channel of the serial client (0xff: none).
-    pub serial: u8,
     /// Padding.
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 7],
 }
 
 impl Config for VmmConfig {

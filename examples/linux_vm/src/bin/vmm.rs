@@ -28,14 +28,15 @@ mod sel4 {
 
     pub(crate) struct Pd {
         vmm: Vmm<'static, Sel4, SerialClient<'static>>,
-        serial: Option<Channel>,
+        /// The serial client's channels (Rx virt: input; Tx virt: room for output).
+        serial: [Option<Channel>; 2],
     }
 
     impl Handler for Pd {
         type Error = VmmError;
 
         fn notified(&mut self, channels: ChannelSet) -> Result<(), VmmError> {
-            if channels.iter().any(|c| Some(c) == self.serial) {
+            if channels.iter().any(|c| self.serial.contains(&Some(c))) {
                 self.vmm.serial_notified()?;
             }
             Ok(())
@@ -89,7 +90,10 @@ mod sel4 {
         );
         Pd {
             vmm,
-            serial: Channel::try_new(config.serial),
+            serial: [
+                Channel::try_new(serial_config.rx.id),
+                Channel::try_new(serial_config.tx.id),
+            ],
         }
     }
 }
