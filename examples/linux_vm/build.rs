@@ -11,7 +11,10 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../target/guest-images"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
-    for (name, var) in [("Image", "LIONS_GUEST_KERNEL"), ("initrd", "LIONS_GUEST_INITRD")] {
+    for (name, var) in [
+        ("Image", "LIONS_GUEST_KERNEL"),
+        ("initrd", "LIONS_GUEST_INITRD"),
+    ] {
         let src = dir.join(name);
         println!("cargo:rerun-if-changed={}", src.display());
         let path = if src.is_file() {

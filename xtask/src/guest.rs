@@ -25,11 +25,12 @@ pub const INIT: &str = r#"#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio virtio_ring virtio_mmio virtio_console virtio_blk failover net_failover virtio_net fat vfat; do
+for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk failover net_failover virtio_net fat vfat; do
     [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
 done
 n=0
 while [ ! -e /dev/hvc0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
+[ -e /dev/hvc0 ] || { echo "lions-vm: no /dev/hvc0"; exec sh; }
 exec 0</dev/hvc0 1>/dev/hvc0 2>&1
 echo "lions-vm: up $(cut -d' ' -f1 /proc/uptime)s"
 export PS1='guest# '
@@ -38,8 +39,8 @@ exec setsid cttyhack sh
 
 /// The modules the initramfs carries, in load order.
 pub const MODULES: [&str; 10] = [
-    "virtio",
     "virtio_ring",
+    "virtio",
     "virtio_mmio",
     "virtio_console",
     "virtio_blk",
@@ -86,7 +87,13 @@ fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
 pub fn make(root: &Path) -> Result<PathBuf, Error> {
     let out = dir(root);
     let (image, initrd) = (out.join("Image"), out.join("initrd"));
-    if image.is_file() && initrd.is_file() {
+    // The cache is good while the recipe (init script and module list) is the one that made it.
+    let recipe = format!("{INIT}\n{}\n", MODULES.join(" "));
+    let recipe_file = out.join("recipe.txt");
+    if image.is_file()
+        && initrd.is_file()
+        && std::fs::read_to_string(&recipe_file).is_ok_and(|r| r == recipe)
+    {
         return Ok(out);
     }
     let arches = run(
@@ -114,9 +121,11 @@ pub fn make(root: &Path) -> Result<PathBuf, Error> {
     let debs = out.join("debs");
     std::fs::create_dir_all(&debs).map_err(io("creating", &debs))?;
     run(
-        Command::new("apt-get")
-            .current_dir(&debs)
-            .args(["download", &format!("{kernel_pkg}:arm64"), "busybox-static:arm64"]),
+        Command::new("apt-get").current_dir(&debs).args([
+            "download",
+            &format!("{kernel_pkg}:arm64"),
+            "busybox-static:arm64",
+        ]),
         "apt-get download",
     )?;
     let tree = out.join("tree");
@@ -142,11 +151,18 @@ pub fn make(root: &Path) -> Result<PathBuf, Error> {
         .map_err(io("reading", &boot))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
         .ok_or_else(|| Error::Missing(format!("no vmlinuz-* in {kernel_pkg}")))?;
     let version = vmlinuz
         .file_name()
-        .map(|n| n.to_string_lossy().trim_start_matches("vmlinuz-").to_owned())
+        .map(|n| {
+            n.to_string_lossy()
+                .trim_start_matches("vmlinuz-")
+                .to_owned()
+        })
         .unwrap_or_default();
     let mut kernel = std::fs::read(&vmlinuz).map_err(io("reading", &vmlinuz))?;
     if kernel.starts_with(&[0x1f, 0x8b]) {
@@ -168,12 +184,26 @@ pub fn make(root: &Path) -> Result<PathBuf, Error> {
     }
     // The initramfs.
     let mut cpio = Cpio::default();
-    for d in ["bin", "dev", "proc", "sys", "mnt", "tmp", "lib", "lib/modules", "root"] {
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "mnt",
+        "tmp",
+        "lib",
+        "lib/modules",
+        "root",
+    ] {
         cpio.dir(d);
     }
     cpio.node("dev/console", 0o020_600, (5, 1));
     let busybox = tree.join("bin/busybox");
-    cpio.file("bin/busybox", 0o755, &std::fs::read(&busybox).map_err(io("reading", &busybox))?);
+    cpio.file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(&busybox).map_err(io("reading", &busybox))?,
+    );
     cpio.file("init", 0o755, INIT.as_bytes());
     let moddir = tree.join("lib/modules").join(&version).join("kernel");
     for m in MODULES {
@@ -188,6 +218,7 @@ pub fn make(root: &Path) -> Result<PathBuf, Error> {
     let bytes = cpio.finish();
     std::fs::write(&initrd, bytes).map_err(io("writing", &initrd))?;
     std::fs::write(&image, kernel).map_err(io("writing", &image))?;
+    std::fs::write(&recipe_file, recipe).map_err(io("writing", &recipe_file))?;
     let list = out.join("packages.txt");
     std::fs::write(&list, versions).map_err(io("writing", &list))?;
     let _ = std::fs::remove_dir_all(&tree);

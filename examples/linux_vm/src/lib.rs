@@ -52,8 +52,12 @@ pub const GICC: u64 = 0x0801_0000;
 pub const CONSOLE: u64 = 0x0a00_0000;
 /// The virtio console's interrupt (SPI 16).
 pub const CONSOLE_IRQ: u16 = 48;
+/// Guest-physical base of the boot console: a write-only PL011 data register (the kernel's
+/// `earlycon=pl011`), its bytes handed to [`Vmm::earlycon`]; the flag register reads 0 (never
+/// busy, never full). It shows the kernel's messages before the virtio console exists.
+pub const EARLYCON: u64 = 0x0900_0000;
 /// The guest's kernel command line.
-pub const BOOTARGS: &str = "console=hvc0 rdinit=/init quiet loglevel=4";
+pub const BOOTARGS: &str = "console=hvc0 earlycon=pl011,mmio32,0x9000000 rdinit=/init";
 /// Room for the guest's device tree.
 pub const DTB_MAX: usize = 8192;
 /// The SPSR syndrome class of a trapped `WFI`/`WFE`.
@@ -168,6 +172,8 @@ pub struct Vmm<'r, K: Kernel, S: SerialBackend> {
     pub counters: Counters,
     /// The guest asked to be powered off (PSCI `SYSTEM_OFF`).
     pub powered_off: bool,
+    /// Where the boot console's bytes go (`None`: dropped).
+    pub earlycon: Option<fn(u8)>,
 }
 
 impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
@@ -184,6 +190,7 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
             console: VirtioMmio::new(Console::new(serial)),
             counters: Counters::default(),
             powered_off: false,
+            earlycon: None,
         }
     }
 
@@ -253,7 +260,18 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
     fn flush_irqs(&mut self) -> Result<(), VmmError> {
         while let Some(w) = self.gic.take_lr_write(0) {
             let lr = u8::try_from(w.lr).unwrap_or(u8::MAX);
-            vcpu::inject_irq(&self.k, &self.labels, self.vcpu, w.irq, w.priority, w.group, lr)?;
+            // A GICv2 list register holds the top 5 bits of the priority byte (seL4 refuses
+            // more with a range error).
+            let priority = w.priority >> 3;
+            vcpu::inject_irq(
+                &self.k,
+                &self.labels,
+                self.vcpu,
+                w.irq,
+                priority,
+                w.group,
+                lr,
+            )?;
             self.counters.injected += 1;
         }
         Ok(())
@@ -279,7 +297,14 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
         let mut regs = self.read_regs()?;
         let (ram, gic, console) = (&mut self.ram, &mut self.gic, &mut self.console);
         let mut raise = false;
+        let earlycon = self.earlycon;
         fault::emulate(fsr, addr, &mut regs, |a| {
+            if let Some(off) = a.offset_in(EARLYCON, 0x1000) {
+                if let (0, Some(v), Some(out)) = (off, a.write, earlycon) {
+                    out(u8::try_from(v & 0xff).unwrap_or(0));
+                }
+                return Some(0);
+            }
             if let Some(off) = a.offset_in(CONSOLE, mmio::WINDOW_SIZE) {
                 return Some(match a.write {
                     Some(v) => {
@@ -292,7 +317,12 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
             let off = a.offset_in(GICD, gic::GICD_SIZE)?;
             Some(match a.write {
                 Some(v) => {
-                    gic.write(0, off, a.width.bytes(), u32::try_from(v & 0xffff_ffff).unwrap_or(0));
+                    gic.write(
+                        0,
+                        off,
+                        a.width.bytes(),
+                        u32::try_from(v & 0xffff_ffff).unwrap_or(0),
+                    );
                     0
                 }
                 None => u64::from(gic.read(0, off, a.width.bytes())),

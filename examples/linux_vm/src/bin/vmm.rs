@@ -42,8 +42,17 @@ mod sel4 {
             Ok(())
         }
 
-        fn fault(&mut self, child: Child, msg: MessageInfo) -> Result<Option<MessageInfo>, VmmError> {
-            let r = self.vmm.fault(child.0, msg)?;
+        fn fault(
+            &mut self,
+            child: Child,
+            msg: MessageInfo,
+        ) -> Result<Option<MessageInfo>, VmmError> {
+            let r = self.vmm.fault(child.0, msg);
+            let c = self.vmm.counters;
+            if r.is_err() || (c.vtimer > 0 && c.vtimer.is_multiple_of(500) && msg.label() == 9) {
+                lions_os::debug_println!("vmm: {c:?}");
+            }
+            let r = r?;
             if self.vmm.powered_off {
                 lions_os::debug_println!("vmm: guest powered off");
             }
@@ -76,6 +85,7 @@ mod sel4 {
             ram,
             console,
         );
+        vmm.earlycon = Some(|b| lions_os::debug_print!("{}", char::from(b)));
         if KERNEL.is_empty() {
             fail("no guest kernel embedded: run `cargo xtask guest-images` and rebuild");
         }
