@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//! `examples/linux_vm` booted on seL4 under QEMU (`virt`, `virtualization=on`): the Linux guest
+//! (Debian's arm64 cloud kernel and a busybox initramfs, `cargo xtask guest-images`) runs under
+//! the `vmm` PD and reaches a shell on its virtio console, which is a client of our serial
+//! virtualisers; a command typed on the serial console runs in the guest and its output comes
+//! back. The guest's boot time to the shell is printed (`linux_vm: shell after N s`).
+//!
+//! Not run (reported as such, never as passed) without `$MICROKIT_SDK`, `qemu-system-aarch64`,
+//! or Debian's arm64 packages (`dpkg --add-architecture arm64 && apt-get update`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use xtask::cli::{Board, BuildArgs};
+use xtask::microkit::{QEMU, SDK_ENV, Sdk, on_path, qemu_command};
+
+/// Longest wait for the guest's shell (QEMU emulates the hypervisor too: a boot takes 20-60 s).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest wait for a command's output.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn not_runnable() -> Option<String> {
+    if std::env::var_os(SDK_ENV).is_none_or(|v| v.is_empty()) {
+        return Some(format!(
+            "{SDK_ENV} is not set (no Microkit SDK: {})",
+            xtask::microkit::download_hint()
+        ));
+    }
+    if let Err(e) = Sdk::from_env(Board::QemuVirtAarch64) {
+        return Some(e.to_string());
+    }
+    if !on_path(QEMU) {
+        return Some(format!(
+            "{QEMU} is not on PATH (Debian: apt-get install qemu-system-arm ipxe-qemu)"
+        ));
+    }
+    let arches = std::process::Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !arches.lines().any(|l| l.trim() == "arm64") {
+        return Some(
+            "the guest comes from Debian's arm64 packages: \
+             dpkg --add-architecture arm64 && apt-get update"
+                .into(),
+        );
+    }
+    None
+}
+
+struct Qemu {
+    child: Child,
+    console: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Qemu {
+    fn boot() -> Self {
+        let args = BuildArgs {
+            example: "linux_vm".into(),
+            board: Board::QemuVirtAarch64,
+            release: false,
+        };
+        let built = xtask::tasks::build(&xtask::workspace_root(), &args)
+            .unwrap_or_else(|e| panic!("linux_vm: {e}"));
+        let loader = built.loader.expect("loader.img with $MICROKIT_SDK set");
+        let mut child = qemu_command(&loader)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let console = Arc::new(Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().unwrap();
+        let sink = Arc::clone(&console);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self { child, console }
+    }
+
+    /// The console so far without ANSI colour sequences.
+    fn text(&self) -> String {
+        let raw = String::from_utf8_lossy(&self.console.lock().unwrap()).into_owned();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' && chars.peek() == Some(&'[') {
+                for e in chars.by_ref() {
+                    if e.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn expect(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.text();
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: not seen within {timeout:?}; console:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        for k in line.bytes().chain([b'\r']) {
+            stdin.write_all(&[k]).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn boot_linux_vm() {
+    if let Some(why) = not_runnable() {
+        panic!("cannot boot linux_vm here: {why}");
+    }
+    let mut qemu = Qemu::boot();
+    let start = Instant::now();
+    let text = qemu.expect("the guest's shell", BOOT_TIMEOUT, |t| {
+        t.contains("Enter 'help' for a list of built-in commands.")
+            || t.contains("Kernel panic")
+            || t.contains("MON|ERROR")
+    });
+    assert!(!text.contains("Kernel panic"), "{text}");
+    assert!(!text.contains("MON|ERROR"), "{text}");
+    assert!(text.contains("vmm: guest kernel at 0x40000000"), "{text}");
+    assert!(text.contains("printk: console [hvc0] enabled"), "{text}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "linux_vm: shell after {:.1} s (QEMU started to the busybox banner)",
+        start.elapsed().as_secs_f64()
+    );
+    // Input through the Rx virtualiser into the guest, output back: the shell computes.
+    qemu.type_line("echo guest-$((6*7))-$(uname -m)");
+    qemu.expect("the guest's answer", COMMAND_TIMEOUT, |t| {
+        t.contains("guest-42-aarch64")
+    });
+}
+
+fn main() -> std::process::ExitCode {
+    common::harness::run(vec![common::harness::Trial {
+        name: "linux_vm_guest_reaches_a_shell_on_sel4_in_qemu",
+        run: boot_linux_vm,
+        not_run: not_runnable(),
+    }])
+}
