@@ -9,7 +9,9 @@ read-write, into the VMM, which places the kernel, its device tree and the initr
 GICv2 virtual CPU interface (QEMU virt's GICV at 0x804_0000) is mapped at the guest's GICC
 (0x801_0000); the distributor at 0x800_0000 is emulated by the VMM. The guest's console is a
 virtio console whose back end is a client of the serial virtualisers (switch with Ctrl-\\ then
-the client number, as for any client).
+the client number, as for any client). Its disk (`/dev/vda`) is a virtio-blk device whose back
+end is a client of the blk virtualiser on partition 2 of QEMU's disk (the fileio example's
+`make-disk.sh` image).
 
 The host board cannot run guests: this example has no host-board system.
 """
@@ -34,6 +36,8 @@ asm = Assembly("linux_vm", args.board)
 serial_driver = asm.pd("serial_driver", "serial_driver_pl011", package="lions-components", priority=200)
 serial_virt_tx = asm.pd("serial_virt_tx", package="lions-components", priority=199)
 serial_virt_rx = asm.pd("serial_virt_rx", package="lions-components", priority=198)
+blk_driver = asm.pd("blk_driver", "blk_driver_virtio", package="lions-components", priority=150)
+blk_virt = asm.pd("blk_virt", package="lions-components", priority=149)
 vmm = asm.pd("vmm", priority=100, stack_size=0x10000)
 
 vm = SystemDescription.VirtualMachine("linux", [SystemDescription.VirtualMachine.Vcpu(id=VCPU_ID)], priority=99)
@@ -47,6 +51,10 @@ vm.add_map(SystemDescription.Map(gic_vcpu, GICC_GPA, "rw", cached=False))
 
 serial = asm.serial(serial_driver, serial_virt_tx, virt_rx=serial_virt_rx, node="pl011@9000000")
 serial.add_client(vmm)
+#: The guest's /dev/vda: partition 2 of the disk (sdfgen counts from 0), QEMU's virtio-blk
+#: (`-device virtio-blk-device`, which QEMU puts in the highest virtio-mmio slot).
+blk = asm.blk(blk_driver, blk_virt, node="virtio_mmio@a003e00")
+blk.add_client(vmm, partition=1)
 
 asm.blob(
     vmm,

@@ -9,7 +9,7 @@
 //!    if the package ships it compressed).
 //! 3. An initramfs (`newc` cpio, written here): busybox, the virtio modules the cloud kernel
 //!    builds as modules (`virtio`, `virtio_ring`, `virtio_mmio`, `virtio_console`,
-//!    `virtio_blk`, `failover`, `net_failover`, `virtio_net`, `fat`, `vfat`), `/dev/console`,
+//!    `virtio_blk`, `failover`, `net_failover`, `virtio_net`, the FAT code pages, `fat`, `vfat`), `/dev/console`,
 //!    and [`INIT`], which loads them and starts a shell on `hvc0`.
 //!
 //! Output: `Image`, `initrd` and `packages.txt` (the package versions used).
@@ -25,7 +25,7 @@ pub const INIT: &str = r#"#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk failover net_failover virtio_net fat vfat; do
+for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk failover net_failover virtio_net nls_cp437 nls_ascii nls_utf8 fat vfat; do
     [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
 done
 n=0
@@ -38,7 +38,7 @@ exec setsid cttyhack sh
 "#;
 
 /// The modules the initramfs carries, in load order.
-pub const MODULES: [&str; 10] = [
+pub const MODULES: [&str; 13] = [
     "virtio_ring",
     "virtio",
     "virtio_mmio",
@@ -47,6 +47,9 @@ pub const MODULES: [&str; 10] = [
     "failover",
     "net_failover",
     "virtio_net",
+    "nls_cp437",
+    "nls_ascii",
+    "nls_utf8",
     "fat",
     "vfat",
 ];

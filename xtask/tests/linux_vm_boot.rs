@@ -3,7 +3,10 @@
 //! (Debian's arm64 cloud kernel and a busybox initramfs, `cargo xtask guest-images`) runs under
 //! the `vmm` PD and reaches a shell on its virtio console, which is a client of our serial
 //! virtualisers; a command typed on the serial console runs in the guest and its output comes
-//! back. The guest's boot time to the shell is printed (`linux_vm: shell after N s`).
+//! back. Its virtio disk is partition 2 of the fileio example's disk image (QEMU's virtio-blk
+//! behind our blk driver and virtualiser): the guest mounts it and reads known files. The guest's
+//! boot time to the shell is printed (`linux_vm: shell after N s`). Needs sfdisk, mkfs.fat and
+//! mtools for the disk image.
 //!
 //! Not run (reported as such, never as passed) without `$MICROKIT_SDK`, `qemu-system-aarch64`,
 //! or Debian's arm64 packages (`dpkg --add-architecture arm64 && apt-get update`).
@@ -38,6 +41,13 @@ fn not_runnable() -> Option<String> {
             "{QEMU} is not on PATH (Debian: apt-get install qemu-system-arm ipxe-qemu)"
         ));
     }
+    if let Some(why) = common::harness::missing_tools(&[
+        ("sfdisk", "fdisk"),
+        ("mkfs.fat", "dosfstools"),
+        ("mcopy", "mtools"),
+    ]) {
+        return Some(why);
+    }
     let arches = std::process::Command::new("dpkg")
         .arg("--print-foreign-architectures")
         .output()
@@ -59,7 +69,7 @@ struct Qemu {
 }
 
 impl Qemu {
-    fn boot() -> Self {
+    fn boot(extra: &[&str]) -> Self {
         let args = BuildArgs {
             example: "linux_vm".into(),
             board: Board::QemuVirtAarch64,
@@ -69,6 +79,7 @@ impl Qemu {
             .unwrap_or_else(|e| panic!("linux_vm: {e}"));
         let loader = built.loader.expect("loader.img with $MICROKIT_SDK set");
         let mut child = qemu_command(&loader)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -144,7 +155,36 @@ fn boot_linux_vm() {
     if let Some(why) = not_runnable() {
         panic!("cannot boot linux_vm here: {why}");
     }
-    let mut qemu = Qemu::boot();
+    // fileio's disk: the guest's /dev/vda is its partition 2 (README.TXT, numbers/1-20000.txt).
+    let dir = std::env::temp_dir().join(format!("lions-linux-vm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    let script = xtask::workspace_root().join("examples/fileio/make-disk.sh");
+    let made = std::process::Command::new("env")
+        .arg(format!(
+            "PATH={}:/usr/sbin:/sbin",
+            std::env::var("PATH").unwrap_or_default()
+        ))
+        .arg("bash")
+        .arg(&script)
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "make-disk.sh: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let drive = format!("file={},if=none,format=raw,id=hd0", img.display());
+    let mut qemu = Qemu::boot(&[
+        "-global",
+        "virtio-mmio.force-legacy=false",
+        "-drive",
+        &drive,
+        "-device",
+        "virtio-blk-device,drive=hd0",
+    ]);
     let start = Instant::now();
     let text = qemu.expect("the guest's shell", BOOT_TIMEOUT, |t| {
         t.contains("Enter 'help' for a list of built-in commands.")
@@ -165,6 +205,14 @@ fn boot_linux_vm() {
     qemu.expect("the guest's answer", COMMAND_TIMEOUT, |t| {
         t.contains("guest-42-aarch64")
     });
+    // The virtio disk: partition 2 behind the blk virtualiser, mounted and read in the guest.
+    qemu.type_line("mount -t vfat -o ro /dev/vda /mnt && cat /mnt/README.TXT && tail -n 1 /mnt/numbers/1-20000.txt");
+    let text = qemu.expect("the disk's files", COMMAND_TIMEOUT, |t| {
+        t.contains("Partition 2 of the fileio disk. No PD is a client of it")
+            && t.lines().any(|l| l.trim() == "20000")
+    });
+    assert!(!text.contains("MON|ERROR"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() -> std::process::ExitCode {

@@ -37,6 +37,7 @@ use lions_vmm::gic::{self, Gic};
 use lions_vmm::linux::{self, Placement};
 use lions_vmm::psci::{self, Psci, PsciAction};
 use lions_vmm::ram::GuestRam;
+use lions_vmm::virtio::blk::{Blk, BlkBackend};
 use lions_vmm::virtio::console::{Console, SerialBackend};
 use lions_vmm::virtio::mmio::{self, VirtioMmio};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -52,6 +53,10 @@ pub const GICC: u64 = 0x0801_0000;
 pub const CONSOLE: u64 = 0x0a00_0000;
 /// The virtio console's interrupt (SPI 16).
 pub const CONSOLE_IRQ: u16 = 48;
+/// Guest-physical base of the virtio disk's window (the guest's `/dev/vda`).
+pub const BLK: u64 = 0x0a00_0200;
+/// The virtio disk's interrupt (SPI 17).
+pub const BLK_IRQ: u16 = 49;
 /// Guest-physical base of the boot console: a write-only PL011 data register (the kernel's
 /// `earlycon=pl011`), its bytes handed to [`Vmm::earlycon`]; the flag register reads 0 (never
 /// busy, never full). It shows the kernel's messages before the virtio console exists.
@@ -158,7 +163,7 @@ pub struct Counters {
 }
 
 /// The VMM of one single-vCPU guest.
-pub struct Vmm<'r, K: Kernel, S: SerialBackend> {
+pub struct Vmm<'r, K: Kernel, S: SerialBackend, B: BlkBackend> {
     k: K,
     labels: Labels,
     vcpu: u8,
@@ -168,6 +173,8 @@ pub struct Vmm<'r, K: Kernel, S: SerialBackend> {
     psci: Psci,
     /// The guest's console.
     pub console: VirtioMmio<Console<S>>,
+    /// The guest's disk.
+    pub blk: VirtioMmio<Blk<B>>,
     /// What happened so far.
     pub counters: Counters,
     /// The guest asked to be powered off (PSCI `SYSTEM_OFF`).
@@ -176,10 +183,20 @@ pub struct Vmm<'r, K: Kernel, S: SerialBackend> {
     pub earlycon: Option<fn(u8)>,
 }
 
-impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
-    /// A VMM for the guest whose RAM is `ram` (at guest-physical `ram_gpa`) on vCPU `vcpu`.
-    pub fn new(k: K, labels: Labels, vcpu: u8, ram_gpa: u64, ram: GuestRam<'r>, serial: S) -> Self {
+impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend> Vmm<'r, K, S, B> {
+    /// A VMM for the guest whose RAM is `ram` (at guest-physical `ram_gpa`) on vCPU `vcpu`, its
+    /// console on `serial`, its disk on `blk`.
+    pub fn new(
+        k: K,
+        labels: Labels,
+        vcpu: u8,
+        ram_gpa: u64,
+        ram: GuestRam<'r>,
+        serial: S,
+        blk: Blk<B>,
+    ) -> Self {
         Self {
+            blk: VirtioMmio::new(blk),
             k,
             labels,
             vcpu,
@@ -210,11 +227,18 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
         .map_err(VmmError::Boot)?;
         let mut dtb = [0u8; DTB_MAX];
         let memory = [(self.ram_gpa, ram_size)];
-        let virtio = [VirtioNode {
-            base: CONSOLE,
-            size: mmio::WINDOW_SIZE,
-            irq: u32::from(CONSOLE_IRQ),
-        }];
+        let virtio = [
+            VirtioNode {
+                base: CONSOLE,
+                size: mmio::WINDOW_SIZE,
+                irq: u32::from(CONSOLE_IRQ),
+            },
+            VirtioNode {
+                base: BLK,
+                size: mmio::WINDOW_SIZE,
+                irq: u32::from(BLK_IRQ),
+            },
+        ];
         let cfg = GuestDt {
             ncpus: 1,
             memory: &memory,
@@ -293,10 +317,24 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
         Ok(())
     }
 
+    /// Serves a notification of the blk virtualiser (responses).
+    pub fn blk_notified(&mut self) -> Result<(), VmmError> {
+        if self.blk.poll(&mut self.ram) {
+            self.raise(BLK_IRQ)?;
+        }
+        Ok(())
+    }
+
     fn data_abort(&mut self, addr: u64, fsr: u64) -> Result<(), VmmError> {
         let mut regs = self.read_regs()?;
-        let (ram, gic, console) = (&mut self.ram, &mut self.gic, &mut self.console);
+        let (ram, gic, console, blk) = (
+            &mut self.ram,
+            &mut self.gic,
+            &mut self.console,
+            &mut self.blk,
+        );
         let mut raise = false;
+        let mut raise_blk = false;
         let earlycon = self.earlycon;
         fault::emulate(fsr, addr, &mut regs, |a| {
             if let Some(off) = a.offset_in(EARLYCON, 0x1000) {
@@ -312,6 +350,15 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
                         0
                     }
                     None => console.read(off, a.width),
+                });
+            }
+            if let Some(off) = a.offset_in(BLK, mmio::WINDOW_SIZE) {
+                return Some(match a.write {
+                    Some(v) => {
+                        raise_blk = blk.write(ram, off, a.width, v);
+                        0
+                    }
+                    None => blk.read(off, a.width),
                 });
             }
             let off = a.offset_in(GICD, gic::GICD_SIZE)?;
@@ -333,6 +380,9 @@ impl<'r, K: Kernel, S: SerialBackend> Vmm<'r, K, S> {
         self.write_regs(&regs)?;
         if raise {
             self.raise(CONSOLE_IRQ)?;
+        }
+        if raise_blk {
+            self.raise(BLK_IRQ)?;
         }
         self.flush_irqs()
     }

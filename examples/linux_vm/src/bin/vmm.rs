@@ -12,14 +12,17 @@
 #[cfg(target_os = "none")]
 mod sel4 {
     use linux_vm::{Vmm, VmmConfig, VmmError};
+    use lions_blk::{BlkClient, BlkClientConfig};
     use lions_os::microkit::{Sel4, board};
     use lions_os::{Channel, ChannelSet, Child, Handler, MessageInfo};
     use lions_serial::SerialClientConfig;
     use lions_serial::client::SerialClient;
     use lions_vmm::ram::GuestRam;
+    use lions_vmm::virtio::blk::Blk;
 
     lions_os::config!(static CONFIG: VmmConfig = ".vmm_config");
     lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
+    lions_os::config!(static BLK: BlkClientConfig = ".blk_client_config");
 
     use lions_os::startup_failed as fail;
 
@@ -27,7 +30,8 @@ mod sel4 {
     static INITRD: &[u8] = include_bytes!(env!("LIONS_GUEST_INITRD"));
 
     pub(crate) struct Pd {
-        vmm: Vmm<'static, Sel4, SerialClient<'static>>,
+        vmm: Vmm<'static, Sel4, SerialClient<'static>, BlkClient<'static>>,
+        blk: Channel,
         /// The serial client's channels (Rx virt: input; Tx virt: room for output).
         serial: [Option<Channel>; 2],
     }
@@ -38,6 +42,9 @@ mod sel4 {
         fn notified(&mut self, channels: ChannelSet) -> Result<(), VmmError> {
             if channels.iter().any(|c| self.serial.contains(&Some(c))) {
                 self.vmm.serial_notified()?;
+            }
+            if channels.iter().any(|c| c == self.blk) {
+                self.vmm.blk_notified()?;
             }
             Ok(())
         }
@@ -77,6 +84,12 @@ mod sel4 {
         // SAFETY: the system description maps the client's queues and data regions before
         // `init`, shared only with the serial virtualisers; this is the only handle.
         let console = unsafe { SerialClient::new(serial_config) }.unwrap_or_else(|e| fail(e));
+        let blk_config = BLK.get().unwrap_or_else(|e| fail(e));
+        // SAFETY: the system description maps the client's queues, storage-info page and data
+        // region before `init`, shared only with the blk virtualiser; this is the only handle.
+        let blk = unsafe { BlkClient::new(blk_config) }.unwrap_or_else(|e| fail(e));
+        let blk_channel = blk.channel();
+        let blk = Blk::new(blk).unwrap_or_else(|| fail("the blk data region holds no cell"));
         let mut vmm = Vmm::new(
             Sel4,
             board::current::VCPU_LABELS,
@@ -84,6 +97,7 @@ mod sel4 {
             config.ram_gpa,
             ram,
             console,
+            blk,
         );
         vmm.earlycon = Some(|b| lions_os::debug_print!("{}", char::from(b)));
         if KERNEL.is_empty() {
@@ -104,6 +118,7 @@ mod sel4 {
                 Channel::try_new(serial_config.rx.id),
                 Channel::try_new(serial_config.tx.id),
             ],
+            blk: blk_channel,
         }
     }
 }
