@@ -11,7 +11,10 @@ GICv2 virtual CPU interface (QEMU virt's GICV at 0x804_0000) is mapped at the gu
 virtio console whose back end is a client of the serial virtualisers (switch with Ctrl-\\ then
 the client number, as for any client). Its disk (`/dev/vda`) is a virtio-blk device whose back
 end is a client of the blk virtualiser on partition 2 of QEMU's disk (the fileio example's
-`make-disk.sh` image).
+`make-disk.sh` image). Its NIC (`eth0`, GUEST_MAC) is a client of the net virtualisers behind a
+copier, beside the native `echo` client (echo_server's UDP echo on 1235 and TCP echo on 1236 at
+10.0.2.10), which shares the console with the guest. Between the two the frames go out through
+QEMU's virtio-net and back: the boot test gives QEMU a UDP socket netdev that sends to itself.
 
 The host board cannot run guests: this example has no host-board system.
 """
@@ -27,6 +30,10 @@ GUEST_RAM_VMM_VADDR = 0x2000_0000
 GICV_PADDR = 0x0804_0000
 GICC_GPA = 0x0801_0000
 VCPU_ID = 0
+ECHO_MAGIC = b"lionsEC\x01"  # examples/echo_server/src/lib.rs: ECHO_MAGIC
+ECHO_IP = (10, 0, 2, 10)
+ECHO_MAC = "52:54:01:00:00:00"
+GUEST_MAC = "52:54:01:00:00:01"
 
 args = parse_args("linux_vm")
 if args.board != "qemu_virt_aarch64":
@@ -38,9 +45,19 @@ serial_virt_tx = asm.pd("serial_virt_tx", package="lions-components", priority=1
 serial_virt_rx = asm.pd("serial_virt_rx", package="lions-components", priority=198)
 blk_driver = asm.pd("blk_driver", "blk_driver_virtio", package="lions-components", priority=150)
 blk_virt = asm.pd("blk_virt", package="lions-components", priority=149)
+timer_driver = asm.pd("timer_driver", "timer_driver_arm_generic", package="lions-components", priority=254)
+net_driver = asm.pd("net_driver", "net_driver_virtio", package="lions-components", priority=140)
+net_virt_tx = asm.pd("net_virt_tx", package="lions-components", priority=139)
+net_virt_rx = asm.pd("net_virt_rx", package="lions-components", priority=138)
+net_copy_vmm = asm.pd("net_copy_vmm", "net_copy", package="lions-components", priority=130)
+net_copy_echo = asm.pd("net_copy_echo", "net_copy", package="lions-components", priority=130)
+#: The native client beside the guest: echo_server's UDP/TCP echo at ECHO_IP.
+echo = asm.pd("echo", "echo", package="lions-example-echo_server", priority=120)
 vmm = asm.pd("vmm", priority=100, stack_size=0x10000)
 
-vm = SystemDescription.VirtualMachine("linux", [SystemDescription.VirtualMachine.Vcpu(id=VCPU_ID)], priority=99)
+#: The guest's vCPU runs below every native PD: a guest that idles in WFI traps to the VMM and is
+#: resumed at once, so it is busy whenever it runs.
+vm = SystemDescription.VirtualMachine("linux", [SystemDescription.VirtualMachine.Vcpu(id=VCPU_ID)], priority=1)
 vmm.set_virtual_machine(vm)
 
 guest_ram = asm.mr("guest_ram", GUEST_RAM_SIZE)
@@ -51,10 +68,20 @@ vm.add_map(SystemDescription.Map(gic_vcpu, GICC_GPA, "rw", cached=False))
 
 serial = asm.serial(serial_driver, serial_virt_tx, virt_rx=serial_virt_rx, node="pl011@9000000")
 serial.add_client(vmm)
+serial.add_client(echo)
+timer = asm.timer(timer_driver, node="timer")
+timer.add_client(echo)
 #: The guest's /dev/vda: partition 2 of the disk (sdfgen counts from 0), QEMU's virtio-blk
 #: (`-device virtio-blk-device`, which QEMU puts in the highest virtio-mmio slot).
 blk = asm.blk(blk_driver, blk_virt, node="virtio_mmio@a003e00")
 blk.add_client(vmm, partition=1)
+#: The guest's eth0 and the native echo client, behind copiers on QEMU's second virtio device
+#: (`-device virtio-net-device`, the next slot down).
+net = asm.net(net_driver, net_virt_tx, net_virt_rx, node="virtio_mmio@a003c00")
+net.add_client_with_copier(vmm, net_copy_vmm, mac_addr=GUEST_MAC)
+net.add_client_with_copier(echo, net_copy_echo, mac_addr=ECHO_MAC)
+net.tx_policy("round_robin")
+asm.blob(echo, ".echo_config", "echo_echo.data", ECHO_MAGIC + bytes(ECHO_IP) + bytes([24, 0, 0, 0]) + bytes((10, 0, 2, 1)))
 
 asm.blob(
     vmm,

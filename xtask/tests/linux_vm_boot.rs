@@ -3,7 +3,8 @@
 //! (Debian's arm64 cloud kernel and a busybox initramfs, `cargo xtask guest-images`) runs under
 //! the `vmm` PD and reaches a shell on its virtio console, which is a client of our serial
 //! virtualisers; a command typed on the serial console runs in the guest and its output comes
-//! back. Its virtio disk is partition 2 of the fileio example's disk image (QEMU's virtio-blk
+//! back. The native `echo` client (echo_server's) shares the serial console and the NIC: the
+//! guest pings it and gets its UDP echo. Its virtio disk is partition 2 of the fileio example's disk image (QEMU's virtio-blk
 //! behind our blk driver and virtualiser): the guest mounts it and reads known files. The guest's
 //! boot time to the shell is printed (`linux_vm: shell after N s`). Needs sfdisk, mkfs.fat and
 //! mtools for the disk image.
@@ -177,6 +178,15 @@ fn boot_linux_vm() {
         String::from_utf8_lossy(&made.stderr)
     );
     let drive = format!("file={},if=none,format=raw,id=hd0", img.display());
+    // The wire between the guest and the native echo client: a UDP socket QEMU sends each frame
+    // to and receives it back from (its own address), so every frame comes back to the net
+    // driver and the Rx virtualiser delivers it by MAC.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let netdev = format!("socket,id=n0,udp=127.0.0.1:{port},localaddr=127.0.0.1:{port}");
     let mut qemu = Qemu::boot(&[
         "-global",
         "virtio-mmio.force-legacy=false",
@@ -184,6 +194,10 @@ fn boot_linux_vm() {
         &drive,
         "-device",
         "virtio-blk-device,drive=hd0",
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-device,netdev=n0,mac=52:54:01:00:00:7f",
     ]);
     let start = Instant::now();
     let text = qemu.expect("the guest's shell", BOOT_TIMEOUT, |t| {
@@ -210,6 +224,31 @@ fn boot_linux_vm() {
     let text = qemu.expect("the disk's files", COMMAND_TIMEOUT, |t| {
         t.contains("Partition 2 of the fileio disk. No PD is a client of it")
             && t.lines().any(|l| l.trim() == "20000")
+    });
+    assert!(!text.contains("MON|ERROR"), "{text}");
+    // Read throughput of the guest's disk (the guest's own clock; printed, not asserted).
+    qemu.type_line("dd if=/dev/vda of=/dev/null bs=64k 2>&1 | tail -n 1");
+    let text = qemu.expect("dd's summary", COMMAND_TIMEOUT, |t| {
+        t.lines().any(|l| l.contains("copied") && l.contains("/s"))
+    });
+    if let Some(l) = text.lines().rev().find(|l| l.contains("copied")) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "linux_vm: guest virtio-blk read: {}",
+            l.trim()
+        );
+    }
+    // The NIC: the native echo client answers the guest's ping and echoes its datagram.
+    qemu.type_line(
+        "ip link set eth0 up && ip addr add 10.0.2.20/24 dev eth0 && ping -c 2 10.0.2.10",
+    );
+    qemu.expect("the guest's ping answered", COMMAND_TIMEOUT, |t| {
+        t.contains("2 packets transmitted, 2 packets received")
+            || t.contains("2 packets transmitted, 1 packets received")
+    });
+    qemu.type_line("echo lions-udp-$((40+2)) | nc -u -w 3 10.0.2.10 1235");
+    let text = qemu.expect("the UDP echo", COMMAND_TIMEOUT, |t| {
+        t.lines().any(|l| l.trim() == "lions-udp-42")
     });
     assert!(!text.contains("MON|ERROR"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);

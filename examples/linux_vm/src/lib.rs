@@ -40,6 +40,7 @@ use lions_vmm::ram::GuestRam;
 use lions_vmm::virtio::blk::{Blk, BlkBackend};
 use lions_vmm::virtio::console::{Console, SerialBackend};
 use lions_vmm::virtio::mmio::{self, VirtioMmio};
+use lions_vmm::virtio::net::{Net, NetBackend};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Magic of [`VmmConfig`].
@@ -57,6 +58,25 @@ pub const CONSOLE_IRQ: u16 = 48;
 pub const BLK: u64 = 0x0a00_0200;
 /// The virtio disk's interrupt (SPI 17).
 pub const BLK_IRQ: u16 = 49;
+/// Guest-physical base of the virtio NIC's window (the guest's `eth0`).
+pub const NET: u64 = 0x0a00_0400;
+/// The virtio NIC's interrupt (SPI 18).
+pub const NET_IRQ: u16 = 50;
+
+/// A back end that can ask its peer for a signal before the VMM waits (the net client's phase
+/// 2: request a notification, then re-check).
+pub trait Park {
+    /// Asks for a signal; `true`: work arrived meanwhile, serve the device again.
+    fn park(&mut self) -> bool;
+}
+
+#[cfg(target_os = "none")]
+impl Park for lions_net::client::NetDevice<'_> {
+    fn park(&mut self) -> bool {
+        // A misbehaving peer reads as "nothing more to do" (the device model stays up).
+        lions_net::client::NetDevice::park(self).unwrap_or(false)
+    }
+}
 /// Guest-physical base of the boot console: a write-only PL011 data register (the kernel's
 /// `earlycon=pl011`), its bytes handed to [`Vmm::earlycon`]; the flag register reads 0 (never
 /// busy, never full). It shows the kernel's messages before the virtio console exists.
@@ -163,7 +183,7 @@ pub struct Counters {
 }
 
 /// The VMM of one single-vCPU guest.
-pub struct Vmm<'r, K: Kernel, S: SerialBackend, B: BlkBackend> {
+pub struct Vmm<'r, K: Kernel, S: SerialBackend, B: BlkBackend, N: NetBackend + Park> {
     k: K,
     labels: Labels,
     vcpu: u8,
@@ -175,6 +195,8 @@ pub struct Vmm<'r, K: Kernel, S: SerialBackend, B: BlkBackend> {
     pub console: VirtioMmio<Console<S>>,
     /// The guest's disk.
     pub blk: VirtioMmio<Blk<B>>,
+    /// The guest's NIC.
+    pub net: VirtioMmio<Net<N>>,
     /// What happened so far.
     pub counters: Counters,
     /// The guest asked to be powered off (PSCI `SYSTEM_OFF`).
@@ -183,9 +205,10 @@ pub struct Vmm<'r, K: Kernel, S: SerialBackend, B: BlkBackend> {
     pub earlycon: Option<fn(u8)>,
 }
 
-impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend> Vmm<'r, K, S, B> {
+impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend, N: NetBackend + Park> Vmm<'r, K, S, B, N> {
     /// A VMM for the guest whose RAM is `ram` (at guest-physical `ram_gpa`) on vCPU `vcpu`, its
-    /// console on `serial`, its disk on `blk`.
+    /// console on `serial`, its disk on `blk`, its NIC on `net`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         k: K,
         labels: Labels,
@@ -194,8 +217,10 @@ impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend> Vmm<'r, K, S, B> {
         ram: GuestRam<'r>,
         serial: S,
         blk: Blk<B>,
+        net: Net<N>,
     ) -> Self {
         Self {
+            net: VirtioMmio::new(net),
             blk: VirtioMmio::new(blk),
             k,
             labels,
@@ -237,6 +262,11 @@ impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend> Vmm<'r, K, S, B> {
                 base: BLK,
                 size: mmio::WINDOW_SIZE,
                 irq: u32::from(BLK_IRQ),
+            },
+            VirtioNode {
+                base: NET,
+                size: mmio::WINDOW_SIZE,
+                irq: u32::from(NET_IRQ),
             },
         ];
         let cfg = GuestDt {
@@ -325,16 +355,31 @@ impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend> Vmm<'r, K, S, B> {
         Ok(())
     }
 
+    /// Serves a notification of the net copier or Tx virtualiser (frames, free buffers), then
+    /// asks for the next signal (re-checking, as every client does before it waits).
+    pub fn net_notified(&mut self) -> Result<(), VmmError> {
+        loop {
+            if self.net.poll(&mut self.ram) {
+                self.raise(NET_IRQ)?;
+            }
+            if !self.net.dev.backend.park() {
+                return Ok(());
+            }
+        }
+    }
+
     fn data_abort(&mut self, addr: u64, fsr: u64) -> Result<(), VmmError> {
         let mut regs = self.read_regs()?;
-        let (ram, gic, console, blk) = (
+        let (ram, gic, console, blk, net) = (
             &mut self.ram,
             &mut self.gic,
             &mut self.console,
             &mut self.blk,
+            &mut self.net,
         );
         let mut raise = false;
         let mut raise_blk = false;
+        let mut raise_net = false;
         let earlycon = self.earlycon;
         fault::emulate(fsr, addr, &mut regs, |a| {
             if let Some(off) = a.offset_in(EARLYCON, 0x1000) {
@@ -361,6 +406,15 @@ impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend> Vmm<'r, K, S, B> {
                     None => blk.read(off, a.width),
                 });
             }
+            if let Some(off) = a.offset_in(NET, mmio::WINDOW_SIZE) {
+                return Some(match a.write {
+                    Some(v) => {
+                        raise_net = net.write(ram, off, a.width, v);
+                        0
+                    }
+                    None => net.read(off, a.width),
+                });
+            }
             let off = a.offset_in(GICD, gic::GICD_SIZE)?;
             Some(match a.write {
                 Some(v) => {
@@ -383,6 +437,11 @@ impl<'r, K: Kernel, S: SerialBackend, B: BlkBackend> Vmm<'r, K, S, B> {
         }
         if raise_blk {
             self.raise(BLK_IRQ)?;
+        }
+        if raise_net {
+            self.raise(NET_IRQ)?;
+            // The guest gave buffers or frames: ask for the copier's next signal.
+            let _ = self.net.dev.backend.park();
         }
         self.flush_irqs()
     }

@@ -13,16 +13,20 @@
 mod sel4 {
     use linux_vm::{Vmm, VmmConfig, VmmError};
     use lions_blk::{BlkClient, BlkClientConfig};
+    use lions_net::NetClientConfig;
+    use lions_net::client::NetDevice;
     use lions_os::microkit::{Sel4, board};
     use lions_os::{Channel, ChannelSet, Child, Handler, MessageInfo};
     use lions_serial::SerialClientConfig;
     use lions_serial::client::SerialClient;
     use lions_vmm::ram::GuestRam;
     use lions_vmm::virtio::blk::Blk;
+    use lions_vmm::virtio::net::Net;
 
     lions_os::config!(static CONFIG: VmmConfig = ".vmm_config");
     lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
     lions_os::config!(static BLK: BlkClientConfig = ".blk_client_config");
+    lions_os::config!(static NET: NetClientConfig = ".net_client_config");
 
     use lions_os::startup_failed as fail;
 
@@ -30,8 +34,10 @@ mod sel4 {
     static INITRD: &[u8] = include_bytes!(env!("LIONS_GUEST_INITRD"));
 
     pub(crate) struct Pd {
-        vmm: Vmm<'static, Sel4, SerialClient<'static>, BlkClient<'static>>,
+        vmm: Vmm<'static, Sel4, SerialClient<'static>, BlkClient<'static>, NetDevice<'static>>,
         blk: Channel,
+        /// The net client's channels (copier: received frames; Tx virt: free buffers).
+        net: [Channel; 2],
         /// The serial client's channels (Rx virt: input; Tx virt: room for output).
         serial: [Option<Channel>; 2],
     }
@@ -45,6 +51,9 @@ mod sel4 {
             }
             if channels.iter().any(|c| c == self.blk) {
                 self.vmm.blk_notified()?;
+            }
+            if channels.iter().any(|c| self.net.contains(&c)) {
+                self.vmm.net_notified()?;
             }
             Ok(())
         }
@@ -90,6 +99,11 @@ mod sel4 {
         let blk = unsafe { BlkClient::new(blk_config) }.unwrap_or_else(|e| fail(e));
         let blk_channel = blk.channel();
         let blk = Blk::new(blk).unwrap_or_else(|| fail("the blk data region holds no cell"));
+        let net_config = NET.get().unwrap_or_else(|e| fail(e));
+        // SAFETY: the system description maps the client's queues and data regions before
+        // `init`, shared only with its copier and the Tx virtualiser; this is the only handle.
+        let net = unsafe { NetDevice::new(net_config) }.unwrap_or_else(|e| fail(e));
+        let net_channels = [net.rx_channel(), net.tx_channel()];
         let mut vmm = Vmm::new(
             Sel4,
             board::current::VCPU_LABELS,
@@ -98,6 +112,7 @@ mod sel4 {
             ram,
             console,
             blk,
+            Net::new(net),
         );
         vmm.earlycon = Some(|b| lions_os::debug_print!("{}", char::from(b)));
         if KERNEL.is_empty() {
@@ -112,6 +127,8 @@ mod sel4 {
             layout.initrd,
             config.vcpu
         );
+        // Ask the copier for a signal when the first frame arrives.
+        vmm.net_notified().unwrap_or_else(|e| fail(e));
         Pd {
             vmm,
             serial: [
@@ -119,6 +136,7 @@ mod sel4 {
                 Channel::try_new(serial_config.tx.id),
             ],
             blk: blk_channel,
+            net: net_channels,
         }
     }
 }
