@@ -64,9 +64,8 @@ mod sel4 {
             msg: MessageInfo,
         ) -> Result<Option<MessageInfo>, VmmError> {
             let r = self.vmm.fault(child.0, msg);
-            let c = self.vmm.counters;
-            if r.is_err() || (c.vtimer > 0 && c.vtimer.is_multiple_of(500) && msg.label() == 9) {
-                lions_os::debug_println!("vmm: {c:?}");
+            if r.is_err() {
+                lions_os::debug_println!("vmm: {:?}", self.vmm.counters);
             }
             let r = r?;
             if self.vmm.powered_off {
