@@ -4,7 +4,8 @@
 //! the `vmm` PD and reaches a shell on its virtio console, which is a client of our serial
 //! virtualisers; a command typed on the serial console runs in the guest and its output comes
 //! back. The native `echo` client (echo_server's) shares the serial console and the NIC: the
-//! guest pings it and gets its TCP echo (busybox-static's `nc` has no UDP mode). Its virtio disk is partition 2 of the fileio example's disk image (QEMU's virtio-blk
+//! guest pings it, gets its TCP echo (`nc`) and its UDP echo (busybox-static's `nc` has no UDP
+//! mode: `nslookup` sends its queries to the echo port and reads the echoed queries as replies). Its virtio disk is partition 2 of the fileio example's disk image (QEMU's virtio-blk
 //! behind our blk driver and virtualiser): the guest mounts it and reads known files. The guest's
 //! boot time to the shell is printed (`linux_vm: shell after N s`). Needs sfdisk, mkfs.fat and
 //! mtools for the disk image.
@@ -255,6 +256,22 @@ fn boot_linux_vm() {
     let text = qemu.expect("the TCP echo", COMMAND_TIMEOUT, |t| {
         t.lines().any(|l| l.trim() == "lions-tcp-42")
     });
+    // UDP: busybox's nslookup sends its DNS queries (A and AAAA) to the echo port; each echoed
+    // query comes back and is read as a reply without answers ("Non-authoritative answer:"),
+    // where no reply would time out.
+    qemu.type_line("nslookup lions-udp 10.0.2.10:1235; echo nslookup-done");
+    let text = qemu.expect("nslookup's outcome", COMMAND_TIMEOUT, |t| {
+        t.lines().any(|l| l.trim() == "nslookup-done")
+    });
+    let tail = &text[text.rfind("nslookup lions-udp").unwrap_or(0)..];
+    let _ = writeln!(
+        std::io::stderr(),
+        "linux_vm: UDP echo via nslookup:\n{tail}"
+    );
+    assert!(
+        tail.matches("Non-authoritative answer:").count() == 2 && !tail.contains("timed out"),
+        "no UDP echo:\n{tail}"
+    );
     assert!(!text.contains("MON|ERROR"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
