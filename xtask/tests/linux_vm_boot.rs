@@ -253,7 +253,7 @@ fn boot_linux_vm() {
     });
     // Debian's busybox-static nc has no UDP mode: the guest checks the echo client's TCP echo.
     qemu.type_line("echo lions-tcp-$((40+2)) | nc -w 3 10.0.2.10 1236");
-    let text = qemu.expect("the TCP echo", COMMAND_TIMEOUT, |t| {
+    qemu.expect("the TCP echo", COMMAND_TIMEOUT, |t| {
         t.lines().any(|l| l.trim() == "lions-tcp-42")
     });
     // UDP: busybox's nslookup sends its DNS queries (A and AAAA) to the echo port; each echoed
