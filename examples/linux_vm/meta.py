@@ -53,6 +53,9 @@ net_copy_vmm = asm.pd("net_copy_vmm", "net_copy", package="lions-components", pr
 net_copy_echo = asm.pd("net_copy_echo", "net_copy", package="lions-components", priority=130)
 #: The native client beside the guest: echo_server's UDP/TCP echo at ECHO_IP.
 echo = asm.pd("echo", "echo", package="lions-example-echo_server", priority=120)
+#: The native disk reader: reads 8 MiB of partition 1 once and prints the rate (the guest's
+#: `dd` of its own partition is the other number of the same run).
+blk_reader = asm.pd("blk_reader", priority=110)
 vmm = asm.pd("vmm", priority=100, stack_size=0x10000)
 
 #: The guest's vCPU runs below every native PD: a guest that idles in WFI traps to the VMM and is
@@ -71,10 +74,13 @@ serial.add_client(vmm)
 serial.add_client(echo)
 timer = asm.timer(timer_driver, node="timer")
 timer.add_client(echo)
+serial.add_client(blk_reader)
+timer.add_client(blk_reader)
 #: The guest's /dev/vda: partition 2 of the disk (sdfgen counts from 0), QEMU's virtio-blk
 #: (`-device virtio-blk-device`, which QEMU puts in the highest virtio-mmio slot).
 blk = asm.blk(blk_driver, blk_virt, node="virtio_mmio@a003e00")
 blk.add_client(vmm, partition=1)
+blk.add_client(blk_reader, partition=0)
 #: The guest's eth0 and the native echo client, behind copiers on QEMU's second virtio device
 #: (`-device virtio-net-device`, the next slot down).
 net = asm.net(net_driver, net_virt_tx, net_virt_rx, node="virtio_mmio@a003c00")

@@ -209,6 +209,11 @@ fn boot_linux_vm() {
     assert!(!text.contains("Kernel panic"), "{text}");
     assert!(!text.contains("MON|ERROR"), "{text}");
     assert!(text.contains("vmm: guest kernel at 0x40000000"), "{text}");
+    // The native reader of the same disk (partition 1) in the same run.
+    if let Some(l) = text.lines().find(|l| l.contains("blk_reader: read ")) {
+        let _ = writeln!(std::io::stderr(), "linux_vm: native {}", l.trim());
+    }
+    assert!(text.contains("blk_reader: read 8 MiB in "), "{text}");
     assert!(text.contains("printk: console [hvc0] enabled"), "{text}");
     let _ = writeln!(
         std::io::stderr(),
