@@ -50,10 +50,10 @@ mod sel4 {
         let t0 = timer.time_now().unwrap_or_else(|e| fail(e));
         let mut done = 0u64;
         while done < total {
-            let n = (total - done).min(chunk as u64) as usize;
+            let n = usize::try_from(total - done).map_or(chunk, |left| left.min(chunk));
             disk.read_blocks(done / UNIT, &mut buf[..n])
                 .unwrap_or_else(|e| fail(e));
-            done += n as u64;
+            done += n as u64; // n <= CHUNK
         }
         let t1 = timer.time_now().unwrap_or_else(|e| fail(e));
         let us = (t1.saturating_sub(t0) / 1000).max(1);
