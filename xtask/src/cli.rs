@@ -237,7 +237,13 @@ where
         return parse_size(args);
     }
     if cmd == "guest-images" {
-        return Ok(Command::GuestImages);
+        return match args.next().as_deref() {
+            None => Ok(Command::GuestImages),
+            Some("-h" | "--help") => Ok(Command::Help),
+            Some(other) => Err(Error::usage(format!(
+                "guest-images takes no argument, got `{other}`"
+            ))),
+        };
     }
     if cmd == "swap" {
         return parse_swap(args);
@@ -422,6 +428,12 @@ mod tests {
             board: Board::Host,
             release,
         }
+    }
+
+    #[test]
+    fn guest_images() {
+        assert_eq!(p(&["guest-images"]), Ok(Command::GuestImages));
+        assert!(p(&["guest-images", "linux_vm"]).is_err());
     }
 
     #[test]
