@@ -45,6 +45,10 @@ commands:
   fuzz <target>|all|list [--seconds N] [--seed S]
         run an adversarial attacker (release) for N s (default 60) with fresh seeds; a failure is
         shrunk and saved with its replay command under target/fuzz/<target>/
+  guest-images
+        make linux_vm's guest (arm64 Image and a busybox initramfs) from Debian's arm64 kernel
+        and busybox-static packages, cached in target/guest-images/ ($LIONS_GUEST_IMAGES);
+        needs `dpkg --add-architecture arm64 && apt-get update` once
   help  show this text
 
 <example>: a folder name under examples/, or a path to a system folder of your own (a product
@@ -205,6 +209,8 @@ pub enum Command {
         /// Print each file's count under its row.
         files: bool,
     },
+    /// `guest-images`: make linux_vm's guest from Debian packages.
+    GuestImages,
     /// `swap <example> <pd> <binary>`.
     Swap {
         /// Folder name under `examples/` (its host build is running).
@@ -250,6 +256,15 @@ where
     if cmd == "size" {
         return parse_size(args);
     }
+    if cmd == "guest-images" {
+        return match args.next().as_deref() {
+            None => Ok(Command::GuestImages),
+            Some("-h" | "--help") => Ok(Command::Help),
+            Some(other) => Err(Error::usage(format!(
+                "guest-images takes no argument, got `{other}`"
+            ))),
+        };
+    }
     if cmd == "swap" {
         return parse_swap(args);
     }
@@ -258,7 +273,7 @@ where
     }
     if !matches!(cmd.as_str(), "build" | "run" | "graph" | "bench") {
         return Err(Error::usage(format!(
-            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, account, fuzz, help"
+            "unknown command `{cmd}`; commands: build, run, graph, bench, size, swap, account, fuzz, guest-images, help"
         )));
     }
     if cmd == "bench" {
@@ -477,6 +492,12 @@ mod tests {
             board: Board::Host,
             release,
         }
+    }
+
+    #[test]
+    fn guest_images() {
+        assert_eq!(p(&["guest-images"]), Ok(Command::GuestImages));
+        assert!(p(&["guest-images", "linux_vm"]).is_err());
     }
 
     #[test]

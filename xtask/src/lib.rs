@@ -48,6 +48,7 @@ pub mod cli;
 pub mod elf;
 pub mod fuzz;
 pub mod graph;
+pub mod guest;
 pub mod insns;
 pub mod meta;
 pub mod microkit;

@@ -33,6 +33,11 @@ pub fn execute(cmd: Command) -> Result<(), Error> {
         } => graph_cmd(&root, &example, board, output, regions),
         Command::BenchInsns(args) => crate::insns::run(&root, &args),
         Command::Fuzz(args) => crate::fuzz::run(&root, &args),
+        Command::GuestImages => {
+            let dir = crate::guest::make(root.as_path())?;
+            println!("{}", dir.display());
+            Ok(())
+        }
         Command::Size { files } => {
             print!(
                 "{}",
@@ -246,6 +251,14 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<Built, Error> {
     lions_sdf::System::load(&system)
         .map_err(|e| Error::invalid(system.display().to_string(), e))?;
 
+    // linux_vm's VMM embeds the guest: with an SDK (a system image will be made), make or find
+    // its images before compiling. Without one the images are not needed (the ELF checks), and
+    // a VMM built without them says so when it starts.
+    let sdk_set = std::env::var_os(crate::microkit::SDK_ENV).is_some_and(|v| !v.is_empty());
+    if args.example == "linux_vm" && args.board.is_sel4() && sdk_set {
+        let dir = crate::guest::make(root)?;
+        eprintln!("xtask: guest images in {}", dir.display());
+    }
     let bin_dirs = compile(root, args, &asm)?;
     let images = assemble(&asm, &bin_dirs, &out)?;
     for done in &images {

@@ -127,7 +127,15 @@ fn position(haystack: &[u8], needle: &[u8]) -> usize {
 }
 
 /// The examples that run on seL4: their metaprograms must accept `qemu_virt_aarch64`.
-const MUST_RUN: [&str; 6] = ["hello", "serial", "timer", "fileio", "echo_server", "i2c"];
+const MUST_RUN: [&str; 7] = [
+    "hello",
+    "serial",
+    "timer",
+    "fileio",
+    "echo_server",
+    "i2c",
+    "linux_vm",
+];
 
 #[test]
 fn every_pd_of_every_example_is_a_valid_microkit_image() {

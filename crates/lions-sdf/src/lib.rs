@@ -135,6 +135,26 @@ pub struct ProtectionDomain {
     pub irqs: Vec<Irq>,
     /// Symbol patches.
     pub setvars: Vec<SetVar>,
+    /// The virtual machine this PD monitors (Microkit 2.3.0 `<virtual_machine>`), if any.
+    pub virtual_machine: Option<VirtualMachine>,
+}
+
+/// A `<virtual_machine>` inside its VMM PD: vCPUs (their faults go to the PD with the vCPU's id
+/// as the child id) and the guest-physical mappings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualMachine {
+    /// Unique name.
+    pub name: String,
+    /// Scheduling priority of its vCPUs (0..=254, default 0; below the VMM's).
+    pub priority: u8,
+    /// MCS budget in microseconds.
+    pub budget: Option<u64>,
+    /// MCS period in microseconds.
+    pub period: Option<u64>,
+    /// The vCPU ids (unique among the PD's children).
+    pub vcpus: Vec<u8>,
+    /// Guest-physical mappings (`vaddr` is the guest-physical address).
+    pub maps: Vec<Map>,
 }
 
 /// One end of a channel.

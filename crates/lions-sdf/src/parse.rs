@@ -3,7 +3,7 @@
 
 use crate::{
     Channel, End, Error, Irq, MAX_CHANNEL_ID, Map, MemoryRegion, Perms, ProtectionDomain, SetVar,
-    System,
+    System, VirtualMachine,
 };
 use roxmltree::{Document, Node};
 use std::collections::BTreeMap;
@@ -193,7 +193,43 @@ fn pd_attributes(
         maps: Vec::new(),
         irqs: Vec::new(),
         setvars: Vec::new(),
+        virtual_machine: None,
     })
+}
+
+/// A `<virtual_machine>` element of a VMM PD.
+fn parse_vm(doc: &Document<'_>, node: Node<'_, '_>, at: &At) -> Result<VirtualMachine, Error> {
+    let a = Attrs::new(node, at, &["name", "priority", "budget", "period"])?;
+    let mut vm = VirtualMachine {
+        name: a.req("name")?,
+        priority: a.small("priority", 254)?.unwrap_or(0),
+        budget: a.num("budget")?,
+        period: a.num("period")?,
+        vcpus: Vec::new(),
+        maps: Vec::new(),
+    };
+    let here = format!("virtual_machine \"{}\"", vm.name);
+    for child in elements(node) {
+        let cat = At::of(doc, child, &here);
+        match child.tag_name().name() {
+            "vcpu" => {
+                let c = Attrs::new(child, &cat, &["id", "cpu"])?;
+                let id = c
+                    .small("id", u64::from(MAX_CHANNEL_ID))?
+                    .ok_or_else(|| cat.err("missing attribute \"id\""))?;
+                if vm.vcpus.contains(&id) {
+                    return Err(cat.err(format!("vcpu id {id} twice")));
+                }
+                vm.vcpus.push(id);
+            }
+            "map" => vm.maps.push(parse_map(child, &cat)?),
+            other => return Err(cat.err(format!("unknown element <{other}>"))),
+        }
+    }
+    if vm.vcpus.is_empty() {
+        return Err(at.err("a virtual machine needs at least one <vcpu>"));
+    }
+    Ok(vm)
 }
 
 fn parse_pd(
@@ -233,6 +269,12 @@ fn parse_pd(
                 });
             }
             "protection_domain" => children.push(child),
+            "virtual_machine" => {
+                if pd.virtual_machine.is_some() {
+                    return Err(cat.err("second <virtual_machine>"));
+                }
+                pd.virtual_machine = Some(parse_vm(doc, child, &cat)?);
+            }
             other => return Err(cat.err(format!("unknown element <{other}>"))),
         }
     }
@@ -336,9 +378,29 @@ fn fail(element: String, message: String) -> Error {
 /// One PD's maps (the region exists, the vaddr is page-aligned, no wrap, no overlap) and
 /// setvars (the region exists); `el` names the PD in errors.
 fn check_maps(sys: &System, pd: &ProtectionDomain, el: &str) -> Result<(), Error> {
-    // Maps: region exists, aligned, no overlap.
+    check_map_list(sys, &pd.maps, el)?;
+    if let Some(vm) = &pd.virtual_machine {
+        check_map_list(
+            sys,
+            &vm.maps,
+            &format!("{el} > virtual_machine \"{}\"", vm.name),
+        )?;
+    }
+    for s in &pd.setvars {
+        if sys.mr(&s.region_paddr).is_none() {
+            return Err(fail(
+                format!("{el} > setvar symbol=\"{}\"", s.symbol),
+                format!("no memory region named \"{}\"", s.region_paddr),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One address space's maps: region exists, aligned, no wrap, no overlap.
+fn check_map_list(sys: &System, maps: &[Map], el: &str) -> Result<(), Error> {
     let mut spans: Vec<(u64, u64, &str)> = Vec::new();
-    for m in &pd.maps {
+    for m in maps {
         let mel = format!("{el} > map mr=\"{}\"", m.mr);
         let mr = sys
             .mr(&m.mr)
@@ -360,14 +422,6 @@ fn check_maps(sys: &System, pd: &ProtectionDomain, el: &str) -> Result<(), Error
             return Err(fail(mel, format!("overlaps the map of \"{other}\"")));
         }
         spans.push((m.vaddr, end, &m.mr));
-    }
-    for s in &pd.setvars {
-        if sys.mr(&s.region_paddr).is_none() {
-            return Err(fail(
-                format!("{el} > setvar symbol=\"{}\"", s.symbol),
-                format!("no memory region named \"{}\"", s.region_paddr),
-            ));
-        }
     }
     Ok(())
 }
@@ -399,6 +453,25 @@ pub(crate) fn check(sys: &System) -> Result<(), Error> {
     for pd in &sys.pds {
         for irq in &pd.irqs {
             claim(&pd.name, irq.id, format!("irq {}", irq.irq))?;
+        }
+    }
+    // A VMM's vCPU ids share the child-id space of its child PDs.
+    let mut child_ids: BTreeMap<(&str, u8), String> = BTreeMap::new();
+    for pd in &sys.pds {
+        let mut mine: Vec<(&str, u8, String)> = Vec::new();
+        if let (Some(parent), Some(id)) = (&pd.parent, pd.id) {
+            mine.push((parent, id, format!("child \"{}\"", pd.name)));
+        }
+        for &v in pd.virtual_machine.iter().flat_map(|vm| &vm.vcpus) {
+            mine.push((&pd.name, v, format!("vcpu {v}")));
+        }
+        for (parent, id, what) in mine {
+            if let Some(prev) = child_ids.insert((parent, id), what.clone()) {
+                return Err(fail(
+                    format!("protection_domain \"{parent}\""),
+                    format!("child id {id} used by both {prev} and {what}"),
+                ));
+            }
         }
     }
     for c in &sys.channels {

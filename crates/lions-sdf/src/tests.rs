@@ -208,3 +208,57 @@ fn errors_carry_lines() {
             .starts_with("line 16: protection_domain \"b\" > map mr=\"shared\"")
     );
 }
+
+const VM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<system>
+    <memory_region name="guest_ram" size="0x400000" page_size="0x200000" />
+    <memory_region name="gic_vcpu" size="0x1000" phys_addr="0x8040000" />
+    <protection_domain name="vmm" priority="100">
+        <program_image path="vmm.elf" />
+        <map mr="guest_ram" vaddr="0x20000000" perms="rw" />
+        <virtual_machine name="linux" priority="99">
+            <vcpu id="0" />
+            <map mr="guest_ram" vaddr="0x40000000" perms="rwx" />
+            <map mr="gic_vcpu" vaddr="0x8010000" perms="rw" cached="false" />
+        </virtual_machine>
+    </protection_domain>
+</system>"#;
+
+fn vm_variant(from: &str, to: &str) -> String {
+    assert!(VM.contains(from), "test typo: {from}");
+    VM.replacen(from, to, 1)
+}
+
+#[test]
+fn parses_a_virtual_machine_and_checks_it() {
+    let s = System::parse(VM).unwrap();
+    let vm = s.pd("vmm").unwrap().virtual_machine.as_ref().unwrap();
+    assert_eq!((vm.name.as_str(), vm.priority), ("linux", 99));
+    assert_eq!(vm.vcpus, [0]);
+    assert_eq!(vm.maps.len(), 2);
+    assert_eq!(vm.maps[0].vaddr, 0x4000_0000);
+    assert!(vm.maps[0].perms.execute && !vm.maps[1].cached);
+    // The guest's maps are checked as a PD's are.
+    let e = err_of(&vm_variant(
+        r#"vaddr="0x40000000" perms="rwx""#,
+        r#"vaddr="0x40001000" perms="rwx""#,
+    ));
+    assert!(e.message.contains("not aligned"), "{e}");
+    let e = err_of(&vm_variant(
+        r#"<vcpu id="0" />"#,
+        r#"<vcpu id="0" /><vcpu id="0" />"#,
+    ));
+    assert!(e.message.contains("vcpu id 0 twice"), "{e}");
+    let e = err_of(&vm_variant(r#"<vcpu id="0" />"#, ""));
+    assert!(e.message.contains("at least one"), "{e}");
+    let e = err_of(&vm_variant(
+        r#"<vcpu id="0" />"#,
+        r#"<vcpu id="0" /><bogus />"#,
+    ));
+    assert!(e.message.contains("unknown element <bogus>"), "{e}");
+    // A vCPU id is a child id of the VMM: a child PD may not take it.
+    let child = r#"</virtual_machine>
+        <protection_domain name="c" id="0"><program_image path="c.elf" /></protection_domain>"#;
+    let e = err_of(&vm_variant("</virtual_machine>", child));
+    assert!(e.message.contains("child id 0"), "{e}");
+}
