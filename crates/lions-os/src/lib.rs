@@ -77,6 +77,8 @@ pub mod config;
 mod entry;
 mod error;
 mod handler;
+#[cfg(feature = "heap")]
+pub mod heap;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod mapped;

@@ -15,9 +15,9 @@
 //! I/O beneath it are the library's (`lions_fs::cache`, `lions_fs::blk`, `lions_blk::QueuedBlk`).
 //!
 //! The FAT backend allocates (no_std + `alloc`). On the host board that is the process's heap; on
-//! seL4 (`target_os = "none"`) it is `heap::HEAP_SIZE` (4 MiB) of this PD's `.bss` under a
-//! `linked_list_allocator` heap, set up first thing in `init` (lions-os itself has no
-//! allocator).
+//! seL4 (`target_os = "none"`) it is 4 MiB of this PD's `.bss` ([`lions_os::heap::Heap`]): a
+//! cluster-sized buffer per open file or directory (clusters up to 64 KiB) and the open-file
+//! tables, with room for a few dozen open files of the largest clusters.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -60,47 +60,10 @@ mod worker_stacks {
 
 /// The seL4 PD's heap: the FAT backend's only source of memory there.
 #[cfg(target_os = "none")]
-mod heap {
-    use core::cell::UnsafeCell;
-    use linked_list_allocator::LockedHeap;
-
-    /// Bytes of heap: 4 MiB of `.bss`. What the server allocates is bounded: the block cache
-    /// (at most 256 blocks × 4 KiB = 1 MiB, `lions_fs::blk::cache_config`) with its read and
-    /// write-back run buffers (at most 256 KiB each), the FAT library's per-volume state and one
-    /// cluster-sized buffer per open file or directory (clusters up to 64 KiB), and the open-file
-    /// tables. The rest leaves room for a few dozen open files of the largest clusters, with
-    /// slack for fragmentation.
-    pub const HEAP_SIZE: usize = 4 * 1024 * 1024;
-
-    /// The heap's memory, 16-byte aligned (the most any allocation here asks for).
-    #[repr(C, align(16))]
-    struct Memory(UnsafeCell<[u8; HEAP_SIZE]>);
-
-    // SAFETY: the bytes are only ever reached through the allocator, which `init` hands them to
-    // once; the PD is single-threaded.
-    unsafe impl Sync for Memory {}
-
-    static MEMORY: Memory = Memory(UnsafeCell::new([0; HEAP_SIZE]));
-
-    #[global_allocator]
-    static ALLOCATOR: LockedHeap = LockedHeap::empty();
-
-    /// Give the heap its memory. Call once, before anything allocates (until then every
-    /// allocation fails).
-    pub fn init() {
-        // SAFETY: `MEMORY` is a static of `HEAP_SIZE` bytes, valid for the program's life, used by
-        // nothing but this heap; `init` is called once, first thing in the PD's `init`.
-        unsafe {
-            ALLOCATOR
-                .lock()
-                .init(MEMORY.0.get().cast::<u8>(), HEAP_SIZE);
-        }
-    }
-}
+#[global_allocator]
+static HEAP: lions_os::heap::Heap<{ 4 << 20 }> = lions_os::heap::Heap::new();
 
 fn init() -> FsServer<'static, FatFs> {
-    #[cfg(target_os = "none")]
-    heap::init();
     let fs = FS.mapped().unwrap_or_else(|e| fail(e));
     let blk = BLK.mapped().unwrap_or_else(|e| fail(e));
     lions_fs::blk::fat_server(fs, blk).unwrap_or_else(|e| fail(e))

@@ -11,8 +11,10 @@
 //! The server address must be an IPv4 address (no DNS). The NFS session, its reconnection and
 //! the FS protocol are the library's; this file only wires configs to it.
 //!
-//! The NFS backend allocates (records in flight, directory pages): on seL4 from `heap::HEAP_SIZE`
-//! (4 MiB) of `.bss` under a `linked_list_allocator` heap, as `fs_fat` does.
+//! The NFS backend allocates (records in flight, directory pages): on seL4 from 4 MiB of `.bss`
+//! ([`lions_os::heap::Heap`]; 64 calls in flight of 1 MiB each would exceed it, but the FS
+//! client's buffers bound what it asks at once far below that; replies are bounded at 1 MiB +
+//! 4 KiB each), as `fs_fat` does.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -42,38 +44,8 @@ static TCP_DATA: StaticCell<[[u8; TCP_BUF]; 2]> = StaticCell::new([[0; TCP_BUF];
 
 /// The seL4 PD's heap.
 #[cfg(target_os = "none")]
-mod heap {
-    use core::cell::UnsafeCell;
-    use linked_list_allocator::LockedHeap;
-
-    /// Bytes of heap: 4 MiB of `.bss`: at most 64 calls in flight of at most 1 MiB + headers
-    /// each would exceed it, but the FS client's buffers bound what it asks at once far below
-    /// that in practice; replies are bounded at 1 MiB + 4 KiB each.
-    pub const HEAP_SIZE: usize = 4 * 1024 * 1024;
-
-    #[repr(C, align(16))]
-    struct Memory(UnsafeCell<[u8; HEAP_SIZE]>);
-
-    // SAFETY: the bytes are only reached through the allocator, which `init` hands them to
-    // once; the PD is single-threaded.
-    unsafe impl Sync for Memory {}
-
-    static MEMORY: Memory = Memory(UnsafeCell::new([0; HEAP_SIZE]));
-
-    #[global_allocator]
-    static ALLOCATOR: LockedHeap = LockedHeap::empty();
-
-    /// Give the heap its memory; once, before anything allocates.
-    pub fn init() {
-        // SAFETY: `MEMORY` is a static of `HEAP_SIZE` bytes for the program's life, used by
-        // nothing but this heap; called once, first thing in `init`.
-        unsafe {
-            ALLOCATOR
-                .lock()
-                .init(MEMORY.0.get().cast::<u8>(), HEAP_SIZE);
-        }
-    }
-}
+#[global_allocator]
+static HEAP: lions_os::heap::Heap<{ 4 << 20 }> = lions_os::heap::Heap::new();
 
 /// The one-time storage (init runs once per PD).
 fn once<T>(cell: &'static StaticCell<T>) -> &'static mut T {
@@ -81,8 +53,6 @@ fn once<T>(cell: &'static StaticCell<T>) -> &'static mut T {
 }
 
 fn init() -> FsNfs<'static, 'static> {
-    #[cfg(target_os = "none")]
-    heap::init();
     let fs = FS.mapped().unwrap_or_else(|e| fail(e));
     let nfs = NFS.get().unwrap_or_else(|e| fail(e));
     let net = NET.mapped().unwrap_or_else(|e| fail(e));

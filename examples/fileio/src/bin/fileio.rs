@@ -38,37 +38,8 @@ use lions_timer::{TimerClient, TimerClientConfig};
 /// `alloc`, and a program that links `alloc` needs a global allocator: a small one, 64 KiB of
 /// `.bss`.
 #[cfg(target_os = "none")]
-mod heap {
-    use core::cell::UnsafeCell;
-    use linked_list_allocator::LockedHeap;
-
-    /// Bytes of heap.
-    const HEAP_SIZE: usize = 64 * 1024;
-
-    /// The heap's memory, 16-byte aligned.
-    #[repr(C, align(16))]
-    struct Memory(UnsafeCell<[u8; HEAP_SIZE]>);
-
-    // SAFETY: the bytes are only ever reached through the allocator, which `init` hands them to
-    // once; the PD is single-threaded.
-    unsafe impl Sync for Memory {}
-
-    static MEMORY: Memory = Memory(UnsafeCell::new([0; HEAP_SIZE]));
-
-    #[global_allocator]
-    static ALLOCATOR: LockedHeap = LockedHeap::empty();
-
-    /// Give the heap its memory; call once, first thing in `init`.
-    pub fn init() {
-        // SAFETY: `MEMORY` is a static of `HEAP_SIZE` bytes, valid for the program's life, used by
-        // nothing but this heap; `init` is called once, first thing in the PD's `init`.
-        unsafe {
-            ALLOCATOR
-                .lock()
-                .init(MEMORY.0.get().cast::<u8>(), HEAP_SIZE);
-        }
-    }
-}
+#[global_allocator]
+static HEAP: lions_os::heap::Heap<{ 64 << 10 }> = lions_os::heap::Heap::new();
 
 lions_os::config!(static FS: FsClientConfig = ".fs_client_config");
 lions_os::config!(static SERIAL: SerialClientConfig = ".serial_client_config");
@@ -440,8 +411,6 @@ fn bench_request() -> Option<u64> {
 }
 
 fn init() -> NullHandler {
-    #[cfg(target_os = "none")]
-    heap::init();
     let name = lions_os::pd_name();
     let fs = FS.mapped().unwrap_or_else(|e| panic!("{name}: {e}"));
     let serial = SERIAL.mapped().unwrap_or_else(|e| panic!("{name}: {e}"));

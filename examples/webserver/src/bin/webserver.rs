@@ -55,35 +55,8 @@ static CONNS: StaticCell<[Conn; MAX_CONNECTIONS]> =
 /// The seL4 PD's heap: built together with `fs_fat`, lions-fs links `alloc`; nothing here
 /// allocates, so a small one.
 #[cfg(target_os = "none")]
-mod heap {
-    use core::cell::UnsafeCell;
-    use linked_list_allocator::LockedHeap;
-
-    const HEAP_SIZE: usize = 64 * 1024;
-
-    #[repr(C, align(16))]
-    struct Memory(UnsafeCell<[u8; HEAP_SIZE]>);
-
-    // SAFETY: the bytes are only reached through the allocator, which `init` hands them to once;
-    // the PD is single-threaded.
-    unsafe impl Sync for Memory {}
-
-    static MEMORY: Memory = Memory(UnsafeCell::new([0; HEAP_SIZE]));
-
-    #[global_allocator]
-    static ALLOCATOR: LockedHeap = LockedHeap::empty();
-
-    /// Give the heap its memory; once, first thing in `init`.
-    pub fn init() {
-        // SAFETY: `MEMORY` is a static of `HEAP_SIZE` bytes for the program's life, used by
-        // nothing but this heap; called once.
-        unsafe {
-            ALLOCATOR
-                .lock()
-                .init(MEMORY.0.get().cast::<u8>(), HEAP_SIZE);
-        }
-    }
-}
+#[global_allocator]
+static HEAP: lions_os::heap::Heap<{ 64 << 10 }> = lions_os::heap::Heap::new();
 
 /// The FS client as the server's file source (blocking calls).
 struct Files {
@@ -261,8 +234,6 @@ fn once<T>(cell: &'static StaticCell<T>) -> &'static mut T {
 }
 
 fn init() -> Server {
-    #[cfg(target_os = "none")]
-    heap::init();
     let (net, timer, serial, fs, web) = match (
         NET.mapped(),
         TIMER.get(),
