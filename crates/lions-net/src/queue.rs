@@ -776,6 +776,17 @@ impl<'a> NetSink<'a> {
             && self.active_q.request_stands()
     }
 
+    /// Whether *active* needs no look this event, by the raw indices alone: nothing published
+    /// beyond the head we released, and our request for a signal stands. Two index loads and a
+    /// flag load, as [`NetSource::free_idle`]. For an honest source it is
+    /// [`active_asleep`](Self::active_asleep) (whatever we peeked or popped and have not
+    /// released lies between the shared head and the tail); a source that moves its tail back
+    /// only gets itself skipped.
+    #[inline(always)]
+    pub fn active_idle(&self) -> bool {
+        self.active_q.waiting() == 0 && self.active_q.request_stands()
+    }
+
     /// Phase 2 on *active* for a Tx virt, after its pass: release the consumed slots; while
     /// `holding` (frames left queued on purpose) make sure a signal is requested, without a
     /// re-check; otherwise sleep if our request still stands, else request one and re-check.
