@@ -146,6 +146,15 @@ struct Core<'a, C> {
     stats: TxStats,
 }
 
+impl<C> Core<'_, C> {
+    /// Count a buffer from the driver that was refused or lost (off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn lose(&mut self) {
+        self.stats.lost += 1;
+    }
+}
+
 impl<C: CacheOps> Core<'_, C> {
     /// Client `k`'s next valid frame on `q` ([`check`]ed, not at the driver, cleaned; `first` is
     /// its first in-flight bit); bad ones before it go back to the client (`back` set). An empty
@@ -300,7 +309,7 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     }
 
     /// Look at client `c`'s next valid frame and record it in `heads`, `lens` and `ready`
-    /// ([`Core::next_frame`]; an asleep queue is skipped).
+    /// ([`Core::next_frame`]; an idle queue, by [`NetSink::active_idle`], is skipped).
     #[inline(always)]
     fn head(&mut self, c: usize) {
         if let Some((q, _)) = self.clients.get(c).filter(|(q, _)| !q.active_idle()) {
@@ -389,31 +398,24 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
             Ok(true)
         })
     }
-}
 
-impl<C> Core<'_, C> {
     /// Return `buf` from the driver to the client it came from if it is one of its buffers at
-    /// the driver (clearing its in-flight bit; `back` gets the client's bit); false if refused
-    /// or the client's queue is full.
+    /// the driver (clearing its in-flight bit); false if refused or the client's queue is full.
     #[inline(always)]
-    fn tx_return(
-        &mut self,
-        clients: &mut Clients<NetSink<'_>>,
-        back: &mut u64,
-        buf: NetBuffDesc,
-    ) -> bool {
-        let Some((c, oid, off, bit)) = self.owners.find(self.config, buf.io_or_offset) else {
+    fn tx_return(&mut self, buf: NetBuffDesc) -> bool {
+        let Some((c, oid, off, bit)) = self.core.owners.find(self.core.config, buf.io_or_offset)
+        else {
             return false;
         };
         // The bit is cleared only for an aligned address.
-        let mine = off.is_multiple_of(NET_BUFFER_SIZE) && self.at_driver.put(bit, false);
-        let desc = NetBuffDesc::with_oid(off, buf.len, oid);
-        let (true, Some((q, _)), Ok(desc)) = (mine, clients.get(c), desc) else {
+        let mine = off.is_multiple_of(NET_BUFFER_SIZE) && self.core.at_driver.put(bit, false);
+        let back = NetBuffDesc::with_oid(off, buf.len, oid);
+        let (true, Some((q, _)), Ok(back)) = (mine, self.clients.get(c), back) else {
             return false;
         };
-        *back |= 1 << c;
-        match q.push_free(desc) {
-            Err(PushError::Peer(..)) => clients.fault(c),
+        self.back |= 1 << c;
+        match q.push_free(back) {
+            Err(PushError::Peer(..)) => self.clients.fault(c),
             pushed => return pushed.is_ok(),
         }
         false
@@ -495,8 +497,9 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     /// go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
-            let (core, clients, back) = (&mut self.core, &mut self.clients, &mut self.back);
-            core.stats.lost += u64::from(!core.tx_return(clients, back, buf));
+            if !self.tx_return(buf) {
+                self.core.lose();
+            }
         }
         self.tx_provide()
     }
