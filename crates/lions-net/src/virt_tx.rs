@@ -146,6 +146,15 @@ struct Core<'a, C> {
     stats: TxStats,
 }
 
+impl<C> Core<'_, C> {
+    /// Count a buffer from the driver that was refused or lost (off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn lose(&mut self) {
+        self.stats.lost += 1;
+    }
+}
+
 impl<C: CacheOps> Core<'_, C> {
     /// Client `k`'s next valid frame on `q` ([`check`]ed, not at the driver, cleaned; `first` is
     /// its first in-flight bit); bad ones before it go back to the client (`back` set). An empty
@@ -300,10 +309,10 @@ impl<'a, P: TxPolicy, C: CacheOps> VirtTx<'a, P, C> {
     }
 
     /// Look at client `c`'s next valid frame and record it in `heads`, `lens` and `ready`
-    /// ([`Core::next_frame`]; an asleep queue is skipped).
+    /// ([`Core::next_frame`]; an idle queue, by [`NetSink::active_idle`], is skipped).
     #[inline(always)]
     fn head(&mut self, c: usize) {
-        if let Some((q, _)) = self.clients.get(c).filter(|(q, _)| !q.active_asleep()) {
+        if let Some((q, _)) = self.clients.get(c).filter(|(q, _)| !q.active_idle()) {
             let (cfg, mut back) = (self.core.config, false);
             let client = (q, &cfg.clients[c], self.core.owners.first[c]);
             let next = self.core.next_frame(client, &mut back);
@@ -488,7 +497,9 @@ impl<P: TxPolicy, C: CacheOps> Handler for VirtTx<'_, P, C> {
     /// go out.
     fn notified(&mut self, _: ChannelSet) -> Result<(), Error> {
         while let Some(buf) = self.driver.next_free()? {
-            self.core.stats.lost += u64::from(!self.tx_return(buf));
+            if !self.tx_return(buf) {
+                self.core.lose();
+            }
         }
         self.tx_provide()
     }
