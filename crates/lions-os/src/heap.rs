@@ -3,7 +3,7 @@
 //! (a FAT or NFS server, a client linking them): [`Heap`], a `linked_list_allocator` over a
 //! static array of `N` bytes that takes its memory on first use, so there is no `init` to forget.
 //!
-//! ```ignore
+//! ```text
 //! #[cfg(target_os = "none")]
 //! #[global_allocator]
 //! static HEAP: lions_os::heap::Heap<{ 4 << 20 }> = lions_os::heap::Heap::new();

@@ -15,7 +15,7 @@
 //! I/O beneath it are the library's (`lions_fs::cache`, `lions_fs::blk`, `lions_blk::QueuedBlk`).
 //!
 //! The FAT backend allocates (no_std + `alloc`). On the host board that is the process's heap; on
-//! seL4 (`target_os = "none"`) it is 4 MiB of this PD's `.bss` ([`lions_os::heap::Heap`]): a
+//! seL4 (`target_os = "none"`) it is 4 MiB of this PD's `.bss` (`lions_os::heap::Heap`): a
 //! cluster-sized buffer per open file or directory (clusters up to 64 KiB) and the open-file
 //! tables, with room for a few dozen open files of the largest clusters.
 #![cfg_attr(target_os = "none", no_std, no_main)]

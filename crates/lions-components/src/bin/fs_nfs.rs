@@ -12,7 +12,7 @@
 //! the FS protocol are the library's; this file only wires configs to it.
 //!
 //! The NFS backend allocates (records in flight, directory pages): on seL4 from 4 MiB of `.bss`
-//! ([`lions_os::heap::Heap`]; 64 calls in flight of 1 MiB each would exceed it, but the FS
+//! (`lions_os::heap::Heap`; 64 calls in flight of 1 MiB each would exceed it, but the FS
 //! client's buffers bound what it asks at once far below that; replies are bounded at 1 MiB +
 //! 4 KiB each), as `fs_fat` does.
 #![cfg_attr(target_os = "none", no_std, no_main)]
