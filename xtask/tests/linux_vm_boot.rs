@@ -16,32 +16,19 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use common::qemu::Qemu;
+use std::io::Write;
 use std::time::{Duration, Instant};
-use xtask::cli::{Board, BuildArgs};
-use xtask::microkit::{QEMU, SDK_ENV, Sdk, on_path, qemu_command};
 
 /// Longest wait for the guest's shell (QEMU emulates the hypervisor too: a boot takes 20-60 s).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest wait for a command's output.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Why the guest cannot boot here: no SDK or QEMU, no disk tools, no Debian arm64 packages.
 fn not_runnable() -> Option<String> {
-    if std::env::var_os(SDK_ENV).is_none_or(|v| v.is_empty()) {
-        return Some(format!(
-            "{SDK_ENV} is not set (no Microkit SDK: {})",
-            xtask::microkit::download_hint()
-        ));
-    }
-    if let Err(e) = Sdk::from_env(Board::QemuVirtAarch64) {
-        return Some(e.to_string());
-    }
-    if !on_path(QEMU) {
-        return Some(format!(
-            "{QEMU} is not on PATH (Debian: apt-get install qemu-system-arm ipxe-qemu)"
-        ));
+    if let Some(why) = common::qemu::not_runnable() {
+        return Some(why);
     }
     if let Some(why) = common::harness::missing_tools(&[
         ("sfdisk", "fdisk"),
@@ -65,92 +52,10 @@ fn not_runnable() -> Option<String> {
     None
 }
 
-struct Qemu {
-    child: Child,
-    console: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Qemu {
-    fn boot(extra: &[&str]) -> Self {
-        let args = BuildArgs {
-            example: "linux_vm".into(),
-            board: Board::QemuVirtAarch64,
-            release: false,
-        };
-        let built = xtask::tasks::build(&xtask::workspace_root(), &args)
-            .unwrap_or_else(|e| panic!("linux_vm: {e}"));
-        let loader = built.loader.expect("loader.img with $MICROKIT_SDK set");
-        let mut child = qemu_command(&loader)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let console = Arc::new(Mutex::new(Vec::new()));
-        let mut out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&console);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Self { child, console }
-    }
-
-    /// The console so far without ANSI colour sequences.
-    fn text(&self) -> String {
-        let raw = String::from_utf8_lossy(&self.console.lock().unwrap()).into_owned();
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '\x1b' && chars.peek() == Some(&'[') {
-                for e in chars.by_ref() {
-                    if e.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    fn expect(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let text = self.text();
-            if done(&text) {
-                return text;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "{what}: not seen within {timeout:?}; console:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        for k in line.bytes().chain([b'\r']) {
-            stdin.write_all(&[k]).unwrap();
-            stdin.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(30));
-        }
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Type `line` and Enter at the guest's console.
+fn type_line(qemu: &mut Qemu, line: &str) {
+    let keys: Vec<u8> = line.bytes().chain([b'\r']).collect();
+    qemu.type_keys_every(&keys, Duration::from_millis(30));
 }
 
 fn boot_linux_vm() {
@@ -188,20 +93,24 @@ fn boot_linux_vm() {
         .unwrap()
         .port();
     let netdev = format!("socket,id=n0,udp=127.0.0.1:{port},localaddr=127.0.0.1:{port}");
-    let mut qemu = Qemu::boot(&[
-        "-global",
-        "virtio-mmio.force-legacy=false",
-        "-drive",
-        &drive,
-        "-device",
-        "virtio-blk-device,drive=hd0",
-        "-netdev",
-        &netdev,
-        "-device",
-        "virtio-net-device,netdev=n0,mac=52:54:01:00:00:7f",
-    ]);
+    let mut qemu = Qemu::boot(
+        "linux_vm",
+        &[
+            "-global",
+            "virtio-mmio.force-legacy=false",
+            "-drive",
+            &drive,
+            "-device",
+            "virtio-blk-device,drive=hd0",
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-device,netdev=n0,mac=52:54:01:00:00:7f",
+        ],
+        BOOT_TIMEOUT,
+    );
     let start = Instant::now();
-    let text = qemu.expect("the guest's shell", BOOT_TIMEOUT, |t| {
+    let text = qemu.expect_within("the guest's shell", BOOT_TIMEOUT, |t| {
         t.contains("Enter 'help' for a list of built-in commands.")
             || t.contains("Kernel panic")
             || t.contains("MON|ERROR")
@@ -221,20 +130,23 @@ fn boot_linux_vm() {
         start.elapsed().as_secs_f64()
     );
     // Input through the Rx virtualiser into the guest, output back: the shell computes.
-    qemu.type_line("echo guest-$((6*7))-$(uname -m)");
-    qemu.expect("the guest's answer", COMMAND_TIMEOUT, |t| {
+    type_line(&mut qemu, "echo guest-$((6*7))-$(uname -m)");
+    qemu.expect_within("the guest's answer", COMMAND_TIMEOUT, |t| {
         t.contains("guest-42-aarch64")
     });
     // The virtio disk: partition 2 behind the blk virtualiser, mounted and read in the guest.
-    qemu.type_line("mount -t vfat -o ro /dev/vda /mnt && cat /mnt/README.TXT && tail -n 1 /mnt/numbers/1-20000.txt");
-    let text = qemu.expect("the disk's files", COMMAND_TIMEOUT, |t| {
+    type_line(
+        &mut qemu,
+        "mount -t vfat -o ro /dev/vda /mnt && cat /mnt/README.TXT && tail -n 1 /mnt/numbers/1-20000.txt",
+    );
+    let text = qemu.expect_within("the disk's files", COMMAND_TIMEOUT, |t| {
         t.contains("Partition 2 of the fileio disk. No PD is a client of it")
             && t.lines().any(|l| l.trim() == "20000")
     });
     assert!(!text.contains("MON|ERROR"), "{text}");
     // Read throughput of the guest's disk (the guest's own clock; printed, not asserted).
-    qemu.type_line("time dd if=/dev/vda of=/dev/null bs=64k");
-    let text = qemu.expect("dd's time", COMMAND_TIMEOUT, |t| {
+    type_line(&mut qemu, "time dd if=/dev/vda of=/dev/null bs=64k");
+    let text = qemu.expect_within("dd's time", COMMAND_TIMEOUT, |t| {
         t.lines().any(|l| l.trim_start().starts_with("real"))
     });
     if let Some(l) = text
@@ -249,23 +161,30 @@ fn boot_linux_vm() {
         );
     }
     // The NIC: the native echo client answers the guest's ping and echoes its datagram.
-    qemu.type_line(
+    type_line(
+        &mut qemu,
         "ip link set eth0 up && ip addr add 10.0.2.20/24 dev eth0 && ping -c 2 10.0.2.10",
     );
-    qemu.expect("the guest's ping answered", COMMAND_TIMEOUT, |t| {
+    qemu.expect_within("the guest's ping answered", COMMAND_TIMEOUT, |t| {
         t.contains("2 packets transmitted, 2 packets received")
             || t.contains("2 packets transmitted, 1 packets received")
     });
     // Debian's busybox-static nc has no UDP mode: the guest checks the echo client's TCP echo.
-    qemu.type_line("echo lions-tcp-$((40+2)) | nc -w 3 10.0.2.10 1236");
-    qemu.expect("the TCP echo", COMMAND_TIMEOUT, |t| {
+    type_line(
+        &mut qemu,
+        "echo lions-tcp-$((40+2)) | nc -w 3 10.0.2.10 1236",
+    );
+    qemu.expect_within("the TCP echo", COMMAND_TIMEOUT, |t| {
         t.lines().any(|l| l.trim() == "lions-tcp-42")
     });
     // UDP: busybox's nslookup sends its DNS queries (A and AAAA) to the echo port; each echoed
     // query comes back and is read as a reply without answers ("Non-authoritative answer:"),
     // where no reply would time out.
-    qemu.type_line("nslookup lions-udp 10.0.2.10:1235; echo nslookup-done");
-    let text = qemu.expect("nslookup's outcome", COMMAND_TIMEOUT, |t| {
+    type_line(
+        &mut qemu,
+        "nslookup lions-udp 10.0.2.10:1235; echo nslookup-done",
+    );
+    let text = qemu.expect_within("nslookup's outcome", COMMAND_TIMEOUT, |t| {
         t.lines().any(|l| l.trim() == "nslookup-done")
     });
     let tail = &text[text.rfind("nslookup lions-udp").unwrap_or(0)..];

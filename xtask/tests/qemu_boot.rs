@@ -40,130 +40,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use xtask::cli::{Board, BuildArgs};
-use xtask::microkit::{QEMU, SDK_ENV, Sdk, on_path, qemu_command};
+use common::qemu::{Qemu, not_runnable};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
 
 /// Longest wait for what a booted system should print.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Why the boot tests cannot run here, if they cannot.
-fn not_runnable() -> Option<String> {
-    if std::env::var_os(SDK_ENV).is_none_or(|v| v.is_empty()) {
-        return Some(format!(
-            "{SDK_ENV} is not set (no Microkit SDK: {})",
-            xtask::microkit::download_hint()
-        ));
-    }
-    if let Err(e) = Sdk::from_env(Board::QemuVirtAarch64) {
-        return Some(e.to_string());
-    }
-    if !on_path(QEMU) {
-        return Some(format!(
-            "{QEMU} is not on PATH (Debian: apt-get install qemu-system-arm ipxe-qemu)"
-        ));
-    }
-    None
-}
-
-/// A booted system: QEMU with its console captured.
-struct Qemu {
-    child: Child,
-    console: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Qemu {
-    fn boot(example: &str) -> Self {
-        Self::boot_with(example, &[])
-    }
-
-    /// Boot `example` with `extra` QEMU arguments (devices).
-    fn boot_with(example: &str, extra: &[&str]) -> Self {
-        let args = BuildArgs {
-            example: example.into(),
-            board: Board::QemuVirtAarch64,
-            release: false,
-        };
-        let built = xtask::tasks::build(&xtask::workspace_root(), &args)
-            .unwrap_or_else(|e| panic!("{example}: {e}"));
-        let loader = built.loader.expect("loader.img with $MICROKIT_SDK set");
-        let mut child = qemu_command(&loader)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let console = Arc::new(Mutex::new(Vec::new()));
-        let mut out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&console);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Self { child, console }
-    }
-
-    /// The console so far, without ANSI colour sequences (the Tx virtualiser colours each
-    /// client's output, chunk by chunk).
-    fn text(&self) -> String {
-        let raw = String::from_utf8_lossy(&self.console.lock().unwrap()).into_owned();
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '\x1b' && chars.peek() == Some(&'[') {
-                for e in chars.by_ref() {
-                    if e.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    /// Wait until `done` holds for the console text; panic with the text after the timeout.
-    fn expect(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let text = self.text();
-            if done(&text) {
-                return text;
-            }
-            assert!(
-                start.elapsed() < BOOT_TIMEOUT,
-                "{what}: not seen within {BOOT_TIMEOUT:?}; console:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn type_keys(&mut self, keys: &[u8]) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        for k in keys {
-            stdin.write_all(&[*k]).unwrap();
-            stdin.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn contains_all(text: &str, lines: &[&str]) -> bool {
     lines.iter().all(|l| text.contains(l))
@@ -171,7 +54,7 @@ fn contains_all(text: &str, lines: &[&str]) -> bool {
 
 fn boot_hello() {
     require("hello");
-    let qemu = Qemu::boot("hello");
+    let qemu = Qemu::boot("hello", &[], BOOT_TIMEOUT);
     let expected = [
         "pong: wrote 0x11050042 into `shared` at 0x",
         "ping: round 1: notifying pong",
@@ -195,7 +78,7 @@ fn boot_hello() {
 
 fn boot_serial() {
     require("serial");
-    let mut qemu = Qemu::boot("serial");
+    let mut qemu = Qemu::boot("serial", &[], BOOT_TIMEOUT);
     qemu.expect("both greetings", |t| {
         t.contains("client0: hello; type and I echo") && t.contains("client1: hello")
     });
@@ -214,7 +97,7 @@ fn boot_serial() {
 
 fn boot_timer() {
     require("timer");
-    let qemu = Qemu::boot("timer");
+    let qemu = Qemu::boot("timer", &[], BOOT_TIMEOUT);
     let text = qemu.expect("three clock ticks and two alarms", |t| {
         t.contains("clock: tick 3 t=") && t.contains("alarm: #2 fired after")
     });
@@ -225,7 +108,7 @@ fn boot_timer() {
 
 fn boot_i2c() {
     require("i2c");
-    let qemu = Qemu::boot("i2c");
+    let qemu = Qemu::boot("i2c", &[], BOOT_TIMEOUT);
     let clock_lines = |t: &str| -> Vec<String> {
         t.lines()
             .filter(|l| l.starts_with("clock: 2"))
@@ -274,7 +157,7 @@ fn boot_echo_server() {
     let netdev = format!(
         "user,id=n0,hostfwd=udp:127.0.0.1:{udp}-10.0.2.10:1235,hostfwd=tcp:127.0.0.1:{tcp}-10.0.2.10:1236"
     );
-    let qemu = Qemu::boot_with(
+    let qemu = Qemu::boot(
         "echo_server",
         &[
             "-global",
@@ -284,6 +167,7 @@ fn boot_echo_server() {
             "-device",
             "virtio-net-device,netdev=n0,mac=52:54:01:00:00:00",
         ],
+        BOOT_TIMEOUT,
     );
     qemu.expect("both clients serving", |t| {
         t.contains("client0: 10.0.2.10/24") && t.contains("client1: 10.0.2.11/24")
@@ -333,7 +217,7 @@ fn boot_webserver() {
     let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-10.0.2.10:80");
     let drive = format!("file={},if=none,format=raw,id=hd0", img.display());
     // The NIC first: QEMU gives it the highest virtio-mmio slot (a003e00), the disk the next.
-    let qemu = Qemu::boot_with(
+    let qemu = Qemu::boot(
         "webserver",
         &[
             "-global",
@@ -347,6 +231,7 @@ fn boot_webserver() {
             "-device",
             "virtio-blk-device,drive=hd0",
         ],
+        BOOT_TIMEOUT,
     );
     qemu.expect("the web server up", |t| {
         t.contains("webserver: serving http://10.0.2.10:80/")
@@ -426,7 +311,7 @@ fn boot_fileio() {
     // make-disk.sh's layout: partition 1 is 64 MiB from 1 MiB, partition 2 8 MiB after it.
     let p2_before = bytes_of(&img, 65 * MIB, 8 * MIB);
     let drive = format!("file={},if=none,format=raw,id=hd0", img.display());
-    let qemu = Qemu::boot_with(
+    let qemu = Qemu::boot(
         "fileio",
         &[
             "-global",
@@ -436,6 +321,7 @@ fn boot_fileio() {
             "-device",
             "virtio-blk-device,drive=hd0",
         ],
+        BOOT_TIMEOUT,
     );
     let text = qemu.expect("the client's done line", |t| {
         t.contains("fileio: done in ") || t.contains("FAILED") || t.contains("panicked")

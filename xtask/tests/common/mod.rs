@@ -19,6 +19,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod harness;
+pub mod qemu;
 
 use std::collections::BTreeMap;
 use std::fs::File;
